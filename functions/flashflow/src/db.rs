@@ -1,0 +1,263 @@
+//! Postgres: the authority for sales and settled orders. Schema migrations run on connect.
+
+use crate::domain::{SaleDefinition, SaleId};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls};
+use tracing::{error, info};
+
+/// Embedded migrations, applied in order, each once.
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_sales_and_orders",
+    include_str!("../migrations/0001_sales_and_orders.sql"),
+)];
+
+/// A Postgres failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database could not be reached or the connection broke.
+    #[error("postgres unavailable: {0}")]
+    Unavailable(#[source] tokio_postgres::Error),
+    /// A statement failed.
+    #[error("postgres error: {0}")]
+    Query(#[source] tokio_postgres::Error),
+    /// The configuration is wrong (e.g. an unparsable `DATABASE_URL`).
+    #[error("postgres configuration: {0}")]
+    Config(String),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() {
+            Self::Unavailable(e)
+        } else {
+            Self::Query(e)
+        }
+    }
+}
+
+/// One Postgres connection per function instance, reused across invocations and replaced when it
+/// breaks. Lambda runs one invocation per instance at a time, so a pool buys nothing there.
+pub struct Db {
+    config: tokio_postgres::Config,
+    client: Mutex<Option<Arc<Client>>>,
+}
+
+impl Db {
+    /// Parse the URL (`postgres://user@host:port/db?options=-csearch_path%3Dschema`). Connects lazily.
+    ///
+    /// # Errors
+    /// [`DbError::Config`] when the URL does not parse.
+    pub fn new(url: &str) -> Result<Self, DbError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| DbError::Config(format!("invalid DATABASE_URL: {e}")))?;
+        config.connect_timeout(Duration::from_secs(3));
+        config.application_name("flashflow");
+        Ok(Self {
+            config,
+            client: Mutex::new(None),
+        })
+    }
+
+    /// Connect (if needed) and apply pending migrations.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database is unreachable or a migration fails.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let mut client = self.connect_new().await?;
+        migrate(&mut client).await?;
+        *self.client.lock().await = Some(Arc::new(client));
+        Ok(())
+    }
+
+    /// A live connection: the cached one, or a new one when it broke.
+    ///
+    /// # Errors
+    /// [`DbError::Unavailable`] when no connection can be made.
+    pub async fn client(&self) -> Result<Arc<Client>, DbError> {
+        let mut guard = self.client.lock().await;
+        if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(Arc::clone(c));
+        }
+        let fresh = Arc::new(self.connect_new().await?);
+        *guard = Some(Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    async fn connect_new(&self) -> Result<Client, DbError> {
+        let (client, connection) = self.config.connect(NoTls).await.map_err(DbError::Unavailable)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                error!(error = %e, "postgres connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Insert a sale, or find the identical one already there.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    pub async fn create_sale(&self, def: &SaleDefinition) -> Result<CreateOutcome, DbError> {
+        let client = self.client().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO sales (id, name, stock, per_user_limit, opens_at, closes_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                &[
+                    &def.id.as_str(),
+                    &def.name,
+                    &(def.stock as i32),
+                    &(def.per_user_limit as i32),
+                    &def.opens_at_ms.map(ms_to_time),
+                    &def.closes_at_ms.map(ms_to_time),
+                ],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(CreateOutcome::Created);
+        }
+        match self.sale(&def.id).await? {
+            Some(existing) if existing.definition == *def => Ok(CreateOutcome::AlreadyExists(existing)),
+            Some(existing) => Ok(CreateOutcome::Conflict(existing)),
+            // Deleted between the insert and the read: rare enough to let the caller retry.
+            None => Err(DbError::Config("sale vanished while being created".into())),
+        }
+    }
+
+    /// A sale with its settlement counters, or `None`.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    pub async fn sale(&self, id: &SaleId) -> Result<Option<SaleRecord>, DbError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT s.name, s.stock, s.per_user_limit, s.opens_at, s.closes_at, s.confirmed,
+                        count(o.*) FILTER (WHERE o.status = 'CONFIRMED') AS confirmed_orders,
+                        count(o.*) FILTER (WHERE o.status = 'REJECTED') AS rejected_orders
+                   FROM sales s LEFT JOIN orders o ON o.sale_id = s.id
+                  WHERE s.id = $1
+                  GROUP BY s.id",
+                &[&id.as_str()],
+            )
+            .await?;
+        Ok(row.map(|r| SaleRecord {
+            definition: SaleDefinition {
+                id: id.clone(),
+                name: r.get(0),
+                stock: r.get::<_, i32>(1) as u32,
+                per_user_limit: r.get::<_, i32>(2) as u32,
+                opens_at_ms: r.get::<_, Option<SystemTime>>(3).map(time_to_ms),
+                closes_at_ms: r.get::<_, Option<SystemTime>>(4).map(time_to_ms),
+            },
+            confirmed_quantity: r.get::<_, i32>(5) as u32,
+            confirmed_orders: r.get::<_, i64>(6) as u64,
+            rejected_orders: r.get::<_, i64>(7) as u64,
+        }))
+    }
+
+    /// For demos and load tests: delete the sale's orders, zero its confirmed count and optionally set
+    /// a new stock. Returns the sale's definition after the reset, or `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    pub async fn reset_sale(
+        &self,
+        id: &SaleId,
+        stock: Option<u32>,
+    ) -> Result<Option<SaleDefinition>, DbError> {
+        let client = self.client().await?;
+        // One statement, so the delete and the counter reset commit together without a transaction
+        // object (which would need exclusive use of the shared connection).
+        let row = client
+            .query_opt(
+                "WITH gone AS (DELETE FROM orders WHERE sale_id = $1)
+                 UPDATE sales SET confirmed = 0, stock = COALESCE($2, stock)
+                  WHERE id = $1
+                  RETURNING name, stock, per_user_limit, opens_at, closes_at",
+                &[&id.as_str(), &stock.map(|s| s as i32)],
+            )
+            .await?;
+        Ok(row.map(|r| SaleDefinition {
+            id: id.clone(),
+            name: r.get(0),
+            stock: r.get::<_, i32>(1) as u32,
+            per_user_limit: r.get::<_, i32>(2) as u32,
+            opens_at_ms: r.get::<_, Option<SystemTime>>(3).map(time_to_ms),
+            closes_at_ms: r.get::<_, Option<SystemTime>>(4).map(time_to_ms),
+        }))
+    }
+}
+
+/// What [`Db::create_sale`] found.
+#[derive(Debug)]
+pub enum CreateOutcome {
+    Created,
+    /// The same sale was created before (a retried request).
+    AlreadyExists(SaleRecord),
+    /// A different sale already has this id.
+    Conflict(SaleRecord),
+}
+
+/// A sale as Postgres holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleRecord {
+    pub definition: SaleDefinition,
+    pub confirmed_quantity: u32,
+    pub confirmed_orders: u64,
+    pub rejected_orders: u64,
+}
+
+impl SaleRecord {
+    /// What may still be sold according to Postgres.
+    pub fn available(&self) -> u32 {
+        self.definition.stock.saturating_sub(self.confirmed_quantity)
+    }
+}
+
+pub(crate) fn ms_to_time(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+pub(crate) fn time_to_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// Apply the embedded migrations not yet applied, under an advisory lock so that concurrent cold
+/// starts do not race. The lock is per schema, so isolated test schemas migrate in parallel.
+async fn migrate(client: &mut Client) -> Result<(), DbError> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(
+        "SELECT pg_advisory_xact_lock(hashtext('flashflow-migrate:' || current_schema()));
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let applied: Vec<String> = tx
+        .query("SELECT version FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (version, sql) in MIGRATIONS {
+        if applied.iter().any(|a| a == version) {
+            continue;
+        }
+        tx.batch_execute(sql).await?;
+        tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
+            .await?;
+        info!(version, "applied migration");
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,75 @@
+-- Reserve stock for one buy, atomically. Every key carries the sale's hash tag, so this runs on
+-- Redis Cluster too.
+--
+-- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock}
+-- KEYS[2] buyers hash  buyer -> quantity reserved so far
+-- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id
+-- KEYS[4] outbox hash  order id -> order message (JSON), removed once settled
+-- KEYS[5] outbox zset  order id -> reserved-at ms, lets the sweeper find stale entries cheaply
+-- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none)
+--
+-- Returns {status, detail}:
+--   RESERVED order-json | DUPLICATE order-id | NO_SALE | NOT_OPEN opens_ms | CLOSED closes_ms
+--   LIMIT remaining-allowance | SOLD_OUT | INSUFFICIENT remaining
+local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms')
+if not sale[1] then
+  return {'NO_SALE', ''}
+end
+
+-- A retried request must get its original answer even after the sale sold out or closed.
+local idem_field = false
+if ARGV[5] ~= '' then
+  idem_field = ARGV[3] .. '\n' .. ARGV[5]
+  local existing = redis.call('HGET', KEYS[3], idem_field)
+  if existing then
+    return {'DUPLICATE', existing}
+  end
+end
+
+-- Redis' clock, not the caller's: every buy process judges the window by the same clock.
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local opens = tonumber(sale[3])
+local closes = tonumber(sale[4])
+if opens and now_ms < opens then
+  return {'NOT_OPEN', tostring(opens)}
+end
+if closes and now_ms >= closes then
+  return {'CLOSED', tostring(closes)}
+end
+
+local qty = tonumber(ARGV[4])
+local limit = tonumber(sale[2])
+local bought = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
+if bought + qty > limit then
+  return {'LIMIT', tostring(math.max(limit - bought, 0))}
+end
+
+local remaining = tonumber(sale[1])
+if remaining < qty then
+  if remaining <= 0 then
+    return {'SOLD_OUT', ''}
+  end
+  return {'INSUFFICIENT', tostring(remaining)}
+end
+
+redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
+redis.call('HINCRBY', KEYS[2], ARGV[3], qty)
+if idem_field then
+  redis.call('HSET', KEYS[3], idem_field, ARGV[1])
+end
+local order = {
+  v = 1,
+  order_id = ARGV[1],
+  sale_id = ARGV[2],
+  buyer = ARGV[3],
+  quantity = qty,
+  reserved_at_ms = now_ms,
+}
+if idem_field then
+  order.idempotency_key = ARGV[5]
+end
+local body = cjson.encode(order)
+redis.call('HSET', KEYS[4], ARGV[1], body)
+redis.call('ZADD', KEYS[5], now_ms, ARGV[1])
+return {'RESERVED', body}

@@ -1,0 +1,347 @@
+//! The Redis side: the reservation script and the sale's live counters.
+//!
+//! All keys of one sale share the hash tag `{sale_id}` so that the scripts, which touch several of
+//! them at once, run on Redis Cluster / ElastiCache cluster mode as well.
+
+use crate::domain::{BuyerId, IdempotencyKey, Quantity, SaleDefinition, SaleId};
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use std::time::Duration;
+use uuid::Uuid;
+
+const RESERVE_LUA: &str = include_str!("lua/reserve.lua");
+const LOAD_SALE_LUA: &str = include_str!("lua/load_sale.lua");
+const RESET_SALE_LUA: &str = include_str!("lua/reset_sale.lua");
+
+/// The Redis keys of one sale.
+#[derive(Debug, Clone)]
+pub struct SaleKeys {
+    pub sale: String,
+    pub buyers: String,
+    pub idem: String,
+    pub outbox: String,
+    pub outbox_at: String,
+}
+
+impl SaleKeys {
+    pub fn new(sale: &SaleId) -> Self {
+        let tag = format!("ff:{{{sale}}}");
+        Self {
+            sale: format!("{tag}:sale"),
+            buyers: format!("{tag}:buyers"),
+            idem: format!("{tag}:idem"),
+            outbox: format!("{tag}:outbox"),
+            outbox_at: format!("{tag}:outbox_at"),
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        vec![
+            self.sale.clone(),
+            self.buyers.clone(),
+            self.idem.clone(),
+            self.outbox.clone(),
+            self.outbox_at.clone(),
+        ]
+    }
+}
+
+/// What the script answered for one buy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Stock was taken; `message` is the order message now in the outbox.
+    Reserved { order_id: Uuid, message: String },
+    /// The buyer's idempotency key was seen before: this is the original order, nothing was taken.
+    Duplicate { order_id: Uuid },
+    /// Nothing was taken, for this reason.
+    Refused(Refusal),
+}
+
+/// Why the script took no stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownSale,
+    NotOpen { opens_at_ms: i64 },
+    Closed { closes_at_ms: i64 },
+    LimitReached { allowance: u32 },
+    SoldOut,
+    InsufficientStock { remaining: u32 },
+}
+
+/// The Redis store failed; nothing is known to have been reserved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis could not be reached in time (down, failing over, overloaded).
+    #[error("redis unavailable: {0}")]
+    Unavailable(#[source] fred::error::Error),
+    /// Redis answered something this code does not understand, or refused a command.
+    #[error("redis error: {0}")]
+    Failed(String),
+}
+
+impl From<fred::error::Error> for StoreError {
+    fn from(e: fred::error::Error) -> Self {
+        use fred::error::ErrorKind::*;
+        match e.kind() {
+            IO | Timeout | Canceled | Backpressure | Cluster | Routing => Self::Unavailable(e),
+            _ => Self::Failed(e.to_string()),
+        }
+    }
+}
+
+/// One buy, validated, as the reservation port takes it.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    pub order_id: Uuid,
+    pub sale: SaleId,
+    pub buyer: BuyerId,
+    pub quantity: Quantity,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// Port: take stock for one buy, atomically.
+pub trait ReservationStore: Send + Sync {
+    /// # Errors
+    /// [`StoreError`] when the store cannot answer; then nothing was reserved by this call.
+    fn reserve(
+        &self,
+        req: &ReserveRequest,
+    ) -> impl std::future::Future<Output = Result<Reservation, StoreError>> + Send;
+}
+
+/// Live counters of a sale as Redis holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSale {
+    pub stock: i64,
+    pub remaining: i64,
+    /// Reservations not yet settled (the outbox).
+    pub pending: i64,
+}
+
+/// Redis adapter: one multiplexed connection, scripts by SHA with reload on `NOSCRIPT`.
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    reserve: Script,
+    load_sale: Script,
+    reset_sale: Script,
+}
+
+/// Settings for [`RedisStore::connect`].
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://host:port` (or `rediss://`, `redis-cluster://`).
+    pub url: String,
+    /// A command not answered within this is failed, so a buyer gets a 503 instead of a hang.
+    pub command_timeout: Duration,
+}
+
+impl RedisStore {
+    /// Build the client and start connecting. Does not wait for the connection: commands wait up to
+    /// the command timeout for it, so a process can start while Redis is briefly away.
+    ///
+    /// # Errors
+    /// When the URL is invalid.
+    pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let config = Config::from_url(&settings.url)
+            .map_err(|e| StoreError::Failed(format!("invalid REDIS_URL: {e}")))?;
+        let mut config = config;
+        config.fail_fast = false;
+        let client = Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = settings.command_timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = settings.command_timeout;
+                c.tcp.nodelay = Some(true);
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build()
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        client.connect();
+        Ok(Self {
+            client,
+            reserve: Script::from_lua(RESERVE_LUA),
+            load_sale: Script::from_lua(LOAD_SALE_LUA),
+            reset_sale: Script::from_lua(RESET_SALE_LUA),
+        })
+    }
+
+    /// Wait until connected, for at most `timeout`, and load the scripts so the first buy does not
+    /// pay for a `NOSCRIPT` round trip.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached in time.
+    pub async fn ready(&self, timeout: Duration) -> Result<(), StoreError> {
+        match tokio::time::timeout(timeout, self.client.wait_for_connect()).await {
+            Ok(res) => res?,
+            Err(_) => {
+                return Err(StoreError::Unavailable(fred::error::Error::new(
+                    fred::error::ErrorKind::Timeout,
+                    "timed out connecting to redis",
+                )))
+            }
+        }
+        for script in [&self.reserve, &self.load_sale, &self.reset_sale] {
+            script.load(&self.client).await?;
+        }
+        Ok(())
+    }
+
+    /// The underlying client, for tests and tools.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Load (or refresh) a sale's definition. `available` is set as the remaining stock only when the
+    /// sale is not in Redis yet. Returns whether it was newly loaded.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn load_sale(&self, def: &SaleDefinition, available: u32) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(&def.id);
+        let fresh: i64 = self
+            .load_sale
+            .evalsha_with_reload(
+                &self.client,
+                vec![keys.sale],
+                vec![
+                    def.stock.to_string(),
+                    available.to_string(),
+                    def.per_user_limit.to_string(),
+                    opt_ms(def.opens_at_ms),
+                    opt_ms(def.closes_at_ms),
+                ],
+            )
+            .await?;
+        Ok(fresh == 1)
+    }
+
+    /// Put a sale back to its full stock and forget its buyers, idempotency keys and outbox.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn reset_sale(&self, def: &SaleDefinition) -> Result<(), StoreError> {
+        let keys = SaleKeys::new(&def.id);
+        let _: i64 = self
+            .reset_sale
+            .evalsha_with_reload(
+                &self.client,
+                keys.all(),
+                vec![
+                    def.stock.to_string(),
+                    def.per_user_limit.to_string(),
+                    opt_ms(def.opens_at_ms),
+                    opt_ms(def.closes_at_ms),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The sale's live counters, or `None` when Redis does not hold the sale.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let (stock, remaining): (Option<i64>, Option<i64>) =
+            self.client.hmget(&keys.sale, vec!["stock", "remaining"]).await?;
+        let pending: i64 = self.client.hlen(&keys.outbox).await?;
+        Ok(match (stock, remaining) {
+            (Some(stock), Some(remaining)) => Some(LiveSale {
+                stock,
+                remaining,
+                pending,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Order messages still in the sale's outbox (reserved, not yet settled).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn outbox(&self, sale: &SaleId) -> Result<Vec<(String, String)>, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let all: std::collections::HashMap<String, String> =
+            self.client.hgetall(&keys.outbox).await?;
+        Ok(all.into_iter().collect())
+    }
+}
+
+fn opt_ms(ms: Option<i64>) -> String {
+    ms.map(|v| v.to_string()).unwrap_or_default()
+}
+
+impl ReservationStore for RedisStore {
+    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
+        let keys = SaleKeys::new(&req.sale);
+        let order_id = req.order_id.to_string();
+        let (status, detail): (String, String) = self
+            .reserve
+            .evalsha_with_reload(
+                &self.client,
+                keys.all(),
+                vec![
+                    order_id.as_str(),
+                    req.sale.as_str(),
+                    req.buyer.as_str(),
+                    &req.quantity.get().to_string(),
+                    req.idempotency_key.as_ref().map_or("", |k| k.as_str()),
+                ],
+            )
+            .await?;
+        parse_reply(&status, detail, req.order_id)
+    }
+}
+
+fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservation, StoreError> {
+    let num = |d: &str| -> Result<i64, StoreError> {
+        d.parse()
+            .map_err(|_| StoreError::Failed(format!("reserve.lua: bad number {d:?} for {status}")))
+    };
+    Ok(match status {
+        "RESERVED" => Reservation::Reserved {
+            order_id,
+            message: detail,
+        },
+        "DUPLICATE" => Reservation::Duplicate {
+            order_id: detail
+                .parse()
+                .map_err(|_| StoreError::Failed(format!("reserve.lua: bad order id {detail:?}")))?,
+        },
+        "NO_SALE" => Reservation::Refused(Refusal::UnknownSale),
+        "NOT_OPEN" => Reservation::Refused(Refusal::NotOpen {
+            opens_at_ms: num(&detail)?,
+        }),
+        "CLOSED" => Reservation::Refused(Refusal::Closed {
+            closes_at_ms: num(&detail)?,
+        }),
+        "LIMIT" => Reservation::Refused(Refusal::LimitReached {
+            allowance: num(&detail)?.max(0) as u32,
+        }),
+        "SOLD_OUT" => Reservation::Refused(Refusal::SoldOut),
+        "INSUFFICIENT" => Reservation::Refused(Refusal::InsufficientStock {
+            remaining: num(&detail)?.max(0) as u32,
+        }),
+        other => return Err(StoreError::Failed(format!("reserve.lua: unknown status {other:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_sale_carries_the_same_hash_tag() {
+        let keys = SaleKeys::new(&SaleId::parse("drop-1").unwrap());
+        for k in keys.all() {
+            assert!(k.starts_with("ff:{drop-1}:"), "{k}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_script_status_is_an_error_not_a_reservation() {
+        assert!(parse_reply("WHAT", String::new(), Uuid::nil()).is_err());
+        assert!(parse_reply("LIMIT", "x".into(), Uuid::nil()).is_err());
+    }
+}

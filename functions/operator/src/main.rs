@@ -1,0 +1,30 @@
+//! The operator function: create, show and reset sales (`/admin/...`, IAM-authorized in AWS).
+//!
+//! Settings: `DATABASE_URL`, `REDIS_URL`, optional `OPERATOR_TOKEN` (bearer token accepted in
+//! addition to IAM), `REDIS_COMMAND_TIMEOUT_MS`. Migrations run at start.
+
+use anyhow::Context;
+use flashflow::api::operator::OperatorHandler;
+use flashflow::{config, db::Db, store::RedisStore};
+use lambda_http::{service_fn, Error, Request};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+
+    let database_url = config::required("DATABASE_URL", "postgres://user:pass@host:5432/db")?;
+    let redis = config::redis()?;
+    let token = config::optional("OPERATOR_TOKEN");
+
+    let db = Db::new(&database_url)?;
+    db.migrate().await.context("migrating Postgres")?;
+    let store = RedisStore::connect(&redis)?;
+    let handler = Arc::new(OperatorHandler::new(db, store, token));
+
+    lambda_http::run(service_fn(move |req: Request| {
+        let handler = Arc::clone(&handler);
+        async move { Ok::<_, Error>(handler.handle(req).await) }
+    }))
+    .await
+}
