@@ -1,0 +1,116 @@
+//! Test helpers: connections to the real local stack, and per-test isolation (a fresh sale id, a
+//! fresh Postgres schema, a fresh SQS queue), so tests run in parallel and on a dirty machine.
+#![allow(dead_code)]
+
+use flashflow::api::buy::{BuyHandler, BuySettings};
+use flashflow::db::Db;
+use flashflow::domain::{SaleDefinition, SaleId};
+use flashflow::queue::SqsPublisher;
+use flashflow::store::{RedisSettings, RedisStore};
+use lambda_http::Request;
+use std::time::Duration;
+use uuid::Uuid;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with 'make test', which starts the local stack and sets it")
+    })
+}
+
+pub fn redis_settings() -> RedisSettings {
+    RedisSettings {
+        url: env("REDIS_URL"),
+        command_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A connected store.
+pub async fn store() -> RedisStore {
+    let store = RedisStore::connect(&redis_settings()).unwrap();
+    store.ready(Duration::from_secs(5)).await.expect("redis is not reachable");
+    store
+}
+
+/// A sale id no other test (or earlier run) uses.
+pub fn fresh_sale_id() -> SaleId {
+    SaleId::parse(&format!("t-{}", Uuid::new_v4().simple())).unwrap()
+}
+
+pub fn sale(id: &SaleId, stock: u32, limit: u32) -> SaleDefinition {
+    SaleDefinition {
+        id: id.clone(),
+        name: "test sale".into(),
+        stock,
+        per_user_limit: limit,
+        opens_at_ms: None,
+        closes_at_ms: None,
+    }
+}
+
+/// A new sale loaded into Redis.
+pub async fn loaded_sale(store: &RedisStore, stock: u32, limit: u32) -> SaleDefinition {
+    let def = sale(&fresh_sale_id(), stock, limit);
+    assert!(store.load_sale(&def, stock).await.unwrap());
+    def
+}
+
+/// A `Db` on a brand-new schema of the test database, migrated.
+pub async fn fresh_db() -> Db {
+    let base = env("TEST_DATABASE_URL");
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let db = Db::new(&base).unwrap();
+    db.client()
+        .await
+        .expect("postgres is not reachable")
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let db = Db::new(&format!("{base}{sep}options=-csearch_path%3D{schema}")).unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+pub async fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&flashflow::aws::sdk_config().await)
+}
+
+/// A new, empty queue; returns its URL.
+pub async fn fresh_queue(sqs: &aws_sdk_sqs::Client) -> String {
+    sqs.create_queue()
+        .queue_name(format!("t-{}", Uuid::new_v4().simple()))
+        .send()
+        .await
+        .expect("LocalStack SQS is not reachable")
+        .queue_url
+        .unwrap()
+}
+
+/// An SQS client whose endpoint refuses connections: "SQS is down".
+pub async fn unreachable_sqs() -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::config::Builder::from(&flashflow::aws::sdk_config().await)
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
+pub fn buy_handler(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> BuyHandler<RedisStore, SqsPublisher> {
+    BuyHandler::new(store, SqsPublisher::new(sqs, queue_url), BuySettings { trust_user_header: true })
+}
+
+/// An API Gateway event fixture from `events/`, with `demo-sale` replaced by `sale`.
+pub fn event(fixture: &str, sale: &SaleId) -> Request {
+    lambda_http::request::from_str(&fixture.replace("demo-sale", sale.as_str())).expect("fixture parses")
+}
+
+pub const BUY_EVENT: &str = include_str!("../../../../events/apigw-buy.json");
+pub const BUY_NO_IDENTITY_EVENT: &str = include_str!("../../../../events/apigw-buy-no-identity.json");
+pub const ADMIN_CREATE_EVENT: &str = include_str!("../../../../events/apigw-admin-create-sale.json");
+pub const ADMIN_SHOW_EVENT: &str = include_str!("../../../../events/apigw-admin-show-sale.json");
+
+/// The status and JSON body of a response.
+pub fn parts(resp: lambda_http::Response<lambda_http::Body>) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let body: &[u8] = resp.body().as_ref();
+    (status, serde_json::from_slice(body).expect("response body is JSON"))
+}

@@ -1,0 +1,33 @@
+# Shared settings of the local stack. Sourced by the other scripts and by the Makefile's commands.
+# Everything can be overridden from the environment.
+: "${FLASHFLOW_HOME:=${XDG_CACHE_HOME:-$HOME/.cache}/flashflow}"   # installs, logs, pids
+: "${AWS_REGION:=us-east-1}"
+: "${LOCALSTACK_PORT:=4566}"
+: "${DYNAMODB_PORT:=8000}"
+: "${API_PORT:=3080}"
+: "${ORDERS_QUEUE:=flashflow-orders}"
+: "${ORDERS_DLQ:=flashflow-orders-dlq}"
+: "${ORDERS_TABLE:=flashflow-orders}"
+: "${REDIS_URL:=redis://127.0.0.1:6379}"
+: "${DATABASE_URL:=postgres://postgres@127.0.0.1:5432/flashflow}"
+: "${OPERATOR_TOKEN:=local-operator-token}"
+
+export FLASHFLOW_HOME AWS_REGION LOCALSTACK_PORT DYNAMODB_PORT API_PORT ORDERS_QUEUE ORDERS_DLQ \
+  ORDERS_TABLE REDIS_URL DATABASE_URL OPERATOR_TOKEN
+export AWS_DEFAULT_REGION="$AWS_REGION"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_ENDPOINT_URL_SQS="${AWS_ENDPOINT_URL_SQS:-http://localhost:$LOCALSTACK_PORT}"
+export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://localhost:$DYNAMODB_PORT}"
+export ORDERS_QUEUE_URL="${ORDERS_QUEUE_URL:-http://localhost:$LOCALSTACK_PORT/queue/$AWS_REGION/000000000000/$ORDERS_QUEUE}"
+export ORDERS_DLQ_URL="${ORDERS_DLQ_URL:-http://localhost:$LOCALSTACK_PORT/queue/$AWS_REGION/000000000000/$ORDERS_DLQ}"
+
+LS_VENV="$FLASHFLOW_HOME/localstack-venv"
+TOOLS_VENV="$FLASHFLOW_HOME/tools-venv"
+DDB_DIR="$FLASHFLOW_HOME/dynamodb-local"
+RUN_DIR="$FLASHFLOW_HOME/run"
+LOG_DIR="$FLASHFLOW_HOME/logs"
+# awslocal, aws and cargo-lambda come from our venvs.
+export PATH="$LS_VENV/bin:$TOOLS_VENV/bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Start the local stack (idempotent): Redis, PostgreSQL, LocalStack (SQS, host mode), DynamoDB Local,
+# then create the queue, its DLQ and the order-status table. No Docker needed.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
+. "$HERE/env.sh"
+mkdir -p "$RUN_DIR" "$LOG_DIR"
+[ -x "$LS_VENV/bin/python" ] && [ -f "$DDB_DIR/DynamoDBLocal.jar" ] || die "the local stack is not installed: run 'make setup' first"
+
+wait_for() { # name timeout-seconds command...
+  local name=$1 t=$2; shift 2
+  for _ in $(seq $((t * 10))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  die "$name did not become ready in ${t}s (logs: $LOG_DIR)"
+}
+pid_alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+
+# --- Redis
+if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+  say "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "${TMPDIR:-/tmp}" --logfile "$LOG_DIR/redis.log"
+  wait_for Redis 10 redis-cli -u "$REDIS_URL" ping
+fi
+
+# --- PostgreSQL
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  say "starting PostgreSQL"
+  ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+  [ -n "$ver" ] || die "no PostgreSQL cluster found under /etc/postgresql"
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+  wait_for PostgreSQL 20 pg_isready -q -h 127.0.0.1 -p 5432
+fi
+ADMIN_URL="${DATABASE_URL%/*}/postgres"
+if ! psql "$ADMIN_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+  # A fresh Debian install only trusts the local socket: give the postgres user the password the
+  # default DATABASE_URL uses (harmless where trust auth is already configured).
+  su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null 2>&1 || true
+  psql "$ADMIN_URL" -qtAc 'SELECT 1' >/dev/null 2>&1 || die "cannot connect to PostgreSQL as $ADMIN_URL: set DATABASE_URL"
+fi
+for db in "${DATABASE_URL##*/}" flashflow_test; do
+  psql "$ADMIN_URL" -qtAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 \
+    || psql "$ADMIN_URL" -qc "CREATE DATABASE \"$db\"" >/dev/null
+done
+
+# --- LocalStack (SQS only), host mode
+ls_ready() { curl -sf "http://localhost:$LOCALSTACK_PORT/_localstack/health" | grep -Eq '"sqs": *"(available|running)"'; }
+if ! ls_ready; then
+  say "starting LocalStack (SQS) on :$LOCALSTACK_PORT"
+  mkdir -p "$FLASHFLOW_HOME/localstack-fs"
+  (cd "$FLASHFLOW_HOME" && OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$FLASHFLOW_HOME/localstack-fs" \
+    DISABLE_EVENTS=1 SERVICES=sqs SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="localhost:$LOCALSTACK_PORT" \
+    GATEWAY_LISTEN="0.0.0.0:$LOCALSTACK_PORT" \
+    nohup "$LS_VENV/bin/python" -m localstack.runtime.main >"$LOG_DIR/localstack.log" 2>&1 &
+    echo $! >"$RUN_DIR/localstack.pid")
+  wait_for LocalStack 60 ls_ready
+fi
+
+# --- DynamoDB Local
+ddb_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://localhost:$DYNAMODB_PORT")" != 000 ]; }
+if ! ddb_ready; then
+  say "starting DynamoDB Local on :$DYNAMODB_PORT"
+  nohup java -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" \
+    -inMemory -port "$DYNAMODB_PORT" >"$LOG_DIR/dynamodb.log" 2>&1 &
+  echo $! >"$RUN_DIR/dynamodb.pid"
+  wait_for "DynamoDB Local" 30 ddb_ready
+fi
+
+# --- Resources (the same script Docker LocalStack runs from its ready.d hook)
+DYNAMODB_ENDPOINT="$AWS_ENDPOINT_URL_DYNAMODB" bash "$ROOT/localstack/init/ready.d/10-flashflow.sh" >"$LOG_DIR/init.log" 2>&1 \
+  || { cat "$LOG_DIR/init.log" >&2; die "creating the queue and table failed"; }
+say "local stack up: SQS $AWS_ENDPOINT_URL_SQS, DynamoDB $AWS_ENDPOINT_URL_DYNAMODB, Redis $REDIS_URL, Postgres $DATABASE_URL"

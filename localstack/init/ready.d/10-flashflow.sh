@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create FlashFlow's queue (with its DLQ and redrive policy) and the order-status table. Idempotent.
+# Runs from infra/local/up.sh on the host, and as a LocalStack ready.d hook in Docker.
+set -euo pipefail
+REGION=${AWS_DEFAULT_REGION:-us-east-1}
+ORDERS_QUEUE=${ORDERS_QUEUE:-flashflow-orders}
+ORDERS_DLQ=${ORDERS_DLQ:-flashflow-orders-dlq}
+ORDERS_TABLE=${ORDERS_TABLE:-flashflow-orders}
+DYNAMODB_ENDPOINT=${DYNAMODB_ENDPOINT:-http://localhost:8000}
+MAX_RECEIVE_COUNT=${MAX_RECEIVE_COUNT:-5}
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-test} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-test}
+
+awslocal sqs create-queue --region "$REGION" --queue-name "$ORDERS_DLQ" \
+  --attributes MessageRetentionPeriod=1209600 >/dev/null
+dlq_url=$(awslocal sqs get-queue-url --region "$REGION" --queue-name "$ORDERS_DLQ" --query QueueUrl --output text)
+dlq_arn=$(awslocal sqs get-queue-attributes --region "$REGION" --queue-url "$dlq_url" \
+  --attribute-names QueueArn --query Attributes.QueueArn --output text)
+cat >/tmp/flashflow-queue-attrs.json <<JSON
+{"VisibilityTimeout": "30", "ReceiveMessageWaitTimeSeconds": "20",
+ "RedrivePolicy": "{\"deadLetterTargetArn\":\"$dlq_arn\",\"maxReceiveCount\":\"$MAX_RECEIVE_COUNT\"}"}
+JSON
+awslocal sqs create-queue --region "$REGION" --queue-name "$ORDERS_QUEUE" \
+  --attributes file:///tmp/flashflow-queue-attrs.json >/dev/null
+echo "queue $ORDERS_QUEUE (DLQ $ORDERS_DLQ after $MAX_RECEIVE_COUNT receives)"
+
+if ! aws dynamodb describe-table --region "$REGION" --endpoint-url "$DYNAMODB_ENDPOINT" \
+  --table-name "$ORDERS_TABLE" >/dev/null 2>&1; then
+  aws dynamodb create-table --region "$REGION" --endpoint-url "$DYNAMODB_ENDPOINT" \
+    --table-name "$ORDERS_TABLE" --billing-mode PAY_PER_REQUEST \
+    --attribute-definitions AttributeName=order_id,AttributeType=S \
+    --key-schema AttributeName=order_id,KeyType=HASH >/dev/null
+fi
+echo "table $ORDERS_TABLE"
