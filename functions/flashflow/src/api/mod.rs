@@ -187,11 +187,15 @@ pub(crate) fn json_body(req: &Request, limit: usize) -> Result<Option<&[u8]>, Ap
     Ok(Some(bytes))
 }
 
-/// Parse a JSON body into `T`, turning serde's message into a client error with `code`.
+/// Parse a JSON object body into `T`, turning serde's message into a client error with `code`.
 pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(
     bytes: &'a [u8],
     code: &'static str,
 ) -> Result<T, ApiError> {
+    // serde's derive also accepts a struct written as an array (`[1]`); the API only takes objects.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(InvalidInput::new(code, "body must be a JSON object").into());
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::Invalid(InvalidInput::new(code, format!("invalid JSON body: {e}"))))
 }
