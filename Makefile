@@ -1,0 +1,47 @@
+# FlashFlow. The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
+
+.PHONY: help setup up down status demo test lint fmt build api api-stop lambda-build watch
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## install what the local stack needs (once; cheap to re-run)
+	@bash infra/local/setup.sh
+
+up: setup ## start the local stack: Redis, Postgres, LocalStack SQS, DynamoDB Local
+	@bash infra/local/up.sh
+
+down: ## stop LocalStack, DynamoDB Local and the local API
+	@bash infra/local/down.sh
+
+demo: up ## the flash sale end to end on the local stack
+	@bash infra/local/demo.sh
+
+test: up ## format check, clippy, and every test against the real local stack
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	@$(ENV) cargo test --workspace
+
+lint: ## clippy with warnings as errors
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	cargo fmt --all
+
+build: ## release build of the local server
+	cargo build --release -p flashflow-local
+
+api: build ## serve the API on 127.0.0.1:$API_PORT in the background
+	@$(ENV) bash infra/local/api.sh start
+
+api-stop: ## stop the background API
+	@$(ENV) bash infra/local/api.sh stop
+
+lambda-build: setup ## build the Lambda functions for provided.al2023 with cargo-lambda
+	@$(ENV) cargo lambda build --release --workspace --exclude flashflow-local --exclude flashflow
+
+watch: setup ## run the functions under `cargo lambda watch` (Lambda emulator, one request per process)
+	@$(ENV) TRUST_USER_HEADER=1 cargo lambda watch
