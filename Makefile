@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 
-.PHONY: help setup up down status demo test lint fmt build api api-stop lambda-build watch
+.PHONY: help setup up down demo test lint fmt build api api-stop lambda-build watch
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,8 +20,9 @@ down: ## stop LocalStack, DynamoDB Local and the local API
 demo: up ## the flash sale end to end on the local stack
 	@bash infra/local/demo.sh
 
-test: up ## format check, clippy, and every test against the real local stack
+test: up ## format check, clippy, template check, and every test against the real local stack
 	cargo fmt --all -- --check
+	@$(ENV) sam validate --lint --region "$$AWS_REGION"
 	cargo clippy --workspace --all-targets -- -D warnings
 	@$(ENV) cargo test --workspace
 

@@ -9,7 +9,7 @@
 : "${ORDERS_DLQ:=flashflow-orders-dlq}"
 : "${ORDERS_TABLE:=flashflow-orders}"
 : "${REDIS_URL:=redis://127.0.0.1:6379}"
-: "${DATABASE_URL:=postgres://postgres@127.0.0.1:5432/flashflow}"
+: "${DATABASE_URL:=postgres://postgres:postgres@127.0.0.1:5432/flashflow}"
 : "${OPERATOR_TOKEN:=local-operator-token}"
 
 export FLASHFLOW_HOME AWS_REGION LOCALSTACK_PORT DYNAMODB_PORT API_PORT ORDERS_QUEUE ORDERS_DLQ \
@@ -23,11 +23,13 @@ export ORDERS_DLQ_URL="${ORDERS_DLQ_URL:-http://localhost:$LOCALSTACK_PORT/queue
 
 LS_VENV="$FLASHFLOW_HOME/localstack-venv"
 TOOLS_VENV="$FLASHFLOW_HOME/tools-venv"
+SAM_VENV="$FLASHFLOW_HOME/sam-venv"
 DDB_DIR="$FLASHFLOW_HOME/dynamodb-local"
 RUN_DIR="$FLASHFLOW_HOME/run"
 LOG_DIR="$FLASHFLOW_HOME/logs"
 # awslocal, aws and cargo-lambda come from our venvs.
-export PATH="$LS_VENV/bin:$TOOLS_VENV/bin:$PATH"
+export PATH="$LS_VENV/bin:$TOOLS_VENV/bin:$PATH:$SAM_VENV/bin"
+export SAM_CLI_TELEMETRY=0
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31mERROR: %s\033[0m\n' "$*" >&2; exit 1; }

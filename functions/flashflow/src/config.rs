@@ -7,7 +7,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {name} is required: {hint}")]
-    Missing { name: &'static str, hint: &'static str },
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
     #[error("environment variable {name}={value:?} is invalid: expected {expected}")]
     Invalid {
         name: &'static str,
@@ -75,7 +78,10 @@ pub fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError>
 /// [`ConfigError`] when `REDIS_URL` is missing or the timeout is malformed.
 pub fn redis() -> Result<crate::store::RedisSettings, ConfigError> {
     Ok(crate::store::RedisSettings {
-        url: required("REDIS_URL", "the Redis endpoint, e.g. redis://127.0.0.1:6379")?,
+        url: required(
+            "REDIS_URL",
+            "the Redis endpoint, e.g. redis://127.0.0.1:6379",
+        )?,
         command_timeout: millis("REDIS_COMMAND_TIMEOUT_MS", 1000)?,
     })
 }

@@ -87,7 +87,11 @@ impl Db {
     }
 
     async fn connect_new(&self) -> Result<Client, DbError> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(DbError::Unavailable)?;
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(DbError::Unavailable)?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 error!(error = %e, "postgres connection closed");
@@ -120,7 +124,9 @@ impl Db {
             return Ok(CreateOutcome::Created);
         }
         match self.sale(&def.id).await? {
-            Some(existing) if existing.definition == *def => Ok(CreateOutcome::AlreadyExists(existing)),
+            Some(existing) if existing.definition == *def => {
+                Ok(CreateOutcome::AlreadyExists(existing))
+            }
             Some(existing) => Ok(CreateOutcome::Conflict(existing)),
             // Deleted between the insert and the read: rare enough to let the caller retry.
             None => Err(DbError::Config("sale vanished while being created".into())),
@@ -214,7 +220,9 @@ pub struct SaleRecord {
 impl SaleRecord {
     /// What may still be sold according to Postgres.
     pub fn available(&self) -> u32 {
-        self.definition.stock.saturating_sub(self.confirmed_quantity)
+        self.definition
+            .stock
+            .saturating_sub(self.confirmed_quantity)
     }
 }
 
@@ -254,8 +262,11 @@ async fn migrate(client: &mut Client) -> Result<(), DbError> {
             continue;
         }
         tx.batch_execute(sql).await?;
-        tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
-            .await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await?;
         info!(version, "applied migration");
     }
     tx.commit().await?;

@@ -218,9 +218,16 @@ mod tests {
     #[test]
     fn sale_ids_that_could_break_the_hash_tag_are_refused() {
         for bad in ["", "a{b", "a}b", "a b", "ä", &"x".repeat(65)] {
-            assert_eq!(SaleId::parse(bad).unwrap_err().code, "invalid_sale_id", "{bad:?}");
+            assert_eq!(
+                SaleId::parse(bad).unwrap_err().code,
+                "invalid_sale_id",
+                "{bad:?}"
+            );
         }
-        assert_eq!(SaleId::parse("drop-2026_A").unwrap().as_str(), "drop-2026_A");
+        assert_eq!(
+            SaleId::parse("drop-2026_A").unwrap().as_str(),
+            "drop-2026_A"
+        );
     }
 
     #[test]
@@ -242,7 +249,10 @@ mod tests {
     #[test]
     fn order_message_of_an_unknown_version_is_refused() {
         let body = r#"{"v":2,"order_id":"0190f3a2-6c1e-7cc0-9b1e-3a6c2f0e8d11","sale_id":"s","buyer":"b","quantity":1,"reserved_at_ms":1}"#;
-        assert_eq!(OrderMessage::parse(body).unwrap_err().code, "invalid_message");
+        assert_eq!(
+            OrderMessage::parse(body).unwrap_err().code,
+            "invalid_message"
+        );
         let ok = body.replace("\"v\":2", "\"v\":1");
         assert_eq!(OrderMessage::parse(&ok).unwrap().quantity, 1);
     }

@@ -196,7 +196,11 @@ impl RedisStore {
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
-    pub async fn load_sale(&self, def: &SaleDefinition, available: u32) -> Result<bool, StoreError> {
+    pub async fn load_sale(
+        &self,
+        def: &SaleDefinition,
+        available: u32,
+    ) -> Result<bool, StoreError> {
         let keys = SaleKeys::new(&def.id);
         let fresh: i64 = self
             .load_sale
@@ -243,8 +247,10 @@ impl RedisStore {
     /// [`StoreError`] when Redis fails.
     pub async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {
         let keys = SaleKeys::new(sale);
-        let (stock, remaining): (Option<i64>, Option<i64>) =
-            self.client.hmget(&keys.sale, vec!["stock", "remaining"]).await?;
+        let (stock, remaining): (Option<i64>, Option<i64>) = self
+            .client
+            .hmget(&keys.sale, vec!["stock", "remaining"])
+            .await?;
         let pending: i64 = self.client.hlen(&keys.outbox).await?;
         Ok(match (stock, remaining) {
             (Some(stock), Some(remaining)) => Some(LiveSale {
@@ -323,7 +329,11 @@ fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservati
         "INSUFFICIENT" => Reservation::Refused(Refusal::InsufficientStock {
             remaining: num(&detail)?.max(0) as u32,
         }),
-        other => return Err(StoreError::Failed(format!("reserve.lua: unknown status {other:?}"))),
+        other => {
+            return Err(StoreError::Failed(format!(
+                "reserve.lua: unknown status {other:?}"
+            )))
+        }
     })
 }
 

@@ -41,5 +41,8 @@ async fn the_local_server_serves_the_buy_handler_and_refuses_oversized_bodies() 
     .await;
     assert!(too_big.starts_with("HTTP/1.1 413"), "{too_big}");
     assert!(too_big.contains("body_too_large"));
-    assert_eq!(store.live_sale(&def.id).await.unwrap().unwrap().remaining, 4);
+    assert_eq!(
+        store.live_sale(&def.id).await.unwrap().unwrap().remaining,
+        4
+    );
 }

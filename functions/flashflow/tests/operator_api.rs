@@ -20,7 +20,8 @@ fn req(method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Req
     if let Some(t) = token {
         b = b.header("authorization", format!("Bearer {t}"));
     }
-    b.body(body.map_or(Body::Empty, |s| Body::Text(s.into()))).unwrap()
+    b.body(body.map_or(Body::Empty, |s| Body::Text(s.into())))
+        .unwrap()
 }
 
 fn create_body(id: &str, stock: u32) -> String {
@@ -31,7 +32,15 @@ fn create_body(id: &str, stock: u32) -> String {
 async fn an_operator_creates_a_sale_that_buyers_can_then_buy_from() {
     let op = handler().await;
     let id = fresh_sale_id();
-    let (status, body) = parts(op.handle(req("POST", "/admin/sales", Some(&create_body(id.as_str(), 100)), Some(TOKEN))).await);
+    let (status, body) = parts(
+        op.handle(req(
+            "POST",
+            "/admin/sales",
+            Some(&create_body(id.as_str(), 100)),
+            Some(TOKEN),
+        ))
+        .await,
+    );
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["stock"], 100);
     assert_eq!(body["remaining"], 100);
@@ -48,9 +57,19 @@ async fn an_operator_creates_a_sale_that_buyers_can_then_buy_from() {
         .unwrap();
     assert_eq!(parts(buy.handle(r).await).0, 202);
 
-    let (status, shown) = parts(op.handle(req("GET", &format!("/admin/sales/{id}"), None, Some(TOKEN))).await);
+    let (status, shown) = parts(
+        op.handle(req("GET", &format!("/admin/sales/{id}"), None, Some(TOKEN)))
+            .await,
+    );
     assert_eq!(status, 200);
-    assert_eq!((shown["remaining"].as_i64(), shown["reserved"].as_i64(), shown["pending"].as_i64()), (Some(99), Some(1), Some(1)));
+    assert_eq!(
+        (
+            shown["remaining"].as_i64(),
+            shown["reserved"].as_i64(),
+            shown["pending"].as_i64()
+        ),
+        (Some(99), Some(1), Some(1))
+    );
     assert_eq!(shown["settled"]["confirmed_orders"], 0);
 }
 
@@ -59,9 +78,31 @@ async fn creating_the_same_sale_twice_is_idempotent_but_a_different_one_with_tha
     let op = handler().await;
     let id = fresh_sale_id();
     let body = create_body(id.as_str(), 10);
-    assert_eq!(parts(op.handle(req("POST", "/admin/sales", Some(&body), Some(TOKEN))).await).0, 201);
-    assert_eq!(parts(op.handle(req("POST", "/admin/sales", Some(&body), Some(TOKEN))).await).0, 200);
-    let (status, err) = parts(op.handle(req("POST", "/admin/sales", Some(&create_body(id.as_str(), 11)), Some(TOKEN))).await);
+    assert_eq!(
+        parts(
+            op.handle(req("POST", "/admin/sales", Some(&body), Some(TOKEN)))
+                .await
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        parts(
+            op.handle(req("POST", "/admin/sales", Some(&body), Some(TOKEN)))
+                .await
+        )
+        .0,
+        200
+    );
+    let (status, err) = parts(
+        op.handle(req(
+            "POST",
+            "/admin/sales",
+            Some(&create_body(id.as_str(), 11)),
+            Some(TOKEN),
+        ))
+        .await,
+    );
     assert_eq!((status, err["error"].as_str()), (409, Some("sale_exists")));
 }
 
@@ -69,7 +110,13 @@ async fn creating_the_same_sale_twice_is_idempotent_but_a_different_one_with_tha
 async fn reset_restores_the_stock_and_forgets_buyers() {
     let op = handler().await;
     let id = fresh_sale_id();
-    op.handle(req("POST", "/admin/sales", Some(&create_body(id.as_str(), 1)), Some(TOKEN))).await;
+    op.handle(req(
+        "POST",
+        "/admin/sales",
+        Some(&create_body(id.as_str(), 1)),
+        Some(TOKEN),
+    ))
+    .await;
     let store = store().await;
     let buy = buy_handler(store.clone(), sqs().await, "http://127.0.0.1:9/unused");
     let one = || {
@@ -83,13 +130,44 @@ async fn reset_restores_the_stock_and_forgets_buyers() {
     assert_eq!(parts(buy.handle(one()).await).0, 202);
     assert_eq!(parts(buy.handle(one()).await).1["error"], "sold_out");
 
-    let (status, shown) = parts(op.handle(req("POST", &format!("/admin/sales/{id}/reset"), Some(r#"{"stock":5}"#), Some(TOKEN))).await);
+    let (status, shown) = parts(
+        op.handle(req(
+            "POST",
+            &format!("/admin/sales/{id}/reset"),
+            Some(r#"{"stock":5}"#),
+            Some(TOKEN),
+        ))
+        .await,
+    );
     assert_eq!(status, 200, "{shown}");
-    assert_eq!((shown["stock"].as_i64(), shown["remaining"].as_i64(), shown["pending"].as_i64()), (Some(5), Some(5), Some(0)));
-    assert_eq!(parts(buy.handle(one()).await).0, 202, "the buyer's count was reset too");
+    assert_eq!(
+        (
+            shown["stock"].as_i64(),
+            shown["remaining"].as_i64(),
+            shown["pending"].as_i64()
+        ),
+        (Some(5), Some(5), Some(0))
+    );
+    assert_eq!(
+        parts(buy.handle(one()).await).0,
+        202,
+        "the buyer's count was reset too"
+    );
 
-    let (status, shown) = parts(op.handle(req("POST", &format!("/admin/sales/{id}/reset"), None, Some(TOKEN))).await);
-    assert_eq!((status, shown["remaining"].as_i64()), (200, Some(5)), "reset without a body keeps the stock");
+    let (status, shown) = parts(
+        op.handle(req(
+            "POST",
+            &format!("/admin/sales/{id}/reset"),
+            None,
+            Some(TOKEN),
+        ))
+        .await,
+    );
+    assert_eq!(
+        (status, shown["remaining"].as_i64()),
+        (200, Some(5)),
+        "reset without a body keeps the stock"
+    );
 }
 
 #[tokio::test]
@@ -98,24 +176,112 @@ async fn the_operator_api_refuses_missing_or_wrong_credentials_and_bad_requests(
     let id = fresh_sale_id();
     let ok = create_body(id.as_str(), 1);
     let cases: Vec<(Request, u16, &str)> = vec![
-        (req("POST", "/admin/sales", Some(&ok), None), 401, "unauthenticated"),
-        (req("POST", "/admin/sales", Some(&ok), Some("wrong")), 403, "forbidden"),
-        (req("POST", "/admin/sales", Some("{"), Some(TOKEN)), 400, "invalid_body"),
-        (req("POST", "/admin/sales", None, Some(TOKEN)), 400, "invalid_body"),
-        (req("POST", "/admin/sales", Some(r#"{"id":"x","name":"n","stock":"many","per_user_limit":1}"#), Some(TOKEN)), 400, "invalid_body"),
-        (req("POST", "/admin/sales", Some(r#"{"id":"x","name":"n","stock":1,"per_user_limit":1,"opens_at":"soon"}"#), Some(TOKEN)), 400, "invalid_opens_at"),
-        (req("POST", "/admin/sales", Some(&format!(r#"{{"id":"x","name":"{}","stock":1,"per_user_limit":1}}"#, "n".repeat(17_000))), Some(TOKEN)), 413, "body_too_large"),
-        (req("GET", "/admin/sales", None, Some(TOKEN)), 405, "method_not_allowed"),
-        (req("GET", &format!("/admin/sales/{}", fresh_sale_id()), None, Some(TOKEN)), 404, "sale_not_found"),
-        (req("POST", &format!("/admin/sales/{}/reset", fresh_sale_id()), None, Some(TOKEN)), 404, "sale_not_found"),
-        (req("POST", &format!("/admin/sales/{id}/reset"), Some(r#"{"stock":-5}"#), Some(TOKEN)), 400, "invalid_stock"),
-        (req("GET", "/admin/nope", None, Some(TOKEN)), 404, "route_not_found"),
+        (
+            req("POST", "/admin/sales", Some(&ok), None),
+            401,
+            "unauthenticated",
+        ),
+        (
+            req("POST", "/admin/sales", Some(&ok), Some("wrong")),
+            403,
+            "forbidden",
+        ),
+        (
+            req("POST", "/admin/sales", Some("{"), Some(TOKEN)),
+            400,
+            "invalid_body",
+        ),
+        (
+            req("POST", "/admin/sales", None, Some(TOKEN)),
+            400,
+            "invalid_body",
+        ),
+        (
+            req(
+                "POST",
+                "/admin/sales",
+                Some(r#"{"id":"x","name":"n","stock":"many","per_user_limit":1}"#),
+                Some(TOKEN),
+            ),
+            400,
+            "invalid_body",
+        ),
+        (
+            req(
+                "POST",
+                "/admin/sales",
+                Some(r#"{"id":"x","name":"n","stock":1,"per_user_limit":1,"opens_at":"soon"}"#),
+                Some(TOKEN),
+            ),
+            400,
+            "invalid_opens_at",
+        ),
+        (
+            req(
+                "POST",
+                "/admin/sales",
+                Some(&format!(
+                    r#"{{"id":"x","name":"{}","stock":1,"per_user_limit":1}}"#,
+                    "n".repeat(17_000)
+                )),
+                Some(TOKEN),
+            ),
+            413,
+            "body_too_large",
+        ),
+        (
+            req("GET", "/admin/sales", None, Some(TOKEN)),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            req(
+                "GET",
+                &format!("/admin/sales/{}", fresh_sale_id()),
+                None,
+                Some(TOKEN),
+            ),
+            404,
+            "sale_not_found",
+        ),
+        (
+            req(
+                "POST",
+                &format!("/admin/sales/{}/reset", fresh_sale_id()),
+                None,
+                Some(TOKEN),
+            ),
+            404,
+            "sale_not_found",
+        ),
+        (
+            req(
+                "POST",
+                &format!("/admin/sales/{id}/reset"),
+                Some(r#"{"stock":-5}"#),
+                Some(TOKEN),
+            ),
+            400,
+            "invalid_stock",
+        ),
+        (
+            req("GET", "/admin/nope", None, Some(TOKEN)),
+            404,
+            "route_not_found",
+        ),
     ];
     for (r, want_status, want_code) in cases {
         let (status, body) = parts(op.handle(r).await);
-        assert_eq!((status, body["error"].as_str()), (want_status, Some(want_code)), "{body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (want_status, Some(want_code)),
+            "{body}"
+        );
     }
-    assert!(store().await.live_sale(&id).await.unwrap().is_none(), "nothing was created");
+    assert!(
+        store().await.live_sale(&id).await.unwrap().is_none(),
+        "nothing was created"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +293,14 @@ async fn an_iam_authorized_api_gateway_event_needs_no_token() {
     let (status, body) = parts(op.handle(event(ADMIN_SHOW_EVENT, &id)).await);
     assert_eq!((status, body["id"].as_str()), (200, Some(id.as_str())));
     // Without IAM context and with no token configured, nothing is authorized.
-    assert_eq!(parts(op.handle(req("GET", &format!("/admin/sales/{id}"), None, Some("x"))).await).0, 401);
+    assert_eq!(
+        parts(
+            op.handle(req("GET", &format!("/admin/sales/{id}"), None, Some("x")))
+                .await
+        )
+        .0,
+        401
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-fn request(sale: &flashflow::domain::SaleId, buyer: &str, qty: i64, key: Option<&str>) -> ReserveRequest {
+fn request(
+    sale: &flashflow::domain::SaleId,
+    buyer: &str,
+    qty: i64,
+    key: Option<&str>,
+) -> ReserveRequest {
     ReserveRequest {
         order_id: Uuid::now_v7(),
         sale: sale.clone(),
@@ -34,7 +39,11 @@ async fn contention_never_sells_more_than_the_stock_nor_past_the_per_user_limit(
             for i in 0..attempts {
                 // 64 × 40 = 2,560 distinct buyers, each trying many times.
                 let buyer = format!("b{t}-{}", i % 40);
-                match store.reserve(&request(&sale, &buyer, 1, None)).await.unwrap() {
+                match store
+                    .reserve(&request(&sale, &buyer, 1, None))
+                    .await
+                    .unwrap()
+                {
                     Reservation::Reserved { .. } => won += 1,
                     Reservation::Refused(Refusal::SoldOut | Refusal::LimitReached { .. }) => {}
                     other => panic!("unexpected {other:?}"),
@@ -54,7 +63,10 @@ async fn contention_never_sells_more_than_the_stock_nor_past_the_per_user_limit(
     let remaining: i64 = client.hget(&keys.sale, "remaining").await.unwrap();
     assert_eq!(remaining, 0);
     let buyers: HashMap<String, i64> = client.hgetall(&keys.buyers).await.unwrap();
-    assert!(buyers.values().all(|&n| n <= 2), "a buyer got more than the limit");
+    assert!(
+        buyers.values().all(|&n| n <= 2),
+        "a buyer got more than the limit"
+    );
     assert_eq!(buyers.values().sum::<i64>(), 1_000);
     let outbox = store.outbox(&def.id).await.unwrap();
     assert_eq!(outbox.len(), 1_000, "every reservation is in the outbox");
@@ -69,16 +81,30 @@ async fn contention_never_sells_more_than_the_stock_nor_past_the_per_user_limit(
 async fn a_retried_idempotency_key_returns_the_same_order_and_takes_stock_once() {
     let store = store().await;
     let def = loaded_sale(&store, 10, 5).await;
-    let first = store.reserve(&request(&def.id, "alice", 2, Some("k-1"))).await.unwrap();
-    let Reservation::Reserved { order_id, .. } = first else { panic!("{first:?}") };
+    let first = store
+        .reserve(&request(&def.id, "alice", 2, Some("k-1")))
+        .await
+        .unwrap();
+    let Reservation::Reserved { order_id, .. } = first else {
+        panic!("{first:?}")
+    };
     for _ in 0..3 {
-        let again = store.reserve(&request(&def.id, "alice", 2, Some("k-1"))).await.unwrap();
+        let again = store
+            .reserve(&request(&def.id, "alice", 2, Some("k-1")))
+            .await
+            .unwrap();
         assert_eq!(again, Reservation::Duplicate { order_id });
     }
     // The same key from another buyer is another buyer's request.
-    let bob = store.reserve(&request(&def.id, "bob", 1, Some("k-1"))).await.unwrap();
+    let bob = store
+        .reserve(&request(&def.id, "bob", 1, Some("k-1")))
+        .await
+        .unwrap();
     assert!(matches!(bob, Reservation::Reserved { .. }));
-    assert_eq!(store.live_sale(&def.id).await.unwrap().unwrap().remaining, 7);
+    assert_eq!(
+        store.live_sale(&def.id).await.unwrap().unwrap().remaining,
+        7
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -89,8 +115,14 @@ async fn concurrent_retries_of_one_key_reserve_one_order() {
     for _ in 0..32 {
         let (store, sale) = (Arc::clone(&store), def.id.clone());
         handles.push(tokio::spawn(async move {
-            match store.reserve(&request(&sale, "carol", 1, Some("same"))).await.unwrap() {
-                Reservation::Reserved { order_id, .. } | Reservation::Duplicate { order_id } => order_id,
+            match store
+                .reserve(&request(&sale, "carol", 1, Some("same")))
+                .await
+                .unwrap()
+            {
+                Reservation::Reserved { order_id, .. } | Reservation::Duplicate { order_id } => {
+                    order_id
+                }
                 other => panic!("{other:?}"),
             }
         }));
@@ -101,7 +133,10 @@ async fn concurrent_retries_of_one_key_reserve_one_order() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "all retries see one order id");
-    assert_eq!(store.live_sale(&def.id).await.unwrap().unwrap().remaining, 99);
+    assert_eq!(
+        store.live_sale(&def.id).await.unwrap().unwrap().remaining,
+        99
+    );
 }
 
 #[tokio::test]
@@ -119,7 +154,10 @@ async fn the_order_message_in_the_outbox_carries_every_field() {
     assert_eq!(msg.quantity, 3);
     assert_eq!(msg.idempotency_key.as_deref(), Some("idem-9"));
     assert!(msg.reserved_at_ms > 1_700_000_000_000);
-    assert_eq!(store.outbox(&def.id).await.unwrap(), vec![(order_id.to_string(), message)]);
+    assert_eq!(
+        store.outbox(&def.id).await.unwrap(),
+        vec![(order_id.to_string(), message)]
+    );
 }
 
 #[tokio::test]
@@ -132,16 +170,28 @@ async fn refusals_take_nothing() {
         store.reserve(&r("erin", 3)).await.unwrap(),
         Reservation::Refused(Refusal::LimitReached { allowance: 2 })
     );
-    assert!(matches!(store.reserve(&r("erin", 2)).await.unwrap(), Reservation::Reserved { .. }));
+    assert!(matches!(
+        store.reserve(&r("erin", 2)).await.unwrap(),
+        Reservation::Reserved { .. }
+    ));
     assert_eq!(
         store.reserve(&r("frank", 2)).await.unwrap(),
         Reservation::Refused(Refusal::InsufficientStock { remaining: 1 })
     );
-    assert!(matches!(store.reserve(&r("frank", 1)).await.unwrap(), Reservation::Reserved { .. }));
-    assert_eq!(store.reserve(&r("gina", 1)).await.unwrap(), Reservation::Refused(Refusal::SoldOut));
+    assert!(matches!(
+        store.reserve(&r("frank", 1)).await.unwrap(),
+        Reservation::Reserved { .. }
+    ));
+    assert_eq!(
+        store.reserve(&r("gina", 1)).await.unwrap(),
+        Reservation::Refused(Refusal::SoldOut)
+    );
     let unknown = fresh_sale_id();
     assert_eq!(
-        store.reserve(&request(&unknown, "gina", 1, None)).await.unwrap(),
+        store
+            .reserve(&request(&unknown, "gina", 1, None))
+            .await
+            .unwrap(),
         Reservation::Refused(Refusal::UnknownSale)
     );
     let live = store.live_sale(&def.id).await.unwrap().unwrap();
@@ -159,19 +209,33 @@ async fn buys_outside_the_sale_window_are_refused() {
     later.opens_at_ms = Some(now + 3_600_000);
     store.load_sale(&later, 5).await.unwrap();
     assert_eq!(
-        store.reserve(&request(&later.id, "h", 1, None)).await.unwrap(),
-        Reservation::Refused(Refusal::NotOpen { opens_at_ms: now + 3_600_000 })
+        store
+            .reserve(&request(&later.id, "h", 1, None))
+            .await
+            .unwrap(),
+        Reservation::Refused(Refusal::NotOpen {
+            opens_at_ms: now + 3_600_000
+        })
     );
     let mut over = sale(&fresh_sale_id(), 5, 1);
     over.opens_at_ms = Some(now - 7_200_000);
     over.closes_at_ms = Some(now - 3_600_000);
     store.load_sale(&over, 5).await.unwrap();
     assert!(matches!(
-        store.reserve(&request(&over.id, "h", 1, None)).await.unwrap(),
+        store
+            .reserve(&request(&over.id, "h", 1, None))
+            .await
+            .unwrap(),
         Reservation::Refused(Refusal::Closed { .. })
     ));
-    assert_eq!(store.live_sale(&later.id).await.unwrap().unwrap().remaining, 5);
-    assert_eq!(store.live_sale(&over.id).await.unwrap().unwrap().remaining, 5);
+    assert_eq!(
+        store.live_sale(&later.id).await.unwrap().unwrap().remaining,
+        5
+    );
+    assert_eq!(
+        store.live_sale(&over.id).await.unwrap().unwrap().remaining,
+        5
+    );
 }
 
 #[tokio::test]
@@ -180,7 +244,10 @@ async fn the_script_survives_a_flushed_script_cache() {
     let def = loaded_sale(&store, 2, 2).await;
     let _: () = store.client().script_flush(false).await.unwrap();
     assert!(matches!(
-        store.reserve(&request(&def.id, "ivan", 1, None)).await.unwrap(),
+        store
+            .reserve(&request(&def.id, "ivan", 1, None))
+            .await
+            .unwrap(),
         Reservation::Reserved { .. }
     ));
 }
@@ -189,7 +256,16 @@ async fn the_script_survives_a_flushed_script_cache() {
 async fn reloading_a_live_sale_does_not_hand_out_its_stock_again() {
     let store = store().await;
     let def = loaded_sale(&store, 2, 2).await;
-    store.reserve(&request(&def.id, "jo", 2, None)).await.unwrap();
+    store
+        .reserve(&request(&def.id, "jo", 2, None))
+        .await
+        .unwrap();
     assert!(!store.load_sale(&def, 2).await.unwrap(), "already loaded");
-    assert_eq!(store.reserve(&request(&def.id, "kim", 1, None)).await.unwrap(), Reservation::Refused(Refusal::SoldOut));
+    assert_eq!(
+        store
+            .reserve(&request(&def.id, "kim", 1, None))
+            .await
+            .unwrap(),
+        Reservation::Refused(Refusal::SoldOut)
+    );
 }

@@ -33,7 +33,10 @@ async fn api() -> anyhow::Result<()> {
     let db = Db::new(&database_url)?;
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
-    store.ready(Duration::from_secs(5)).await.context("connecting to Redis")?;
+    store
+        .ready(Duration::from_secs(5))
+        .await
+        .context("connecting to Redis")?;
     let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
     let buy = Arc::new(BuyHandler::new(
         store.clone(),

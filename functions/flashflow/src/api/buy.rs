@@ -132,10 +132,7 @@ fn accepted(order_id: Uuid, sale: &SaleId) -> Accepted {
 
 /// The sale id from API Gateway's path parameters, or from the path `/sales/{id}/buy`.
 fn sale_id(req: &Request) -> Result<SaleId, ApiError> {
-    if let Some(id) = req
-        .path_parameters_ref()
-        .and_then(|p| p.first("sale_id"))
-    {
+    if let Some(id) = req.path_parameters_ref().and_then(|p| p.first("sale_id")) {
         return Ok(SaleId::parse(id)?);
     }
     let segments: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();

@@ -4,9 +4,9 @@
 pub mod buy;
 pub mod operator;
 
+use crate::db::DbError;
 use crate::domain::InvalidInput;
 use crate::store::{Refusal, StoreError};
-use crate::db::DbError;
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use tracing::{error, warn};
@@ -112,7 +112,13 @@ impl ApiError {
             _ => {}
         }
         let (status, code, message) = self.parts();
-        let mut resp = json_response(status, &ErrorBody { error: code, message });
+        let mut resp = json_response(
+            status,
+            &ErrorBody {
+                error: code,
+                message,
+            },
+        );
         let headers = resp.headers_mut();
         match &self {
             Self::Unavailable(_) => {
@@ -133,12 +139,18 @@ fn refusal_parts(r: &Refusal) -> (u16, &'static str, String) {
         Refusal::NotOpen { opens_at_ms } => (
             403,
             "sale_not_open",
-            format!("the sale opens at {}", crate::timefmt::format_ms(*opens_at_ms)),
+            format!(
+                "the sale opens at {}",
+                crate::timefmt::format_ms(*opens_at_ms)
+            ),
         ),
         Refusal::Closed { closes_at_ms } => (
             403,
             "sale_closed",
-            format!("the sale closed at {}", crate::timefmt::format_ms(*closes_at_ms)),
+            format!(
+                "the sale closed at {}",
+                crate::timefmt::format_ms(*closes_at_ms)
+            ),
         ),
         Refusal::LimitReached { allowance } => (
             403,
@@ -146,11 +158,9 @@ fn refusal_parts(r: &Refusal) -> (u16, &'static str, String) {
             format!("the per-buyer limit allows {allowance} more for this buyer"),
         ),
         Refusal::SoldOut => (409, "sold_out", "the sale is sold out".into()),
-        Refusal::InsufficientStock { remaining } => (
-            409,
-            "insufficient_stock",
-            format!("only {remaining} left"),
-        ),
+        Refusal::InsufficientStock { remaining } => {
+            (409, "insufficient_stock", format!("only {remaining} left"))
+        }
     }
 }
 

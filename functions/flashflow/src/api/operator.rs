@@ -183,10 +183,14 @@ impl OperatorHandler {
             Some(bytes) => parse_json::<ResetSale>(bytes, "invalid_body")?,
         };
         let stock = body.stock.map(valid_stock).transpose()?;
-        let def = self.db.reset_sale(id, stock).await?.ok_or_else(|| ApiError::NotFound {
-            code: "sale_not_found",
-            message: format!("no sale with id {id}"),
-        })?;
+        let def = self
+            .db
+            .reset_sale(id, stock)
+            .await?
+            .ok_or_else(|| ApiError::NotFound {
+                code: "sale_not_found",
+                message: format!("no sale with id {id}"),
+            })?;
         self.store.reset_sale(&def).await?;
         info!(sale = %id, stock = def.stock, "sale reset");
         Ok((200, self.show(id).await?))
@@ -207,7 +211,8 @@ fn valid_stock(n: i64) -> Result<u32, InvalidInput> {
 fn validate(c: CreateSale) -> Result<SaleDefinition, InvalidInput> {
     let id = SaleId::parse(&c.id)?;
     let name = c.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control)
+    {
         return Err(InvalidInput::new(
             "invalid_name",
             format!("name must be 1-{MAX_NAME_LEN} characters without control characters"),
@@ -262,8 +267,10 @@ mod tests {
 
     #[test]
     fn a_sale_whose_window_closes_before_it_opens_is_refused() {
-        let err = create(r#"{"id":"s","name":"n","stock":1,"per_user_limit":1,
-            "opens_at":"2026-12-01T10:00:00Z","closes_at":"2026-12-01T09:00:00Z"}"#)
+        let err = create(
+            r#"{"id":"s","name":"n","stock":1,"per_user_limit":1,
+            "opens_at":"2026-12-01T10:00:00Z","closes_at":"2026-12-01T09:00:00Z"}"#,
+        )
         .unwrap_err();
         assert_eq!(err.code, "invalid_window");
     }
@@ -277,9 +284,17 @@ mod tests {
             (r#""name":"n""#, r#""name":"  ""#, "invalid_name"),
             (r#""stock":1"#, r#""stock":-1"#, "invalid_stock"),
             (r#""stock":1"#, r#""stock":10000001"#, "invalid_stock"),
-            (r#""per_user_limit":1"#, r#""per_user_limit":0"#, "invalid_per_user_limit"),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":0"#,
+                "invalid_per_user_limit",
+            ),
         ] {
-            assert_eq!(create(&base.replace(from, to)).unwrap_err().code, code, "{to}");
+            assert_eq!(
+                create(&base.replace(from, to)).unwrap_err().code,
+                code,
+                "{to}"
+            );
         }
     }
 

@@ -27,7 +27,10 @@ pub fn redis_settings() -> RedisSettings {
 /// A connected store.
 pub async fn store() -> RedisStore {
     let store = RedisStore::connect(&redis_settings()).unwrap();
-    store.ready(Duration::from_secs(5)).await.expect("redis is not reachable");
+    store
+        .ready(Duration::from_secs(5))
+        .await
+        .expect("redis is not reachable");
     store
 }
 
@@ -94,23 +97,39 @@ pub async fn unreachable_sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(conf)
 }
 
-pub fn buy_handler(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> BuyHandler<RedisStore, SqsPublisher> {
-    BuyHandler::new(store, SqsPublisher::new(sqs, queue_url), BuySettings { trust_user_header: true })
+pub fn buy_handler(
+    store: RedisStore,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> BuyHandler<RedisStore, SqsPublisher> {
+    BuyHandler::new(
+        store,
+        SqsPublisher::new(sqs, queue_url),
+        BuySettings {
+            trust_user_header: true,
+        },
+    )
 }
 
 /// An API Gateway event fixture from `events/`, with `demo-sale` replaced by `sale`.
 pub fn event(fixture: &str, sale: &SaleId) -> Request {
-    lambda_http::request::from_str(&fixture.replace("demo-sale", sale.as_str())).expect("fixture parses")
+    lambda_http::request::from_str(&fixture.replace("demo-sale", sale.as_str()))
+        .expect("fixture parses")
 }
 
 pub const BUY_EVENT: &str = include_str!("../../../../events/apigw-buy.json");
-pub const BUY_NO_IDENTITY_EVENT: &str = include_str!("../../../../events/apigw-buy-no-identity.json");
-pub const ADMIN_CREATE_EVENT: &str = include_str!("../../../../events/apigw-admin-create-sale.json");
+pub const BUY_NO_IDENTITY_EVENT: &str =
+    include_str!("../../../../events/apigw-buy-no-identity.json");
+pub const ADMIN_CREATE_EVENT: &str =
+    include_str!("../../../../events/apigw-admin-create-sale.json");
 pub const ADMIN_SHOW_EVENT: &str = include_str!("../../../../events/apigw-admin-show-sale.json");
 
 /// The status and JSON body of a response.
 pub fn parts(resp: lambda_http::Response<lambda_http::Body>) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();
     let body: &[u8] = resp.body().as_ref();
-    (status, serde_json::from_slice(body).expect("response body is JSON"))
+    (
+        status,
+        serde_json::from_slice(body).expect("response body is JSON"),
+    )
 }
