@@ -42,7 +42,7 @@ api-stop: ## stop the background API
 	@$(ENV) bash infra/local/api.sh stop
 
 lambda-build: setup ## build the Lambda functions for provided.al2023 with cargo-lambda
-	@$(ENV) cargo lambda build --release --workspace --exclude flashflow-local --exclude flashflow
+	@$(ENV) cargo lambda build --release --arm64 -p buy -p operator
 
 watch: setup ## run the functions under `cargo lambda watch` (Lambda emulator, one request per process)
 	@$(ENV) TRUST_USER_HEADER=1 cargo lambda watch

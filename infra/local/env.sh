@@ -28,7 +28,8 @@ DDB_DIR="$FLASHFLOW_HOME/dynamodb-local"
 RUN_DIR="$FLASHFLOW_HOME/run"
 LOG_DIR="$FLASHFLOW_HOME/logs"
 # awslocal, aws and cargo-lambda come from our venvs.
-export PATH="$LS_VENV/bin:$TOOLS_VENV/bin:$PATH:$SAM_VENV/bin"
+# cargo-lambda finds zig only through the python3 of its own venv, so that venv comes first.
+export PATH="$TOOLS_VENV/bin:$LS_VENV/bin:$PATH:$SAM_VENV/bin"
 export SAM_CLI_TELEMETRY=0
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -1,9 +1,8 @@
 //! Postgres: the authority for sales and settled orders. Schema migrations run on connect.
 
 use crate::domain::{SaleDefinition, SaleId};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls};
 use tracing::{error, info};
 
@@ -38,10 +37,27 @@ impl From<tokio_postgres::Error> for DbError {
 }
 
 /// One Postgres connection per function instance, reused across invocations and replaced when it
-/// breaks. Lambda runs one invocation per instance at a time, so a pool buys nothing there.
+/// breaks. Lambda runs one invocation per instance at a time, so a pool buys nothing there; the
+/// connection is held exclusively while in use, so transactions are possible.
 pub struct Db {
     config: tokio_postgres::Config,
-    client: Mutex<Option<Arc<Client>>>,
+    client: Mutex<Option<Client>>,
+}
+
+/// Exclusive use of the instance's connection.
+pub struct Conn<'a>(MutexGuard<'a, Option<Client>>);
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.0.as_ref().expect("Conn always holds a client")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.0.as_mut().expect("Conn always holds a client")
+    }
 }
 
 impl Db {
@@ -66,24 +82,21 @@ impl Db {
     /// # Errors
     /// [`DbError`] when the database is unreachable or a migration fails.
     pub async fn migrate(&self) -> Result<(), DbError> {
-        let mut client = self.connect_new().await?;
-        migrate(&mut client).await?;
-        *self.client.lock().await = Some(Arc::new(client));
-        Ok(())
+        let mut conn = self.client().await?;
+        migrate(&mut conn).await
     }
 
-    /// A live connection: the cached one, or a new one when it broke.
+    /// The live connection, held exclusively until dropped: the cached one, or a new one when it
+    /// broke.
     ///
     /// # Errors
     /// [`DbError::Unavailable`] when no connection can be made.
-    pub async fn client(&self) -> Result<Arc<Client>, DbError> {
+    pub async fn client(&self) -> Result<Conn<'_>, DbError> {
         let mut guard = self.client.lock().await;
-        if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(Arc::clone(c));
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(self.connect_new().await?);
         }
-        let fresh = Arc::new(self.connect_new().await?);
-        *guard = Some(Arc::clone(&fresh));
-        Ok(fresh)
+        Ok(Conn(guard))
     }
 
     async fn connect_new(&self) -> Result<Client, DbError> {
@@ -105,8 +118,9 @@ impl Db {
     /// # Errors
     /// [`DbError`] when the database fails.
     pub async fn create_sale(&self, def: &SaleDefinition) -> Result<CreateOutcome, DbError> {
-        let client = self.client().await?;
-        let inserted = client
+        let inserted = self
+            .client()
+            .await?
             .execute(
                 "INSERT INTO sales (id, name, stock, per_user_limit, opens_at, closes_at)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
@@ -271,4 +285,176 @@ async fn migrate(client: &mut Client) -> Result<(), DbError> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// How one order ended in Postgres.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    Confirmed,
+    /// Past the stock Postgres allows: recorded, never dropped.
+    Rejected,
+    /// The sale does not exist in Postgres: nothing recorded.
+    UnknownSale,
+}
+
+impl Settlement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "CONFIRMED",
+            Self::Rejected => "REJECTED",
+            Self::UnknownSale => "UNKNOWN_SALE",
+        }
+    }
+}
+
+impl Db {
+    /// Settle a batch of orders in one transaction, idempotently.
+    ///
+    /// Orders already recorded keep their recorded status. New orders are confirmed in reservation
+    /// order while the sale's stock allows, the rest recorded as REJECTED; `sales.confirmed` and its
+    /// `CHECK (confirmed <= stock)` make Postgres the second guard against overselling. The sale rows
+    /// are locked (in id order) for the transaction, so concurrent batches of one sale serialize.
+    /// A handful of statements per batch, whatever its size.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails; then nothing of the batch was recorded.
+    pub async fn settle_orders(
+        &self,
+        orders: &[crate::domain::OrderMessage],
+    ) -> Result<std::collections::HashMap<uuid::Uuid, Settlement>, DbError> {
+        use std::collections::{BTreeSet, HashMap};
+        let mut outcome: HashMap<uuid::Uuid, Settlement> = HashMap::new();
+        if orders.is_empty() {
+            return Ok(outcome);
+        }
+        let mut unique: Vec<&crate::domain::OrderMessage> = Vec::with_capacity(orders.len());
+        let mut seen = std::collections::HashSet::new();
+        for o in orders {
+            if seen.insert(o.order_id) {
+                unique.push(o);
+            }
+        }
+        let sale_ids: Vec<&str> = unique
+            .iter()
+            .map(|o| o.sale_id.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let order_ids: Vec<uuid::Uuid> = unique.iter().map(|o| o.order_id).collect();
+
+        let mut conn = self.client().await?;
+        let tx = conn.transaction().await?;
+        let mut available: HashMap<String, i64> = tx
+            .query(
+                "SELECT id, stock, confirmed FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&sale_ids],
+            )
+            .await?
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    i64::from(r.get::<_, i32>(1) - r.get::<_, i32>(2)),
+                )
+            })
+            .collect();
+        for row in tx
+            .query(
+                "SELECT order_id, status FROM orders WHERE order_id = ANY($1)",
+                &[&order_ids],
+            )
+            .await?
+        {
+            let status = if row.get::<_, &str>(1) == "CONFIRMED" {
+                Settlement::Confirmed
+            } else {
+                Settlement::Rejected
+            };
+            outcome.insert(row.get(0), status);
+        }
+
+        // First come, first served: by Redis' reservation time, then id.
+        let mut fresh: Vec<&crate::domain::OrderMessage> = unique
+            .into_iter()
+            .filter(|o| !outcome.contains_key(&o.order_id))
+            .collect();
+        fresh.sort_by_key(|o| (o.reserved_at_ms, o.order_id));
+        let mut rows = InsertRows::default();
+        for o in fresh {
+            let Some(left) = available.get_mut(o.sale_id.as_str()) else {
+                outcome.insert(o.order_id, Settlement::UnknownSale);
+                continue;
+            };
+            let q = i64::from(o.quantity);
+            let status = if q <= *left {
+                *left -= q;
+                Settlement::Confirmed
+            } else {
+                Settlement::Rejected
+            };
+            rows.push(o, status);
+            outcome.insert(o.order_id, status);
+        }
+
+        if !rows.ids.is_empty() {
+            let inserted = tx
+                .query(
+                    "INSERT INTO orders (order_id, sale_id, buyer, quantity, status, idempotency_key, reserved_at)
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],
+                                          $6::text[], $7::timestamptz[])
+                     ON CONFLICT (order_id) DO NOTHING
+                     RETURNING sale_id, quantity, status",
+                    &[
+                        &rows.ids,
+                        &rows.sales,
+                        &rows.buyers,
+                        &rows.quantities,
+                        &rows.statuses,
+                        &rows.keys,
+                        &rows.reserved_at,
+                    ],
+                )
+                .await?;
+            let mut confirmed: HashMap<String, i32> = HashMap::new();
+            for r in inserted
+                .iter()
+                .filter(|r| r.get::<_, &str>(2) == "CONFIRMED")
+            {
+                *confirmed.entry(r.get(0)).or_default() += r.get::<_, i32>(1);
+            }
+            let (sales, quantities): (Vec<String>, Vec<i32>) = confirmed.into_iter().unzip();
+            tx.execute(
+                "UPDATE sales s SET confirmed = s.confirmed + d.q
+                   FROM unnest($1::text[], $2::int[]) AS d(id, q) WHERE s.id = d.id",
+                &[&sales, &quantities],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+}
+
+/// Column arrays for the set-based insert.
+#[derive(Default)]
+struct InsertRows {
+    ids: Vec<uuid::Uuid>,
+    sales: Vec<String>,
+    buyers: Vec<String>,
+    quantities: Vec<i32>,
+    statuses: Vec<&'static str>,
+    keys: Vec<Option<String>>,
+    reserved_at: Vec<SystemTime>,
+}
+
+impl InsertRows {
+    fn push(&mut self, o: &crate::domain::OrderMessage, status: Settlement) {
+        self.ids.push(o.order_id);
+        self.sales.push(o.sale_id.to_string());
+        self.buyers.push(o.buyer.as_str().to_owned());
+        self.quantities.push(o.quantity as i32);
+        self.statuses.push(status.as_str());
+        self.keys.push(o.idempotency_key.clone());
+        self.reserved_at.push(ms_to_time(o.reserved_at_ms));
+    }
 }

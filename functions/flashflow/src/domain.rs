@@ -35,7 +35,7 @@ pub const MAX_QUANTITY: u32 = 100;
 
 /// A sale id: 1–64 of `[A-Za-z0-9_-]`. The charset keeps `{}` out, so the id can be used as a
 /// Redis Cluster hash tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct SaleId(String);
 

@@ -8,7 +8,8 @@
 //! - [`domain`]: validated types (sale id, buyer, quantity, the order message).
 //! - [`store`]: the Redis adapter and the reservation port; the scripts live in `src/lua/`.
 //! - [`queue`]: the order-queue port and its SQS adapter.
-//! - [`db`]: Postgres (connection, migrations, sales).
+//! - [`db`]: Postgres (connection, migrations, sales, the set-based settlement transaction).
+//! - [`settle`]: an SQS batch into Postgres, then DynamoDB ([`status`]) and the outbox cleanup.
 //! - [`api`]: HTTP handlers (buy, operator) and the one error-to-HTTP mapping.
 //! - [`config`], [`aws`]: settings from the environment and the AWS SDK configuration.
 //! - [`local`]: serving the same handlers over plain HTTP for local runs and load tests.
@@ -20,5 +21,7 @@ pub mod db;
 pub mod domain;
 pub mod local;
 pub mod queue;
+pub mod settle;
+pub mod status;
 pub mod store;
 pub mod timefmt;

@@ -216,6 +216,7 @@ impl RedisStore {
                 ],
             )
             .await?;
+        self.register_sale(&def.id).await?;
         Ok(fresh == 1)
     }
 
@@ -238,7 +239,7 @@ impl RedisStore {
                 ],
             )
             .await?;
-        Ok(())
+        self.register_sale(&def.id).await
     }
 
     /// The sale's live counters, or `None` when Redis does not hold the sale.
@@ -271,6 +272,136 @@ impl RedisStore {
         let all: std::collections::HashMap<String, String> =
             self.client.hgetall(&keys.outbox).await?;
         Ok(all.into_iter().collect())
+    }
+}
+
+/// The set of sales Redis holds, for the sweeper and for finding pending orders. It has no hash
+/// tag of its own sale: it is only written by the operator, never by the buy script.
+pub const SALES_KEY: &str = "ff:sales";
+
+impl RedisStore {
+    /// Record that Redis holds this sale.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn register_sale(&self, sale: &SaleId) -> Result<(), StoreError> {
+        let _: i64 = self.client.sadd(SALES_KEY, sale.as_str()).await?;
+        Ok(())
+    }
+
+    /// The sales Redis holds (ids that no longer parse are skipped).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn sales(&self) -> Result<Vec<SaleId>, StoreError> {
+        let ids: Vec<String> = self.client.smembers(SALES_KEY).await?;
+        Ok(ids.iter().filter_map(|s| SaleId::parse(s).ok()).collect())
+    }
+
+    /// Remove settled orders from the sale's outbox.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails; the entries stay and the sweeper re-sends them later, which
+    /// settle absorbs.
+    pub async fn remove_from_outbox(
+        &self,
+        sale: &SaleId,
+        order_ids: &[String],
+    ) -> Result<(), StoreError> {
+        if order_ids.is_empty() {
+            return Ok(());
+        }
+        let keys = SaleKeys::new(sale);
+        let pipeline = self.client.pipeline();
+        let _: () = pipeline.hdel(&keys.outbox, order_ids.to_vec()).await?;
+        let _: () = pipeline.zrem(&keys.outbox_at, order_ids.to_vec()).await?;
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(())
+    }
+
+    /// The pending (reserved, unsettled) order message with this id, searching every sale's outbox
+    /// in one pipelined round trip.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn find_pending(&self, order_id: &Uuid) -> Result<Option<String>, StoreError> {
+        let sales = self.sales().await?;
+        if sales.is_empty() {
+            return Ok(None);
+        }
+        let pipeline = self.client.pipeline();
+        for sale in &sales {
+            let _: () = pipeline
+                .hget(SaleKeys::new(sale).outbox, order_id.to_string())
+                .await?;
+        }
+        let found: Vec<Option<String>> = pipeline.all().await?;
+        Ok(found.into_iter().flatten().next())
+    }
+
+    /// Outbox entries of `sale` reserved (or last re-sent) before `before_ms`, at most `limit`:
+    /// `(order id, message)`; the message is `None` when the entry was settled meanwhile.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn stale_outbox(
+        &self,
+        sale: &SaleId,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let ids: Vec<String> = self
+            .client
+            .zrangebyscore(
+                &keys.outbox_at,
+                "-inf",
+                format!("({before_ms}"),
+                false,
+                Some((0, limit as i64)),
+            )
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bodies: Vec<Option<String>> = self.client.hmget(&keys.outbox, ids.clone()).await?;
+        Ok(ids.into_iter().zip(bodies).collect())
+    }
+
+    /// Mark outbox entries as just re-sent (so the next sweep leaves them for a while), and forget
+    /// index entries whose message is gone.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn touch_outbox(
+        &self,
+        sale: &SaleId,
+        resent: &[String],
+        gone: &[String],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let keys = SaleKeys::new(sale);
+        if !resent.is_empty() {
+            let members: Vec<(f64, String)> = resent
+                .iter()
+                .map(|id| (now_ms as f64, id.clone()))
+                .collect();
+            let _: i64 = self
+                .client
+                .zadd(
+                    &keys.outbox_at,
+                    Some(fred::types::SetOptions::XX),
+                    None,
+                    false,
+                    false,
+                    members,
+                )
+                .await?;
+        }
+        if !gone.is_empty() {
+            let _: i64 = self.client.zrem(&keys.outbox_at, gone.to_vec()).await?;
+        }
+        Ok(())
     }
 }
 

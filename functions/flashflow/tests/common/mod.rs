@@ -57,21 +57,65 @@ pub async fn loaded_sale(store: &RedisStore, stock: u32, limit: u32) -> SaleDefi
     def
 }
 
-/// A `Db` on a brand-new schema of the test database, migrated.
-pub async fn fresh_db() -> Db {
+/// The URL of a brand-new schema in the test database.
+pub async fn fresh_schema_url() -> String {
     let base = env("TEST_DATABASE_URL");
     let schema = format!("t_{}", Uuid::new_v4().simple());
-    let db = Db::new(&base).unwrap();
-    db.client()
+    Db::new(&base)
+        .unwrap()
+        .client()
         .await
         .expect("postgres is not reachable")
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
         .await
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
-    let db = Db::new(&format!("{base}{sep}options=-csearch_path%3D{schema}")).unwrap();
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
+
+/// A migrated `Db` at `url`.
+pub async fn db_at(url: &str) -> Db {
+    let db = Db::new(url).unwrap();
     db.migrate().await.unwrap();
     db
+}
+
+/// A `Db` on a brand-new schema of the test database, migrated.
+pub async fn fresh_db() -> Db {
+    db_at(&fresh_schema_url().await).await
+}
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&flashflow::aws::sdk_config().await)
+}
+
+/// A new DynamoDB table shaped like the order-status table.
+pub async fn fresh_status_store() -> flashflow::status::DynamoStatusStore {
+    use aws_sdk_dynamodb::types::*;
+    let client = dynamodb().await;
+    let table = format!("t-{}", Uuid::new_v4().simple());
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("order_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("order_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("DynamoDB Local is not reachable");
+    flashflow::status::DynamoStatusStore::new(client, table)
 }
 
 pub async fn sqs() -> aws_sdk_sqs::Client {

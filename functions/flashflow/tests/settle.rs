@@ -1,0 +1,242 @@
+//! Settlement against real Postgres (fresh schema per test), DynamoDB Local and Redis.
+
+mod common;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use common::*;
+use flashflow::db::Db;
+use flashflow::domain::{BuyerId, OrderMessage, SaleDefinition};
+use flashflow::settle::Settler;
+use flashflow::status::DynamoStatusStore;
+use uuid::Uuid;
+
+fn order(sale: &SaleDefinition, buyer: &str, quantity: u32, at: i64) -> OrderMessage {
+    OrderMessage {
+        v: 1,
+        order_id: Uuid::now_v7(),
+        sale_id: sale.id.clone(),
+        buyer: BuyerId::parse(buyer).unwrap(),
+        quantity,
+        reserved_at_ms: at,
+        idempotency_key: None,
+    }
+}
+
+fn body(o: &OrderMessage) -> String {
+    serde_json::to_string(o).unwrap()
+}
+
+fn sqs_event(bodies: &[String]) -> (SqsEvent, Vec<String>) {
+    let mut event = SqsEvent::default();
+    let mut ids = Vec::new();
+    for b in bodies {
+        let mut m = SqsMessage::default();
+        let id = Uuid::new_v4().to_string();
+        m.message_id = Some(id.clone());
+        m.body = Some(b.clone());
+        event.records.push(m);
+        ids.push(id);
+    }
+    (event, ids)
+}
+
+struct Fixture {
+    settler: Settler,
+    /// A second connection on the same schema, for checking.
+    check: Db,
+    sale: SaleDefinition,
+    status: DynamoStatusStore,
+}
+
+async fn fixture(stock: u32) -> Fixture {
+    let url = fresh_schema_url().await;
+    let db = db_at(&url).await;
+    let sale = sale(&fresh_sale_id(), stock, 5);
+    db.create_sale(&sale).await.unwrap();
+    let status = fresh_status_store().await;
+    Fixture {
+        settler: Settler::new(db, status.clone(), store().await),
+        check: db_at(&url).await,
+        sale,
+        status,
+    }
+}
+
+async fn counts(db: &Db, sale: &SaleDefinition) -> (i64, i64, i64, i32) {
+    let c = db.client().await.unwrap();
+    let r = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'CONFIRMED'), count(*) FILTER (WHERE status = 'REJECTED'),
+                    count(*), (SELECT confirmed FROM sales WHERE id = $1)
+               FROM orders WHERE sale_id = $1",
+            &[&sale.id.as_str()],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2), r.get(3))
+}
+
+#[tokio::test]
+async fn the_same_batch_delivered_twice_records_each_order_once() {
+    let f = fixture(10).await;
+    let bodies: Vec<String> = (0..5)
+        .map(|i| body(&order(&f.sale, &format!("b{i}"), 1, 1_000 + i)))
+        .collect();
+    for _ in 0..2 {
+        let (event, _) = sqs_event(&bodies);
+        let resp = f.settler.handle(event).await;
+        assert!(resp.batch_item_failures.is_empty());
+    }
+    assert_eq!(counts(&f.check, &f.sale).await, (5, 0, 5, 5));
+}
+
+#[tokio::test]
+async fn a_duplicate_inside_one_batch_is_recorded_once() {
+    let f = fixture(10).await;
+    let one = body(&order(&f.sale, "dup", 2, 1));
+    let (event, _) = sqs_event(&[one.clone(), one]);
+    assert!(f.settler.handle(event).await.batch_item_failures.is_empty());
+    assert_eq!(counts(&f.check, &f.sale).await, (1, 0, 1, 2));
+}
+
+#[tokio::test]
+async fn nine_good_and_one_poison_message_settle_nine_and_report_exactly_the_poison() {
+    let f = fixture(100).await;
+    let mut bodies: Vec<String> = (0..9)
+        .map(|i| body(&order(&f.sale, &format!("g{i}"), 1, i)))
+        .collect();
+    bodies.insert(4, r#"{"v":1,"order_id":"not-a-uuid"}"#.into());
+    let (event, ids) = sqs_event(&bodies);
+    let resp = f.settler.handle(event).await;
+    let failed: Vec<&str> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec![ids[4].as_str()]);
+    assert_eq!(counts(&f.check, &f.sale).await, (9, 0, 9, 9));
+}
+
+#[tokio::test]
+async fn orders_past_the_stock_are_recorded_as_rejected_never_dropped() {
+    let f = fixture(3).await;
+    // As if Redis had lost its data and let 5 through: the earliest 3 win.
+    let orders: Vec<OrderMessage> = (0..5)
+        .map(|i| order(&f.sale, &format!("r{i}"), 1, 100 - i))
+        .collect();
+    let (event, _) = sqs_event(&orders.iter().map(body).collect::<Vec<_>>());
+    let report = f.settler.settle(event).await;
+    assert_eq!(
+        (report.confirmed, report.rejected, report.failed.len()),
+        (3, 2, 0)
+    );
+    assert_eq!(counts(&f.check, &f.sale).await, (3, 2, 5, 3));
+    // Reserved last (smallest reserved_at_ms first): r4, r3, r2 confirmed.
+    for (i, o) in orders.iter().enumerate() {
+        let st = f.status.get(o.order_id).await.unwrap().unwrap();
+        assert_eq!(
+            st.status,
+            if i >= 2 { "CONFIRMED" } else { "REJECTED" },
+            "{i}"
+        );
+    }
+    // A later batch can confirm nothing more.
+    let (event, _) = sqs_event(&[body(&order(&f.sale, "late", 1, 1))]);
+    assert_eq!(f.settler.settle(event).await.rejected, 1);
+    assert_eq!(counts(&f.check, &f.sale).await.3, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_of_one_sale_never_confirm_more_than_the_stock() {
+    let url = fresh_schema_url().await;
+    let setup = db_at(&url).await;
+    let def = sale(&fresh_sale_id(), 50, 5);
+    setup.create_sale(&def).await.unwrap();
+    let status = fresh_status_store().await;
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let (url, def, status) = (url.clone(), def.clone(), status.clone());
+        handles.push(tokio::spawn(async move {
+            let settler = Settler::new(db_at(&url).await, status, store().await);
+            for b in 0..5 {
+                let bodies: Vec<String> = (0..10)
+                    .map(|i| body(&order(&def, &format!("w{w}b{b}i{i}"), 1, i)))
+                    .collect();
+                let (event, _) = sqs_event(&bodies);
+                assert!(settler.handle(event).await.batch_item_failures.is_empty());
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert_eq!(counts(&setup, &def).await, (50, 150, 200, 50));
+}
+
+#[tokio::test]
+async fn an_order_for_a_sale_postgres_does_not_know_is_reported_failed() {
+    let f = fixture(5).await;
+    let stranger = sale(&fresh_sale_id(), 5, 5);
+    let (event, ids) = sqs_event(&[
+        body(&order(&f.sale, "k", 1, 1)),
+        body(&order(&stranger, "k", 1, 1)),
+    ]);
+    let resp = f.settler.handle(event).await;
+    let failed: Vec<&str> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec![ids[1].as_str()]);
+    assert_eq!(counts(&f.check, &f.sale).await.2, 1);
+}
+
+#[tokio::test]
+async fn when_postgres_is_unavailable_every_message_is_reported_failed() {
+    let status = fresh_status_store().await;
+    let settler = Settler::new(
+        Db::new("postgres://postgres@127.0.0.1:9/nothing").unwrap(),
+        status,
+        store().await,
+    );
+    let def = sale(&fresh_sale_id(), 5, 5);
+    let bodies: Vec<String> = (0..3).map(|i| body(&order(&def, "p", 1, i))).collect();
+    let (event, ids) = sqs_event(&bodies);
+    let resp = settler.handle(event).await;
+    let failed: Vec<String> = resp
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failed, ids);
+}
+
+#[tokio::test]
+async fn settling_removes_the_reservation_from_the_outbox_and_writes_the_status() {
+    use flashflow::store::{Reservation, ReservationStore, ReserveRequest};
+    let f = fixture(5).await;
+    let store = store().await;
+    store.load_sale(&f.sale, 5).await.unwrap();
+    let Reservation::Reserved { order_id, message } = store
+        .reserve(&ReserveRequest {
+            order_id: Uuid::now_v7(),
+            sale: f.sale.id.clone(),
+            buyer: BuyerId::parse("o").unwrap(),
+            quantity: flashflow::domain::Quantity::new(2).unwrap(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(store.outbox(&f.sale.id).await.unwrap().len(), 1);
+    let (event, _) = sqs_event(&[message]);
+    assert!(f.settler.handle(event).await.batch_item_failures.is_empty());
+    assert!(store.outbox(&f.sale.id).await.unwrap().is_empty());
+    let st = f.status.get(order_id).await.unwrap().unwrap();
+    assert_eq!(
+        (st.status.as_str(), st.quantity, st.buyer.as_str()),
+        ("CONFIRMED", 2, "o")
+    );
+}
