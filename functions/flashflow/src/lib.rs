@@ -11,6 +11,7 @@
 //! - [`db`]: Postgres (connection, migrations, sales, the set-based settlement transaction).
 //! - [`settle`]: an SQS batch into Postgres, then DynamoDB ([`status`]) and the outbox cleanup.
 //! - [`api`]: HTTP handlers (buy, operator) and the one error-to-HTTP mapping.
+//! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
 //! - [`config`], [`aws`]: settings from the environment and the AWS SDK configuration.
 //! - [`local`]: serving the same handlers over plain HTTP for local runs and load tests.
 
@@ -21,6 +22,7 @@ pub mod db;
 pub mod domain;
 pub mod local;
 pub mod queue;
+pub mod reconcile;
 pub mod settle;
 pub mod status;
 pub mod store;

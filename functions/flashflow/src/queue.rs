@@ -37,6 +37,49 @@ impl SqsPublisher {
     }
 }
 
+impl SqsPublisher {
+    /// Send many messages, 10 per `SendMessageBatch`. Returns the indexes (into `messages`) that
+    /// were not accepted.
+    pub async fn publish_batch(&self, messages: &[String]) -> Vec<usize> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        let mut failed = Vec::new();
+        for (c, chunk) in messages.chunks(10).enumerate() {
+            let entries: Vec<SendMessageBatchRequestEntry> = chunk
+                .iter()
+                .enumerate()
+                .filter_map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            let base = c * 10;
+            match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => failed.extend(
+                    out.failed()
+                        .iter()
+                        .filter_map(|f| f.id().parse::<usize>().ok())
+                        .map(|i| base + i),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "batch send failed");
+                    failed.extend(base..base + chunk.len());
+                }
+            }
+        }
+        failed
+    }
+}
+
 impl OrderPublisher for SqsPublisher {
     async fn publish(&self, message: &str) -> Result<(), PublishError> {
         self.client

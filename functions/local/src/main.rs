@@ -1,47 +1,80 @@
-//! `flashflow-local api`: the buy and operator handlers served over plain HTTP on one port, with the
-//! routes API Gateway would give them. Same handler code as the Lambdas; see `flashflow::local`.
+//! `flashflow-local`: FlashFlow's handlers on the local stack, the same code as the Lambdas.
 //!
-//! Settings: those of the buy and operator functions, plus `LISTEN_ADDR` (default 127.0.0.1:3000).
+//! - `flashflow-local api`: buy, order status and operator handlers on one HTTP port, with the
+//!   routes API Gateway would give them (`LISTEN_ADDR`, default 127.0.0.1:3000).
+//! - `flashflow-local settle`: the SQS event source mapping feeding the settle handler in-process
+//!   (or a Lambda Invoke endpoint given in `EVENT_SOURCE_INVOKE_URL`, e.g. `cargo lambda watch`'s).
+//!   `EVENT_SOURCE_BATCH_SIZE` (10), `EVENT_SOURCE_BATCHING_WINDOW_MS` (0),
+//!   `EVENT_SOURCE_MAX_CONCURRENCY` (2).
+//! - `flashflow-local reconcile`: the outbox sweeper every `RECONCILE_INTERVAL_MS` (10000), for
+//!   entries older than `OUTBOX_THRESHOLD_MS` (30000); in AWS it is a scheduled Lambda.
+//!
+//! Other settings are those of the functions (`REDIS_URL`, `DATABASE_URL`, `ORDERS_QUEUE_URL`, …).
 
 use anyhow::Context;
 use flashflow::api::buy::{BuyHandler, BuySettings};
 use flashflow::api::operator::OperatorHandler;
-use flashflow::{aws, config, db::Db, local, queue::SqsPublisher, store::RedisStore};
+use flashflow::api::orders::OrdersHandler;
+use flashflow::local::event_source::{self, EventSourceConfig, EventSourceStats, HttpInvokeTarget};
+use flashflow::settle::Settler;
+use flashflow::status::DynamoStatusStore;
+use flashflow::{aws, config, db::Db, local, queue::SqsPublisher, reconcile, store::RedisStore};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::info;
+use tracing::{info, warn};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_http::tracing::init_default_subscriber();
     match std::env::args().nth(1).as_deref() {
         Some("api") => api().await,
-        _ => anyhow::bail!("usage: flashflow-local api"),
+        Some("settle") => settle().await,
+        Some("reconcile") => reconcile_loop().await,
+        _ => anyhow::bail!("usage: flashflow-local api|settle|reconcile"),
+    }
+}
+
+async fn connected_store() -> anyhow::Result<RedisStore> {
+    let store = RedisStore::connect(&config::redis()?)?;
+    store
+        .ready(Duration::from_secs(5))
+        .await
+        .context("connecting to Redis")?;
+    Ok(store)
+}
+
+fn count(name: &'static str, default: usize, max: usize) -> anyhow::Result<usize> {
+    match config::optional(name) {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => anyhow::bail!("environment variable {name}={v:?} is invalid: expected 1..={max}"),
+        },
     }
 }
 
 async fn api() -> anyhow::Result<()> {
-    let redis = config::redis()?;
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
     let database_url = config::required("DATABASE_URL", "postgres://user@host:5432/db")?;
-    let settings = BuySettings {
-        trust_user_header: config::flag("TRUST_USER_HEADER", false)?,
-    };
+    let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
+    let trust_user_header = config::flag("TRUST_USER_HEADER", false)?;
     let token = config::optional("OPERATOR_TOKEN");
     let addr = config::optional("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
 
     let db = Db::new(&database_url)?;
     db.migrate().await.context("migrating Postgres")?;
-    let store = RedisStore::connect(&redis)?;
-    store
-        .ready(Duration::from_secs(5))
-        .await
-        .context("connecting to Redis")?;
-    let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
+    let store = connected_store().await?;
+    let sdk = aws::sdk_config().await;
     let buy = Arc::new(BuyHandler::new(
         store.clone(),
-        SqsPublisher::new(sqs, queue_url),
-        settings,
+        SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url),
+        BuySettings { trust_user_header },
+    ));
+    let orders = Arc::new(OrdersHandler::new(
+        DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+        store.clone(),
+        trust_user_header,
+        token.clone(),
     ));
     let operator = Arc::new(OperatorHandler::new(db, store, token));
 
@@ -50,10 +83,13 @@ async fn api() -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     info!(%addr, "serving the FlashFlow API");
     local::serve(listener, move |req| {
-        let buy = Arc::clone(&buy);
-        let operator = Arc::clone(&operator);
+        let (buy, orders, operator) =
+            (Arc::clone(&buy), Arc::clone(&orders), Arc::clone(&operator));
         async move {
-            if req.uri().path().starts_with("/admin/") {
+            let path = req.uri().path();
+            if path.starts_with("/orders/") || path.starts_with("/admin/orders/") {
+                orders.handle(req).await
+            } else if path.starts_with("/admin/") {
                 operator.handle(req).await
             } else {
                 buy.handle(req).await
@@ -62,4 +98,68 @@ async fn api() -> anyhow::Result<()> {
     })
     .await?;
     Ok(())
+}
+
+async fn settle() -> anyhow::Result<()> {
+    let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
+    let region = config::optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
+    let mut cfg = EventSourceConfig::new(queue_url, region);
+    cfg.batch_size = count("EVENT_SOURCE_BATCH_SIZE", 10, 10_000)?;
+    cfg.batching_window = config::millis("EVENT_SOURCE_BATCHING_WINDOW_MS", 1)?;
+    cfg.max_concurrency = count("EVENT_SOURCE_MAX_CONCURRENCY", 2, 1_000)?;
+    if cfg.batch_size > 10 && cfg.batching_window < Duration::from_secs(1) {
+        anyhow::bail!("EVENT_SOURCE_BATCH_SIZE above 10 needs EVENT_SOURCE_BATCHING_WINDOW_MS of at least 1000, as in AWS");
+    }
+    let sdk = aws::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let stats = Arc::new(EventSourceStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    info!(queue = %cfg.queue_url, batch_size = cfg.batch_size, concurrency = cfg.max_concurrency, "event source started");
+
+    if let Some(url) = config::optional("EVENT_SOURCE_INVOKE_URL") {
+        let targets = (0..cfg.max_concurrency)
+            .map(|_| HttpInvokeTarget::new(url.clone()))
+            .collect();
+        event_source::run(sqs, cfg, targets, stop_rx, stats).await;
+        return Ok(());
+    }
+    let database_url = config::required("DATABASE_URL", "postgres://user@host:5432/db")?;
+    let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
+    let store = connected_store().await?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let mut targets = Vec::new();
+    // One settler (one Postgres connection) per concurrent batch, like one Lambda instance each.
+    for _ in 0..cfg.max_concurrency {
+        let db = Db::new(&database_url)?;
+        db.migrate().await.context("migrating Postgres")?;
+        targets.push(Settler::new(
+            db,
+            DynamoStatusStore::new(dynamodb.clone(), &table),
+            store.clone(),
+        ));
+    }
+    event_source::run(sqs, cfg, targets, stop_rx, stats).await;
+    Ok(())
+}
+
+async fn reconcile_loop() -> anyhow::Result<()> {
+    let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
+    let threshold = config::millis("OUTBOX_THRESHOLD_MS", 30_000)?;
+    let interval = config::millis("RECONCILE_INTERVAL_MS", 10_000)?;
+    let store = connected_store().await?;
+    let queue = SqsPublisher::new(
+        aws_sdk_sqs::Client::new(&aws::sdk_config().await),
+        queue_url,
+    );
+    info!(?threshold, ?interval, "outbox sweeper started");
+    loop {
+        if let Err(e) = reconcile::sweep(&store, &queue, threshold).await {
+            warn!(error = %e, "sweep failed");
+        }
+        tokio::time::sleep(interval).await;
+    }
 }

@@ -1,10 +1,9 @@
 //! `POST /sales/{sale_id}/buy`: reserve in Redis, hand the order to the queue, answer `202`.
 
 use super::{json_body, json_response, parse_json, single_header, ApiError};
-use crate::domain::{BuyerId, IdempotencyKey, Quantity, SaleId};
+use crate::domain::{IdempotencyKey, Quantity, SaleId};
 use crate::queue::OrderPublisher;
 use crate::store::{Reservation, ReservationStore, ReserveRequest};
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -64,7 +63,7 @@ impl<S: ReservationStore, P: OrderPublisher> BuyHandler<S, P> {
             return Err(ApiError::MethodNotAllowed { allow: "POST" });
         }
         let sale = sale_id(req)?;
-        let buyer = self.buyer(req)?;
+        let buyer = super::identity::buyer(req, self.settings.trust_user_header)?;
         let idempotency_key = single_header(req, "idempotency-key", "invalid_idempotency_key")?
             .map(IdempotencyKey::parse)
             .transpose()?;
@@ -99,26 +98,6 @@ impl<S: ReservationStore, P: OrderPublisher> BuyHandler<S, P> {
             }
             Reservation::Refused(r) => Err(ApiError::Refused(r)),
         }
-    }
-
-    /// The buyer: the JWT authorizer's `sub` claim, else (only when enabled) `X-User-Id`.
-    fn buyer(&self, req: &Request) -> Result<BuyerId, ApiError> {
-        if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-            let sub = ctx
-                .authorizer
-                .as_ref()
-                .and_then(|a| a.jwt.as_ref())
-                .and_then(|j| j.claims.get("sub"));
-            if let Some(sub) = sub {
-                return Ok(BuyerId::parse(sub)?);
-            }
-        }
-        if self.settings.trust_user_header {
-            if let Some(user) = single_header(req, "x-user-id", "invalid_buyer")? {
-                return Ok(BuyerId::parse(user)?);
-            }
-        }
-        Err(ApiError::Unauthenticated)
     }
 }
 

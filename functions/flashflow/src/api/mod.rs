@@ -2,7 +2,9 @@
 //! errors become HTTP status codes and JSON bodies.
 
 pub mod buy;
+pub mod identity;
 pub mod operator;
+pub mod orders;
 
 use crate::db::DbError;
 use crate::domain::InvalidInput;

@@ -5,13 +5,12 @@
 //! In AWS the routes sit behind IAM authorization; the handler also accepts a bearer token when
 //! `OPERATOR_TOKEN` is set (the local stack uses that).
 
-use super::{json_body, json_response, parse_json, single_header, ApiError};
+use super::{json_body, json_response, parse_json, ApiError};
 use crate::db::{CreateOutcome, Db, SaleRecord};
 use crate::domain::{InvalidInput, SaleDefinition, SaleId, MAX_QUANTITY};
 use crate::store::RedisStore;
 use crate::timefmt::{format_ms, parse_ms};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -87,7 +86,7 @@ impl OperatorHandler {
     }
 
     async fn route(&self, req: &Request) -> Result<(u16, SaleView), ApiError> {
-        self.authorize(req)?;
+        super::identity::operator(req, self.token.as_deref())?;
         let path = req.uri().path().trim_matches('/').to_owned();
         let segments: Vec<&str> = path.split('/').collect();
         let method = req.method();
@@ -106,26 +105,6 @@ impl OperatorHandler {
                 code: "route_not_found",
                 message: "operator routes: POST /admin/sales, GET /admin/sales/{id}, POST /admin/sales/{id}/reset".into(),
             }),
-        }
-    }
-
-    /// IAM-authorized (API Gateway checked the signature) or the configured bearer token.
-    fn authorize(&self, req: &Request) -> Result<(), ApiError> {
-        if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-            if ctx.authorizer.as_ref().is_some_and(|a| a.iam.is_some()) {
-                return Ok(());
-            }
-        }
-        let Some(expected) = self.token.as_deref() else {
-            return Err(ApiError::Unauthenticated);
-        };
-        let given = single_header(req, "authorization", "invalid_authorization")?
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthenticated)?;
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden)
         }
     }
 
@@ -253,10 +232,6 @@ fn validate(c: CreateSale) -> Result<SaleDefinition, InvalidInput> {
     })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,12 +271,5 @@ mod tests {
                 "{to}"
             );
         }
-    }
-
-    #[test]
-    fn tokens_compare_equal_only_when_identical() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

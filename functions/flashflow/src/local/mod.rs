@@ -4,6 +4,9 @@
 //! out near 3.8k req/s on a 2-core machine; this server runs the very same handler functions on a
 //! multi-threaded runtime, with the request converted into the `lambda_http::Request` the handler
 //! gets in AWS (minus the JWT authorizer context, which is why local runs use `X-User-Id`).
+//! [`event_source`] feeds the settle handler from SQS the way the event source mapping does.
+
+pub mod event_source;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};

@@ -1,0 +1,94 @@
+//! The outbox sweeper: re-sends reservations that stayed in a sale's outbox longer than a
+//! threshold (the send failed, or the buy process died after the script). A re-sent order may
+//! arrive twice; settle is idempotent, so that is harmless.
+
+use crate::domain::SaleId;
+use crate::queue::SqsPublisher;
+use crate::store::{RedisStore, StoreError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{info, warn};
+
+/// How much one sweep may do per sale, so a huge backlog cannot make one run exceed its time.
+const PAGE: usize = 100;
+const MAX_PER_SALE: usize = 10_000;
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    pub sales: usize,
+    pub resent: usize,
+    pub send_failed: usize,
+    /// Index entries whose order had been settled meanwhile.
+    pub forgotten: usize,
+}
+
+/// Re-send every outbox entry older than `threshold`, in every sale Redis holds.
+///
+/// # Errors
+/// [`StoreError`] when Redis fails (a failed send is counted, not an error: the next sweep retries).
+pub async fn sweep(
+    store: &RedisStore,
+    queue: &SqsPublisher,
+    threshold: Duration,
+) -> Result<SweepReport, StoreError> {
+    sweep_sales(store, queue, threshold, &store.sales().await?).await
+}
+
+/// [`sweep`], for the given sales only.
+///
+/// # Errors
+/// [`StoreError`] when Redis fails.
+pub async fn sweep_sales(
+    store: &RedisStore,
+    queue: &SqsPublisher,
+    threshold: Duration,
+    sales: &[SaleId],
+) -> Result<SweepReport, StoreError> {
+    let mut report = SweepReport::default();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let before = now_ms - threshold.as_millis() as i64;
+    for sale in sales {
+        report.sales += 1;
+        let mut done = 0;
+        while done < MAX_PER_SALE {
+            let page = store.stale_outbox(sale, before, PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            done += page.len();
+            let (live, gone): (Vec<_>, Vec<_>) = page.into_iter().partition(|(_, m)| m.is_some());
+            let gone: Vec<String> = gone.into_iter().map(|(id, _)| id).collect();
+            let (ids, bodies): (Vec<String>, Vec<String>) = live
+                .into_iter()
+                .map(|(id, m)| (id, m.unwrap_or_default()))
+                .unzip();
+            let failed = queue.publish_batch(&bodies).await;
+            let resent: Vec<String> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !failed.contains(i))
+                .map(|(_, id)| id.clone())
+                .collect();
+            report.resent += resent.len();
+            report.send_failed += failed.len();
+            report.forgotten += gone.len();
+            store.touch_outbox(sale, &resent, &gone, now_ms).await?;
+            if !failed.is_empty() {
+                warn!(sale = %sale, failed = failed.len(), "re-send failed, next sweep retries");
+                break;
+            }
+        }
+    }
+    if report.resent + report.send_failed + report.forgotten > 0 {
+        info!(
+            resent = report.resent,
+            send_failed = report.send_failed,
+            forgotten = report.forgotten,
+            "outbox swept"
+        );
+    }
+    Ok(report)
+}

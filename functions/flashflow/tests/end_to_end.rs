@@ -1,0 +1,495 @@
+//! The whole flow on the local stack: buy → Redis → LocalStack SQS → event source → settle →
+//! Postgres + DynamoDB; poison messages to the DLQ; the outbox sweeper; order status.
+
+mod common;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::QueueAttributeName;
+use common::*;
+use flashflow::api::orders::OrdersHandler;
+use flashflow::db::Db;
+use flashflow::local::event_source::{
+    self, BatchTarget, EventSourceConfig, EventSourceStats, InvokeError,
+};
+use flashflow::queue::SqsPublisher;
+use flashflow::settle::Settler;
+use flashflow::status::DynamoStatusStore;
+use flashflow::store::{Reservation, ReservationStore, ReserveRequest};
+use lambda_http::Body;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// A queue with a DLQ after `max_receive` receives and a 1 s visibility timeout. Returns (queue, dlq).
+async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> (String, String) {
+    let dlq = fresh_queue(sqs).await;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("t-{}", Uuid::new_v4().simple()))
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{max_receive}"}}"#),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (queue, dlq)
+}
+
+async fn depth(sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|k| attrs[k].parse::<i64>().unwrap())
+    .sum()
+}
+
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn fast_config(queue: &str, concurrency: usize) -> EventSourceConfig {
+    let mut cfg = EventSourceConfig::new(queue, "us-east-1");
+    cfg.poll_wait = Duration::from_secs(1);
+    cfg.max_concurrency = concurrency;
+    cfg
+}
+
+async fn settled_count(db: &Db, sale: &str) -> i64 {
+    db.client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM orders WHERE sale_id = $1", &[&sale])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buys_flow_through_sqs_and_the_event_source_into_postgres_and_dynamodb() {
+    let (store, sqs) = (store().await, sqs().await);
+    let (queue, dlq) = queue_with_dlq(&sqs, 3).await;
+    let url = fresh_schema_url().await;
+    let check = db_at(&url).await;
+    let def = sale(&fresh_sale_id(), 15, 1);
+    check.create_sale(&def).await.unwrap();
+    store.load_sale(&def, 15).await.unwrap();
+    let status = fresh_status_store().await;
+
+    let buy = buy_handler(store.clone(), sqs.clone(), &queue);
+    let mut accepted = Vec::new();
+    for i in 0..20 {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!("/sales/{}/buy", def.id))
+            .header("x-user-id", format!("e2e-{i}"))
+            .body(Body::Empty)
+            .unwrap();
+        let (code, body) = parts(buy.handle(req).await);
+        if code == 202 {
+            accepted.push(body["order_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+    }
+    assert_eq!(accepted.len(), 15, "exactly the stock is accepted");
+
+    let targets = vec![
+        Settler::new(db_at(&url).await, status.clone(), store.clone()),
+        Settler::new(db_at(&url).await, status.clone(), store.clone()),
+    ];
+    let (stop, stop_rx) = watch::channel(false);
+    let stats = Arc::new(EventSourceStats::default());
+    let runner = tokio::spawn(event_source::run(
+        sqs.clone(),
+        fast_config(&queue, 2),
+        targets,
+        stop_rx,
+        Arc::clone(&stats),
+    ));
+
+    wait_until("15 settled orders", Duration::from_secs(30), || {
+        settled_count(&check, def.id.as_str()).then(|n| n == 15)
+    })
+    .await;
+    wait_until("an empty queue", Duration::from_secs(10), || {
+        depth(&sqs, &queue).then(|d| d == 0)
+    })
+    .await;
+    stop.send(true).unwrap();
+    runner.await.unwrap();
+
+    for id in &accepted {
+        assert_eq!(status.get(*id).await.unwrap().unwrap().status, "CONFIRMED");
+    }
+    assert!(store.outbox(&def.id).await.unwrap().is_empty());
+    assert_eq!(depth(&sqs, &dlq).await, 0);
+    assert_eq!(stats.deleted.load(Ordering::Relaxed), 15);
+}
+
+trait Then: Sized {
+    async fn then<F: FnOnce(Self::Out) -> bool>(self, f: F) -> bool;
+    type Out;
+}
+impl<Fut: std::future::Future> Then for Fut {
+    type Out = Fut::Output;
+    async fn then<F: FnOnce(Fut::Output) -> bool>(self, f: F) -> bool {
+        f(self.await)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_message_ends_in_the_dlq_after_max_receive_count_and_good_ones_settle() {
+    let (store, sqs) = (store().await, sqs().await);
+    let (queue, dlq) = queue_with_dlq(&sqs, 2).await;
+    let url = fresh_schema_url().await;
+    let check = db_at(&url).await;
+    let def = sale(&fresh_sale_id(), 5, 5);
+    check.create_sale(&def).await.unwrap();
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body("this is not an order")
+        .send()
+        .await
+        .unwrap();
+    let good = format!(
+        r#"{{"v":1,"order_id":"{}","sale_id":"{}","buyer":"g","quantity":1,"reserved_at_ms":1}}"#,
+        Uuid::now_v7(),
+        def.id
+    );
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(&good)
+        .send()
+        .await
+        .unwrap();
+
+    let status = fresh_status_store().await;
+    let targets = vec![Settler::new(db_at(&url).await, status, store.clone())];
+    let (stop, stop_rx) = watch::channel(false);
+    let stats = Arc::new(EventSourceStats::default());
+    let runner = tokio::spawn(event_source::run(
+        sqs.clone(),
+        fast_config(&queue, 1),
+        targets,
+        stop_rx,
+        Arc::clone(&stats),
+    ));
+    wait_until(
+        "the poison message in the DLQ",
+        Duration::from_secs(30),
+        || depth(&sqs, &dlq).then(|d| d == 1),
+    )
+    .await;
+    wait_until("an empty queue", Duration::from_secs(10), || {
+        depth(&sqs, &queue).then(|d| d == 0)
+    })
+    .await;
+    stop.send(true).unwrap();
+    runner.await.unwrap();
+
+    let in_dlq = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap();
+    assert_eq!(in_dlq[0].body(), Some("this is not an order"));
+    assert_eq!(settled_count(&check, def.id.as_str()).await, 1);
+    assert!(
+        stats.failed.load(Ordering::Relaxed) >= 2,
+        "the poison failed on each of its receives"
+    );
+}
+
+/// A target that reports a failure id that is not in the batch.
+struct Misbehaving;
+impl BatchTarget for Misbehaving {
+    async fn invoke(&self, _: SqsEvent) -> Result<SqsBatchResponse, InvokeError> {
+        let mut f = BatchItemFailure::default();
+        f.item_identifier = "not-a-message-of-this-batch".into();
+        let mut r = SqsBatchResponse::default();
+        r.batch_item_failures = vec![f];
+        Ok(r)
+    }
+}
+
+/// A target that fails the whole invocation.
+struct Crashing;
+impl BatchTarget for Crashing {
+    async fn invoke(&self, _: SqsEvent) -> Result<SqsBatchResponse, InvokeError> {
+        Err(InvokeError("boom".into()))
+    }
+}
+
+async fn run_briefly<T: BatchTarget>(
+    target: T,
+    queue: &str,
+    sqs: &aws_sdk_sqs::Client,
+) -> Arc<EventSourceStats> {
+    let (stop, stop_rx) = watch::channel(false);
+    let stats = Arc::new(EventSourceStats::default());
+    let runner = tokio::spawn(event_source::run(
+        sqs.clone(),
+        fast_config(queue, 1),
+        vec![target],
+        stop_rx,
+        Arc::clone(&stats),
+    ));
+    let s = Arc::clone(&stats);
+    wait_until("a batch", Duration::from_secs(10), || {
+        let s = Arc::clone(&s);
+        async move { s.batches.load(Ordering::Relaxed) >= 1 }
+    })
+    .await;
+    stop.send(true).unwrap();
+    runner.await.unwrap();
+    stats
+}
+
+#[tokio::test]
+async fn an_unknown_failure_id_or_an_invocation_error_deletes_nothing_as_in_aws() {
+    let sqs = sqs().await;
+    for case in 0..2 {
+        let queue = fresh_queue(&sqs).await;
+        for i in 0..3 {
+            sqs.send_message()
+                .queue_url(&queue)
+                .message_body(format!("m{i}"))
+                .send()
+                .await
+                .unwrap();
+        }
+        let stats = if case == 0 {
+            run_briefly(Misbehaving, &queue, &sqs).await
+        } else {
+            run_briefly(Crashing, &queue, &sqs).await
+        };
+        assert_eq!(stats.deleted.load(Ordering::Relaxed), 0, "case {case}");
+        assert_eq!(
+            depth(&sqs, &queue).await,
+            3,
+            "case {case}: every message is still there"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_settles() {
+    let (store, sqs) = (store().await, sqs().await);
+    let queue = fresh_queue(&sqs).await;
+    let url = fresh_schema_url().await;
+    let check = db_at(&url).await;
+    let def = sale(&fresh_sale_id(), 5, 5);
+    check.create_sale(&def).await.unwrap();
+    store.load_sale(&def, 5).await.unwrap();
+    // The buy process "died" after the script: reserved, never sent.
+    let Reservation::Reserved { order_id, .. } = store
+        .reserve(&ReserveRequest {
+            order_id: Uuid::now_v7(),
+            sale: def.id.clone(),
+            buyer: flashflow::domain::BuyerId::parse("lost").unwrap(),
+            quantity: flashflow::domain::Quantity::new(1).unwrap(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let publisher = SqsPublisher::new(sqs.clone(), &queue);
+    // Younger than the threshold: left alone.
+    let early = flashflow::reconcile::sweep_sales(
+        &store,
+        &publisher,
+        Duration::from_secs(3600),
+        &[def.id.clone()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(early.resent, 0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = flashflow::reconcile::sweep_sales(
+        &store,
+        &publisher,
+        Duration::from_millis(10),
+        &[def.id.clone()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.resent, 1);
+    assert_eq!(depth(&sqs, &queue).await, 1);
+    // Just re-sent: the next sweep waits for the threshold again instead of flooding the queue.
+    let again = flashflow::reconcile::sweep_sales(
+        &store,
+        &publisher,
+        Duration::from_secs(3600),
+        &[def.id.clone()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.resent, 0);
+
+    let status = fresh_status_store().await;
+    let (stop, stop_rx) = watch::channel(false);
+    let runner = tokio::spawn(event_source::run(
+        sqs.clone(),
+        fast_config(&queue, 1),
+        vec![Settler::new(
+            db_at(&url).await,
+            status.clone(),
+            store.clone(),
+        )],
+        stop_rx,
+        Arc::new(EventSourceStats::default()),
+    ));
+    wait_until("the order settled", Duration::from_secs(20), || {
+        settled_count(&check, def.id.as_str()).then(|n| n == 1)
+    })
+    .await;
+    stop.send(true).unwrap();
+    runner.await.unwrap();
+    assert_eq!(
+        status.get(order_id).await.unwrap().unwrap().status,
+        "CONFIRMED"
+    );
+    assert!(store.outbox(&def.id).await.unwrap().is_empty());
+}
+
+fn get(path: &str, headers: &[(&str, &str)]) -> lambda_http::Request {
+    let mut b = http::Request::builder().method("GET").uri(path);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::Empty).unwrap()
+}
+
+#[tokio::test]
+async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operator_sees_it() {
+    let (store, sqs) = (store().await, sqs().await);
+    let url = fresh_schema_url().await;
+    let db = db_at(&url).await;
+    let def = sale(&fresh_sale_id(), 5, 5);
+    db.create_sale(&def).await.unwrap();
+    store.load_sale(&def, 5).await.unwrap();
+    let status = fresh_status_store().await;
+    let orders = OrdersHandler::new(status.clone(), store.clone(), true, Some("op-token".into()));
+
+    let buy = buy_handler(store.clone(), sqs.clone(), "http://127.0.0.1:9/unused");
+    let (_, accepted) = parts(
+        buy.handle(
+            http::Request::builder()
+                .method("POST")
+                .uri(format!("/sales/{}/buy", def.id))
+                .header("x-user-id", "owner")
+                .body(Body::Empty)
+                .unwrap(),
+        )
+        .await,
+    );
+    let id = accepted["order_id"].as_str().unwrap().to_owned();
+    let path = format!("/orders/{id}");
+
+    let (code, body) = parts(orders.handle(get(&path, &[("x-user-id", "owner")])).await);
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (200, Some("PENDING")),
+        "{body}"
+    );
+    let (code, body) = parts(
+        orders
+            .handle(get(&path, &[("x-user-id", "someone-else")]))
+            .await,
+    );
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (404, Some("order_not_found"))
+    );
+    assert_eq!(parts(orders.handle(get(&path, &[])).await).0, 401);
+    assert_eq!(
+        parts(
+            orders
+                .handle(get("/orders/not-a-uuid", &[("x-user-id", "owner")]))
+                .await
+        )
+        .1["error"],
+        "invalid_order_id"
+    );
+    let unknown = format!("/orders/{}", Uuid::now_v7());
+    assert_eq!(
+        parts(
+            orders
+                .handle(get(&unknown, &[("x-user-id", "owner")]))
+                .await
+        )
+        .0,
+        404
+    );
+
+    // Settle it (as the event source would) and look again.
+    let outbox = store.outbox(&def.id).await.unwrap();
+    let mut event = SqsEvent::default();
+    let mut m = aws_lambda_events::event::sqs::SqsMessage::default();
+    m.message_id = Some("m-1".into());
+    m.body = Some(outbox[0].1.clone());
+    event.records.push(m);
+    let settler = Settler::new(db, status.clone(), store.clone());
+    assert!(settler.handle(event).await.batch_item_failures.is_empty());
+
+    let (code, body) = parts(orders.handle(get(&path, &[("x-user-id", "owner")])).await);
+    assert_eq!((code, body["status"].as_str()), (200, Some("CONFIRMED")));
+    let (code, body) = parts(
+        orders
+            .handle(get(
+                &format!("/admin/orders/{id}"),
+                &[("authorization", "Bearer op-token")],
+            ))
+            .await,
+    );
+    assert_eq!((code, body["buyer"].as_str()), (200, Some("owner")));
+    assert_eq!(
+        parts(
+            orders
+                .handle(get(&path, &[("authorization", "Bearer wrong")]))
+                .await
+        )
+        .0,
+        403
+    );
+    let _: DynamoStatusStore = status;
+}

@@ -1,0 +1,35 @@
+//! The reconcile function (scheduled): re-sends reservations that stayed in an outbox longer than
+//! `OUTBOX_THRESHOLD_MS` (default 60000).
+//!
+//! Settings: `REDIS_URL`, `ORDERS_QUEUE_URL`, optional `OUTBOX_THRESHOLD_MS`, `REDIS_COMMAND_TIMEOUT_MS`.
+
+use flashflow::{aws, config, queue::SqsPublisher, reconcile, store::RedisStore};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+
+    let redis = config::redis()?;
+    let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
+    let threshold = config::millis("OUTBOX_THRESHOLD_MS", 60_000)?;
+
+    let store = Arc::new(RedisStore::connect(&redis)?);
+    let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
+    let queue = Arc::new(SqsPublisher::new(sqs, queue_url));
+
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+        let (store, queue) = (Arc::clone(&store), Arc::clone(&queue));
+        async move {
+            let report = reconcile::sweep(&store, &queue, threshold).await?;
+            Ok::<_, Error>(serde_json::json!({
+                "sales": report.sales,
+                "resent": report.resent,
+                "send_failed": report.send_failed,
+                "forgotten": report.forgotten,
+            }))
+        }
+    }))
+    .await
+}

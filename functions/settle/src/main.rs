@@ -1,0 +1,37 @@
+//! The settle function: SQS batches of orders into Postgres (one transaction per batch), then the
+//! status into DynamoDB and the reservation out of the Redis outbox. Reports partial batch failures.
+//!
+//! Settings: `DATABASE_URL`, `REDIS_URL`, `ORDERS_TABLE`, optional `REDIS_COMMAND_TIMEOUT_MS`.
+
+use anyhow::Context;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use flashflow::{
+    aws, config, db::Db, settle::Settler, status::DynamoStatusStore, store::RedisStore,
+};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+
+    let database_url = config::required("DATABASE_URL", "postgres://user:pass@host:5432/db")?;
+    let redis = config::redis()?;
+    let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
+
+    let db = Db::new(&database_url)?;
+    db.migrate().await.context("migrating Postgres")?;
+    let store = RedisStore::connect(&redis)?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws::sdk_config().await);
+    let settler = Arc::new(Settler::new(
+        db,
+        DynamoStatusStore::new(dynamodb, table),
+        store,
+    ));
+
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let settler = Arc::clone(&settler);
+        async move { Ok::<SqsBatchResponse, Error>(settler.handle(event.payload).await) }
+    }))
+    .await
+}
