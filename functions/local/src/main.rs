@@ -5,7 +5,7 @@
 //! - `flashflow-local settle`: the SQS event source mapping feeding the settle handler in-process
 //!   (or a Lambda Invoke endpoint given in `EVENT_SOURCE_INVOKE_URL`, e.g. `cargo lambda watch`'s).
 //!   `EVENT_SOURCE_BATCH_SIZE` (10), `EVENT_SOURCE_BATCHING_WINDOW_MS` (0),
-//!   `EVENT_SOURCE_MAX_CONCURRENCY` (2).
+//!   `EVENT_SOURCE_MAX_CONCURRENCY` (2), `EVENT_SOURCE_POLL_WAIT_MS` (20000, the long-poll wait).
 //! - `flashflow-local reconcile`: the outbox sweeper every `RECONCILE_INTERVAL_MS` (10000), for
 //!   entries older than `OUTBOX_THRESHOLD_MS` (30000); in AWS it is a scheduled Lambda.
 //!
@@ -113,9 +113,17 @@ async fn settle() -> anyhow::Result<()> {
     let sdk = aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let stats = Arc::new(EventSourceStats::default());
+    cfg.poll_wait = config::millis("EVENT_SOURCE_POLL_WAIT_MS", 20_000)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        // Finish the batch in hand, then stop: an abandoned long poll would still be handed a
+        // message by the queue, which then stays invisible for the visibility timeout.
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        info!("stopping after the current batch");
         let _ = stop_tx.send(true);
     });
     info!(queue = %cfg.queue_url, batch_size = cfg.batch_size, concurrency = cfg.max_concurrency, "event source started");
