@@ -25,7 +25,7 @@ test: up ## format check, clippy, template check, and every test against the rea
 	cargo fmt --all -- --check
 	@$(ENV) sam validate --lint --region "$$AWS_REGION"
 	cargo clippy --workspace --all-targets -- -D warnings
-	@$(TEST_ENV) cargo test --workspace
+	@$(TEST_ENV) bash infra/local/run-tests.sh
 
 lint: ## clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings

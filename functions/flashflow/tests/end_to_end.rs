@@ -338,7 +338,7 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
         &store,
         &publisher,
         Duration::from_secs(3600),
-        &[def.id.clone()],
+        std::slice::from_ref(&def.id),
     )
     .await
     .unwrap();
@@ -348,7 +348,7 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
         &store,
         &publisher,
         Duration::from_millis(10),
-        &[def.id.clone()],
+        std::slice::from_ref(&def.id),
     )
     .await
     .unwrap();
@@ -359,7 +359,7 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
         &store,
         &publisher,
         Duration::from_secs(3600),
-        &[def.id.clone()],
+        std::slice::from_ref(&def.id),
     )
     .await
     .unwrap();
