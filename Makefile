@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := set -a; . infra/local/env.sh; set +a;
 TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 
-.PHONY: help setup up down demo test lint fmt build services services-stop lambda-build watch
+.PHONY: help setup up down demo test lint fmt build services services-stop lambda-build watch bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,7 +43,10 @@ services-stop: ## stop the background services
 	@$(ENV) bash infra/local/services.sh stop
 
 lambda-build: setup ## build the Lambda functions for provided.al2023 with cargo-lambda
-	@$(ENV) cargo lambda build --release --arm64 -p buy -p operator
+	@$(ENV) cargo lambda build --release --arm64 -p buy -p orders -p operator -p settle -p reconcile
+
+bench: up ## FlashFlow vs the seed baseline, side by side with wrk (prints req/s, p50, p99)
+	@bash bench/run.sh
 
 watch: setup ## run the functions under `cargo lambda watch` (Lambda emulator, one request per process)
 	@$(ENV) TRUST_USER_HEADER=1 cargo lambda watch
