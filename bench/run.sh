@@ -31,7 +31,8 @@ echo "flashflow: sold in postgres = $ff_sold (stock $STOCK)"
 bash infra/local/services.sh stop
 
 say "seed baseline: TOOL=wrk $BASELINE $C $D $STOCK"
-TOOL=wrk bash "$BASELINE" "$C" "$D" "$STOCK" | tee "$LOG_DIR/wrk-baseline.txt"
+# Our DATABASE_URL / REDIS_URL would point the baseline at FlashFlow's database: unset them.
+env -u DATABASE_URL -u REDIS_URL TOOL=wrk bash "$BASELINE" "$C" "$D" "$STOCK" | tee "$LOG_DIR/wrk-baseline.txt"
 
 row() { # name file sold
   awk -v n="$1" -v sold="$3" '
