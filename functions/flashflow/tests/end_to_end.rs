@@ -142,11 +142,13 @@ async fn buys_flow_through_sqs_and_the_event_source_into_postgres_and_dynamodb()
     ));
 
     wait_until("15 settled orders", Duration::from_secs(30), || {
-        settled_count(&check, def.id.as_str()).then(|n| n == 15)
+        let (c, s) = (&check, def.id.as_str());
+        async move { settled_count(c, s).await == 15 }
     })
     .await;
     wait_until("an empty queue", Duration::from_secs(10), || {
-        depth(&sqs, &queue).then(|d| d == 0)
+        let (s, q) = (&sqs, &queue);
+        async move { depth(s, q).await == 0 }
     })
     .await;
     stop.send(true).unwrap();
@@ -158,17 +160,6 @@ async fn buys_flow_through_sqs_and_the_event_source_into_postgres_and_dynamodb()
     assert!(store.outbox(&def.id).await.unwrap().is_empty());
     assert_eq!(depth(&sqs, &dlq).await, 0);
     assert_eq!(stats.deleted.load(Ordering::Relaxed), 15);
-}
-
-trait Then: Sized {
-    async fn then<F: FnOnce(Self::Out) -> bool>(self, f: F) -> bool;
-    type Out;
-}
-impl<Fut: std::future::Future> Then for Fut {
-    type Out = Fut::Output;
-    async fn then<F: FnOnce(Fut::Output) -> bool>(self, f: F) -> bool {
-        f(self.await)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -211,11 +202,15 @@ async fn a_poison_message_ends_in_the_dlq_after_max_receive_count_and_good_ones_
     wait_until(
         "the poison message in the DLQ",
         Duration::from_secs(30),
-        || depth(&sqs, &dlq).then(|d| d == 1),
+        || {
+            let (q, s) = (&dlq, &sqs);
+            async move { depth(s, q).await == 1 }
+        },
     )
     .await;
     wait_until("an empty queue", Duration::from_secs(10), || {
-        depth(&sqs, &queue).then(|d| d == 0)
+        let (s, q) = (&sqs, &queue);
+        async move { depth(s, q).await == 0 }
     })
     .await;
     stop.send(true).unwrap();
@@ -333,36 +328,23 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
         panic!()
     };
     let publisher = SqsPublisher::new(sqs.clone(), &queue);
+    let sweep = |threshold| {
+        let (store, publisher, sales) = (&store, &publisher, std::slice::from_ref(&def.id));
+        async move {
+            flashflow::reconcile::sweep_sales(store, publisher, threshold, sales)
+                .await
+                .unwrap()
+        }
+    };
     // Younger than the threshold: left alone.
-    let early = flashflow::reconcile::sweep_sales(
-        &store,
-        &publisher,
-        Duration::from_secs(3600),
-        std::slice::from_ref(&def.id),
-    )
-    .await
-    .unwrap();
+    let early = sweep(Duration::from_secs(3600)).await;
     assert_eq!(early.resent, 0);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let report = flashflow::reconcile::sweep_sales(
-        &store,
-        &publisher,
-        Duration::from_millis(10),
-        std::slice::from_ref(&def.id),
-    )
-    .await
-    .unwrap();
+    let report = sweep(Duration::from_millis(10)).await;
     assert_eq!(report.resent, 1);
     assert_eq!(depth(&sqs, &queue).await, 1);
     // Just re-sent: the next sweep waits for the threshold again instead of flooding the queue.
-    let again = flashflow::reconcile::sweep_sales(
-        &store,
-        &publisher,
-        Duration::from_secs(3600),
-        std::slice::from_ref(&def.id),
-    )
-    .await
-    .unwrap();
+    let again = sweep(Duration::from_secs(3600)).await;
     assert_eq!(again.resent, 0);
 
     let status = fresh_status_store().await;
@@ -379,7 +361,8 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
         Arc::new(EventSourceStats::default()),
     ));
     wait_until("the order settled", Duration::from_secs(20), || {
-        settled_count(&check, def.id.as_str()).then(|n| n == 1)
+        let (c, s) = (&check, def.id.as_str());
+        async move { settled_count(c, s).await == 1 }
     })
     .await;
     stop.send(true).unwrap();
@@ -463,11 +446,7 @@ async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operato
 
     // Settle it (as the event source would) and look again.
     let outbox = store.outbox(&def.id).await.unwrap();
-    let mut event = SqsEvent::default();
-    let mut m = aws_lambda_events::event::sqs::SqsMessage::default();
-    m.message_id = Some("m-1".into());
-    m.body = Some(outbox[0].1.clone());
-    event.records.push(m);
+    let (event, _) = sqs_event(&[outbox[0].1.clone()]);
     let settler = Settler::new(db, status.clone(), store.clone());
     assert!(settler.handle(event).await.batch_item_failures.is_empty());
 

@@ -2,7 +2,6 @@
 
 mod common;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use common::*;
 use flashflow::db::Db;
 use flashflow::domain::{BuyerId, OrderMessage, SaleDefinition};
@@ -24,20 +23,6 @@ fn order(sale: &SaleDefinition, buyer: &str, quantity: u32, at: i64) -> OrderMes
 
 fn body(o: &OrderMessage) -> String {
     serde_json::to_string(o).unwrap()
-}
-
-fn sqs_event(bodies: &[String]) -> (SqsEvent, Vec<String>) {
-    let mut event = SqsEvent::default();
-    let mut ids = Vec::new();
-    for b in bodies {
-        let mut m = SqsMessage::default();
-        let id = Uuid::new_v4().to_string();
-        m.message_id = Some(id.clone());
-        m.body = Some(b.clone());
-        event.records.push(m);
-        ids.push(id);
-    }
-    (event, ids)
 }
 
 struct Fixture {
@@ -108,12 +93,7 @@ async fn nine_good_and_one_poison_message_settle_nine_and_report_exactly_the_poi
     bodies.insert(4, r#"{"v":1,"order_id":"not-a-uuid"}"#.into());
     let (event, ids) = sqs_event(&bodies);
     let resp = f.settler.handle(event).await;
-    let failed: Vec<&str> = resp
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, vec![ids[4].as_str()]);
+    assert_eq!(failed_ids(&resp), vec![ids[4].clone()]);
     assert_eq!(counts(&f.check, &f.sale).await, (9, 0, 9, 9));
 }
 
@@ -182,12 +162,7 @@ async fn an_order_for_a_sale_postgres_does_not_know_is_reported_failed() {
         body(&order(&stranger, "k", 1, 1)),
     ]);
     let resp = f.settler.handle(event).await;
-    let failed: Vec<&str> = resp
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, vec![ids[1].as_str()]);
+    assert_eq!(failed_ids(&resp), vec![ids[1].clone()]);
     assert_eq!(counts(&f.check, &f.sale).await.2, 1);
 }
 
@@ -203,12 +178,7 @@ async fn when_postgres_is_unavailable_every_message_is_reported_failed() {
     let bodies: Vec<String> = (0..3).map(|i| body(&order(&def, "p", 1, i))).collect();
     let (event, ids) = sqs_event(&bodies);
     let resp = settler.handle(event).await;
-    let failed: Vec<String> = resp
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
-    assert_eq!(failed, ids);
+    assert_eq!(failed_ids(&resp), ids);
 }
 
 #[tokio::test]

@@ -177,3 +177,26 @@ pub fn parts(resp: lambda_http::Response<lambda_http::Body>) -> (u16, serde_json
         serde_json::from_slice(body).expect("response body is JSON"),
     )
 }
+
+/// An SQS event with one record per body, each with a fresh message id; returns the ids too.
+pub fn sqs_event(bodies: &[String]) -> (aws_lambda_events::event::sqs::SqsEvent, Vec<String>) {
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    let mut ids = Vec::new();
+    for b in bodies {
+        let mut m = aws_lambda_events::event::sqs::SqsMessage::default();
+        let id = Uuid::new_v4().to_string();
+        m.message_id = Some(id.clone());
+        m.body = Some(b.clone());
+        event.records.push(m);
+        ids.push(id);
+    }
+    (event, ids)
+}
+
+/// The message ids a batch response reports as failed.
+pub fn failed_ids(resp: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    resp.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
