@@ -210,3 +210,27 @@ async fn settling_removes_the_reservation_from_the_outbox_and_writes_the_status(
         ("CONFIRMED", 2, "o")
     );
 }
+
+#[tokio::test]
+async fn the_sqs_batch_fixture_settles_its_two_orders_and_reports_its_poison_message() {
+    let f = fixture(10).await;
+    let fixture = include_str!("../../../events/sqs-orders-batch.json");
+    // Fresh order ids too, so re-runs against the same schema stay independent.
+    let text = fixture
+        .replace("demo-sale", f.sale.id.as_str())
+        .replace(
+            "01a21c50-0000-7000-8000-000000000001",
+            &Uuid::now_v7().to_string(),
+        )
+        .replace(
+            "01a21c50-0000-7000-8000-000000000002",
+            &Uuid::now_v7().to_string(),
+        );
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(&text).unwrap();
+    let resp = f.settler.handle(event).await;
+    assert_eq!(
+        failed_ids(&resp),
+        vec!["2e1424d0-d2ea-4a6e-aa4a-ad5aa8e2a3b1".to_string()]
+    );
+    assert_eq!(counts(&f.check, &f.sale).await, (2, 0, 2, 2));
+}
