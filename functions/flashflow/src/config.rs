@@ -54,21 +54,37 @@ pub fn flag(name: &'static str, default: bool) -> Result<bool, ConfigError> {
     }
 }
 
-/// A duration in milliseconds.
+/// A positive duration in milliseconds.
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] when not a positive integer.
 pub fn millis(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    let d = millis_or_zero(name, default)?;
+    if d.is_zero() {
+        return Err(ConfigError::Invalid {
+            name,
+            value: "0".into(),
+            expected: "a positive number of milliseconds",
+        });
+    }
+    Ok(d)
+}
+
+/// A duration in milliseconds, zero allowed.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when not a non-negative integer.
+pub fn millis_or_zero(name: &'static str, default: u64) -> Result<Duration, ConfigError> {
     match optional(name) {
         None => Ok(Duration::from_millis(default)),
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
-            _ => Err(ConfigError::Invalid {
+        Some(v) => v
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| ConfigError::Invalid {
                 name,
                 value: v,
-                expected: "a positive number of milliseconds",
+                expected: "a number of milliseconds",
             }),
-        },
     }
 }
 
@@ -84,4 +100,19 @@ pub fn redis() -> Result<crate::store::RedisSettings, ConfigError> {
         )?,
         command_timeout: millis("REDIS_COMMAND_TIMEOUT_MS", 1000)?,
     })
+}
+
+/// Postgres: `DATABASE_URL` (its `sslmode` applies) and optional `DATABASE_CA_FILE`, the PEM
+/// bundle that verifies the server (for RDS, its CA bundle shipped with the function).
+///
+/// # Errors
+/// [`ConfigError::Missing`] without `DATABASE_URL`.
+pub fn database() -> Result<(String, Option<String>), ConfigError> {
+    Ok((
+        required(
+            "DATABASE_URL",
+            "postgres://user:pass@host:5432/db?sslmode=require",
+        )?,
+        optional("DATABASE_CA_FILE"),
+    ))
 }

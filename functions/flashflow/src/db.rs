@@ -3,7 +3,8 @@
 use crate::domain::{SaleDefinition, SaleId};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, MutexGuard};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{error, info};
 
 /// Embedded migrations, applied in order, each once.
@@ -41,6 +42,7 @@ impl From<tokio_postgres::Error> for DbError {
 /// connection is held exclusively while in use, so transactions are possible.
 pub struct Db {
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     client: Mutex<Option<Client>>,
 }
 
@@ -61,11 +63,22 @@ impl std::ops::DerefMut for Conn<'_> {
 }
 
 impl Db {
-    /// Parse the URL (`postgres://user@host:port/db?options=-csearch_path%3Dschema`). Connects lazily.
+    /// Parse the URL (`postgres://user@host:port/db?sslmode=require&options=-csearch_path%3Dschema`).
+    /// Connects lazily. TLS follows the URL's `sslmode` as libpq does (`prefer` by default), without
+    /// verifying the server's certificate; use [`Db::with_ca_file`] to verify it.
     ///
     /// # Errors
     /// [`DbError::Config`] when the URL does not parse.
     pub fn new(url: &str) -> Result<Self, DbError> {
+        Self::with_ca_file(url, None)
+    }
+
+    /// As [`Db::new`], verifying the server's certificate and host name against the PEM
+    /// certificates in `ca_file` (for RDS: its CA bundle) whenever TLS is used.
+    ///
+    /// # Errors
+    /// [`DbError::Config`] when the URL does not parse or the file holds no usable certificate.
+    pub fn with_ca_file(url: &str, ca_file: Option<&str>) -> Result<Self, DbError> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| DbError::Config(format!("invalid DATABASE_URL: {e}")))?;
@@ -73,6 +86,7 @@ impl Db {
         config.application_name("flashflow");
         Ok(Self {
             config,
+            tls: crate::pgtls::connector(ca_file)?,
             client: Mutex::new(None),
         })
     }
@@ -102,7 +116,7 @@ impl Db {
     async fn connect_new(&self) -> Result<Client, DbError> {
         let (client, connection) = self
             .config
-            .connect(NoTls)
+            .connect(self.tls.clone())
             .await
             .map_err(DbError::Unavailable)?;
         tokio::spawn(async move {

@@ -8,7 +8,7 @@
 //! - [`domain`]: validated types (sale id, buyer, quantity, the order message).
 //! - [`store`]: the Redis adapter and the reservation port; the scripts live in `src/lua/`.
 //! - [`queue`]: the order-queue port and its SQS adapter.
-//! - [`db`]: Postgres (connection, migrations, sales, the set-based settlement transaction).
+//! - [`db`]: Postgres (connection with TLS, migrations, sales, the set-based settlement transaction).
 //! - [`settle`]: an SQS batch into Postgres, then DynamoDB ([`status`]) and the outbox cleanup.
 //! - [`api`]: HTTP handlers (buy, operator) and the one error-to-HTTP mapping.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
@@ -21,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod local;
+mod pgtls;
 pub mod queue;
 pub mod reconcile;
 pub mod settle;

@@ -317,3 +317,103 @@ async fn migrations_apply_once_even_when_run_again() {
         .get(0);
     assert_eq!(n, 1);
 }
+
+#[tokio::test]
+async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not_confirmed() {
+    use flashflow::domain::{BuyerId, OrderMessage};
+    use flashflow::settle::Settler;
+    use fred::prelude::*;
+    let url = fresh_schema_url().await;
+    let op = OperatorHandler::new(db_at(&url).await, store().await, Some(TOKEN.into()));
+    let id = fresh_sale_id();
+    let body = create_body(id.as_str(), 10);
+    assert_eq!(
+        parts(
+            op.handle(req("POST", "/admin/sales", Some(&body), Some(TOKEN)))
+                .await
+        )
+        .0,
+        201
+    );
+    // Settle 4 orders, then Redis loses everything it had for the sale.
+    let settler = Settler::new(db_at(&url).await, fresh_status_store().await, store().await);
+    let bodies: Vec<String> = (0..4)
+        .map(|i| {
+            serde_json::to_string(&OrderMessage {
+                v: 1,
+                order_id: uuid::Uuid::now_v7(),
+                sale_id: id.clone(),
+                buyer: BuyerId::parse(&format!("b{i}")).unwrap(),
+                quantity: 1,
+                reserved_at_ms: i,
+                idempotency_key: None,
+            })
+            .unwrap()
+        })
+        .collect();
+    assert!(settler
+        .handle(sqs_event(&bodies).0)
+        .await
+        .batch_item_failures
+        .is_empty());
+    let store = store().await;
+    let keys = flashflow::store::SaleKeys::new(&id);
+    let _: i64 = store
+        .client()
+        .del(vec![keys.sale, keys.buyers, keys.idem])
+        .await
+        .unwrap();
+    let (_, shown) = parts(
+        op.handle(req("GET", &format!("/admin/sales/{id}"), None, Some(TOKEN)))
+            .await,
+    );
+    assert_eq!(shown["loaded"], false);
+
+    // The operator re-creates the same sale: Redis gets stock minus what Postgres confirmed.
+    let (status, shown) = parts(
+        op.handle(req("POST", "/admin/sales", Some(&body), Some(TOKEN)))
+            .await,
+    );
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["remaining"], 6);
+    assert_eq!(shown["settled"]["confirmed_quantity"], 4);
+}
+
+#[tokio::test]
+async fn postgres_connections_use_tls_when_the_url_requires_it() {
+    let base = std::env::var("TEST_DATABASE_URL").unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let db = flashflow::db::Db::new(&format!("{base}{sep}sslmode=require")).unwrap();
+    let ssl: bool = db
+        .client()
+        .await
+        .expect("the local Postgres serves TLS (Debian enables it with its snakeoil certificate)")
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the session is encrypted");
+}
+
+#[tokio::test]
+async fn a_server_certificate_not_signed_by_the_configured_ca_is_refused() {
+    // Any CA that did not sign the local server's certificate: a public root from the system store.
+    let ca = std::fs::read_dir("/etc/ssl/certs")
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "pem") && !p.to_string_lossy().contains("snakeoil")
+        })
+        .expect("a CA certificate under /etc/ssl/certs");
+    let base = std::env::var("TEST_DATABASE_URL").unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let db = flashflow::db::Db::with_ca_file(&format!("{base}{sep}sslmode=require"), ca.to_str())
+        .unwrap();
+    assert!(
+        db.client().await.is_err(),
+        "an unverifiable server must not be trusted"
+    );
+}

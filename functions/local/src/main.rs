@@ -55,13 +55,13 @@ fn count(name: &'static str, default: usize, max: usize) -> anyhow::Result<usize
 
 async fn api() -> anyhow::Result<()> {
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
-    let database_url = config::required("DATABASE_URL", "postgres://user@host:5432/db")?;
+    let (database_url, ca_file) = config::database()?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let trust_user_header = config::flag("TRUST_USER_HEADER", false)?;
     let token = config::optional("OPERATOR_TOKEN");
     let addr = config::optional("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
 
-    let db = Db::new(&database_url)?;
+    let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
     db.migrate().await.context("migrating Postgres")?;
     let store = connected_store().await?;
     let sdk = aws::sdk_config().await;
@@ -105,7 +105,7 @@ async fn settle() -> anyhow::Result<()> {
     let region = config::optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
     let mut cfg = EventSourceConfig::new(queue_url, region);
     cfg.batch_size = count("EVENT_SOURCE_BATCH_SIZE", 10, 10_000)?;
-    cfg.batching_window = config::millis("EVENT_SOURCE_BATCHING_WINDOW_MS", 1)?;
+    cfg.batching_window = config::millis_or_zero("EVENT_SOURCE_BATCHING_WINDOW_MS", 0)?;
     cfg.max_concurrency = count("EVENT_SOURCE_MAX_CONCURRENCY", 2, 1_000)?;
     if cfg.batch_size > 10 && cfg.batching_window < Duration::from_secs(1) {
         anyhow::bail!("EVENT_SOURCE_BATCH_SIZE above 10 needs EVENT_SOURCE_BATCHING_WINDOW_MS of at least 1000, as in AWS");
@@ -135,14 +135,14 @@ async fn settle() -> anyhow::Result<()> {
         event_source::run(sqs, cfg, targets, stop_rx, stats).await;
         return Ok(());
     }
-    let database_url = config::required("DATABASE_URL", "postgres://user@host:5432/db")?;
+    let (database_url, ca_file) = config::database()?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let store = connected_store().await?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let mut targets = Vec::new();
     // One settler (one Postgres connection) per concurrent batch, like one Lambda instance each.
     for _ in 0..cfg.max_concurrency {
-        let db = Db::new(&database_url)?;
+        let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
         db.migrate().await.context("migrating Postgres")?;
         targets.push(Settler::new(
             db,

@@ -1,6 +1,6 @@
 //! The operator function: create, show and reset sales (`/admin/...`, IAM-authorized in AWS).
 //!
-//! Settings: `DATABASE_URL`, `REDIS_URL`, optional `OPERATOR_TOKEN` (bearer token accepted in
+//! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, optional `OPERATOR_TOKEN` (bearer token accepted in
 //! addition to IAM), `REDIS_COMMAND_TIMEOUT_MS`. Migrations run at start.
 
 use anyhow::Context;
@@ -13,11 +13,11 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
 
-    let database_url = config::required("DATABASE_URL", "postgres://user:pass@host:5432/db")?;
+    let (database_url, ca_file) = config::database()?;
     let redis = config::redis()?;
     let token = config::optional("OPERATOR_TOKEN");
 
-    let db = Db::new(&database_url)?;
+    let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
     let handler = Arc::new(OperatorHandler::new(db, store, token));

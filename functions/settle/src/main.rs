@@ -1,7 +1,7 @@
 //! The settle function: SQS batches of orders into Postgres (one transaction per batch), then the
 //! status into DynamoDB and the reservation out of the Redis outbox. Reports partial batch failures.
 //!
-//! Settings: `DATABASE_URL`, `REDIS_URL`, `ORDERS_TABLE`, optional `REDIS_COMMAND_TIMEOUT_MS`.
+//! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, `ORDERS_TABLE`, optional `REDIS_COMMAND_TIMEOUT_MS`.
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -15,11 +15,11 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
 
-    let database_url = config::required("DATABASE_URL", "postgres://user:pass@host:5432/db")?;
+    let (database_url, ca_file) = config::database()?;
     let redis = config::redis()?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
 
-    let db = Db::new(&database_url)?;
+    let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws::sdk_config().await);
