@@ -29,7 +29,9 @@ pub enum DbError {
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.is_closed() || e.code().is_none() && e.as_db_error().is_none() {
+        // Only a broken connection means "unavailable"; a failed statement is a query error.
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.is_closed() || io {
             Self::Unavailable(e)
         } else {
             Self::Query(e)
