@@ -472,3 +472,26 @@ async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operato
     );
     let _: DynamoStatusStore = status;
 }
+
+#[tokio::test]
+async fn a_jwt_buyer_reads_their_order_even_where_an_operator_token_is_configured() {
+    let store = store().await;
+    let def = loaded_sale(&store, 5, 5).await;
+    let buy = buy_handler(store.clone(), sqs().await, "http://127.0.0.1:9/unused");
+    let (_, accepted) = parts(buy.handle(event(BUY_EVENT, &def.id)).await);
+    let order_id = accepted["order_id"].as_str().unwrap();
+    let orders = OrdersHandler::new(
+        fresh_status_store().await,
+        store,
+        false,
+        Some("op-token".into()),
+    );
+    let req = lambda_http::request::from_str(&ORDER_STATUS_EVENT.replace("demo-order", order_id))
+        .unwrap();
+    let (code, body) = parts(orders.handle(req).await);
+    assert_eq!(
+        (code, body["status"].as_str(), body["buyer"].as_str()),
+        (200, Some("PENDING"), Some("buyer-123")),
+        "{body}"
+    );
+}

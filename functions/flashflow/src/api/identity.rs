@@ -18,15 +18,8 @@ pub enum Caller {
 /// # Errors
 /// `unauthenticated` when neither is there; `invalid_buyer` when the value is malformed.
 pub fn buyer(req: &Request, trust_user_header: bool) -> Result<BuyerId, ApiError> {
-    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-        let sub = ctx
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .and_then(|j| j.claims.get("sub"));
-        if let Some(sub) = sub {
-            return Ok(BuyerId::parse(sub)?);
-        }
+    if let Some(sub) = jwt_sub(req) {
+        return Ok(BuyerId::parse(sub)?);
     }
     if trust_user_header {
         if let Some(user) = single_header(req, "x-user-id", "invalid_buyer")? {
@@ -36,15 +29,35 @@ pub fn buyer(req: &Request, trust_user_header: bool) -> Result<BuyerId, ApiError
     Err(ApiError::Unauthenticated)
 }
 
+fn api_gateway_authorizer(
+    req: &Request,
+) -> Option<&lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref(),
+        _ => None,
+    }
+}
+
+fn jwt_sub(req: &Request) -> Option<&str> {
+    api_gateway_authorizer(req)?
+        .jwt
+        .as_ref()?
+        .claims
+        .get("sub")
+        .map(String::as_str)
+}
+
+fn iam_authorized(req: &Request) -> bool {
+    api_gateway_authorizer(req).is_some_and(|a| a.iam.is_some())
+}
+
 /// IAM-authorized by API Gateway, or the configured operator bearer token.
 ///
 /// # Errors
 /// `unauthenticated` without credentials, `forbidden` with a wrong token.
 pub fn operator(req: &Request, token: Option<&str>) -> Result<(), ApiError> {
-    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
-        if ctx.authorizer.as_ref().is_some_and(|a| a.iam.is_some()) {
-            return Ok(());
-        }
+    if iam_authorized(req) {
+        return Ok(());
     }
     let Some(expected) = token else {
         return Err(ApiError::Unauthenticated);
@@ -59,24 +72,26 @@ pub fn operator(req: &Request, token: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-/// An operator when operator credentials are present, else a buyer.
+/// A buyer when API Gateway's JWT authorizer vouched for one (API Gateway forwards the buyer's
+/// `Authorization: Bearer <jwt>` too, which must not be read as an operator token); else an
+/// operator when IAM or an operator bearer token is present; else a buyer by `X-User-Id`.
 ///
 /// # Errors
-/// As [`operator`] when an `Authorization: Bearer` header or IAM context is present, else as [`buyer`].
+/// As [`operator`] when operator credentials are presented, else as [`buyer`].
 pub fn caller(
     req: &Request,
     trust_user_header: bool,
     token: Option<&str>,
 ) -> Result<Caller, ApiError> {
-    let has_iam = matches!(req.request_context_ref(), Some(RequestContext::ApiGatewayV2(ctx))
-        if ctx.authorizer.as_ref().is_some_and(|a| a.iam.is_some()));
-    let has_token = token.is_some()
-        && req
-            .headers()
-            .get("authorization")
-            .and_then(|h| h.to_str().ok())
-            .is_some_and(|h| h.starts_with("Bearer "));
-    if has_iam || has_token {
+    if let Some(sub) = jwt_sub(req) {
+        return Ok(Caller::Buyer(BuyerId::parse(sub)?));
+    }
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.starts_with("Bearer "));
+    if iam_authorized(req) || (token.is_some() && bearer) {
         operator(req, token).map(|()| Caller::Operator)
     } else {
         buyer(req, trust_user_header).map(Caller::Buyer)

@@ -166,6 +166,7 @@ pub const BUY_NO_IDENTITY_EVENT: &str =
     include_str!("../../../../events/apigw-buy-no-identity.json");
 pub const ADMIN_CREATE_EVENT: &str =
     include_str!("../../../../events/apigw-admin-create-sale.json");
+pub const ORDER_STATUS_EVENT: &str = include_str!("../../../../events/apigw-order-status.json");
 pub const ADMIN_SHOW_EVENT: &str = include_str!("../../../../events/apigw-admin-show-sale.json");
 
 /// The status and JSON body of a response.
