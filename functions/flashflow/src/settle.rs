@@ -83,7 +83,7 @@ impl Settler {
 
         let mut statuses = Vec::new();
         let mut written: HashSet<Uuid> = HashSet::new();
-        let mut by_sale: BTreeMap<SaleId, Vec<String>> = BTreeMap::new();
+        let mut by_sale: BTreeMap<SaleId, Vec<Uuid>> = BTreeMap::new();
         for (_, o) in &orders {
             let settled = outcome
                 .get(&o.order_id)
@@ -106,19 +106,19 @@ impl Settler {
             by_sale
                 .entry(o.sale_id.clone())
                 .or_default()
-                .push(o.order_id.to_string());
+                .push(o.order_id);
         }
         let status_failed: HashSet<Uuid> =
             self.status.put_all(&statuses).await.into_iter().collect();
 
         for (sale, ids) in &by_sale {
-            // Leave entries whose status write failed: their message is retried anyway.
-            let ids: Vec<String> = ids
+            // Entries whose status write failed stay: their message is retried anyway.
+            let done: Vec<String> = ids
                 .iter()
-                .filter(|id| id.parse().map_or(true, |u| !status_failed.contains(&u)))
-                .cloned()
+                .filter(|id| !status_failed.contains(id))
+                .map(Uuid::to_string)
                 .collect();
-            if let Err(e) = self.store.remove_from_outbox(sale, &ids).await {
+            if let Err(e) = self.store.remove_from_outbox(sale, &done).await {
                 // Not a failure of the message: the sweeper re-sends it and settle absorbs that.
                 warn!(sale = %sale, error = %e, "outbox cleanup failed");
             }
