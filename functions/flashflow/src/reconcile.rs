@@ -20,6 +20,8 @@ pub struct SweepReport {
     pub send_failed: usize,
     /// Index entries whose order had been settled meanwhile.
     pub forgotten: usize,
+    /// Sales dropped from the registry: sold out or closed, nothing left to settle.
+    pub retired: usize,
 }
 
 /// Re-send every outbox entry older than `threshold`, in every sale Redis holds.
@@ -81,12 +83,16 @@ pub async fn sweep_sales(
                 break;
             }
         }
+        if store.retire_if_finished(sale, now_ms).await? {
+            report.retired += 1;
+        }
     }
-    if report.resent + report.send_failed + report.forgotten > 0 {
+    if report.resent + report.send_failed + report.forgotten + report.retired > 0 {
         info!(
             resent = report.resent,
             send_failed = report.send_failed,
             forgotten = report.forgotten,
+            retired = report.retired,
             "outbox swept"
         );
     }

@@ -339,6 +339,37 @@ impl RedisStore {
         Ok(found.into_iter().flatten().next())
     }
 
+    /// Whether no reservation can be added to `sale` any more (sold out, closed, or gone from
+    /// Redis) and none is waiting in its outbox.
+    async fn finished(&self, sale: &SaleId, now_ms: i64) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let (remaining, closes): (Option<i64>, Option<i64>) = self
+            .client
+            .hmget(&keys.sale, vec!["remaining", "closes_ms"])
+            .await?;
+        let waiting: i64 = self.client.zcard(&keys.outbox_at).await?;
+        let no_more = remaining.is_none_or(|r| r <= 0) || closes.is_some_and(|c| now_ms >= c);
+        Ok(no_more && waiting == 0)
+    }
+
+    /// Drop a finished sale from [`SALES_KEY`], so order lookups and sweeps stop visiting it.
+    /// Returns whether it was dropped. A reload or reset re-registers the sale; the re-check after
+    /// the removal puts it back if one ran in between.
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails.
+    pub async fn retire_if_finished(&self, sale: &SaleId, now_ms: i64) -> Result<bool, StoreError> {
+        if !self.finished(sale, now_ms).await? {
+            return Ok(false);
+        }
+        let _: i64 = self.client.srem(SALES_KEY, sale.as_str()).await?;
+        if !self.finished(sale, now_ms).await? {
+            self.register_sale(sale).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
     /// Outbox entries of `sale` reserved (or last re-sent) before `before_ms`, at most `limit`:
     /// `(order id, message)`; the message is `None` when the entry was settled meanwhile.
     ///

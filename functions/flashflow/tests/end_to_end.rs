@@ -495,3 +495,50 @@ async fn a_jwt_buyer_reads_their_order_even_where_an_operator_token_is_configure
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keeps_live_ones() {
+    use fred::prelude::*;
+    let (store, sqs) = (store().await, sqs().await);
+    let publisher = SqsPublisher::new(sqs.clone(), fresh_queue(&sqs).await);
+    let sold_out = loaded_sale(&store, 1, 1).await;
+    let live = loaded_sale(&store, 5, 1).await;
+    let reserve = |sale: &flashflow::domain::SaleId| ReserveRequest {
+        order_id: Uuid::now_v7(),
+        sale: sale.clone(),
+        buyer: flashflow::domain::BuyerId::parse("r").unwrap(),
+        quantity: flashflow::domain::Quantity::new(1).unwrap(),
+        idempotency_key: None,
+    };
+    let Reservation::Reserved { order_id, .. } =
+        store.reserve(&reserve(&sold_out.id)).await.unwrap()
+    else {
+        panic!()
+    };
+    let registered = |id: &flashflow::domain::SaleId| {
+        let (c, id) = (store.client().clone(), id.to_string());
+        async move {
+            c.sismember::<bool, _, _>(flashflow::store::SALES_KEY, id)
+                .await
+                .unwrap()
+        }
+    };
+    let sales = [sold_out.id.clone(), live.id.clone()];
+    let sweep =
+        || flashflow::reconcile::sweep_sales(&store, &publisher, Duration::from_secs(3600), &sales);
+
+    // Sold out but its order is still waiting in the outbox: kept.
+    assert_eq!(sweep().await.unwrap().retired, 0);
+    assert!(registered(&sold_out.id).await);
+    // Settled: retired. The sale with stock left stays registered.
+    store
+        .remove_from_outbox(&sold_out.id, &[order_id.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(sweep().await.unwrap().retired, 1);
+    assert!(!registered(&sold_out.id).await);
+    assert!(registered(&live.id).await);
+    // A reset brings it back.
+    store.reset_sale(&sold_out).await.unwrap();
+    assert!(registered(&sold_out.id).await);
+}

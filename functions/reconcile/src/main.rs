@@ -28,6 +28,7 @@ async fn main() -> Result<(), Error> {
                 "resent": report.resent,
                 "send_failed": report.send_failed,
                 "forgotten": report.forgotten,
+                "retired": report.retired,
             }))
         }
     }))
