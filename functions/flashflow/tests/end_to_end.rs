@@ -83,6 +83,16 @@ where
     }
 }
 
+/// Wait until `queue` holds exactly `n` messages (visible or in flight).
+async fn wait_for_depth(sqs: &aws_sdk_sqs::Client, queue: &str, n: i64, timeout: Duration) {
+    wait_until(
+        &format!("{n} message(s) in {queue}"),
+        timeout,
+        || async move { depth(sqs, queue).await == n },
+    )
+    .await;
+}
+
 fn fast_config(queue: &str, concurrency: usize) -> EventSourceConfig {
     let mut cfg = EventSourceConfig::new(queue, "us-east-1");
     cfg.poll_wait = Duration::from_secs(1);
@@ -146,11 +156,7 @@ async fn buys_flow_through_sqs_and_the_event_source_into_postgres_and_dynamodb()
         async move { settled_count(c, s).await == 15 }
     })
     .await;
-    wait_until("an empty queue", Duration::from_secs(10), || {
-        let (s, q) = (&sqs, &queue);
-        async move { depth(s, q).await == 0 }
-    })
-    .await;
+    wait_for_depth(&sqs, &queue, 0, Duration::from_secs(10)).await;
     stop.send(true).unwrap();
     runner.await.unwrap();
 
@@ -199,20 +205,8 @@ async fn a_poison_message_ends_in_the_dlq_after_max_receive_count_and_good_ones_
         stop_rx,
         Arc::clone(&stats),
     ));
-    wait_until(
-        "the poison message in the DLQ",
-        Duration::from_secs(30),
-        || {
-            let (q, s) = (&dlq, &sqs);
-            async move { depth(s, q).await == 1 }
-        },
-    )
-    .await;
-    wait_until("an empty queue", Duration::from_secs(10), || {
-        let (s, q) = (&sqs, &queue);
-        async move { depth(s, q).await == 0 }
-    })
-    .await;
+    wait_for_depth(&sqs, &dlq, 1, Duration::from_secs(30)).await;
+    wait_for_depth(&sqs, &queue, 0, Duration::from_secs(10)).await;
     stop.send(true).unwrap();
     runner.await.unwrap();
 
