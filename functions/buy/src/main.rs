@@ -4,10 +4,10 @@
 //! `TRUST_USER_HEADER` (local use only).
 
 use anyhow::Context;
-use flashflow::api::buy::{BuyHandler, BuySettings};
-use flashflow::{aws, config, queue::SqsPublisher, store::RedisStore};
-use lambda_http::{service_fn, Error, Request};
-use std::sync::Arc;
+use flashflow::adapters::{redis::RedisStore, sqs::SqsPublisher};
+use flashflow::api::{self, buy};
+use flashflow::{aws, config};
+use lambda_http::Error;
 use std::time::Duration;
 
 #[tokio::main]
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
 
     let redis = config::redis()?;
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
-    let settings = BuySettings {
+    let settings = buy::BuySettings {
         trust_user_header: config::flag("TRUST_USER_HEADER", false)?,
     };
 
@@ -26,15 +26,10 @@ async fn main() -> Result<(), Error> {
         .await
         .context("connecting to Redis")?;
     let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
-    let handler = Arc::new(BuyHandler::new(
+    let app = api::app(buy::routes(buy::BuyState {
         store,
-        SqsPublisher::new(sqs, queue_url),
+        publisher: SqsPublisher::new(sqs, queue_url),
         settings,
-    ));
-
-    lambda_http::run(service_fn(move |req: Request| {
-        let handler = Arc::clone(&handler);
-        async move { Ok::<_, Error>(handler.handle(req).await) }
-    }))
-    .await
+    }));
+    lambda_http::run(app).await
 }

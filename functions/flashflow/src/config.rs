@@ -92,8 +92,8 @@ pub fn millis_or_zero(name: &'static str, default: u64) -> Result<Duration, Conf
 ///
 /// # Errors
 /// [`ConfigError`] when `REDIS_URL` is missing or the timeout is malformed.
-pub fn redis() -> Result<crate::store::RedisSettings, ConfigError> {
-    Ok(crate::store::RedisSettings {
+pub fn redis() -> Result<crate::adapters::redis::RedisSettings, ConfigError> {
+    Ok(crate::adapters::redis::RedisSettings {
         url: required(
             "REDIS_URL",
             "the Redis endpoint, e.g. redis://127.0.0.1:6379",

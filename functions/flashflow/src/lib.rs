@@ -5,26 +5,24 @@
 //! orders to Postgres, the authority for stock.
 //!
 //! # Layout
-//! - [`domain`]: validated types (sale id, buyer, quantity, the order message).
-//! - [`store`]: the Redis adapter and the reservation port; the scripts live in `src/lua/`.
-//! - [`queue`]: the order-queue port and its SQS adapter.
-//! - [`db`]: Postgres (connection with TLS, migrations, sales, the set-based settlement transaction).
-//! - [`settle`]: an SQS batch into Postgres, then DynamoDB ([`status`]) and the outbox cleanup.
-//! - [`api`]: HTTP handlers (buy, operator) and the one error-to-HTTP mapping.
+//! - [`domain`]: validated types and the rules (reservation, allocation, sale validation), no I/O.
+//! - [`ports`]: what the handlers need from outside (reservation store, order queue, status
+//!   store, ledger) and their errors.
+//! - [`adapters`]: the ports on Redis (Lua scripts in `adapters/lua/`), SQS, DynamoDB and
+//!   Postgres, and in memory for fast tests.
+//! - [`api`]: one `axum::Router` per HTTP function (buy, orders, operator) and the one
+//!   error-to-HTTP mapping.
+//! - [`settle`]: an SQS batch into the ledger, then the status store and the outbox cleanup.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
-//! - [`config`], [`aws`]: settings from the environment and the AWS SDK configuration.
-//! - [`local`]: serving the same handlers over plain HTTP for local runs and load tests.
+//! - [`config`], [`aws`], [`timefmt`]: settings from the environment, the AWS SDK configuration,
+//!   RFC 3339 times.
 
+pub mod adapters;
 pub mod api;
 pub mod aws;
 pub mod config;
-pub mod db;
 pub mod domain;
-pub mod local;
-mod pgtls;
-pub mod queue;
+pub mod ports;
 pub mod reconcile;
 pub mod settle;
-pub mod status;
-pub mod store;
 pub mod timefmt;

@@ -1,10 +1,14 @@
 //! The outbox sweeper: re-sends reservations that stayed in a sale's outbox longer than a
 //! threshold (the send failed, or the buy process died after the script). A re-sent order may
 //! arrive twice; settle is idempotent, so that is harmless.
+//!
+//! It works on the concrete Redis and SQS adapters (no port): everything it does is Redis
+//! bookkeeping, so its tests run against Redis and LocalStack.
 
+use crate::adapters::redis::RedisStore;
+use crate::adapters::sqs::SqsPublisher;
 use crate::domain::SaleId;
-use crate::queue::SqsPublisher;
-use crate::store::{RedisStore, StoreError};
+use crate::ports::StoreError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 

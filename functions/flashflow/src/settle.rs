@@ -1,20 +1,18 @@
-//! Settlement: an SQS batch of order messages into Postgres, then the status into DynamoDB and the
-//! reservation out of the Redis outbox.
+//! Settlement: an SQS batch of order messages into the ledger, then the status into the status
+//! store and the reservation out of the outbox.
 
-use crate::db::{Db, Settlement};
-use crate::domain::{OrderMessage, SaleId};
-use crate::status::{DynamoStatusStore, OrderStatus};
-use crate::store::RedisStore;
+use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleId, Settlement};
+use crate::ports::{Ledger, ReservationStore, StatusStore};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, HashSet};
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
 /// The settle handler: one per function instance (it owns the instance's Postgres connection).
-pub struct Settler {
-    db: Db,
-    status: DynamoStatusStore,
-    store: RedisStore,
+pub struct Settler<L, S, R> {
+    ledger: L,
+    status: S,
+    store: R,
 }
 
 /// What one batch did, for logs and tests.
@@ -26,9 +24,13 @@ pub struct BatchReport {
     pub failed: Vec<String>,
 }
 
-impl Settler {
-    pub fn new(db: Db, status: DynamoStatusStore, store: RedisStore) -> Self {
-        Self { db, status, store }
+impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
+    pub fn new(ledger: L, status: S, store: R) -> Self {
+        Self {
+            ledger,
+            status,
+            store,
+        }
     }
 
     /// Settle one SQS batch. Never fails as a whole: every problem is a failed message id, so SQS
@@ -72,7 +74,7 @@ impl Settler {
         }
 
         let messages: Vec<OrderMessage> = orders.iter().map(|(_, o)| o.clone()).collect();
-        let outcome = match self.db.settle_orders(&messages).await {
+        let outcome = match self.ledger.settle_orders(&messages).await {
             Ok(outcome) => outcome,
             Err(e) => {
                 error!(error = %e, batch = orders.len(), "settling failed, the batch will be redelivered");
@@ -80,43 +82,41 @@ impl Settler {
                 return report;
             }
         };
+        let settled_as = |o: &OrderMessage| {
+            outcome
+                .get(&o.order_id)
+                .copied()
+                .unwrap_or(Settlement::UnknownSale)
+        };
 
         let mut statuses = Vec::new();
         let mut written: HashSet<Uuid> = HashSet::new();
         let mut by_sale: BTreeMap<SaleId, Vec<Uuid>> = BTreeMap::new();
         for (_, o) in &orders {
-            let settled = outcome
-                .get(&o.order_id)
-                .copied()
-                .unwrap_or(Settlement::UnknownSale);
-            if settled == Settlement::UnknownSale || !written.insert(o.order_id) {
+            let Some(state) = OrderState::settled(settled_as(o)) else {
+                continue;
+            };
+            if !written.insert(o.order_id) {
                 continue;
             }
-            match settled {
-                Settlement::Confirmed => report.confirmed += 1,
+            match state {
+                OrderState::Confirmed => report.confirmed += 1,
                 _ => report.rejected += 1,
             }
-            statuses.push(OrderStatus {
-                order_id: o.order_id,
-                sale_id: o.sale_id.to_string(),
-                buyer: o.buyer.as_str().to_owned(),
-                quantity: o.quantity,
-                status: settled.as_str().to_owned(),
-            });
+            statuses.push(OrderStatus::of(o, state));
             by_sale
                 .entry(o.sale_id.clone())
                 .or_default()
                 .push(o.order_id);
         }
-        let status_failed: HashSet<Uuid> =
-            self.status.put_all(&statuses).await.into_iter().collect();
+        let status_failed: HashSet<Uuid> = self.status.put_all(&statuses).await.into_iter().collect();
 
         for (sale, ids) in &by_sale {
             // Entries whose status write failed stay: their message is retried anyway.
-            let done: Vec<String> = ids
+            let done: Vec<Uuid> = ids
                 .iter()
                 .filter(|id| !status_failed.contains(id))
-                .map(Uuid::to_string)
+                .copied()
                 .collect();
             if let Err(e) = self.store.remove_from_outbox(sale, &done).await {
                 // Not a failure of the message: the sweeper re-sends it and settle absorbs that.
@@ -125,11 +125,7 @@ impl Settler {
         }
 
         for (id, o) in &orders {
-            let settled = outcome
-                .get(&o.order_id)
-                .copied()
-                .unwrap_or(Settlement::UnknownSale);
-            if settled == Settlement::UnknownSale {
+            if settled_as(o) == Settlement::UnknownSale {
                 warn!(message_id = %id, sale = %o.sale_id, "order for a sale Postgres does not know");
                 report.failed.push(id.clone());
             } else if status_failed.contains(&o.order_id) {

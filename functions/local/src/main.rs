@@ -1,7 +1,7 @@
 //! `flashflow-local`: FlashFlow's handlers on the local stack, the same code as the Lambdas.
 //!
-//! - `flashflow-local api`: buy, order status and operator handlers on one HTTP port, with the
-//!   routes API Gateway would give them (`LISTEN_ADDR`, default 127.0.0.1:3000).
+//! - `flashflow-local api`: the routers of the buy, order-status and operator functions merged
+//!   on one HTTP port (`LISTEN_ADDR`, default 127.0.0.1:3000).
 //! - `flashflow-local settle`: the SQS event source mapping feeding the settle handler in-process
 //!   (or a Lambda Invoke endpoint given in `EVENT_SOURCE_INVOKE_URL`, e.g. `cargo lambda watch`'s).
 //!   `EVENT_SOURCE_BATCH_SIZE` (10), `EVENT_SOURCE_BATCHING_WINDOW_MS` (0),
@@ -12,13 +12,13 @@
 //! Other settings are those of the functions (`REDIS_URL`, `DATABASE_URL`, `ORDERS_QUEUE_URL`, …).
 
 use anyhow::Context;
-use flashflow::api::buy::{BuyHandler, BuySettings};
-use flashflow::api::operator::OperatorHandler;
-use flashflow::api::orders::OrdersHandler;
-use flashflow::local::event_source::{self, EventSourceConfig, EventSourceStats, HttpInvokeTarget};
+use flashflow::adapters::dynamodb::DynamoStatusStore;
+use flashflow::adapters::{postgres::Db, redis::RedisStore, sqs::SqsPublisher};
+use flashflow::api::{buy, operator, orders};
 use flashflow::settle::Settler;
-use flashflow::status::DynamoStatusStore;
-use flashflow::{aws, config, db::Db, local, queue::SqsPublisher, reconcile, store::RedisStore};
+use flashflow::{aws, config, reconcile};
+use flashflow_local::event_source::{self, EventSourceConfig, EventSourceStats, HttpInvokeTarget};
+use flashflow_local::server;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
@@ -65,38 +65,26 @@ async fn api() -> anyhow::Result<()> {
     db.migrate().await.context("migrating Postgres")?;
     let store = connected_store().await?;
     let sdk = aws::sdk_config().await;
-    let buy = Arc::new(BuyHandler::new(
-        store.clone(),
-        SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url),
-        BuySettings { trust_user_header },
-    ));
-    let orders = Arc::new(OrdersHandler::new(
-        DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
-        store.clone(),
-        trust_user_header,
-        token.clone(),
-    ));
-    let operator = Arc::new(OperatorHandler::new(db, store, token));
+    let app = server::app(
+        buy::routes(buy::BuyState {
+            store: store.clone(),
+            publisher: SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url),
+            settings: buy::BuySettings { trust_user_header },
+        }),
+        orders::routes(orders::OrdersState {
+            status: DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            store: store.clone(),
+            trust_user_header,
+            operator_token: token.clone(),
+        }),
+        operator::routes(operator::OperatorState { db, store, token }),
+    );
 
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     info!(%addr, "serving the FlashFlow API");
-    local::serve(listener, move |req| {
-        let (buy, orders, operator) =
-            (Arc::clone(&buy), Arc::clone(&orders), Arc::clone(&operator));
-        async move {
-            let path = req.uri().path();
-            if path.starts_with("/orders/") || path.starts_with("/admin/orders/") {
-                orders.handle(req).await
-            } else if path.starts_with("/admin/") {
-                operator.handle(req).await
-            } else {
-                buy.handle(req).await
-            }
-        }
-    })
-    .await?;
+    server::serve(listener, app).await?;
     Ok(())
 }
 

@@ -1,13 +1,14 @@
 //! The operator function: create, show and reset sales (`/admin/...`, IAM-authorized in AWS).
 //!
-//! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, optional `OPERATOR_TOKEN` (bearer token accepted in
-//! addition to IAM), `REDIS_COMMAND_TIMEOUT_MS`. Migrations run at start.
+//! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, optional
+//! `OPERATOR_TOKEN` (bearer token accepted in addition to IAM), `REDIS_COMMAND_TIMEOUT_MS`.
+//! Migrations run at start.
 
 use anyhow::Context;
-use flashflow::api::operator::OperatorHandler;
-use flashflow::{config, db::Db, store::RedisStore};
-use lambda_http::{service_fn, Error, Request};
-use std::sync::Arc;
+use flashflow::adapters::{postgres::Db, redis::RedisStore};
+use flashflow::api::{self, operator};
+use flashflow::config;
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -20,11 +21,6 @@ async fn main() -> Result<(), Error> {
     let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
-    let handler = Arc::new(OperatorHandler::new(db, store, token));
-
-    lambda_http::run(service_fn(move |req: Request| {
-        let handler = Arc::clone(&handler);
-        async move { Ok::<_, Error>(handler.handle(req).await) }
-    }))
-    .await
+    let app = api::app(operator::routes(operator::OperatorState { db, store, token }));
+    lambda_http::run(app).await
 }

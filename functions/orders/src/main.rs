@@ -3,10 +3,10 @@
 //!
 //! Settings: `REDIS_URL`, `ORDERS_TABLE`, optional `OPERATOR_TOKEN`, `TRUST_USER_HEADER` (local only).
 
-use flashflow::api::orders::OrdersHandler;
-use flashflow::{aws, config, status::DynamoStatusStore, store::RedisStore};
-use lambda_http::{service_fn, Error, Request};
-use std::sync::Arc;
+use flashflow::adapters::{dynamodb::DynamoStatusStore, redis::RedisStore};
+use flashflow::api::{self, orders};
+use flashflow::{aws, config};
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -15,20 +15,15 @@ async fn main() -> Result<(), Error> {
     let redis = config::redis()?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let trust_user_header = config::flag("TRUST_USER_HEADER", false)?;
-    let token = config::optional("OPERATOR_TOKEN");
+    let operator_token = config::optional("OPERATOR_TOKEN");
 
     let store = RedisStore::connect(&redis)?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws::sdk_config().await);
-    let handler = Arc::new(OrdersHandler::new(
-        DynamoStatusStore::new(dynamodb, table),
+    let app = api::app(orders::routes(orders::OrdersState {
+        status: DynamoStatusStore::new(dynamodb, table),
         store,
         trust_user_header,
-        token,
-    ));
-
-    lambda_http::run(service_fn(move |req: Request| {
-        let handler = Arc::clone(&handler);
-        async move { Ok::<_, Error>(handler.handle(req).await) }
-    }))
-    .await
+        operator_token,
+    }));
+    lambda_http::run(app).await
 }

@@ -3,7 +3,8 @@
 //!
 //! Settings: `REDIS_URL`, `ORDERS_QUEUE_URL`, optional `OUTBOX_THRESHOLD_MS`, `REDIS_COMMAND_TIMEOUT_MS`.
 
-use flashflow::{aws, config, queue::SqsPublisher, reconcile, store::RedisStore};
+use flashflow::adapters::{redis::RedisStore, sqs::SqsPublisher};
+use flashflow::{aws, config, reconcile};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 

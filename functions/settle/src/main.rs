@@ -5,9 +5,8 @@
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashflow::{
-    aws, config, db::Db, settle::Settler, status::DynamoStatusStore, store::RedisStore,
-};
+use flashflow::adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore};
+use flashflow::{aws, config, settle::Settler};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 

@@ -3,8 +3,9 @@
 
 use super::{single_header, ApiError};
 use crate::domain::BuyerId;
+use axum::http::request::Parts;
 use lambda_http::request::RequestContext;
-use lambda_http::{Request, RequestExt};
+use lambda_http::RequestExt;
 
 /// The caller, as far as authorization cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,28 +18,30 @@ pub enum Caller {
 ///
 /// # Errors
 /// `unauthenticated` when neither is there; `invalid_buyer` when the value is malformed.
-pub fn buyer(req: &Request, trust_user_header: bool) -> Result<BuyerId, ApiError> {
+pub fn buyer(req: &Parts, trust_user_header: bool) -> Result<BuyerId, ApiError> {
     if let Some(sub) = jwt_sub(req) {
         return Ok(BuyerId::parse(sub)?);
     }
     if trust_user_header {
-        if let Some(user) = single_header(req, "x-user-id", "invalid_buyer")? {
+        if let Some(user) = single_header(&req.headers, "x-user-id", "invalid_buyer")? {
             return Ok(BuyerId::parse(user)?);
         }
     }
     Err(ApiError::Unauthenticated)
 }
 
+/// API Gateway's authorizer context, which `lambda_http` puts in the request's extensions (absent
+/// on the local server).
 fn api_gateway_authorizer(
-    req: &Request,
+    req: &Parts,
 ) -> Option<&lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer> {
-    match req.request_context_ref() {
+    match req.extensions.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref(),
         _ => None,
     }
 }
 
-fn jwt_sub(req: &Request) -> Option<&str> {
+fn jwt_sub(req: &Parts) -> Option<&str> {
     api_gateway_authorizer(req)?
         .jwt
         .as_ref()?
@@ -47,7 +50,7 @@ fn jwt_sub(req: &Request) -> Option<&str> {
         .map(String::as_str)
 }
 
-fn iam_authorized(req: &Request) -> bool {
+fn iam_authorized(req: &Parts) -> bool {
     api_gateway_authorizer(req).is_some_and(|a| a.iam.is_some())
 }
 
@@ -55,14 +58,14 @@ fn iam_authorized(req: &Request) -> bool {
 ///
 /// # Errors
 /// `unauthenticated` without credentials, `forbidden` with a wrong token.
-pub fn operator(req: &Request, token: Option<&str>) -> Result<(), ApiError> {
+pub fn operator(req: &Parts, token: Option<&str>) -> Result<(), ApiError> {
     if iam_authorized(req) {
         return Ok(());
     }
     let Some(expected) = token else {
         return Err(ApiError::Unauthenticated);
     };
-    let given = single_header(req, "authorization", "invalid_authorization")?
+    let given = single_header(&req.headers, "authorization", "invalid_authorization")?
         .and_then(|h| h.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthenticated)?;
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
@@ -79,7 +82,7 @@ pub fn operator(req: &Request, token: Option<&str>) -> Result<(), ApiError> {
 /// # Errors
 /// As [`operator`] when operator credentials are presented, else as [`buyer`].
 pub fn caller(
-    req: &Request,
+    req: &Parts,
     trust_user_header: bool,
     token: Option<&str>,
 ) -> Result<Caller, ApiError> {
@@ -87,7 +90,7 @@ pub fn caller(
         return Ok(Caller::Buyer(BuyerId::parse(sub)?));
     }
     let bearer = req
-        .headers()
+        .headers
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .is_some_and(|h| h.starts_with("Bearer "));

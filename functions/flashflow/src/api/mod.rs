@@ -1,20 +1,43 @@
-//! HTTP handlers shared by the Lambda functions and the local server, and the one place where
-//! errors become HTTP status codes and JSON bodies.
+//! The HTTP surface: one `axum::Router` per function, and the one place where errors become HTTP
+//! status codes and JSON bodies.
+//!
+//! Each function module declares its [`Route`]s once (`ROUTES`, checked against `template.yaml` by
+//! a test) and builds its routes from them (`buy::routes`, `orders::routes`, `operator::routes`).
+//! [`app`] adds what every function shares: the JSON 404 and 405 fallbacks. A Lambda runs
+//! `app(x::routes(state))` with `lambda_http::run`; the local runner merges the routes of all three
+//! functions into one `app` and serves it with `axum::serve`.
 
 pub mod buy;
 pub mod identity;
 pub mod operator;
 pub mod orders;
 
-use crate::db::DbError;
-use crate::domain::InvalidInput;
-use crate::store::{Refusal, StoreError};
-use lambda_http::{Body, Request, Response};
+use crate::domain::{InvalidInput, Refusal};
+use crate::ports::{DbError, StoreError};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
 use serde::Serialize;
 use tracing::{error, warn};
 
-/// Everything a handler can answer other than success. [`ApiError::into_response`] is the only
-/// mapping to HTTP; internal details are logged there and never sent.
+/// One route of a function: an HTTP method and an API Gateway / axum path pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// A function's routes with the shared fallbacks: an unknown path is `404 route_not_found`, a
+/// known path with another method `405 method_not_allowed` (axum adds the `Allow` header).
+pub fn app(routes: Router) -> Router {
+    routes
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// Everything a handler can answer other than success. [`IntoResponse`] is the only mapping to
+/// HTTP; internal details are logged there and never sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
@@ -25,8 +48,10 @@ pub enum ApiError {
     Forbidden,
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    #[error("no such route")]
+    RouteNotFound,
     #[error("method not allowed")]
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed,
     #[error("body larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("unsupported content type")]
@@ -70,126 +95,142 @@ pub struct ErrorBody {
 
 impl ApiError {
     /// Status, code and client-facing message.
-    pub fn parts(&self) -> (u16, &'static str, String) {
+    pub fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
-            Self::Invalid(i) => (400, i.code, i.message.clone()),
+            Self::Invalid(i) => (StatusCode::BAD_REQUEST, i.code, i.message.clone()),
             Self::Unauthenticated => (
-                401,
+                StatusCode::UNAUTHORIZED,
                 "unauthenticated",
-                "this endpoint needs an authenticated buyer".into(),
+                "this endpoint needs an authenticated caller".into(),
             ),
-            Self::Forbidden => (403, "forbidden", "these credentials may not do this".into()),
-            Self::NotFound { code, message } => (404, code, message.clone()),
-            Self::MethodNotAllowed { allow } => (
-                405,
+            Self::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "these credentials may not do this".into(),
+            ),
+            Self::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone()),
+            Self::RouteNotFound => (
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                "no such route: see the API in the README".into(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("this path accepts {allow}"),
+                "this path does not accept this method; the Allow header lists those it does"
+                    .into(),
             ),
             Self::BodyTooLarge { limit } => (
-                413,
+                StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("request body must be at most {limit} bytes"),
             ),
             Self::UnsupportedMediaType => (
-                415,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "request body must be JSON (Content-Type: application/json)".into(),
             ),
             Self::Refused(r) => refusal_parts(r),
-            Self::Conflict { code, message } => (409, code, message.clone()),
+            Self::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
             Self::Unavailable(_) => (
-                503,
+                StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
                 "the service is temporarily unavailable, retry shortly".into(),
             ),
-            Self::Internal(_) => (500, "internal_error", "internal error".into()),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error".into(),
+            ),
         }
     }
+}
 
-    /// The HTTP response for this error. Server-side failures are logged here with their detail.
-    pub fn into_response(self) -> Response<Body> {
+impl IntoResponse for ApiError {
+    /// Server-side failures are logged here with their detail; the client gets only the code.
+    fn into_response(self) -> Response {
         match &self {
             Self::Unavailable(detail) => warn!(detail = %detail, "dependency unavailable"),
             Self::Internal(detail) => error!(detail = %detail, "internal error"),
             _ => {}
         }
         let (status, code, message) = self.parts();
-        let mut resp = json_response(
+        let mut resp = json(
             status,
             &ErrorBody {
                 error: code,
                 message,
             },
         );
-        let headers = resp.headers_mut();
-        match &self {
-            Self::Unavailable(_) => {
-                headers.insert("retry-after", http::HeaderValue::from_static("1"));
-            }
-            Self::MethodNotAllowed { allow } => {
-                headers.insert("allow", http::HeaderValue::from_static(allow));
-            }
-            _ => {}
+        if let Self::Unavailable(_) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }
 }
 
-fn refusal_parts(r: &Refusal) -> (u16, &'static str, String) {
+fn refusal_parts(r: &Refusal) -> (StatusCode, &'static str, String) {
+    use crate::timefmt::format_ms;
     match r {
-        Refusal::UnknownSale => (404, "sale_not_found", "no such sale".into()),
+        Refusal::UnknownSale => (StatusCode::NOT_FOUND, "sale_not_found", "no such sale".into()),
         Refusal::NotOpen { opens_at_ms } => (
-            403,
+            StatusCode::FORBIDDEN,
             "sale_not_open",
-            format!(
-                "the sale opens at {}",
-                crate::timefmt::format_ms(*opens_at_ms)
-            ),
+            format!("the sale opens at {}", format_ms(*opens_at_ms)),
         ),
         Refusal::Closed { closes_at_ms } => (
-            403,
+            StatusCode::FORBIDDEN,
             "sale_closed",
-            format!(
-                "the sale closed at {}",
-                crate::timefmt::format_ms(*closes_at_ms)
-            ),
+            format!("the sale closed at {}", format_ms(*closes_at_ms)),
         ),
         Refusal::LimitReached { allowance } => (
-            403,
+            StatusCode::FORBIDDEN,
             "limit_reached",
             format!("the per-buyer limit allows {allowance} more for this buyer"),
         ),
-        Refusal::SoldOut => (409, "sold_out", "the sale is sold out".into()),
-        Refusal::InsufficientStock { remaining } => {
-            (409, "insufficient_stock", format!("only {remaining} left"))
-        }
+        Refusal::SoldOut => (StatusCode::CONFLICT, "sold_out", "the sale is sold out".into()),
+        Refusal::InsufficientStock { remaining } => (
+            StatusCode::CONFLICT,
+            "insufficient_stock",
+            format!("only {remaining} left"),
+        ),
     }
 }
 
 /// A JSON response with the given status.
-pub fn json_response<T: Serialize>(status: u16, body: &T) -> Response<Body> {
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     // Serializing these plain structs cannot fail; fall back to an empty object rather than panic.
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    let mut resp = Response::new(Body::Text(text));
-    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    let text = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Body::from(text));
+    *resp.status_mut() = status;
     resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
     );
     resp
 }
 
-/// The request body as bytes, refused when over `limit` or when it is not declared as JSON.
-/// An empty (or whitespace-only) body is `None`.
-pub(crate) fn json_body(req: &Request, limit: usize) -> Result<Option<&[u8]>, ApiError> {
-    let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > limit {
-        return Err(ApiError::BodyTooLarge { limit });
-    }
+/// The request body, refused when over `limit` or when it is declared as something other than
+/// JSON (a missing content type is accepted). An empty (or whitespace-only) body is `None`.
+pub(crate) async fn json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Option<Bytes>, ApiError> {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        // `to_bytes` reports an exceeded limit as "length limit exceeded"; anything else is a
+        // client that stopped sending.
+        if e.to_string().contains("length limit") {
+            ApiError::BodyTooLarge { limit }
+        } else {
+            InvalidInput::new("invalid_body", "the request body could not be read").into()
+        }
+    })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    if let Some(ct) = req.headers().get(http::header::CONTENT_TYPE) {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or("").trim();
         if essence != "application/json" && !essence.ends_with("+json") {
@@ -214,11 +255,11 @@ pub(crate) fn parse_json<'a, T: serde::Deserialize<'a>>(
 
 /// The single value of header `name`, if present. Repeated or non-ASCII values are refused with `code`.
 pub(crate) fn single_header<'a>(
-    req: &'a Request,
+    headers: &'a HeaderMap,
     name: &str,
     code: &'static str,
 ) -> Result<Option<&'a str>, ApiError> {
-    let mut values = req.headers().get_all(name).iter();
+    let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
     };
@@ -230,3 +271,16 @@ pub(crate) fn single_header<'a>(
         .map(Some)
         .map_err(|_| InvalidInput::new(code, format!("{name} must be printable ASCII")).into())
 }
+
+/// A path parameter, or the client error `code` when it could not be decoded (invalid UTF-8
+/// after percent-decoding).
+pub(crate) fn path_param(
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    code: &'static str,
+) -> Result<String, ApiError> {
+    path.map(|p| p.0)
+        .map_err(|_| InvalidInput::new(code, "the path parameter could not be decoded").into())
+}
+
+#[cfg(test)]
+mod tests;

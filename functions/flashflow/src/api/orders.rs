@@ -1,96 +1,84 @@
 //! `GET /orders/{order_id}` (buyers) and `GET /admin/orders/{order_id}` (operators): an order's
-//! status. Settled orders come from DynamoDB; reserved, unsettled ones from the Redis outbox.
+//! status. Settled orders come from the status store (DynamoDB); reserved, unsettled ones from
+//! the outbox.
 
 use super::identity::{caller, Caller};
-use super::{json_response, ApiError};
-use crate::domain::{InvalidInput, OrderMessage};
-use crate::status::{DynamoStatusStore, OrderStatus};
-use crate::store::RedisStore;
-use lambda_http::{Body, Request, RequestExt, Response};
+use super::{json, path_param, ApiError, Route};
+use crate::domain::{InvalidInput, OrderState, OrderStatus};
+use crate::ports::{ReservationStore, StatusStore};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
 use uuid::Uuid;
 
-/// The order-status handler.
-pub struct OrdersHandler {
-    status: DynamoStatusStore,
-    store: RedisStore,
-    trust_user_header: bool,
-    operator_token: Option<String>,
+/// The order-status function's routes (also declared in `template.yaml`).
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/orders/{order_id}",
+    },
+    Route {
+        method: "GET",
+        path: "/admin/orders/{order_id}",
+    },
+];
+
+/// What the order-status routes need.
+pub struct OrdersState<T, S> {
+    pub status: T,
+    pub store: S,
+    /// Accept `X-User-Id` as the buyer (local use only).
+    pub trust_user_header: bool,
+    /// When set, `Authorization: Bearer <token>` identifies an operator (besides IAM).
+    pub operator_token: Option<String>,
 }
 
-impl OrdersHandler {
-    pub fn new(
-        status: DynamoStatusStore,
-        store: RedisStore,
-        trust_user_header: bool,
-        operator_token: Option<String>,
-    ) -> Self {
-        Self {
-            status,
-            store,
-            trust_user_header,
-            operator_token,
-        }
-    }
-
-    /// Handle one request; never fails, every error is an HTTP response.
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        match self.order(&req).await {
-            Ok(status) => json_response(200, &status),
-            Err(e) => e.into_response(),
-        }
-    }
-
-    async fn order(&self, req: &Request) -> Result<OrderStatus, ApiError> {
-        if req.method() != http::Method::GET {
-            return Err(ApiError::MethodNotAllowed { allow: "GET" });
-        }
-        let order_id = order_id(req)?;
-        let who = caller(req, self.trust_user_header, self.operator_token.as_deref())?;
-        let found = match self
-            .status
-            .get(order_id)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?
-        {
-            Some(settled) => Some(settled),
-            None => self.store.find_pending(&order_id).await?.and_then(|body| {
-                OrderMessage::parse(&body).ok().map(|o| OrderStatus {
-                    order_id,
-                    sale_id: o.sale_id.to_string(),
-                    buyer: o.buyer.as_str().to_owned(),
-                    quantity: o.quantity,
-                    status: "PENDING".into(),
-                })
-            }),
-        };
-        match (found, who) {
-            (Some(s), Caller::Operator) => Ok(s),
-            (Some(s), Caller::Buyer(b)) if s.buyer == b.as_str() => Ok(s),
-            // Someone else's order looks exactly like no order: ids are not an oracle.
-            _ => Err(ApiError::NotFound {
-                code: "order_not_found",
-                message: format!("no order {order_id} for this caller"),
-            }),
-        }
-    }
+/// The order-status function's routes, without the shared fallbacks (see [`super::app`]).
+pub fn routes<T: StatusStore, S: ReservationStore>(state: OrdersState<T, S>) -> Router {
+    let handler = get(order::<T, S>);
+    Router::new()
+        .route(ROUTES[0].path, handler.clone())
+        .route(ROUTES[1].path, handler)
+        .with_state(Arc::new(state))
 }
 
-fn order_id(req: &Request) -> Result<Uuid, ApiError> {
-    let raw = match req.path_parameters_ref().and_then(|p| p.first("order_id")) {
-        Some(id) => id.to_owned(),
-        None => {
-            let path = req.uri().path().trim_matches('/');
-            match path.split('/').collect::<Vec<_>>().as_slice() {
-                ["orders", id] | ["admin", "orders", id] => (*id).to_owned(),
-                _ => {
-                    return Err(ApiError::NotFound {
-                        code: "route_not_found",
-                        message: "use GET /orders/{order_id}".into(),
-                    })
-                }
-            }
-        }
+async fn order<T: StatusStore, S: ReservationStore>(
+    State(state): State<Arc<OrdersState<T, S>>>,
+    order_id: Result<Path<String>, PathRejection>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let order_id = Uuid::parse_str(&path_param(order_id, "invalid_order_id")?)
+        .map_err(|_| InvalidInput::new("invalid_order_id", "order id must be a UUID"))?;
+    let who = caller(
+        &parts,
+        state.trust_user_header,
+        state.operator_token.as_deref(),
+    )?;
+    let found = match state
+        .status
+        .get(order_id)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+    {
+        Some(settled) => Some(settled),
+        None => state
+            .store
+            .find_pending(order_id)
+            .await?
+            .map(|o| OrderStatus::of(&o, OrderState::Pending)),
     };
-    Uuid::parse_str(&raw)
-        .map_err(|_| InvalidInput::new("invalid_order_id", "order id must be a UUID").into())
+    match (found, who) {
+        (Some(s), Caller::Operator) => Ok(json(StatusCode::OK, &s)),
+        (Some(s), Caller::Buyer(b)) if s.buyer == b => Ok(json(StatusCode::OK, &s)),
+        // Someone else's order looks exactly like no order: ids are not an oracle.
+        _ => Err(ApiError::NotFound {
+            code: "order_not_found",
+            message: format!("no order {order_id} for this caller"),
+        }),
+    }
 }

@@ -13,6 +13,8 @@
 //!   with its own target, as each concurrent Lambda invocation has its own instance.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use flashflow::ports::{Ledger, ReservationStore, StatusStore};
+use flashflow::settle::Settler;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -71,7 +73,7 @@ pub trait BatchTarget: Send + Sync + 'static {
     ) -> impl Future<Output = Result<SqsBatchResponse, InvokeError>> + Send;
 }
 
-impl BatchTarget for crate::settle::Settler {
+impl<L: Ledger, S: StatusStore, R: ReservationStore> BatchTarget for Settler<L, S, R> {
     async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, InvokeError> {
         Ok(self.handle(event).await)
     }

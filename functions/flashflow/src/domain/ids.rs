@@ -1,28 +1,9 @@
-//! Domain types. Every constructor validates, so a value of these types is always safe to use as a
-//! Redis key part, a Postgres value and a JSON field.
+//! Identifiers and amounts. Every constructor validates, so a value of these types is always safe to
+//! use as a Redis key part, a Postgres value and a JSON field; deserializing validates the same way.
 
+use super::InvalidInput;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use uuid::Uuid;
-
-/// Why a piece of client input was refused. The message is meant for the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct InvalidInput {
-    /// Stable, machine-readable error code, e.g. `invalid_sale_id`.
-    pub code: &'static str,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-impl InvalidInput {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-}
 
 /// The longest sale id accepted.
 pub const MAX_ID_LEN: usize = 64;
@@ -35,8 +16,8 @@ pub const MAX_QUANTITY: u32 = 100;
 
 /// A sale id: 1–64 of `[A-Za-z0-9_-]`. The charset keeps `{}` out, so the id can be used as a
 /// Redis Cluster hash tag.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct SaleId(String);
 
 impl SaleId {
@@ -69,12 +50,18 @@ impl fmt::Display for SaleId {
     }
 }
 
-impl<'de> Deserialize<'de> for SaleId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        SaleId::parse(&raw).map_err(serde::de::Error::custom)
-    }
+/// Deserializing validates: a value of a domain type is valid wherever it came from.
+macro_rules! parse_on_deserialize {
+    ($($t:ty),*) => {$(
+        impl TryFrom<String> for $t {
+            type Error = InvalidInput;
+            fn try_from(raw: String) -> Result<Self, InvalidInput> {
+                Self::parse(&raw)
+            }
+        }
+    )*};
 }
+parse_on_deserialize!(SaleId, BuyerId, IdempotencyKey);
 
 /// Printable, non-space ASCII of bounded length: what a header value or a JWT `sub` should be.
 fn printable(raw: &str, max: usize) -> bool {
@@ -82,8 +69,8 @@ fn printable(raw: &str, max: usize) -> bool {
 }
 
 /// The authenticated buyer (the JWT `sub`, or the local `X-User-Id`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct BuyerId(String);
 
 impl BuyerId {
@@ -106,7 +93,8 @@ impl BuyerId {
 }
 
 /// A client-chosen key that makes a retried buy return the original order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
@@ -131,7 +119,8 @@ impl IdempotencyKey {
 }
 
 /// How many items one buy asks for: 1..=[`MAX_QUANTITY`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "u32", try_from = "i64")]
 pub struct Quantity(u32);
 
 impl Quantity {
@@ -153,62 +142,23 @@ impl Quantity {
     }
 }
 
+impl From<Quantity> for u32 {
+    fn from(q: Quantity) -> u32 {
+        q.0
+    }
+}
+
+impl TryFrom<i64> for Quantity {
+    type Error = InvalidInput;
+    fn try_from(n: i64) -> Result<Self, InvalidInput> {
+        Self::new(n)
+    }
+}
+
 impl Default for Quantity {
     fn default() -> Self {
         Self(1)
     }
-}
-
-/// Version of [`OrderMessage`] this code writes.
-pub const ORDER_MESSAGE_VERSION: u32 = 1;
-
-/// The order as reserved in Redis, kept in the outbox and sent to SQS. Written by `reserve.lua`,
-/// so field names here and there must match.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderMessage {
-    /// Message schema version; readers refuse versions they do not know.
-    pub v: u32,
-    pub order_id: Uuid,
-    pub sale_id: SaleId,
-    pub buyer: BuyerId,
-    pub quantity: u32,
-    /// Milliseconds since the Unix epoch, by Redis' clock.
-    pub reserved_at_ms: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-}
-
-impl OrderMessage {
-    /// Parse and validate a message body (from SQS or the outbox).
-    ///
-    /// # Errors
-    /// `invalid_message` when the JSON does not parse, the version is unknown or a field is out of range.
-    pub fn parse(body: &str) -> Result<Self, InvalidInput> {
-        let msg: OrderMessage = serde_json::from_str(body)
-            .map_err(|e| InvalidInput::new("invalid_message", format!("order message: {e}")))?;
-        if msg.v != ORDER_MESSAGE_VERSION {
-            return Err(InvalidInput::new(
-                "invalid_message",
-                format!("order message version {} is not supported", msg.v),
-            ));
-        }
-        Quantity::new(i64::from(msg.quantity))
-            .map_err(|e| InvalidInput::new("invalid_message", e.message))?;
-        Ok(msg)
-    }
-}
-
-/// A sale as the operator defines it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SaleDefinition {
-    pub id: SaleId,
-    pub name: String,
-    pub stock: u32,
-    pub per_user_limit: u32,
-    /// Milliseconds since the Unix epoch; buys before it are refused.
-    pub opens_at_ms: Option<i64>,
-    /// Milliseconds since the Unix epoch; buys from it on are refused.
-    pub closes_at_ms: Option<i64>,
 }
 
 #[cfg(test)]
@@ -239,21 +189,20 @@ mod tests {
     }
 
     #[test]
+    fn deserializing_validates_like_parsing() {
+        assert!(serde_json::from_str::<BuyerId>(r#""a b""#).is_err());
+        assert!(serde_json::from_str::<IdempotencyKey>("\"k\\u0000\"").is_err());
+        assert!(serde_json::from_str::<SaleId>(r#""x{y}""#).is_err());
+        assert!(serde_json::from_str::<Quantity>("0").is_err());
+        assert_eq!(serde_json::from_str::<Quantity>("3").unwrap().get(), 3);
+        assert_eq!(serde_json::to_string(&Quantity::new(3).unwrap()).unwrap(), "3");
+    }
+
+    #[test]
     fn idempotency_keys_with_spaces_or_control_characters_are_refused() {
         assert!(IdempotencyKey::parse("a b").is_err());
         assert!(IdempotencyKey::parse("a\u{7}").is_err());
         assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
         assert!(IdempotencyKey::parse("0190f3a2-retry-1").is_ok());
-    }
-
-    #[test]
-    fn order_message_of_an_unknown_version_is_refused() {
-        let body = r#"{"v":2,"order_id":"0190f3a2-6c1e-7cc0-9b1e-3a6c2f0e8d11","sale_id":"s","buyer":"b","quantity":1,"reserved_at_ms":1}"#;
-        assert_eq!(
-            OrderMessage::parse(body).unwrap_err().code,
-            "invalid_message"
-        );
-        let ok = body.replace("\"v\":2", "\"v\":1");
-        assert_eq!(OrderMessage::parse(&ok).unwrap().quantity, 1);
     }
 }

@@ -4,7 +4,7 @@
 //! encrypted but the server is not authenticated. With a CA file (e.g. RDS's
 //! `global-bundle.pem`) the server's certificate chain and host name are verified.
 
-use crate::db::DbError;
+use crate::ports::DbError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -13,7 +13,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// The connector for [`crate::db::Db`].
+/// The connector for [`super::postgres::Db`].
 pub(crate) fn connector(ca_file: Option<&str>) -> Result<MakeRustlsConnect, DbError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))

@@ -6,7 +6,8 @@
 -- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id
 -- KEYS[4] outbox hash  order id -> order message (JSON), removed once settled
 -- KEYS[5] outbox zset  order id -> reserved-at ms, lets the sweeper find stale entries cheaply
--- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none)
+-- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version
+-- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
 -- Returns {status, detail}:
 --   RESERVED order-json | DUPLICATE order-id | NO_SALE | NOT_OPEN opens_ms | CLOSED closes_ms
@@ -59,7 +60,7 @@ if idem_field then
   redis.call('HSET', KEYS[3], idem_field, ARGV[1])
 end
 local order = {
-  v = 1,
+  v = tonumber(ARGV[6]),
   order_id = ARGV[1],
   sale_id = ARGV[2],
   buyer = ARGV[3],

@@ -1,21 +1,7 @@
-//! The order queue (SQS): where reserved orders go to be settled.
+//! The SQS adapter of the order queue: where reserved orders go to be settled.
 
+use crate::ports::{OrderPublisher, PublishError};
 use aws_sdk_sqs::Client;
-
-/// Sending an order message failed. The reservation stays in the Redis outbox for the sweeper.
-#[derive(Debug, thiserror::Error)]
-#[error("could not send order message: {0}")]
-pub struct PublishError(pub String);
-
-/// Port: hand one order message to the settlement queue.
-pub trait OrderPublisher: Send + Sync {
-    /// # Errors
-    /// [`PublishError`] when the queue did not accept the message.
-    fn publish(
-        &self,
-        message: &str,
-    ) -> impl std::future::Future<Output = Result<(), PublishError>> + Send;
-}
 
 /// SQS adapter. The endpoint comes from the standard AWS settings (`AWS_ENDPOINT_URL_SQS`, …).
 #[derive(Clone, Debug)]

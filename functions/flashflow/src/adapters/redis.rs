@@ -1,9 +1,13 @@
-//! The Redis side: the reservation script and the sale's live counters.
+//! The Redis adapter: the reservation script, the outbox and the sale's live counters.
 //!
 //! All keys of one sale share the hash tag `{sale_id}` so that the scripts, which touch several of
 //! them at once, run on Redis Cluster / ElastiCache cluster mode as well.
 
-use crate::domain::{BuyerId, IdempotencyKey, Quantity, SaleDefinition, SaleId};
+use crate::domain::{
+    OrderMessage, Refusal, ReserveRequest, Reservation, SaleDefinition, SaleId,
+    ORDER_MESSAGE_VERSION,
+};
+use crate::ports::{ReservationStore, StoreError};
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use std::time::Duration;
@@ -46,67 +50,16 @@ impl SaleKeys {
     }
 }
 
-/// What the script answered for one buy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reservation {
-    /// Stock was taken; `message` is the order message now in the outbox.
-    Reserved { order_id: Uuid, message: String },
-    /// The buyer's idempotency key was seen before: this is the original order, nothing was taken.
-    Duplicate { order_id: Uuid },
-    /// Nothing was taken, for this reason.
-    Refused(Refusal),
-}
-
-/// Why the script took no stock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    UnknownSale,
-    NotOpen { opens_at_ms: i64 },
-    Closed { closes_at_ms: i64 },
-    LimitReached { allowance: u32 },
-    SoldOut,
-    InsufficientStock { remaining: u32 },
-}
-
-/// The Redis store failed; nothing is known to have been reserved.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Redis could not be reached in time (down, failing over, overloaded).
-    #[error("redis unavailable: {0}")]
-    Unavailable(#[source] fred::error::Error),
-    /// Redis answered something this code does not understand, or refused a command.
-    #[error("redis error: {0}")]
-    Failed(String),
-}
-
 impl From<fred::error::Error> for StoreError {
     fn from(e: fred::error::Error) -> Self {
         use fred::error::ErrorKind::*;
         match e.kind() {
-            IO | Timeout | Canceled | Backpressure | Cluster | Routing => Self::Unavailable(e),
+            IO | Timeout | Canceled | Backpressure | Cluster | Routing => {
+                Self::Unavailable(e.to_string())
+            }
             _ => Self::Failed(e.to_string()),
         }
     }
-}
-
-/// One buy, validated, as the reservation port takes it.
-#[derive(Debug, Clone)]
-pub struct ReserveRequest {
-    pub order_id: Uuid,
-    pub sale: SaleId,
-    pub buyer: BuyerId,
-    pub quantity: Quantity,
-    pub idempotency_key: Option<IdempotencyKey>,
-}
-
-/// Port: take stock for one buy, atomically.
-pub trait ReservationStore: Send + Sync {
-    /// # Errors
-    /// [`StoreError`] when the store cannot answer; then nothing was reserved by this call.
-    fn reserve(
-        &self,
-        req: &ReserveRequest,
-    ) -> impl std::future::Future<Output = Result<Reservation, StoreError>> + Send;
 }
 
 /// Live counters of a sale as Redis holds them.
@@ -174,10 +127,9 @@ impl RedisStore {
         match tokio::time::timeout(timeout, self.client.wait_for_connect()).await {
             Ok(res) => res?,
             Err(_) => {
-                return Err(StoreError::Unavailable(fred::error::Error::new(
-                    fred::error::ErrorKind::Timeout,
-                    "timed out connecting to redis",
-                )))
+                return Err(StoreError::Unavailable(
+                    "timed out connecting to redis".into(),
+                ))
             }
         }
         for script in [&self.reserve, &self.load_sale, &self.reset_sale] {
@@ -275,8 +227,9 @@ impl RedisStore {
     }
 }
 
-/// The set of sales Redis holds, for the sweeper and for finding pending orders. It has no hash
-/// tag of its own sale: it is only written by the operator, never by the buy script.
+/// The set of sales Redis holds, for the sweeper and for finding pending orders. It belongs to no
+/// sale's hash tag, so no script touches it: the operator's load and reset add a sale, the
+/// sweeper removes finished ones (and puts one back if a reload raced it).
 pub const SALES_KEY: &str = "ff:sales";
 
 impl RedisStore {
@@ -296,47 +249,6 @@ impl RedisStore {
     pub async fn sales(&self) -> Result<Vec<SaleId>, StoreError> {
         let ids: Vec<String> = self.client.smembers(SALES_KEY).await?;
         Ok(ids.iter().filter_map(|s| SaleId::parse(s).ok()).collect())
-    }
-
-    /// Remove settled orders from the sale's outbox.
-    ///
-    /// # Errors
-    /// [`StoreError`] when Redis fails; the entries stay and the sweeper re-sends them later, which
-    /// settle absorbs.
-    pub async fn remove_from_outbox(
-        &self,
-        sale: &SaleId,
-        order_ids: &[String],
-    ) -> Result<(), StoreError> {
-        if order_ids.is_empty() {
-            return Ok(());
-        }
-        let keys = SaleKeys::new(sale);
-        let pipeline = self.client.pipeline();
-        let _: () = pipeline.hdel(&keys.outbox, order_ids.to_vec()).await?;
-        let _: () = pipeline.zrem(&keys.outbox_at, order_ids.to_vec()).await?;
-        let _: Vec<Value> = pipeline.all().await?;
-        Ok(())
-    }
-
-    /// The pending (reserved, unsettled) order message with this id, searching every sale's outbox
-    /// in one pipelined round trip.
-    ///
-    /// # Errors
-    /// [`StoreError`] when Redis fails.
-    pub async fn find_pending(&self, order_id: &Uuid) -> Result<Option<String>, StoreError> {
-        let sales = self.sales().await?;
-        if sales.is_empty() {
-            return Ok(None);
-        }
-        let pipeline = self.client.pipeline();
-        for sale in &sales {
-            let _: () = pipeline
-                .hget(SaleKeys::new(sale).outbox, order_id.to_string())
-                .await?;
-        }
-        let found: Vec<Option<String>> = pipeline.all().await?;
-        Ok(found.into_iter().flatten().next())
     }
 
     /// Whether no reservation can be added to `sale` any more (sold out, closed, or gone from
@@ -455,10 +367,43 @@ impl ReservationStore for RedisStore {
                     req.buyer.as_str(),
                     &req.quantity.get().to_string(),
                     req.idempotency_key.as_ref().map_or("", |k| k.as_str()),
+                    &ORDER_MESSAGE_VERSION.to_string(),
                 ],
             )
             .await?;
         parse_reply(&status, detail, req.order_id)
+    }
+
+    /// Searches every registered sale's outbox in one pipelined round trip.
+    async fn find_pending(&self, order_id: Uuid) -> Result<Option<OrderMessage>, StoreError> {
+        let sales = self.sales().await?;
+        if sales.is_empty() {
+            return Ok(None);
+        }
+        let pipeline = self.client.pipeline();
+        for sale in &sales {
+            let _: () = pipeline
+                .hget(SaleKeys::new(sale).outbox, order_id.to_string())
+                .await?;
+        }
+        let found: Vec<Option<String>> = pipeline.all().await?;
+        Ok(found
+            .into_iter()
+            .flatten()
+            .find_map(|body| OrderMessage::parse(&body).ok()))
+    }
+
+    async fn remove_from_outbox(&self, sale: &SaleId, order_ids: &[Uuid]) -> Result<(), StoreError> {
+        if order_ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = order_ids.iter().map(Uuid::to_string).collect();
+        let keys = SaleKeys::new(sale);
+        let pipeline = self.client.pipeline();
+        let _: () = pipeline.hdel(&keys.outbox, ids.clone()).await?;
+        let _: () = pipeline.zrem(&keys.outbox_at, ids).await?;
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(())
     }
 }
 

@@ -1,6 +1,9 @@
-//! Postgres: the authority for sales and settled orders. Schema migrations run on connect.
+//! The Postgres adapter: the authority for sales and settled orders. Schema migrations are embedded.
 
-use crate::domain::{SaleDefinition, SaleId};
+use crate::domain::settlement::{allocate, distinct_ids};
+use crate::domain::{OrderMessage, SaleDefinition, SaleId, Settlement};
+use crate::ports::{DbError, Ledger};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::Client;
@@ -10,31 +13,18 @@ use tracing::{error, info};
 /// Embedded migrations, applied in order, each once.
 const MIGRATIONS: &[(&str, &str)] = &[(
     "0001_sales_and_orders",
-    include_str!("../migrations/0001_sales_and_orders.sql"),
+    include_str!("../../migrations/0001_sales_and_orders.sql"),
 )];
-
-/// A Postgres failure.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// The database could not be reached or the connection broke.
-    #[error("postgres unavailable: {0}")]
-    Unavailable(#[source] tokio_postgres::Error),
-    /// A statement failed.
-    #[error("postgres error: {0}")]
-    Query(#[source] tokio_postgres::Error),
-    /// The configuration is wrong (e.g. an unparsable `DATABASE_URL`).
-    #[error("postgres configuration: {0}")]
-    Config(String),
-}
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
         // Only a broken connection means "unavailable"; a failed statement is a query error.
         let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        let detail = e.to_string();
         if e.is_closed() || io {
-            Self::Unavailable(e)
+            Self::Unavailable(detail)
         } else {
-            Self::Query(e)
+            Self::Query(detail)
         }
     }
 }
@@ -88,7 +78,7 @@ impl Db {
         config.application_name("flashflow");
         Ok(Self {
             config,
-            tls: crate::pgtls::connector(ca_file)?,
+            tls: super::pgtls::connector(ca_file)?,
             client: Mutex::new(None),
         })
     }
@@ -120,7 +110,7 @@ impl Db {
             .config
             .connect(self.tls.clone())
             .await
-            .map_err(DbError::Unavailable)?;
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 error!(error = %e, "postgres connection closed");
@@ -206,8 +196,7 @@ impl Db {
         stock: Option<u32>,
     ) -> Result<Option<SaleDefinition>, DbError> {
         let client = self.client().await?;
-        // One statement, so the delete and the counter reset commit together without a transaction
-        // object (which would need exclusive use of the shared connection).
+        // One statement: the delete and the counter reset commit together.
         let row = client
             .query_opt(
                 "WITH gone AS (DELETE FROM orders WHERE sale_id = $1)
@@ -303,77 +292,38 @@ async fn migrate(client: &mut Client) -> Result<(), DbError> {
     Ok(())
 }
 
-/// How one order ended in Postgres.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
-    Confirmed,
-    /// Past the stock Postgres allows: recorded, never dropped.
-    Rejected,
-    /// The sale does not exist in Postgres: nothing recorded.
-    UnknownSale,
-}
-
-impl Settlement {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmed => "CONFIRMED",
-            Self::Rejected => "REJECTED",
-            Self::UnknownSale => "UNKNOWN_SALE",
-        }
-    }
-}
-
-impl Db {
-    /// Settle a batch of orders in one transaction, idempotently.
-    ///
-    /// Orders already recorded keep their recorded status. New orders are confirmed in reservation
-    /// order while the sale's stock allows, the rest recorded as REJECTED; `sales.confirmed` and its
-    /// `CHECK (confirmed <= stock)` make Postgres the second guard against overselling. The sale rows
-    /// are locked (in id order) for the transaction, so concurrent batches of one sale serialize.
-    /// A handful of statements per batch, whatever its size.
-    ///
-    /// # Errors
-    /// [`DbError`] when the database fails; then nothing of the batch was recorded.
-    pub async fn settle_orders(
+impl Ledger for Db {
+    /// One transaction, a handful of statements whatever the batch size. The sale rows are locked
+    /// (in id order) for the transaction, so concurrent batches of one sale serialize;
+    /// `sales.confirmed` and its `CHECK (confirmed <= stock)` make Postgres the second guard
+    /// against overselling.
+    async fn settle_orders(
         &self,
-        orders: &[crate::domain::OrderMessage],
-    ) -> Result<std::collections::HashMap<uuid::Uuid, Settlement>, DbError> {
-        use std::collections::{BTreeSet, HashMap};
+        orders: &[OrderMessage],
+    ) -> Result<HashMap<uuid::Uuid, Settlement>, DbError> {
         let mut outcome: HashMap<uuid::Uuid, Settlement> = HashMap::new();
         if orders.is_empty() {
             return Ok(outcome);
         }
-        let mut unique: Vec<&crate::domain::OrderMessage> = Vec::with_capacity(orders.len());
-        let mut seen = std::collections::HashSet::new();
-        for o in orders {
-            if seen.insert(o.order_id) {
-                unique.push(o);
-            }
-        }
-        let sale_ids: Vec<&str> = unique
-            .iter()
-            .map(|o| o.sale_id.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let order_ids: Vec<uuid::Uuid> = unique.iter().map(|o| o.order_id).collect();
+        let mut sale_ids: Vec<&str> = orders.iter().map(|o| o.sale_id.as_str()).collect();
+        sale_ids.sort_unstable();
+        sale_ids.dedup();
+        let order_ids = distinct_ids(orders);
 
         let mut conn = self.client().await?;
         let tx = conn.transaction().await?;
-        let mut available: HashMap<String, i64> = tx
+        let mut available: HashMap<SaleId, i64> = HashMap::new();
+        for r in tx
             .query(
                 "SELECT id, stock, confirmed FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE",
                 &[&sale_ids],
             )
             .await?
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<_, String>(0),
-                    i64::from(r.get::<_, i32>(1) - r.get::<_, i32>(2)),
-                )
-            })
-            .collect();
+        {
+            if let Ok(id) = SaleId::parse(r.get(0)) {
+                available.insert(id, i64::from(r.get::<_, i32>(1) - r.get::<_, i32>(2)));
+            }
+        }
         for row in tx
             .query(
                 "SELECT order_id, status FROM orders WHERE order_id = ANY($1)",
@@ -389,27 +339,13 @@ impl Db {
             outcome.insert(row.get(0), status);
         }
 
-        // First come, first served: by Redis' reservation time, then id.
-        let mut fresh: Vec<&crate::domain::OrderMessage> = unique
-            .into_iter()
-            .filter(|o| !outcome.contains_key(&o.order_id))
-            .collect();
-        fresh.sort_by_key(|o| (o.reserved_at_ms, o.order_id));
+        let fresh = orders.iter().filter(|o| !outcome.contains_key(&o.order_id));
         let mut rows = InsertRows::default();
-        for o in fresh {
-            let Some(left) = available.get_mut(o.sale_id.as_str()) else {
-                outcome.insert(o.order_id, Settlement::UnknownSale);
-                continue;
-            };
-            let q = i64::from(o.quantity);
-            let status = if q <= *left {
-                *left -= q;
-                Settlement::Confirmed
-            } else {
-                Settlement::Rejected
-            };
-            rows.push(o, status);
-            outcome.insert(o.order_id, status);
+        for (o, settled) in allocate(&mut available, fresh) {
+            if settled != Settlement::UnknownSale {
+                rows.push(o, settled);
+            }
+            outcome.insert(o.order_id, settled);
         }
 
         if !rows.ids.is_empty() {
@@ -464,13 +400,14 @@ struct InsertRows {
 }
 
 impl InsertRows {
-    fn push(&mut self, o: &crate::domain::OrderMessage, status: Settlement) {
+    fn push(&mut self, o: &OrderMessage, status: Settlement) {
         self.ids.push(o.order_id);
         self.sales.push(o.sale_id.to_string());
         self.buyers.push(o.buyer.as_str().to_owned());
-        self.quantities.push(o.quantity as i32);
+        self.quantities.push(o.quantity.get() as i32);
         self.statuses.push(status.as_str());
-        self.keys.push(o.idempotency_key.clone());
+        self.keys
+            .push(o.idempotency_key.as_ref().map(|k| k.as_str().to_owned()));
         self.reserved_at.push(ms_to_time(o.reserved_at_ms));
     }
 }

@@ -1,0 +1,139 @@
+//! The DynamoDB adapter of the order-status read model: what buyers poll. Written by settle after
+//! commit.
+
+use crate::domain::{BuyerId, OrderState, OrderStatus, SaleId};
+use crate::ports::{StatusError, StatusStore};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// DynamoDB adapter. The endpoint comes from `AWS_ENDPOINT_URL_DYNAMODB` when set.
+#[derive(Clone, Debug)]
+pub struct DynamoStatusStore {
+    client: Client,
+    table: String,
+}
+
+const BATCH: usize = 25;
+
+impl DynamoStatusStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+impl StatusStore for DynamoStatusStore {
+    /// Batched writes (25 per call), retrying unprocessed items a few times.
+    async fn put_all(&self, items: &[OrderStatus]) -> Vec<Uuid> {
+        let mut failed = Vec::new();
+        for chunk in items.chunks(BATCH) {
+            let mut pending: Vec<WriteRequest> = chunk.iter().filter_map(write_request).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let result = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending.clone())
+                    .send()
+                    .await;
+                match result {
+                    Ok(out) => {
+                        pending = out
+                            .unprocessed_items
+                            .and_then(|mut m| m.remove(&self.table))
+                            .unwrap_or_default();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "batch write failed");
+                    }
+                }
+                if pending.is_empty() || attempt >= 4 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            failed.extend(pending.iter().filter_map(order_id_of));
+        }
+        failed
+    }
+
+    async fn get(&self, order_id: Uuid) -> Result<Option<OrderStatus>, StatusError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("order_id", AttributeValue::S(order_id.to_string()))
+            .send()
+            .await
+            .map_err(|e| {
+                StatusError(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+            })?;
+        out.item.map(|item| from_item(order_id, &item)).transpose()
+    }
+}
+
+fn write_request(s: &OrderStatus) -> Option<WriteRequest> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let item = HashMap::from([
+        (
+            "order_id".to_string(),
+            AttributeValue::S(s.order_id.to_string()),
+        ),
+        ("sale_id".to_string(), AttributeValue::S(s.sale_id.to_string())),
+        ("buyer".to_string(), AttributeValue::S(s.buyer.as_str().to_owned())),
+        (
+            "quantity".to_string(),
+            AttributeValue::N(s.quantity.to_string()),
+        ),
+        ("status".to_string(), AttributeValue::S(s.status.as_str().to_owned())),
+        (
+            "updated_at_ms".to_string(),
+            AttributeValue::N(now_ms.to_string()),
+        ),
+    ]);
+    let put = PutRequest::builder().set_item(Some(item)).build().ok()?;
+    Some(WriteRequest::builder().put_request(put).build())
+}
+
+/// An item as written by [`write_request`]; anything else is an error, never a made-up status.
+fn from_item(
+    order_id: Uuid,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<OrderStatus, StatusError> {
+    let bad = |field: &str| StatusError(format!("item {order_id}: bad or missing {field}"));
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).ok_or_else(|| bad(k));
+    Ok(OrderStatus {
+        order_id,
+        sale_id: SaleId::parse(s("sale_id")?).map_err(|_| bad("sale_id"))?,
+        buyer: BuyerId::parse(s("buyer")?).map_err(|_| bad("buyer"))?,
+        quantity: item
+            .get("quantity")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("quantity"))?,
+        status: OrderState::parse(s("status")?).map_err(|_| bad("status"))?,
+    })
+}
+
+fn order_id_of(w: &WriteRequest) -> Option<Uuid> {
+    w.put_request()?
+        .item()
+        .get("order_id")?
+        .as_s()
+        .ok()?
+        .parse()
+        .ok()
+}

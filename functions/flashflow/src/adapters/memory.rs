@@ -1,0 +1,298 @@
+//! In-memory adapters of every port, for fast handler tests that need no service. They follow the
+//! same domain rules as the real adapters; each can be switched to "unavailable" to test outages.
+
+use crate::domain::reservation::{check, LiveRules};
+use crate::domain::settlement::allocate;
+use crate::domain::{
+    BuyerId, IdempotencyKey, OrderMessage, OrderStatus, Refusal, ReserveRequest, Reservation,
+    SaleDefinition, SaleId, Settlement, ORDER_MESSAGE_VERSION,
+};
+use crate::ports::{
+    DbError, Ledger, OrderPublisher, PublishError, ReservationStore, StatusError, StatusStore,
+    StoreError,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use uuid::Uuid;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding the lock has already failed; keep the data usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug)]
+struct MemSale {
+    rules: LiveRules,
+    bought: HashMap<BuyerId, u32>,
+    keys: HashMap<(BuyerId, IdempotencyKey), Uuid>,
+    outbox: BTreeMap<Uuid, String>,
+}
+
+/// The reservation store in memory. Cloning shares the data.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    sales: Arc<Mutex<HashMap<SaleId, MemSale>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl MemoryStore {
+    /// Load a sale with `available` stock left (as the Redis adapter's `load_sale` does for a new sale).
+    pub fn load_sale(&self, def: &SaleDefinition, available: u32) {
+        lock(&self.sales).insert(
+            def.id.clone(),
+            MemSale {
+                rules: LiveRules {
+                    remaining: i64::from(available),
+                    per_user_limit: def.per_user_limit,
+                    opens_at_ms: def.opens_at_ms,
+                    closes_at_ms: def.closes_at_ms,
+                },
+                bought: HashMap::new(),
+                keys: HashMap::new(),
+                outbox: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Stock left to reserve, or `None` for an unknown sale.
+    pub fn remaining(&self, sale: &SaleId) -> Option<i64> {
+        lock(&self.sales).get(sale).map(|s| s.rules.remaining)
+    }
+
+    /// The sale's outbox: order id → message.
+    pub fn outbox(&self, sale: &SaleId) -> BTreeMap<Uuid, String> {
+        lock(&self.sales)
+            .get(sale)
+            .map(|s| s.outbox.clone())
+            .unwrap_or_default()
+    }
+
+    /// Make every call fail as if the store were unreachable (or work again).
+    pub fn set_unavailable(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn up(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("memory store switched off".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl ReservationStore for MemoryStore {
+    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
+        self.up()?;
+        let mut sales = lock(&self.sales);
+        let Some(sale) = sales.get_mut(&req.sale) else {
+            return Ok(Reservation::Refused(Refusal::UnknownSale));
+        };
+        let key = req
+            .idempotency_key
+            .clone()
+            .map(|k| (req.buyer.clone(), k));
+        if let Some(order_id) = key.as_ref().and_then(|k| sale.keys.get(k)) {
+            return Ok(Reservation::Duplicate {
+                order_id: *order_id,
+            });
+        }
+        let now = now_ms();
+        let bought = sale.bought.get(&req.buyer).copied().unwrap_or(0);
+        if let Err(refusal) = check(&sale.rules, bought, req.quantity, now) {
+            return Ok(Reservation::Refused(refusal));
+        }
+        sale.rules.remaining -= i64::from(req.quantity.get());
+        *sale.bought.entry(req.buyer.clone()).or_default() += req.quantity.get();
+        if let Some(k) = key {
+            sale.keys.insert(k, req.order_id);
+        }
+        let message = OrderMessage {
+            v: ORDER_MESSAGE_VERSION,
+            order_id: req.order_id,
+            sale_id: req.sale.clone(),
+            buyer: req.buyer.clone(),
+            quantity: req.quantity,
+            reserved_at_ms: now,
+            idempotency_key: req.idempotency_key.clone(),
+        }
+        .to_json();
+        sale.outbox.insert(req.order_id, message.clone());
+        Ok(Reservation::Reserved {
+            order_id: req.order_id,
+            message,
+        })
+    }
+
+    async fn find_pending(&self, order_id: Uuid) -> Result<Option<OrderMessage>, StoreError> {
+        self.up()?;
+        Ok(lock(&self.sales)
+            .values()
+            .find_map(|s| s.outbox.get(&order_id))
+            .and_then(|body| OrderMessage::parse(body).ok()))
+    }
+
+    async fn remove_from_outbox(&self, sale: &SaleId, order_ids: &[Uuid]) -> Result<(), StoreError> {
+        self.up()?;
+        if let Some(s) = lock(&self.sales).get_mut(sale) {
+            for id in order_ids {
+                s.outbox.remove(id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The order queue in memory. Cloning shares the data.
+#[derive(Clone, Default)]
+pub struct MemoryQueue {
+    sent: Arc<Mutex<Vec<String>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl MemoryQueue {
+    /// Every message accepted so far, in order.
+    pub fn sent(&self) -> Vec<String> {
+        lock(&self.sent).clone()
+    }
+
+    /// Refuse every message (or accept again).
+    pub fn set_unavailable(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+impl OrderPublisher for MemoryQueue {
+    async fn publish(&self, message: &str) -> Result<(), PublishError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(PublishError("memory queue switched off".into()));
+        }
+        lock(&self.sent).push(message.to_owned());
+        Ok(())
+    }
+}
+
+/// The order-status store in memory. Cloning shares the data.
+#[derive(Clone, Default)]
+pub struct MemoryStatus {
+    items: Arc<Mutex<HashMap<Uuid, OrderStatus>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl MemoryStatus {
+    /// Fail every call (or work again).
+    pub fn set_unavailable(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// How many statuses are stored.
+    pub fn len(&self) -> usize {
+        lock(&self.items).len()
+    }
+
+    /// Whether no status is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl StatusStore for MemoryStatus {
+    async fn get(&self, order_id: Uuid) -> Result<Option<OrderStatus>, StatusError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StatusError("memory status store switched off".into()));
+        }
+        Ok(lock(&self.items).get(&order_id).cloned())
+    }
+
+    async fn put_all(&self, items: &[OrderStatus]) -> Vec<Uuid> {
+        if self.down.load(Ordering::SeqCst) {
+            return items.iter().map(|s| s.order_id).collect();
+        }
+        let mut stored = lock(&self.items);
+        for s in items {
+            stored.insert(s.order_id, s.clone());
+        }
+        Vec::new()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Books {
+    /// sale → (stock, confirmed quantity)
+    sales: HashMap<SaleId, (u32, u32)>,
+    orders: HashMap<Uuid, (OrderMessage, Settlement)>,
+}
+
+/// The ledger in memory. Cloning shares the data.
+#[derive(Clone, Default)]
+pub struct MemoryLedger {
+    books: Arc<Mutex<Books>>,
+    down: Arc<AtomicBool>,
+}
+
+impl MemoryLedger {
+    pub fn create_sale(&self, def: &SaleDefinition) {
+        lock(&self.books)
+            .sales
+            .entry(def.id.clone())
+            .or_insert((def.stock, 0));
+    }
+
+    /// Fail every call as if the database were unreachable (or work again).
+    pub fn set_unavailable(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Recorded outcomes of a sale's orders: (confirmed, rejected, confirmed quantity).
+    pub fn counts(&self, sale: &SaleId) -> (usize, usize, u32) {
+        let books = lock(&self.books);
+        let mine = || books.orders.values().filter(|(o, _)| &o.sale_id == sale);
+        (
+            mine().filter(|(_, s)| *s == Settlement::Confirmed).count(),
+            mine().filter(|(_, s)| *s == Settlement::Rejected).count(),
+            books.sales.get(sale).map_or(0, |s| s.1),
+        )
+    }
+}
+
+impl Ledger for MemoryLedger {
+    async fn settle_orders(
+        &self,
+        orders: &[OrderMessage],
+    ) -> Result<HashMap<Uuid, Settlement>, DbError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(DbError::Unavailable("memory ledger switched off".into()));
+        }
+        let mut books = lock(&self.books);
+        let mut outcome: HashMap<Uuid, Settlement> = orders
+            .iter()
+            .filter_map(|o| books.orders.get(&o.order_id).map(|(_, s)| (o.order_id, *s)))
+            .collect();
+        let mut available: HashMap<SaleId, i64> = books
+            .sales
+            .iter()
+            .map(|(id, (stock, confirmed))| (id.clone(), i64::from(stock - confirmed)))
+            .collect();
+        let fresh = orders.iter().filter(|o| !outcome.contains_key(&o.order_id));
+        for (o, settled) in allocate(&mut available, fresh) {
+            outcome.insert(o.order_id, settled);
+            if settled == Settlement::UnknownSale {
+                continue;
+            }
+            if settled == Settlement::Confirmed {
+                if let Some(sale) = books.sales.get_mut(&o.sale_id) {
+                    sale.1 += o.quantity.get();
+                }
+            }
+            books.orders.insert(o.order_id, (o.clone(), settled));
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,14 @@
+//! Adapters: the ports on real services, and in memory.
+//!
+//! - [`redis`]: the reservation store (Lua scripts in `lua/`), the outbox and the live counters.
+//! - [`sqs`]: the order queue.
+//! - [`dynamodb`]: the order-status read model.
+//! - [`postgres`]: the ledger (sales, settled orders, migrations), with TLS from `pgtls`.
+//! - [`memory`]: every port in memory, for fast tests.
+
+pub mod dynamodb;
+pub mod memory;
+mod pgtls;
+pub mod postgres;
+pub mod redis;
+pub mod sqs;

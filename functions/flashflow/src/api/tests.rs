@@ -1,0 +1,549 @@
+//! Handler tests on the in-memory adapters: the routers exactly as the Lambdas run them, no
+//! service needed. The same routers run against Redis, SQS, DynamoDB and Postgres in the
+//! integration tests (`functions/local/tests/integration`).
+
+use super::buy::{BuySettings, BuyState};
+use super::orders::OrdersState;
+use super::*;
+use crate::adapters::memory::{MemoryQueue, MemoryStatus, MemoryStore};
+use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId};
+use crate::ports::StatusStore;
+use axum::http::{Method, Request};
+use tower::ServiceExt;
+
+const BUY_EVENT: &str = include_str!("../../../../events/apigw-buy.json");
+const BUY_NO_IDENTITY_EVENT: &str = include_str!("../../../../events/apigw-buy-no-identity.json");
+const ORDER_STATUS_EVENT: &str = include_str!("../../../../events/apigw-order-status.json");
+const TEMPLATE: &str = include_str!("../../../../template.yaml");
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    allow: Option<String>,
+    retry_after: Option<String>,
+    body: serde_json::Value,
+}
+
+async fn call<B>(app: &Router, req: Request<B>) -> Answer
+where
+    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let header = |name| {
+        resp.headers()
+            .get(name)
+            .map(|v: &HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    let (allow, retry_after) = (header(header::ALLOW), header(header::RETRY_AFTER));
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        allow,
+        retry_after,
+        body: serde_json::from_slice(&bytes).expect("every answer is JSON"),
+    }
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::from(body.to_owned())).unwrap()
+}
+
+/// An API Gateway event fixture from `events/`, as `lambda_http` hands it to the router.
+fn event(fixture: &str, sale: &SaleId) -> Request<lambda_http::Body> {
+    lambda_http::request::from_str(&fixture.replace("demo-sale", sale.as_str()))
+        .expect("fixture parses")
+}
+
+fn sale(id: &str, stock: u32, limit: u32) -> SaleDefinition {
+    SaleDefinition {
+        id: SaleId::parse(id).unwrap(),
+        name: "test".into(),
+        stock,
+        per_user_limit: limit,
+        opens_at_ms: None,
+        closes_at_ms: None,
+    }
+}
+
+struct Buy {
+    app: Router,
+    store: MemoryStore,
+    queue: MemoryQueue,
+    sale: SaleDefinition,
+}
+
+fn buy_app(stock: u32, limit: u32, trust_user_header: bool) -> Buy {
+    let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+    let def = sale("drop", stock, limit);
+    store.load_sale(&def, stock);
+    let app = app(buy::routes(BuyState {
+        store: store.clone(),
+        publisher: queue.clone(),
+        settings: BuySettings { trust_user_header },
+    }));
+    Buy {
+        app,
+        store,
+        queue,
+        sale: def,
+    }
+}
+
+fn local_buy(buyer: &str, body: &str) -> Request<Body> {
+    request(
+        "POST",
+        "/sales/drop/buy",
+        &[("x-user-id", buyer), ("content-type", "application/json")],
+        body,
+    )
+}
+
+#[tokio::test]
+async fn a_buy_from_an_api_gateway_event_is_accepted_and_its_order_is_sent() {
+    let b = buy_app(10, 2, false);
+    let a = call(&b.app, event(BUY_EVENT, &b.sale.id)).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["status"], "PENDING");
+    let sent = b.queue.sent();
+    assert_eq!(sent.len(), 1);
+    let msg = OrderMessage::parse(&sent[0]).unwrap();
+    assert_eq!(msg.order_id.to_string(), a.body["order_id"].as_str().unwrap());
+    assert_eq!(msg.buyer.as_str(), "buyer-123", "the buyer is the JWT sub");
+    assert_eq!(
+        msg.idempotency_key.as_ref().map(|k| k.as_str()),
+        Some("9b2f6a1e-retry-safe")
+    );
+}
+
+#[tokio::test]
+async fn a_retried_event_with_the_same_idempotency_key_gets_the_same_order_and_one_message() {
+    let b = buy_app(10, 2, false);
+    let first = call(&b.app, event(BUY_EVENT, &b.sale.id)).await;
+    let again = call(&b.app, event(BUY_EVENT, &b.sale.id)).await;
+    assert_eq!((first.status, again.status), (202, 202));
+    assert_eq!(first.body["order_id"], again.body["order_id"]);
+    assert_eq!(b.store.remaining(&b.sale.id), Some(9));
+    assert_eq!(b.queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn when_the_queue_refuses_the_buyer_still_gets_202_and_the_order_waits_in_the_outbox() {
+    let b = buy_app(10, 2, true);
+    b.queue.set_unavailable(true);
+    let a = call(&b.app, local_buy("u", "")).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    let outbox = b.store.outbox(&b.sale.id);
+    assert_eq!(outbox.len(), 1);
+    assert!(outbox.contains_key(&a.body["order_id"].as_str().unwrap().parse().unwrap()));
+}
+
+#[tokio::test]
+async fn when_the_store_is_unreachable_the_buyer_gets_503_with_retry_after_and_no_details() {
+    let b = buy_app(10, 2, true);
+    b.store.set_unavailable(true);
+    let a = call(&b.app, local_buy("u", "")).await;
+    assert_eq!(a.status, 503);
+    assert_eq!(a.body["error"], "service_unavailable");
+    assert_eq!(a.retry_after.as_deref(), Some("1"));
+    assert!(!a.body.to_string().contains("switched off"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_buy_without_identity_is_refused_with_401_even_with_a_user_header_unless_enabled() {
+    let b = buy_app(10, 2, false);
+    let a = call(&b.app, event(BUY_NO_IDENTITY_EVENT, &b.sale.id)).await;
+    assert_eq!((a.status, a.body["error"].as_str()), (401, Some("unauthenticated")));
+    let spoof = call(&b.app, local_buy("mallory", "")).await;
+    assert_eq!(spoof.status, 401, "X-User-Id is ignored by default");
+    assert_eq!(b.store.remaining(&b.sale.id), Some(10));
+}
+
+#[tokio::test]
+async fn the_readme_example_without_a_content_type_is_accepted() {
+    let b = buy_app(10, 2, true);
+    // curl -X POST …/buy -H 'x-user-id: alice' -H 'idempotency-key: k1' -d '{"quantity":1}' sends
+    // form content type; without any content type the body is taken as JSON.
+    let req = request(
+        "POST",
+        "/sales/drop/buy",
+        &[("x-user-id", "alice"), ("idempotency-key", "k1")],
+        r#"{"quantity":1}"#,
+    );
+    assert_eq!(call(&b.app, req).await.status, 202);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_specific_error_and_reserves_nothing() {
+    let b = buy_app(10, 3, true);
+    let user = ("x-user-id", "u-1");
+    let json = ("content-type", "application/json");
+    let huge = format!(r#"{{"quantity":1,"pad":"{}"}}"#, "x".repeat(5000));
+    let long_key = "k".repeat(129);
+    let long_user = "u".repeat(129);
+    let post = |path: &str, headers: &[(&str, &str)], body: &str| request("POST", path, headers, body);
+    let p = "/sales/drop/buy";
+    let cases: Vec<(&str, Request<Body>, u16, &str)> = vec![
+        ("malformed JSON", post(p, &[user, json], "{\"quantity\":"), 400, "invalid_body"),
+        ("not an object", post(p, &[user, json], "[1]"), 400, "invalid_body"),
+        ("quantity as string", post(p, &[user, json], r#"{"quantity":"2"}"#), 400, "invalid_body"),
+        ("quantity fractional", post(p, &[user, json], r#"{"quantity":1.5}"#), 400, "invalid_body"),
+        (
+            "quantity beyond i64",
+            post(p, &[user, json], r#"{"quantity":99999999999999999999}"#),
+            400,
+            "invalid_body",
+        ),
+        ("quantity zero", post(p, &[user, json], r#"{"quantity":0}"#), 400, "invalid_quantity"),
+        ("quantity negative", post(p, &[user, json], r#"{"quantity":-1}"#), 400, "invalid_quantity"),
+        ("quantity too large", post(p, &[user, json], r#"{"quantity":101}"#), 400, "invalid_quantity"),
+        ("unknown field", post(p, &[user, json], r#"{"qty":1}"#), 400, "invalid_body"),
+        ("body too large", post(p, &[user, json], &huge), 413, "body_too_large"),
+        (
+            "not JSON content type",
+            post(p, &[user, ("content-type", "application/x-www-form-urlencoded")], "quantity=1"),
+            415,
+            "unsupported_media_type",
+        ),
+        ("empty idempotency key", post(p, &[user, ("idempotency-key", "")], ""), 400, "invalid_idempotency_key"),
+        (
+            "idempotency key too long",
+            post(p, &[user, ("idempotency-key", &long_key)], ""),
+            400,
+            "invalid_idempotency_key",
+        ),
+        (
+            "idempotency key with space",
+            post(p, &[user, ("idempotency-key", "a b")], ""),
+            400,
+            "invalid_idempotency_key",
+        ),
+        (
+            "idempotency key twice",
+            post(p, &[user, ("idempotency-key", "a"), ("idempotency-key", "b")], ""),
+            400,
+            "invalid_idempotency_key",
+        ),
+        ("empty user", post(p, &[("x-user-id", "")], ""), 400, "invalid_buyer"),
+        ("user too long", post(p, &[("x-user-id", &long_user)], ""), 400, "invalid_buyer"),
+        ("no identity", post(p, &[], ""), 401, "unauthenticated"),
+        ("bad sale id", post("/sales/a%20b/buy", &[user], ""), 400, "invalid_sale_id"),
+        ("sale id with hash tag braces", post("/sales/x%7Dy/buy", &[user], ""), 400, "invalid_sale_id"),
+        ("sale id not UTF-8", post("/sales/%FF/buy", &[user], ""), 400, "invalid_sale_id"),
+        ("unknown sale", post("/sales/nope/buy", &[user], ""), 404, "sale_not_found"),
+        ("wrong method", request("GET", p, &[user], ""), 405, "method_not_allowed"),
+        ("wrong path", post("/sales/x", &[user], ""), 404, "route_not_found"),
+        ("the root", request("GET", "/", &[], ""), 404, "route_not_found"),
+        ("over the per-user limit", post(p, &[user, json], r#"{"quantity":4}"#), 403, "limit_reached"),
+    ];
+    for (name, req, want_status, want_code) in cases {
+        let a = call(&b.app, req).await;
+        assert_eq!(a.status, want_status, "{name}: {}", a.body);
+        assert_eq!(a.body["error"], want_code, "{name}: {}", a.body);
+        assert!(
+            a.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}: {}",
+            a.body
+        );
+    }
+    assert_eq!(b.store.remaining(&b.sale.id), Some(10), "nothing was reserved");
+    assert!(b.queue.sent().is_empty());
+    // A valid buy after all that still works.
+    assert_eq!(call(&b.app, local_buy("other", r#"{"quantity":3}"#)).await.status, 202);
+    assert_eq!(b.store.remaining(&b.sale.id), Some(7));
+}
+
+#[tokio::test]
+async fn a_known_path_with_another_method_is_405_with_an_allow_header() {
+    let b = buy_app(1, 1, true);
+    let a = call(&b.app, request("DELETE", "/sales/drop/buy", &[], "")).await;
+    assert_eq!((a.status, a.allow.as_deref()), (405, Some("POST")));
+    assert_eq!(a.body["error"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn sold_out_and_insufficient_stock_are_409_with_their_own_codes() {
+    let b = buy_app(2, 5, true);
+    let q = |n: u32, who: &str| local_buy(who, &format!(r#"{{"quantity":{n}}}"#));
+    assert_eq!(call(&b.app, q(1, "a")).await.status, 202);
+    let a = call(&b.app, q(2, "b")).await;
+    assert_eq!((a.status, a.body["error"].as_str()), (409, Some("insufficient_stock")));
+    assert_eq!(a.body["message"], "only 1 left");
+    assert_eq!(call(&b.app, q(1, "b")).await.status, 202);
+    let a = call(&b.app, q(1, "c")).await;
+    assert_eq!((a.status, a.body["error"].as_str()), (409, Some("sold_out")));
+}
+
+struct Orders {
+    app: Router,
+    status: MemoryStatus,
+    store: MemoryStore,
+}
+
+fn orders_app() -> Orders {
+    let (status, store) = (MemoryStatus::default(), MemoryStore::default());
+    store.load_sale(&sale("drop", 5, 5), 5);
+    let app = app(orders::routes(OrdersState {
+        status: status.clone(),
+        store: store.clone(),
+        trust_user_header: true,
+        operator_token: Some("op-token".into()),
+    }));
+    Orders { app, status, store }
+}
+
+async fn reserve(store: &MemoryStore, buyer: &str) -> OrderMessage {
+    use crate::domain::{BuyerId, Quantity, Reservation, ReserveRequest};
+    use crate::ports::ReservationStore;
+    let req = ReserveRequest {
+        order_id: uuid::Uuid::now_v7(),
+        sale: SaleId::parse("drop").unwrap(),
+        buyer: BuyerId::parse(buyer).unwrap(),
+        quantity: Quantity::default(),
+        idempotency_key: None,
+    };
+    match store.reserve(&req).await.unwrap() {
+        Reservation::Reserved { message, .. } => OrderMessage::parse(&message).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operator_sees_it() {
+    let o = orders_app();
+    let order = reserve(&o.store, "owner").await;
+    let path = format!("/orders/{}", order.order_id);
+    let get = |headers: &[(&str, &str)]| request("GET", &path, headers, "");
+
+    let a = call(&o.app, get(&[("x-user-id", "owner")])).await;
+    assert_eq!((a.status, a.body["status"].as_str()), (200, Some("PENDING")));
+    let a = call(&o.app, get(&[("x-user-id", "someone-else")])).await;
+    assert_eq!((a.status, a.body["error"].as_str()), (404, Some("order_not_found")));
+    assert_eq!(call(&o.app, get(&[])).await.status, 401);
+    assert_eq!(
+        call(&o.app, get(&[("authorization", "Bearer wrong")])).await.status,
+        403
+    );
+
+    o.status
+        .put_all(&[OrderStatus::of(&order, OrderState::Confirmed)])
+        .await;
+    let a = call(&o.app, get(&[("x-user-id", "owner")])).await;
+    assert_eq!((a.status, a.body["status"].as_str()), (200, Some("CONFIRMED")));
+    let admin = format!("/admin/orders/{}", order.order_id);
+    let a = call(
+        &o.app,
+        request("GET", &admin, &[("authorization", "Bearer op-token")], ""),
+    )
+    .await;
+    assert_eq!((a.status, a.body["buyer"].as_str()), (200, Some("owner")));
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_order_id_is_404_or_400() {
+    let o = orders_app();
+    let who = [("x-user-id", "owner")];
+    let a = call(&o.app, request("GET", "/orders/not-a-uuid", &who, "")).await;
+    assert_eq!((a.status, a.body["error"].as_str()), (400, Some("invalid_order_id")));
+    let unknown = format!("/orders/{}", uuid::Uuid::now_v7());
+    let a = call(&o.app, request("GET", &unknown, &who, "")).await;
+    assert_eq!((a.status, a.body["error"].as_str()), (404, Some("order_not_found")));
+}
+
+#[tokio::test]
+async fn when_the_status_store_is_down_order_status_is_503() {
+    let o = orders_app();
+    o.status.set_unavailable(true);
+    let path = format!("/orders/{}", uuid::Uuid::now_v7());
+    let a = call(&o.app, request("GET", &path, &[("x-user-id", "owner")], "")).await;
+    assert_eq!((a.status, a.body["error"].as_str()), (503, Some("service_unavailable")));
+}
+
+#[tokio::test]
+async fn a_jwt_buyer_reads_their_order_even_where_an_operator_token_is_configured() {
+    let o = orders_app();
+    let order = reserve(&o.store, "buyer-123").await;
+    let req = lambda_http::request::from_str(
+        &ORDER_STATUS_EVENT.replace("demo-order", &order.order_id.to_string()),
+    )
+    .unwrap();
+    let a = call(&o.app, req).await;
+    assert_eq!(
+        (a.status, a.body["status"].as_str(), a.body["buyer"].as_str()),
+        (200, Some("PENDING"), Some("buyer-123")),
+        "{}",
+        a.body
+    );
+}
+
+/// The operator routes with clients that reach nothing: every case here is decided before any I/O.
+fn offline_operator() -> Router {
+    use crate::adapters::{postgres::Db, redis::RedisStore};
+    let db = Db::new("postgres://nobody@127.0.0.1:9/none").unwrap();
+    let store = RedisStore::connect(&crate::adapters::redis::RedisSettings {
+        url: "redis://127.0.0.1:9".into(),
+        command_timeout: std::time::Duration::from_millis(200),
+    })
+    .unwrap();
+    app(operator::routes(operator::OperatorState {
+        db,
+        store,
+        token: Some("t".into()),
+    }))
+}
+
+#[tokio::test]
+async fn the_operator_api_refuses_missing_or_wrong_credentials_and_bad_requests() {
+    let app = offline_operator();
+    let ok = r#"{"id":"s","name":"n","stock":1,"per_user_limit":1}"#;
+    let json = ("content-type", "application/json");
+    let auth = ("authorization", "Bearer t");
+    let cases: Vec<(Request<Body>, u16, &str)> = vec![
+        (request("POST", "/admin/sales", &[json], ok), 401, "unauthenticated"),
+        (
+            request("POST", "/admin/sales", &[json, ("authorization", "Bearer x")], ok),
+            403,
+            "forbidden",
+        ),
+        (request("POST", "/admin/sales", &[json, auth], "{"), 400, "invalid_body"),
+        (request("POST", "/admin/sales", &[json, auth], ""), 400, "invalid_body"),
+        (
+            request(
+                "POST",
+                "/admin/sales",
+                &[json, auth],
+                r#"{"id":"x","name":"n","stock":"many","per_user_limit":1}"#,
+            ),
+            400,
+            "invalid_body",
+        ),
+        (
+            request(
+                "POST",
+                "/admin/sales",
+                &[json, auth],
+                r#"{"id":"x","name":"n","stock":1,"per_user_limit":1,"opens_at":"soon"}"#,
+            ),
+            400,
+            "invalid_opens_at",
+        ),
+        (
+            request(
+                "POST",
+                "/admin/sales",
+                &[json, auth],
+                &format!(r#"{{"id":"x","name":"{}","stock":1,"per_user_limit":1}}"#, "n".repeat(17_000)),
+            ),
+            413,
+            "body_too_large",
+        ),
+        (request("GET", "/admin/sales", &[auth], ""), 405, "method_not_allowed"),
+        (
+            request("POST", "/admin/sales/s/reset", &[json, auth], r#"{"stock":-5}"#),
+            400,
+            "invalid_stock",
+        ),
+        (request("GET", "/admin/sales/a%20b", &[auth], ""), 400, "invalid_sale_id"),
+        (request("GET", "/admin/nope", &[auth], ""), 404, "route_not_found"),
+    ];
+    for (req, want_status, want_code) in cases {
+        let a = call(&app, req).await;
+        assert_eq!((a.status, a.body["error"].as_str()), (want_status, Some(want_code)), "{}", a.body);
+    }
+}
+
+#[tokio::test]
+async fn every_api_error_maps_to_its_status_and_server_errors_hide_their_detail() {
+    for (e, status) in [
+        (ApiError::Unauthenticated, 401),
+        (ApiError::Forbidden, 403),
+        (ApiError::RouteNotFound, 404),
+        (ApiError::MethodNotAllowed, 405),
+        (ApiError::BodyTooLarge { limit: 1 }, 413),
+        (ApiError::UnsupportedMediaType, 415),
+        (ApiError::Refused(Refusal::SoldOut), 409),
+        (ApiError::Refused(Refusal::UnknownSale), 404),
+        (ApiError::Refused(Refusal::NotOpen { opens_at_ms: 0 }), 403),
+        (ApiError::Unavailable("db at 10.0.0.1 down".into()), 503),
+        (ApiError::Internal("secret detail".into()), 500),
+    ] {
+        let resp = e.into_response();
+        assert_eq!(resp.status().as_u16(), status);
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(!text.contains("10.0.0.1") && !text.contains("secret"), "{text}");
+    }
+}
+
+/// `template.yaml`'s HttpApi events of `function`, as (method, path) pairs.
+fn template_routes(function: &str) -> Vec<(String, String)> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let events = &doc["Resources"][function]["Properties"]["Events"];
+    let mut routes: Vec<(String, String)> = events
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{function} has no events in template.yaml"))
+        .values()
+        .filter(|e| e["Type"] == "HttpApi")
+        .map(|e| {
+            let p = &e["Properties"];
+            (
+                p["Method"].as_str().unwrap().to_owned(),
+                p["Path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+fn rust_routes(routes: &[Route]) -> Vec<(String, String)> {
+    let mut r: Vec<(String, String)> = routes
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    r.sort();
+    r
+}
+
+#[test]
+fn template_yaml_and_the_routers_declare_the_same_routes() {
+    assert_eq!(template_routes("BuyFunction"), rust_routes(buy::ROUTES));
+    assert_eq!(template_routes("OrdersFunction"), rust_routes(orders::ROUTES));
+    assert_eq!(template_routes("OperatorFunction"), rust_routes(operator::ROUTES));
+}
+
+#[tokio::test]
+async fn every_declared_route_is_served_by_its_router() {
+    let b = buy_app(1, 1, true);
+    let o = orders_app();
+    for (app, routes) in [
+        (&b.app, buy::ROUTES),
+        (&o.app, orders::ROUTES),
+        (&offline_operator(), operator::ROUTES),
+    ] {
+        for r in routes {
+            let path = r
+                .path
+                .replace("{sale_id}", "drop")
+                .replace("{order_id}", &uuid::Uuid::now_v7().to_string());
+            let a = call(app, request(r.method, &path, &[], "")).await;
+            assert!(
+                !matches!(a.body["error"].as_str(), Some("route_not_found" | "method_not_allowed")),
+                "{} {path}: {}",
+                r.method,
+                a.body
+            );
+            let other = if r.method == "GET" { Method::DELETE } else { Method::GET };
+            let a = call(app, request(other.as_str(), &path, &[], "")).await;
+            assert_eq!(a.allow.as_deref().map(|h| h.contains(r.method)), Some(true), "{path}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The domain: validated types and the rules of a flash sale, free of any I/O.
+//!
+//! # Layout
+//! - [`ids`]: sale id, buyer, idempotency key, quantity.
+//! - [`sale`]: a sale's definition and the validation of an operator's request for one.
+//! - [`message`]: the order message (outbox, SQS), with its one definition and version.
+//! - [`reservation`]: what a buy asks for, the reservation rule and its outcomes.
+//! - [`settlement`]: first come, first served allocation of a batch against the remaining stock.
+//! - [`status`]: an order's status as buyers see it.
+
+pub mod ids;
+pub mod message;
+pub mod reservation;
+pub mod sale;
+pub mod settlement;
+pub mod status;
+
+pub use ids::*;
+pub use message::{OrderMessage, ORDER_MESSAGE_VERSION};
+pub use reservation::{Refusal, Reservation, ReserveRequest};
+pub use sale::SaleDefinition;
+pub use settlement::Settlement;
+pub use status::{OrderState, OrderStatus};
+
+/// Why a piece of client input (or a queue message) was refused. The message is meant for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidInput {
+    /// Stable, machine-readable error code, e.g. `invalid_sale_id`.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl InvalidInput {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! A buy as the reservation store takes it, the rule that decides it, and its outcomes.
+//!
+//! The rule runs inside Redis as `reserve.lua` (atomically, next to the data); [`check`] is the
+//! same rule in Rust, used by the in-memory store, and a test runs one table of cases through both.
+
+use super::{BuyerId, IdempotencyKey, Quantity, SaleId};
+use uuid::Uuid;
+
+/// One buy, validated.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    /// The id the order gets if this buy reserves stock.
+    pub order_id: Uuid,
+    pub sale: SaleId,
+    pub buyer: BuyerId,
+    pub quantity: Quantity,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// What the store answered for one buy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Stock was taken; `message` is the order message (JSON) now in the outbox.
+    Reserved { order_id: Uuid, message: String },
+    /// The buyer's idempotency key was seen before: this is the original order, nothing was taken.
+    Duplicate { order_id: Uuid },
+    /// Nothing was taken, for this reason.
+    Refused(Refusal),
+}
+
+/// Why no stock was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownSale,
+    NotOpen { opens_at_ms: i64 },
+    Closed { closes_at_ms: i64 },
+    /// `allowance`: how many more this buyer may still buy.
+    LimitReached { allowance: u32 },
+    SoldOut,
+    InsufficientStock { remaining: u32 },
+}
+
+/// What the rule needs to know of a live sale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveRules {
+    pub remaining: i64,
+    pub per_user_limit: u32,
+    pub opens_at_ms: Option<i64>,
+    pub closes_at_ms: Option<i64>,
+}
+
+/// The reservation rule, for a sale that exists and a request whose idempotency key is new:
+/// the window first, then the buyer's limit, then the stock.
+///
+/// # Errors
+/// The [`Refusal`] when the buy may not take stock.
+pub fn check(
+    sale: &LiveRules,
+    already_bought: u32,
+    quantity: Quantity,
+    now_ms: i64,
+) -> Result<(), Refusal> {
+    if let Some(opens_at_ms) = sale.opens_at_ms.filter(|&o| now_ms < o) {
+        return Err(Refusal::NotOpen { opens_at_ms });
+    }
+    if let Some(closes_at_ms) = sale.closes_at_ms.filter(|&c| now_ms >= c) {
+        return Err(Refusal::Closed { closes_at_ms });
+    }
+    let q = quantity.get();
+    if already_bought + q > sale.per_user_limit {
+        return Err(Refusal::LimitReached {
+            allowance: sale.per_user_limit.saturating_sub(already_bought),
+        });
+    }
+    if sale.remaining < i64::from(q) {
+        return Err(if sale.remaining <= 0 {
+            Refusal::SoldOut
+        } else {
+            Refusal::InsufficientStock {
+                remaining: sale.remaining as u32,
+            }
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(remaining: i64, limit: u32) -> LiveRules {
+        LiveRules {
+            remaining,
+            per_user_limit: limit,
+            opens_at_ms: Some(1_000),
+            closes_at_ms: Some(2_000),
+        }
+    }
+    fn q(n: i64) -> Quantity {
+        Quantity::new(n).unwrap()
+    }
+
+    #[test]
+    fn the_window_is_checked_before_the_limit_and_the_stock() {
+        assert_eq!(
+            check(&rules(0, 1), 5, q(1), 999),
+            Err(Refusal::NotOpen { opens_at_ms: 1_000 })
+        );
+        assert_eq!(
+            check(&rules(0, 1), 5, q(1), 2_000),
+            Err(Refusal::Closed { closes_at_ms: 2_000 })
+        );
+        assert_eq!(check(&rules(5, 1), 0, q(1), 1_000), Ok(()));
+    }
+
+    #[test]
+    fn the_limit_counts_what_the_buyer_already_has() {
+        assert_eq!(
+            check(&rules(10, 3), 2, q(2), 1_500),
+            Err(Refusal::LimitReached { allowance: 1 })
+        );
+        assert_eq!(
+            check(&rules(10, 3), 4, q(1), 1_500),
+            Err(Refusal::LimitReached { allowance: 0 })
+        );
+        assert_eq!(check(&rules(10, 3), 2, q(1), 1_500), Ok(()));
+    }
+
+    #[test]
+    fn too_little_stock_is_sold_out_or_insufficient() {
+        assert_eq!(check(&rules(0, 5), 0, q(1), 1_500), Err(Refusal::SoldOut));
+        assert_eq!(
+            check(&rules(2, 5), 0, q(3), 1_500),
+            Err(Refusal::InsufficientStock { remaining: 2 })
+        );
+        assert_eq!(check(&rules(3, 5), 0, q(3), 1_500), Ok(()));
+    }
+}

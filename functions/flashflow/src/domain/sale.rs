@@ -1,0 +1,160 @@
+//! A sale as the operator defines it, and the validation of an operator's request for one.
+
+use super::{InvalidInput, SaleId, MAX_QUANTITY};
+use crate::timefmt::parse_ms;
+use serde::{Deserialize, Serialize};
+
+/// Largest stock one sale may have; far above any flash sale, well inside Postgres' `integer`.
+pub const MAX_STOCK: u32 = 10_000_000;
+/// Longest sale name, in characters.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// A valid sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleDefinition {
+    pub id: SaleId,
+    pub name: String,
+    pub stock: u32,
+    pub per_user_limit: u32,
+    /// Milliseconds since the Unix epoch; buys before it are refused.
+    pub opens_at_ms: Option<i64>,
+    /// Milliseconds since the Unix epoch; buys from it on are refused.
+    pub closes_at_ms: Option<i64>,
+}
+
+/// An operator's request to create a sale, as sent (`POST /admin/sales`); [`NewSale::validate`]
+/// turns it into a [`SaleDefinition`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSale {
+    pub id: String,
+    pub name: String,
+    pub stock: i64,
+    pub per_user_limit: i64,
+    pub opens_at: Option<String>,
+    pub closes_at: Option<String>,
+}
+
+impl NewSale {
+    /// # Errors
+    /// One code per field: `invalid_sale_id`, `invalid_name`, `invalid_stock`,
+    /// `invalid_per_user_limit`, `invalid_opens_at`, `invalid_closes_at`, `invalid_window`.
+    pub fn validate(self) -> Result<SaleDefinition, InvalidInput> {
+        let id = SaleId::parse(&self.id)?;
+        let name = self.name.trim().to_owned();
+        if name.is_empty()
+            || name.chars().count() > MAX_NAME_LEN
+            || name.chars().any(char::is_control)
+        {
+            return Err(InvalidInput::new(
+                "invalid_name",
+                format!("name must be 1-{MAX_NAME_LEN} characters without control characters"),
+            ));
+        }
+        let stock = valid_stock(self.stock)?;
+        if !(1..=i64::from(MAX_QUANTITY)).contains(&self.per_user_limit) {
+            return Err(InvalidInput::new(
+                "invalid_per_user_limit",
+                format!("per_user_limit must be an integer from 1 to {MAX_QUANTITY}"),
+            ));
+        }
+        let opens_at_ms = self
+            .opens_at
+            .as_deref()
+            .map(|s| parse_ms(s, "opens_at", "invalid_opens_at"))
+            .transpose()?;
+        let closes_at_ms = self
+            .closes_at
+            .as_deref()
+            .map(|s| parse_ms(s, "closes_at", "invalid_closes_at"))
+            .transpose()?;
+        if let (Some(o), Some(c)) = (opens_at_ms, closes_at_ms) {
+            if o >= c {
+                return Err(InvalidInput::new(
+                    "invalid_window",
+                    "opens_at must be before closes_at",
+                ));
+            }
+        }
+        Ok(SaleDefinition {
+            id,
+            name,
+            stock,
+            per_user_limit: self.per_user_limit as u32,
+            opens_at_ms,
+            closes_at_ms,
+        })
+    }
+}
+
+/// A stock of 0..=[`MAX_STOCK`].
+///
+/// # Errors
+/// `invalid_stock` otherwise.
+pub fn valid_stock(n: i64) -> Result<u32, InvalidInput> {
+    if (0..=i64::from(MAX_STOCK)).contains(&n) {
+        Ok(n as u32)
+    } else {
+        Err(InvalidInput::new(
+            "invalid_stock",
+            format!("stock must be an integer from 0 to {MAX_STOCK}"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(json: &str) -> Result<SaleDefinition, InvalidInput> {
+        serde_json::from_str::<NewSale>(json).unwrap().validate()
+    }
+
+    #[test]
+    fn a_sale_whose_window_closes_before_it_opens_is_refused() {
+        let err = create(
+            r#"{"id":"s","name":"n","stock":1,"per_user_limit":1,
+            "opens_at":"2026-12-01T10:00:00Z","closes_at":"2026-12-01T09:00:00Z"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, "invalid_window");
+    }
+
+    #[test]
+    fn each_bad_sale_field_gets_its_own_error_code() {
+        let base = r#"{"id":"s","name":"n","stock":1,"per_user_limit":1}"#;
+        assert!(create(base).is_ok());
+        for (from, to, code) in [
+            (r#""id":"s""#, r#""id":"a b""#, "invalid_sale_id"),
+            (r#""name":"n""#, r#""name":"  ""#, "invalid_name"),
+            (r#""name":"n""#, r#""name":"a\u0007b""#, "invalid_name"),
+            (r#""stock":1"#, r#""stock":-1"#, "invalid_stock"),
+            (r#""stock":1"#, r#""stock":10000001"#, "invalid_stock"),
+            (r#""per_user_limit":1"#, r#""per_user_limit":0"#, "invalid_per_user_limit"),
+            (r#""per_user_limit":1"#, r#""per_user_limit":101"#, "invalid_per_user_limit"),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"opens_at":"soon""#,
+                "invalid_opens_at",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"closes_at":"later""#,
+                "invalid_closes_at",
+            ),
+        ] {
+            assert_eq!(create(&base.replace(from, to)).unwrap_err().code, code, "{to}");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_times_kept_in_milliseconds() {
+        let def = create(
+            r#"{"id":"s","name":"  Drop  ","stock":0,"per_user_limit":1,"opens_at":"2026-12-01T10:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(def.name, "Drop");
+        assert_eq!(def.opens_at_ms, Some(1_796_119_200_000));
+        assert_eq!(def.stock, 0);
+    }
+}

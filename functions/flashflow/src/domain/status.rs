@@ -1,0 +1,83 @@
+//! An order's status as buyers see it (`GET /orders/{id}`).
+
+use super::{BuyerId, OrderMessage, SaleId, Settlement};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OrderState {
+    /// Reserved in Redis, not settled yet.
+    Pending,
+    Confirmed,
+    Rejected,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Confirmed => "CONFIRMED",
+            Self::Rejected => "REJECTED",
+        }
+    }
+
+    /// The state written for a settled order; `None` for an order that was not recorded.
+    pub fn settled(s: Settlement) -> Option<Self> {
+        match s {
+            Settlement::Confirmed => Some(Self::Confirmed),
+            Settlement::Rejected => Some(Self::Rejected),
+            Settlement::UnknownSale => None,
+        }
+    }
+
+    /// # Errors
+    /// The text when it names no state.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "PENDING" => Ok(Self::Pending),
+            "CONFIRMED" => Ok(Self::Confirmed),
+            "REJECTED" => Ok(Self::Rejected),
+            other => Err(format!("unknown order state {other:?}")),
+        }
+    }
+}
+
+/// One order's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderStatus {
+    pub order_id: Uuid,
+    pub sale_id: SaleId,
+    pub buyer: BuyerId,
+    pub quantity: u32,
+    pub status: OrderState,
+}
+
+impl OrderStatus {
+    /// The status of the order in `msg`.
+    pub fn of(msg: &OrderMessage, status: OrderState) -> Self {
+        Self {
+            order_id: msg.order_id,
+            sale_id: msg.sale_id.clone(),
+            buyer: msg.buyer.clone(),
+            quantity: msg.quantity.get(),
+            status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_serialize_as_the_api_shows_them_and_parse_back() {
+        for s in [OrderState::Pending, OrderState::Confirmed, OrderState::Rejected] {
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+            assert_eq!(OrderState::parse(s.as_str()), Ok(s));
+        }
+        assert!(OrderState::parse("UNKNOWN_SALE").is_err());
+        assert_eq!(OrderState::settled(Settlement::UnknownSale), None);
+    }
+}

@@ -1,0 +1,108 @@
+//! Ports: what the handlers need from the outside world. Each has a real adapter (Redis, SQS,
+//! DynamoDB, Postgres) and an in-memory one ([`crate::adapters::memory`]) that the fast handler
+//! tests use; the integration tests run the same handlers on the real adapters.
+
+use crate::domain::{OrderMessage, OrderStatus, ReserveRequest, Reservation, SaleId, Settlement};
+use std::collections::HashMap;
+use std::future::Future;
+use uuid::Uuid;
+
+/// The reservation store failed; nothing is known to have been reserved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached in time (down, failing over, overloaded).
+    #[error("redis unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered something this code does not understand, or refused a command.
+    #[error("redis error: {0}")]
+    Failed(String),
+}
+
+/// Sending an order message failed. The reservation stays in the outbox for the sweeper.
+#[derive(Debug, thiserror::Error)]
+#[error("could not send order message: {0}")]
+pub struct PublishError(pub String);
+
+/// The order-status store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("order status store: {0}")]
+pub struct StatusError(pub String);
+
+/// The ledger (Postgres) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database could not be reached or the connection broke.
+    #[error("postgres unavailable: {0}")]
+    Unavailable(String),
+    /// A statement failed.
+    #[error("postgres error: {0}")]
+    Query(String),
+    /// The configuration is wrong (e.g. an unparsable `DATABASE_URL`).
+    #[error("postgres configuration: {0}")]
+    Config(String),
+}
+
+/// Takes stock for buys, atomically, and keeps each reservation in an outbox until it is settled.
+pub trait ReservationStore: Send + Sync + 'static {
+    /// # Errors
+    /// [`StoreError`] when the store cannot answer; then nothing was reserved by this call.
+    fn reserve(
+        &self,
+        req: &ReserveRequest,
+    ) -> impl Future<Output = Result<Reservation, StoreError>> + Send;
+
+    /// The reserved, unsettled order with this id, if any.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn find_pending(
+        &self,
+        order_id: Uuid,
+    ) -> impl Future<Output = Result<Option<OrderMessage>, StoreError>> + Send;
+
+    /// Remove settled orders from the sale's outbox.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; the entries stay, the sweeper re-sends them and settle
+    /// absorbs the duplicates.
+    fn remove_from_outbox(
+        &self,
+        sale: &SaleId,
+        order_ids: &[Uuid],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Hands order messages to the settlement queue.
+pub trait OrderPublisher: Send + Sync + 'static {
+    /// # Errors
+    /// [`PublishError`] when the queue did not accept the message.
+    fn publish(&self, message: &str) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// The order-status read model buyers poll.
+pub trait StatusStore: Send + Sync + 'static {
+    /// The order's recorded status, or `None` (not settled yet, or unknown).
+    ///
+    /// # Errors
+    /// [`StatusError`] when the store fails.
+    fn get(
+        &self,
+        order_id: Uuid,
+    ) -> impl Future<Output = Result<Option<OrderStatus>, StatusError>> + Send;
+
+    /// Write the statuses; returns the order ids that could not be written.
+    fn put_all(&self, items: &[OrderStatus]) -> impl Future<Output = Vec<Uuid>> + Send;
+}
+
+/// Records settled orders, the authority for stock.
+pub trait Ledger: Send + Sync + 'static {
+    /// Settle a batch in one transaction, idempotently: orders already recorded keep their
+    /// recorded outcome, new ones are allocated by [`crate::domain::settlement::allocate`].
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails; then nothing of the batch was recorded.
+    fn settle_orders(
+        &self,
+        orders: &[OrderMessage],
+    ) -> impl Future<Output = Result<HashMap<Uuid, Settlement>, DbError>> + Send;
+}

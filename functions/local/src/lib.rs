@@ -1,0 +1,11 @@
+//! `flashflow-local`: FlashFlow's functions on the local stack, the same code as the Lambdas.
+//!
+//! # Layout
+//! - [`server`]: serves the merged routers of the HTTP functions (what API Gateway does in AWS).
+//! - [`event_source`]: feeds the settle handler from SQS as Lambda's event source mapping does
+//!   (LocalStack cannot run Lambdas without Docker).
+//!
+//! The binary (`src/main.rs`) wires them: `flashflow-local api|settle|reconcile`.
+
+pub mod event_source;
+pub mod server;
