@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := set -a; . infra/local/env.sh; set +a;
 TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 
-.PHONY: help setup up down demo test lint fmt build services services-stop lambda-build watch bench
+.PHONY: help setup up down demo unit test lint fmt build services services-stop lambda-build watch bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -21,11 +21,15 @@ down: ## stop LocalStack, DynamoDB Local and the local API
 demo: up ## the flash sale end to end on the local stack
 	@bash infra/local/demo.sh
 
-test: up ## format check, clippy, template check, and every test against the real local stack
+unit: ## fast tests: domain rules and handlers on in-memory adapters (no service needed)
+	@bash infra/local/run-tests.sh unit
+
+test: up ## format, clippy, unused dependencies, template check, unit + integration tests on the local stack
 	cargo fmt --all -- --check
 	@$(ENV) sam validate --lint --region "$$AWS_REGION"
 	cargo clippy --workspace --all-targets -- -D warnings
-	@$(TEST_ENV) bash infra/local/run-tests.sh
+	@$(ENV) cargo machete
+	@$(TEST_ENV) bash infra/local/run-tests.sh unit integration
 
 lint: ## clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings

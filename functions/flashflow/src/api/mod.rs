@@ -173,7 +173,11 @@ impl IntoResponse for ApiError {
 fn refusal_parts(r: &Refusal) -> (StatusCode, &'static str, String) {
     use crate::timefmt::format_ms;
     match r {
-        Refusal::UnknownSale => (StatusCode::NOT_FOUND, "sale_not_found", "no such sale".into()),
+        Refusal::UnknownSale => (
+            StatusCode::NOT_FOUND,
+            "sale_not_found",
+            "no such sale".into(),
+        ),
         Refusal::NotOpen { opens_at_ms } => (
             StatusCode::FORBIDDEN,
             "sale_not_open",
@@ -189,7 +193,11 @@ fn refusal_parts(r: &Refusal) -> (StatusCode, &'static str, String) {
             "limit_reached",
             format!("the per-buyer limit allows {allowance} more for this buyer"),
         ),
-        Refusal::SoldOut => (StatusCode::CONFLICT, "sold_out", "the sale is sold out".into()),
+        Refusal::SoldOut => (
+            StatusCode::CONFLICT,
+            "sold_out",
+            "the sale is sold out".into(),
+        ),
         Refusal::InsufficientStock { remaining } => (
             StatusCode::CONFLICT,
             "insufficient_stock",

@@ -195,7 +195,10 @@ mod tests {
         assert!(serde_json::from_str::<SaleId>(r#""x{y}""#).is_err());
         assert!(serde_json::from_str::<Quantity>("0").is_err());
         assert_eq!(serde_json::from_str::<Quantity>("3").unwrap().get(), 3);
-        assert_eq!(serde_json::to_string(&Quantity::new(3).unwrap()).unwrap(), "3");
+        assert_eq!(
+            serde_json::to_string(&Quantity::new(3).unwrap()).unwrap(),
+            "3"
+        );
     }
 
     #[test]

@@ -70,24 +70,36 @@ mod tests {
         let msg = OrderMessage::parse(GOOD).unwrap();
         assert_eq!(msg.quantity.get(), 1);
         let back: serde_json::Value = serde_json::from_str(&msg.to_json()).unwrap();
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(GOOD).unwrap());
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(GOOD).unwrap()
+        );
     }
 
     #[test]
     fn order_message_of_an_unknown_version_is_refused() {
         let v2 = GOOD.replace("\"v\":1", "\"v\":2");
-        assert_eq!(OrderMessage::parse(&v2).unwrap_err().code, "invalid_message");
+        assert_eq!(
+            OrderMessage::parse(&v2).unwrap_err().code,
+            "invalid_message"
+        );
     }
 
     #[test]
     fn every_field_is_validated_as_the_api_validates_it() {
         for (from, to) in [
             (r#""buyer":"b""#, r#""buyer":"a b""#),
-            (r#""buyer":"b""#, &format!(r#""buyer":"{}""#, "b".repeat(10_000))),
+            (
+                r#""buyer":"b""#,
+                &format!(r#""buyer":"{}""#, "b".repeat(10_000)),
+            ),
             (r#""sale_id":"s""#, r#""sale_id":"s{x}""#),
             (r#""quantity":1"#, r#""quantity":0"#),
             (r#""quantity":1"#, r#""quantity":101"#),
-            (r#""reserved_at_ms":1764000000000"#, r#""reserved_at_ms":-300000000000000"#),
+            (
+                r#""reserved_at_ms":1764000000000"#,
+                r#""reserved_at_ms":-300000000000000"#,
+            ),
             (
                 r#""reserved_at_ms":1764000000000"#,
                 r#""reserved_at_ms":1764000000000,"idempotency_key":"k\u0000""#,

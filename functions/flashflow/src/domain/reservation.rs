@@ -32,12 +32,20 @@ pub enum Reservation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     UnknownSale,
-    NotOpen { opens_at_ms: i64 },
-    Closed { closes_at_ms: i64 },
+    NotOpen {
+        opens_at_ms: i64,
+    },
+    Closed {
+        closes_at_ms: i64,
+    },
     /// `allowance`: how many more this buyer may still buy.
-    LimitReached { allowance: u32 },
+    LimitReached {
+        allowance: u32,
+    },
     SoldOut,
-    InsufficientStock { remaining: u32 },
+    InsufficientStock {
+        remaining: u32,
+    },
 }
 
 /// What the rule needs to know of a live sale.
@@ -108,7 +116,9 @@ mod tests {
         );
         assert_eq!(
             check(&rules(0, 1), 5, q(1), 2_000),
-            Err(Refusal::Closed { closes_at_ms: 2_000 })
+            Err(Refusal::Closed {
+                closes_at_ms: 2_000
+            })
         );
         assert_eq!(check(&rules(5, 1), 0, q(1), 1_000), Ok(()));
     }

@@ -130,8 +130,16 @@ mod tests {
             (r#""name":"n""#, r#""name":"a\u0007b""#, "invalid_name"),
             (r#""stock":1"#, r#""stock":-1"#, "invalid_stock"),
             (r#""stock":1"#, r#""stock":10000001"#, "invalid_stock"),
-            (r#""per_user_limit":1"#, r#""per_user_limit":0"#, "invalid_per_user_limit"),
-            (r#""per_user_limit":1"#, r#""per_user_limit":101"#, "invalid_per_user_limit"),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":0"#,
+                "invalid_per_user_limit",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":101"#,
+                "invalid_per_user_limit",
+            ),
             (
                 r#""per_user_limit":1"#,
                 r#""per_user_limit":1,"opens_at":"soon""#,
@@ -143,7 +151,11 @@ mod tests {
                 "invalid_closes_at",
             ),
         ] {
-            assert_eq!(create(&base.replace(from, to)).unwrap_err().code, code, "{to}");
+            assert_eq!(
+                create(&base.replace(from, to)).unwrap_err().code,
+                code,
+                "{to}"
+            );
         }
     }
 

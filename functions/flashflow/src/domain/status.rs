@@ -73,8 +73,15 @@ mod tests {
 
     #[test]
     fn states_serialize_as_the_api_shows_them_and_parse_back() {
-        for s in [OrderState::Pending, OrderState::Confirmed, OrderState::Rejected] {
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
+        for s in [
+            OrderState::Pending,
+            OrderState::Confirmed,
+            OrderState::Rejected,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
             assert_eq!(OrderState::parse(s.as_str()), Ok(s));
         }
         assert!(OrderState::parse("UNKNOWN_SALE").is_err());

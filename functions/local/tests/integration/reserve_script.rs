@@ -1,10 +1,14 @@
-//! The reservation Lua script against a real Redis.
+//! The reservation Lua script against a real Redis, and its agreement with the Rust rule and the
+//! Rust definition of the order message.
 
-mod common;
-
-use common::*;
-use flashflow::domain::{BuyerId, IdempotencyKey, OrderMessage, Quantity};
-use flashflow::store::{Refusal, Reservation, ReservationStore, ReserveRequest, SaleKeys};
+use crate::helpers::*;
+use flashflow::adapters::memory::MemoryStore;
+use flashflow::adapters::redis::SaleKeys;
+use flashflow::domain::{
+    BuyerId, IdempotencyKey, OrderMessage, Quantity, Refusal, Reservation, ReserveRequest,
+    ORDER_MESSAGE_VERSION,
+};
+use flashflow::ports::ReservationStore;
 use fred::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,7 +76,7 @@ async fn contention_never_sells_more_than_the_stock_nor_past_the_per_user_limit(
     assert_eq!(outbox.len(), 1_000, "every reservation is in the outbox");
     let quantity: u32 = outbox
         .iter()
-        .map(|(_, body)| OrderMessage::parse(body).unwrap().quantity)
+        .map(|(_, body)| OrderMessage::parse(body).unwrap().quantity.get())
         .sum();
     assert_eq!(quantity, 1_000);
 }
@@ -151,8 +155,11 @@ async fn the_order_message_in_the_outbox_carries_every_field() {
     assert_eq!(msg.order_id, order_id);
     assert_eq!(msg.sale_id, def.id);
     assert_eq!(msg.buyer.as_str(), "dave");
-    assert_eq!(msg.quantity, 3);
-    assert_eq!(msg.idempotency_key.as_deref(), Some("idem-9"));
+    assert_eq!(msg.quantity.get(), 3);
+    assert_eq!(
+        msg.idempotency_key.as_ref().map(|k| k.as_str()),
+        Some("idem-9")
+    );
     assert!(msg.reserved_at_ms > 1_700_000_000_000);
     assert_eq!(
         store.outbox(&def.id).await.unwrap(),
@@ -267,5 +274,97 @@ async fn reloading_a_live_sale_does_not_hand_out_its_stock_again() {
             .await
             .unwrap(),
         Reservation::Refused(Refusal::SoldOut)
+    );
+}
+
+#[tokio::test]
+async fn the_script_writes_exactly_the_fields_and_version_of_the_rust_order_message() {
+    let store = store().await;
+    let def = loaded_sale(&store, 5, 3).await;
+    for key in [Some("k-1"), None] {
+        let req = request(&def.id, "lee", 1, key);
+        let Reservation::Reserved { message, .. } = store.reserve(&req).await.unwrap() else {
+            panic!()
+        };
+        let from_lua: serde_json::Value = serde_json::from_str(&message).unwrap();
+        let parsed = OrderMessage::parse(&message).unwrap();
+        let from_rust: serde_json::Value = serde_json::from_str(&parsed.to_json()).unwrap();
+        assert_eq!(from_lua, from_rust, "same fields, same values");
+        assert_eq!(from_lua["v"], ORDER_MESSAGE_VERSION);
+    }
+}
+
+/// One step of a reservation scenario: buyer, quantity, idempotency key.
+struct Step(&'static str, i64, Option<&'static str>);
+
+/// What a reservation answered, without the ids that differ between stores.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Reserved,
+    Duplicate,
+    Refused(Refusal),
+}
+
+async fn run<S: ReservationStore>(
+    store: &S,
+    sale: &flashflow::domain::SaleId,
+    steps: &[Step],
+) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    for Step(buyer, qty, key) in steps {
+        out.push(
+            match store
+                .reserve(&request(sale, buyer, *qty, *key))
+                .await
+                .unwrap()
+            {
+                Reservation::Reserved { .. } => Outcome::Reserved,
+                Reservation::Duplicate { .. } => Outcome::Duplicate,
+                Reservation::Refused(r) => Outcome::Refused(r),
+            },
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_lua_script_and_the_rust_rule_answer_every_step_alike() {
+    let steps = [
+        Step("a", 2, Some("k")),
+        Step("a", 2, Some("k")),
+        Step("a", 2, None),
+        Step("a", 1, None),
+        Step("b", 3, None),
+        Step("b", 2, None),
+        Step("c", 1, Some("k")),
+        Step("c", 1, None),
+        Step("d", 1, None),
+        Step("a", 1, Some("k")),
+    ];
+    let redis = store().await;
+    let def = loaded_sale(&redis, 5, 3).await;
+    let memory = MemoryStore::default();
+    memory.load_sale(&def, 5);
+    let from_lua = run(&redis, &def.id, &steps).await;
+    assert_eq!(from_lua, run(&memory, &def.id, &steps).await);
+    assert_eq!(
+        from_lua,
+        vec![
+            Outcome::Reserved,
+            Outcome::Duplicate,
+            Outcome::Refused(Refusal::LimitReached { allowance: 1 }),
+            Outcome::Reserved,
+            Outcome::Refused(Refusal::InsufficientStock { remaining: 2 }),
+            Outcome::Reserved,
+            Outcome::Refused(Refusal::SoldOut),
+            Outcome::Refused(Refusal::SoldOut),
+            Outcome::Refused(Refusal::SoldOut),
+            Outcome::Duplicate,
+        ]
+    );
+    let unknown = fresh_sale_id();
+    assert_eq!(
+        run(&redis, &unknown, &steps[..1]).await,
+        run(&memory, &unknown, &steps[..1]).await
     );
 }

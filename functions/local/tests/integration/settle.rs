@@ -1,32 +1,29 @@
 //! Settlement against real Postgres (fresh schema per test), DynamoDB Local and Redis.
 
-mod common;
-
-use common::*;
-use flashflow::db::Db;
-use flashflow::domain::{BuyerId, OrderMessage, SaleDefinition};
+use crate::helpers::*;
+use flashflow::adapters::dynamodb::DynamoStatusStore;
+use flashflow::adapters::postgres::Db;
+use flashflow::domain::{OrderMessage, OrderState, SaleDefinition};
+use flashflow::ports::StatusStore;
 use flashflow::settle::Settler;
-use flashflow::status::DynamoStatusStore;
 use uuid::Uuid;
 
-fn order(sale: &SaleDefinition, buyer: &str, quantity: u32, at: i64) -> OrderMessage {
-    OrderMessage {
-        v: 1,
-        order_id: Uuid::now_v7(),
-        sale_id: sale.id.clone(),
-        buyer: BuyerId::parse(buyer).unwrap(),
-        quantity,
-        reserved_at_ms: at,
-        idempotency_key: None,
+fn body(o: &OrderMessage) -> String {
+    o.to_json()
+}
+
+/// Counts with `confirmed`, `rejected` and `orders` recorded and the confirmed quantity.
+fn expect(confirmed: i64, rejected: i64, orders: i64, confirmed_quantity: i32) -> Counts {
+    Counts {
+        confirmed,
+        rejected,
+        orders,
+        confirmed_quantity,
     }
 }
 
-fn body(o: &OrderMessage) -> String {
-    serde_json::to_string(o).unwrap()
-}
-
 struct Fixture {
-    settler: Settler,
+    settler: RealSettler,
     /// A second connection on the same schema, for checking.
     check: Db,
     sale: SaleDefinition,
@@ -47,20 +44,6 @@ async fn fixture(stock: u32) -> Fixture {
     }
 }
 
-async fn counts(db: &Db, sale: &SaleDefinition) -> (i64, i64, i64, i32) {
-    let c = db.client().await.unwrap();
-    let r = c
-        .query_one(
-            "SELECT count(*) FILTER (WHERE status = 'CONFIRMED'), count(*) FILTER (WHERE status = 'REJECTED'),
-                    count(*), (SELECT confirmed FROM sales WHERE id = $1)
-               FROM orders WHERE sale_id = $1",
-            &[&sale.id.as_str()],
-        )
-        .await
-        .unwrap();
-    (r.get(0), r.get(1), r.get(2), r.get(3))
-}
-
 #[tokio::test]
 async fn the_same_batch_delivered_twice_records_each_order_once() {
     let f = fixture(10).await;
@@ -72,7 +55,7 @@ async fn the_same_batch_delivered_twice_records_each_order_once() {
         let resp = f.settler.handle(event).await;
         assert!(resp.batch_item_failures.is_empty());
     }
-    assert_eq!(counts(&f.check, &f.sale).await, (5, 0, 5, 5));
+    assert_eq!(counts(&f.check, &f.sale).await, expect(5, 0, 5, 5));
 }
 
 #[tokio::test]
@@ -81,7 +64,7 @@ async fn a_duplicate_inside_one_batch_is_recorded_once() {
     let one = body(&order(&f.sale, "dup", 2, 1));
     let (event, _) = sqs_event(&[one.clone(), one]);
     assert!(f.settler.handle(event).await.batch_item_failures.is_empty());
-    assert_eq!(counts(&f.check, &f.sale).await, (1, 0, 1, 2));
+    assert_eq!(counts(&f.check, &f.sale).await, expect(1, 0, 1, 2));
 }
 
 #[tokio::test]
@@ -94,7 +77,7 @@ async fn nine_good_and_one_poison_message_settle_nine_and_report_exactly_the_poi
     let (event, ids) = sqs_event(&bodies);
     let resp = f.settler.handle(event).await;
     assert_eq!(failed_ids(&resp), vec![ids[4].clone()]);
-    assert_eq!(counts(&f.check, &f.sale).await, (9, 0, 9, 9));
+    assert_eq!(counts(&f.check, &f.sale).await, expect(9, 0, 9, 9));
 }
 
 #[tokio::test]
@@ -110,20 +93,24 @@ async fn orders_past_the_stock_are_recorded_as_rejected_never_dropped() {
         (report.confirmed, report.rejected, report.failed.len()),
         (3, 2, 0)
     );
-    assert_eq!(counts(&f.check, &f.sale).await, (3, 2, 5, 3));
+    assert_eq!(counts(&f.check, &f.sale).await, expect(3, 2, 5, 3));
     // Reserved last (smallest reserved_at_ms first): r4, r3, r2 confirmed.
     for (i, o) in orders.iter().enumerate() {
         let st = f.status.get(o.order_id).await.unwrap().unwrap();
         assert_eq!(
             st.status,
-            if i >= 2 { "CONFIRMED" } else { "REJECTED" },
+            if i >= 2 {
+                OrderState::Confirmed
+            } else {
+                OrderState::Rejected
+            },
             "{i}"
         );
     }
     // A later batch can confirm nothing more.
     let (event, _) = sqs_event(&[body(&order(&f.sale, "late", 1, 1))]);
     assert_eq!(f.settler.settle(event).await.rejected, 1);
-    assert_eq!(counts(&f.check, &f.sale).await.3, 3);
+    assert_eq!(counts(&f.check, &f.sale).await.confirmed_quantity, 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -150,7 +137,7 @@ async fn concurrent_batches_of_one_sale_never_confirm_more_than_the_stock() {
     for h in handles {
         h.await.unwrap();
     }
-    assert_eq!(counts(&setup, &def).await, (50, 150, 200, 50));
+    assert_eq!(counts(&setup, &def).await, expect(50, 150, 200, 50));
 }
 
 #[tokio::test]
@@ -163,7 +150,7 @@ async fn an_order_for_a_sale_postgres_does_not_know_is_reported_failed() {
     ]);
     let resp = f.settler.handle(event).await;
     assert_eq!(failed_ids(&resp), vec![ids[1].clone()]);
-    assert_eq!(counts(&f.check, &f.sale).await.2, 1);
+    assert_eq!(counts(&f.check, &f.sale).await.orders, 1);
 }
 
 #[tokio::test]
@@ -183,7 +170,8 @@ async fn when_postgres_is_unavailable_every_message_is_reported_failed() {
 
 #[tokio::test]
 async fn settling_removes_the_reservation_from_the_outbox_and_writes_the_status() {
-    use flashflow::store::{Reservation, ReservationStore, ReserveRequest};
+    use flashflow::domain::{BuyerId, Reservation, ReserveRequest};
+    use flashflow::ports::ReservationStore;
     let f = fixture(5).await;
     let store = store().await;
     store.load_sale(&f.sale, 5).await.unwrap();
@@ -206,17 +194,16 @@ async fn settling_removes_the_reservation_from_the_outbox_and_writes_the_status(
     assert!(store.outbox(&f.sale.id).await.unwrap().is_empty());
     let st = f.status.get(order_id).await.unwrap().unwrap();
     assert_eq!(
-        (st.status.as_str(), st.quantity, st.buyer.as_str()),
-        ("CONFIRMED", 2, "o")
+        (st.status, st.quantity, st.buyer.as_str()),
+        (OrderState::Confirmed, 2, "o")
     );
 }
 
 #[tokio::test]
 async fn the_sqs_batch_fixture_settles_its_two_orders_and_reports_its_poison_message() {
     let f = fixture(10).await;
-    let fixture = include_str!("../../../events/sqs-orders-batch.json");
     // Fresh order ids too, so re-runs against the same schema stay independent.
-    let text = fixture
+    let text = SQS_BATCH_EVENT
         .replace("demo-sale", f.sale.id.as_str())
         .replace(
             "01a21c50-0000-7000-8000-000000000001",
@@ -232,5 +219,5 @@ async fn the_sqs_batch_fixture_settles_its_two_orders_and_reports_its_poison_mes
         failed_ids(&resp),
         vec!["2e1424d0-d2ea-4a6e-aa4a-ad5aa8e2a3b1".to_string()]
     );
-    assert_eq!(counts(&f.check, &f.sale).await, (2, 0, 2, 2));
+    assert_eq!(counts(&f.check, &f.sale).await, expect(2, 0, 2, 2));
 }

@@ -1,0 +1,452 @@
+//! Shared helpers: [`TestApp`] (one isolated world per test: a Postgres schema, a queue with its
+//! DLQ, an order-status table, and clients to reach them), request builders and checks.
+#![allow(dead_code)]
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use axum::body::Body;
+use axum::Router;
+use flashflow::adapters::dynamodb::DynamoStatusStore;
+use flashflow::adapters::postgres::Db;
+use flashflow::adapters::redis::{RedisSettings, RedisStore};
+use flashflow::adapters::sqs::SqsPublisher;
+use flashflow::api::{self, buy};
+use flashflow::domain::{
+    BuyerId, OrderMessage, Quantity, SaleDefinition, SaleId, ORDER_MESSAGE_VERSION,
+};
+use flashflow::settle::Settler;
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with 'make test', which starts the local stack and sets it")
+    })
+}
+
+/// A fixed reservation time base (2026-11-27T10:00Z) for hand-made order messages.
+pub const T0: i64 = 1_795_773_600_000;
+
+pub type RealSettler = Settler<Db, DynamoStatusStore, RedisStore>;
+
+/// One test's own world on the local stack.
+pub struct TestApp {
+    pub store: RedisStore,
+    pub sqs: aws_sdk_sqs::Client,
+    /// The order queue (1 s visibility timeout, DLQ after 2 receives) and its DLQ.
+    pub queue: String,
+    pub dlq: String,
+    /// A Postgres URL whose `search_path` is this test's fresh schema, migrated.
+    pub db_url: String,
+    /// A connection for setup and checks.
+    pub db: Db,
+    pub status: DynamoStatusStore,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_max_receive(2).await
+    }
+
+    pub async fn with_max_receive(max_receive: u32) -> Self {
+        let sqs = sqs().await;
+        let (queue, dlq) = queue_with_dlq(&sqs, max_receive).await;
+        let db_url = fresh_schema_url().await;
+        Self {
+            store: store().await,
+            db: db_at(&db_url).await,
+            sqs,
+            queue,
+            dlq,
+            db_url,
+            status: fresh_status_store().await,
+        }
+    }
+
+    /// A sale in Postgres and Redis.
+    pub async fn sale(&self, stock: u32, limit: u32) -> SaleDefinition {
+        let def = sale(&fresh_sale_id(), stock, limit);
+        self.db.create_sale(&def).await.unwrap();
+        self.store.load_sale(&def, stock).await.unwrap();
+        def
+    }
+
+    /// The buy router on Redis and this test's queue, trusting `X-User-Id`.
+    pub fn buy_app(&self) -> Router {
+        buy_app(self.store.clone(), self.sqs.clone(), &self.queue)
+    }
+
+    /// A settle handler with its own Postgres connection, as one Lambda instance.
+    pub async fn settler(&self) -> RealSettler {
+        Settler::new(
+            db_at(&self.db_url).await,
+            self.status.clone(),
+            self.store.clone(),
+        )
+    }
+
+    /// What Postgres recorded for `sale`.
+    pub async fn counts(&self, sale: &SaleDefinition) -> Counts {
+        counts(&self.db, sale).await
+    }
+
+    /// Messages in `queue`, visible or in flight.
+    pub async fn depth(&self, queue: &str) -> i64 {
+        depth(&self.sqs, queue).await
+    }
+}
+
+/// What Postgres recorded for a sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub confirmed: i64,
+    pub rejected: i64,
+    pub orders: i64,
+    /// `sales.confirmed`: the confirmed quantity.
+    pub confirmed_quantity: i32,
+}
+
+pub async fn counts(db: &Db, sale: &SaleDefinition) -> Counts {
+    let c = db.client().await.unwrap();
+    let r = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'CONFIRMED'), count(*) FILTER (WHERE status = 'REJECTED'),
+                    count(*), (SELECT confirmed FROM sales WHERE id = $1)
+               FROM orders WHERE sale_id = $1",
+            &[&sale.id.as_str()],
+        )
+        .await
+        .unwrap();
+    Counts {
+        confirmed: r.get(0),
+        rejected: r.get(1),
+        orders: r.get(2),
+        confirmed_quantity: r.get(3),
+    }
+}
+
+pub fn redis_settings() -> RedisSettings {
+    RedisSettings {
+        url: env("REDIS_URL"),
+        command_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A connected store.
+pub async fn store() -> RedisStore {
+    let store = RedisStore::connect(&redis_settings()).unwrap();
+    store
+        .ready(Duration::from_secs(5))
+        .await
+        .expect("redis is not reachable");
+    store
+}
+
+/// A sale id no other test (or earlier run) uses.
+pub fn fresh_sale_id() -> SaleId {
+    SaleId::parse(&format!("t-{}", Uuid::new_v4().simple())).unwrap()
+}
+
+pub fn sale(id: &SaleId, stock: u32, limit: u32) -> SaleDefinition {
+    SaleDefinition {
+        id: id.clone(),
+        name: "test sale".into(),
+        stock,
+        per_user_limit: limit,
+        opens_at_ms: None,
+        closes_at_ms: None,
+    }
+}
+
+/// A new sale loaded into Redis only.
+pub async fn loaded_sale(store: &RedisStore, stock: u32, limit: u32) -> SaleDefinition {
+    let def = sale(&fresh_sale_id(), stock, limit);
+    assert!(store.load_sale(&def, stock).await.unwrap());
+    def
+}
+
+/// A hand-made order message for `sale`, reserved `at` ms after [`T0`].
+pub fn order(sale: &SaleDefinition, buyer: &str, quantity: i64, at: i64) -> OrderMessage {
+    OrderMessage {
+        v: ORDER_MESSAGE_VERSION,
+        order_id: Uuid::now_v7(),
+        sale_id: sale.id.clone(),
+        buyer: BuyerId::parse(buyer).unwrap(),
+        quantity: Quantity::new(quantity).unwrap(),
+        reserved_at_ms: T0 + at,
+        idempotency_key: None,
+    }
+}
+
+/// The URL of a brand-new schema in the test database.
+pub async fn fresh_schema_url() -> String {
+    let base = env("TEST_DATABASE_URL");
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    Db::new(&base)
+        .unwrap()
+        .client()
+        .await
+        .expect("postgres is not reachable")
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
+
+/// A migrated `Db` at `url`.
+pub async fn db_at(url: &str) -> Db {
+    let db = Db::new(url).unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+/// A `Db` on a brand-new schema of the test database, migrated.
+pub async fn fresh_db() -> Db {
+    db_at(&fresh_schema_url().await).await
+}
+
+pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&flashflow::aws::sdk_config().await)
+}
+
+/// A new DynamoDB table shaped like the order-status table.
+pub async fn fresh_status_store() -> DynamoStatusStore {
+    use aws_sdk_dynamodb::types::*;
+    let client = dynamodb().await;
+    let table = format!("t-{}", Uuid::new_v4().simple());
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("order_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("order_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("DynamoDB Local is not reachable");
+    DynamoStatusStore::new(client, table)
+}
+
+pub async fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&flashflow::aws::sdk_config().await)
+}
+
+/// A new, empty queue; returns its URL.
+pub async fn fresh_queue(sqs: &aws_sdk_sqs::Client) -> String {
+    sqs.create_queue()
+        .queue_name(format!("t-{}", Uuid::new_v4().simple()))
+        .send()
+        .await
+        .expect("LocalStack SQS is not reachable")
+        .queue_url
+        .unwrap()
+}
+
+/// A queue with a DLQ after `max_receive` receives and a 1 s visibility timeout. Returns (queue, dlq).
+pub async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> (String, String) {
+    let dlq = fresh_queue(sqs).await;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("t-{}", Uuid::new_v4().simple()))
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{max_receive}"}}"#),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (queue, dlq)
+}
+
+/// Messages in `queue`, visible or in flight.
+pub async fn depth(sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|k| attrs[k].parse::<i64>().unwrap())
+    .sum()
+}
+
+/// Poll `check` every 100 ms until it holds; fail the test after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until `queue` holds exactly `n` messages (visible or in flight).
+pub async fn wait_for_depth(sqs: &aws_sdk_sqs::Client, queue: &str, n: i64, timeout: Duration) {
+    wait_until(
+        &format!("{n} message(s) in {queue}"),
+        timeout,
+        || async move { depth(sqs, queue).await == n },
+    )
+    .await;
+}
+
+/// An SQS client whose endpoint refuses connections: "SQS is down".
+pub async fn unreachable_sqs() -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::config::Builder::from(&flashflow::aws::sdk_config().await)
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
+/// The buy router on `store` and `queue_url`, trusting `X-User-Id`.
+pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> Router {
+    api::app(buy::routes(buy::BuyState {
+        store,
+        publisher: SqsPublisher::new(sqs, queue_url),
+        settings: buy::BuySettings {
+            trust_user_header: true,
+        },
+    }))
+}
+
+/// An API Gateway event fixture from `events/`, with `demo-sale` replaced by `sale`.
+pub fn event(fixture: &str, sale: &SaleId) -> http::Request<lambda_http::Body> {
+    lambda_http::request::from_str(&fixture.replace("demo-sale", sale.as_str()))
+        .expect("fixture parses")
+}
+
+pub const BUY_EVENT: &str = include_str!("../../../../events/apigw-buy.json");
+pub const ADMIN_CREATE_EVENT: &str =
+    include_str!("../../../../events/apigw-admin-create-sale.json");
+pub const ADMIN_SHOW_EVENT: &str = include_str!("../../../../events/apigw-admin-show-sale.json");
+pub const SQS_BATCH_EVENT: &str = include_str!("../../../../events/sqs-orders-batch.json");
+
+/// A request with headers and an optional body.
+pub fn request(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> http::Request<Body> {
+    let mut b = http::Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(body.map_or(Body::empty(), |s| Body::from(s.to_owned())))
+        .unwrap()
+}
+
+/// A buy as the local server gets it (no authorizer context), by `buyer`.
+pub fn local_buy(sale: &SaleId, buyer: &str, body: Option<&str>) -> http::Request<Body> {
+    request(
+        "POST",
+        &format!("/sales/{sale}/buy"),
+        &[("x-user-id", buyer), ("content-type", "application/json")],
+        body,
+    )
+}
+
+/// The status and JSON body of an answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// The `error` code of an error answer.
+    pub fn error(&self) -> Option<&str> {
+        self.body["error"].as_str()
+    }
+
+    /// The `order_id` of a 202.
+    pub fn order_id(&self) -> Uuid {
+        self.body["order_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no order id in {}", self.body))
+    }
+}
+
+/// Send `req` through `app` as a Lambda (or the local server) would.
+pub async fn call<B>(app: &Router, req: http::Request<B>) -> Answer
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        retry_after,
+        body: serde_json::from_slice(&bytes).expect("response body is JSON"),
+    }
+}
+
+/// An SQS event with one record per body, each with a fresh message id; returns the ids too.
+pub fn sqs_event(bodies: &[String]) -> (aws_lambda_events::event::sqs::SqsEvent, Vec<String>) {
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    let mut ids = Vec::new();
+    for b in bodies {
+        let mut m = aws_lambda_events::event::sqs::SqsMessage::default();
+        let id = Uuid::new_v4().to_string();
+        m.message_id = Some(id.clone());
+        m.body = Some(b.clone());
+        event.records.push(m);
+        ids.push(id);
+    }
+    (event, ids)
+}
+
+/// The message ids a batch response reports as failed.
+pub fn failed_ids(resp: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    resp.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the same routers, handlers and scripts as the Lambdas, against the real
+//! local stack (Redis, Postgres, LocalStack SQS, DynamoDB Local). `make test` starts it and sets
+//! the environment; each test isolates itself (fresh sale ids, Postgres schemas, queues, tables),
+//! so they run in parallel and re-run on a dirty machine.
+
+mod helpers;
+
+mod buy;
+mod end_to_end;
+mod local_server;
+mod operator;
+mod reserve_script;
+mod settle;

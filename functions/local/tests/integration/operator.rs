@@ -1,0 +1,360 @@
+//! The operator router against real Postgres (a fresh schema per test) and Redis.
+
+use crate::helpers::*;
+use axum::body::Body;
+use axum::Router;
+use flashflow::adapters::postgres::Db;
+use flashflow::api::{self, operator};
+
+const TOKEN: &str = "test-operator-token";
+
+fn operator_app(
+    db: Db,
+    store: flashflow::adapters::redis::RedisStore,
+    token: Option<&str>,
+) -> Router {
+    api::app(operator::routes(operator::OperatorState {
+        db,
+        store,
+        token: token.map(str::to_owned),
+    }))
+}
+
+async fn handler() -> Router {
+    operator_app(fresh_db().await, store().await, Some(TOKEN))
+}
+
+fn req(method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> http::Request<Body> {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(b) = &bearer {
+        headers.push(("authorization", b.as_str()));
+    }
+    request(method, path, &headers, body)
+}
+
+async fn status_of(op: &Router, r: http::Request<Body>) -> u16 {
+    call(op, r).await.status
+}
+
+fn answer(a: Answer) -> (u16, serde_json::Value) {
+    (a.status, a.body)
+}
+
+fn create_body(id: &str, stock: u32) -> String {
+    format!(r#"{{"id":"{id}","name":"Phone launch","stock":{stock},"per_user_limit":2}}"#)
+}
+
+#[tokio::test]
+async fn an_operator_creates_a_sale_that_buyers_can_then_buy_from() {
+    let op = handler().await;
+    let id = fresh_sale_id();
+    let (status, body) = answer(
+        call(
+            &op,
+            req(
+                "POST",
+                "/admin/sales",
+                Some(&create_body(id.as_str(), 100)),
+                Some(TOKEN),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["stock"], 100);
+    assert_eq!(body["remaining"], 100);
+    assert_eq!(body["loaded"], true);
+
+    let store = store().await;
+    let sqs = sqs().await;
+    let buy = buy_app(store.clone(), sqs, "http://127.0.0.1:9/unused");
+    let r = http::Request::builder()
+        .method("POST")
+        .uri(format!("/sales/{id}/buy"))
+        .header("x-user-id", "zed")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(answer(call(&buy, r).await).0, 202);
+
+    let (status, shown) = answer(
+        call(
+            &op,
+            req("GET", &format!("/admin/sales/{id}"), None, Some(TOKEN)),
+        )
+        .await,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            shown["remaining"].as_i64(),
+            shown["reserved"].as_i64(),
+            shown["pending"].as_i64()
+        ),
+        (Some(99), Some(1), Some(1))
+    );
+    assert_eq!(shown["settled"]["confirmed_orders"], 0);
+}
+
+#[tokio::test]
+async fn creating_the_same_sale_twice_is_idempotent_but_a_different_one_with_that_id_conflicts() {
+    let op = handler().await;
+    let id = fresh_sale_id();
+    let body = create_body(id.as_str(), 10);
+    assert_eq!(
+        status_of(&op, req("POST", "/admin/sales", Some(&body), Some(TOKEN))).await,
+        201
+    );
+    assert_eq!(
+        status_of(&op, req("POST", "/admin/sales", Some(&body), Some(TOKEN))).await,
+        200
+    );
+    let (status, err) = answer(
+        call(
+            &op,
+            req(
+                "POST",
+                "/admin/sales",
+                Some(&create_body(id.as_str(), 11)),
+                Some(TOKEN),
+            ),
+        )
+        .await,
+    );
+    assert_eq!((status, err["error"].as_str()), (409, Some("sale_exists")));
+}
+
+#[tokio::test]
+async fn reset_restores_the_stock_and_forgets_buyers() {
+    let op = handler().await;
+    let id = fresh_sale_id();
+    call(
+        &op,
+        req(
+            "POST",
+            "/admin/sales",
+            Some(&create_body(id.as_str(), 1)),
+            Some(TOKEN),
+        ),
+    )
+    .await;
+    let store = store().await;
+    let buy = buy_app(store.clone(), sqs().await, "http://127.0.0.1:9/unused");
+    let one = || {
+        http::Request::builder()
+            .method("POST")
+            .uri(format!("/sales/{id}/buy"))
+            .header("x-user-id", "yan")
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(answer(call(&buy, one()).await).0, 202);
+    assert_eq!(answer(call(&buy, one()).await).1["error"], "sold_out");
+
+    let (status, shown) = answer(
+        call(
+            &op,
+            req(
+                "POST",
+                &format!("/admin/sales/{id}/reset"),
+                Some(r#"{"stock":5}"#),
+                Some(TOKEN),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        (
+            shown["stock"].as_i64(),
+            shown["remaining"].as_i64(),
+            shown["pending"].as_i64()
+        ),
+        (Some(5), Some(5), Some(0))
+    );
+    assert_eq!(
+        answer(call(&buy, one()).await).0,
+        202,
+        "the buyer's count was reset too"
+    );
+
+    let (status, shown) = answer(
+        call(
+            &op,
+            req(
+                "POST",
+                &format!("/admin/sales/{id}/reset"),
+                None,
+                Some(TOKEN),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(
+        (status, shown["remaining"].as_i64()),
+        (200, Some(5)),
+        "reset without a body keeps the stock"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_sale_is_404_for_show_and_reset_and_nothing_is_created() {
+    let op = handler().await;
+    for r in [
+        req(
+            "GET",
+            &format!("/admin/sales/{}", fresh_sale_id()),
+            None,
+            Some(TOKEN),
+        ),
+        req(
+            "POST",
+            &format!("/admin/sales/{}/reset", fresh_sale_id()),
+            None,
+            Some(TOKEN),
+        ),
+    ] {
+        let a = call(&op, r).await;
+        assert_eq!(
+            (a.status, a.error()),
+            (404, Some("sale_not_found")),
+            "{}",
+            a.body
+        );
+    }
+    let id = fresh_sale_id();
+    let a = call(
+        &op,
+        req(
+            "POST",
+            "/admin/sales",
+            Some(&create_body(id.as_str(), 1)),
+            Some("wrong"),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    assert!(
+        store().await.live_sale(&id).await.unwrap().is_none(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn an_iam_authorized_api_gateway_event_needs_no_token() {
+    let op = operator_app(fresh_db().await, store().await, None);
+    let id = fresh_sale_id();
+    let (status, body) = answer(call(&op, event(ADMIN_CREATE_EVENT, &id)).await);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = answer(call(&op, event(ADMIN_SHOW_EVENT, &id)).await);
+    assert_eq!((status, body["id"].as_str()), (200, Some(id.as_str())));
+    // Without IAM context and with no token configured, nothing is authorized.
+    assert_eq!(
+        status_of(
+            &op,
+            req("GET", &format!("/admin/sales/{id}"), None, Some("x"))
+        )
+        .await,
+        401
+    );
+}
+
+#[tokio::test]
+async fn migrations_apply_once_even_when_run_again() {
+    let db = fresh_db().await;
+    db.migrate().await.unwrap();
+    let n: i64 = db
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not_confirmed() {
+    use flashflow::settle::Settler;
+    use fred::prelude::*;
+    let url = fresh_schema_url().await;
+    let op = operator_app(db_at(&url).await, store().await, Some(TOKEN));
+    let id = fresh_sale_id();
+    let body = create_body(id.as_str(), 10);
+    assert_eq!(
+        status_of(&op, req("POST", "/admin/sales", Some(&body), Some(TOKEN))).await,
+        201
+    );
+    // Settle 4 orders, then Redis loses everything it had for the sale.
+    let settler = Settler::new(db_at(&url).await, fresh_status_store().await, store().await);
+    let def = sale(&id, 10, 2);
+    let bodies: Vec<String> = (0..4)
+        .map(|i| order(&def, &format!("b{i}"), 1, i).to_json())
+        .collect();
+    assert!(settler
+        .handle(sqs_event(&bodies).0)
+        .await
+        .batch_item_failures
+        .is_empty());
+    let store = store().await;
+    let keys = flashflow::adapters::redis::SaleKeys::new(&id);
+    let _: i64 = store
+        .client()
+        .del(vec![keys.sale, keys.buyers, keys.idem])
+        .await
+        .unwrap();
+    let (_, shown) = answer(
+        call(
+            &op,
+            req("GET", &format!("/admin/sales/{id}"), None, Some(TOKEN)),
+        )
+        .await,
+    );
+    assert_eq!(shown["loaded"], false);
+
+    // The operator re-creates the same sale: Redis gets stock minus what Postgres confirmed.
+    let (status, shown) =
+        answer(call(&op, req("POST", "/admin/sales", Some(&body), Some(TOKEN))).await);
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["remaining"], 6);
+    assert_eq!(shown["settled"]["confirmed_quantity"], 4);
+}
+
+#[tokio::test]
+async fn postgres_connections_use_tls_when_the_url_requires_it() {
+    let base = std::env::var("TEST_DATABASE_URL").unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let db = Db::new(&format!("{base}{sep}sslmode=require")).unwrap();
+    let ssl: bool = db
+        .client()
+        .await
+        .expect("the local Postgres serves TLS (Debian enables it with its snakeoil certificate)")
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the session is encrypted");
+}
+
+#[tokio::test]
+async fn a_server_certificate_not_signed_by_the_configured_ca_is_refused() {
+    // Any CA that did not sign the local server's certificate: a public root from the system store.
+    let ca = std::fs::read_dir("/etc/ssl/certs")
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "pem") && !p.to_string_lossy().contains("snakeoil")
+        })
+        .expect("a CA certificate under /etc/ssl/certs");
+    let base = std::env::var("TEST_DATABASE_URL").unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let db = Db::with_ca_file(&format!("{base}{sep}sslmode=require"), ca.to_str()).unwrap();
+    assert!(
+        db.client().await.is_err(),
+        "an unverifiable server must not be trusted"
+    );
+}
