@@ -6,152 +6,70 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use axum::body::Body;
 use axum::Router;
 use flashflow::adapters::dynamodb::DynamoStatusStore;
-use flashflow::adapters::postgres::Db;
 use flashflow::adapters::redis::RedisStore;
 use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::api::{self, orders};
-use flashflow::domain::{OrderState, Reservation, ReserveRequest};
+use flashflow::domain::{BuyerId, OrderState, Quantity, Reservation, ReserveRequest};
 use flashflow::ports::{ReservationStore, StatusStore};
 use flashflow::settle::Settler;
-use flashflow_local::event_source::{
-    self, BatchTarget, EventSourceConfig, EventSourceStats, InvokeError,
-};
+use flashflow_local::event_source::{BatchTarget, EventSourceStats, InvokeError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use uuid::Uuid;
-
-fn fast_config(queue: &str, concurrency: usize) -> EventSourceConfig {
-    let mut cfg = EventSourceConfig::new(queue, "us-east-1");
-    cfg.poll_wait = Duration::from_secs(1);
-    cfg.max_concurrency = concurrency;
-    cfg
-}
-
-async fn settled_count(db: &Db, sale: &str) -> i64 {
-    db.client()
-        .await
-        .unwrap()
-        .query_one("SELECT count(*) FROM orders WHERE sale_id = $1", &[&sale])
-        .await
-        .unwrap()
-        .get(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn buys_flow_through_sqs_and_the_event_source_into_postgres_and_dynamodb() {
-    let (store, sqs) = (store().await, sqs().await);
-    let (queue, dlq) = queue_with_dlq(&sqs, 3).await;
-    let url = fresh_schema_url().await;
-    let check = db_at(&url).await;
-    let def = sale(&fresh_sale_id(), 15, 1);
-    check.create_sale(&def).await.unwrap();
-    store.load_sale(&def, 15).await.unwrap();
-    let status = fresh_status_store().await;
-
-    let buy = buy_app(store.clone(), sqs.clone(), &queue);
+    let app = TestApp::new().await;
+    let def = app.sale(15, 1).await;
     let mut accepted = Vec::new();
     for i in 0..20 {
-        let req = http::Request::builder()
-            .method("POST")
-            .uri(format!("/sales/{}/buy", def.id))
-            .header("x-user-id", format!("e2e-{i}"))
-            .body(Body::empty())
-            .unwrap();
-        let (code, body) = answer(call(&buy, req).await);
-        if code == 202 {
-            accepted.push(body["order_id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        let a = app.buy(&def, &format!("e2e-{i}")).await;
+        if a.status == 202 {
+            accepted.push(a.order_id());
         }
     }
     assert_eq!(accepted.len(), 15, "exactly the stock is accepted");
 
-    let targets = vec![
-        Settler::new(db_at(&url).await, status.clone(), store.clone()),
-        Settler::new(db_at(&url).await, status.clone(), store.clone()),
-    ];
-    let (stop, stop_rx) = watch::channel(false);
-    let stats = Arc::new(EventSourceStats::default());
-    let runner = tokio::spawn(event_source::run(
-        sqs.clone(),
-        fast_config(&queue, 2),
-        targets,
-        stop_rx,
-        Arc::clone(&stats),
-    ));
-
-    wait_until("15 settled orders", Duration::from_secs(30), || {
-        let (c, s) = (&check, def.id.as_str());
-        async move { settled_count(c, s).await == 15 }
-    })
-    .await;
-    wait_for_depth(&sqs, &queue, 0, Duration::from_secs(10)).await;
-    stop.send(true).unwrap();
-    runner.await.unwrap();
+    let settlement = app.start_settlement(2).await;
+    app.wait_for_settled(&def, 15).await;
+    wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(10)).await;
+    let stats = settlement.stop().await;
 
     for id in &accepted {
         assert_eq!(
-            status.get(*id).await.unwrap().unwrap().status,
+            app.status.get(*id).await.unwrap().unwrap().status,
             OrderState::Confirmed
         );
     }
-    assert!(store.outbox(&def.id).await.unwrap().is_empty());
-    assert_eq!(depth(&sqs, &dlq).await, 0);
+    assert!(app.store.outbox(&def.id).await.unwrap().is_empty());
+    assert_eq!(app.depth(&app.dlq).await, 0);
     assert_eq!(stats.deleted.load(Ordering::Relaxed), 15);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_message_ends_in_the_dlq_after_max_receive_count_and_good_ones_settle() {
-    let (store, sqs) = (store().await, sqs().await);
-    let (queue, dlq) = queue_with_dlq(&sqs, 2).await;
-    let url = fresh_schema_url().await;
-    let check = db_at(&url).await;
-    let def = sale(&fresh_sale_id(), 5, 5);
-    check.create_sale(&def).await.unwrap();
-    sqs.send_message()
-        .queue_url(&queue)
-        .message_body("this is not an order")
-        .send()
-        .await
-        .unwrap();
-    let good = format!(
-        r#"{{"v":1,"order_id":"{}","sale_id":"{}","buyer":"g","quantity":1,"reserved_at_ms":{T0}}}"#,
-        Uuid::now_v7(),
-        def.id
-    );
-    sqs.send_message()
-        .queue_url(&queue)
-        .message_body(&good)
-        .send()
-        .await
-        .unwrap();
+    let app = TestApp::with_max_receive(2).await;
+    let def = app.sale(5, 5).await;
+    app.send("this is not an order").await;
+    app.send(&order(&def, "g", 1, 0).to_json()).await;
 
-    let status = fresh_status_store().await;
-    let targets = vec![Settler::new(db_at(&url).await, status, store.clone())];
-    let (stop, stop_rx) = watch::channel(false);
-    let stats = Arc::new(EventSourceStats::default());
-    let runner = tokio::spawn(event_source::run(
-        sqs.clone(),
-        fast_config(&queue, 1),
-        targets,
-        stop_rx,
-        Arc::clone(&stats),
-    ));
-    wait_for_depth(&sqs, &dlq, 1, Duration::from_secs(30)).await;
-    wait_for_depth(&sqs, &queue, 0, Duration::from_secs(10)).await;
-    stop.send(true).unwrap();
-    runner.await.unwrap();
+    let settlement = app.start_settlement(1).await;
+    wait_for_depth(&app.sqs, &app.dlq, 1, Duration::from_secs(30)).await;
+    wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(10)).await;
+    let stats = settlement.stop().await;
 
-    let in_dlq = sqs
+    let in_dlq = app
+        .sqs
         .receive_message()
-        .queue_url(&dlq)
+        .queue_url(&app.dlq)
         .send()
         .await
         .unwrap()
         .messages
         .unwrap();
     assert_eq!(in_dlq[0].body(), Some("this is not an order"));
-    assert_eq!(settled_count(&check, def.id.as_str()).await, 1);
+    assert_eq!(app.counts(&def).await.orders, 1);
     assert!(
         stats.failed.load(Ordering::Relaxed) >= 2,
         "the poison failed on each of its receives"
@@ -183,24 +101,14 @@ async fn run_briefly<T: BatchTarget>(
     queue: &str,
     sqs: &aws_sdk_sqs::Client,
 ) -> Arc<EventSourceStats> {
-    let (stop, stop_rx) = watch::channel(false);
-    let stats = Arc::new(EventSourceStats::default());
-    let runner = tokio::spawn(event_source::run(
-        sqs.clone(),
-        fast_config(queue, 1),
-        vec![target],
-        stop_rx,
-        Arc::clone(&stats),
-    ));
-    let s = Arc::clone(&stats);
+    let settlement = Settlement::start(sqs, queue, vec![target]);
+    let s = Arc::clone(&settlement.stats);
     wait_until("a batch", Duration::from_secs(10), || {
         let s = Arc::clone(&s);
         async move { s.batches.load(Ordering::Relaxed) >= 1 }
     })
     .await;
-    stop.send(true).unwrap();
-    runner.await.unwrap();
-    stats
+    settlement.stop().await
 }
 
 #[tokio::test]
@@ -232,20 +140,16 @@ async fn an_unknown_failure_id_or_an_invocation_error_deletes_nothing_as_in_aws(
 
 #[tokio::test]
 async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_settles() {
-    let (store, sqs) = (store().await, sqs().await);
-    let queue = fresh_queue(&sqs).await;
-    let url = fresh_schema_url().await;
-    let check = db_at(&url).await;
-    let def = sale(&fresh_sale_id(), 5, 5);
-    check.create_sale(&def).await.unwrap();
-    store.load_sale(&def, 5).await.unwrap();
+    let app = TestApp::new().await;
+    let def = app.sale(5, 5).await;
     // The buy process "died" after the script: reserved, never sent.
-    let Reservation::Reserved { order_id, .. } = store
+    let Reservation::Reserved { order_id, .. } = app
+        .store
         .reserve(&ReserveRequest {
             order_id: Uuid::now_v7(),
             sale: def.id.clone(),
-            buyer: flashflow::domain::BuyerId::parse("lost").unwrap(),
-            quantity: flashflow::domain::Quantity::new(1).unwrap(),
+            buyer: BuyerId::parse("lost").unwrap(),
+            quantity: Quantity::default(),
             idempotency_key: None,
         })
         .await
@@ -253,9 +157,9 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
     else {
         panic!()
     };
-    let publisher = SqsPublisher::new(sqs.clone(), &queue);
+    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue);
     let sweep = |threshold| {
-        let (store, publisher, sales) = (&store, &publisher, std::slice::from_ref(&def.id));
+        let (store, publisher, sales) = (&app.store, &publisher, std::slice::from_ref(&def.id));
         async move {
             flashflow::reconcile::sweep_sales(store, publisher, threshold, sales)
                 .await
@@ -268,36 +172,19 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
     tokio::time::sleep(Duration::from_millis(20)).await;
     let report = sweep(Duration::from_millis(10)).await;
     assert_eq!(report.resent, 1);
-    assert_eq!(depth(&sqs, &queue).await, 1);
+    assert_eq!(app.depth(&app.queue).await, 1);
     // Just re-sent: the next sweep waits for the threshold again instead of flooding the queue.
     let again = sweep(Duration::from_secs(3600)).await;
     assert_eq!(again.resent, 0);
 
-    let status = fresh_status_store().await;
-    let (stop, stop_rx) = watch::channel(false);
-    let runner = tokio::spawn(event_source::run(
-        sqs.clone(),
-        fast_config(&queue, 1),
-        vec![Settler::new(
-            db_at(&url).await,
-            status.clone(),
-            store.clone(),
-        )],
-        stop_rx,
-        Arc::new(EventSourceStats::default()),
-    ));
-    wait_until("the order settled", Duration::from_secs(20), || {
-        let (c, s) = (&check, def.id.as_str());
-        async move { settled_count(c, s).await == 1 }
-    })
-    .await;
-    stop.send(true).unwrap();
-    runner.await.unwrap();
+    let settlement = app.start_settlement(1).await;
+    app.wait_for_settled(&def, 1).await;
+    settlement.stop().await;
     assert_eq!(
-        status.get(order_id).await.unwrap().unwrap().status,
+        app.status.get(order_id).await.unwrap().unwrap().status,
         OrderState::Confirmed
     );
-    assert!(store.outbox(&def.id).await.unwrap().is_empty());
+    assert!(app.store.outbox(&def.id).await.unwrap().is_empty());
 }
 
 fn answer(a: Answer) -> (u16, serde_json::Value) {

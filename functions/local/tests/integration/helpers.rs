@@ -94,6 +94,83 @@ impl TestApp {
     pub async fn depth(&self, queue: &str) -> i64 {
         depth(&self.sqs, queue).await
     }
+
+    /// Put a raw message body on this test's order queue.
+    pub async fn send(&self, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Buy one unit of `sale` as `buyer` through the buy router (SQS for real).
+    pub async fn buy(&self, sale: &SaleDefinition, buyer: &str) -> Answer {
+        call(&self.buy_app(), local_buy(&sale.id, buyer, None)).await
+    }
+
+    /// The local event source feeding `concurrency` settle handlers from this test's queue.
+    pub async fn start_settlement(&self, concurrency: usize) -> Settlement {
+        let mut targets = Vec::new();
+        for _ in 0..concurrency {
+            targets.push(self.settler().await);
+        }
+        Settlement::start(&self.sqs, &self.queue, targets)
+    }
+
+    /// Wait until Postgres recorded `n` orders of `sale`.
+    pub async fn wait_for_settled(&self, sale: &SaleDefinition, n: i64) {
+        wait_until(
+            &format!("{n} settled orders"),
+            Duration::from_secs(30),
+            || async { self.counts(sale).await.orders == n },
+        )
+        .await;
+    }
+}
+
+/// A running local event source (see [`TestApp::start_settlement`]).
+pub struct Settlement {
+    stop: tokio::sync::watch::Sender<bool>,
+    runner: tokio::task::JoinHandle<()>,
+    pub stats: std::sync::Arc<flashflow_local::event_source::EventSourceStats>,
+}
+
+impl Settlement {
+    /// Run `targets` (one per concurrent batch) on `queue` with a 1 s long poll.
+    pub fn start<T: flashflow_local::event_source::BatchTarget>(
+        sqs: &aws_sdk_sqs::Client,
+        queue: &str,
+        targets: Vec<T>,
+    ) -> Self {
+        use flashflow_local::event_source::{run, EventSourceConfig, EventSourceStats};
+        let mut cfg = EventSourceConfig::new(queue, "us-east-1");
+        cfg.poll_wait = Duration::from_secs(1);
+        cfg.max_concurrency = targets.len();
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let stats = std::sync::Arc::new(EventSourceStats::default());
+        let runner = tokio::spawn(run(
+            sqs.clone(),
+            cfg,
+            targets,
+            stop_rx,
+            std::sync::Arc::clone(&stats),
+        ));
+        Self {
+            stop,
+            runner,
+            stats,
+        }
+    }
+
+    /// Finish the batches in hand and stop.
+    pub async fn stop(self) -> std::sync::Arc<flashflow_local::event_source::EventSourceStats> {
+        self.stop.send(true).unwrap();
+        self.runner.await.unwrap();
+        self.stats
+    }
 }
 
 /// What Postgres recorded for a sale.
