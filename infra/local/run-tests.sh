@@ -8,7 +8,7 @@ levels=("$@"); [ ${#levels[@]} -gt 0 ] || levels=(unit integration)
 for level in "${levels[@]}"; do
   case "$level" in
     unit) cmd=(cargo test --workspace --lib --bins) ;;
-    integration) cmd=(cargo test -p flashflow-local --test integration) ;;
+    integration) cmd=(cargo test --workspace --test integration) ;;
     *) echo "unknown test level: $level (unit, integration)" >&2; exit 2 ;;
   esac
   log=$(mktemp)
