@@ -22,3 +22,19 @@ pub async fn sdk_config() -> SdkConfig {
         .load()
         .await
 }
+
+/// An SQS client for long polls of up to `wait`: the buy path's 2 s attempt timeout would cut
+/// every idle long poll short (and a message handed out just as the client gave up stays
+/// invisible for the visibility timeout).
+pub fn long_poll_sqs(sdk: &SdkConfig, wait: Duration) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::config::Builder::from(sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(500))
+                .operation_attempt_timeout(wait + Duration::from_secs(5))
+                .operation_timeout(2 * wait + Duration::from_secs(10))
+                .build(),
+        )
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}

@@ -98,10 +98,10 @@ async fn settle() -> anyhow::Result<()> {
     if cfg.batch_size > 10 && cfg.batching_window < Duration::from_secs(1) {
         anyhow::bail!("EVENT_SOURCE_BATCH_SIZE above 10 needs EVENT_SOURCE_BATCHING_WINDOW_MS of at least 1000, as in AWS");
     }
-    let sdk = aws::sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let stats = Arc::new(EventSourceStats::default());
     cfg.poll_wait = config::millis("EVENT_SOURCE_POLL_WAIT_MS", 20_000)?;
+    let sdk = aws::sdk_config().await;
+    let sqs = aws::long_poll_sqs(&sdk, cfg.poll_wait);
+    let stats = Arc::new(EventSourceStats::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::spawn(async move {
