@@ -171,14 +171,7 @@ impl Db {
             )
             .await?;
         Ok(row.map(|r| SaleRecord {
-            definition: SaleDefinition {
-                id: id.clone(),
-                name: r.get(0),
-                stock: r.get::<_, i32>(1) as u32,
-                per_user_limit: r.get::<_, i32>(2) as u32,
-                opens_at_ms: r.get::<_, Option<SystemTime>>(3).map(time_to_ms),
-                closes_at_ms: r.get::<_, Option<SystemTime>>(4).map(time_to_ms),
-            },
+            definition: definition_from_row(id, &r),
             confirmed_quantity: r.get::<_, i32>(5) as u32,
             confirmed_orders: r.get::<_, i64>(6) as u64,
             rejected_orders: r.get::<_, i64>(7) as u64,
@@ -206,14 +199,20 @@ impl Db {
                 &[&id.as_str(), &stock.map(|s| s as i32)],
             )
             .await?;
-        Ok(row.map(|r| SaleDefinition {
-            id: id.clone(),
-            name: r.get(0),
-            stock: r.get::<_, i32>(1) as u32,
-            per_user_limit: r.get::<_, i32>(2) as u32,
-            opens_at_ms: r.get::<_, Option<SystemTime>>(3).map(time_to_ms),
-            closes_at_ms: r.get::<_, Option<SystemTime>>(4).map(time_to_ms),
-        }))
+        Ok(row.map(|r| definition_from_row(id, &r)))
+    }
+}
+
+/// A sale's definition from a row whose first columns are
+/// `name, stock, per_user_limit, opens_at, closes_at`.
+fn definition_from_row(id: &SaleId, r: &tokio_postgres::Row) -> SaleDefinition {
+    SaleDefinition {
+        id: id.clone(),
+        name: r.get(0),
+        stock: r.get::<_, i32>(1) as u32,
+        per_user_limit: r.get::<_, i32>(2) as u32,
+        opens_at_ms: r.get::<_, Option<SystemTime>>(3).map(time_to_ms),
+        closes_at_ms: r.get::<_, Option<SystemTime>>(4).map(time_to_ms),
     }
 }
 

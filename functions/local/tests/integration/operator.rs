@@ -41,6 +41,12 @@ fn answer(a: Answer) -> (u16, serde_json::Value) {
     (a.status, a.body)
 }
 
+/// `POST /admin/sales` of sale `id` with `stock` (limit 2), with the operator token.
+async fn create(op: &Router, id: &flashflow::domain::SaleId, stock: u32) -> Answer {
+    let body = create_body(id.as_str(), stock);
+    call(op, req("POST", "/admin/sales", Some(&body), Some(TOKEN))).await
+}
+
 fn create_body(id: &str, stock: u32) -> String {
     format!(r#"{{"id":"{id}","name":"Phone launch","stock":{stock},"per_user_limit":2}}"#)
 }
@@ -49,18 +55,7 @@ fn create_body(id: &str, stock: u32) -> String {
 async fn an_operator_creates_a_sale_that_buyers_can_then_buy_from() {
     let op = handler().await;
     let id = fresh_sale_id();
-    let (status, body) = answer(
-        call(
-            &op,
-            req(
-                "POST",
-                "/admin/sales",
-                Some(&create_body(id.as_str(), 100)),
-                Some(TOKEN),
-            ),
-        )
-        .await,
-    );
+    let (status, body) = answer(create(&op, &id, 100).await);
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["stock"], 100);
     assert_eq!(body["remaining"], 100);
@@ -109,18 +104,7 @@ async fn creating_the_same_sale_twice_is_idempotent_but_a_different_one_with_tha
         status_of(&op, req("POST", "/admin/sales", Some(&body), Some(TOKEN))).await,
         200
     );
-    let (status, err) = answer(
-        call(
-            &op,
-            req(
-                "POST",
-                "/admin/sales",
-                Some(&create_body(id.as_str(), 11)),
-                Some(TOKEN),
-            ),
-        )
-        .await,
-    );
+    let (status, err) = answer(create(&op, &id, 11).await);
     assert_eq!((status, err["error"].as_str()), (409, Some("sale_exists")));
 }
 
@@ -128,16 +112,7 @@ async fn creating_the_same_sale_twice_is_idempotent_but_a_different_one_with_tha
 async fn reset_restores_the_stock_and_forgets_buyers() {
     let op = handler().await;
     let id = fresh_sale_id();
-    call(
-        &op,
-        req(
-            "POST",
-            "/admin/sales",
-            Some(&create_body(id.as_str(), 1)),
-            Some(TOKEN),
-        ),
-    )
-    .await;
+    assert_eq!(create(&op, &id, 1).await.status, 201);
     let store = store().await;
     let buy = buy_app(store.clone(), sqs().await, "http://127.0.0.1:9/unused");
     let one = || {
