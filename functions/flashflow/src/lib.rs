@@ -14,6 +14,7 @@
 //!   error-to-HTTP mapping.
 //! - [`settle`]: an SQS batch into the ledger, then the status store and the outbox cleanup.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
+//! - [`signing`]: the signature that lets settle tell buy's messages from anyone else's.
 //! - [`config`], [`aws`], [`timefmt`]: settings from the environment, the AWS SDK configuration,
 //!   RFC 3339 times.
 
@@ -25,4 +26,5 @@ pub mod domain;
 pub mod ports;
 pub mod reconcile;
 pub mod settle;
+pub mod signing;
 pub mod timefmt;

@@ -34,12 +34,24 @@ pub enum DbError {
     /// The database could not be reached or the connection broke.
     #[error("postgres unavailable: {0}")]
     Unavailable(String),
-    /// A statement failed.
+    /// The statement gave up for a reason that is not the data's: a lock or statement timeout, a
+    /// deadlock, a serialization failure, the server shutting down. Retry the same work later.
+    #[error("postgres busy: {0}")]
+    Busy(String),
+    /// A statement failed because of what it was given (e.g. a value the schema refuses).
     #[error("postgres error: {0}")]
     Query(String),
     /// The configuration is wrong (e.g. an unparsable `DATABASE_URL`).
     #[error("postgres configuration: {0}")]
     Config(String),
+}
+
+impl DbError {
+    /// Whether the same work may succeed later without any change: the database was away or busy.
+    /// Otherwise the failure comes from the work itself (a statement refused its data).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Busy(_))
+    }
 }
 
 /// Takes stock for buys, atomically, and keeps each reservation in an outbox until it is settled.

@@ -4,7 +4,7 @@
 use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleId, Settlement};
 use crate::ports::{Ledger, ReservationStore, StatusStore};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
@@ -50,6 +50,47 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
         resp
     }
 
+    /// Record `orders` in the ledger, isolating what the ledger refuses: the whole batch first
+    /// (the common case: one transaction), and when a statement fails because of the data, each
+    /// half on its own, down to the single messages at fault, so good orders settle in this very
+    /// invocation and only the offenders are reported failed. When the ledger is unavailable or
+    /// busy, nothing can be isolated: every message not yet recorded fails, to be redelivered.
+    ///
+    /// Returns the outcomes and the message ids that failed.
+    async fn record(
+        &self,
+        orders: &[(String, OrderMessage)],
+    ) -> (HashMap<Uuid, Settlement>, HashSet<String>) {
+        let mut outcome = HashMap::new();
+        let mut failed = HashSet::new();
+        let mut todo: Vec<&[(String, OrderMessage)]> = vec![orders];
+        while let Some(part) = todo.pop() {
+            let messages: Vec<OrderMessage> = part.iter().map(|(_, o)| o.clone()).collect();
+            match self.ledger.settle_orders(&messages).await {
+                Ok(settled) => outcome.extend(settled),
+                Err(e) if e.is_transient() => {
+                    error!(error = %e, batch = part.len(), "settling failed, will be redelivered");
+                    failed.extend(part.iter().map(|(id, _)| id.clone()));
+                    for rest in todo.drain(..) {
+                        failed.extend(rest.iter().map(|(id, _)| id.clone()));
+                    }
+                }
+                Err(e) if part.len() == 1 => {
+                    let (id, o) = &part[0];
+                    warn!(message_id = %id, order = %o.order_id, error = %e, "the ledger refuses this order");
+                    failed.insert(id.clone());
+                }
+                Err(e) => {
+                    warn!(error = %e, batch = part.len(), "the ledger refused a batch: isolating");
+                    let (a, b) = part.split_at(part.len() / 2);
+                    todo.push(b);
+                    todo.push(a);
+                }
+            }
+        }
+        (outcome, failed)
+    }
+
     /// [`Settler::handle`], with the counts.
     pub async fn settle(&self, event: SqsEvent) -> BatchReport {
         let mut report = BatchReport::default();
@@ -73,15 +114,11 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
             return report;
         }
 
-        let messages: Vec<OrderMessage> = orders.iter().map(|(_, o)| o.clone()).collect();
-        let outcome = match self.ledger.settle_orders(&messages).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                error!(error = %e, batch = orders.len(), "settling failed, the batch will be redelivered");
-                report.failed.extend(orders.into_iter().map(|(id, _)| id));
-                return report;
-            }
-        };
+        let (outcome, refused) = self.record(&orders).await;
+        if !refused.is_empty() {
+            report.failed.extend(refused.iter().cloned());
+            orders.retain(|(id, _)| !refused.contains(id));
+        }
         let settled_as = |o: &OrderMessage| {
             outcome
                 .get(&o.order_id)
@@ -235,13 +272,53 @@ mod tests {
         assert_eq!(f.ledger.counts(&f.sale), (1, 1, 1));
     }
 
+    fn order_by(buyer: &str, at: i64) -> String {
+        order("s", at).replace("\"buyer\":\"b\"", &format!("\"buyer\":\"{buyer}\""))
+    }
+
+    #[tokio::test]
+    async fn an_order_the_ledger_refuses_fails_alone_and_the_rest_of_its_batch_settles_at_once() {
+        let f = fixture(100);
+        f.ledger.refuse_buyer("bad");
+        let mut bodies: Vec<String> = (0..10).map(|i| order("s", i)).collect();
+        bodies[6] = order_by("bad", 6);
+        let (ev, ids) = event(&bodies);
+        let report = f.settler.settle(ev).await;
+        assert_eq!(report.failed, vec![ids[6].clone()]);
+        assert_eq!((report.confirmed, report.rejected), (9, 0));
+        assert_eq!(f.ledger.counts(&f.sale), (9, 0, 9));
+        assert!(
+            f.ledger.calls() <= 1 + 2 * 4,
+            "bisecting 10 takes a few calls, not one per order"
+        );
+    }
+
+    #[tokio::test]
+    async fn two_refused_orders_in_one_batch_fail_and_only_they() {
+        let f = fixture(100);
+        f.ledger.refuse_buyer("bad");
+        let mut bodies: Vec<String> = (0..7).map(|i| order("s", i)).collect();
+        bodies[0] = order_by("bad", 0);
+        bodies[5] = order_by("bad", 5);
+        let (ev, ids) = event(&bodies);
+        let mut failed = f.settler.settle(ev).await.failed;
+        failed.sort();
+        let mut want = vec![ids[0].clone(), ids[5].clone()];
+        want.sort();
+        assert_eq!(failed, want);
+        assert_eq!(f.ledger.counts(&f.sale), (5, 0, 5));
+    }
+
     #[tokio::test]
     async fn when_the_ledger_is_down_every_message_is_reported_failed() {
         let f = fixture(10);
         f.ledger.set_unavailable(true);
         let (ev, ids) = event(&[order("s", 0), order("s", 1)]);
-        assert_eq!(f.settler.settle(ev).await.failed, ids);
+        let mut failed = f.settler.settle(ev).await.failed;
+        failed.sort();
+        assert_eq!(failed, ids);
         assert!(f.status.is_empty());
+        assert_eq!(f.ledger.calls(), 1, "an unavailable ledger is not bisected");
     }
 
     #[tokio::test]

@@ -236,6 +236,8 @@ struct Books {
 pub struct MemoryLedger {
     books: Arc<Mutex<Books>>,
     down: Arc<AtomicBool>,
+    refused: Arc<Mutex<Vec<BuyerId>>>,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MemoryLedger {
@@ -249,6 +251,18 @@ impl MemoryLedger {
     /// Fail every call as if the database were unreachable (or work again).
     pub fn set_unavailable(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Refuse (as a statement refusing its data would) any batch holding an order of `buyer`.
+    pub fn refuse_buyer(&self, buyer: &str) {
+        if let Ok(b) = BuyerId::parse(buyer) {
+            lock(&self.refused).push(b);
+        }
+    }
+
+    /// How many times `settle_orders` was called.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
     }
 
     /// Recorded outcomes of a sale's orders: (confirmed, rejected, confirmed quantity).
@@ -268,9 +282,15 @@ impl Ledger for MemoryLedger {
         &self,
         orders: &[OrderMessage],
     ) -> Result<HashMap<Uuid, Settlement>, DbError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(DbError::Unavailable("memory ledger switched off".into()));
         }
+        let refused = lock(&self.refused);
+        if let Some(o) = orders.iter().find(|o| refused.contains(&o.buyer)) {
+            return Err(DbError::Query(format!("refused order {}", o.order_id)));
+        }
+        drop(refused);
         let mut books = lock(&self.books);
         let mut outcome: HashMap<Uuid, Settlement> = orders
             .iter()

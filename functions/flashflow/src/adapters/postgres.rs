@@ -18,11 +18,27 @@ const MIGRATIONS: &[(&str, &str)] = &[(
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
-        // Only a broken connection means "unavailable"; a failed statement is a query error.
+        use tokio_postgres::error::SqlState;
+        // Only a broken connection means "unavailable"; a statement that gave up for reasons of
+        // time or concurrency is "busy"; any other failed statement is a query error.
         let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-        let detail = e.to_string();
+        let detail = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        let busy = [
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::QUERY_CANCELED,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+        ];
         if e.is_closed() || io {
             Self::Unavailable(detail)
+        } else if e.code().is_some_and(|c| busy.contains(c)) {
+            Self::Busy(detail)
         } else {
             Self::Query(detail)
         }
@@ -36,6 +52,26 @@ pub struct Db {
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     client: Mutex<Option<Client>>,
+    timeouts: Timeouts,
+}
+
+/// Limits set on every session, so a stuck lock or a runaway statement fails cleanly (as
+/// [`DbError::Busy`]) instead of holding the caller until its own deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Postgres' `statement_timeout`.
+    pub statement: Duration,
+    /// Postgres' `lock_timeout`.
+    pub lock: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            statement: Duration::from_secs(10),
+            lock: Duration::from_secs(3),
+        }
+    }
 }
 
 /// Exclusive use of the instance's connection.
@@ -80,7 +116,14 @@ impl Db {
             config,
             tls: super::pgtls::connector(ca_file)?,
             client: Mutex::new(None),
+            timeouts: Timeouts::default(),
         })
+    }
+
+    /// Use these session limits for connections made from now on.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     /// Connect (if needed) and apply pending migrations.
@@ -116,7 +159,19 @@ impl Db {
                 error!(error = %e, "postgres connection closed");
             }
         });
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {}; SET lock_timeout = {}",
+                self.timeouts.statement.as_millis(),
+                self.timeouts.lock.as_millis()
+            ))
+            .await?;
         Ok(client)
+    }
+
+    /// Drop the cached connection, so the next use connects anew.
+    async fn forget_connection(&self) {
+        *self.client.lock().await = None;
     }
 
     /// Insert a sale, or find the identical one already there.
@@ -292,11 +347,30 @@ async fn migrate(client: &mut Client) -> Result<(), DbError> {
 }
 
 impl Ledger for Db {
+    /// A connection that broke (e.g. while a Lambda instance was frozen) is replaced and the batch
+    /// tried once more before the failure is reported; settling is idempotent, so a retry after a
+    /// commit whose answer was lost records nothing twice.
+    async fn settle_orders(
+        &self,
+        orders: &[OrderMessage],
+    ) -> Result<HashMap<uuid::Uuid, Settlement>, DbError> {
+        match self.settle_once(orders).await {
+            Err(DbError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "postgres connection lost, reconnecting once");
+                self.forget_connection().await;
+                self.settle_once(orders).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl Db {
     /// One transaction, a handful of statements whatever the batch size. The sale rows are locked
     /// (in id order) for the transaction, so concurrent batches of one sale serialize;
     /// `sales.confirmed` and its `CHECK (confirmed <= stock)` make Postgres the second guard
     /// against overselling.
-    async fn settle_orders(
+    async fn settle_once(
         &self,
         orders: &[OrderMessage],
     ) -> Result<HashMap<uuid::Uuid, Settlement>, DbError> {
