@@ -1,6 +1,6 @@
 //! The buy function: `POST /sales/{sale_id}/buy` behind API Gateway (HTTP API, JWT authorizer).
 //!
-//! Settings: `REDIS_URL`, `ORDERS_QUEUE_URL`, optional `REDIS_COMMAND_TIMEOUT_MS`,
+//! Settings: `REDIS_URL`, `ORDERS_QUEUE_URL`, `ORDER_SIGNING_KEY`, optional `REDIS_COMMAND_TIMEOUT_MS`,
 //! `TRUST_USER_HEADER` (local use only).
 
 use anyhow::Context;
@@ -16,6 +16,7 @@ async fn main() -> Result<(), Error> {
 
     let redis = config::redis()?;
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
+    let signer = config::signer()?;
     let settings = buy::BuySettings {
         trust_user_header: config::flag("TRUST_USER_HEADER", false)?,
     };
@@ -28,7 +29,7 @@ async fn main() -> Result<(), Error> {
     let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
     let app = api::app(buy::routes(buy::BuyState {
         store,
-        publisher: SqsPublisher::new(sqs, queue_url),
+        publisher: SqsPublisher::new(sqs, queue_url, signer),
         settings,
     }));
     lambda_http::run(app).await

@@ -102,6 +102,34 @@ pub fn redis() -> Result<crate::adapters::redis::RedisSettings, ConfigError> {
     })
 }
 
+/// The order-message signer from `ORDER_SIGNING_KEY` (at least 32 bytes), shared by buy, the
+/// sweeper and settle.
+///
+/// # Errors
+/// [`ConfigError`] when the key is missing or too short.
+pub fn signer() -> Result<crate::signing::Signer, ConfigError> {
+    let key = required(
+        "ORDER_SIGNING_KEY",
+        "a secret of at least 32 bytes shared by buy, reconcile and settle",
+    )?;
+    crate::signing::Signer::new(key.as_bytes()).map_err(|_| ConfigError::Invalid {
+        name: "ORDER_SIGNING_KEY",
+        value: "(hidden)".into(),
+        expected: "at least 32 bytes",
+    })
+}
+
+/// Postgres session limits: `DATABASE_STATEMENT_TIMEOUT_MS` (10000), `DATABASE_LOCK_TIMEOUT_MS` (3000).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] when a value is not a positive number of milliseconds.
+pub fn db_timeouts() -> Result<crate::adapters::postgres::Timeouts, ConfigError> {
+    Ok(crate::adapters::postgres::Timeouts {
+        statement: millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?,
+        lock: millis("DATABASE_LOCK_TIMEOUT_MS", 3_000)?,
+    })
+}
+
 /// Postgres: `DATABASE_URL` (its `sslmode` applies) and optional `DATABASE_CA_FILE`, the PEM
 /// bundle that verifies the server (for RDS, its CA bundle shipped with the function).
 ///

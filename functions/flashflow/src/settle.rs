@@ -3,6 +3,7 @@
 
 use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleId, Settlement};
 use crate::ports::{Ledger, ReservationStore, StatusStore};
+use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tracing::{error, info, warn};
@@ -13,6 +14,7 @@ pub struct Settler<L, S, R> {
     ledger: L,
     status: S,
     store: R,
+    signer: Signer,
 }
 
 /// What one batch did, for logs and tests.
@@ -25,11 +27,13 @@ pub struct BatchReport {
 }
 
 impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
-    pub fn new(ledger: L, status: S, store: R) -> Self {
+    /// `signer` checks that each message was sent by buy or the sweeper (see [`crate::signing`]).
+    pub fn new(ledger: L, status: S, store: R, signer: Signer) -> Self {
         Self {
             ledger,
             status,
             store,
+            signer,
         }
     }
 
@@ -98,8 +102,25 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
         let mut orders: Vec<(String, OrderMessage)> = Vec::with_capacity(event.records.len());
         for record in event.records {
             let id = record.message_id.unwrap_or_default();
+            let signature = record
+                .message_attributes
+                .get(SIGNATURE_ATTRIBUTE)
+                .and_then(|a| a.string_value.as_deref());
             match record.body.as_deref().map(OrderMessage::parse) {
-                Some(Ok(order)) => orders.push((id, order)),
+                Some(Ok(order))
+                    if signature.is_some_and(|sig| {
+                        self.signer
+                            .verify(record.body.as_deref().unwrap_or_default(), sig)
+                    }) =>
+                {
+                    orders.push((id, order))
+                }
+                Some(Ok(order)) => {
+                    // Never confirmed, never takes stock: it goes back and on to the DLQ.
+                    warn!(message_id = %id, order = %order.order_id, sale = %order.sale_id,
+                        signed = signature.is_some(), "order message not signed by buy: refused");
+                    report.failed.push(id);
+                }
                 Some(Err(e)) => {
                     warn!(message_id = %id, error = %e, "poison message");
                     report.failed.push(id);
@@ -208,7 +229,12 @@ mod tests {
         let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
         ledger.create_sale(&def);
         Fixture {
-            settler: Settler::new(ledger.clone(), status.clone(), MemoryStore::default()),
+            settler: Settler::new(
+                ledger.clone(),
+                status.clone(),
+                MemoryStore::default(),
+                signer(),
+            ),
             ledger,
             status,
             sale: def.id,
@@ -228,6 +254,11 @@ mod tests {
         .to_json()
     }
 
+    fn signer() -> Signer {
+        Signer::new(b"unit-test-order-signing-key-0123456789").unwrap()
+    }
+
+    /// An SQS event of `bodies`, each signed with `signer()`.
     fn event(bodies: &[String]) -> (SqsEvent, Vec<String>) {
         let mut event = SqsEvent::default();
         let ids: Vec<String> = (0..bodies.len()).map(|i| format!("m{i}")).collect();
@@ -235,9 +266,44 @@ mod tests {
             let mut m = SqsMessage::default();
             m.message_id = Some(id.clone());
             m.body = Some(b.clone());
+            let mut sig = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+            sig.string_value = Some(signer().sign(b));
+            sig.data_type = Some("String".into());
+            m.message_attributes.insert(SIGNATURE_ATTRIBUTE.into(), sig);
             event.records.push(m);
         }
         (event, ids)
+    }
+
+    #[tokio::test]
+    async fn a_message_not_signed_by_buy_is_never_confirmed_and_takes_no_stock() {
+        let f = fixture(1);
+        let (mut ev, ids) = event(&[order("s", 0), order("s", 1), order("s", 2)]);
+        // A made-up order, unsigned; one signed with another key; and a signed body altered after.
+        ev.records[0].message_attributes.clear();
+        let other = Signer::new(b"someone-else's-key-0123456789abcdef").unwrap();
+        let body = ev.records[1].body.clone().unwrap();
+        ev.records[1]
+            .message_attributes
+            .get_mut(SIGNATURE_ATTRIBUTE)
+            .unwrap()
+            .string_value = Some(other.sign(&body));
+        let sig = ev.records[2].message_attributes[SIGNATURE_ATTRIBUTE].clone();
+        let (mut good, good_ids) = event(&[order("s", 3)]);
+        let forged = ev.records[2]
+            .body
+            .clone()
+            .unwrap()
+            .replace("\"quantity\":1", "\"quantity\":2");
+        ev.records[2].body = Some(forged);
+        ev.records[2]
+            .message_attributes
+            .insert(SIGNATURE_ATTRIBUTE.into(), sig);
+        ev.records.append(&mut good.records);
+        let report = f.settler.settle(ev).await;
+        assert_eq!(report.failed, ids);
+        assert_eq!(report.confirmed, 1, "only the signed order of {good_ids:?}");
+        assert_eq!(f.ledger.counts(&f.sale), (1, 0, 1));
     }
 
     #[tokio::test]

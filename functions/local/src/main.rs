@@ -68,7 +68,11 @@ async fn api() -> anyhow::Result<()> {
     let app = server::app(
         buy::routes(buy::BuyState {
             store: store.clone(),
-            publisher: SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url),
+            publisher: SqsPublisher::new(
+                aws_sdk_sqs::Client::new(&sdk),
+                queue_url,
+                config::signer()?,
+            ),
             settings: buy::BuySettings { trust_user_header },
         }),
         orders::routes(orders::OrdersState {
@@ -126,16 +130,19 @@ async fn settle() -> anyhow::Result<()> {
     let (database_url, ca_file) = config::database()?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let store = connected_store().await?;
+    let signer = config::signer()?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let mut targets = Vec::new();
     // One settler (one Postgres connection) per concurrent batch, like one Lambda instance each.
     for _ in 0..cfg.max_concurrency {
-        let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
+        let db = Db::with_ca_file(&database_url, ca_file.as_deref())?
+            .with_timeouts(config::db_timeouts()?);
         db.migrate().await.context("migrating Postgres")?;
         targets.push(Settler::new(
             db,
             DynamoStatusStore::new(dynamodb.clone(), &table),
             store.clone(),
+            signer.clone(),
         ));
     }
     event_source::run(sqs, cfg, targets, stop_rx, stats).await;
@@ -150,6 +157,7 @@ async fn reconcile_loop() -> anyhow::Result<()> {
     let queue = SqsPublisher::new(
         aws_sdk_sqs::Client::new(&aws::sdk_config().await),
         queue_url,
+        config::signer()?,
     );
     info!(?threshold, ?interval, "outbox sweeper started");
     loop {

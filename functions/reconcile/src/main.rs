@@ -1,7 +1,7 @@
 //! The reconcile function (scheduled): re-sends reservations that stayed in an outbox longer than
 //! `OUTBOX_THRESHOLD_MS` (default 60000).
 //!
-//! Settings: `REDIS_URL`, `ORDERS_QUEUE_URL`, optional `OUTBOX_THRESHOLD_MS`, `REDIS_COMMAND_TIMEOUT_MS`.
+//! Settings: `REDIS_URL`, `ORDERS_QUEUE_URL`, `ORDER_SIGNING_KEY`, optional `OUTBOX_THRESHOLD_MS`, `REDIS_COMMAND_TIMEOUT_MS`.
 
 use flashflow::adapters::{redis::RedisStore, sqs::SqsPublisher};
 use flashflow::{aws, config, reconcile};
@@ -15,10 +15,11 @@ async fn main() -> Result<(), Error> {
     let redis = config::redis()?;
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
     let threshold = config::millis("OUTBOX_THRESHOLD_MS", 60_000)?;
+    let signer = config::signer()?;
 
     let store = Arc::new(RedisStore::connect(&redis)?);
     let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
-    let queue = Arc::new(SqsPublisher::new(sqs, queue_url));
+    let queue = Arc::new(SqsPublisher::new(sqs, queue_url, signer));
 
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let (store, queue) = (Arc::clone(&store), Arc::clone(&queue));

@@ -1,7 +1,9 @@
 //! The settle function: SQS batches of orders into Postgres (one transaction per batch), then the
 //! status into DynamoDB and the reservation out of the Redis outbox. Reports partial batch failures.
 //!
-//! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, `ORDERS_TABLE`, optional `REDIS_COMMAND_TIMEOUT_MS`.
+//! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, `ORDERS_TABLE`,
+//! `ORDER_SIGNING_KEY`, optional `REDIS_COMMAND_TIMEOUT_MS`, `DATABASE_STATEMENT_TIMEOUT_MS`,
+//! `DATABASE_LOCK_TIMEOUT_MS`.
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -17,8 +19,10 @@ async fn main() -> Result<(), Error> {
     let (database_url, ca_file) = config::database()?;
     let redis = config::redis()?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
+    let signer = config::signer()?;
 
-    let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
+    let db =
+        Db::with_ca_file(&database_url, ca_file.as_deref())?.with_timeouts(config::db_timeouts()?);
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&aws::sdk_config().await);
@@ -26,6 +30,7 @@ async fn main() -> Result<(), Error> {
         db,
         DynamoStatusStore::new(dynamodb, table),
         store,
+        signer,
     ));
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

@@ -1,6 +1,8 @@
 //! The SQS adapter of the order queue: where reserved orders go to be settled.
 
 use crate::ports::{OrderPublisher, PublishError};
+use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 
 /// SQS adapter. The endpoint comes from the standard AWS settings (`AWS_ENDPOINT_URL_SQS`, …).
@@ -8,14 +10,25 @@ use aws_sdk_sqs::Client;
 pub struct SqsPublisher {
     client: Client,
     queue_url: String,
+    signer: Signer,
 }
 
 impl SqsPublisher {
-    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+    /// Every message sent is signed with `signer` (see [`crate::signing`]).
+    pub fn new(client: Client, queue_url: impl Into<String>, signer: Signer) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
+            signer,
         }
+    }
+
+    fn signature(&self, body: &str) -> Option<MessageAttributeValue> {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(self.signer.sign(body))
+            .build()
+            .ok()
     }
 
     pub fn queue_url(&self) -> &str {
@@ -37,6 +50,9 @@ impl SqsPublisher {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(body)
+                        .set_message_attributes(self.signature(body).map(|sig| {
+                            std::collections::HashMap::from([(SIGNATURE_ATTRIBUTE.to_owned(), sig)])
+                        }))
                         .build()
                         .ok()
                 })
@@ -72,6 +88,9 @@ impl OrderPublisher for SqsPublisher {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(message)
+            .set_message_attributes(self.signature(message).map(|sig| {
+                std::collections::HashMap::from([(SIGNATURE_ATTRIBUTE.to_owned(), sig)])
+            }))
             .send()
             .await
             .map(|_| ())

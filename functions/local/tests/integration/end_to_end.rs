@@ -157,7 +157,7 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
     else {
         panic!()
     };
-    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue);
+    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue, signer());
     let sweep = |threshold| {
         let (store, publisher, sales) = (&app.store, &publisher, std::slice::from_ref(&def.id));
         async move {
@@ -267,7 +267,7 @@ async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operato
     // Settle it (as the event source would) and look again.
     let outbox = store.outbox(&def.id).await.unwrap();
     let (event, _) = sqs_event(&[outbox[0].1.clone()]);
-    let settler = Settler::new(db, status.clone(), store.clone());
+    let settler = Settler::new(db, status.clone(), store.clone(), signer());
     assert!(settler.handle(event).await.batch_item_failures.is_empty());
 
     let (code, body) = answer(call(&orders, get(&path, &[("x-user-id", "owner")])).await);
@@ -294,7 +294,7 @@ async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operato
 async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keeps_live_ones() {
     use fred::prelude::*;
     let (store, sqs) = (store().await, sqs().await);
-    let publisher = SqsPublisher::new(sqs.clone(), fresh_queue(&sqs).await);
+    let publisher = SqsPublisher::new(sqs.clone(), fresh_queue(&sqs).await, signer());
     let sold_out = loaded_sale(&store, 1, 1).await;
     let live = loaded_sale(&store, 5, 1).await;
     let reserve = |sale: &flashflow::domain::SaleId| ReserveRequest {
@@ -335,4 +335,40 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     // A reset brings it back.
     store.reset_sale(&sold_out).await.unwrap();
     assert!(registered(&sold_out.id).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_and_poison_messages_among_good_orders_reach_the_dlq_and_take_no_stock() {
+    let app = TestApp::with_max_receive(2).await;
+    let def = app.sale(3, 1).await;
+    // Three real buyers take the whole stock; a forger adds a well-formed, unsigned order of its
+    // own, reserved earlier than all of them; a poison message rides along.
+    let mut accepted = Vec::new();
+    for buyer in ["r1", "r2", "r3"] {
+        accepted.push(app.buy(&def, buyer).await.order_id());
+    }
+    let mut forged = order(&def, &"f".repeat(128), 1, 0);
+    forged.reserved_at_ms = T0 - 1;
+    app.send_unsigned(&forged.to_json()).await;
+    app.send("{\"v\":1}").await;
+
+    let settlement = app.start_settlement(1).await;
+    app.wait_for_settled(&def, 3).await;
+    wait_for_depth(&app.sqs, &app.dlq, 2, Duration::from_secs(30)).await;
+    wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(10)).await;
+    settlement.stop().await;
+
+    let counts = app.counts(&def).await;
+    assert_eq!((counts.confirmed, counts.confirmed_quantity), (3, 3));
+    for id in &accepted {
+        assert_eq!(
+            app.status.get(*id).await.unwrap().unwrap().status,
+            OrderState::Confirmed,
+            "every buyer answered 202 is confirmed"
+        );
+    }
+    assert!(
+        app.status.get(forged.order_id).await.unwrap().is_none(),
+        "the forged order has no status"
+    );
 }

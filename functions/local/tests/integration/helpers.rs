@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 use uuid::Uuid;
 
+/// The order-message signer the local stack uses (`ORDER_SIGNING_KEY`).
+pub fn signer() -> flashflow::signing::Signer {
+    flashflow::config::signer().expect("ORDER_SIGNING_KEY is set by make test")
+}
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with 'make test', which starts the local stack and sets it")
@@ -82,6 +87,7 @@ impl TestApp {
             db_at(&self.db_url).await,
             self.status.clone(),
             self.store.clone(),
+            signer(),
         )
     }
 
@@ -95,8 +101,15 @@ impl TestApp {
         depth(&self.sqs, queue).await
     }
 
-    /// Put a raw message body on this test's order queue.
+    /// Put a message body on this test's order queue, signed as buy signs it.
     pub async fn send(&self, body: &str) {
+        SqsPublisher::new(self.sqs.clone(), &self.queue, signer())
+            .publish_batch(&[body.to_owned()])
+            .await;
+    }
+
+    /// Put a message body on this test's order queue without a signature (as a forger would).
+    pub async fn send_unsigned(&self, body: &str) {
         self.sqs
             .send_message()
             .queue_url(&self.queue)
@@ -416,7 +429,7 @@ pub async fn unreachable_sqs() -> aws_sdk_sqs::Client {
 pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> Router {
     api::app(buy::routes(buy::BuyState {
         store,
-        publisher: SqsPublisher::new(sqs, queue_url),
+        publisher: SqsPublisher::new(sqs, queue_url, signer()),
         settings: buy::BuySettings {
             trust_user_header: true,
         },
@@ -505,7 +518,8 @@ where
     }
 }
 
-/// An SQS event with one record per body, each with a fresh message id; returns the ids too.
+/// An SQS event with one record per body, each with a fresh message id and signed as buy signs
+/// it; returns the ids too.
 pub fn sqs_event(bodies: &[String]) -> (aws_lambda_events::event::sqs::SqsEvent, Vec<String>) {
     let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
     let mut ids = Vec::new();
@@ -514,10 +528,20 @@ pub fn sqs_event(bodies: &[String]) -> (aws_lambda_events::event::sqs::SqsEvent,
         let id = Uuid::new_v4().to_string();
         m.message_id = Some(id.clone());
         m.body = Some(b.clone());
+        sign_record(&mut m);
         event.records.push(m);
         ids.push(id);
     }
     (event, ids)
+}
+
+/// Sign a record's body as buy would.
+pub fn sign_record(m: &mut aws_lambda_events::event::sqs::SqsMessage) {
+    let mut sig = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+    sig.string_value = Some(signer().sign(m.body.as_deref().unwrap_or_default()));
+    sig.data_type = Some("String".into());
+    m.message_attributes
+        .insert(flashflow::signing::SIGNATURE_ATTRIBUTE.into(), sig);
 }
 
 /// The message ids a batch response reports as failed.

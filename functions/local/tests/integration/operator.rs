@@ -262,7 +262,12 @@ async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not
         201
     );
     // Settle 4 orders, then Redis loses everything it had for the sale.
-    let settler = Settler::new(db_at(&url).await, fresh_status_store().await, store().await);
+    let settler = Settler::new(
+        db_at(&url).await,
+        fresh_status_store().await,
+        store().await,
+        signer(),
+    );
     let def = sale(&id, 10, 2);
     let bodies: Vec<String> = (0..4)
         .map(|i| order(&def, &format!("b{i}"), 1, i).to_json())
