@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
     let signer = config::signer()?;
     let settings = buy::BuySettings {
         trust_user_header: config::flag("TRUST_USER_HEADER", false)?,
+        in_queue_for: config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?,
     };
 
     let store = RedisStore::connect(&redis)?;

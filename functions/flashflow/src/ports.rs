@@ -72,6 +72,19 @@ pub trait ReservationStore: Send + Sync + 'static {
         order_id: Uuid,
     ) -> impl Future<Output = Result<Option<OrderMessage>, StoreError>> + Send;
 
+    /// Record that the order's message is in the queue: the sweeper leaves the entry alone until
+    /// `until_ms` (epoch ms), when the message can no longer be there unsettled.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; the sweeper then re-sends the entry after its grace,
+    /// a duplicate that settle absorbs.
+    fn mark_sent(
+        &self,
+        sale: &SaleId,
+        order_id: Uuid,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Remove settled orders from the sale's outbox.
     ///
     /// # Errors
@@ -89,6 +102,14 @@ pub trait OrderPublisher: Send + Sync + 'static {
     /// # Errors
     /// [`PublishError`] when the queue did not accept the message.
     fn publish(&self, message: &str) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// Send `messages` again, delivered no sooner than `delay` from now. Returns the indexes (into
+    /// `messages`) that were not accepted.
+    fn publish_later(
+        &self,
+        messages: &[String],
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Vec<usize>> + Send;
 }
 
 /// The order-status read model buyers poll.

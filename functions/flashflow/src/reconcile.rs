@@ -16,6 +16,21 @@ use tracing::{info, warn};
 const PAGE: usize = 100;
 const MAX_PER_SALE: usize = 10_000;
 
+/// When the sweeper re-sends an outbox entry.
+///
+/// Buy marks an entry as in the queue once its send succeeded; the sweeper re-sends an entry only
+/// when that mark is missing and the entry is older than `grace` (the send failed, or the process
+/// died before it), or when the mark has run out: `in_queue_for` is the queue's message retention,
+/// after which a message that was never settled can no longer be in the queue. Settle never lets a
+/// good order's message reach the DLQ (an unavailable database re-queues it), so retention is the
+/// only way out of the queue but settlement. During a settle outage of any length the queue thus
+/// holds one message per pending order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepTiming {
+    pub grace: Duration,
+    pub in_queue_for: Duration,
+}
+
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SweepReport {
@@ -28,16 +43,17 @@ pub struct SweepReport {
     pub retired: usize,
 }
 
-/// Re-send every outbox entry older than `threshold`, in every sale Redis holds.
+/// Re-send the outbox entries whose message may be lost (see [`SweepTiming`]), in every sale
+/// Redis holds.
 ///
 /// # Errors
 /// [`StoreError`] when Redis fails (a failed send is counted, not an error: the next sweep retries).
 pub async fn sweep(
     store: &RedisStore,
     queue: &SqsPublisher,
-    threshold: Duration,
+    timing: SweepTiming,
 ) -> Result<SweepReport, StoreError> {
-    sweep_sales(store, queue, threshold, &store.sales().await?).await
+    sweep_sales(store, queue, timing, &store.sales().await?).await
 }
 
 /// [`sweep`], for the given sales only.
@@ -47,7 +63,7 @@ pub async fn sweep(
 pub async fn sweep_sales(
     store: &RedisStore,
     queue: &SqsPublisher,
-    threshold: Duration,
+    timing: SweepTiming,
     sales: &[SaleId],
 ) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
@@ -55,7 +71,8 @@ pub async fn sweep_sales(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let before = now_ms - threshold.as_millis() as i64;
+    let before = now_ms - timing.grace.as_millis() as i64;
+    let until = now_ms + timing.in_queue_for.as_millis() as i64;
     for sale in sales {
         report.sales += 1;
         let mut done = 0;
@@ -81,7 +98,7 @@ pub async fn sweep_sales(
             report.resent += resent.len();
             report.send_failed += failed.len();
             report.forgotten += gone.len();
-            store.touch_outbox(sale, &resent, &gone, now_ms).await?;
+            store.touch_outbox(sale, &resent, &gone, until).await?;
             if !failed.is_empty() {
                 warn!(sale = %sale, failed = failed.len(), "re-send failed, next sweep retries");
                 break;

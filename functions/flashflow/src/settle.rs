@@ -2,7 +2,7 @@
 //! store and the reservation out of the outbox.
 
 use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleId, Settlement};
-use crate::ports::{Ledger, ReservationStore, StatusStore};
+use crate::ports::{Ledger, OrderPublisher, ReservationStore, StatusStore};
 use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -10,31 +10,47 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 /// The settle handler: one per function instance (it owns the instance's Postgres connection).
-pub struct Settler<L, S, R> {
+pub struct Settler<L, S, R, Q> {
     ledger: L,
     status: S,
     store: R,
+    queue: Q,
     signer: Signer,
+    retry_delay: std::time::Duration,
 }
+
+/// How long a batch that met an unavailable or busy ledger waits before it is delivered again.
+pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What one batch did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchReport {
     pub confirmed: usize,
     pub rejected: usize,
+    /// Orders sent back to the queue for later because the ledger was unavailable or busy.
+    pub requeued: usize,
     /// Message ids reported back to SQS as failed.
     pub failed: Vec<String>,
 }
 
-impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
-    /// `signer` checks that each message was sent by buy or the sweeper (see [`crate::signing`]).
-    pub fn new(ledger: L, status: S, store: R, signer: Signer) -> Self {
+impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<L, S, R, Q> {
+    /// `signer` checks that each message was sent by buy or the sweeper (see [`crate::signing`]);
+    /// `queue` takes back, for later, orders the ledger could not take now.
+    pub fn new(ledger: L, status: S, store: R, queue: Q, signer: Signer) -> Self {
         Self {
             ledger,
             status,
             store,
+            queue,
             signer,
+            retry_delay: DEFAULT_RETRY_DELAY,
         }
+    }
+
+    /// Wait `delay` before a batch that met an unavailable ledger is delivered again.
+    pub fn with_retry_delay(mut self, delay: std::time::Duration) -> Self {
+        self.retry_delay = delay;
+        self
     }
 
     /// Settle one SQS batch. Never fails as a whole: every problem is a failed message id, so SQS
@@ -60,23 +76,24 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
     /// invocation and only the offenders are reported failed. When the ledger is unavailable or
     /// busy, nothing can be isolated: every message not yet recorded fails, to be redelivered.
     ///
-    /// Returns the outcomes and the message ids that failed.
+    /// Returns the outcomes, the message ids the ledger refused, and those it could not take now.
     async fn record(
         &self,
         orders: &[(String, OrderMessage)],
-    ) -> (HashMap<Uuid, Settlement>, HashSet<String>) {
+    ) -> (HashMap<Uuid, Settlement>, HashSet<String>, HashSet<String>) {
         let mut outcome = HashMap::new();
         let mut failed = HashSet::new();
+        let mut transient = HashSet::new();
         let mut todo: Vec<&[(String, OrderMessage)]> = vec![orders];
         while let Some(part) = todo.pop() {
             let messages: Vec<OrderMessage> = part.iter().map(|(_, o)| o.clone()).collect();
             match self.ledger.settle_orders(&messages).await {
                 Ok(settled) => outcome.extend(settled),
                 Err(e) if e.is_transient() => {
-                    error!(error = %e, batch = part.len(), "settling failed, will be redelivered");
-                    failed.extend(part.iter().map(|(id, _)| id.clone()));
+                    error!(error = %e, batch = part.len(), "the ledger is unavailable, retrying later");
+                    transient.extend(part.iter().map(|(id, _)| id.clone()));
                     for rest in todo.drain(..) {
-                        failed.extend(rest.iter().map(|(id, _)| id.clone()));
+                        transient.extend(rest.iter().map(|(id, _)| id.clone()));
                     }
                 }
                 Err(e) if part.len() == 1 => {
@@ -92,7 +109,32 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
                 }
             }
         }
-        (outcome, failed)
+        (outcome, failed, transient)
+    }
+
+    /// Send the orders whose message ids are in `which` back to the queue, delayed, so their
+    /// messages can be deleted now: waiting out an outage must not use up their receives (which
+    /// would carry good orders to the DLQ), and the queue keeps one message per order. Those the
+    /// queue does not take are reported failed and come back the usual way.
+    async fn requeue(
+        &self,
+        orders: &[(String, OrderMessage)],
+        which: &HashSet<String>,
+        report: &mut BatchReport,
+    ) {
+        let (ids, bodies): (Vec<&String>, Vec<String>) = orders
+            .iter()
+            .filter(|(id, _)| which.contains(id))
+            .map(|(id, o)| (id, o.to_json()))
+            .unzip();
+        let failed = self.queue.publish_later(&bodies, self.retry_delay).await;
+        for (i, id) in ids.into_iter().enumerate() {
+            if failed.contains(&i) {
+                report.failed.push(id.clone());
+            } else {
+                report.requeued += 1;
+            }
+        }
     }
 
     /// [`Settler::handle`], with the counts.
@@ -135,11 +177,12 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
             return report;
         }
 
-        let (outcome, refused) = self.record(&orders).await;
-        if !refused.is_empty() {
-            report.failed.extend(refused.iter().cloned());
-            orders.retain(|(id, _)| !refused.contains(id));
+        let (outcome, refused, transient) = self.record(&orders).await;
+        report.failed.extend(refused.iter().cloned());
+        if !transient.is_empty() {
+            self.requeue(&orders, &transient, &mut report).await;
         }
+        orders.retain(|(id, _)| !refused.contains(id) && !transient.contains(id));
         let settled_as = |o: &OrderMessage| {
             outcome
                 .get(&o.order_id)
@@ -183,17 +226,28 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
             }
         }
 
+        let mut unknown: BTreeMap<&SaleId, Vec<Uuid>> = BTreeMap::new();
         for (id, o) in &orders {
             if settled_as(o) == Settlement::UnknownSale {
-                warn!(message_id = %id, sale = %o.sale_id, "order for a sale Postgres does not know");
+                warn!(message_id = %id, sale = %o.sale_id, order = %o.order_id,
+                    "order for a sale Postgres does not know: to the DLQ");
                 report.failed.push(id.clone());
+                unknown.entry(&o.sale_id).or_default().push(o.order_id);
             } else if status_failed.contains(&o.order_id) {
                 report.failed.push(id.clone());
+            }
+        }
+        // Its message goes to the DLQ (a redrive settles it once the sale exists); the sweeper
+        // must not keep sending it back.
+        for (sale, ids) in unknown {
+            if let Err(e) = self.store.remove_from_outbox(sale, &ids).await {
+                warn!(sale = %sale, error = %e, "outbox cleanup failed");
             }
         }
         info!(
             confirmed = report.confirmed,
             rejected = report.rejected,
+            requeued = report.requeued,
             failed = report.failed.len(),
             "batch settled"
         );
@@ -204,16 +258,17 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore> Settler<L, S, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::{MemoryLedger, MemoryStatus, MemoryStore};
+    use crate::adapters::memory::{MemoryLedger, MemoryQueue, MemoryStatus, MemoryStore};
     use crate::domain::{BuyerId, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION};
     use aws_lambda_events::event::sqs::SqsMessage;
 
     const T0: i64 = 1_795_773_600_000;
 
     struct Fixture {
-        settler: Settler<MemoryLedger, MemoryStatus, MemoryStore>,
+        settler: Settler<MemoryLedger, MemoryStatus, MemoryStore, MemoryQueue>,
         ledger: MemoryLedger,
         status: MemoryStatus,
+        queue: MemoryQueue,
         sale: SaleId,
     }
 
@@ -227,16 +282,19 @@ mod tests {
             closes_at_ms: None,
         };
         let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
+        let queue = MemoryQueue::default();
         ledger.create_sale(&def);
         Fixture {
             settler: Settler::new(
                 ledger.clone(),
                 status.clone(),
                 MemoryStore::default(),
+                queue.clone(),
                 signer(),
             ),
             ledger,
             status,
+            queue,
             sale: def.id,
         }
     }
@@ -376,15 +434,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn when_the_ledger_is_down_every_message_is_reported_failed() {
+    async fn when_the_ledger_is_down_the_batch_goes_back_to_the_queue_for_later_not_to_the_dlq() {
         let f = fixture(10);
         f.ledger.set_unavailable(true);
+        let bodies = [order("s", 0), order("s", 1)];
+        let report = f.settler.settle(event(&bodies).0).await;
+        assert_eq!((report.failed.len(), report.requeued), (0, 2));
+        let later: Vec<String> = f.queue.later().into_iter().map(|(m, _)| m).collect();
+        assert_eq!(later, bodies);
+        assert!(f.status.is_empty());
+        assert_eq!(f.ledger.calls(), 1, "an unavailable ledger is not bisected");
+    }
+
+    #[tokio::test]
+    async fn when_neither_the_ledger_nor_the_queue_takes_the_batch_every_message_fails() {
+        let f = fixture(10);
+        f.ledger.set_unavailable(true);
+        f.queue.set_unavailable(true);
         let (ev, ids) = event(&[order("s", 0), order("s", 1)]);
         let mut failed = f.settler.settle(ev).await.failed;
         failed.sort();
         assert_eq!(failed, ids);
-        assert!(f.status.is_empty());
-        assert_eq!(f.ledger.calls(), 1, "an unavailable ledger is not bisected");
     }
 
     #[tokio::test]

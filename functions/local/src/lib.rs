@@ -2,10 +2,12 @@
 //!
 //! # Layout
 //! - [`server`]: serves the merged routers of the HTTP functions (what API Gateway does in AWS).
+//! - [`dlq`]: look at the dead-letter queue and redrive it.
 //! - [`event_source`]: feeds the settle handler from SQS as Lambda's event source mapping does
 //!   (LocalStack cannot run Lambdas without Docker).
 //!
-//! The binary (`src/main.rs`) wires them: `flashflow-local api|settle|reconcile`.
+//! The binary (`src/main.rs`) wires them: `flashflow-local api|settle|reconcile|dlq show|dlq redrive`.
 
+pub mod dlq;
 pub mod event_source;
 pub mod server;

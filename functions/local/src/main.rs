@@ -6,6 +6,8 @@
 //!   (or a Lambda Invoke endpoint given in `EVENT_SOURCE_INVOKE_URL`, e.g. `cargo lambda watch`'s).
 //!   `EVENT_SOURCE_BATCH_SIZE` (10), `EVENT_SOURCE_BATCHING_WINDOW_MS` (0),
 //!   `EVENT_SOURCE_MAX_CONCURRENCY` (2), `EVENT_SOURCE_POLL_WAIT_MS` (20000, the long-poll wait).
+//! - `flashflow-local dlq show|redrive`: list the dead-letter queue (`ORDERS_DLQ_URL`) as JSON
+//!   lines, or move its messages back to the order queue.
 //! - `flashflow-local reconcile`: the outbox sweeper every `RECONCILE_INTERVAL_MS` (10000), for
 //!   entries older than `OUTBOX_THRESHOLD_MS` (30000); in AWS it is a scheduled Lambda.
 //!
@@ -30,7 +32,8 @@ async fn main() -> anyhow::Result<()> {
         Some("api") => api().await,
         Some("settle") => settle().await,
         Some("reconcile") => reconcile_loop().await,
-        _ => anyhow::bail!("usage: flashflow-local api|settle|reconcile"),
+        Some("dlq") => dlq(std::env::args().nth(2).as_deref()).await,
+        _ => anyhow::bail!("usage: flashflow-local api|settle|reconcile|dlq show|dlq redrive"),
     }
 }
 
@@ -73,7 +76,10 @@ async fn api() -> anyhow::Result<()> {
                 queue_url,
                 config::signer()?,
             ),
-            settings: buy::BuySettings { trust_user_header },
+            settings: buy::BuySettings {
+                trust_user_header,
+                in_queue_for: config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?,
+            },
         }),
         orders::routes(orders::OrdersState {
             status: DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
@@ -131,6 +137,12 @@ async fn settle() -> anyhow::Result<()> {
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let store = connected_store().await?;
     let signer = config::signer()?;
+    let retry_delay = config::millis("SETTLE_RETRY_DELAY_MS", 60_000)?;
+    let requeue = SqsPublisher::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        cfg.queue_url.clone(),
+        signer.clone(),
+    );
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let mut targets = Vec::new();
     // One settler (one Postgres connection) per concurrent batch, like one Lambda instance each.
@@ -138,20 +150,47 @@ async fn settle() -> anyhow::Result<()> {
         let db = Db::with_ca_file(&database_url, ca_file.as_deref())?
             .with_timeouts(config::db_timeouts()?);
         db.migrate().await.context("migrating Postgres")?;
-        targets.push(Settler::new(
-            db,
-            DynamoStatusStore::new(dynamodb.clone(), &table),
-            store.clone(),
-            signer.clone(),
-        ));
+        targets.push(
+            Settler::new(
+                db,
+                DynamoStatusStore::new(dynamodb.clone(), &table),
+                store.clone(),
+                requeue.clone(),
+                signer.clone(),
+            )
+            .with_retry_delay(retry_delay),
+        );
     }
     event_source::run(sqs, cfg, targets, stop_rx, stats).await;
     Ok(())
 }
 
+/// `dlq show`: the DLQ's messages as JSON lines; `dlq redrive`: move them back to the queue.
+async fn dlq(what: Option<&str>) -> anyhow::Result<()> {
+    let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
+    let dlq_url = config::required("ORDERS_DLQ_URL", "the orders queue's dead-letter queue")?;
+    let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
+    match what {
+        Some("show") => {
+            for m in flashflow_local::dlq::show(&sqs, &dlq_url, 1_000).await? {
+                println!("{}", serde_json::to_string(&m)?);
+            }
+        }
+        Some("redrive") => {
+            let moved = flashflow_local::dlq::redrive(&sqs, &dlq_url, &queue_url).await?;
+            println!("moved {moved} message(s) from {dlq_url} back to {queue_url}");
+        }
+        _ => anyhow::bail!("usage: flashflow-local dlq show|redrive"),
+    }
+    Ok(())
+}
+
 async fn reconcile_loop() -> anyhow::Result<()> {
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
-    let threshold = config::millis("OUTBOX_THRESHOLD_MS", 30_000)?;
+    let timing = reconcile::SweepTiming {
+        grace: config::millis("OUTBOX_THRESHOLD_MS", 30_000)?,
+        in_queue_for: config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?,
+    };
     let interval = config::millis("RECONCILE_INTERVAL_MS", 10_000)?;
     let store = connected_store().await?;
     let queue = SqsPublisher::new(
@@ -159,9 +198,9 @@ async fn reconcile_loop() -> anyhow::Result<()> {
         queue_url,
         config::signer()?,
     );
-    info!(?threshold, ?interval, "outbox sweeper started");
+    info!(?timing, ?interval, "outbox sweeper started");
     loop {
-        if let Err(e) = reconcile::sweep(&store, &queue, threshold).await {
+        if let Err(e) = reconcile::sweep(&store, &queue, timing).await {
             warn!(error = %e, "sweep failed");
         }
         tokio::time::sleep(interval).await;

@@ -14,7 +14,10 @@ async fn main() -> Result<(), Error> {
 
     let redis = config::redis()?;
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
-    let threshold = config::millis("OUTBOX_THRESHOLD_MS", 60_000)?;
+    let timing = reconcile::SweepTiming {
+        grace: config::millis("OUTBOX_THRESHOLD_MS", 60_000)?,
+        in_queue_for: config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?,
+    };
     let signer = config::signer()?;
 
     let store = Arc::new(RedisStore::connect(&redis)?);
@@ -24,7 +27,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let (store, queue) = (Arc::clone(&store), Arc::clone(&queue));
         async move {
-            let report = reconcile::sweep(&store, &queue, threshold).await?;
+            let report = reconcile::sweep(&store, &queue, timing).await?;
             Ok::<_, Error>(serde_json::json!({
                 "sales": report.sales,
                 "resent": report.resent,

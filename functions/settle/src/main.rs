@@ -2,12 +2,14 @@
 //! status into DynamoDB and the reservation out of the Redis outbox. Reports partial batch failures.
 //!
 //! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, `ORDERS_TABLE`,
-//! `ORDER_SIGNING_KEY`, optional `REDIS_COMMAND_TIMEOUT_MS`, `DATABASE_STATEMENT_TIMEOUT_MS`,
+//! `ORDER_SIGNING_KEY`, `ORDERS_QUEUE_URL`, optional `SETTLE_RETRY_DELAY_MS` (60000), `REDIS_COMMAND_TIMEOUT_MS`, `DATABASE_STATEMENT_TIMEOUT_MS`,
 //! `DATABASE_LOCK_TIMEOUT_MS`.
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashflow::adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore};
+use flashflow::adapters::{
+    dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore, sqs::SqsPublisher,
+};
 use flashflow::{aws, config, settle::Settler};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use std::sync::Arc;
@@ -20,18 +22,29 @@ async fn main() -> Result<(), Error> {
     let redis = config::redis()?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let signer = config::signer()?;
+    let queue_url = config::required(
+        "ORDERS_QUEUE_URL",
+        "the SQS queue settle reads (and re-queues to)",
+    )?;
+    let retry_delay = config::millis("SETTLE_RETRY_DELAY_MS", 60_000)?;
 
     let db =
         Db::with_ca_file(&database_url, ca_file.as_deref())?.with_timeouts(config::db_timeouts()?);
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws::sdk_config().await);
-    let settler = Arc::new(Settler::new(
-        db,
-        DynamoStatusStore::new(dynamodb, table),
-        store,
-        signer,
-    ));
+    let sdk = aws::sdk_config().await;
+    let queue = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url, signer.clone());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let settler = Arc::new(
+        Settler::new(
+            db,
+            DynamoStatusStore::new(dynamodb, table),
+            store,
+            queue,
+            signer,
+        )
+        .with_retry_delay(retry_delay),
+    );
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let settler = Arc::clone(&settler);

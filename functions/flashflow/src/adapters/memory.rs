@@ -39,6 +39,7 @@ struct MemSale {
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     sales: Arc<Mutex<HashMap<SaleId, MemSale>>>,
+    marks: Arc<Mutex<HashMap<Uuid, i64>>>,
     down: Arc<AtomicBool>,
 }
 
@@ -72,6 +73,11 @@ impl MemoryStore {
             .get(sale)
             .map(|s| s.outbox.clone())
             .unwrap_or_default()
+    }
+
+    /// Until when the order was marked as in the queue ([`ReservationStore::mark_sent`]).
+    pub fn marked_until(&self, order_id: Uuid) -> Option<i64> {
+        lock(&self.marks).get(&order_id).copied()
     }
 
     /// Make every call fail as if the store were unreachable (or work again).
@@ -136,6 +142,12 @@ impl ReservationStore for MemoryStore {
             .and_then(|body| OrderMessage::parse(body).ok()))
     }
 
+    async fn mark_sent(&self, _: &SaleId, order_id: Uuid, until_ms: i64) -> Result<(), StoreError> {
+        self.up()?;
+        lock(&self.marks).insert(order_id, until_ms);
+        Ok(())
+    }
+
     async fn remove_from_outbox(
         &self,
         sale: &SaleId,
@@ -155,6 +167,7 @@ impl ReservationStore for MemoryStore {
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
     sent: Arc<Mutex<Vec<String>>>,
+    later: Arc<Mutex<Vec<(String, std::time::Duration)>>>,
     down: Arc<AtomicBool>,
 }
 
@@ -162,6 +175,11 @@ impl MemoryQueue {
     /// Every message accepted so far, in order.
     pub fn sent(&self) -> Vec<String> {
         lock(&self.sent).clone()
+    }
+
+    /// Every message sent for later, with its delay.
+    pub fn later(&self) -> Vec<(String, std::time::Duration)> {
+        lock(&self.later).clone()
     }
 
     /// Refuse every message (or accept again).
@@ -177,6 +195,14 @@ impl OrderPublisher for MemoryQueue {
         }
         lock(&self.sent).push(message.to_owned());
         Ok(())
+    }
+
+    async fn publish_later(&self, messages: &[String], delay: std::time::Duration) -> Vec<usize> {
+        if self.down.load(Ordering::SeqCst) {
+            return (0..messages.len()).collect();
+        }
+        lock(&self.later).extend(messages.iter().map(|m| (m.clone(), delay)));
+        Vec::new()
     }
 }
 

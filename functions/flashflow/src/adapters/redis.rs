@@ -311,8 +311,8 @@ impl RedisStore {
         Ok(ids.into_iter().zip(bodies).collect())
     }
 
-    /// Mark outbox entries as just re-sent (so the next sweep leaves them for a while), and forget
-    /// index entries whose message is gone.
+    /// Mark outbox entries as re-sent: the sweeper leaves them until `until_ms` (when their message
+    /// can no longer be in the queue); and forget index entries whose message is gone.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -321,13 +321,13 @@ impl RedisStore {
         sale: &SaleId,
         resent: &[String],
         gone: &[String],
-        now_ms: i64,
+        until_ms: i64,
     ) -> Result<(), StoreError> {
         let keys = SaleKeys::new(sale);
         if !resent.is_empty() {
             let members: Vec<(f64, String)> = resent
                 .iter()
-                .map(|id| (now_ms as f64, id.clone()))
+                .map(|id| (until_ms as f64, id.clone()))
                 .collect();
             let _: i64 = self
                 .client
@@ -391,6 +391,27 @@ impl ReservationStore for RedisStore {
             .into_iter()
             .flatten()
             .find_map(|body| OrderMessage::parse(&body).ok()))
+    }
+
+    async fn mark_sent(
+        &self,
+        sale: &SaleId,
+        order_id: Uuid,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        let keys = SaleKeys::new(sale);
+        let _: i64 = self
+            .client
+            .zadd(
+                &keys.outbox_at,
+                Some(fred::types::SetOptions::XX),
+                None,
+                false,
+                false,
+                (until_ms as f64, order_id.to_string()),
+            )
+            .await?;
+        Ok(())
     }
 
     async fn remove_from_outbox(

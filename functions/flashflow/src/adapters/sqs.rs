@@ -40,7 +40,13 @@ impl SqsPublisher {
     /// Send many messages, 10 per `SendMessageBatch`. Returns the indexes (into `messages`) that
     /// were not accepted.
     pub async fn publish_batch(&self, messages: &[String]) -> Vec<usize> {
+        self.send_batch(messages, std::time::Duration::ZERO).await
+    }
+
+    async fn send_batch(&self, messages: &[String], delay: std::time::Duration) -> Vec<usize> {
         use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        // SQS delays a message by at most 15 minutes.
+        let delay_s = delay.as_secs().min(900) as i32;
         let mut failed = Vec::new();
         for (c, chunk) in messages.chunks(10).enumerate() {
             let entries: Vec<SendMessageBatchRequestEntry> = chunk
@@ -50,6 +56,7 @@ impl SqsPublisher {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(body)
+                        .delay_seconds(delay_s)
                         .set_message_attributes(self.signature(body).map(|sig| {
                             std::collections::HashMap::from([(SIGNATURE_ATTRIBUTE.to_owned(), sig)])
                         }))
@@ -83,6 +90,10 @@ impl SqsPublisher {
 }
 
 impl OrderPublisher for SqsPublisher {
+    async fn publish_later(&self, messages: &[String], delay: std::time::Duration) -> Vec<usize> {
+        self.send_batch(messages, delay).await
+    }
+
     async fn publish(&self, message: &str) -> Result<(), PublishError> {
         self.client
             .send_message()

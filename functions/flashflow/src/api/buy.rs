@@ -24,11 +24,26 @@ pub const ROUTES: &[Route] = &[Route {
 pub const MAX_BUY_BODY: usize = 1024;
 
 /// Settings of the buy handler.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BuySettings {
     /// Accept the buyer from the `X-User-Id` header when no JWT claim is present. For local use
     /// only: in AWS the API Gateway JWT authorizer supplies the buyer.
     pub trust_user_header: bool,
+    /// How long a sent message may stay in the queue unsettled (the queue's retention): until
+    /// then the sweeper does not re-send the order.
+    pub in_queue_for: std::time::Duration,
+}
+
+/// SQS' default message retention, 4 days.
+pub const DEFAULT_IN_QUEUE_FOR: std::time::Duration = std::time::Duration::from_secs(4 * 24 * 3600);
+
+impl Default for BuySettings {
+    fn default() -> Self {
+        Self {
+            trust_user_header: false,
+            in_queue_for: DEFAULT_IN_QUEUE_FOR,
+        }
+    }
 }
 
 /// What the buy routes need: the reservation store and the order queue.
@@ -90,8 +105,21 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
         Reservation::Reserved { order_id, message } => {
             // A failed send is not the buyer's problem: the reservation is in the outbox and
             // the sweeper delivers it.
-            if let Err(e) = state.publisher.publish(&message).await {
-                warn!(sale = %request.sale, order = %order_id, error = %e, "send failed, left in outbox");
+            match state.publisher.publish(&message).await {
+                Ok(()) => {
+                    // Tell the sweeper the message is in the queue, off the buyer's path: if this
+                    // mark is lost, the sweeper re-sends once after its grace, which settle absorbs.
+                    let (state, sale) = (Arc::clone(&state), request.sale.clone());
+                    tokio::spawn(async move {
+                        let until = now_ms() + state.settings.in_queue_for.as_millis() as i64;
+                        if let Err(e) = state.store.mark_sent(&sale, order_id, until).await {
+                            warn!(sale = %sale, order = %order_id, error = %e, "could not mark as sent");
+                        }
+                    });
+                }
+                Err(e) => {
+                    warn!(sale = %request.sale, order = %order_id, error = %e, "send failed, left in outbox");
+                }
             }
             info!(sale = %request.sale, order = %order_id, quantity = quantity.get(), "reserved");
             order_id
@@ -110,4 +138,10 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
             status: crate::domain::OrderState::Pending,
         },
     ))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -88,7 +88,10 @@ fn buy_app(stock: u32, limit: u32, trust_user_header: bool) -> Buy {
     let app = app(buy::routes(BuyState {
         store: store.clone(),
         publisher: queue.clone(),
-        settings: BuySettings { trust_user_header },
+        settings: BuySettings {
+            trust_user_header,
+            ..BuySettings::default()
+        },
     }));
     Buy {
         app,
@@ -125,6 +128,39 @@ async fn a_buy_from_an_api_gateway_event_is_accepted_and_its_order_is_sent() {
         msg.idempotency_key.as_ref().map(|k| k.as_str()),
         Some("9b2f6a1e-retry-safe")
     );
+}
+
+#[tokio::test]
+async fn a_sent_order_is_marked_as_in_the_queue_and_an_unsent_one_is_not() {
+    let b = buy_app(10, 2, true);
+    let sent = call(&b.app, local_buy("u", "")).await.body["order_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    b.queue.set_unavailable(true);
+    let unsent = call(&b.app, local_buy("v", "")).await.body["order_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The mark is made off the buyer's path: give the spawned task its turn.
+    for _ in 0..100 {
+        if b.store.marked_until(sent).is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let three_days = 3 * 24 * 3600 * 1000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(b
+        .store
+        .marked_until(sent)
+        .is_some_and(|t| t > now + three_days));
+    assert_eq!(b.store.marked_until(unsent), None);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::api::{self, orders};
 use flashflow::domain::{BuyerId, OrderState, Quantity, Reservation, ReserveRequest};
 use flashflow::ports::{ReservationStore, StatusStore};
+use flashflow::reconcile::SweepTiming;
 use flashflow::settle::Settler;
 use flashflow_local::event_source::{BatchTarget, EventSourceStats, InvokeError};
 use std::sync::atomic::Ordering;
@@ -161,7 +162,11 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
     let sweep = |threshold| {
         let (store, publisher, sales) = (&app.store, &publisher, std::slice::from_ref(&def.id));
         async move {
-            flashflow::reconcile::sweep_sales(store, publisher, threshold, sales)
+            let timing = SweepTiming {
+                grace: threshold,
+                in_queue_for: Duration::from_secs(3600),
+            };
+            flashflow::reconcile::sweep_sales(store, publisher, timing, sales)
                 .await
                 .unwrap()
         }
@@ -173,9 +178,11 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
     let report = sweep(Duration::from_millis(10)).await;
     assert_eq!(report.resent, 1);
     assert_eq!(app.depth(&app.queue).await, 1);
-    // Just re-sent: the next sweep waits for the threshold again instead of flooding the queue.
-    let again = sweep(Duration::from_secs(3600)).await;
+    // Re-sent, so in the queue: however short the grace, the next sweeps leave it there instead of
+    // flooding the queue.
+    let again = sweep(Duration::from_millis(1)).await;
     assert_eq!(again.resent, 0);
+    assert_eq!(app.depth(&app.queue).await, 1);
 
     let settlement = app.start_settlement(1).await;
     app.wait_for_settled(&def, 1).await;
@@ -267,7 +274,13 @@ async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operato
     // Settle it (as the event source would) and look again.
     let outbox = store.outbox(&def.id).await.unwrap();
     let (event, _) = sqs_event(&[outbox[0].1.clone()]);
-    let settler = Settler::new(db, status.clone(), store.clone(), signer());
+    let settler = Settler::new(
+        db,
+        status.clone(),
+        store.clone(),
+        no_requeue().await,
+        signer(),
+    );
     assert!(settler.handle(event).await.batch_item_failures.is_empty());
 
     let (code, body) = answer(call(&orders, get(&path, &[("x-user-id", "owner")])).await);
@@ -318,8 +331,11 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
         }
     };
     let sales = [sold_out.id.clone(), live.id.clone()];
-    let sweep =
-        || flashflow::reconcile::sweep_sales(&store, &publisher, Duration::from_secs(3600), &sales);
+    let timing = SweepTiming {
+        grace: Duration::from_secs(3600),
+        in_queue_for: Duration::from_secs(3600),
+    };
+    let sweep = || flashflow::reconcile::sweep_sales(&store, &publisher, timing, &sales);
 
     // Sold out but its order is still waiting in the outbox: kept.
     assert_eq!(sweep().await.unwrap().retired, 0);

@@ -32,7 +32,7 @@ fn env(name: &str) -> String {
 /// A fixed reservation time base (2026-11-27T10:00Z) for hand-made order messages.
 pub const T0: i64 = 1_795_773_600_000;
 
-pub type RealSettler = Settler<Db, DynamoStatusStore, RedisStore>;
+pub type RealSettler = Settler<Db, DynamoStatusStore, RedisStore, SqsPublisher>;
 
 /// One test's own world on the local stack.
 pub struct TestApp {
@@ -83,12 +83,20 @@ impl TestApp {
 
     /// A settle handler with its own Postgres connection, as one Lambda instance.
     pub async fn settler(&self) -> RealSettler {
+        self.settler_on(db_at(&self.db_url).await)
+    }
+
+    /// A settle handler on `db` (e.g. one that cannot connect, or with short lock timeouts),
+    /// re-queueing to this test's queue after 1 s.
+    pub fn settler_on(&self, db: Db) -> RealSettler {
         Settler::new(
-            db_at(&self.db_url).await,
+            db,
             self.status.clone(),
             self.store.clone(),
+            SqsPublisher::new(self.sqs.clone(), &self.queue, signer()),
             signer(),
         )
+        .with_retry_delay(Duration::from_secs(1))
     }
 
     /// What Postgres recorded for `sale`.
@@ -131,6 +139,48 @@ impl TestApp {
             targets.push(self.settler().await);
         }
         Settlement::start(&self.sqs, &self.queue, targets)
+    }
+
+    /// Check the promises after a scenario: Postgres never confirmed more than the stock nor
+    /// anything but `accepted` orders, each of those exactly once and CONFIRMED in Postgres and
+    /// DynamoDB; Redis never went below zero; the outbox is empty; the DLQ holds `dlq` messages.
+    pub async fn assert_invariants(&self, sale: &SaleDefinition, accepted: &[Uuid], dlq: i64) {
+        let c = self.counts(sale).await;
+        assert!(c.confirmed_quantity as u32 <= sale.stock, "oversold: {c:?}");
+        assert_eq!(
+            c.confirmed,
+            accepted.len() as i64,
+            "confirmed exactly the accepted orders"
+        );
+        let client = self.db.client().await.unwrap();
+        for id in accepted {
+            let rows: Vec<String> = client
+                .query("SELECT status FROM orders WHERE order_id = $1", &[id])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert_eq!(
+                rows,
+                vec!["CONFIRMED".to_string()],
+                "order {id} once, confirmed"
+            );
+            let status = flashflow::ports::StatusStore::get(&self.status, *id)
+                .await
+                .unwrap()
+                .map(|s| s.status);
+            assert_eq!(
+                status,
+                Some(flashflow::domain::OrderState::Confirmed),
+                "{id} in DynamoDB"
+            );
+        }
+        if let Some(live) = self.store.live_sale(&sale.id).await.unwrap() {
+            assert!(live.remaining >= 0, "Redis oversold: {live:?}");
+            assert_eq!(live.pending, 0, "outbox left: {live:?}");
+        }
+        assert_eq!(self.depth(&self.dlq).await, dlq, "DLQ");
     }
 
     /// Wait until Postgres recorded `n` orders of `sale`.
@@ -373,13 +423,14 @@ pub async fn queue_with_dlq(sqs: &aws_sdk_sqs::Client, max_receive: u32) -> (Str
     (queue, dlq)
 }
 
-/// Messages in `queue`, visible or in flight.
+/// Messages in `queue`, visible, in flight or delayed.
 pub async fn depth(sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(queue)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .unwrap()
@@ -388,6 +439,7 @@ pub async fn depth(sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
     [
         QueueAttributeName::ApproximateNumberOfMessages,
         QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        QueueAttributeName::ApproximateNumberOfMessagesDelayed,
     ]
     .iter()
     .map(|k| attrs[k].parse::<i64>().unwrap())
@@ -432,6 +484,7 @@ pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> 
         publisher: SqsPublisher::new(sqs, queue_url, signer()),
         settings: buy::BuySettings {
             trust_user_header: true,
+            ..buy::BuySettings::default()
         },
     }))
 }
@@ -516,6 +569,11 @@ where
         retry_after,
         body: serde_json::from_slice(&bytes).expect("response body is JSON"),
     }
+}
+
+/// A publisher whose queue refuses connections: for settle handlers that must not re-queue.
+pub async fn no_requeue() -> SqsPublisher {
+    SqsPublisher::new(unreachable_sqs().await, "http://127.0.0.1:9/q", signer())
 }
 
 /// An SQS event with one record per body, each with a fresh message id and signed as buy signs

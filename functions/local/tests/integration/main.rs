@@ -7,6 +7,7 @@ mod helpers;
 
 mod buy;
 mod end_to_end;
+mod faults;
 mod local_server;
 mod operator;
 mod reserve_script;

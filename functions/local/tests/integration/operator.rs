@@ -266,6 +266,7 @@ async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not
         db_at(&url).await,
         fresh_status_store().await,
         store().await,
+        no_requeue().await,
         signer(),
     );
     let def = sale(&id, 10, 2);

@@ -37,7 +37,13 @@ async fn fixture(stock: u32) -> Fixture {
     db.create_sale(&sale).await.unwrap();
     let status = fresh_status_store().await;
     Fixture {
-        settler: Settler::new(db, status.clone(), store().await, signer()),
+        settler: Settler::new(
+            db,
+            status.clone(),
+            store().await,
+            no_requeue().await,
+            signer(),
+        ),
         check: db_at(&url).await,
         sale,
         status,
@@ -124,7 +130,13 @@ async fn concurrent_batches_of_one_sale_never_confirm_more_than_the_stock() {
     for w in 0..4 {
         let (url, def, status) = (url.clone(), def.clone(), status.clone());
         handles.push(tokio::spawn(async move {
-            let settler = Settler::new(db_at(&url).await, status, store().await, signer());
+            let settler = Settler::new(
+                db_at(&url).await,
+                status,
+                store().await,
+                no_requeue().await,
+                signer(),
+            );
             for b in 0..5 {
                 let bodies: Vec<String> = (0..10)
                     .map(|i| body(&order(&def, &format!("w{w}b{b}i{i}"), 1, i)))
@@ -160,6 +172,7 @@ async fn when_postgres_is_unavailable_every_message_is_reported_failed() {
         Db::new("postgres://postgres@127.0.0.1:9/nothing").unwrap(),
         status,
         store().await,
+        no_requeue().await,
         signer(),
     );
     let def = sale(&fresh_sale_id(), 5, 5);

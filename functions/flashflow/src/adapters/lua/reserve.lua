@@ -5,7 +5,8 @@
 -- KEYS[2] buyers hash  buyer -> quantity reserved so far
 -- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id
 -- KEYS[4] outbox hash  order id -> order message (JSON), removed once settled
--- KEYS[5] outbox zset  order id -> reserved-at ms, lets the sweeper find stale entries cheaply
+-- KEYS[5] outbox zset  order id -> reserved-at ms (pushed far out once buy's send succeeded), lets
+--                      the sweeper find the entries whose message may be lost cheaply
 -- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
