@@ -2,7 +2,7 @@
 //! DynamoDB, Postgres) and an in-memory one ([`crate::adapters::memory`]) that the fast handler
 //! tests use; the integration tests run the same handlers on the real adapters.
 
-use crate::domain::{OrderMessage, OrderStatus, Reservation, ReserveRequest, SaleId, Settlement};
+use crate::domain::{OrderMessage, OrderStatus, Reservation, ReserveRequest, SaleId, Settled};
 use std::collections::HashMap;
 use std::future::Future;
 use uuid::Uuid;
@@ -137,5 +137,5 @@ pub trait Ledger: Send + Sync + 'static {
     fn settle_orders(
         &self,
         orders: &[OrderMessage],
-    ) -> impl Future<Output = Result<HashMap<Uuid, Settlement>, DbError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<Uuid, Settled>, DbError>> + Send;
 }

@@ -1,7 +1,7 @@
 //! Settlement: an SQS batch of order messages into the ledger, then the status into the status
 //! store and the reservation out of the outbox.
 
-use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleId, Settlement};
+use crate::domain::{OrderMessage, OrderState, SaleId, Settled};
 use crate::ports::{Ledger, OrderPublisher, ReservationStore, StatusStore};
 use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -80,7 +80,7 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
     async fn record(
         &self,
         orders: &[(String, OrderMessage)],
-    ) -> (HashMap<Uuid, Settlement>, HashSet<String>, HashSet<String>) {
+    ) -> (HashMap<Uuid, Settled>, HashSet<String>, HashSet<String>) {
         let mut outcome = HashMap::new();
         let mut failed = HashSet::new();
         let mut transient = HashSet::new();
@@ -183,28 +183,26 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
             self.requeue(&orders, &transient, &mut report).await;
         }
         orders.retain(|(id, _)| !refused.contains(id) && !transient.contains(id));
-        let settled_as = |o: &OrderMessage| {
-            outcome
-                .get(&o.order_id)
-                .copied()
-                .unwrap_or(Settlement::UnknownSale)
+        let recorded = |o: &OrderMessage| match outcome.get(&o.order_id) {
+            Some(Settled::Recorded(status)) => Some(status),
+            _ => None,
         };
 
         let mut statuses = Vec::new();
         let mut written: HashSet<Uuid> = HashSet::new();
         let mut by_sale: BTreeMap<SaleId, Vec<Uuid>> = BTreeMap::new();
         for (_, o) in &orders {
-            let Some(state) = OrderState::settled(settled_as(o)) else {
+            let Some(status) = recorded(o) else {
                 continue;
             };
             if !written.insert(o.order_id) {
                 continue;
             }
-            match state {
+            match status.status {
                 OrderState::Confirmed => report.confirmed += 1,
                 _ => report.rejected += 1,
             }
-            statuses.push(OrderStatus::of(o, state));
+            statuses.push(status.clone());
             by_sale
                 .entry(o.sale_id.clone())
                 .or_default()
@@ -228,7 +226,7 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
 
         let mut unknown: BTreeMap<&SaleId, Vec<Uuid>> = BTreeMap::new();
         for (id, o) in &orders {
-            if settled_as(o) == Settlement::UnknownSale {
+            if recorded(o).is_none() {
                 warn!(message_id = %id, sale = %o.sale_id, order = %o.order_id,
                     "order for a sale Postgres does not know: to the DLQ");
                 report.failed.push(id.clone());

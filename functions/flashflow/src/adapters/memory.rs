@@ -4,8 +4,8 @@
 use crate::domain::reservation::{check, LiveRules};
 use crate::domain::settlement::allocate;
 use crate::domain::{
-    BuyerId, IdempotencyKey, OrderMessage, OrderStatus, Refusal, Reservation, ReserveRequest,
-    SaleDefinition, SaleId, Settlement, ORDER_MESSAGE_VERSION,
+    BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, Refusal, Reservation,
+    ReserveRequest, SaleDefinition, SaleId, Settled, Settlement, ORDER_MESSAGE_VERSION,
 };
 use crate::ports::{
     DbError, Ledger, OrderPublisher, PublishError, ReservationStore, StatusError, StatusStore,
@@ -307,7 +307,7 @@ impl Ledger for MemoryLedger {
     async fn settle_orders(
         &self,
         orders: &[OrderMessage],
-    ) -> Result<HashMap<Uuid, Settlement>, DbError> {
+    ) -> Result<HashMap<Uuid, Settled>, DbError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(DbError::Unavailable("memory ledger switched off".into()));
@@ -318,9 +318,16 @@ impl Ledger for MemoryLedger {
         }
         drop(refused);
         let mut books = lock(&self.books);
-        let mut outcome: HashMap<Uuid, Settlement> = orders
+        let recorded = |o: &OrderMessage, s: Settlement| match OrderState::settled(s) {
+            Some(state) => Settled::Recorded(OrderStatus::of(o, state)),
+            None => Settled::UnknownSale,
+        };
+        let mut outcome: HashMap<Uuid, Settled> = orders
             .iter()
-            .filter_map(|o| books.orders.get(&o.order_id).map(|(_, s)| (o.order_id, *s)))
+            .filter_map(|o| {
+                let (kept, s) = books.orders.get(&o.order_id)?;
+                Some((o.order_id, recorded(kept, *s)))
+            })
             .collect();
         let mut available: HashMap<SaleId, i64> = books
             .sales
@@ -329,7 +336,7 @@ impl Ledger for MemoryLedger {
             .collect();
         let fresh = orders.iter().filter(|o| !outcome.contains_key(&o.order_id));
         for (o, settled) in allocate(&mut available, fresh) {
-            outcome.insert(o.order_id, settled);
+            outcome.insert(o.order_id, recorded(o, settled));
             if settled == Settlement::UnknownSale {
                 continue;
             }

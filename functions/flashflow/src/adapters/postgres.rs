@@ -1,7 +1,9 @@
 //! The Postgres adapter: the authority for sales and settled orders. Schema migrations are embedded.
 
 use crate::domain::settlement::{allocate, distinct_ids};
-use crate::domain::{OrderMessage, SaleDefinition, SaleId, Settlement};
+use crate::domain::{
+    BuyerId, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId, Settled, Settlement,
+};
 use crate::ports::{DbError, Ledger};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -353,7 +355,7 @@ impl Ledger for Db {
     async fn settle_orders(
         &self,
         orders: &[OrderMessage],
-    ) -> Result<HashMap<uuid::Uuid, Settlement>, DbError> {
+    ) -> Result<HashMap<uuid::Uuid, Settled>, DbError> {
         match self.settle_once(orders).await {
             Err(DbError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "postgres connection lost, reconnecting once");
@@ -373,8 +375,9 @@ impl Db {
     async fn settle_once(
         &self,
         orders: &[OrderMessage],
-    ) -> Result<HashMap<uuid::Uuid, Settlement>, DbError> {
-        let mut outcome: HashMap<uuid::Uuid, Settlement> = HashMap::new();
+    ) -> Result<HashMap<uuid::Uuid, Settled>, DbError> {
+        const RECORDED: &str = "order_id, sale_id, buyer, quantity, status";
+        let mut outcome: HashMap<uuid::Uuid, Settled> = HashMap::new();
         if orders.is_empty() {
             return Ok(outcome);
         }
@@ -397,28 +400,20 @@ impl Db {
                 available.insert(id, i64::from(r.get::<_, i32>(1) - r.get::<_, i32>(2)));
             }
         }
-        for row in tx
-            .query(
-                "SELECT order_id, status FROM orders WHERE order_id = ANY($1)",
-                &[&order_ids],
-            )
-            .await?
-        {
-            let status = if row.get::<_, &str>(1) == "CONFIRMED" {
-                Settlement::Confirmed
-            } else {
-                Settlement::Rejected
-            };
-            outcome.insert(row.get(0), status);
+        let select = format!("SELECT {RECORDED} FROM orders WHERE order_id = ANY($1)");
+        for row in tx.query(&select, &[&order_ids]).await? {
+            let recorded = recorded(&row)?;
+            outcome.insert(recorded.order_id, Settled::Recorded(recorded));
         }
 
         let fresh = orders.iter().filter(|o| !outcome.contains_key(&o.order_id));
         let mut rows = InsertRows::default();
         for (o, settled) in allocate(&mut available, fresh) {
-            if settled != Settlement::UnknownSale {
+            if settled == Settlement::UnknownSale {
+                outcome.insert(o.order_id, Settled::UnknownSale);
+            } else {
                 rows.push(o, settled);
             }
-            outcome.insert(o.order_id, settled);
         }
 
         if !rows.ids.is_empty() {
@@ -428,7 +423,7 @@ impl Db {
                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],
                                           $6::text[], $7::timestamptz[])
                      ON CONFLICT (order_id) DO NOTHING
-                     RETURNING sale_id, quantity, status",
+                     RETURNING order_id, sale_id, buyer, quantity, status",
                     &[
                         &rows.ids,
                         &rows.sales,
@@ -441,11 +436,26 @@ impl Db {
                 )
                 .await?;
             let mut confirmed: HashMap<String, i32> = HashMap::new();
-            for r in inserted
+            for r in &inserted {
+                let recorded = recorded(r)?;
+                if recorded.status == OrderState::Confirmed {
+                    *confirmed.entry(recorded.sale_id.to_string()).or_default() +=
+                        recorded.quantity as i32;
+                }
+                outcome.insert(recorded.order_id, Settled::Recorded(recorded));
+            }
+            // Inserted meanwhile by another transaction (ON CONFLICT): read what it recorded.
+            let missing: Vec<uuid::Uuid> = rows
+                .ids
                 .iter()
-                .filter(|r| r.get::<_, &str>(2) == "CONFIRMED")
-            {
-                *confirmed.entry(r.get(0)).or_default() += r.get::<_, i32>(1);
+                .filter(|id| !outcome.contains_key(id))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                for row in tx.query(&select, &[&missing]).await? {
+                    let recorded = recorded(&row)?;
+                    outcome.insert(recorded.order_id, Settled::Recorded(recorded));
+                }
             }
             let (sales, quantities): (Vec<String>, Vec<i32>) = confirmed.into_iter().unzip();
             tx.execute(
@@ -458,6 +468,19 @@ impl Db {
         tx.commit().await?;
         Ok(outcome)
     }
+}
+
+/// An order row (`order_id, sale_id, buyer, quantity, status`) as buyers see it.
+fn recorded(r: &tokio_postgres::Row) -> Result<OrderStatus, DbError> {
+    let order_id: uuid::Uuid = r.get(0);
+    let bad = |what: &str| DbError::Query(format!("order {order_id}: stored {what} is invalid"));
+    Ok(OrderStatus {
+        order_id,
+        sale_id: SaleId::parse(r.get(1)).map_err(|_| bad("sale id"))?,
+        buyer: BuyerId::parse(r.get(2)).map_err(|_| bad("buyer"))?,
+        quantity: r.get::<_, i32>(3) as u32,
+        status: OrderState::parse(r.get(4)).map_err(|_| bad("status"))?,
+    })
 }
 
 /// Column arrays for the set-based insert.

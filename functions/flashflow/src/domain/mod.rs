@@ -19,7 +19,7 @@ pub use ids::*;
 pub use message::{OrderMessage, ORDER_MESSAGE_VERSION};
 pub use reservation::{Refusal, Reservation, ReserveRequest};
 pub use sale::SaleDefinition;
-pub use settlement::Settlement;
+pub use settlement::{Settled, Settlement};
 pub use status::{OrderState, OrderStatus};
 
 /// Why a piece of client input (or a queue message) was refused. The message is meant for the client.

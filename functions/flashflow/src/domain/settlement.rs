@@ -24,6 +24,16 @@ impl Settlement {
     }
 }
 
+/// What the ledger holds for one order of a batch after settling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The order as the ledger recorded it (now, or by an earlier delivery): the status buyers
+    /// see is written from this, never from the message alone.
+    Recorded(super::OrderStatus),
+    /// The sale does not exist in the ledger: nothing recorded.
+    UnknownSale,
+}
+
 /// The allocation rule: first come, first served by Redis' reservation time (then order id), each
 /// order confirmed while its sale's `available` stock covers its quantity, else rejected; orders of
 /// sales not in `available` are [`Settlement::UnknownSale`]. An order appearing twice is decided

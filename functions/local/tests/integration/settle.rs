@@ -240,3 +240,46 @@ async fn the_sqs_batch_fixture_settles_its_two_orders_and_reports_its_poison_mes
     );
     assert_eq!(counts(&f.check, &f.sale).await, expect(2, 0, 2, 2));
 }
+
+#[tokio::test]
+async fn an_order_postgres_refuses_fails_alone_and_the_rest_of_its_batch_settles_at_once() {
+    let f = fixture(100).await;
+    // A constraint of the schema this code does not know about refuses one buyer.
+    f.check
+        .client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE FUNCTION refuse_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.buyer = 'mallory' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER refuse_mallory BEFORE INSERT ON orders
+               FOR EACH ROW EXECUTE FUNCTION refuse_mallory();",
+        )
+        .await
+        .unwrap();
+    let mut bodies: Vec<String> = (0..9)
+        .map(|i| body(&order(&f.sale, &format!("g{i}"), 1, i)))
+        .collect();
+    bodies.insert(3, body(&order(&f.sale, "mallory", 1, 3)));
+    let (event, ids) = sqs_event(&bodies);
+    let resp = f.settler.handle(event).await;
+    assert_eq!(failed_ids(&resp), vec![ids[3].clone()]);
+    assert_eq!(counts(&f.check, &f.sale).await, expect(9, 0, 9, 9));
+}
+
+#[tokio::test]
+async fn the_status_written_for_a_redelivered_order_is_what_postgres_recorded() {
+    let f = fixture(10).await;
+    let first = order(&f.sale, "owner", 1, 0);
+    let (event, _) = sqs_event(&[body(&first)]);
+    assert!(f.settler.handle(event).await.batch_item_failures.is_empty());
+    // The same order id again, claiming another buyer and quantity.
+    let mut other = first.clone();
+    other.buyer = flashflow::domain::BuyerId::parse("someone-else").unwrap();
+    other.quantity = flashflow::domain::Quantity::new(3).unwrap();
+    let (event, _) = sqs_event(&[body(&other)]);
+    assert!(f.settler.handle(event).await.batch_item_failures.is_empty());
+    let st = f.status.get(first.order_id).await.unwrap().unwrap();
+    assert_eq!((st.buyer.as_str(), st.quantity), ("owner", 1));
+    assert_eq!(counts(&f.check, &f.sale).await, expect(1, 0, 1, 1));
+}
