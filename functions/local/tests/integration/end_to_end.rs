@@ -374,8 +374,13 @@ async fn forged_and_poison_messages_among_good_orders_reach_the_dlq_and_take_no_
     wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(10)).await;
     settlement.stop().await;
 
-    let counts = app.counts(&def).await;
-    assert_eq!((counts.confirmed, counts.confirmed_quantity), (3, 3));
+    app.assert_invariants(
+        "poison and forged messages among good orders",
+        &def,
+        &accepted,
+        2,
+    )
+    .await;
     for id in &accepted {
         assert_eq!(
             app.status.get(*id).await.unwrap().unwrap().status,

@@ -72,7 +72,13 @@ async fn sqs_unreachable_during_a_burst_of_buys_everything_arrives_once_after_re
     app.wait_for_settled(&def, 15).await;
     wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(10)).await;
     settlement.stop().await;
-    app.assert_invariants(&def, &accepted, 0).await;
+    app.assert_invariants(
+        "SQS unreachable during a burst of buys (20 buyers, stock 15)",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -103,7 +109,13 @@ async fn postgres_down_for_several_visibility_timeouts_loses_nothing_and_fills_n
     app.wait_for_settled(&def, 10).await;
     wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(15)).await;
     settlement.stop().await;
-    app.assert_invariants(&def, &accepted, 0).await;
+    app.assert_invariants(
+        "Postgres down for 6 visibility timeouts during settlement",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
 }
 
 /// A settle instance that dies after its first commit, before answering: as a Lambda that timed
@@ -141,7 +153,13 @@ async fn settle_dying_after_commit_before_the_delete_records_each_order_once() {
         stats.messages.load(Ordering::Relaxed) > 5,
         "the batch was delivered again"
     );
-    app.assert_invariants(&def, &accepted, 0).await;
+    app.assert_invariants(
+        "settle dies after commit, before the delete",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -158,7 +176,13 @@ async fn one_message_delivered_many_times_to_several_settle_instances_makes_one_
     let settlement = app.start_settlement(4).await;
     wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(20)).await;
     settlement.stop().await;
-    app.assert_invariants(&def, &[id], 0).await;
+    app.assert_invariants(
+        "one message delivered 20 times to 4 settle instances",
+        &def,
+        &[id],
+        0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -195,7 +219,13 @@ async fn a_lock_held_past_lock_timeout_fails_the_batch_cleanly_and_it_settles_af
     app.wait_for_settled(&def, 3).await;
     wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(15)).await;
     settlement.stop().await;
-    app.assert_invariants(&def, &accepted, 0).await;
+    app.assert_invariants(
+        "a lock on the sale row held past lock_timeout",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -239,5 +269,64 @@ async fn an_order_for_a_sale_postgres_lacks_reaches_the_dlq_once_and_a_redrive_a
             .unwrap(),
         0
     );
-    app.assert_invariants(&def, &accepted, 0).await;
+    app.assert_invariants(
+        "orders for a sale Postgres lacks, then fixed and redriven",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper() {
+    use flashflow::domain::{BuyerId, Quantity, Reservation, ReserveRequest};
+    use flashflow::ports::ReservationStore;
+    let app = TestApp::new().await;
+    let def = app.sale(5, 1).await;
+    let mut accepted = Vec::new();
+    for i in 0..3 {
+        // The script ran; the process died before SendMessage.
+        let reserved = app
+            .store
+            .reserve(&ReserveRequest {
+                order_id: Uuid::now_v7(),
+                sale: def.id.clone(),
+                buyer: BuyerId::parse(&format!("d{i}")).unwrap(),
+                quantity: Quantity::default(),
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+        let Reservation::Reserved { order_id, .. } = reserved else {
+            panic!("{reserved:?}")
+        };
+        accepted.push(order_id);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue, signer());
+    let timing = SweepTiming {
+        grace: Duration::from_millis(10),
+        in_queue_for: Duration::from_secs(3600),
+    };
+    let report = sweep_sales(
+        &app.store,
+        &publisher,
+        timing,
+        std::slice::from_ref(&def.id),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.resent, 3);
+    let settlement = app.start_settlement(1).await;
+    app.wait_for_settled(&def, 3).await;
+    wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(10)).await;
+    settlement.stop().await;
+    app.assert_invariants(
+        "buy dies between the script and the send",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
 }

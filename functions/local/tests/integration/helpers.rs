@@ -144,15 +144,51 @@ impl TestApp {
     /// Check the promises after a scenario: Postgres never confirmed more than the stock nor
     /// anything but `accepted` orders, each of those exactly once and CONFIRMED in Postgres and
     /// DynamoDB; Redis never went below zero; the outbox is empty; the DLQ holds `dlq` messages.
-    pub async fn assert_invariants(&self, sale: &SaleDefinition, accepted: &[Uuid], dlq: i64) {
+    ///
+    /// Prints the scenario's row of the README's reliability table (`cargo test -- --nocapture`).
+    pub async fn assert_invariants(
+        &self,
+        scenario: &str,
+        sale: &SaleDefinition,
+        accepted: &[Uuid],
+        dlq: i64,
+    ) {
         let c = self.counts(sale).await;
+        let client = self.db.client().await.unwrap();
+        let rows: Vec<(Uuid, String)> = client
+            .query(
+                "SELECT order_id, status FROM orders WHERE sale_id = $1",
+                &[&sale.id.as_str()],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mine = |id: &Uuid| rows.iter().filter(|(o, _)| o == id).count();
+        let settled = accepted.iter().filter(|id| mine(id) == 1).count();
+        let lost = accepted.iter().filter(|id| mine(id) == 0).count();
+        let duplicated: usize = accepted.iter().map(|id| mine(id).saturating_sub(1)).sum();
+        let wrongly_confirmed = rows
+            .iter()
+            .filter(|(o, s)| s == "CONFIRMED" && !accepted.contains(o))
+            .count();
+        let in_dlq = self.depth(&self.dlq).await;
+        println!(
+            "reliability | {scenario} | {} | {settled} | {lost} | {duplicated} | {wrongly_confirmed} | {in_dlq} |",
+            accepted.len()
+        );
+        assert_eq!(
+            (lost, duplicated, wrongly_confirmed),
+            (0, 0, 0),
+            "{scenario}"
+        );
         assert!(c.confirmed_quantity as u32 <= sale.stock, "oversold: {c:?}");
         assert_eq!(
             c.confirmed,
             accepted.len() as i64,
             "confirmed exactly the accepted orders"
         );
-        let client = self.db.client().await.unwrap();
         for id in accepted {
             let rows: Vec<String> = client
                 .query("SELECT status FROM orders WHERE order_id = $1", &[id])
@@ -180,7 +216,7 @@ impl TestApp {
             assert!(live.remaining >= 0, "Redis oversold: {live:?}");
             assert_eq!(live.pending, 0, "outbox left: {live:?}");
         }
-        assert_eq!(self.depth(&self.dlq).await, dlq, "DLQ");
+        assert_eq!(in_dlq, dlq, "DLQ");
     }
 
     /// Wait until Postgres recorded `n` orders of `sale`.
