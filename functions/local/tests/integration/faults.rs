@@ -330,3 +330,35 @@ async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper()
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connection_that_died_between_batches_is_replaced_and_the_next_batch_settles_first_time()
+{
+    let app = TestApp::new().await;
+    let def = app.sale(5, 5).await;
+    let db = db_at(&app.db_url).await;
+    let pid: i32 = db
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let settler = app.settler_on(db);
+    // As when a frozen Lambda instance's connection was closed by the server meanwhile.
+    app.db
+        .client()
+        .await
+        .unwrap()
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bodies: Vec<String> = (0..3).map(|i| order(&def, "c", 1, i).to_json()).collect();
+    let report = settler.settle(sqs_event(&bodies).0).await;
+    assert_eq!(
+        (report.confirmed, report.requeued, report.failed.len()),
+        (3, 0, 0)
+    );
+}
