@@ -399,19 +399,8 @@ impl ReservationStore for RedisStore {
         order_id: Uuid,
         until_ms: i64,
     ) -> Result<(), StoreError> {
-        let keys = SaleKeys::new(sale);
-        let _: i64 = self
-            .client
-            .zadd(
-                &keys.outbox_at,
-                Some(fred::types::SetOptions::XX),
-                None,
-                false,
-                false,
-                (until_ms as f64, order_id.to_string()),
-            )
-            .await?;
-        Ok(())
+        self.touch_outbox(sale, &[order_id.to_string()], &[], until_ms)
+            .await
     }
 
     async fn remove_from_outbox(
