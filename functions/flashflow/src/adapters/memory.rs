@@ -4,7 +4,7 @@
 use crate::domain::reservation::{check, LiveRules};
 use crate::domain::settlement::allocate;
 use crate::domain::{
-    BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, Refusal, Reservation,
+    BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, Quantity, Refusal, Reservation,
     ReserveRequest, SaleDefinition, SaleId, Settled, Settlement, ORDER_MESSAGE_VERSION,
 };
 use crate::ports::{
@@ -31,7 +31,7 @@ fn now_ms() -> i64 {
 struct MemSale {
     rules: LiveRules,
     bought: HashMap<BuyerId, u32>,
-    keys: HashMap<(BuyerId, IdempotencyKey), Uuid>,
+    keys: HashMap<(BuyerId, IdempotencyKey), (Uuid, Quantity)>,
     outbox: BTreeMap<Uuid, String>,
 }
 
@@ -102,9 +102,15 @@ impl ReservationStore for MemoryStore {
             return Ok(Reservation::Refused(Refusal::UnknownSale));
         };
         let key = req.idempotency_key.clone().map(|k| (req.buyer.clone(), k));
-        if let Some(order_id) = key.as_ref().and_then(|k| sale.keys.get(k)) {
-            return Ok(Reservation::Duplicate {
-                order_id: *order_id,
+        if let Some((order_id, quantity)) = key.as_ref().and_then(|k| sale.keys.get(k)) {
+            return Ok(if *quantity == req.quantity {
+                Reservation::Duplicate {
+                    order_id: *order_id,
+                }
+            } else {
+                Reservation::Refused(Refusal::KeyReused {
+                    order_id: *order_id,
+                })
             });
         }
         let now = now_ms();
@@ -115,7 +121,7 @@ impl ReservationStore for MemoryStore {
         sale.rules.remaining -= i64::from(req.quantity.get());
         *sale.bought.entry(req.buyer.clone()).or_default() += req.quantity.get();
         if let Some(k) = key {
-            sale.keys.insert(k, req.order_id);
+            sale.keys.insert(k, (req.order_id, req.quantity));
         }
         let message = OrderMessage {
             v: ORDER_MESSAGE_VERSION,

@@ -436,6 +436,11 @@ fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservati
                 .parse()
                 .map_err(|_| StoreError::Failed(format!("reserve.lua: bad order id {detail:?}")))?,
         },
+        "KEY_REUSED" => Reservation::Refused(Refusal::KeyReused {
+            order_id: detail
+                .parse()
+                .map_err(|_| StoreError::Failed(format!("reserve.lua: bad order id {detail:?}")))?,
+        }),
         "NO_SALE" => Reservation::Refused(Refusal::UnknownSale),
         "NOT_OPEN" => Reservation::Refused(Refusal::NotOpen {
             opens_at_ms: num(&detail)?,

@@ -173,6 +173,14 @@ impl IntoResponse for ApiError {
 fn refusal_parts(r: &Refusal) -> (StatusCode, &'static str, String) {
     use crate::timefmt::format_ms;
     match r {
+        Refusal::KeyReused { order_id } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            format!(
+                "this Idempotency-Key was used for another request (order {order_id}); \
+                 send a new key with a new request"
+            ),
+        ),
         Refusal::UnknownSale => (
             StatusCode::NOT_FOUND,
             "sale_not_found",

@@ -164,6 +164,33 @@ async fn a_sent_order_is_marked_as_in_the_queue_and_an_unsent_one_is_not() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_reused_for_another_quantity_is_422_and_takes_nothing() {
+    let b = buy_app(10, 5, true);
+    let with_key = |q: u32| {
+        request(
+            "POST",
+            "/sales/drop/buy",
+            &[("x-user-id", "kim"), ("idempotency-key", "k1")],
+            &format!(r#"{{"quantity":{q}}}"#),
+        )
+    };
+    let first = call(&b.app, with_key(1)).await;
+    assert_eq!(first.status, 202);
+    let reused = call(&b.app, with_key(3)).await;
+    assert_eq!(
+        (reused.status, reused.body["error"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+    let replay = call(&b.app, with_key(1)).await;
+    assert_eq!(
+        (replay.status, &replay.body["order_id"]),
+        (202, &first.body["order_id"])
+    );
+    assert_eq!(b.store.remaining(&b.sale.id), Some(9));
+    assert_eq!(b.queue.sent().len(), 1);
+}
+
+#[tokio::test]
 async fn a_retried_event_with_the_same_idempotency_key_gets_the_same_order_and_one_message() {
     let b = buy_app(10, 2, false);
     let first = call(&b.app, event(BUY_EVENT, &b.sale.id)).await;

@@ -32,6 +32,10 @@ pub enum Reservation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     UnknownSale,
+    /// The buyer's idempotency key belongs to an earlier request that asked for something else.
+    KeyReused {
+        order_id: Uuid,
+    },
     NotOpen {
         opens_at_ms: i64,
     },

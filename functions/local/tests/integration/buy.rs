@@ -68,6 +68,29 @@ async fn a_retried_event_with_the_same_idempotency_key_gets_the_same_order_id_an
 }
 
 #[tokio::test]
+async fn an_idempotency_key_reused_with_another_quantity_is_422_on_redis_too() {
+    let (store, sqs) = (store().await, sqs().await);
+    let def = loaded_sale(&store, 10, 5).await;
+    let app = buy_app(store.clone(), sqs, "http://127.0.0.1:9/unused");
+    let with_key = |q: u32| {
+        let body = format!(r#"{{"quantity":{q}}}"#);
+        request(
+            "POST",
+            &format!("/sales/{}/buy", def.id),
+            &[("x-user-id", "kim"), ("idempotency-key", "k1")],
+            Some(&body),
+        )
+    };
+    assert_eq!(call(&app, with_key(1)).await.status, 202);
+    let reused = call(&app, with_key(3)).await;
+    assert_eq!(
+        (reused.status, reused.error()),
+        (422, Some("idempotency_key_reused"))
+    );
+    assert_eq!(remaining(&store, &def.id).await, 9);
+}
+
+#[tokio::test]
 async fn when_sqs_is_unreachable_the_buyer_still_gets_202_and_the_order_waits_in_the_outbox() {
     let store = store().await;
     let def = loaded_sale(&store, 10, 2).await;

@@ -302,6 +302,7 @@ struct Step(&'static str, i64, Option<&'static str>);
 enum Outcome {
     Reserved,
     Duplicate,
+    KeyReused,
     Refused(Refusal),
 }
 
@@ -320,6 +321,7 @@ async fn run<S: ReservationStore>(
             {
                 Reservation::Reserved { .. } => Outcome::Reserved,
                 Reservation::Duplicate { .. } => Outcome::Duplicate,
+                Reservation::Refused(Refusal::KeyReused { .. }) => Outcome::KeyReused,
                 Reservation::Refused(r) => Outcome::Refused(r),
             },
         );
@@ -340,6 +342,8 @@ async fn the_lua_script_and_the_rust_rule_answer_every_step_alike() {
         Step("c", 1, None),
         Step("d", 1, None),
         Step("a", 1, Some("k")),
+        Step("a", 3, Some("k")),
+        Step("a", 2, Some("k")),
     ];
     let redis = store().await;
     let def = loaded_sale(&redis, 5, 3).await;
@@ -359,6 +363,8 @@ async fn the_lua_script_and_the_rust_rule_answer_every_step_alike() {
             Outcome::Refused(Refusal::SoldOut),
             Outcome::Refused(Refusal::SoldOut),
             Outcome::Refused(Refusal::SoldOut),
+            Outcome::KeyReused,
+            Outcome::KeyReused,
             Outcome::Duplicate,
         ]
     );

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock}
 -- KEYS[2] buyers hash  buyer -> quantity reserved so far
--- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id
+-- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id .. " " .. quantity
 -- KEYS[4] outbox hash  order id -> order message (JSON), removed once settled
 -- KEYS[5] outbox zset  order id -> reserved-at ms (pushed far out once buy's send succeeded), lets
 --                      the sweeper find the entries whose message may be lost cheaply
@@ -11,7 +11,8 @@
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
 -- Returns {status, detail}:
---   RESERVED order-json | DUPLICATE order-id | NO_SALE | NOT_OPEN opens_ms | CLOSED closes_ms
+--   RESERVED order-json | DUPLICATE order-id | KEY_REUSED order-id | NO_SALE | NOT_OPEN opens_ms
+--   | CLOSED closes_ms
 --   LIMIT remaining-allowance | SOLD_OUT | INSUFFICIENT remaining
 local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms')
 if not sale[1] then
@@ -24,7 +25,12 @@ if ARGV[5] ~= '' then
   idem_field = ARGV[3] .. '\n' .. ARGV[5]
   local existing = redis.call('HGET', KEYS[3], idem_field)
   if existing then
-    return {'DUPLICATE', existing}
+    -- The same key with another request (another quantity) is the client's mistake, not a retry.
+    local id, qty = string.match(existing, '^(%S+) (%d+)$')
+    if id and qty ~= ARGV[4] then
+      return {'KEY_REUSED', id}
+    end
+    return {'DUPLICATE', id or existing}
   end
 end
 
@@ -58,7 +64,7 @@ end
 redis.call('HINCRBY', KEYS[1], 'remaining', -qty)
 redis.call('HINCRBY', KEYS[2], ARGV[3], qty)
 if idem_field then
-  redis.call('HSET', KEYS[3], idem_field, ARGV[1])
+  redis.call('HSET', KEYS[3], idem_field, ARGV[1] .. ' ' .. ARGV[4])
 end
 local order = {
   v = tonumber(ARGV[6]),
