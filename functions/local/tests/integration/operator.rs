@@ -108,65 +108,49 @@ async fn creating_the_same_sale_twice_is_idempotent_but_a_different_one_with_tha
     assert_eq!((status, err["error"].as_str()), (409, Some("sale_exists")));
 }
 
+/// `POST /admin/sales/{id}/reset`, with the operator token and an optional body.
+async fn reset(op: &Router, id: &flashflow::domain::SaleId, body: Option<&str>) -> Answer {
+    call(
+        op,
+        req(
+            "POST",
+            &format!("/admin/sales/{id}/reset"),
+            body,
+            Some(TOKEN),
+        ),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn reset_restores_the_stock_and_forgets_buyers() {
     let op = handler().await;
     let id = fresh_sale_id();
     assert_eq!(create(&op, &id, 1).await.status, 201);
-    let store = store().await;
-    let buy = buy_app(store.clone(), sqs().await, "http://127.0.0.1:9/unused");
-    let one = || {
-        http::Request::builder()
-            .method("POST")
-            .uri(format!("/sales/{id}/buy"))
-            .header("x-user-id", "yan")
-            .body(Body::empty())
-            .unwrap()
-    };
-    assert_eq!(answer(call(&buy, one()).await).0, 202);
-    assert_eq!(answer(call(&buy, one()).await).1["error"], "sold_out");
+    let buy = buy_app(store().await, sqs().await, "http://127.0.0.1:9/unused");
+    let one = || local_buy(&id, "yan", None);
+    assert_eq!(call(&buy, one()).await.status, 202);
+    assert_eq!(call(&buy, one()).await.error(), Some("sold_out"));
 
-    let (status, shown) = answer(
-        call(
-            &op,
-            req(
-                "POST",
-                &format!("/admin/sales/{id}/reset"),
-                Some(r#"{"stock":5}"#),
-                Some(TOKEN),
-            ),
-        )
-        .await,
-    );
-    assert_eq!(status, 200, "{shown}");
+    let shown = reset(&op, &id, Some(r#"{"stock":5}"#)).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
     assert_eq!(
         (
-            shown["stock"].as_i64(),
-            shown["remaining"].as_i64(),
-            shown["pending"].as_i64()
+            shown.body["stock"].as_i64(),
+            shown.body["remaining"].as_i64(),
+            shown.body["pending"].as_i64()
         ),
         (Some(5), Some(5), Some(0))
     );
     assert_eq!(
-        answer(call(&buy, one()).await).0,
+        call(&buy, one()).await.status,
         202,
         "the buyer's count was reset too"
     );
 
-    let (status, shown) = answer(
-        call(
-            &op,
-            req(
-                "POST",
-                &format!("/admin/sales/{id}/reset"),
-                None,
-                Some(TOKEN),
-            ),
-        )
-        .await,
-    );
+    let shown = reset(&op, &id, None).await;
     assert_eq!(
-        (status, shown["remaining"].as_i64()),
+        (shown.status, shown.body["remaining"].as_i64()),
         (200, Some(5)),
         "reset without a body keeps the stock"
     );
