@@ -11,11 +11,13 @@
 : "${REDIS_URL:=redis://127.0.0.1:6379}"
 : "${DATABASE_URL:=postgres://postgres:postgres@127.0.0.1:5432/flashflow}"
 : "${OPERATOR_TOKEN:=local-operator-token}"
+# Resets end a sale's round; the local stack allows them for demos and load tests (AWS: off).
+: "${SALE_RESET_ENABLED:=true}"
 # Signs order messages (buy, sweeper) so settle can refuse anyone else's; a local-only value.
 : "${ORDER_SIGNING_KEY:=local-order-signing-key-not-a-secret-0001}"
 
 export FLASHFLOW_HOME AWS_REGION LOCALSTACK_PORT DYNAMODB_PORT API_PORT ORDERS_QUEUE ORDERS_DLQ \
-  ORDERS_TABLE REDIS_URL DATABASE_URL OPERATOR_TOKEN ORDER_SIGNING_KEY
+  ORDERS_TABLE REDIS_URL DATABASE_URL OPERATOR_TOKEN ORDER_SIGNING_KEY SALE_RESET_ENABLED
 export AWS_DEFAULT_REGION="$AWS_REGION"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_ENDPOINT_URL_SQS="${AWS_ENDPOINT_URL_SQS:-http://localhost:$LOCALSTACK_PORT}"

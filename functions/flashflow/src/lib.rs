@@ -12,12 +12,14 @@
 //!   Postgres, and in memory for fast tests.
 //! - [`api`]: one `axum::Router` per HTTP function (buy, orders, operator) and the one
 //!   error-to-HTTP mapping.
+//! - [`admin`]: operator work spanning the stores: rehydrating Redis, resetting a sale.
 //! - [`settle`]: an SQS batch into the ledger, then the status store and the outbox cleanup.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
 //! - [`signing`]: the signature that lets settle tell buy's messages from anyone else's.
 //! - [`config`], [`aws`], [`timefmt`]: settings from the environment, the AWS SDK configuration,
 //!   RFC 3339 times.
 
+pub mod admin;
 pub mod adapters;
 pub mod api;
 pub mod aws;

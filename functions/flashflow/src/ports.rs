@@ -2,6 +2,7 @@
 //! DynamoDB, Postgres) and an in-memory one ([`crate::adapters::memory`]) that the fast handler
 //! tests use; the integration tests run the same handlers on the real adapters.
 
+use crate::domain::rehydrate::KeyHolder;
 use crate::domain::{OrderMessage, OrderStatus, Reservation, ReserveRequest, SaleId, Settled};
 use std::collections::HashMap;
 use std::future::Future;
@@ -85,7 +86,8 @@ pub trait ReservationStore: Send + Sync + 'static {
         until_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Remove settled orders from the sale's outbox.
+    /// Remove settled orders from the sale's outbox, and record each settled idempotency key's
+    /// order and state (`keys`), so a replay of the request answers the order's outcome.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails; the entries stay, the sweeper re-sends them and settle
@@ -94,6 +96,7 @@ pub trait ReservationStore: Send + Sync + 'static {
         &self,
         sale: &SaleId,
         order_ids: &[Uuid],
+        keys: &[KeyHolder],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -29,7 +29,13 @@ const MAX_PER_SALE: usize = 10_000;
 pub struct SweepTiming {
     pub grace: Duration,
     pub in_queue_for: Duration,
+    /// How long a finished sale's keys stay in Redis once its outbox is empty (replays are
+    /// answered from them until then; the ledger and the status store keep everything).
+    pub finished_ttl: Duration,
 }
+
+/// A day: [`SweepTiming::finished_ttl`] unless configured.
+pub const DEFAULT_FINISHED_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -39,7 +45,8 @@ pub struct SweepReport {
     pub send_failed: usize,
     /// Index entries whose order had been settled meanwhile.
     pub forgotten: usize,
-    /// Sales dropped from the registry: sold out or closed, nothing left to settle.
+    /// Sales dropped from the registry, their keys given an expiry: sold out or closed, nothing
+    /// left to settle.
     pub retired: usize,
 }
 
@@ -104,7 +111,9 @@ pub async fn sweep_sales(
                 break;
             }
         }
-        if store.retire_if_finished(sale, now_ms).await? {
+        if store
+            .retire_if_finished(sale, now_ms, timing.finished_ttl)
+            .await? {
             report.retired += 1;
         }
     }

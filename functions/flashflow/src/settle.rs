@@ -1,6 +1,7 @@
 //! Settlement: an SQS batch of order messages into the ledger, then the status into the status
 //! store and the reservation out of the outbox.
 
+use crate::domain::rehydrate::KeyHolder;
 use crate::domain::{OrderMessage, OrderState, SaleId, Settled};
 use crate::ports::{Ledger, OrderPublisher, ReservationStore, StatusStore};
 use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
@@ -27,6 +28,8 @@ pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_s
 pub struct BatchReport {
     pub confirmed: usize,
     pub rejected: usize,
+    /// Retries of an earlier order that Redis did not recognise (see [`OrderState::Duplicate`]).
+    pub duplicates: usize,
     /// Orders sent back to the queue for later because the ledger was unavailable or busy.
     pub requeued: usize,
     /// Message ids reported back to SQS as failed.
@@ -191,6 +194,7 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
         let mut statuses = Vec::new();
         let mut written: HashSet<Uuid> = HashSet::new();
         let mut by_sale: BTreeMap<SaleId, Vec<Uuid>> = BTreeMap::new();
+        let mut keys: BTreeMap<SaleId, Vec<(Uuid, KeyHolder)>> = BTreeMap::new();
         for (_, o) in &orders {
             let Some(status) = recorded(o) else {
                 continue;
@@ -200,6 +204,7 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
             }
             match status.status {
                 OrderState::Confirmed => report.confirmed += 1,
+                OrderState::Duplicate => report.duplicates += 1,
                 _ => report.rejected += 1,
             }
             statuses.push(status.clone());
@@ -207,6 +212,27 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
                 .entry(o.sale_id.clone())
                 .or_default()
                 .push(o.order_id);
+            // A replay of the request answers the order that counts: the original of a duplicate.
+            let counts = match status.duplicate_of {
+                Some(original) => match outcome.get(&original) {
+                    Some(Settled::Recorded(s)) => Some(s),
+                    _ => None,
+                },
+                None => Some(status),
+            };
+            if let (Some(key), Some(counts)) = (&o.idempotency_key, counts) {
+                keys.entry(o.sale_id.clone()).or_default().push((
+                    o.order_id,
+                    KeyHolder {
+                        buyer: o.buyer.clone(),
+                        key: key.clone(),
+                        order_id: counts.order_id,
+                        quantity: counts.quantity,
+                        state: counts.status,
+                        round: o.round,
+                    },
+                ));
+            }
         }
         let status_failed: HashSet<Uuid> =
             self.status.put_all(&statuses).await.into_iter().collect();
@@ -218,7 +244,14 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
                 .filter(|id| !status_failed.contains(id))
                 .copied()
                 .collect();
-            if let Err(e) = self.store.remove_from_outbox(sale, &done).await {
+            let answers: Vec<KeyHolder> = keys
+                .remove(sale)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(id, _)| !status_failed.contains(id))
+                .map(|(_, k)| k)
+                .collect();
+            if let Err(e) = self.store.remove_from_outbox(sale, &done, &answers).await {
                 // Not a failure of the message: the sweeper re-sends it and settle absorbs that.
                 warn!(sale = %sale, error = %e, "outbox cleanup failed");
             }
@@ -238,13 +271,14 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
         // Its message goes to the DLQ (a redrive settles it once the sale exists); the sweeper
         // must not keep sending it back.
         for (sale, ids) in unknown {
-            if let Err(e) = self.store.remove_from_outbox(sale, &ids).await {
+            if let Err(e) = self.store.remove_from_outbox(sale, &ids, &[]).await {
                 warn!(sale = %sale, error = %e, "outbox cleanup failed");
             }
         }
         info!(
             confirmed = report.confirmed,
             rejected = report.rejected,
+            duplicates = report.duplicates,
             requeued = report.requeued,
             failed = report.failed.len(),
             "batch settled"
@@ -275,7 +309,7 @@ mod tests {
             id: SaleId::parse("s").unwrap(),
             name: "s".into(),
             stock,
-            per_user_limit: 5,
+            per_user_limit: 100,
             opens_at_ms: None,
             closes_at_ms: None,
         };
@@ -306,6 +340,7 @@ mod tests {
             quantity: Quantity::default(),
             reserved_at_ms: T0 + at,
             idempotency_key: None,
+            round: 1,
         }
         .to_json()
     }

@@ -68,6 +68,7 @@ async fn api() -> anyhow::Result<()> {
     db.migrate().await.context("migrating Postgres")?;
     let store = connected_store().await?;
     let sdk = aws::sdk_config().await;
+    let status = DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let app = server::app(
         buy::routes(buy::BuyState {
             store: store.clone(),
@@ -82,12 +83,18 @@ async fn api() -> anyhow::Result<()> {
             },
         }),
         orders::routes(orders::OrdersState {
-            status: DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table),
+            status: status.clone(),
             store: store.clone(),
             trust_user_header,
             operator_token: token.clone(),
         }),
-        operator::routes(operator::OperatorState { db, store, token }),
+        operator::routes(operator::OperatorState {
+            db,
+            store,
+            status,
+            token,
+            allow_reset: config::flag("SALE_RESET_ENABLED", false)?,
+        }),
     );
 
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -190,6 +197,7 @@ async fn reconcile_loop() -> anyhow::Result<()> {
     let timing = reconcile::SweepTiming {
         grace: config::millis("OUTBOX_THRESHOLD_MS", 30_000)?,
         in_queue_for: config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?,
+        finished_ttl: config::millis("FINISHED_SALE_TTL_MS", 86_400_000)?,
     };
     let interval = config::millis("RECONCILE_INTERVAL_MS", 10_000)?;
     let store = connected_store().await?;

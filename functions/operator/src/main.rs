@@ -1,13 +1,14 @@
 //! The operator function: create, show and reset sales (`/admin/...`, IAM-authorized in AWS).
 //!
 //! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, optional
-//! `OPERATOR_TOKEN` (bearer token accepted in addition to IAM), `REDIS_COMMAND_TIMEOUT_MS`.
+//! `ORDERS_TABLE` (statuses of orders a forced reset cancels), optional `OPERATOR_TOKEN` (bearer
+//! token accepted in addition to IAM), `SALE_RESET_ENABLED` (false), `REDIS_COMMAND_TIMEOUT_MS`.
 //! Migrations run at start.
 
 use anyhow::Context;
-use flashflow::adapters::{postgres::Db, redis::RedisStore};
+use flashflow::adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore};
 use flashflow::api::{self, operator};
-use flashflow::config;
+use flashflow::{aws, config};
 use lambda_http::Error;
 
 #[tokio::main]
@@ -17,14 +18,20 @@ async fn main() -> Result<(), Error> {
     let (database_url, ca_file) = config::database()?;
     let redis = config::redis()?;
     let token = config::optional("OPERATOR_TOKEN");
+    let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
+    let allow_reset = config::flag("SALE_RESET_ENABLED", false)?;
 
     let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
+    let sdk = aws::sdk_config().await;
+    let status = DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let app = api::app(operator::routes(operator::OperatorState {
         db,
         store,
+        status,
         token,
+        allow_reset,
     }));
     lambda_http::run(app).await
 }

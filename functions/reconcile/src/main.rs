@@ -1,7 +1,9 @@
 //! The reconcile function (scheduled): re-sends reservations that stayed in an outbox longer than
 //! `OUTBOX_THRESHOLD_MS` (default 60000).
 //!
-//! Settings: `REDIS_URL`, `ORDERS_QUEUE_URL`, `ORDER_SIGNING_KEY`, optional `OUTBOX_THRESHOLD_MS`, `REDIS_COMMAND_TIMEOUT_MS`.
+//! Settings: `REDIS_URL`, `ORDERS_QUEUE_URL`, `ORDER_SIGNING_KEY`, optional `OUTBOX_THRESHOLD_MS`,
+//! `OUTBOX_IN_QUEUE_MS`, `FINISHED_SALE_TTL_MS` (a day: how long a finished sale stays in Redis),
+//! `REDIS_COMMAND_TIMEOUT_MS`.
 
 use flashflow::adapters::{redis::RedisStore, sqs::SqsPublisher};
 use flashflow::{aws, config, reconcile};
@@ -17,6 +19,7 @@ async fn main() -> Result<(), Error> {
     let timing = reconcile::SweepTiming {
         grace: config::millis("OUTBOX_THRESHOLD_MS", 60_000)?,
         in_queue_for: config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?,
+        finished_ttl: config::millis("FINISHED_SALE_TTL_MS", 86_400_000)?,
     };
     let signer = config::signer()?;
 

@@ -87,7 +87,7 @@ fn write_request(s: &OrderStatus) -> Option<WriteRequest> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    let item = HashMap::from([
+    let mut item = HashMap::from([
         (
             "order_id".to_string(),
             AttributeValue::S(s.order_id.to_string()),
@@ -113,6 +113,12 @@ fn write_request(s: &OrderStatus) -> Option<WriteRequest> {
             AttributeValue::N(now_ms.to_string()),
         ),
     ]);
+    if let Some(original) = s.duplicate_of {
+        item.insert(
+            "duplicate_of".to_string(),
+            AttributeValue::S(original.to_string()),
+        );
+    }
     let put = PutRequest::builder().set_item(Some(item)).build().ok()?;
     Some(WriteRequest::builder().put_request(put).build())
 }
@@ -138,6 +144,15 @@ fn from_item(
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| bad("quantity"))?,
         status: OrderState::parse(s("status")?).map_err(|_| bad("status"))?,
+        duplicate_of: match item.get("duplicate_of") {
+            None => None,
+            Some(v) => Some(
+                v.as_s()
+                    .ok()
+                    .and_then(|id| id.parse().ok())
+                    .ok_or_else(|| bad("duplicate_of"))?,
+            ),
+        },
     })
 }
 

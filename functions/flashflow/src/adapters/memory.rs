@@ -2,7 +2,8 @@
 //! same domain rules as the real adapters; each can be switched to "unavailable" to test outages.
 
 use crate::domain::reservation::{check, LiveRules};
-use crate::domain::settlement::allocate;
+use crate::domain::rehydrate::KeyHolder;
+use crate::domain::settlement::{allocate, SaleBook};
 use crate::domain::{
     BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, Quantity, Refusal, Reservation,
     ReserveRequest, SaleDefinition, SaleId, Settled, Settlement, ORDER_MESSAGE_VERSION,
@@ -31,7 +32,7 @@ fn now_ms() -> i64 {
 struct MemSale {
     rules: LiveRules,
     bought: HashMap<BuyerId, u32>,
-    keys: HashMap<(BuyerId, IdempotencyKey), (Uuid, Quantity)>,
+    keys: HashMap<(BuyerId, IdempotencyKey), (Uuid, Quantity, Option<OrderState>)>,
     outbox: BTreeMap<Uuid, String>,
 }
 
@@ -102,10 +103,11 @@ impl ReservationStore for MemoryStore {
             return Ok(Reservation::Refused(Refusal::UnknownSale));
         };
         let key = req.idempotency_key.clone().map(|k| (req.buyer.clone(), k));
-        if let Some((order_id, quantity)) = key.as_ref().and_then(|k| sale.keys.get(k)) {
+        if let Some((order_id, quantity, state)) = key.as_ref().and_then(|k| sale.keys.get(k)) {
             return Ok(if *quantity == req.quantity {
                 Reservation::Duplicate {
                     order_id: *order_id,
+                    state: *state,
                 }
             } else {
                 Reservation::Refused(Refusal::KeyReused {
@@ -121,7 +123,7 @@ impl ReservationStore for MemoryStore {
         sale.rules.remaining -= i64::from(req.quantity.get());
         *sale.bought.entry(req.buyer.clone()).or_default() += req.quantity.get();
         if let Some(k) = key {
-            sale.keys.insert(k, (req.order_id, req.quantity));
+            sale.keys.insert(k, (req.order_id, req.quantity, None));
         }
         let message = OrderMessage {
             v: ORDER_MESSAGE_VERSION,
@@ -131,6 +133,7 @@ impl ReservationStore for MemoryStore {
             quantity: req.quantity,
             reserved_at_ms: now,
             idempotency_key: req.idempotency_key.clone(),
+            round: 1,
         }
         .to_json();
         sale.outbox.insert(req.order_id, message.clone());
@@ -158,11 +161,21 @@ impl ReservationStore for MemoryStore {
         &self,
         sale: &SaleId,
         order_ids: &[Uuid],
+        keys: &[KeyHolder],
     ) -> Result<(), StoreError> {
         self.up()?;
         if let Some(s) = lock(&self.sales).get_mut(sale) {
             for id in order_ids {
                 s.outbox.remove(id);
+            }
+            // The in-memory store holds one round, the first.
+            for k in keys.iter().filter(|k| k.round == 1) {
+                if let Ok(q) = Quantity::new(i64::from(k.quantity)) {
+                    s.keys.insert(
+                        (k.buyer.clone(), k.key.clone()),
+                        (k.order_id, q, Some(k.state)),
+                    );
+                }
             }
         }
         Ok(())
@@ -258,8 +271,8 @@ impl StatusStore for MemoryStatus {
 
 #[derive(Debug, Default)]
 struct Books {
-    /// sale → (stock, confirmed quantity)
-    sales: HashMap<SaleId, (u32, u32)>,
+    /// sale → (stock, confirmed quantity, per-user limit)
+    sales: HashMap<SaleId, (u32, u32, u32)>,
     orders: HashMap<Uuid, (OrderMessage, Settlement)>,
 }
 
@@ -277,7 +290,7 @@ impl MemoryLedger {
         lock(&self.books)
             .sales
             .entry(def.id.clone())
-            .or_insert((def.stock, 0));
+            .or_insert((def.stock, 0, def.per_user_limit));
     }
 
     /// Fail every call as if the database were unreachable (or work again).
@@ -325,7 +338,13 @@ impl Ledger for MemoryLedger {
         drop(refused);
         let mut books = lock(&self.books);
         let recorded = |o: &OrderMessage, s: Settlement| match OrderState::settled(s) {
-            Some(state) => Settled::Recorded(OrderStatus::of(o, state)),
+            Some(state) => Settled::Recorded(OrderStatus {
+                duplicate_of: match s {
+                    Settlement::Duplicate { original } => Some(original),
+                    _ => None,
+                },
+                ..OrderStatus::of(o, state)
+            }),
             None => Settled::UnknownSale,
         };
         let mut outcome: HashMap<Uuid, Settled> = orders
@@ -335,14 +354,38 @@ impl Ledger for MemoryLedger {
                 Some((o.order_id, recorded(kept, *s)))
             })
             .collect();
-        let mut available: HashMap<SaleId, i64> = books
+        let mut sale_books: HashMap<SaleId, SaleBook> = books
             .sales
             .iter()
-            .map(|(id, (stock, confirmed))| (id.clone(), i64::from(stock - confirmed)))
+            .map(|(id, (stock, confirmed, limit))| {
+                let mut book = SaleBook {
+                    available: i64::from(stock - confirmed),
+                    per_user_limit: i64::from(*limit),
+                    round: 1,
+                    ..SaleBook::default()
+                };
+                for (o, s) in books.orders.values().filter(|(o, _)| &o.sale_id == id) {
+                    if *s == Settlement::Confirmed {
+                        *book.bought.entry(o.buyer.clone()).or_default() +=
+                            i64::from(o.quantity.get());
+                    }
+                    if let (Some(k), false) =
+                        (&o.idempotency_key, matches!(s, Settlement::Duplicate { .. }))
+                    {
+                        book.keys.insert((o.buyer.clone(), k.clone()), o.order_id);
+                    }
+                }
+                (id.clone(), book)
+            })
             .collect();
         let fresh = orders.iter().filter(|o| !outcome.contains_key(&o.order_id));
-        for (o, settled) in allocate(&mut available, fresh) {
+        for (o, settled) in allocate(&mut sale_books, fresh) {
             outcome.insert(o.order_id, recorded(o, settled));
+            if let Settlement::Duplicate { original } = settled {
+                if let Some((kept, s)) = books.orders.get(&original) {
+                    outcome.insert(original, recorded(kept, *s));
+                }
+            }
             if settled == Settlement::UnknownSale {
                 continue;
             }

@@ -1,8 +1,9 @@
 //! The Postgres adapter: the authority for sales and settled orders. Schema migrations are embedded.
 
-use crate::domain::settlement::{allocate, distinct_ids};
+use crate::domain::settlement::{allocate, distinct_ids, SaleBook};
 use crate::domain::{
-    BuyerId, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId, Settled, Settlement,
+    BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId,
+    Settled, Settlement,
 };
 use crate::ports::{DbError, Ledger};
 use std::collections::HashMap;
@@ -13,10 +14,16 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{error, info};
 
 /// Embedded migrations, applied in order, each once.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_sales_and_orders",
-    include_str!("../../migrations/0001_sales_and_orders.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_sales_and_orders",
+        include_str!("../../migrations/0001_sales_and_orders.sql"),
+    ),
+    (
+        "0002_limits_keys_rounds",
+        include_str!("../../migrations/0002_limits_keys_rounds.sql"),
+    ),
+];
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -220,7 +227,9 @@ impl Db {
             .query_opt(
                 "SELECT s.name, s.stock, s.per_user_limit, s.opens_at, s.closes_at, s.confirmed,
                         count(o.*) FILTER (WHERE o.status = 'CONFIRMED') AS confirmed_orders,
-                        count(o.*) FILTER (WHERE o.status = 'REJECTED') AS rejected_orders
+                        count(o.*) FILTER (WHERE o.status = 'REJECTED') AS rejected_orders,
+                        count(o.*) FILTER (WHERE o.status = 'DUPLICATE') AS duplicate_orders,
+                        s.round
                    FROM sales s LEFT JOIN orders o ON o.sale_id = s.id
                   WHERE s.id = $1
                   GROUP BY s.id",
@@ -232,33 +241,174 @@ impl Db {
             confirmed_quantity: r.get::<_, i32>(5) as u32,
             confirmed_orders: r.get::<_, i64>(6) as u64,
             rejected_orders: r.get::<_, i64>(7) as u64,
+            duplicate_orders: r.get::<_, i64>(8) as u64,
+            round: r.get::<_, i32>(9) as u32,
         }))
     }
 
-    /// For demos and load tests: delete the sale's orders, zero its confirmed count and optionally set
-    /// a new stock. Returns the sale's definition after the reset, or `None` when it does not exist.
+    /// Start the sale's next round: its orders move to `orders_archive` (kept, and still the
+    /// answer for their ids), its confirmed count goes back to zero, and optionally a new stock
+    /// is set. Messages of the earlier round that arrive later are recorded there as rejected.
+    /// Returns the definition and the new round, or `None` when the sale does not exist.
     ///
     /// # Errors
-    /// [`DbError`] when the database fails.
+    /// [`DbError`] when the database fails; then nothing changed.
     pub async fn reset_sale(
         &self,
         id: &SaleId,
         stock: Option<u32>,
-    ) -> Result<Option<SaleDefinition>, DbError> {
-        let client = self.client().await?;
-        // One statement: the delete and the counter reset commit together.
-        let row = client
-            .query_opt(
-                "WITH gone AS (DELETE FROM orders WHERE sale_id = $1)
-                 UPDATE sales SET confirmed = 0, stock = COALESCE($2, stock)
+    ) -> Result<Option<(SaleDefinition, u32)>, DbError> {
+        let mut conn = self.client().await?;
+        let tx = conn.transaction().await?;
+        // The sale row first, as settle does: a batch in progress finishes before the move.
+        if tx
+            .query_opt("SELECT 1 FROM sales WHERE id = $1 FOR UPDATE", &[&id.as_str()])
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        tx.execute(
+            "WITH moved AS (DELETE FROM orders WHERE sale_id = $1 RETURNING *)
+             INSERT INTO orders_archive (order_id, sale_id, round, buyer, quantity, status,
+                                         idempotency_key, duplicate_of, reserved_at, settled_at)
+             SELECT m.order_id, m.sale_id, s.round, m.buyer, m.quantity, m.status,
+                    m.idempotency_key, m.duplicate_of, m.reserved_at, m.settled_at
+               FROM moved m JOIN sales s ON s.id = m.sale_id",
+            &[&id.as_str()],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "UPDATE sales SET confirmed = 0, stock = COALESCE($2, stock), round = round + 1
                   WHERE id = $1
-                  RETURNING name, stock, per_user_limit, opens_at, closes_at",
+                  RETURNING name, stock, per_user_limit, opens_at, closes_at, round",
                 &[&id.as_str(), &stock.map(|s| s as i32)],
             )
             .await?;
-        Ok(row.map(|r| definition_from_row(id, &r)))
+        tx.commit().await?;
+        Ok(Some((definition_from_row(id, &row), row.get::<_, i32>(5) as u32)))
+    }
+
+    /// Record reserved orders that a forced reset took out of Redis before they settled: as
+    /// rejected, in their round's history, unless already recorded. Returns every one's status as
+    /// recorded, for the status store.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    pub async fn cancel_orders(
+        &self,
+        orders: &[OrderMessage],
+    ) -> Result<Vec<OrderStatus>, DbError> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = InsertRows::default();
+        for o in orders {
+            rows.push(o, Settlement::Stale);
+        }
+        let mut conn = self.client().await?;
+        let tx = conn.transaction().await?;
+        tx.execute(
+            "INSERT INTO orders_archive (order_id, sale_id, round, buyer, quantity, status,
+                                         idempotency_key, reserved_at, settled_at)
+             SELECT d.*, now() FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[],
+                                  $5::int[], $6::text[], $7::text[], $8::timestamptz[])
+                  AS d(order_id, sale_id, round, buyer, quantity, status, key, reserved_at)
+              WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = d.order_id)
+             ON CONFLICT (order_id) DO NOTHING",
+            &[
+                &rows.ids,
+                &rows.sales,
+                &rows.rounds,
+                &rows.buyers,
+                &rows.quantities,
+                &rows.statuses,
+                &rows.keys,
+                &rows.reserved_at,
+            ],
+        )
+        .await?;
+        let recorded = recorded_orders(&tx, &rows.ids).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    /// What this round of the sale holds, for rebuilding Redis after it lost the sale: the
+    /// sale, each buyer's confirmed quantity, each idempotency key's order, and which of
+    /// `pending` (order ids from the outbox) are already recorded.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    pub async fn ledger_of(
+        &self,
+        id: &SaleId,
+        pending: &[uuid::Uuid],
+    ) -> Result<Option<LedgerOfSale>, DbError> {
+        let Some(record) = self.sale(id).await? else {
+            return Ok(None);
+        };
+        let round = record.round;
+        let client = self.client().await?;
+        let bought = client
+            .query(
+                "SELECT buyer, sum(quantity)::bigint FROM orders
+                  WHERE sale_id = $1 AND status = 'CONFIRMED' GROUP BY buyer",
+                &[&id.as_str()],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| Some((BuyerId::parse(r.get(0)).ok()?, r.get::<_, i64>(1))))
+            .collect();
+        let keys = client
+            .query(
+                "SELECT buyer, idempotency_key, order_id, quantity, status FROM orders
+                  WHERE sale_id = $1 AND idempotency_key IS NOT NULL AND status <> 'DUPLICATE'",
+                &[&id.as_str()],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| {
+                Some(KeyHolder {
+                    buyer: BuyerId::parse(r.get(0)).ok()?,
+                    key: IdempotencyKey::parse(r.get(1)).ok()?,
+                    order_id: r.get(2),
+                    quantity: r.get::<_, i32>(3) as u32,
+                    state: OrderState::parse(r.get(4)).ok()?,
+                    round,
+                })
+            })
+            .collect();
+        let settled = client
+            .query(
+                "SELECT order_id FROM orders WHERE order_id = ANY($1)
+                 UNION ALL SELECT order_id FROM orders_archive WHERE order_id = ANY($1)",
+                &[&pending],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        Ok(Some(LedgerOfSale {
+            record,
+            bought,
+            keys,
+            settled,
+        }))
     }
 }
+
+/// What [`Db::ledger_of`] found.
+#[derive(Debug, Clone)]
+pub struct LedgerOfSale {
+    pub record: SaleRecord,
+    pub bought: Vec<(BuyerId, i64)>,
+    pub keys: Vec<KeyHolder>,
+    /// Those of the asked-for order ids that are recorded (in any round).
+    pub settled: std::collections::HashSet<uuid::Uuid>,
+}
+
+pub use crate::domain::rehydrate::KeyHolder;
 
 /// A sale's definition from a row whose first columns are
 /// `name, stock, per_user_limit, opens_at, closes_at`.
@@ -290,6 +440,9 @@ pub struct SaleRecord {
     pub confirmed_quantity: u32,
     pub confirmed_orders: u64,
     pub rejected_orders: u64,
+    pub duplicate_orders: u64,
+    /// Incremented by every reset.
+    pub round: u32,
 }
 
 impl SaleRecord {
@@ -369,14 +522,14 @@ impl Ledger for Db {
 
 impl Db {
     /// One transaction, a handful of statements whatever the batch size. The sale rows are locked
-    /// (in id order) for the transaction, so concurrent batches of one sale serialize;
-    /// `sales.confirmed` and its `CHECK (confirmed <= stock)` make Postgres the second guard
-    /// against overselling.
+    /// (in id order) for the transaction, so concurrent batches of one sale serialize and the
+    /// buyers' totals and keys read here cannot change before the commit. `sales.confirmed` and
+    /// its `CHECK (confirmed <= stock)` make Postgres the second guard against overselling, the
+    /// unique index on (sale, buyer, key) the second guard against recording a request twice.
     async fn settle_once(
         &self,
         orders: &[OrderMessage],
     ) -> Result<HashMap<uuid::Uuid, Settled>, DbError> {
-        const RECORDED: &str = "order_id, sale_id, buyer, quantity, status";
         let mut outcome: HashMap<uuid::Uuid, Settled> = HashMap::new();
         if orders.is_empty() {
             return Ok(outcome);
@@ -388,42 +541,57 @@ impl Db {
 
         let mut conn = self.client().await?;
         let tx = conn.transaction().await?;
-        let mut available: HashMap<SaleId, i64> = HashMap::new();
+        let mut books: HashMap<SaleId, SaleBook> = HashMap::new();
         for r in tx
             .query(
-                "SELECT id, stock, confirmed FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                "SELECT id, stock, confirmed, per_user_limit, round FROM sales
+                  WHERE id = ANY($1) ORDER BY id FOR UPDATE",
                 &[&sale_ids],
             )
             .await?
         {
             if let Ok(id) = SaleId::parse(r.get(0)) {
-                available.insert(id, i64::from(r.get::<_, i32>(1) - r.get::<_, i32>(2)));
+                let book = SaleBook {
+                    available: i64::from(r.get::<_, i32>(1) - r.get::<_, i32>(2)),
+                    per_user_limit: i64::from(r.get::<_, i32>(3)),
+                    round: r.get::<_, i32>(4) as u32,
+                    ..SaleBook::default()
+                };
+                books.insert(id, book);
             }
         }
-        let select = format!("SELECT {RECORDED} FROM orders WHERE order_id = ANY($1)");
-        for row in tx.query(&select, &[&order_ids]).await? {
-            let recorded = recorded(&row)?;
+        for recorded in recorded_orders(&tx, &order_ids).await? {
             outcome.insert(recorded.order_id, Settled::Recorded(recorded));
         }
 
-        let fresh = orders.iter().filter(|o| !outcome.contains_key(&o.order_id));
+        let fresh: Vec<&OrderMessage> = orders
+            .iter()
+            .filter(|o| !outcome.contains_key(&o.order_id) && books.contains_key(&o.sale_id))
+            .collect();
+        let originals = read_books(&tx, &mut books, &fresh).await?;
+
         let mut rows = InsertRows::default();
-        for (o, settled) in allocate(&mut available, fresh) {
-            if settled == Settlement::UnknownSale {
-                outcome.insert(o.order_id, Settled::UnknownSale);
-            } else {
-                rows.push(o, settled);
+        let mut stale = InsertRows::default();
+        for (o, settled) in allocate(&mut books, orders.iter().filter(|o| !outcome.contains_key(&o.order_id))) {
+            match settled {
+                Settlement::UnknownSale => {
+                    outcome.insert(o.order_id, Settled::UnknownSale);
+                }
+                Settlement::Stale => stale.push(o, settled),
+                _ => rows.push(o, settled),
             }
         }
 
+        let mut confirmed: HashMap<String, i32> = HashMap::new();
         if !rows.ids.is_empty() {
             let inserted = tx
                 .query(
-                    "INSERT INTO orders (order_id, sale_id, buyer, quantity, status, idempotency_key, reserved_at)
+                    "INSERT INTO orders (order_id, sale_id, buyer, quantity, status, idempotency_key,
+                                         reserved_at, duplicate_of)
                      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],
-                                          $6::text[], $7::timestamptz[])
+                                          $6::text[], $7::timestamptz[], $8::uuid[])
                      ON CONFLICT (order_id) DO NOTHING
-                     RETURNING order_id, sale_id, buyer, quantity, status",
+                     RETURNING order_id, sale_id, buyer, quantity, status, duplicate_of",
                     &[
                         &rows.ids,
                         &rows.sales,
@@ -432,10 +600,10 @@ impl Db {
                         &rows.statuses,
                         &rows.keys,
                         &rows.reserved_at,
+                        &rows.duplicate_of,
                     ],
                 )
                 .await?;
-            let mut confirmed: HashMap<String, i32> = HashMap::new();
             for r in &inserted {
                 let recorded = recorded(r)?;
                 if recorded.status == OrderState::Confirmed {
@@ -444,19 +612,53 @@ impl Db {
                 }
                 outcome.insert(recorded.order_id, Settled::Recorded(recorded));
             }
-            // Inserted meanwhile by another transaction (ON CONFLICT): read what it recorded.
-            let missing: Vec<uuid::Uuid> = rows
-                .ids
-                .iter()
-                .filter(|id| !outcome.contains_key(id))
-                .copied()
-                .collect();
-            if !missing.is_empty() {
-                for row in tx.query(&select, &[&missing]).await? {
-                    let recorded = recorded(&row)?;
-                    outcome.insert(recorded.order_id, Settled::Recorded(recorded));
-                }
+        }
+        if !stale.ids.is_empty() {
+            // An earlier round's order goes to that round's history, as rejected.
+            let rounds: Vec<i32> = stale.rounds.clone();
+            let inserted = tx
+                .query(
+                    "INSERT INTO orders_archive (order_id, sale_id, round, buyer, quantity, status,
+                                                 idempotency_key, reserved_at, settled_at)
+                     SELECT d.*, now() FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[],
+                                          $5::int[], $6::text[], $7::text[], $8::timestamptz[]) AS d
+                     ON CONFLICT (order_id) DO NOTHING
+                     RETURNING order_id, sale_id, buyer, quantity, status, duplicate_of",
+                    &[
+                        &stale.ids,
+                        &stale.sales,
+                        &rounds,
+                        &stale.buyers,
+                        &stale.quantities,
+                        &stale.statuses,
+                        &stale.keys,
+                        &stale.reserved_at,
+                    ],
+                )
+                .await?;
+            for r in &inserted {
+                let recorded = recorded(r)?;
+                outcome.insert(recorded.order_id, Settled::Recorded(recorded));
             }
+        }
+        // Inserted meanwhile by another transaction (ON CONFLICT): read what it recorded.
+        let missing: Vec<uuid::Uuid> = rows
+            .ids
+            .iter()
+            .chain(&stale.ids)
+            .filter(|id| !outcome.contains_key(id))
+            .copied()
+            .collect();
+        for recorded in recorded_orders(&tx, &missing).await? {
+            outcome.insert(recorded.order_id, Settled::Recorded(recorded));
+        }
+        // The originals of duplicates, so settle can answer a replay with the order that counts.
+        for original in originals {
+            outcome
+                .entry(original.order_id)
+                .or_insert(Settled::Recorded(original));
+        }
+        if !confirmed.is_empty() {
             let (sales, quantities): (Vec<String>, Vec<i32>) = confirmed.into_iter().unzip();
             tx.execute(
                 "UPDATE sales s SET confirmed = s.confirmed + d.q
@@ -470,7 +672,98 @@ impl Db {
     }
 }
 
-/// An order row (`order_id, sale_id, buyer, quantity, status`) as buyers see it.
+/// Columns of an order as buyers see it, for [`recorded`].
+const RECORDED: &str = "order_id, sale_id, buyer, quantity, status, duplicate_of";
+
+/// The orders among `ids` already recorded, in this round or an archived one.
+async fn recorded_orders(
+    tx: &tokio_postgres::Transaction<'_>,
+    ids: &[uuid::Uuid],
+) -> Result<Vec<OrderStatus>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    tx.query(
+        &format!(
+            "SELECT {RECORDED} FROM orders WHERE order_id = ANY($1)
+             UNION ALL SELECT {RECORDED} FROM orders_archive WHERE order_id = ANY($1)"
+        ),
+        &[&ids],
+    )
+    .await?
+    .iter()
+    .map(recorded)
+    .collect()
+}
+
+/// Fill the books with what this round already holds for the buyers and keys of `fresh`: each
+/// buyer's confirmed quantity and the order each key belongs to. Returns those key holders.
+async fn read_books(
+    tx: &tokio_postgres::Transaction<'_>,
+    books: &mut HashMap<SaleId, SaleBook>,
+    fresh: &[&OrderMessage],
+) -> Result<Vec<OrderStatus>, DbError> {
+    if fresh.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sales: Vec<&str> = fresh.iter().map(|o| o.sale_id.as_str()).collect();
+    let buyers: Vec<&str> = fresh.iter().map(|o| o.buyer.as_str()).collect();
+    for r in tx
+        .query(
+            "SELECT o.sale_id, o.buyer, sum(o.quantity)::bigint FROM orders o
+               JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS b(sale_id, buyer)
+                 ON o.sale_id = b.sale_id AND o.buyer = b.buyer
+              WHERE o.status = 'CONFIRMED'
+              GROUP BY o.sale_id, o.buyer",
+            &[&sales, &buyers],
+        )
+        .await?
+    {
+        if let (Ok(sale), Ok(buyer)) = (SaleId::parse(r.get(0)), BuyerId::parse(r.get(1))) {
+            if let Some(book) = books.get_mut(&sale) {
+                book.bought.insert(buyer, r.get(2));
+            }
+        }
+    }
+    let keyed: Vec<&&OrderMessage> = fresh.iter().filter(|o| o.idempotency_key.is_some()).collect();
+    if keyed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sales: Vec<&str> = keyed.iter().map(|o| o.sale_id.as_str()).collect();
+    let buyers: Vec<&str> = keyed.iter().map(|o| o.buyer.as_str()).collect();
+    let keys: Vec<&str> = keyed
+        .iter()
+        .filter_map(|o| o.idempotency_key.as_ref().map(|k| k.as_str()))
+        .collect();
+    let mut originals = Vec::new();
+    for r in tx
+        .query(
+            &format!(
+                "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status, o.duplicate_of,
+                        o.idempotency_key FROM orders o
+                   JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[]))
+                        AS k(sale_id, buyer, key)
+                     ON o.sale_id = k.sale_id AND o.buyer = k.buyer AND o.idempotency_key = k.key
+                  WHERE o.status <> 'DUPLICATE'"
+            ),
+            &[&sales, &buyers, &keys],
+        )
+        .await?
+    {
+        let original = recorded(&r)?;
+        if let (Some(book), Ok(key)) = (
+            books.get_mut(&original.sale_id),
+            IdempotencyKey::parse(r.get(6)),
+        ) {
+            book.keys
+                .insert((original.buyer.clone(), key), original.order_id);
+        }
+        originals.push(original);
+    }
+    Ok(originals)
+}
+
+/// An order row ([`RECORDED`]) as buyers see it.
 fn recorded(r: &tokio_postgres::Row) -> Result<OrderStatus, DbError> {
     let order_id: uuid::Uuid = r.get(0);
     let bad = |what: &str| DbError::Query(format!("order {order_id}: stored {what} is invalid"));
@@ -480,6 +773,7 @@ fn recorded(r: &tokio_postgres::Row) -> Result<OrderStatus, DbError> {
         buyer: BuyerId::parse(r.get(2)).map_err(|_| bad("buyer"))?,
         quantity: r.get::<_, i32>(3) as u32,
         status: OrderState::parse(r.get(4)).map_err(|_| bad("status"))?,
+        duplicate_of: r.get(5),
     })
 }
 
@@ -493,6 +787,8 @@ struct InsertRows {
     statuses: Vec<&'static str>,
     keys: Vec<Option<String>>,
     reserved_at: Vec<SystemTime>,
+    duplicate_of: Vec<Option<uuid::Uuid>>,
+    rounds: Vec<i32>,
 }
 
 impl InsertRows {
@@ -505,5 +801,10 @@ impl InsertRows {
         self.keys
             .push(o.idempotency_key.as_ref().map(|k| k.as_str().to_owned()));
         self.reserved_at.push(ms_to_time(o.reserved_at_ms));
+        self.duplicate_of.push(match status {
+            Settlement::Duplicate { original } => Some(original),
+            _ => None,
+        });
+        self.rounds.push(o.round as i32);
     }
 }

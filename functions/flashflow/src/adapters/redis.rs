@@ -3,8 +3,9 @@
 //! All keys of one sale share the hash tag `{sale_id}` so that the scripts, which touch several of
 //! them at once, run on Redis Cluster / ElastiCache cluster mode as well.
 
+use crate::domain::rehydrate::{idem_field, idem_value, KeyHolder, Plan};
 use crate::domain::{
-    OrderMessage, Refusal, Reservation, ReserveRequest, SaleDefinition, SaleId,
+    OrderMessage, OrderState, Refusal, Reservation, ReserveRequest, SaleDefinition, SaleId,
     ORDER_MESSAGE_VERSION,
 };
 use crate::ports::{ReservationStore, StoreError};
@@ -14,8 +15,13 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const RESERVE_LUA: &str = include_str!("lua/reserve.lua");
-const LOAD_SALE_LUA: &str = include_str!("lua/load_sale.lua");
+const REHYDRATE_LUA: &str = include_str!("lua/rehydrate.lua");
 const RESET_SALE_LUA: &str = include_str!("lua/reset_sale.lua");
+const RETIRE_LUA: &str = include_str!("lua/retire.lua");
+const SETTLED_LUA: &str = include_str!("lua/settled.lua");
+
+/// Entries per `rehydrate.lua` call, so rebuilding a large sale never blocks Redis for long.
+const REHYDRATE_CHUNK: usize = 500;
 
 /// The Redis keys of one sale.
 #[derive(Debug, Clone)]
@@ -76,8 +82,10 @@ pub struct LiveSale {
 pub struct RedisStore {
     client: Client,
     reserve: Script,
-    load_sale: Script,
+    rehydrate: Script,
     reset_sale: Script,
+    retire: Script,
+    settled: Script,
 }
 
 /// Settings for [`RedisStore::connect`].
@@ -113,8 +121,10 @@ impl RedisStore {
         Ok(Self {
             client,
             reserve: Script::from_lua(RESERVE_LUA),
-            load_sale: Script::from_lua(LOAD_SALE_LUA),
+            rehydrate: Script::from_lua(REHYDRATE_LUA),
             reset_sale: Script::from_lua(RESET_SALE_LUA),
+            retire: Script::from_lua(RETIRE_LUA),
+            settled: Script::from_lua(SETTLED_LUA),
         })
     }
 
@@ -132,7 +142,13 @@ impl RedisStore {
                 ))
             }
         }
-        for script in [&self.reserve, &self.load_sale, &self.reset_sale] {
+        for script in [
+            &self.reserve,
+            &self.rehydrate,
+            &self.reset_sale,
+            &self.retire,
+            &self.settled,
+        ] {
             script.load(&self.client).await?;
         }
         Ok(())
@@ -143,8 +159,8 @@ impl RedisStore {
         &self.client
     }
 
-    /// Load (or refresh) a sale's definition. `available` is set as the remaining stock only when the
-    /// sale is not in Redis yet. Returns whether it was newly loaded.
+    /// Load a new sale (first round, nothing sold): [`RedisStore::rehydrate`] with an empty
+    /// ledger and `available` stock. Returns whether it was newly loaded.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
@@ -153,18 +169,60 @@ impl RedisStore {
         def: &SaleDefinition,
         available: u32,
     ) -> Result<bool, StoreError> {
+        let plan = Plan {
+            remaining: i64::from(available),
+            round: 1,
+            buyers: Vec::new(),
+            keys: Vec::new(),
+        };
+        self.rehydrate(def, &plan).await
+    }
+
+    /// Make Redis hold the sale as `plan` says (see `rehydrate.lua`): buyers' counts and
+    /// idempotency keys first, in chunks, then the sale itself, so buys (refused as an unknown
+    /// sale until then) start against the complete state. Returns whether the sale was loaded
+    /// anew (it was missing, or from another round).
+    ///
+    /// # Errors
+    /// [`StoreError`] when Redis fails; the call can be repeated.
+    pub async fn rehydrate(&self, def: &SaleDefinition, plan: &Plan) -> Result<bool, StoreError> {
         let keys = SaleKeys::new(&def.id);
+        for chunk in plan.buyers.chunks(REHYDRATE_CHUNK) {
+            let mut args = vec!["entries".to_owned(), chunk.len().to_string()];
+            for (buyer, n) in chunk {
+                args.push(buyer.clone());
+                args.push(n.to_string());
+            }
+            let _: i64 = self
+                .rehydrate
+                .evalsha_with_reload(&self.client, keys.all(), args)
+                .await?;
+        }
+        for chunk in plan.keys.chunks(REHYDRATE_CHUNK) {
+            let mut args = vec!["entries".to_owned(), "0".to_owned()];
+            for (field, value, authoritative) in chunk {
+                args.push(field.clone());
+                args.push(value.clone());
+                args.push(if *authoritative { "1" } else { "0" }.to_owned());
+            }
+            let _: i64 = self
+                .rehydrate
+                .evalsha_with_reload(&self.client, keys.all(), args)
+                .await?;
+        }
         let fresh: i64 = self
-            .load_sale
+            .rehydrate
             .evalsha_with_reload(
                 &self.client,
-                vec![keys.sale],
+                keys.all(),
                 vec![
+                    "sale".to_owned(),
                     def.stock.to_string(),
-                    available.to_string(),
+                    plan.remaining.to_string(),
                     def.per_user_limit.to_string(),
                     opt_ms(def.opens_at_ms),
                     opt_ms(def.closes_at_ms),
+                    plan.round.to_string(),
                 ],
             )
             .await?;
@@ -172,13 +230,18 @@ impl RedisStore {
         Ok(fresh == 1)
     }
 
-    /// Put a sale back to its full stock and forget its buyers, idempotency keys and outbox.
+    /// Start the sale's `round` in Redis: full stock, no buyers, keys or outbox. Returns the
+    /// outbox's messages as they were, reserved orders the caller must still record.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
-    pub async fn reset_sale(&self, def: &SaleDefinition) -> Result<(), StoreError> {
+    pub async fn reset_sale(
+        &self,
+        def: &SaleDefinition,
+        round: u32,
+    ) -> Result<Vec<String>, StoreError> {
         let keys = SaleKeys::new(&def.id);
-        let _: i64 = self
+        let dropped: Vec<String> = self
             .reset_sale
             .evalsha_with_reload(
                 &self.client,
@@ -188,10 +251,12 @@ impl RedisStore {
                     def.per_user_limit.to_string(),
                     opt_ms(def.opens_at_ms),
                     opt_ms(def.closes_at_ms),
+                    round.to_string(),
                 ],
             )
             .await?;
-        self.register_sale(&def.id).await
+        self.register_sale(&def.id).await?;
+        Ok(dropped)
     }
 
     /// The sale's live counters, or `None` when Redis does not hold the sale.
@@ -251,31 +316,34 @@ impl RedisStore {
         Ok(ids.iter().filter_map(|s| SaleId::parse(s).ok()).collect())
     }
 
-    /// Whether no reservation can be added to `sale` any more (sold out, closed, or gone from
-    /// Redis) and none is waiting in its outbox.
-    async fn finished(&self, sale: &SaleId, now_ms: i64) -> Result<bool, StoreError> {
-        let keys = SaleKeys::new(sale);
-        let (remaining, closes): (Option<i64>, Option<i64>) = self
-            .client
-            .hmget(&keys.sale, vec!["remaining", "closes_ms"])
-            .await?;
-        let waiting: i64 = self.client.zcard(&keys.outbox_at).await?;
-        let no_more = remaining.is_none_or(|r| r <= 0) || closes.is_some_and(|c| now_ms >= c);
-        Ok(no_more && waiting == 0)
-    }
-
-    /// Drop a finished sale from [`SALES_KEY`], so order lookups and sweeps stop visiting it.
-    /// Returns whether it was dropped. A reload or reset re-registers the sale; the re-check after
-    /// the removal puts it back if one ran in between.
+    /// Retire a finished sale (sold out or closed, nothing in its outbox): its keys get an
+    /// expiry of `ttl` (a later reload makes them persistent again) and it leaves [`SALES_KEY`],
+    /// so order lookups and sweeps stop visiting it. Returns whether it was retired. A reload
+    /// or reset re-registers the sale; the re-check after the removal puts it back if one ran in
+    /// between.
     ///
     /// # Errors
     /// [`StoreError`] when Redis fails.
-    pub async fn retire_if_finished(&self, sale: &SaleId, now_ms: i64) -> Result<bool, StoreError> {
-        if !self.finished(sale, now_ms).await? {
+    pub async fn retire_if_finished(
+        &self,
+        sale: &SaleId,
+        now_ms: i64,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let args = vec![now_ms.to_string(), ttl.as_secs().max(1).to_string()];
+        let retired: i64 = self
+            .retire
+            .evalsha_with_reload(&self.client, keys.all(), args.clone())
+            .await?;
+        if retired == 0 {
             return Ok(false);
         }
         let _: i64 = self.client.srem(SALES_KEY, sale.as_str()).await?;
-        if !self.finished(sale, now_ms).await? {
+        let exists: i64 = self.client.exists(&keys.sale).await?;
+        let ttl_left: i64 = self.client.ttl(&keys.sale).await?;
+        if exists == 1 && ttl_left == -1 {
+            // Reloaded in between (the reload removed the expiry): keep it registered.
             self.register_sale(sale).await?;
             return Ok(false);
         }
@@ -407,16 +475,28 @@ impl ReservationStore for RedisStore {
         &self,
         sale: &SaleId,
         order_ids: &[Uuid],
+        keys: &[KeyHolder],
     ) -> Result<(), StoreError> {
-        if order_ids.is_empty() {
+        if order_ids.is_empty() && keys.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = order_ids.iter().map(Uuid::to_string).collect();
-        let keys = SaleKeys::new(sale);
-        let pipeline = self.client.pipeline();
-        let _: () = pipeline.hdel(&keys.outbox, ids.clone()).await?;
-        let _: () = pipeline.zrem(&keys.outbox_at, ids).await?;
-        let _: Vec<Value> = pipeline.all().await?;
+        let k = SaleKeys::new(sale);
+        let mut args: Vec<String> = Vec::with_capacity(1 + order_ids.len() + 3 * keys.len());
+        args.push(order_ids.len().to_string());
+        args.extend(order_ids.iter().map(Uuid::to_string));
+        for h in keys {
+            args.push(idem_field(&h.buyer, &h.key));
+            args.push(idem_value(h.order_id, h.quantity, Some(h.state)));
+            args.push(h.round.to_string());
+        }
+        let _: i64 = self
+            .settled
+            .evalsha_with_reload(
+                &self.client,
+                vec![k.sale, k.idem, k.outbox, k.outbox_at],
+                args,
+            )
+            .await?;
         Ok(())
     }
 }
@@ -431,11 +511,18 @@ fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservati
             order_id,
             message: detail,
         },
-        "DUPLICATE" => Reservation::Duplicate {
-            order_id: detail
-                .parse()
-                .map_err(|_| StoreError::Failed(format!("reserve.lua: bad order id {detail:?}")))?,
-        },
+        "DUPLICATE" => {
+            let (id, state) = detail.split_once(' ').unwrap_or((detail.as_str(), ""));
+            Reservation::Duplicate {
+                order_id: id.parse().map_err(|_| {
+                    StoreError::Failed(format!("reserve.lua: bad order id {detail:?}"))
+                })?,
+                state: (!state.is_empty())
+                    .then(|| OrderState::parse(state))
+                    .transpose()
+                    .map_err(StoreError::Failed)?,
+            }
+        }
         "KEY_REUSED" => Reservation::Refused(Refusal::KeyReused {
             order_id: detail
                 .parse()

@@ -1,7 +1,7 @@
 //! `POST /sales/{sale_id}/buy`: reserve, hand the order to the queue, answer `202`.
 
 use super::{json, json_body, parse_json, path_param, single_header, ApiError, Route};
-use crate::domain::{IdempotencyKey, Quantity, Reservation, ReserveRequest, SaleId};
+use crate::domain::{IdempotencyKey, OrderState, Quantity, Reservation, ReserveRequest, SaleId};
 use crate::ports::{OrderPublisher, ReservationStore};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -53,12 +53,13 @@ pub struct BuyState<S, P> {
     pub settings: BuySettings,
 }
 
-/// The `202` body.
+/// The answer to a buy: `202` with `PENDING`, or for a replay of a settled order `200` with its
+/// state.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Accepted {
     pub order_id: Uuid,
     pub sale_id: SaleId,
-    pub status: crate::domain::OrderState,
+    pub status: OrderState,
 }
 
 #[derive(Deserialize)]
@@ -124,8 +125,19 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
             info!(sale = %request.sale, order = %order_id, quantity = quantity.get(), "reserved");
             order_id
         }
-        Reservation::Duplicate { order_id } => {
+        Reservation::Duplicate { order_id, state } => {
             info!(sale = %request.sale, order = %order_id, "idempotent replay");
+            // A replay answers where the order stands now: 202 while pending, 200 once settled.
+            if let Some(state) = state {
+                return Ok(json(
+                    StatusCode::OK,
+                    &Accepted {
+                        order_id,
+                        sale_id: request.sale,
+                        status: state,
+                    },
+                ));
+            }
             order_id
         }
         Reservation::Refused(r) => return Err(ApiError::Refused(r)),
@@ -135,7 +147,7 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
         &Accepted {
             order_id,
             sale_id: request.sale,
-            status: crate::domain::OrderState::Pending,
+            status: OrderState::Pending,
         },
     ))
 }

@@ -1,12 +1,14 @@
-//! The operator API: create, show and reset sales. Postgres holds the sale; Redis gets a copy of
-//! what the buy script needs.
+//! The operator API: create, show, rehydrate and reset sales. Postgres holds the sale; Redis gets
+//! a copy of what the buy script needs, rebuilt from Postgres and the outbox on every load.
 //!
 //! In AWS the routes sit behind IAM authorization; the handlers also accept a bearer token when
 //! `OPERATOR_TOKEN` is set (the local stack uses that).
 
 use super::{json, json_body, parse_json, path_param, ApiError, Route};
-use crate::adapters::postgres::{CreateOutcome, Db, SaleRecord};
+use crate::adapters::dynamodb::DynamoStatusStore;
+use crate::adapters::postgres::{CreateOutcome, Db};
 use crate::adapters::redis::RedisStore;
+use crate::admin::{self, AdminError, Rehydrated, Reset};
 use crate::domain::sale::{valid_stock, NewSale};
 use crate::domain::{InvalidInput, SaleId};
 use crate::timefmt::format_ms;
@@ -35,6 +37,10 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/admin/sales/{sale_id}/reset",
     },
+    Route {
+        method: "POST",
+        path: "/admin/sales/{sale_id}/rehydrate",
+    },
 ];
 
 const MAX_OPERATOR_BODY: usize = 16 * 1024;
@@ -43,14 +49,22 @@ const MAX_OPERATOR_BODY: usize = 16 * 1024;
 pub struct OperatorState {
     pub db: Db,
     pub store: RedisStore,
+    /// Where cancelled orders' statuses go (a forced reset).
+    pub status: DynamoStatusStore,
     /// When set, `Authorization: Bearer <token>` also authorizes a request (besides IAM).
     pub token: Option<String>,
+    /// Whether `POST /admin/sales/{id}/reset` may run (`SALE_RESET_ENABLED`, off by default in
+    /// `template.yaml`): it ends a sale's round, which a production sale rarely wants.
+    pub allow_reset: bool,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ResetSale {
     stock: Option<i64>,
+    /// Reset even with reserved, unsettled orders: they are recorded as rejected.
+    #[serde(default)]
+    force: bool,
 }
 
 /// A sale as the operator sees it.
@@ -70,8 +84,16 @@ pub struct SaleView {
     pub reserved: Option<i64>,
     /// Reservations not yet settled.
     pub pending: Option<i64>,
-    /// Settled in Postgres.
+    /// Settled in Postgres (this round).
     pub settled: Settled,
+    /// Incremented by every reset; earlier rounds' orders are kept in the archive.
+    pub round: u32,
+    /// What the last rehydration (or the load of this call) did, when this call did one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rehydrated: Option<Rehydrated>,
+    /// What the reset of this call did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<Reset>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -79,6 +101,7 @@ pub struct Settled {
     pub confirmed_quantity: u32,
     pub confirmed_orders: u64,
     pub rejected_orders: u64,
+    pub duplicate_orders: u64,
 }
 
 type Shared = State<Arc<OperatorState>>;
@@ -90,6 +113,7 @@ pub fn routes(state: OperatorState) -> Router {
         .route(ROUTES[0].path, post(create))
         .route(ROUTES[1].path, get(show))
         .route(ROUTES[2].path, post(reset))
+        .route(ROUTES[3].path, post(rehydrate))
         .with_state(Arc::new(state))
 }
 
@@ -118,11 +142,22 @@ async fn create(State(state): Shared, req: Request) -> Result<Response, ApiError
             })
         }
     };
-    let available = record.as_ref().map_or(def.stock, SaleRecord::available);
-    // Loading after the insert: a retry of a create whose Redis load failed finishes the job.
-    let fresh = state.store.load_sale(&def, available).await?;
-    info!(sale = %def.id, stock = def.stock, fresh, "sale created");
-    Ok(json(status, &view(&state, &def.id).await?))
+    // Loading after the insert: a retry of a create whose Redis load failed finishes the job,
+    // and a create of a sale Redis lost rebuilds it from the ledger and the outbox.
+    let (_, done) = admin::rehydrate(&state.db, &state.store, &def.id).await?;
+    info!(sale = %def.id, stock = def.stock, existed = record.is_some(), "sale created");
+    let mut view = view(&state, &def.id).await?;
+    view.rehydrated = Some(done);
+    Ok(json(status, &view))
+}
+
+async fn rehydrate(State(state): Shared, id: SalePath, parts: Parts) -> Result<Response, ApiError> {
+    authorize(&state, &parts)?;
+    let id = sale_id(id)?;
+    let (_, done) = admin::rehydrate(&state.db, &state.store, &id).await?;
+    let mut view = view(&state, &id).await?;
+    view.rehydrated = Some(done);
+    Ok(json(StatusCode::OK, &view))
 }
 
 async fn show(State(state): Shared, id: SalePath, parts: Parts) -> Result<Response, ApiError> {
@@ -135,19 +170,43 @@ async fn reset(State(state): Shared, id: SalePath, req: Request) -> Result<Respo
     let (parts, body) = req.into_parts();
     authorize(&state, &parts)?;
     let id = sale_id(id)?;
+    if !state.allow_reset {
+        return Err(ApiError::Forbidden);
+    }
     let body = match json_body(&parts.headers, body, MAX_OPERATOR_BODY).await? {
         None => ResetSale::default(),
         Some(bytes) => parse_json::<ResetSale>(&bytes, "invalid_body")?,
     };
     let stock = body.stock.map(valid_stock).transpose()?;
-    let def = state
-        .db
-        .reset_sale(&id, stock)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
-    state.store.reset_sale(&def).await?;
-    info!(sale = %id, stock = def.stock, "sale reset");
-    Ok(json(StatusCode::OK, &view(&state, &id).await?))
+    let (_, done) = admin::reset(
+        &state.db,
+        &state.store,
+        &state.status,
+        &id,
+        stock,
+        body.force,
+    )
+    .await?;
+    let mut view = view(&state, &id).await?;
+    view.reset = Some(done);
+    Ok(json(StatusCode::OK, &view))
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::NotFound(id) => not_found(&id),
+            AdminError::Pending { sale, pending } => ApiError::Conflict {
+                code: "sale_has_pending_orders",
+                message: format!(
+                    "sale {sale} has {pending} reserved orders not settled yet; retry once \
+                     they settle, or send {{\"force\": true}} to record them as rejected"
+                ),
+            },
+            AdminError::Store(e) => e.into(),
+            AdminError::Db(e) => e.into(),
+        }
+    }
 }
 
 fn not_found(id: &SaleId) -> ApiError {
@@ -176,6 +235,10 @@ async fn view(state: &OperatorState, id: &SaleId) -> Result<SaleView, ApiError> 
             confirmed_quantity: record.confirmed_quantity,
             confirmed_orders: record.confirmed_orders,
             rejected_orders: record.rejected_orders,
+            duplicate_orders: record.duplicate_orders,
         },
+        round: record.round,
+        rehydrated: None,
+        reset: None,
     })
 }

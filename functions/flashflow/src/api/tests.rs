@@ -610,10 +610,19 @@ fn offline_operator() -> Router {
         command_timeout: std::time::Duration::from_millis(200),
     })
     .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build(),
+    );
     app(operator::routes(operator::OperatorState {
         db,
         store,
+        status: crate::adapters::dynamodb::DynamoStatusStore::new(dynamodb, "none"),
         token: Some("t".into()),
+        allow_reset: true,
     }))
 }
 

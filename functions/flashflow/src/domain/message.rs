@@ -26,6 +26,14 @@ pub struct OrderMessage {
     pub reserved_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The sale's round when it was reserved (a reset starts the next one); messages written
+    /// before rounds existed are of the first.
+    #[serde(default = "first_round")]
+    pub round: u32,
+}
+
+fn first_round() -> u32 {
+    1
 }
 
 impl OrderMessage {
@@ -63,7 +71,7 @@ impl OrderMessage {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"{"v":1,"order_id":"0190f3a2-6c1e-7cc0-9b1e-3a6c2f0e8d11","sale_id":"s","buyer":"b","quantity":1,"reserved_at_ms":1764000000000}"#;
+    const GOOD: &str = r#"{"v":1,"order_id":"0190f3a2-6c1e-7cc0-9b1e-3a6c2f0e8d11","sale_id":"s","buyer":"b","quantity":1,"reserved_at_ms":1764000000000,"round":1}"#;
 
     #[test]
     fn a_valid_message_parses_and_serializes_back_to_the_same_fields() {
@@ -74,6 +82,12 @@ mod tests {
             back,
             serde_json::from_str::<serde_json::Value>(GOOD).unwrap()
         );
+    }
+
+    #[test]
+    fn a_message_written_before_rounds_existed_is_of_the_first_round() {
+        let old = GOOD.replace(r#","round":1"#, "");
+        assert_eq!(OrderMessage::parse(&old).unwrap().round, 1);
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! - [`message`]: the order message (outbox, SQS), with its one definition and version.
 //! - [`reservation`]: what a buy asks for, the reservation rule and its outcomes.
 //! - [`settlement`]: first come, first served allocation of a batch against the remaining stock.
+//! - [`rehydrate`]: rebuilding a sale in Redis from the ledger and the outbox.
 //! - [`status`]: an order's status as buyers see it.
 
 pub mod ids;
 pub mod message;
+pub mod rehydrate;
 pub mod reservation;
 pub mod sale;
 pub mod settlement;

@@ -23,7 +23,11 @@ pub enum Reservation {
     /// Stock was taken; `message` is the order message (JSON) now in the outbox.
     Reserved { order_id: Uuid, message: String },
     /// The buyer's idempotency key was seen before: this is the original order, nothing was taken.
-    Duplicate { order_id: Uuid },
+    /// `state` is its settled state once settle recorded it (`None` while it is pending).
+    Duplicate {
+        order_id: Uuid,
+        state: Option<super::OrderState>,
+    },
     /// Nothing was taken, for this reason.
     Refused(Refusal),
 }

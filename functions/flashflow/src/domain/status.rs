@@ -12,6 +12,9 @@ pub enum OrderState {
     Pending,
     Confirmed,
     Rejected,
+    /// A retry of an earlier order (same buyer and idempotency key) that Redis did not recognise:
+    /// the earlier order, `duplicate_of`, is the one that counts.
+    Duplicate,
 }
 
 impl OrderState {
@@ -20,6 +23,7 @@ impl OrderState {
             Self::Pending => "PENDING",
             Self::Confirmed => "CONFIRMED",
             Self::Rejected => "REJECTED",
+            Self::Duplicate => "DUPLICATE",
         }
     }
 
@@ -27,7 +31,8 @@ impl OrderState {
     pub fn settled(s: Settlement) -> Option<Self> {
         match s {
             Settlement::Confirmed => Some(Self::Confirmed),
-            Settlement::Rejected => Some(Self::Rejected),
+            Settlement::Rejected | Settlement::Stale => Some(Self::Rejected),
+            Settlement::Duplicate { .. } => Some(Self::Duplicate),
             Settlement::UnknownSale => None,
         }
     }
@@ -39,6 +44,7 @@ impl OrderState {
             "PENDING" => Ok(Self::Pending),
             "CONFIRMED" => Ok(Self::Confirmed),
             "REJECTED" => Ok(Self::Rejected),
+            "DUPLICATE" => Ok(Self::Duplicate),
             other => Err(format!("unknown order state {other:?}")),
         }
     }
@@ -52,6 +58,9 @@ pub struct OrderStatus {
     pub buyer: BuyerId,
     pub quantity: u32,
     pub status: OrderState,
+    /// For a [`OrderState::Duplicate`]: the order that counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Uuid>,
 }
 
 impl OrderStatus {
@@ -63,6 +72,7 @@ impl OrderStatus {
             buyer: msg.buyer.clone(),
             quantity: msg.quantity.get(),
             status,
+            duplicate_of: None,
         }
     }
 }
@@ -77,6 +87,7 @@ mod tests {
             OrderState::Pending,
             OrderState::Confirmed,
             OrderState::Rejected,
+            OrderState::Duplicate,
         ] {
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),

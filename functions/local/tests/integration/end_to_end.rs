@@ -165,6 +165,7 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
             let timing = SweepTiming {
                 grace: threshold,
                 in_queue_for: Duration::from_secs(3600),
+                finished_ttl: flashflow::reconcile::DEFAULT_FINISHED_TTL,
             };
             flashflow::reconcile::sweep_sales(store, publisher, timing, sales)
                 .await
@@ -334,6 +335,7 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     let timing = SweepTiming {
         grace: Duration::from_secs(3600),
         in_queue_for: Duration::from_secs(3600),
+        finished_ttl: flashflow::reconcile::DEFAULT_FINISHED_TTL,
     };
     let sweep = || flashflow::reconcile::sweep_sales(&store, &publisher, timing, &sales);
 
@@ -342,14 +344,14 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     assert!(registered(&sold_out.id).await);
     // Settled: retired. The sale with stock left stays registered.
     store
-        .remove_from_outbox(&sold_out.id, &[order_id])
+        .remove_from_outbox(&sold_out.id, &[order_id], &[])
         .await
         .unwrap();
     assert_eq!(sweep().await.unwrap().retired, 1);
     assert!(!registered(&sold_out.id).await);
     assert!(registered(&live.id).await);
     // A reset brings it back.
-    store.reset_sale(&sold_out).await.unwrap();
+    store.reset_sale(&sold_out, 1).await.unwrap();
     assert!(registered(&sold_out.id).await);
 }
 

@@ -51,6 +51,7 @@ async fn sqs_unreachable_during_a_burst_of_buys_everything_arrives_once_after_re
     let timing = SweepTiming {
         grace: Duration::ZERO,
         in_queue_for: Duration::from_secs(3600),
+        finished_ttl: flashflow::reconcile::DEFAULT_FINISHED_TTL,
     };
     let sales = [def.id.clone()];
     assert_eq!(
@@ -308,6 +309,7 @@ async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper()
     let timing = SweepTiming {
         grace: Duration::from_millis(10),
         in_queue_for: Duration::from_secs(3600),
+        finished_ttl: flashflow::reconcile::DEFAULT_FINISHED_TTL,
     };
     let report = sweep_sales(
         &app.store,

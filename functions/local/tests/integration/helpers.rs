@@ -29,6 +29,23 @@ fn env(name: &str) -> String {
     })
 }
 
+/// The operator token of [`TestApp::operator`].
+pub const OPERATOR: &str = "test-operator-token";
+
+/// An operator request with the token of [`TestApp::operator`].
+pub fn admin(method: &str, path: &str, body: Option<&str>) -> http::Request<Body> {
+    let bearer = format!("Bearer {OPERATOR}");
+    request(
+        method,
+        path,
+        &[
+            ("authorization", bearer.as_str()),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+}
+
 /// A fixed reservation time base (2026-11-27T10:00Z) for hand-made order messages.
 pub const T0: i64 = 1_795_773_600_000;
 
@@ -74,6 +91,29 @@ impl TestApp {
         self.db.create_sale(&def).await.unwrap();
         self.store.load_sale(&def, stock).await.unwrap();
         def
+    }
+
+    /// The operator router on this test's schema, Redis and status table (token [`OPERATOR`],
+    /// resets allowed).
+    pub async fn operator(&self) -> Router {
+        api::app(api::operator::routes(api::operator::OperatorState {
+            db: db_at(&self.db_url).await,
+            store: self.store.clone(),
+            status: self.status.clone(),
+            token: Some(OPERATOR.into()),
+            allow_reset: true,
+        }))
+    }
+
+    /// Buy one unit of `sale` as `buyer` with an `Idempotency-Key`.
+    pub async fn buy_with_key(&self, sale: &SaleDefinition, buyer: &str, key: &str) -> Answer {
+        let req = request(
+            "POST",
+            &format!("/sales/{}/buy", sale.id),
+            &[("x-user-id", buyer), ("idempotency-key", key)],
+            None,
+        );
+        call(&self.buy_app(), req).await
     }
 
     /// The buy router on Redis and this test's queue, trusting `X-User-Id`.
@@ -351,6 +391,7 @@ pub fn order(sale: &SaleDefinition, buyer: &str, quantity: i64, at: i64) -> Orde
         quantity: Quantity::new(quantity).unwrap(),
         reserved_at_ms: T0 + at,
         idempotency_key: None,
+        round: 1,
     }
 }
 

@@ -64,7 +64,9 @@ async fn the_merged_local_app_answers_404_for_an_unknown_path_and_405_with_allow
         flashflow::api::operator::routes(flashflow::api::operator::OperatorState {
             db: fresh_db().await,
             store,
+            status: fresh_status_store().await,
             token: None,
+            allow_reset: false,
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -10,5 +10,6 @@ mod end_to_end;
 mod faults;
 mod local_server;
 mod operator;
+mod recovery;
 mod reserve_script;
 mod settle;

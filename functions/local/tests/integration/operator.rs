@@ -11,17 +11,25 @@ const TOKEN: &str = "test-operator-token";
 fn operator_app(
     db: Db,
     store: flashflow::adapters::redis::RedisStore,
+    status: flashflow::adapters::dynamodb::DynamoStatusStore,
     token: Option<&str>,
 ) -> Router {
     api::app(operator::routes(operator::OperatorState {
         db,
         store,
+        status,
         token: token.map(str::to_owned),
+        allow_reset: true,
     }))
 }
 
 async fn handler() -> Router {
-    operator_app(fresh_db().await, store().await, Some(TOKEN))
+    operator_app(
+        fresh_db().await,
+        store().await,
+        fresh_status_store().await,
+        Some(TOKEN),
+    )
 }
 
 fn req(method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> http::Request<Body> {
@@ -123,7 +131,7 @@ async fn reset(op: &Router, id: &flashflow::domain::SaleId, body: Option<&str>) 
 }
 
 #[tokio::test]
-async fn reset_restores_the_stock_and_forgets_buyers() {
+async fn a_forced_reset_restores_the_stock_and_forgets_buyers() {
     let op = handler().await;
     let id = fresh_sale_id();
     assert_eq!(create(&op, &id, 1).await.status, 201);
@@ -132,7 +140,7 @@ async fn reset_restores_the_stock_and_forgets_buyers() {
     assert_eq!(call(&buy, one()).await.status, 202);
     assert_eq!(call(&buy, one()).await.error(), Some("sold_out"));
 
-    let shown = reset(&op, &id, Some(r#"{"stock":5}"#)).await;
+    let shown = reset(&op, &id, Some(r#"{"stock":5,"force":true}"#)).await;
     assert_eq!(shown.status, 200, "{}", shown.body);
     assert_eq!(
         (
@@ -148,11 +156,11 @@ async fn reset_restores_the_stock_and_forgets_buyers() {
         "the buyer's count was reset too"
     );
 
-    let shown = reset(&op, &id, None).await;
+    let shown = reset(&op, &id, Some(r#"{"force":true}"#)).await;
     assert_eq!(
         (shown.status, shown.body["remaining"].as_i64()),
         (200, Some(5)),
-        "reset without a body keeps the stock"
+        "reset without a stock keeps the stock"
     );
 }
 
@@ -201,7 +209,7 @@ async fn an_unknown_sale_is_404_for_show_and_reset_and_nothing_is_created() {
 
 #[tokio::test]
 async fn an_iam_authorized_api_gateway_event_needs_no_token() {
-    let op = operator_app(fresh_db().await, store().await, None);
+    let op = operator_app(fresh_db().await, store().await, fresh_status_store().await, None);
     let id = fresh_sale_id();
     let (status, body) = answer(call(&op, event(ADMIN_CREATE_EVENT, &id)).await);
     assert_eq!(status, 201, "{body}");
@@ -230,7 +238,7 @@ async fn migrations_apply_once_even_when_run_again() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 1);
+    assert_eq!(n, 2, "0001 and 0002, once each");
 }
 
 #[tokio::test]
@@ -238,7 +246,7 @@ async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not
     use flashflow::settle::Settler;
     use fred::prelude::*;
     let url = fresh_schema_url().await;
-    let op = operator_app(db_at(&url).await, store().await, Some(TOKEN));
+    let op = operator_app(db_at(&url).await, store().await, fresh_status_store().await, Some(TOKEN));
     let id = fresh_sale_id();
     let body = create_body(id.as_str(), 10);
     assert_eq!(

@@ -1,9 +1,10 @@
 -- Reserve stock for one buy, atomically. Every key carries the sale's hash tag, so this runs on
 -- Redis Cluster too.
 --
--- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock}
+-- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock, round}
 -- KEYS[2] buyers hash  buyer -> quantity reserved so far
--- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id .. " " .. quantity
+-- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id .. " " .. quantity, then
+--                      " " .. STATE once settle recorded it (domain/rehydrate.rs writes the same)
 -- KEYS[4] outbox hash  order id -> order message (JSON), removed once settled
 -- KEYS[5] outbox zset  order id -> reserved-at ms (pushed far out once buy's send succeeded), lets
 --                      the sweeper find the entries whose message may be lost cheaply
@@ -11,10 +12,10 @@
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
 -- Returns {status, detail}:
---   RESERVED order-json | DUPLICATE order-id | KEY_REUSED order-id | NO_SALE | NOT_OPEN opens_ms
+--   RESERVED order-json | DUPLICATE order-id[ STATE] | KEY_REUSED order-id | NO_SALE | NOT_OPEN opens_ms
 --   | CLOSED closes_ms
 --   LIMIT remaining-allowance | SOLD_OUT | INSUFFICIENT remaining
-local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms')
+local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms', 'round')
 if not sale[1] then
   return {'NO_SALE', ''}
 end
@@ -26,11 +27,17 @@ if ARGV[5] ~= '' then
   local existing = redis.call('HGET', KEYS[3], idem_field)
   if existing then
     -- The same key with another request (another quantity) is the client's mistake, not a retry.
-    local id, qty = string.match(existing, '^(%S+) (%d+)$')
-    if id and qty ~= ARGV[4] then
+    local id, qty, state = string.match(existing, '^(%S+) (%d+) ?(%u*)$')
+    if not id then
+      return {'DUPLICATE', existing}
+    end
+    if qty ~= ARGV[4] then
       return {'KEY_REUSED', id}
     end
-    return {'DUPLICATE', id or existing}
+    if state ~= '' then
+      return {'DUPLICATE', id .. ' ' .. state}
+    end
+    return {'DUPLICATE', id}
   end
 end
 
@@ -73,6 +80,7 @@ local order = {
   buyer = ARGV[3],
   quantity = qty,
   reserved_at_ms = now_ms,
+  round = tonumber(sale[5]) or 1,
 }
 if idem_field then
   order.idempotency_key = ARGV[5]

@@ -1,0 +1,158 @@
+//! Operator work on a sale that spans the ledger, Redis and the status store: rebuilding Redis
+//! from the ledger after it lost a sale, and resetting a sale safely.
+
+use crate::adapters::postgres::Db;
+use crate::adapters::redis::RedisStore;
+use crate::domain::rehydrate::plan;
+use crate::domain::{OrderMessage, SaleDefinition, SaleId};
+use crate::ports::{DbError, StatusStore, StoreError};
+use serde::Serialize;
+use tracing::{info, warn};
+
+/// Why an operator action on a sale did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no sale with id {0}")]
+    NotFound(SaleId),
+    /// Reset refused: orders were answered 202 and are not settled yet.
+    #[error("sale {sale} has {pending} reserved orders not settled yet")]
+    Pending { sale: SaleId, pending: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What a rehydration found and did.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Rehydrated {
+    /// Redis did not hold the sale (or held an earlier round) and got it anew.
+    pub loaded_anew: bool,
+    /// Stock Redis may still hand out after the rebuild.
+    pub remaining: i64,
+    pub buyers: usize,
+    pub idempotency_keys: usize,
+    /// Outbox entries not in the ledger yet, counted as reserved.
+    pub pending: usize,
+}
+
+/// Make Redis hold the sale as the ledger and the outbox say (see
+/// [`crate::domain::rehydrate`]). Safe on a live sale: it never raises the remaining stock and
+/// never lowers a buyer's count. Also the way a sale is loaded after it is created.
+///
+/// # Errors
+/// [`AdminError::NotFound`] for a sale the ledger does not have; store or database failures
+/// (the call can be repeated).
+pub async fn rehydrate(
+    db: &Db,
+    store: &RedisStore,
+    id: &SaleId,
+) -> Result<(SaleDefinition, Rehydrated), AdminError> {
+    // The outbox before the ledger: an order settled in between is then in both, and counted once.
+    let outbox: Vec<OrderMessage> = store
+        .outbox(id)
+        .await?
+        .into_iter()
+        .filter_map(|(order, body)| match OrderMessage::parse(&body) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                warn!(sale = %id, order = %order, error = %e, "unreadable outbox entry skipped");
+                None
+            }
+        })
+        .collect();
+    let ids: Vec<uuid::Uuid> = outbox.iter().map(|o| o.order_id).collect();
+    let ledger = db
+        .ledger_of(id, &ids)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(id.clone()))?;
+    let pending: Vec<OrderMessage> = outbox
+        .into_iter()
+        .filter(|o| !ledger.settled.contains(&o.order_id))
+        .collect();
+    let r = &ledger.record;
+    let p = plan(
+        r.definition.stock,
+        r.confirmed_quantity,
+        r.round,
+        &ledger.bought,
+        &ledger.keys,
+        &pending,
+    );
+    let loaded_anew = store.rehydrate(&r.definition, &p).await?;
+    let done = Rehydrated {
+        loaded_anew,
+        remaining: p.remaining,
+        buyers: p.buyers.len(),
+        idempotency_keys: p.keys.len(),
+        pending: pending.len(),
+    };
+    info!(sale = %id, loaded_anew, remaining = done.remaining, buyers = done.buyers,
+        keys = done.idempotency_keys, pending = done.pending, "sale rehydrated");
+    Ok((r.definition.clone(), done))
+}
+
+/// What a reset did.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Reset {
+    /// The round that starts now.
+    pub round: u32,
+    /// Reserved, unsettled orders of the earlier round recorded as rejected (forced reset).
+    pub cancelled: usize,
+    /// Of those, statuses the status store did not take (the orders are recorded in Postgres;
+    /// their status reads as not found until written).
+    pub status_write_failures: usize,
+}
+
+/// Start the sale's next round. Refused while orders are reserved and unsettled, unless
+/// `force`: then those orders are recorded as rejected, and their statuses written, instead of
+/// being forgotten. Settled history moves to the archive, where it keeps answering for its order
+/// ids; messages of the earlier round still in flight settle there, as rejected.
+///
+/// # Errors
+/// [`AdminError::NotFound`], [`AdminError::Pending`], or store and database failures.
+pub async fn reset<S: StatusStore>(
+    db: &Db,
+    store: &RedisStore,
+    status: &S,
+    id: &SaleId,
+    stock: Option<u32>,
+    force: bool,
+) -> Result<(SaleDefinition, Reset), AdminError> {
+    if db.sale(id).await?.is_none() {
+        return Err(AdminError::NotFound(id.clone()));
+    }
+    let pending = store.live_sale(id).await?.map_or(0, |l| l.pending);
+    if pending > 0 && !force {
+        return Err(AdminError::Pending {
+            sale: id.clone(),
+            pending,
+        });
+    }
+    // Postgres first: from its commit on, orders of the earlier round can no longer take stock,
+    // whatever Redis still hands out until its own reset below.
+    let (def, round) = db
+        .reset_sale(id, stock)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(id.clone()))?;
+    let dropped = store.reset_sale(&def, round).await?;
+    let orders: Vec<OrderMessage> = dropped
+        .iter()
+        .filter_map(|body| OrderMessage::parse(body).ok())
+        .filter(|o| o.round < round)
+        .collect();
+    let cancelled = db.cancel_orders(&orders).await?;
+    let failures = status.put_all(&cancelled).await.len();
+    if failures > 0 {
+        warn!(sale = %id, failures, "statuses of cancelled orders not written");
+    }
+    info!(sale = %id, round, stock = def.stock, cancelled = cancelled.len(), "sale reset");
+    Ok((
+        def,
+        Reset {
+            round,
+            cancelled: cancelled.len(),
+            status_write_failures: failures,
+        },
+    ))
+}
