@@ -19,8 +19,8 @@
 //! - [`config`], [`aws`], [`timefmt`]: settings from the environment, the AWS SDK configuration,
 //!   RFC 3339 times.
 
-pub mod admin;
 pub mod adapters;
+pub mod admin;
 pub mod api;
 pub mod aws;
 pub mod config;

@@ -113,7 +113,8 @@ pub async fn sweep_sales(
         }
         if store
             .retire_if_finished(sale, now_ms, timing.finished_ttl)
-            .await? {
+            .await?
+        {
             report.retired += 1;
         }
     }

@@ -101,7 +101,12 @@ async fn api() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     info!(%addr, "serving the FlashFlow API");
-    server::serve(listener, app).await?;
+    let limits = server::Limits {
+        header_read: config::millis("HTTP_HEADER_TIMEOUT_MS", 5_000)?,
+        request: config::millis("HTTP_REQUEST_TIMEOUT_MS", 10_000)?,
+        max_connections: count("HTTP_MAX_CONNECTIONS", 10_000, 1_000_000)?,
+    };
+    server::serve_with(listener, app, limits, Default::default()).await?;
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! In-memory adapters of every port, for fast handler tests that need no service. They follow the
 //! same domain rules as the real adapters; each can be switched to "unavailable" to test outages.
 
-use crate::domain::reservation::{check, LiveRules};
 use crate::domain::rehydrate::KeyHolder;
+use crate::domain::reservation::{check, LiveRules};
 use crate::domain::settlement::{allocate, SaleBook};
 use crate::domain::{
     BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, Quantity, Refusal, Reservation,
@@ -369,9 +369,10 @@ impl Ledger for MemoryLedger {
                         *book.bought.entry(o.buyer.clone()).or_default() +=
                             i64::from(o.quantity.get());
                     }
-                    if let (Some(k), false) =
-                        (&o.idempotency_key, matches!(s, Settlement::Duplicate { .. }))
-                    {
+                    if let (Some(k), false) = (
+                        &o.idempotency_key,
+                        matches!(s, Settlement::Duplicate { .. }),
+                    ) {
                         book.keys.insert((o.buyer.clone(), k.clone()), o.order_id);
                     }
                 }

@@ -262,7 +262,10 @@ impl Db {
         let tx = conn.transaction().await?;
         // The sale row first, as settle does: a batch in progress finishes before the move.
         if tx
-            .query_opt("SELECT 1 FROM sales WHERE id = $1 FOR UPDATE", &[&id.as_str()])
+            .query_opt(
+                "SELECT 1 FROM sales WHERE id = $1 FOR UPDATE",
+                &[&id.as_str()],
+            )
             .await?
             .is_none()
         {
@@ -287,7 +290,10 @@ impl Db {
             )
             .await?;
         tx.commit().await?;
-        Ok(Some((definition_from_row(id, &row), row.get::<_, i32>(5) as u32)))
+        Ok(Some((
+            definition_from_row(id, &row),
+            row.get::<_, i32>(5) as u32,
+        )))
     }
 
     /// Record reserved orders that a forced reset took out of Redis before they settled: as
@@ -572,7 +578,10 @@ impl Db {
 
         let mut rows = InsertRows::default();
         let mut stale = InsertRows::default();
-        for (o, settled) in allocate(&mut books, orders.iter().filter(|o| !outcome.contains_key(&o.order_id))) {
+        for (o, settled) in allocate(
+            &mut books,
+            orders.iter().filter(|o| !outcome.contains_key(&o.order_id)),
+        ) {
             match settled {
                 Settlement::UnknownSale => {
                     outcome.insert(o.order_id, Settled::UnknownSale);
@@ -725,7 +734,10 @@ async fn read_books(
             }
         }
     }
-    let keyed: Vec<&&OrderMessage> = fresh.iter().filter(|o| o.idempotency_key.is_some()).collect();
+    let keyed: Vec<&&OrderMessage> = fresh
+        .iter()
+        .filter(|o| o.idempotency_key.is_some())
+        .collect();
     if keyed.is_empty() {
         return Ok(Vec::new());
     }

@@ -157,11 +157,7 @@ mod tests {
         assert_eq!(
             p.keys,
             vec![
-                (
-                    "alice\nk1".into(),
-                    format!("{original} 1 CONFIRMED"),
-                    true
-                ),
+                ("alice\nk1".into(), format!("{original} 1 CONFIRMED"), true),
                 ("bob\nk9".into(), format!("{} 1", other.order_id), false),
             ]
         );

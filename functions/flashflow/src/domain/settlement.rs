@@ -16,7 +16,9 @@ pub enum Settlement {
     Rejected,
     /// Its idempotency key already belongs to `original` (a retry that Redis did not recognise,
     /// e.g. after losing its data): recorded as a duplicate, takes nothing.
-    Duplicate { original: Uuid },
+    Duplicate {
+        original: Uuid,
+    },
     /// Reserved in an earlier round of the sale (before a reset): recorded as rejected with that
     /// round's history, takes nothing from the current one.
     Stale,
@@ -164,7 +166,10 @@ mod tests {
     }
 
     fn outcomes(books: &mut HashMap<SaleId, SaleBook>, orders: &[OrderMessage]) -> Vec<Settlement> {
-        allocate(books, orders).into_iter().map(|(_, s)| s).collect()
+        allocate(books, orders)
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect()
     }
 
     #[test]

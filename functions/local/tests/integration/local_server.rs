@@ -91,3 +91,186 @@ async fn the_merged_local_app_answers_404_for_an_unknown_path_and_405_with_allow
     );
     assert!(wrong.contains("method_not_allowed"), "{wrong}");
 }
+
+/// One buy on a fresh connection; its status line and how long the answer took.
+async fn timed_buy(
+    addr: std::net::SocketAddr,
+    sale: &flashflow::domain::SaleId,
+    buyer: &str,
+) -> (String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let answer = raw_http(
+        addr,
+        format!("POST /sales/{sale}/buy HTTP/1.1\r\nhost: x\r\nx-user-id: {buyer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    (
+        answer.lines().next().unwrap_or_default().to_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Read until the server closes the connection (or `within` passes): whatever it sent.
+async fn until_closed(mut s: tokio::net::TcpStream, within: std::time::Duration) -> Option<String> {
+    let mut out = Vec::new();
+    match tokio::time::timeout(within, s.read_to_end(&mut out)).await {
+        Ok(_) => Some(String::from_utf8_lossy(&out).into_owned()),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn slowloris_idle_and_half_sent_connections_cannot_take_the_server_down() {
+    use flashflow_local::server::{serve_with, Limits, ServerStats};
+    use std::time::Duration;
+    let (store, sqs) = (store().await, sqs().await);
+    let queue = fresh_queue(&sqs).await;
+    let def = loaded_sale(&store, 100, 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits {
+        header_read: Duration::from_secs(2),
+        request: Duration::from_secs(3),
+        max_connections: 10_000,
+    };
+    let stats = std::sync::Arc::new(ServerStats::default());
+    tokio::spawn(serve_with(
+        listener,
+        buy_app(store.clone(), sqs, &queue),
+        limits,
+        stats.clone(),
+    ));
+
+    // 2,000 connections that send nothing, 1,000 that send half a request head, and 200 that
+    // send a head and then trickle a body that never completes.
+    let mut idle = Vec::new();
+    for _ in 0..2_000 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut half = Vec::new();
+    for _ in 0..1_000 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!(
+                "POST /sales/{}/buy HTTP/1.1\r\nhost: x\r\nx-user-id: slow\r\n",
+                def.id
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        half.push(s);
+    }
+    let mut trickle = Vec::new();
+    for i in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("POST /sales/{}/buy HTTP/1.1\r\nhost: x\r\nx-user-id: t{i}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{", def.id).as_bytes())
+            .await
+            .unwrap();
+        trickle.push(s);
+    }
+
+    // A normal buyer is answered promptly all the same.
+    let mut took = Vec::new();
+    for i in 0..10 {
+        let (status, t) = timed_buy(addr, &def.id, &format!("normal{i}")).await;
+        assert!(status.starts_with("HTTP/1.1 202"), "{status}");
+        took.push(t);
+    }
+    took.sort();
+    println!(
+        "slowloris | 3,200 hostile connections open | normal buys p50 {:?}, max {:?}",
+        took[5], took[9]
+    );
+    assert!(
+        took[5] < Duration::from_millis(100),
+        "p50 {:?} with 3,200 hostile connections open",
+        took[5]
+    );
+    assert!(took[9] < Duration::from_secs(1), "max {:?}", took[9]);
+
+    // The server closes them: silent and half-sent ones at the header deadline, trickling
+    // bodies at the request deadline with a 408. None of them bought anything.
+    let within = Duration::from_secs(6);
+    let closed = futures_closed(idle.into_iter().chain(half).collect(), within).await;
+    assert_eq!(
+        closed, 3_000,
+        "idle and half-sent connections are closed by the server"
+    );
+    for s in trickle {
+        let answer = until_closed(s, within)
+            .await
+            .expect("trickling body closed");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("request_timeout"), "{answer}");
+    }
+    let live = store.live_sale(&def.id).await.unwrap().unwrap();
+    assert_eq!(live.remaining, 90, "only the 10 normal buys took stock");
+
+    // Still up, and no accept ever failed.
+    let (status, _) = timed_buy(addr, &def.id, "after").await;
+    assert!(status.starts_with("HTTP/1.1 202"), "{status}");
+    assert_eq!(
+        stats
+            .accept_errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+/// How many of `conns` the server closes within `within`.
+async fn futures_closed(conns: Vec<tokio::net::TcpStream>, within: std::time::Duration) -> usize {
+    let mut set = tokio::task::JoinSet::new();
+    for s in conns {
+        set.spawn(until_closed(s, within));
+    }
+    let mut closed = 0;
+    while let Some(r) = set.join_next().await {
+        if r.unwrap().is_some() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once_and_the_server_recovers() {
+    use flashflow_local::server::{serve_with, Limits, ServerStats};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let (store, sqs) = (store().await, sqs().await);
+    let def = loaded_sale(&store, 0, 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits {
+        header_read: Duration::from_secs(1),
+        request: Duration::from_secs(2),
+        max_connections: 50,
+    };
+    let stats = std::sync::Arc::new(ServerStats::default());
+    tokio::spawn(serve_with(
+        listener,
+        buy_app(store, sqs, "http://127.0.0.1:9/unused"),
+        limits,
+        stats.clone(),
+    ));
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    wait_until("50 accepted", Duration::from_secs(5), || async {
+        stats.accepted.load(Ordering::Relaxed) == 50
+    })
+    .await;
+    let (status, _) = timed_buy(addr, &def.id, "over").await;
+    assert_eq!(status, "", "closed without an answer while 50 are open");
+    assert!(stats.over_capacity.load(Ordering::Relaxed) >= 1);
+    // The held connections time out; then buyers are served again.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, _) = timed_buy(addr, &def.id, "later").await;
+    assert!(
+        status.starts_with("HTTP/1.1 409"),
+        "sold out, answered: {status}"
+    );
+    drop(held);
+}

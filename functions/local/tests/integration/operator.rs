@@ -209,7 +209,12 @@ async fn an_unknown_sale_is_404_for_show_and_reset_and_nothing_is_created() {
 
 #[tokio::test]
 async fn an_iam_authorized_api_gateway_event_needs_no_token() {
-    let op = operator_app(fresh_db().await, store().await, fresh_status_store().await, None);
+    let op = operator_app(
+        fresh_db().await,
+        store().await,
+        fresh_status_store().await,
+        None,
+    );
     let id = fresh_sale_id();
     let (status, body) = answer(call(&op, event(ADMIN_CREATE_EVENT, &id)).await);
     assert_eq!(status, 201, "{body}");
@@ -246,7 +251,12 @@ async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not
     use flashflow::settle::Settler;
     use fred::prelude::*;
     let url = fresh_schema_url().await;
-    let op = operator_app(db_at(&url).await, store().await, fresh_status_store().await, Some(TOKEN));
+    let op = operator_app(
+        db_at(&url).await,
+        store().await,
+        fresh_status_store().await,
+        Some(TOKEN),
+    );
     let id = fresh_sale_id();
     let body = create_body(id.as_str(), 10);
     assert_eq!(

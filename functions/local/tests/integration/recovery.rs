@@ -29,7 +29,11 @@ async fn created(t: &TestApp, stock: u32, limit: u32) -> SaleDefinition {
     let id = fresh_sale_id();
     let a = call(
         &t.operator().await,
-        admin("POST", "/admin/sales", Some(&create_body(&id, stock, limit))),
+        admin(
+            "POST",
+            "/admin/sales",
+            Some(&create_body(&id, stock, limit)),
+        ),
     )
     .await;
     assert_eq!(a.status, 201, "{}", a.body);
@@ -73,7 +77,11 @@ async fn a_retry_after_redis_lost_the_sale_gets_its_original_order_and_postgres_
 
     let retry = t.buy_with_key(&def, "alice", "k1").await;
     assert_eq!(
-        (retry.status, retry.order_id(), retry.body["status"].as_str()),
+        (
+            retry.status,
+            retry.order_id(),
+            retry.body["status"].as_str()
+        ),
         (200, first.order_id(), Some("CONFIRMED")),
         "the original order, as it stands"
     );
@@ -288,7 +296,10 @@ async fn a_reset_waits_for_pending_orders_unless_forced_and_keeps_the_history() 
     assert_eq!(forced.status, 200, "{}", forced.body);
     assert_eq!(forced.body["reset"]["cancelled"], 1);
     assert_eq!(
-        (forced.body["round"].as_i64(), forced.body["remaining"].as_i64()),
+        (
+            forced.body["round"].as_i64(),
+            forced.body["remaining"].as_i64()
+        ),
         (Some(2), Some(2))
     );
     // The cancelled order is recorded, as rejected, in Postgres and DynamoDB alike; the settled
@@ -299,21 +310,20 @@ async fn a_reset_waits_for_pending_orders_unless_forced_and_keeps_the_history() 
     };
     assert_eq!(status(pending).await, Some(OrderState::Rejected));
     assert_eq!(status(settled).await, Some(OrderState::Confirmed));
-    let archived: Vec<(Uuid, String, i32)> = t
-        .db
-        .client()
-        .await
-        .unwrap()
-        .query(
-            "SELECT order_id, status, round FROM orders_archive WHERE sale_id = $1
+    let archived: Vec<(Uuid, String, i32)> =
+        t.db.client()
+            .await
+            .unwrap()
+            .query(
+                "SELECT order_id, status, round FROM orders_archive WHERE sale_id = $1
               ORDER BY reserved_at",
-            &[&def.id.as_str()],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+                &[&def.id.as_str()],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
     assert_eq!(
         archived,
         vec![
@@ -330,9 +340,11 @@ async fn a_reset_waits_for_pending_orders_unless_forced_and_keeps_the_history() 
     let again = t.buy(&def, "alice").await;
     assert_eq!(again.status, 202, "alice may buy in the new round");
     t.wait_for_settled(&def, 1).await;
-    wait_until("bob's and carol's messages settled", Duration::from_secs(30), || async {
-        t.depth(&t.queue).await == 0
-    })
+    wait_until(
+        "bob's and carol's messages settled",
+        Duration::from_secs(30),
+        || async { t.depth(&t.queue).await == 0 },
+    )
     .await;
     settlement.stop().await;
     assert_eq!(status(stray.order_id).await, Some(OrderState::Rejected));

@@ -97,7 +97,13 @@ async fn a_retried_idempotency_key_returns_the_same_order_and_takes_stock_once()
             .reserve(&request(&def.id, "alice", 2, Some("k-1")))
             .await
             .unwrap();
-        assert_eq!(again, Reservation::Duplicate { order_id, state: None });
+        assert_eq!(
+            again,
+            Reservation::Duplicate {
+                order_id,
+                state: None
+            }
+        );
     }
     // The same key from another buyer is another buyer's request.
     let bob = store
@@ -124,9 +130,8 @@ async fn concurrent_retries_of_one_key_reserve_one_order() {
                 .await
                 .unwrap()
             {
-                Reservation::Reserved { order_id, .. } | Reservation::Duplicate { order_id, .. } => {
-                    order_id
-                }
+                Reservation::Reserved { order_id, .. }
+                | Reservation::Duplicate { order_id, .. } => order_id,
                 other => panic!("{other:?}"),
             }
         }));
