@@ -1,7 +1,8 @@
 //! `flashflow-local`: FlashFlow's handlers on the local stack, the same code as the Lambdas.
 //!
 //! - `flashflow-local api`: the routers of the buy, order-status and operator functions merged
-//!   on one HTTP port (`LISTEN_ADDR`, default 127.0.0.1:3000).
+//!   on one HTTP port (`LISTEN_ADDR`, default 127.0.0.1:3000), within `HTTP_HEADER_TIMEOUT_MS` (5000),
+//!   `HTTP_REQUEST_TIMEOUT_MS` (10000) and `HTTP_MAX_CONNECTIONS` (10000).
 //! - `flashflow-local settle`: the SQS event source mapping feeding the settle handler in-process
 //!   (or a Lambda Invoke endpoint given in `EVENT_SOURCE_INVOKE_URL`, e.g. `cargo lambda watch`'s).
 //!   `EVENT_SOURCE_BATCH_SIZE` (10), `EVENT_SOURCE_BATCHING_WINDOW_MS` (0),

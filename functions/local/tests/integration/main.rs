@@ -11,5 +11,6 @@ mod faults;
 mod local_server;
 mod operator;
 mod recovery;
+mod redis_restarts;
 mod reserve_script;
 mod settle;
