@@ -502,4 +502,77 @@ mod tests {
             "recorded once all the same"
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A valid message with one field replaced by an arbitrary JSON value, or removed.
+        fn mutated() -> impl Strategy<Value = String> {
+            let fields = prop::sample::select(vec![
+                "v",
+                "order_id",
+                "sale_id",
+                "buyer",
+                "quantity",
+                "reserved_at_ms",
+                "idempotency_key",
+                "round",
+                "extra",
+            ]);
+            let value = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(serde_json::Value::from),
+                any::<bool>().prop_map(serde_json::Value::from),
+                ".{0,300}".prop_map(serde_json::Value::from),
+                Just(serde_json::json!({"nested": [1, 2]})),
+            ];
+            (fields, prop::option::of(value)).prop_map(|(field, value)| {
+                let mut m: serde_json::Value = serde_json::from_str(&order("s", 1)).unwrap();
+                match value {
+                    Some(v) => m[field] = v,
+                    None => {
+                        m.as_object_mut().unwrap().remove(field);
+                    }
+                }
+                m.to_string()
+            })
+        }
+
+        fn body() -> impl Strategy<Value = String> {
+            prop_oneof![
+                mutated(),
+                ".{0,2000}",
+                prop::collection::vec(any::<u8>(), 0..512)
+                    .prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            /// 2,000 cases: whatever a (signed) message holds, it is settled if it is a valid
+            /// order and otherwise fails alone, reported to SQS, with nothing recorded anywhere;
+            /// the good order beside it settles in the same batch.
+            #[test]
+            fn any_message_body_is_settled_or_fails_alone_and_records_nothing(body in body()) {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let f = fixture(10);
+                let good = order("s", 0);
+                let valid = OrderMessage::parse(&body).is_ok();
+                let (ev, ids) = event(&[good, body]);
+                let report = rt.block_on(f.settler.settle(ev));
+                let (confirmed, rejected, _) = f.ledger.counts(&f.sale);
+                if valid {
+                    prop_assert!(report.failed.is_empty() || report.failed == vec![ids[1].clone()]);
+                } else {
+                    prop_assert_eq!(&report.failed, &vec![ids[1].clone()]);
+                    prop_assert_eq!((confirmed, rejected), (1, 0));
+                    prop_assert_eq!(f.status.len(), 1);
+                    prop_assert!(f.queue.later().is_empty());
+                }
+            }
+        }
+    }
 }
