@@ -14,6 +14,7 @@ use flashflow::domain::{
     BuyerId, OrderMessage, Quantity, SaleDefinition, SaleId, ORDER_MESSAGE_VERSION,
 };
 use flashflow::settle::Settler;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -685,4 +686,78 @@ pub fn failed_ids(resp: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec
         .iter()
         .map(|f| f.item_identifier.clone())
         .collect()
+}
+
+/// A `redis-server` of a test's own, on a free loopback port, with its data in a temp dir.
+pub struct PrivateRedis {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    pub child: Child,
+    args: Vec<String>,
+}
+
+impl PrivateRedis {
+    /// Start one with `args` besides its port, loopback and data directory (e.g. AOF on).
+    pub fn start(args: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("ff-redis-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let child = Self::spawn(port, &dir, &args);
+        Self {
+            port,
+            dir,
+            child,
+            args,
+        }
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path, args: &[String]) -> Child {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(args)
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is on the PATH");
+        let until = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < until, "private redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stop (SIGTERM: Redis flushes its AOF and exits) and start again on the same port.
+    pub fn restart(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, &self.dir, &self.args);
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod buy;
+mod cluster;
 mod end_to_end;
 mod faults;
 mod local_server;

@@ -5,81 +5,13 @@
 use crate::helpers::*;
 use flashflow::adapters::redis::{RedisSettings, RedisStore};
 use fred::prelude::*;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
-
-/// A `redis-server` of this test's own, on a free loopback port, with its data in a temp dir.
-struct PrivateRedis {
-    port: u16,
-    dir: std::path::PathBuf,
-    child: Child,
-}
-
-impl PrivateRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("ff-redis-{}", Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Self::spawn(port, &dir);
-        Self { port, dir, child }
-    }
-
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is on the PATH");
-        let until = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "private redis did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Stop (SIGTERM: Redis flushes its AOF and exits) and start again on the same port.
-    fn restart(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        self.child = Self::spawn(self.port, &self.dir);
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[tokio::test]
 async fn script_flush_and_a_redis_restart_during_a_burst_cost_buyers_only_latency() {
-    let mut redis = PrivateRedis::start();
+    let mut redis = PrivateRedis::start(&["--appendonly", "yes", "--appendfsync", "always"]);
     let mut t = TestApp::new().await;
     t.store = RedisStore::connect(&RedisSettings {
         url: redis.url(),
