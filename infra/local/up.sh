@@ -48,11 +48,13 @@ ls_ready() { curl -sf "http://localhost:$LOCALSTACK_PORT/_localstack/health" | g
 if ! ls_ready; then
   say "starting LocalStack (SQS) on :$LOCALSTACK_PORT"
   mkdir -p "$FLASHFLOW_HOME/localstack-fs"
+  # Loopback only: anyone who can reach the machine could otherwise put orders on the queue.
+  # (LocalStack's default twisted server ignores the host of GATEWAY_LISTEN; hypercorn binds it.)
   # `exec` makes the background job LocalStack itself: its pid is the one `make down` stops, and no
   # shell is left holding the caller's output open.
   (cd "$FLASHFLOW_HOME" && OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$FLASHFLOW_HOME/localstack-fs" \
     DISABLE_EVENTS=1 SERVICES=sqs SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="localhost:$LOCALSTACK_PORT" \
-    GATEWAY_LISTEN="0.0.0.0:$LOCALSTACK_PORT" \
+    GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" GATEWAY_SERVER=hypercorn \
     exec nohup "$LS_VENV/bin/python" -m localstack.runtime.main </dev/null >"$LOG_DIR/localstack.log" 2>&1) &
   echo $! >"$RUN_DIR/localstack.pid"
   wait_for LocalStack 60 ls_ready
