@@ -95,7 +95,11 @@ pub async fn serve_with(
             Ok(conn) => conn,
             Err(e) => {
                 // EMFILE and friends: the connections that hold the descriptors time out soon.
-                if stats.accept_errors.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+                if stats
+                    .accept_errors
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(1000)
+                {
                     warn!(error = %e, "accept failed; waiting before the next accept");
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -103,7 +107,11 @@ pub async fn serve_with(
             }
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            if stats.over_capacity.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+            if stats
+                .over_capacity
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(1000)
+            {
                 warn!(
                     max = limits.max_connections,
                     "connection limit reached; closing new connections"

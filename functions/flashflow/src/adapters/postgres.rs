@@ -750,14 +750,12 @@ async fn read_books(
     let mut originals = Vec::new();
     for r in tx
         .query(
-            &format!(
-                "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status, o.duplicate_of,
+            "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status, o.duplicate_of,
                         o.idempotency_key FROM orders o
                    JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[]))
                         AS k(sale_id, buyer, key)
                      ON o.sale_id = k.sale_id AND o.buyer = k.buyer AND o.idempotency_key = k.key
-                  WHERE o.status <> 'DUPLICATE'"
-            ),
+                  WHERE o.status <> 'DUPLICATE'",
             &[&sales, &buyers, &keys],
         )
         .await?
