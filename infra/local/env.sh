@@ -13,14 +13,18 @@
 : "${OPERATOR_TOKEN:=local-operator-token}"
 # Resets end a sale's round; the local stack allows them for demos and load tests (AWS: off).
 : "${SALE_RESET_ENABLED:=true}"
+# Database credentials come from (LocalStack's) Secrets Manager, as in AWS; the URL keeps them too
+# for the scripts' psql, and the secret's values win in the functions.
+: "${DATABASE_SECRET_ARN:=flashflow/database}"
 # Signs order messages (buy, sweeper) so settle can refuse anyone else's; a local-only value.
 : "${ORDER_SIGNING_KEY:=local-order-signing-key-not-a-secret-0001}"
 
 export FLASHFLOW_HOME AWS_REGION LOCALSTACK_PORT DYNAMODB_PORT API_PORT ORDERS_QUEUE ORDERS_DLQ \
-  ORDERS_TABLE REDIS_URL DATABASE_URL OPERATOR_TOKEN ORDER_SIGNING_KEY SALE_RESET_ENABLED
+  ORDERS_TABLE REDIS_URL DATABASE_URL DATABASE_SECRET_ARN OPERATOR_TOKEN ORDER_SIGNING_KEY SALE_RESET_ENABLED
 export AWS_DEFAULT_REGION="$AWS_REGION"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_ENDPOINT_URL_SQS="${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:$LOCALSTACK_PORT}"
+export AWS_ENDPOINT_URL_SECRETS_MANAGER="${AWS_ENDPOINT_URL_SECRETS_MANAGER:-http://127.0.0.1:$LOCALSTACK_PORT}"
 export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://localhost:$DYNAMODB_PORT}"
 export ORDERS_QUEUE_URL="${ORDERS_QUEUE_URL:-http://localhost:$LOCALSTACK_PORT/queue/$AWS_REGION/000000000000/$ORDERS_QUEUE}"
 export ORDERS_DLQ_URL="${ORDERS_DLQ_URL:-http://localhost:$LOCALSTACK_PORT/queue/$AWS_REGION/000000000000/$ORDERS_DLQ}"

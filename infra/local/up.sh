@@ -43,17 +43,26 @@ for db in "${DATABASE_URL##*/}" flashflow_test; do
     || psql "$ADMIN_URL" -qc "CREATE DATABASE \"$db\"" >/dev/null
 done
 
-# --- LocalStack (SQS only), host mode
-ls_ready() { curl -sf "http://localhost:$LOCALSTACK_PORT/_localstack/health" | grep -Eq '"sqs": *"(available|running)"'; }
+# --- LocalStack (SQS, Secrets Manager), host mode
+ls_health() { curl -sf "http://localhost:$LOCALSTACK_PORT/_localstack/health"; }
+ls_ready() {
+  local h; h=$(ls_health) || return 1
+  grep -Eq '"sqs": *"(available|running)"' <<<"$h" && grep -Eq '"secretsmanager": *"(available|running)"' <<<"$h"
+}
+if ls_health >/dev/null && ! ls_ready && pid_alive localstack; then
+  say "restarting LocalStack: the running one lacks a service this version needs"
+  kill "$(cat "$RUN_DIR/localstack.pid")"
+  for _ in $(seq 100); do ls_health >/dev/null || break; sleep 0.1; done
+fi
 if ! ls_ready; then
-  say "starting LocalStack (SQS) on :$LOCALSTACK_PORT"
+  say "starting LocalStack (SQS, Secrets Manager) on :$LOCALSTACK_PORT"
   mkdir -p "$FLASHFLOW_HOME/localstack-fs"
   # Loopback only: anyone who can reach the machine could otherwise put orders on the queue.
   # (LocalStack's default twisted server ignores the host of GATEWAY_LISTEN; hypercorn binds it.)
   # `exec` makes the background job LocalStack itself: its pid is the one `make down` stops, and no
   # shell is left holding the caller's output open.
   (cd "$FLASHFLOW_HOME" && OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$FLASHFLOW_HOME/localstack-fs" \
-    DISABLE_EVENTS=1 SERVICES=sqs SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="localhost:$LOCALSTACK_PORT" \
+    DISABLE_EVENTS=1 SERVICES=sqs,secretsmanager SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="localhost:$LOCALSTACK_PORT" \
     GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" GATEWAY_SERVER=hypercorn \
     exec nohup "$LS_VENV/bin/python" -m localstack.runtime.main </dev/null >"$LOG_DIR/localstack.log" 2>&1) &
   echo $! >"$RUN_DIR/localstack.pid"
@@ -75,5 +84,5 @@ fi
 
 # --- Resources (the same script Docker LocalStack runs from its ready.d hook)
 DYNAMODB_ENDPOINT="$AWS_ENDPOINT_URL_DYNAMODB" bash "$ROOT/localstack/init/ready.d/10-flashflow.sh" >"$LOG_DIR/init.log" 2>&1 \
-  || { cat "$LOG_DIR/init.log" >&2; die "creating the queue and table failed"; }
+  || { cat "$LOG_DIR/init.log" >&2; die "creating the queue, table and secret failed"; }
 say "local stack up: SQS $AWS_ENDPOINT_URL_SQS, DynamoDB $AWS_ENDPOINT_URL_DYNAMODB, Redis $REDIS_URL, Postgres $DATABASE_URL"

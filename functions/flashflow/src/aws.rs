@@ -4,7 +4,8 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::BehaviorVersion;
+pub use aws_config::SdkConfig;
 use std::time::Duration;
 
 /// Load the SDK config with short timeouts and few retries: on the buy path a slow queue must not

@@ -88,7 +88,9 @@ pub fn millis_or_zero(name: &'static str, default: u64) -> Result<Duration, Conf
     }
 }
 
-/// Redis settings shared by the functions: `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (default 1000).
+/// Redis settings shared by the functions: `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (default 1000),
+/// optional `REDIS_CA_FILE` (PEM; `rediss` only) and `REDIS_SECRET_ARN` (the AUTH credentials in
+/// Secrets Manager, read by [`RedisSettings::with_secret`](crate::adapters::redis::RedisSettings::with_secret)).
 ///
 /// # Errors
 /// [`ConfigError`] when `REDIS_URL` is missing or the timeout is malformed.
@@ -96,9 +98,12 @@ pub fn redis() -> Result<crate::adapters::redis::RedisSettings, ConfigError> {
     Ok(crate::adapters::redis::RedisSettings {
         url: required(
             "REDIS_URL",
-            "the Redis endpoint, e.g. redis://127.0.0.1:6379",
+            "the Redis endpoint, e.g. redis://127.0.0.1:6379 or rediss://host:6379",
         )?,
         command_timeout: millis("REDIS_COMMAND_TIMEOUT_MS", 1000)?,
+        ca_file: optional("REDIS_CA_FILE"),
+        secret: optional("REDIS_SECRET_ARN"),
+        auth: None,
     })
 }
 
@@ -110,8 +115,26 @@ pub fn redis() -> Result<crate::adapters::redis::RedisSettings, ConfigError> {
 pub fn signer() -> Result<crate::signing::Signer, ConfigError> {
     let key = required(
         "ORDER_SIGNING_KEY",
-        "a secret of at least 32 bytes shared by buy, reconcile and settle",
+        "a secret of at least 32 bytes shared by buy, reconcile and settle (or ORDER_SIGNING_KEY_SECRET_ARN)",
     )?;
+    signer_of(&key)
+}
+
+/// The signer, its key read from Secrets Manager when `ORDER_SIGNING_KEY_SECRET_ARN` is set (a bare
+/// string, as the template generates it), else from `ORDER_SIGNING_KEY` as [`signer`].
+///
+/// # Errors
+/// When the secret cannot be read, or the key is missing or too short.
+pub async fn signer_from(
+    sdk: &aws_config::SdkConfig,
+) -> Result<crate::signing::Signer, Box<dyn std::error::Error + Send + Sync>> {
+    match optional("ORDER_SIGNING_KEY_SECRET_ARN") {
+        Some(id) => Ok(signer_of(&crate::secrets::read(sdk, &id).await?.password)?),
+        None => Ok(signer()?),
+    }
+}
+
+fn signer_of(key: &str) -> Result<crate::signing::Signer, ConfigError> {
     crate::signing::Signer::new(key.as_bytes()).map_err(|_| ConfigError::Invalid {
         name: "ORDER_SIGNING_KEY",
         value: "(hidden)".into(),
@@ -130,17 +153,21 @@ pub fn db_timeouts() -> Result<crate::adapters::postgres::Timeouts, ConfigError>
     })
 }
 
-/// Postgres: `DATABASE_URL` (its `sslmode` applies) and optional `DATABASE_CA_FILE`, the PEM
-/// bundle that verifies the server (for RDS, its CA bundle shipped with the function).
+/// Postgres: `DATABASE_URL` (its `sslmode` applies; `verify-full` in AWS), optional
+/// `DATABASE_CA_FILE` (the PEM bundle that verifies the server; given, TLS is forced) and
+/// `DATABASE_SECRET_ARN` (user and password in Secrets Manager, read by
+/// [`DatabaseSettings::with_secret`](crate::adapters::postgres::DatabaseSettings::with_secret)).
 ///
 /// # Errors
 /// [`ConfigError::Missing`] without `DATABASE_URL`.
-pub fn database() -> Result<(String, Option<String>), ConfigError> {
-    Ok((
-        required(
+pub fn database() -> Result<crate::adapters::postgres::DatabaseSettings, ConfigError> {
+    Ok(crate::adapters::postgres::DatabaseSettings {
+        url: required(
             "DATABASE_URL",
-            "postgres://user:pass@host:5432/db?sslmode=require",
+            "postgres://host:5432/db?sslmode=verify-full (credentials from DATABASE_SECRET_ARN)",
         )?,
-        optional("DATABASE_CA_FILE"),
-    ))
+        ca_file: optional("DATABASE_CA_FILE"),
+        secret: optional("DATABASE_SECRET_ARN"),
+        auth: None,
+    })
 }

@@ -16,6 +16,8 @@
 //! - [`settle`]: an SQS batch into the ledger, then the status store and the outbox cleanup.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
 //! - [`signing`]: the signature that lets settle tell buy's messages from anyone else's.
+//! - [`secrets`]: database and Redis credentials from Secrets Manager, read once at start.
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines (counts per outcome, batch duration).
 //! - [`config`], [`aws`], [`timefmt`]: settings from the environment, the AWS SDK configuration,
 //!   RFC 3339 times.
 
@@ -25,8 +27,10 @@ pub mod api;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod ports;
 pub mod reconcile;
+pub mod secrets;
 pub mod settle;
 pub mod signing;
 pub mod timefmt;

@@ -3,6 +3,7 @@
 
 use crate::domain::rehydrate::KeyHolder;
 use crate::domain::{OrderMessage, OrderState, SaleId, Settled};
+use crate::metrics::{Count, Metrics};
 use crate::ports::{Ledger, OrderPublisher, ReservationStore, StatusStore};
 use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -18,6 +19,7 @@ pub struct Settler<L, S, R, Q> {
     queue: Q,
     signer: Signer,
     retry_delay: std::time::Duration,
+    metrics: Metrics,
 }
 
 /// How long a batch that met an unavailable or busy ledger waits before it is delivered again.
@@ -47,7 +49,19 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
             queue,
             signer,
             retry_delay: DEFAULT_RETRY_DELAY,
+            metrics: Metrics::new("settle"),
         }
+    }
+
+    /// Count outcomes into `metrics` (the caller flushes them: after each invocation in Lambda).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this settler counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Wait `delay` before a batch that met an unavailable ledger is delivered again.
@@ -59,7 +73,12 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
     /// Settle one SQS batch. Never fails as a whole: every problem is a failed message id, so SQS
     /// redelivers exactly those (and its redrive policy moves poison messages to the DLQ).
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let started = std::time::Instant::now();
         let report = self.settle(event).await;
+        self.metrics.add(Count::Confirmed, report.confirmed as u64);
+        self.metrics.add(Count::Rejected, report.rejected as u64);
+        self.metrics.add(Count::Failed, report.failed.len() as u64);
+        self.metrics.batch_duration(started.elapsed());
         let mut resp = SqsBatchResponse::default();
         resp.batch_item_failures = report
             .failed

@@ -18,6 +18,7 @@ use anyhow::Context;
 use flashflow::adapters::dynamodb::DynamoStatusStore;
 use flashflow::adapters::{postgres::Db, redis::RedisStore, sqs::SqsPublisher};
 use flashflow::api::{buy, operator, orders};
+use flashflow::metrics::Metrics;
 use flashflow::settle::Settler;
 use flashflow::{aws, config, reconcile};
 use flashflow_local::event_source::{self, EventSourceConfig, EventSourceStats, HttpInvokeTarget};
@@ -38,8 +39,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn connected_store() -> anyhow::Result<RedisStore> {
-    let store = RedisStore::connect(&config::redis()?)?;
+async fn connected_store(sdk: &aws::SdkConfig) -> anyhow::Result<RedisStore> {
+    let settings = config::redis()?
+        .with_secret(sdk)
+        .await
+        .context("reading the Redis secret")?;
+    let store = RedisStore::connect(&settings)?;
     store
         .ready(Duration::from_secs(5))
         .await
@@ -59,16 +64,21 @@ fn count(name: &'static str, default: usize, max: usize) -> anyhow::Result<usize
 
 async fn api() -> anyhow::Result<()> {
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
-    let (database_url, ca_file) = config::database()?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let trust_user_header = config::flag("TRUST_USER_HEADER", false)?;
     let token = config::optional("OPERATOR_TOKEN");
     let addr = config::optional("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
 
-    let db = Db::with_ca_file(&database_url, ca_file.as_deref())?;
-    db.migrate().await.context("migrating Postgres")?;
-    let store = connected_store().await?;
     let sdk = aws::sdk_config().await;
+    let database = config::database()?
+        .with_secret(&sdk)
+        .await
+        .context("reading the database secret")?;
+    let db = Db::from_settings(&database)?;
+    db.migrate().await.context("migrating Postgres")?;
+    let store = connected_store(&sdk).await?;
+    let metrics = Metrics::new("buy");
+    metrics.flush_every(config::millis("METRICS_FLUSH_MS", 10_000)?);
     let status = DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
     let app = server::app(
         buy::routes(buy::BuyState {
@@ -82,6 +92,7 @@ async fn api() -> anyhow::Result<()> {
                 trust_user_header,
                 in_queue_for: config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?,
             },
+            metrics,
         }),
         orders::routes(orders::OrdersState {
             status: status.clone(),
@@ -146,9 +157,14 @@ async fn settle() -> anyhow::Result<()> {
         event_source::run(sqs, cfg, targets, stop_rx, stats).await;
         return Ok(());
     }
-    let (database_url, ca_file) = config::database()?;
+    let database = config::database()?
+        .with_secret(&sdk)
+        .await
+        .context("reading the database secret")?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
-    let store = connected_store().await?;
+    let store = connected_store(&sdk).await?;
+    let metrics = Metrics::new("settle");
+    metrics.flush_every(config::millis("METRICS_FLUSH_MS", 10_000)?);
     let signer = config::signer()?;
     let retry_delay = config::millis("SETTLE_RETRY_DELAY_MS", 60_000)?;
     let requeue = SqsPublisher::new(
@@ -160,8 +176,7 @@ async fn settle() -> anyhow::Result<()> {
     let mut targets = Vec::new();
     // One settler (one Postgres connection) per concurrent batch, like one Lambda instance each.
     for _ in 0..cfg.max_concurrency {
-        let db = Db::with_ca_file(&database_url, ca_file.as_deref())?
-            .with_timeouts(config::db_timeouts()?);
+        let db = Db::from_settings(&database)?.with_timeouts(config::db_timeouts()?);
         db.migrate().await.context("migrating Postgres")?;
         targets.push(
             Settler::new(
@@ -171,7 +186,8 @@ async fn settle() -> anyhow::Result<()> {
                 requeue.clone(),
                 signer.clone(),
             )
-            .with_retry_delay(retry_delay),
+            .with_retry_delay(retry_delay)
+            .with_metrics(metrics.clone()),
         );
     }
     event_source::run(sqs, cfg, targets, stop_rx, stats).await;
@@ -206,12 +222,9 @@ async fn reconcile_loop() -> anyhow::Result<()> {
         finished_ttl: config::millis("FINISHED_SALE_TTL_MS", 86_400_000)?,
     };
     let interval = config::millis("RECONCILE_INTERVAL_MS", 10_000)?;
-    let store = connected_store().await?;
-    let queue = SqsPublisher::new(
-        aws_sdk_sqs::Client::new(&aws::sdk_config().await),
-        queue_url,
-        config::signer()?,
-    );
+    let sdk = aws::sdk_config().await;
+    let store = connected_store(&sdk).await?;
+    let queue = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url, config::signer()?);
     info!(?timing, ?interval, "outbox sweeper started");
     loop {
         if let Err(e) = reconcile::sweep(&store, &queue, timing).await {

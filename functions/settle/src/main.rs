@@ -1,8 +1,9 @@
 //! The settle function: SQS batches of orders into Postgres (one transaction per batch), then the
 //! status into DynamoDB and the reservation out of the Redis outbox. Reports partial batch failures.
 //!
-//! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`), `REDIS_URL`, `ORDERS_TABLE`,
-//! `ORDER_SIGNING_KEY`, `ORDERS_QUEUE_URL`, optional `SETTLE_RETRY_DELAY_MS` (60000), `REDIS_COMMAND_TIMEOUT_MS`, `DATABASE_STATEMENT_TIMEOUT_MS`,
+//! Settings: `DATABASE_URL` (and optional `DATABASE_CA_FILE`, `DATABASE_SECRET_ARN`), `REDIS_URL`
+//! (and optional `REDIS_CA_FILE`, `REDIS_SECRET_ARN`), `ORDERS_TABLE`,
+//! `ORDER_SIGNING_KEY` (or `ORDER_SIGNING_KEY_SECRET_ARN`), `ORDERS_QUEUE_URL`, optional `SETTLE_RETRY_DELAY_MS` (60000), `REDIS_COMMAND_TIMEOUT_MS`, `DATABASE_STATEMENT_TIMEOUT_MS`,
 //! `DATABASE_LOCK_TIMEOUT_MS`.
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use flashflow::adapters::{
     dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore, sqs::SqsPublisher,
 };
+use flashflow::metrics::Metrics;
 use flashflow::{aws, config, settle::Settler};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use std::sync::Arc;
@@ -18,21 +20,26 @@ use std::sync::Arc;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
 
-    let (database_url, ca_file) = config::database()?;
-    let redis = config::redis()?;
+    let sdk = aws::sdk_config().await;
+    let database = config::database()?
+        .with_secret(&sdk)
+        .await
+        .context("reading the database secret")?;
+    let redis = config::redis()?
+        .with_secret(&sdk)
+        .await
+        .context("reading the Redis secret")?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
-    let signer = config::signer()?;
+    let signer = config::signer_from(&sdk).await?;
     let queue_url = config::required(
         "ORDERS_QUEUE_URL",
         "the SQS queue settle reads (and re-queues to)",
     )?;
     let retry_delay = config::millis("SETTLE_RETRY_DELAY_MS", 60_000)?;
 
-    let db =
-        Db::with_ca_file(&database_url, ca_file.as_deref())?.with_timeouts(config::db_timeouts()?);
+    let db = Db::from_settings(&database)?.with_timeouts(config::db_timeouts()?);
     db.migrate().await.context("migrating Postgres")?;
     let store = RedisStore::connect(&redis)?;
-    let sdk = aws::sdk_config().await;
     let queue = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url, signer.clone());
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let settler = Arc::new(
@@ -43,12 +50,17 @@ async fn main() -> Result<(), Error> {
             queue,
             signer,
         )
-        .with_retry_delay(retry_delay),
+        .with_retry_delay(retry_delay)
+        .with_metrics(Metrics::new("settle")),
     );
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let settler = Arc::clone(&settler);
-        async move { Ok::<SqsBatchResponse, Error>(settler.handle(event.payload).await) }
+        async move {
+            let response = settler.handle(event.payload).await;
+            settler.metrics().flush();
+            Ok::<SqsBatchResponse, Error>(response)
+        }
     }))
     .await
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create FlashFlow's queue (with its DLQ and redrive policy) and the order-status table. Idempotent.
+# Create FlashFlow's queue (with its DLQ and redrive policy), the order-status table and the
+# database secret the functions read at start (as in AWS). Idempotent.
 # Runs from infra/local/up.sh on the host, and as a LocalStack ready.d hook in Docker.
 set -euo pipefail
 REGION=${AWS_DEFAULT_REGION:-us-east-1}
@@ -31,3 +32,16 @@ if ! aws dynamodb describe-table --region "$REGION" --endpoint-url "$DYNAMODB_EN
     --key-schema AttributeName=order_id,KeyType=HASH >/dev/null
 fi
 echo "table $ORDERS_TABLE"
+
+# The local database credentials, in the shape RDS-managed secrets have.
+DATABASE_SECRET=${DATABASE_SECRET_ARN:-flashflow/database}
+secret_value=$(printf '{"username":"%s","password":"%s","engine":"postgres"}' \
+  "${DATABASE_USER:-postgres}" "${DATABASE_PASSWORD:-postgres}")
+if awslocal secretsmanager describe-secret --region "$REGION" --secret-id "$DATABASE_SECRET" >/dev/null 2>&1; then
+  awslocal secretsmanager put-secret-value --region "$REGION" --secret-id "$DATABASE_SECRET" \
+    --secret-string "$secret_value" >/dev/null
+else
+  awslocal secretsmanager create-secret --region "$REGION" --name "$DATABASE_SECRET" \
+    --secret-string "$secret_value" >/dev/null
+fi
+echo "secret $DATABASE_SECRET"

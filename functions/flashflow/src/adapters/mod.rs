@@ -12,3 +12,4 @@ mod pgtls;
 pub mod postgres;
 pub mod redis;
 pub mod sqs;
+mod tls;

@@ -99,10 +99,37 @@ impl std::ops::DerefMut for Conn<'_> {
     }
 }
 
+/// Where and how to reach Postgres; see [`crate::config::database`].
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub ca_file: Option<String>,
+    /// Secrets Manager id of the user and password, read by [`DatabaseSettings::with_secret`].
+    pub secret: Option<String>,
+    /// User and password (they replace any in the URL).
+    pub auth: Option<crate::secrets::Credentials>,
+}
+
+impl DatabaseSettings {
+    /// Fill [`DatabaseSettings::auth`] from the configured secret, if any.
+    ///
+    /// # Errors
+    /// [`crate::secrets::SecretError`] when the secret cannot be read or parsed.
+    pub async fn with_secret(
+        mut self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self, crate::secrets::SecretError> {
+        if let Some(auth) = crate::secrets::read_optional(sdk, self.secret.as_deref()).await? {
+            self.auth = Some(auth);
+        }
+        Ok(self)
+    }
+}
+
 impl Db {
     /// Parse the URL (`postgres://user@host:port/db?sslmode=require&options=-csearch_path%3Dschema`).
-    /// Connects lazily. TLS follows the URL's `sslmode` as libpq does (`prefer` by default), without
-    /// verifying the server's certificate; use [`Db::with_ca_file`] to verify it.
+    /// Connects lazily. TLS follows the URL's `sslmode` as libpq does (`prefer` by default);
+    /// `verify-full`/`verify-ca` force TLS and verify the server against the system roots.
     ///
     /// # Errors
     /// [`DbError::Config`] when the URL does not parse.
@@ -110,23 +137,43 @@ impl Db {
         Self::with_ca_file(url, None)
     }
 
-    /// As [`Db::new`], verifying the server's certificate and host name against the PEM
-    /// certificates in `ca_file` (for RDS: its CA bundle) whenever TLS is used.
+    /// As [`Db::new`], and with a `ca_file`: TLS forced, the server's certificate and host name
+    /// verified against its PEM certificates (for RDS: its CA bundle).
     ///
     /// # Errors
     /// [`DbError::Config`] when the URL does not parse or the file holds no usable certificate.
     pub fn with_ca_file(url: &str, ca_file: Option<&str>) -> Result<Self, DbError> {
-        let mut config: tokio_postgres::Config = url
+        let policy = super::pgtls::policy(url, ca_file)?;
+        let mut config: tokio_postgres::Config = policy
+            .url
             .parse()
             .map_err(|e| DbError::Config(format!("invalid DATABASE_URL: {e}")))?;
+        if policy.required {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         config.connect_timeout(Duration::from_secs(3));
         config.application_name("flashflow");
         Ok(Self {
             config,
-            tls: super::pgtls::connector(ca_file)?,
+            tls: super::pgtls::connector(policy.verify.as_ref().map(Option::as_deref))?,
             client: Mutex::new(None),
             timeouts: Timeouts::default(),
         })
+    }
+
+    /// [`Db::with_ca_file`] for `settings`, with its credentials.
+    ///
+    /// # Errors
+    /// As [`Db::with_ca_file`].
+    pub fn from_settings(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let mut db = Self::with_ca_file(&settings.url, settings.ca_file.as_deref())?;
+        if let Some(auth) = &settings.auth {
+            if let Some(user) = &auth.username {
+                db.config.user(user);
+            }
+            db.config.password(&auth.password);
+        }
+        Ok(db)
     }
 
     /// Use these session limits for connections made from now on.

@@ -9,7 +9,9 @@ use crate::domain::{
     ORDER_MESSAGE_VERSION,
 };
 use crate::ports::{ReservationStore, StoreError};
+use crate::secrets::{Credentials, SecretError};
 use fred::prelude::*;
+use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping};
 use fred::types::scripts::Script;
 use std::time::Duration;
 use uuid::Uuid;
@@ -91,10 +93,76 @@ pub struct RedisStore {
 /// Settings for [`RedisStore::connect`].
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://host:port` (or `rediss://`, `redis-cluster://`).
+    /// `redis://host:port[/db]`, `rediss://…` (TLS), `redis-cluster://…` / `rediss-cluster://…`
+    /// (cluster mode, TLS with the configuration endpoint's name checked on every node).
     pub url: String,
     /// A command not answered within this is failed, so a buyer gets a 503 instead of a hang.
     pub command_timeout: Duration,
+    /// PEM file of the CA that signed the server's certificate (`rediss` only); the system roots
+    /// otherwise, as ElastiCache needs.
+    pub ca_file: Option<String>,
+    /// Secrets Manager id of the AUTH credentials, read by [`RedisSettings::with_secret`].
+    pub secret: Option<String>,
+    /// AUTH credentials (they replace any in the URL).
+    pub auth: Option<Credentials>,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            command_timeout: Duration::from_secs(1),
+            ca_file: None,
+            secret: None,
+            auth: None,
+        }
+    }
+}
+
+impl RedisSettings {
+    /// Fill [`RedisSettings::auth`] from the configured secret, if any.
+    ///
+    /// # Errors
+    /// [`SecretError`] when the secret cannot be read or parsed.
+    pub async fn with_secret(mut self, sdk: &aws_config::SdkConfig) -> Result<Self, SecretError> {
+        if let Some(auth) = crate::secrets::read_optional(sdk, self.secret.as_deref()).await? {
+            self.auth = Some(auth);
+        }
+        Ok(self)
+    }
+}
+
+/// fred's client configuration for `settings`: TLS from our roots whenever the URL says `rediss`
+/// (never plaintext then), refused when a CA file is given for a plaintext URL.
+fn client_config(settings: &RedisSettings) -> Result<Config, StoreError> {
+    // fred builds its own default TLS setup while parsing a `rediss` URL; give it a provider.
+    super::tls::provider();
+    let mut config = Config::from_url(&settings.url)
+        .map_err(|e| StoreError::Failed(format!("invalid REDIS_URL: {e}")))?;
+    if config.uses_tls() {
+        let roots = super::tls::roots("REDIS_CA_FILE", settings.ca_file.as_deref())
+            .map_err(StoreError::Failed)?;
+        let tls = super::tls::verifying(roots).map_err(StoreError::Failed)?;
+        config.tls = Some(TlsConfig {
+            connector: TlsConnector::from(tls),
+            // Cluster nodes announce IPs; the certificate names the configuration endpoint.
+            hostnames: if config.server.is_clustered() {
+                TlsHostMapping::DefaultHost
+            } else {
+                TlsHostMapping::None
+            },
+        });
+    } else if settings.ca_file.is_some() {
+        return Err(StoreError::Failed(
+            "REDIS_CA_FILE is set but REDIS_URL is not rediss:// (TLS); refusing plaintext".into(),
+        ));
+    }
+    if let Some(auth) = &settings.auth {
+        config.username = auth.username.clone();
+        config.password = Some(auth.password.clone());
+    }
+    config.fail_fast = false;
+    Ok(config)
 }
 
 impl RedisStore {
@@ -102,12 +170,10 @@ impl RedisStore {
     /// the command timeout for it, so a process can start while Redis is briefly away.
     ///
     /// # Errors
-    /// When the URL is invalid.
+    /// When the URL is invalid, a CA file is given for a plaintext URL, or the CA file or the
+    /// system roots cannot be loaded.
     pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let config = Config::from_url(&settings.url)
-            .map_err(|e| StoreError::Failed(format!("invalid REDIS_URL: {e}")))?;
-        let mut config = config;
-        config.fail_fast = false;
+        let config = client_config(settings)?;
         let client = Builder::from_config(config)
             .with_performance_config(|p| p.default_command_timeout = settings.command_timeout)
             .with_connection_config(|c| {

@@ -1,8 +1,11 @@
 //! `POST /sales/{sale_id}/buy`: reserve, hand the order to the queue, answer `202`.
 
 use super::{json, json_body, parse_json, path_param, single_header, ApiError, Route};
-use crate::domain::{IdempotencyKey, OrderState, Quantity, Reservation, ReserveRequest, SaleId};
-use crate::ports::{OrderPublisher, ReservationStore};
+use crate::domain::{
+    IdempotencyKey, OrderState, Quantity, Refusal, Reservation, ReserveRequest, SaleId,
+};
+use crate::metrics::{Count, Metrics};
+use crate::ports::{OrderPublisher, ReservationStore, StoreError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -51,6 +54,8 @@ pub struct BuyState<S, P> {
     pub store: S,
     pub publisher: P,
     pub settings: BuySettings,
+    /// Outcome counts (EMF); the Lambda flushes after each request, the local server on a timer.
+    pub metrics: Metrics,
 }
 
 /// The answer to a buy: `202` with `PENDING`, or for a replay of a settled order `200` with its
@@ -102,8 +107,18 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
         quantity,
         idempotency_key,
     };
-    let order_id = match state.store.reserve(&request).await? {
+    let reservation = match state.store.reserve(&request).await {
+        Ok(r) => r,
+        Err(e) => {
+            if matches!(e, StoreError::Unavailable(_)) {
+                state.metrics.add(Count::Unavailable, 1);
+            }
+            return Err(e.into());
+        }
+    };
+    let order_id = match reservation {
         Reservation::Reserved { order_id, message } => {
+            state.metrics.add(Count::Accepted, 1);
             // A failed send is not the buyer's problem: the reservation is in the outbox and
             // the sweeper delivers it.
             match state.publisher.publish(&message).await {
@@ -140,7 +155,14 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
             }
             order_id
         }
-        Reservation::Refused(r) => return Err(ApiError::Refused(r)),
+        Reservation::Refused(r) => {
+            match r {
+                Refusal::SoldOut => state.metrics.add(Count::SoldOut, 1),
+                Refusal::LimitReached { .. } => state.metrics.add(Count::LimitReached, 1),
+                _ => {}
+            }
+            return Err(ApiError::Refused(r));
+        }
     };
     Ok(json(
         StatusCode::ACCEPTED,

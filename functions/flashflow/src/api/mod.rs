@@ -36,6 +36,20 @@ pub fn app(routes: Router) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
 }
 
+/// `app` writing its metrics after every response: a Lambda instance is frozen between requests
+/// and may never run again, so nothing counted may wait for a timer.
+pub fn flushing_metrics(app: Router, metrics: crate::metrics::Metrics) -> Router {
+    app.layer(axum::middleware::map_response(
+        move |res: axum::response::Response| {
+            let metrics = metrics.clone();
+            async move {
+                metrics.flush();
+                res
+            }
+        },
+    ))
+}
+
 /// Everything a handler can answer other than success. [`IntoResponse`] is the only mapping to
 /// HTTP; internal details are logged there and never sent.
 #[derive(Debug, thiserror::Error)]

@@ -92,6 +92,7 @@ fn buy_app(stock: u32, limit: u32, trust_user_header: bool) -> Buy {
             trust_user_header,
             ..BuySettings::default()
         },
+        metrics: crate::metrics::Metrics::new("buy"),
     }));
     Buy {
         app,
@@ -584,9 +585,10 @@ async fn when_the_status_store_is_down_order_status_is_503() {
 async fn a_jwt_buyer_reads_their_order_even_where_an_operator_token_is_configured() {
     let o = orders_app();
     let order = reserve(&o.store, "buyer-123").await;
-    let req = lambda_http::request::from_str(
-        &ORDER_STATUS_EVENT.replace("demo-order", &order.order_id.to_string()),
-    )
+    let req = lambda_http::request::from_str(&ORDER_STATUS_EVENT.replace(
+        "01936f1e-0000-7000-8000-000000000001",
+        &order.order_id.to_string(),
+    ))
     .unwrap();
     let a = call(&o.app, req).await;
     assert_eq!(
@@ -608,6 +610,7 @@ fn offline_operator() -> Router {
     let store = RedisStore::connect(&crate::adapters::redis::RedisSettings {
         url: "redis://127.0.0.1:9".into(),
         command_timeout: std::time::Duration::from_millis(200),
+        ..Default::default()
     })
     .unwrap();
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(

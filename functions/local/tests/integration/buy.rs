@@ -111,6 +111,7 @@ async fn when_redis_is_unreachable_the_buyer_gets_503_without_details() {
     let store = RedisStore::connect(&RedisSettings {
         url: "redis://127.0.0.1:9".into(),
         command_timeout: Duration::from_millis(300),
+        ..Default::default()
     })
     .unwrap();
     let app = buy_app(store, unreachable_sqs().await, "http://127.0.0.1:9/q");

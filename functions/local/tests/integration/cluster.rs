@@ -100,6 +100,7 @@ async fn buy_settle_sweep_status_and_rehydrate_run_on_a_three_master_cluster() {
     t.store = RedisStore::connect(&RedisSettings {
         url,
         command_timeout: Duration::from_secs(5),
+        ..Default::default()
     })
     .unwrap();
     t.store.ready(Duration::from_secs(10)).await.unwrap();

@@ -346,6 +346,7 @@ pub fn redis_settings() -> RedisSettings {
     RedisSettings {
         url: env("REDIS_URL"),
         command_timeout: Duration::from_secs(5),
+        ..Default::default()
     }
 }
 
@@ -564,6 +565,7 @@ pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> 
             trust_user_header: true,
             ..buy::BuySettings::default()
         },
+        metrics: flashflow::metrics::Metrics::new("buy"),
     }))
 }
 

@@ -54,6 +54,7 @@ async fn the_merged_local_app_answers_404_for_an_unknown_path_and_405_with_allow
                 signer(),
             ),
             settings: Default::default(),
+            metrics: flashflow::metrics::Metrics::new("buy"),
         }),
         flashflow::api::orders::routes(flashflow::api::orders::OrdersState {
             status: fresh_status_store().await,

@@ -15,3 +15,4 @@ mod recovery;
 mod redis_restarts;
 mod reserve_script;
 mod settle;
+mod tls;

@@ -16,6 +16,7 @@ async fn script_flush_and_a_redis_restart_during_a_burst_cost_buyers_only_latenc
     t.store = RedisStore::connect(&RedisSettings {
         url: redis.url(),
         command_timeout: Duration::from_secs(2),
+        ..Default::default()
     })
     .unwrap();
     t.store.ready(Duration::from_secs(5)).await.unwrap();
