@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := set -a; . infra/local/env.sh; set +a;
 TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 
-.PHONY: help setup up down demo unit test lint fmt build services services-stop lambda-build watch bench
+.PHONY: help setup up down demo unit test lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,20 @@ services-stop: ## stop the background services
 
 lambda-build: setup ## build the Lambda functions for provided.al2023 with cargo-lambda
 	@$(ENV) cargo lambda build --release --arm64 -p buy -p orders -p operator -p settle -p reconcile
+
+lambda-check: setup ## CI: cross-build buy and settle for arm64 (cargo-lambda, zig) and print their sizes
+	@$(ENV) bash infra/aws/lambda-check.sh buy settle
+
+sam-build: setup ## sam build: every function for arm64 (cargo-lambda) and the RDS CA layer
+	@bash infra/aws/fetch-rds-ca.sh
+	@$(ENV) CARGO_TARGET_DIR="$(CURDIR)/target/lambda-arm64" sam build --template-file template.yaml
+
+deploy: sam-build ## sam deploy (first time: make deploy DEPLOY_FLAGS=--guided)
+	@[ -s infra/aws/rds-ca/global-bundle.pem ] || [ -n "$${ALLOW_NO_RDS_CA:-}" ] || { echo "the RDS CA bundle is missing (infra/aws/rds-ca/README.md); set ALLOW_NO_RDS_CA=1 if you deploy with DatabaseProxyEndpoint" >&2; exit 1; }
+	@$(ENV) sam deploy $(DEPLOY_FLAGS)
+
+smoke: setup ## k6 smoke test of a deployed stack: make smoke API=https://... TOKEN=<buyer jwt>
+	@API="$(API)" TOKEN="$(TOKEN)" bash infra/aws/smoke.sh
 
 bench: up ## FlashFlow vs the seed baseline, side by side with wrk (prints req/s, p50, p99)
 	@bash bench/run.sh

@@ -45,3 +45,12 @@ else
     --secret-string "$secret_value" >/dev/null
 fi
 echo "secret $DATABASE_SECRET"
+
+# The order-signing key for `sam local` (infra/aws/env.json): the local, not-secret value.
+SIGNING_SECRET=flashflow/order-signing-key
+signing_key=${ORDER_SIGNING_KEY:-local-order-signing-key-not-a-secret-0001}
+if ! awslocal secretsmanager describe-secret --region "$REGION" --secret-id "$SIGNING_SECRET" >/dev/null 2>&1; then
+  awslocal secretsmanager create-secret --region "$REGION" --name "$SIGNING_SECRET" \
+    --secret-string "$signing_key" >/dev/null
+fi
+echo "secret $SIGNING_SECRET"

@@ -922,3 +922,93 @@ mod properties {
         }
     }
 }
+
+/// The environment variables `main_rs` reads: literals passed to the `config` readers, and those
+/// the shared readers (`config::redis()`, …) read on its behalf.
+fn variables_read_by(main_rs: &str) -> std::collections::BTreeSet<String> {
+    let shared: [(&str, &[&str]); 4] = [
+        (
+            "config::redis()",
+            &[
+                "REDIS_URL",
+                "REDIS_COMMAND_TIMEOUT_MS",
+                "REDIS_CA_FILE",
+                "REDIS_SECRET_ARN",
+            ],
+        ),
+        (
+            "config::database()",
+            &["DATABASE_URL", "DATABASE_CA_FILE", "DATABASE_SECRET_ARN"],
+        ),
+        (
+            "config::db_timeouts()",
+            &["DATABASE_STATEMENT_TIMEOUT_MS", "DATABASE_LOCK_TIMEOUT_MS"],
+        ),
+        ("config::signer_from(", &["ORDER_SIGNING_KEY_SECRET_ARN"]),
+    ];
+    let mut vars = std::collections::BTreeSet::new();
+    for (call, names) in shared {
+        if main_rs.contains(call) {
+            vars.extend(names.iter().map(|n| (*n).to_owned()));
+        }
+    }
+    for reader in [
+        "required(\"",
+        "optional(\"",
+        "flag(\"",
+        "millis(\"",
+        "millis_or_zero(\"",
+    ] {
+        for (at, _) in main_rs.match_indices(&format!("config::{reader}")) {
+            let rest = &main_rs[at + "config::".len() + reader.len()..];
+            vars.insert(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    vars
+}
+
+#[test]
+fn every_variable_a_function_reads_is_declared_in_the_template() {
+    // `sam local` overrides only declared variables, and a deployed function must not silently
+    // run on a default the operator never saw.
+    let doc: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let globals = doc["Globals"]["Function"]["Environment"]["Variables"]
+        .as_mapping()
+        .unwrap();
+    let functions = [
+        ("BuyFunction", include_str!("../../../buy/src/main.rs")),
+        (
+            "SettleFunction",
+            include_str!("../../../settle/src/main.rs"),
+        ),
+        (
+            "OperatorFunction",
+            include_str!("../../../operator/src/main.rs"),
+        ),
+        (
+            "OrdersFunction",
+            include_str!("../../../orders/src/main.rs"),
+        ),
+        (
+            "ReconcileFunction",
+            include_str!("../../../reconcile/src/main.rs"),
+        ),
+    ];
+    for (function, main_rs) in functions {
+        let own = doc["Resources"][function]["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{function} declares no variables"));
+        let read = variables_read_by(main_rs);
+        assert!(
+            read.contains("REDIS_URL"),
+            "{function}: the scan found {read:?}"
+        );
+        for var in read {
+            let key = serde_yaml::Value::String(var.clone());
+            assert!(
+                own.contains_key(&key) || globals.contains_key(&key),
+                "{function} reads {var}, which template.yaml does not declare"
+            );
+        }
+    }
+}
