@@ -54,7 +54,7 @@ lambda-check: setup ## CI: cross-build buy and settle for arm64 (cargo-lambda, z
 
 sam-build: setup ## sam build: every function for arm64 (cargo-lambda) and the RDS CA layer
 	@bash infra/aws/fetch-rds-ca.sh
-	@$(ENV) CARGO_TARGET_DIR="$(CURDIR)/target/lambda-arm64" sam build --template-file template.yaml
+	@$(ENV) CARGO_TARGET_DIR="$${LAMBDA_TARGET_DIR:-$$FLASHFLOW_HOME/target-lambda-arm64}" sam build --template-file template.yaml
 
 deploy: sam-build ## sam deploy (first time: make deploy DEPLOY_FLAGS=--guided)
 	@[ -s infra/aws/rds-ca/global-bundle.pem ] || [ -n "$${ALLOW_NO_RDS_CA:-}" ] || { echo "the RDS CA bundle is missing (infra/aws/rds-ca/README.md); set ALLOW_NO_RDS_CA=1 if you deploy with DatabaseProxyEndpoint" >&2; exit 1; }

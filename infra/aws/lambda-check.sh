@@ -5,7 +5,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd); cd "$ROOT"
 [ $# -gt 0 ] || set -- buy settle
-export CARGO_TARGET_DIR=${LAMBDA_TARGET_DIR:-$ROOT/target/lambda-arm64}
+# Outside the checkout: clones on one machine (CI runs on a clean clone) share the slow arm64 build.
+export CARGO_TARGET_DIR=${LAMBDA_TARGET_DIR:-${FLASHFLOW_HOME:-$HOME/.cache/flashflow}/target-lambda-arm64}
 start=$(date +%s)
 cargo lambda build --release --arm64 $(printf -- '-p %s ' "$@")
 for f in "$@"; do

@@ -92,6 +92,24 @@ pub trait ReservationStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store fails; the entries stay, the sweeper re-sends them and settle
     /// absorbs the duplicates.
+    /// [`ReservationStore::mark_sent`] for several orders of one sale at once.
+    ///
+    /// # Errors
+    /// As [`ReservationStore::mark_sent`].
+    fn mark_sent_many(
+        &self,
+        sale: &SaleId,
+        order_ids: &[Uuid],
+        until_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for id in order_ids {
+                self.mark_sent(sale, *id, until_ms).await?;
+            }
+            Ok(())
+        }
+    }
+
     fn remove_from_outbox(
         &self,
         sale: &SaleId,
@@ -100,11 +118,50 @@ pub trait ReservationStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// What [`OrderPublisher::publish_order`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// In the queue.
+    Sent,
+    /// Taken by a relay that sends it and marks it sent.
+    Relayed,
+}
+
 /// Hands order messages to the settlement queue.
 pub trait OrderPublisher: Send + Sync + 'static {
     /// # Errors
     /// [`PublishError`] when the queue did not accept the message.
     fn publish(&self, message: &str) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// Hand over a just-reserved order's message. [`Delivery::Sent`]: it is in the queue now (the
+    /// caller marks it sent); [`Delivery::Relayed`]: a relay sends it shortly and marks it itself.
+    /// Either way the reservation is already in the outbox, which the sweeper delivers if this
+    /// message is lost.
+    ///
+    /// # Errors
+    /// [`PublishError`] when the message was neither sent nor taken by a relay.
+    fn publish_order(
+        &self,
+        _sale: &SaleId,
+        _order_id: Uuid,
+        message: &str,
+    ) -> impl Future<Output = Result<Delivery, PublishError>> + Send {
+        async move { self.publish(message).await.map(|()| Delivery::Sent) }
+    }
+
+    /// Send several messages now (SQS: `SendMessageBatch`, 10 per call). Returns the indexes
+    /// (into `messages`) that were not accepted.
+    fn publish_many(&self, messages: &[String]) -> impl Future<Output = Vec<usize>> + Send {
+        async move {
+            let mut failed = Vec::new();
+            for (i, m) in messages.iter().enumerate() {
+                if self.publish(m).await.is_err() {
+                    failed.push(i);
+                }
+            }
+            failed
+        }
+    }
 
     /// Send `messages` again, delivered no sooner than `delay` from now. Returns the indexes (into
     /// `messages`) that were not accepted.

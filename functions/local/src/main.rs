@@ -16,6 +16,7 @@
 
 use anyhow::Context;
 use flashflow::adapters::dynamodb::DynamoStatusStore;
+use flashflow::adapters::relay::{Relay, RelaySettings};
 use flashflow::adapters::{postgres::Db, redis::RedisStore, sqs::SqsPublisher};
 use flashflow::api::{buy, operator, orders};
 use flashflow::metrics::Metrics;
@@ -80,20 +81,40 @@ async fn api() -> anyhow::Result<()> {
     let metrics = Metrics::new("buy");
     metrics.flush_every(config::millis("METRICS_FLUSH_MS", 10_000)?);
     let status = DynamoStatusStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    let app = server::app(
+    let in_queue_for = config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?;
+    let publisher = SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url, config::signer()?);
+    let settings = buy::BuySettings {
+        trust_user_header,
+        in_queue_for,
+    };
+    let buy_routes = if config::flag("BUY_RELAY", true)? {
+        // Answer once the reservation is in the outbox; the relay sends in batches behind it.
+        let relay_settings = RelaySettings {
+            capacity: count("RELAY_CAPACITY", 100_000, 10_000_000)?,
+            in_flight: count("RELAY_IN_FLIGHT", 16, 1_000)?,
+            in_queue_for,
+        };
+        let (relay, _worker) = Relay::start(publisher, store.clone(), relay_settings);
+        info!(
+            ?relay_settings,
+            "buy answers from the outbox; the relay sends in batches"
+        );
         buy::routes(buy::BuyState {
             store: store.clone(),
-            publisher: SqsPublisher::new(
-                aws_sdk_sqs::Client::new(&sdk),
-                queue_url,
-                config::signer()?,
-            ),
-            settings: buy::BuySettings {
-                trust_user_header,
-                in_queue_for: config::millis("OUTBOX_IN_QUEUE_MS", 345_600_000)?,
-            },
+            publisher: relay,
+            settings,
             metrics,
-        }),
+        })
+    } else {
+        buy::routes(buy::BuyState {
+            store: store.clone(),
+            publisher,
+            settings,
+            metrics,
+        })
+    };
+    let app = server::app(
+        buy_routes,
         orders::routes(orders::OrdersState {
             status: status.clone(),
             store: store.clone(),

@@ -4,6 +4,7 @@
 //! - [`sqs`]: the order queue.
 //! - [`dynamodb`]: the order-status read model.
 //! - [`postgres`]: the ledger (sales, settled orders, migrations), with TLS from `pgtls`.
+//! - [`relay`]: the long-running server's outbox relay (answers before the send, sends in batches).
 //! - [`memory`]: every port in memory, for fast tests.
 
 pub mod dynamodb;
@@ -11,5 +12,6 @@ pub mod memory;
 mod pgtls;
 pub mod postgres;
 pub mod redis;
+pub mod relay;
 pub mod sqs;
 mod tls;

@@ -537,6 +537,16 @@ impl ReservationStore for RedisStore {
             .await
     }
 
+    async fn mark_sent_many(
+        &self,
+        sale: &SaleId,
+        order_ids: &[Uuid],
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        let ids: Vec<String> = order_ids.iter().map(Uuid::to_string).collect();
+        self.touch_outbox(sale, &ids, &[], until_ms).await
+    }
+
     async fn remove_from_outbox(
         &self,
         sale: &SaleId,

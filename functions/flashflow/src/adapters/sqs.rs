@@ -90,6 +90,10 @@ impl SqsPublisher {
 }
 
 impl OrderPublisher for SqsPublisher {
+    async fn publish_many(&self, messages: &[String]) -> Vec<usize> {
+        self.publish_batch(messages).await
+    }
+
     async fn publish_later(&self, messages: &[String], delay: std::time::Duration) -> Vec<usize> {
         self.send_batch(messages, delay).await
     }

@@ -5,7 +5,8 @@ use crate::domain::{
     IdempotencyKey, OrderState, Quantity, Refusal, Reservation, ReserveRequest, SaleId,
 };
 use crate::metrics::{Count, Metrics};
-use crate::ports::{OrderPublisher, ReservationStore, StoreError};
+use crate::ports::{Delivery, OrderPublisher, ReservationStore, StoreError};
+use crate::timefmt::now_ms;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -121,8 +122,14 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
             state.metrics.add(Count::Accepted, 1);
             // A failed send is not the buyer's problem: the reservation is in the outbox and
             // the sweeper delivers it.
-            match state.publisher.publish(&message).await {
-                Ok(()) => {
+            match state
+                .publisher
+                .publish_order(&request.sale, order_id, &message)
+                .await
+            {
+                // The relay marks what it sends itself.
+                Ok(Delivery::Relayed) => {}
+                Ok(Delivery::Sent) => {
                     // Tell the sweeper the message is in the queue, off the buyer's path: if this
                     // mark is lost, the sweeper re-sends once after its grace, which settle absorbs.
                     let (state, sale) = (Arc::clone(&state), request.sale.clone());
@@ -172,10 +179,4 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
             status: OrderState::Pending,
         },
     ))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

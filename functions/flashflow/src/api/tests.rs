@@ -1012,3 +1012,16 @@ fn every_variable_a_function_reads_is_declared_in_the_template() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_order_status_fixture_as_is_asks_for_a_well_formed_id_no_sale_has() {
+    // Invoked unchanged (`cargo lambda invoke orders --data-file …`): a 404 for that order, never
+    // the 400 of a malformed id.
+    let o = orders_app();
+    let req = lambda_http::request::from_str(ORDER_STATUS_EVENT).unwrap();
+    let a = call(&o.app, req).await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (404, Some("order_not_found"))
+    );
+}

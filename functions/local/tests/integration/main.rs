@@ -13,6 +13,7 @@ mod local_server;
 mod operator;
 mod recovery;
 mod redis_restarts;
+mod relay;
 mod reserve_script;
 mod settle;
 mod tls;

@@ -1,0 +1,146 @@
+//! The local server's outbox relay: buyers answered from the outbox, messages sent in batches
+//! behind them; and when the queue refuses, the sweeper delivers what the relay could not.
+
+use crate::helpers::*;
+use flashflow::adapters::relay::{Relay, RelaySettings};
+use flashflow::adapters::sqs::SqsPublisher;
+use flashflow::api::{self, buy};
+use flashflow::reconcile::{sweep_sales, SweepTiming, DEFAULT_FINISHED_TTL};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use uuid::Uuid;
+
+async fn buy_many(
+    app: &axum::Router,
+    def: &flashflow::domain::SaleDefinition,
+    n: usize,
+) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let a = call(app, local_buy(&def.id, &format!("relay-{i}"), None)).await;
+        assert_eq!(a.status, 202, "{}", a.body);
+        ids.push(a.body["order_id"].as_str().unwrap().parse().unwrap());
+    }
+    ids
+}
+
+#[tokio::test]
+async fn relayed_buys_are_sent_in_batches_and_each_settles_once() {
+    let t = TestApp::new().await;
+    let def = t.sale(60, 1).await;
+    let (relay, worker) = Relay::start(
+        SqsPublisher::new(t.sqs.clone(), &t.queue, signer()),
+        t.store.clone(),
+        RelaySettings::default(),
+    );
+    let stats = relay.stats();
+    let app = api::app(buy::routes(buy::BuyState {
+        store: t.store.clone(),
+        publisher: relay,
+        settings: buy::BuySettings {
+            trust_user_header: true,
+            ..Default::default()
+        },
+        metrics: flashflow::metrics::Metrics::new("buy"),
+    }));
+    // Concurrent buyers, so batches can form.
+    let mut tasks = Vec::new();
+    for chunk in 0..6 {
+        let (app, def) = (app.clone(), def.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..10 {
+                let a = call(
+                    &app,
+                    local_buy(&def.id, &format!("relay-{chunk}-{i}"), None),
+                )
+                .await;
+                assert_eq!(a.status, 202, "{}", a.body);
+                ids.push(
+                    a.body["order_id"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<Uuid>()
+                        .unwrap(),
+                );
+            }
+            ids
+        }));
+    }
+    let mut accepted = Vec::new();
+    for t in tasks {
+        accepted.extend(t.await.unwrap());
+    }
+    drop(app);
+    worker.await.unwrap();
+    assert_eq!(stats.sent.load(Ordering::Relaxed), 60);
+    let batches = stats.batches.load(Ordering::Relaxed);
+    assert!(batches >= 6, "at most ten per SendMessageBatch: {batches}");
+    // Marked sent: the sweeper finds nothing to re-send even with no grace at all.
+    let timing = SweepTiming {
+        grace: Duration::ZERO,
+        in_queue_for: Duration::from_secs(3600),
+        finished_ttl: DEFAULT_FINISHED_TTL,
+    };
+    let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
+    let report = sweep_sales(&t.store, &publisher, timing, std::slice::from_ref(&def.id))
+        .await
+        .unwrap();
+    assert_eq!(report.resent, 0);
+    let settlement = t.start_settlement(2).await;
+    t.wait_for_settled(&def, 60).await;
+    settlement.stop().await;
+    t.assert_invariants(
+        "relay: 60 buyers answered from the outbox",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn when_the_queue_refuses_the_relay_the_sweeper_delivers_every_202() {
+    let t = TestApp::new().await;
+    let def = t.sale(5, 1).await;
+    let (relay, worker) = Relay::start(
+        SqsPublisher::new(unreachable_sqs().await, "http://127.0.0.1:9/q", signer()),
+        t.store.clone(),
+        RelaySettings::default(),
+    );
+    let stats = relay.stats();
+    let app = api::app(buy::routes(buy::BuyState {
+        store: t.store.clone(),
+        publisher: relay,
+        settings: buy::BuySettings {
+            trust_user_header: true,
+            ..Default::default()
+        },
+        metrics: flashflow::metrics::Metrics::new("buy"),
+    }));
+    let accepted = buy_many(&app, &def, 3).await;
+    drop(app);
+    worker.await.unwrap();
+    assert_eq!(stats.failed.load(Ordering::Relaxed), 3);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let timing = SweepTiming {
+        grace: Duration::from_millis(10),
+        in_queue_for: Duration::from_secs(3600),
+        finished_ttl: DEFAULT_FINISHED_TTL,
+    };
+    let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
+    let report = sweep_sales(&t.store, &publisher, timing, std::slice::from_ref(&def.id))
+        .await
+        .unwrap();
+    assert_eq!(report.resent, 3);
+    let settlement = t.start_settlement(1).await;
+    t.wait_for_settled(&def, 3).await;
+    settlement.stop().await;
+    t.assert_invariants(
+        "relay: the queue refuses, the sweeper delivers",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
+}
