@@ -1,47 +1,121 @@
 #!/usr/bin/env bash
-# Side by side, in one run, with the same tool and settings: FlashFlow's buy endpoint and the seed's
-# design (../shared/bench/seed-baseline: Express + Redis Lua + RabbitMQ + Postgres).
-#   usage: bench/run.sh [connections=100] [seconds=5] [stock=100]
-# Prints wrk's req/s and latency for both, and the sold count each ended with in Postgres.
+# `make bench`: FlashFlow, the seed design (../shared/bench/seed-baseline: Express + Redis Lua +
+# RabbitMQ + Postgres) and a ceiling server (the same hyper server, one EVALSHA of a trivial script
+# per request: flashflow-local ceiling), back to back with the same tool (wrk -t2), in two flash-sale
+# shapes:
+#   stock 100        almost every answer is "sold out" (the seed's own test)
+#   large stock      every request is a successful buy (LARGE_STOCK, 1,000,000)
+# Prints one table (req/s, p50, p99, sold, errors, ratios), then the large sale's drain (last 202 to
+# last CONFIRMED) beside the emulator's own SQS rate, and the API's peak RSS.
+#   usage: bench/run.sh [connections=100] [seconds=5]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 . infra/local/env.sh
-C=${1:-100}; D=${2:-5}; STOCK=${3:-100}
+C=${1:-100}; D=${2:-5}; LARGE=${LARGE_STOCK:-1000000}
 BASELINE=${BASELINE:-$ROOT/../shared/bench/seed-baseline/run.sh}
+SEED_DIR=${SEED_BASELINE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seed-baseline}
+CEILING_PORT=${CEILING_PORT:-3001}
 command -v wrk >/dev/null || { say "installing wrk"; apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
 [ -f "$BASELINE" ] || die "baseline not found at $BASELINE"
 API="http://127.0.0.1:$API_PORT"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
+OUT="$LOG_DIR/bench"; mkdir -p "$OUT"; rm -f "$OUT"/*.txt
+BIN="$ROOT/target/release/flashflow-local"
 
-say "FlashFlow: release build, services, sale of $STOCK"
+say "release build of flashflow-local"
 cargo build --release -q -p flashflow-local
-trap 'bash infra/local/services.sh stop' EXIT
-bash infra/local/services.sh start api settle reconcile >/dev/null
-SALE=bench-$(date +%s)
-curl -sf "${auth[@]}" -X POST "$API/admin/sales" -d "{\"id\":\"$SALE\",\"name\":\"bench\",\"stock\":$STOCK,\"per_user_limit\":1}" >/dev/null
-say "FlashFlow: wrk -t2 -c$C -d${D}s POST /sales/$SALE/buy (distinct buyers)"
-wrk -t2 -c"$C" -d"${D}s" --latency -s bench/wrk-buy.lua "$API/sales/$SALE/buy" | tee "$LOG_DIR/wrk-flashflow.txt" \
-  | grep -E "Requests/sec|Latency |50%|99%|Non-2xx"
-for _ in $(seq 60); do
-  done_=$(curl -sf "${auth[@]}" "$API/admin/sales/$SALE" | jq '.settled.confirmed_orders == '"$STOCK"' and .pending == 0')
-  [ "$done_" = true ] && break; sleep 0.5
-done
-ff_sold=$(psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM orders WHERE sale_id='$SALE' AND status='CONFIRMED'")
-echo "flashflow: sold in postgres = $ff_sold (stock $STOCK)"
-bash infra/local/services.sh stop
+cleanup() { bash infra/local/services.sh stop; [ -n "${CEIL_PID:-}" ] && kill "$CEIL_PID" 2>/dev/null || true; }
+trap cleanup EXIT
 
-say "seed baseline: TOOL=wrk $BASELINE $C $D $STOCK"
-# Our DATABASE_URL / REDIS_URL would point the baseline at FlashFlow's database: unset them.
-env -u DATABASE_URL -u REDIS_URL TOOL=wrk bash "$BASELINE" "$C" "$D" "$STOCK" | tee "$LOG_DIR/wrk-baseline.txt"
-
-row() { # name file sold
-  awk -v n="$1" -v sold="$3" '
-    /Requests\/sec/ {rps=$2}
-    /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
-    END {printf "  %-12s %10s req/s   p50 %-9s p99 %-9s sold %s\n", n, rps, p50, p99, sold}' "$2"
+wrk_run() { # name url file
+  say "$1: wrk -t2 -c$C -d${D}s"
+  wrk -t2 -c"$C" -d"${D}s" --latency -s bench/wrk-buy.lua "$2" >"$3"
+  grep -E "Requests/sec|^ +99%|statuses" "$3" | sed 's/^/    /'
 }
+
+ceiling() { # file
+  LISTEN_ADDR="127.0.0.1:$CEILING_PORT" REDIS_URL="$REDIS_URL" RUST_LOG=warn "$BIN" ceiling >"$LOG_DIR/ceiling.log" 2>&1 &
+  CEIL_PID=$!
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/" && break; sleep 0.1; done
+  wrk_run "ceiling (axum + fred EVALSHA)" "http://127.0.0.1:$CEILING_PORT/sales/x/buy" "$1"
+  kill "$CEIL_PID"; wait "$CEIL_PID" 2>/dev/null || true; CEIL_PID=
+}
+
+confirmed() { psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM orders WHERE sale_id='$1' AND status='CONFIRMED'"; }
+
+flashflow() { # stock file -> sets FF_SOLD, FF_DRAIN
+  bash infra/local/services.sh start api settle reconcile >/dev/null
+  local sale; sale=bench-$(date +%s%N | cut -c1-13)
+  curl -sf "${auth[@]}" -X POST "$API/admin/sales" \
+    -d "{\"id\":\"$sale\",\"name\":\"bench\",\"stock\":$1,\"per_user_limit\":1}" >/dev/null
+  wrk_run "FlashFlow (sale $sale, stock $1)" "$API/sales/$sale/buy" "$2"
+  local t_end accepted n=0; t_end=$(date +%s.%N)
+  accepted=$(grep -oE '202=[0-9]+' "$2" | cut -d= -f2)
+  # Every 202 must end CONFIRMED: wait for the drain (or give up after 15 minutes).
+  for _ in $(seq 1800); do
+    n=$(confirmed "$sale"); [ "$n" -ge "$accepted" ] && break; sleep 0.5
+  done
+  FF_DRAIN=$(echo "$(date +%s.%N) - $t_end" | bc)
+  FF_SOLD=$n; FF_ACCEPTED=$accepted
+  FF_RSS=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$RUN_DIR/api.pid")/status")
+  bash infra/local/services.sh stop >/dev/null
+}
+
+seed() { # stock file -> sets SEED_SOLD
+  say "seed design: TOOL=wrk $BASELINE $C $D $1"
+  env -u DATABASE_URL -u REDIS_URL TOOL=wrk bash "$BASELINE" "$C" "$D" "$1" >"$OUT/seed-run.txt" 2>&1
+  cp "$SEED_DIR/wrk.txt" "$2"
+  SEED_SOLD=$(grep -oE 'sold in postgres = [0-9]+' "$OUT/seed-run.txt" | grep -oE '[0-9]+$')
+  grep -E "Requests/sec|^ +99%" "$2" | sed 's/^/    /'
+}
+
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+pct() { awk -v p="$2" '$1 == p {print $2}' "$1"; }
+ms() { # wrk latency (us/ms/s) -> ms
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /[0-9]s$/ && v !~ /ms$/) n *= 1000; printf "%.2f", n }'
+}
+errors() { # 5xx + socket errors (FlashFlow, ceiling: counted by wrk-buy.lua; seed: wrk's socket errors)
+  if grep -q '^statuses' "$1"; then
+    grep -oE '5xx=[0-9]+|socket_errors=[0-9]+' "$1" | cut -d= -f2 | paste -sd+ | bc
+  else
+    grep -oE 'Socket errors: .*' "$1" | grep -oE '[0-9]+' | paste -sd+ | bc 2>/dev/null || echo 0
+  fi
+}
+row() { # label file sold
+  printf '| %-28s | %10s | %8s | %9s | %9s | %6s |\n' "$1" "$(rps "$2")" "$(ms "$(pct "$2" 50%)")" \
+    "$(ms "$(pct "$2" 99%)")" "$3" "$(errors "$2")"
+}
+ratio() { echo "scale=1; $1 / $2" | bc; }
+
+for scenario in small large; do
+  if [ $scenario = small ]; then stock=100; else stock=$LARGE; fi
+  ceiling "$OUT/$scenario-ceiling.txt"
+  flashflow "$stock" "$OUT/$scenario-flashflow.txt"
+  eval "${scenario}_sold=$FF_SOLD ${scenario}_drain=$FF_DRAIN ${scenario}_accepted=$FF_ACCEPTED ${scenario}_rss=$FF_RSS"
+  seed "$stock" "$OUT/$scenario-seed.txt"
+  eval "${scenario}_seed_sold=$SEED_SOLD"
+done
+
+say "emulator: LocalStack's own SQS rate (SendMessageBatch of 10, 16 in flight; receive + delete)"
+"$BIN" sqs-rate 20000 | tee "$OUT/sqs-rate.txt" | sed 's/^/    /'
+
 echo
-echo "Side by side (wrk -t2 -c$C -d${D}s, stock $STOCK, same machine, same run):"
-row flashflow "$LOG_DIR/wrk-flashflow.txt" "$ff_sold"
-row seed "${SEED_BASELINE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seed-baseline}/wrk.txt" \
-  "$(grep -oE 'sold in postgres = [0-9]+' "$LOG_DIR/wrk-baseline.txt" | grep -oE '[0-9]+$')"
+echo "wrk -t2 -c$C -d${D}s, same machine (2 cores shared by wrk, the server, settlement and the emulators), same run:"
+echo
+printf '| %-28s | %10s | %8s | %9s | %9s | %6s |\n' scenario req/s "p50 ms" "p99 ms" sold errors
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+row "stock 100: ceiling" "$OUT/small-ceiling.txt" "-"
+row "stock 100: FlashFlow" "$OUT/small-flashflow.txt" "$small_sold"
+row "stock 100: seed design" "$OUT/small-seed.txt" "$small_seed_sold"
+row "stock $LARGE: ceiling" "$OUT/large-ceiling.txt" "-"
+row "stock $LARGE: FlashFlow" "$OUT/large-flashflow.txt" "$large_sold"
+row "stock $LARGE: seed design" "$OUT/large-seed.txt" "$large_seed_sold"
+echo
+for s in small large; do
+  ff=$(rps "$OUT/$s-flashflow.txt"); sd=$(rps "$OUT/$s-seed.txt")
+  p99ff=$(ms "$(pct "$OUT/$s-flashflow.txt" 99%)"); p99c=$(ms "$(pct "$OUT/$s-ceiling.txt" 99%)")
+  echo "$s: FlashFlow / seed req/s = $(ratio "$ff" "$sd")x;  FlashFlow p99 / ceiling p99 = $(ratio "$p99ff" "$p99c")x"
+done
+echo "large sale: $large_accepted answered 202, $large_sold CONFIRMED in Postgres; drain (last 202 -> last CONFIRMED) ${large_drain}s = $(echo "scale=0; $large_accepted / $large_drain" | bc) orders/s"
+echo "emulator: $(tr '\n' ' ' < "$OUT/sqs-rate.txt")"
+echo "local API peak RSS: stock 100 run ${small_rss} kB, large run ${large_rss} kB"

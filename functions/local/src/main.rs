@@ -9,6 +9,8 @@
 //!   `EVENT_SOURCE_MAX_CONCURRENCY` (2), `EVENT_SOURCE_POLL_WAIT_MS` (20000, the long-poll wait).
 //! - `flashflow-local dlq show|redrive`: list the dead-letter queue (`ORDERS_DLQ_URL`) as JSON
 //!   lines, or move its messages back to the order queue.
+//! - `flashflow-local sqs-rate N`: the emulator's own SQS rate (benchmark figure).
+//! - `flashflow-local ceiling`: the benchmarks' ceiling server on `LISTEN_ADDR` (127.0.0.1:3001).
 //! - `flashflow-local reconcile`: the outbox sweeper every `RECONCILE_INTERVAL_MS` (10000), for
 //!   entries older than `OUTBOX_THRESHOLD_MS` (30000); in AWS it is a scheduled Lambda.
 //!
@@ -36,7 +38,12 @@ async fn main() -> anyhow::Result<()> {
         Some("settle") => settle().await,
         Some("reconcile") => reconcile_loop().await,
         Some("dlq") => dlq(std::env::args().nth(2).as_deref()).await,
-        _ => anyhow::bail!("usage: flashflow-local api|settle|reconcile|dlq show|dlq redrive"),
+        Some("ceiling") => ceiling().await,
+        Some("bench-settle") => bench_settle().await,
+        Some("sqs-rate") => sqs_rate(std::env::args().nth(2).as_deref()).await,
+        _ => anyhow::bail!(
+            "usage: flashflow-local api|settle|reconcile|dlq show|dlq redrive|ceiling"
+        ),
     }
 }
 
@@ -212,6 +219,164 @@ async fn settle() -> anyhow::Result<()> {
         );
     }
     event_source::run(sqs, cfg, targets, stop_rx, stats).await;
+    Ok(())
+}
+
+/// The benchmarks' ceiling server on `LISTEN_ADDR`.
+async fn ceiling() -> anyhow::Result<()> {
+    let addr = config::optional("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:3001".into());
+    let client = flashflow_local::ceiling::client(&config::redis()?.url).await?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    info!(%addr, "serving the ceiling server");
+    server::serve_with(
+        listener,
+        flashflow_local::ceiling::router(client),
+        server::Limits::default(),
+        Default::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `bench-settle [N] [C…]`: settlement throughput at the handler level (see `bench_settle`).
+async fn bench_settle() -> anyhow::Result<()> {
+    use flashflow_local::bench_settle::{handler, ledger, Stack};
+    let args: Vec<usize> = std::env::args()
+        .skip(2)
+        .map(|a| {
+            a.parse()
+                .context("usage: bench-settle [orders] [concurrency…]")
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let n = args.first().copied().unwrap_or(20_000);
+    let levels = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        vec![5]
+    };
+    let sdk = aws::sdk_config().await;
+    let database = config::database()?.with_secret(&sdk).await?;
+    let url = database.url.clone();
+    let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
+    let stack = Stack {
+        database_url: url,
+        store: connected_store(&sdk).await?,
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        table: config::required("ORDERS_TABLE", "the DynamoDB order-status table")?,
+        requeue: SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url, config::signer()?),
+        signer: config::signer()?,
+    };
+    for c in levels {
+        let l = ledger(&stack, n, c).await?;
+        println!(
+            "settle ledger  (Db::settle_orders): {n} orders, batches of 100, {c} connections: {:.0} orders/s ({:.2} s), invariants ok",
+            l.per_second(),
+            l.seconds
+        );
+        let h = handler(&stack, n, c).await?;
+        println!(
+            "settle handler (Settler::handle)  : {n} orders, batches of 100, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
+            h.per_second(),
+            h.seconds
+        );
+    }
+    Ok(())
+}
+
+/// The emulator's own message rate, for the benchmark: `n` messages to a scratch queue in
+/// `SendMessageBatch` calls of ten, 16 in flight, then received and deleted by 16 pollers.
+async fn sqs_rate(n: Option<&str>) -> anyhow::Result<()> {
+    let n: usize = n
+        .unwrap_or("20000")
+        .parse()
+        .context("usage: sqs-rate <messages>")?;
+    let sqs = aws_sdk_sqs::Client::new(&aws::sdk_config().await);
+    let name = format!("flashflow-sqs-rate-{}", std::process::id());
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let publisher = SqsPublisher::new(sqs.clone(), &url, config::signer()?);
+    let body = "x".repeat(200);
+    let start = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(16));
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
+        let permit = Arc::clone(&slots).acquire_owned().await?;
+        let (publisher, batch) = (publisher.clone(), vec![body.clone(); chunk.len()]);
+        tasks.spawn(async move {
+            let failed = publisher.publish_batch(&batch).await.len();
+            drop(permit);
+            failed
+        });
+    }
+    let mut failed = 0;
+    while let Some(f) = tasks.join_next().await {
+        failed += f?;
+    }
+    let send = start.elapsed();
+    let start = std::time::Instant::now();
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let target = n - failed;
+    for _ in 0..16 {
+        let (sqs, url, received) = (sqs.clone(), url.clone(), Arc::clone(&received));
+        tasks.spawn(async move {
+            while received.load(std::sync::atomic::Ordering::Relaxed) < target {
+                let Ok(out) = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                let entries: Vec<_> = out
+                    .messages()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, m)| {
+                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(m.receipt_handle().unwrap_or_default())
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                if entries.is_empty() {
+                    continue;
+                }
+                let k = entries.len();
+                if sqs
+                    .delete_message_batch()
+                    .queue_url(&url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    received.fetch_add(k, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            0
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let recv = start.elapsed();
+    let _ = sqs.delete_queue().queue_url(&url).send().await;
+    println!(
+        "send {:.0} msgs/s ({:.0} SendMessageBatch calls/s, {failed} refused); receive+delete {:.0} msgs/s",
+        target as f64 / send.as_secs_f64(),
+        n.div_ceil(10) as f64 / send.as_secs_f64(),
+        target as f64 / recv.as_secs_f64()
+    );
     Ok(())
 }
 

@@ -1,0 +1,218 @@
+//! `flashflow-local bench-settle N C`: settlement throughput at the handler level, the figure the
+//! SQS event source mapping's concurrency multiplies. N signed order messages of one sale (stock N,
+//! distinct buyers), in batches of 100 as the template's event source sends them, through C
+//! concurrent settle instances (each its own Postgres connection, as one Lambda instance each):
+//!
+//! - `ledger`: `Db::settle_orders` alone (the Postgres transaction);
+//! - `handler`: the whole `Settler::handle` (signature checks, the ledger, DynamoDB statuses,
+//!   the Redis outbox clean-up).
+//!
+//! After each run it checks the invariants in Postgres: N orders, each once, all CONFIRMED, no
+//! more than the stock. Runs in a fresh schema of `DATABASE_URL`'s database.
+
+use anyhow::{ensure, Context};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+use flashflow::adapters::sqs::SqsPublisher;
+use flashflow::adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore};
+use flashflow::domain::{
+    sale::NewSale, BuyerId, OrderMessage, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION,
+};
+use flashflow::ports::Ledger;
+use flashflow::settle::Settler;
+use flashflow::signing::{Signer, SIGNATURE_ATTRIBUTE};
+use std::sync::Arc;
+use std::time::Instant;
+use uuid::Uuid;
+
+/// What the run needs from the stack.
+pub struct Stack {
+    pub database_url: String,
+    pub store: RedisStore,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub requeue: SqsPublisher,
+    pub signer: Signer,
+}
+
+/// One measured run.
+#[derive(Debug)]
+pub struct Figures {
+    pub orders: usize,
+    pub seconds: f64,
+}
+
+impl Figures {
+    pub fn per_second(&self) -> f64 {
+        self.orders as f64 / self.seconds
+    }
+}
+
+async fn fresh_schema(database_url: &str) -> anyhow::Result<String> {
+    let schema = format!("bench_{}", Uuid::new_v4().simple());
+    Db::new(database_url)?
+        .client()
+        .await?
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await?;
+    let sep = if database_url.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{database_url}{sep}options=-csearch_path%3D{schema}"
+    ))
+}
+
+fn messages(sale: &SaleDefinition, n: usize) -> Vec<OrderMessage> {
+    let now = flashflow::timefmt::now_ms();
+    (0..n)
+        .map(|i| OrderMessage {
+            v: ORDER_MESSAGE_VERSION,
+            order_id: Uuid::now_v7(),
+            sale_id: sale.id.clone(),
+            buyer: BuyerId::parse(&format!("bench-{i}")).expect("valid buyer"),
+            quantity: Quantity::default(),
+            reserved_at_ms: now,
+            idempotency_key: None,
+            round: 1,
+        })
+        .collect()
+}
+
+fn events(signer: &Signer, orders: &[OrderMessage]) -> Vec<SqsEvent> {
+    orders
+        .chunks(100)
+        .map(|chunk| {
+            let mut event = SqsEvent::default();
+            for o in chunk {
+                let body = serde_json::to_string(o).expect("serializable");
+                let mut sig = SqsMessageAttribute::default();
+                sig.string_value = Some(signer.sign(&body));
+                sig.data_type = Some("String".into());
+                let mut m = SqsMessage::default();
+                m.message_id = Some(Uuid::new_v4().to_string());
+                m.body = Some(body);
+                m.message_attributes.insert(SIGNATURE_ATTRIBUTE.into(), sig);
+                event.records.push(m);
+            }
+            event
+        })
+        .collect()
+}
+
+async fn new_sale(db: &Db, n: usize, tag: &str) -> anyhow::Result<SaleDefinition> {
+    let def = NewSale {
+        id: format!("bench-settle-{tag}-{}", Uuid::new_v4().simple()),
+        name: "settle benchmark".into(),
+        stock: n as i64,
+        per_user_limit: 1,
+        opens_at: None,
+        closes_at: None,
+    }
+    .validate()?;
+    db.create_sale(&def).await?;
+    Ok(def)
+}
+
+async fn check(db: &Db, sale: &SaleDefinition, n: usize) -> anyhow::Result<()> {
+    let row = db
+        .client()
+        .await?
+        .query_one(
+            "SELECT count(*), count(DISTINCT order_id), count(*) FILTER (WHERE status = 'CONFIRMED'), \
+             coalesce(sum(quantity) FILTER (WHERE status = 'CONFIRMED'), 0)::bigint \
+             FROM orders WHERE sale_id = $1",
+            &[&sale.id.as_str()],
+        )
+        .await?;
+    let (rows, distinct, confirmed, quantity): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    ensure!(
+        rows == n as i64 && distinct == rows,
+        "{rows} rows, {distinct} distinct, expected {n}"
+    );
+    ensure!(confirmed == n as i64, "{confirmed} CONFIRMED of {n}");
+    ensure!(
+        quantity <= i64::from(sale.stock),
+        "sold {quantity} > stock {}",
+        sale.stock
+    );
+    Ok(())
+}
+
+/// `Db::settle_orders` alone, `concurrency` connections.
+pub async fn ledger(stack: &Stack, n: usize, concurrency: usize) -> anyhow::Result<Figures> {
+    let url = fresh_schema(&stack.database_url).await?;
+    let setup = Db::new(&url)?;
+    setup.migrate().await.context("migrating")?;
+    let sale = new_sale(&setup, n, "ledger").await?;
+    let batches: Vec<Vec<OrderMessage>> =
+        messages(&sale, n).chunks(100).map(<[_]>::to_vec).collect();
+    let queue = Arc::new(std::sync::Mutex::new(batches));
+    let mut dbs = Vec::new();
+    for _ in 0..concurrency {
+        let db = Db::new(&url)?;
+        db.client().await?;
+        dbs.push(db);
+    }
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for db in dbs {
+        let queue = Arc::clone(&queue);
+        tasks.spawn(async move {
+            loop {
+                let next = queue.lock().expect("queue").pop();
+                let Some(batch) = next else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                db.settle_orders(&batch).await?;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    check(&setup, &sale, n).await?;
+    Ok(Figures { orders: n, seconds })
+}
+
+/// The whole settle handler, `concurrency` instances.
+pub async fn handler(stack: &Stack, n: usize, concurrency: usize) -> anyhow::Result<Figures> {
+    let url = fresh_schema(&stack.database_url).await?;
+    let setup = Db::new(&url)?;
+    setup.migrate().await.context("migrating")?;
+    let sale = new_sale(&setup, n, "handler").await?;
+    let events = events(&stack.signer, &messages(&sale, n));
+    let queue = Arc::new(std::sync::Mutex::new(events));
+    let mut settlers = Vec::new();
+    for _ in 0..concurrency {
+        let db = Db::new(&url)?;
+        db.client().await?;
+        settlers.push(Settler::new(
+            db,
+            DynamoStatusStore::new(stack.dynamodb.clone(), &stack.table),
+            stack.store.clone(),
+            stack.requeue.clone(),
+            stack.signer.clone(),
+        ));
+    }
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for settler in settlers {
+        let queue = Arc::clone(&queue);
+        tasks.spawn(async move {
+            let mut failed = 0;
+            loop {
+                let next = queue.lock().expect("queue").pop();
+                let Some(event) = next else { return failed };
+                failed += settler.handle(event).await.batch_item_failures.len();
+            }
+        });
+    }
+    let mut failed = 0;
+    while let Some(r) = tasks.join_next().await {
+        failed += r?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    ensure!(failed == 0, "{failed} messages reported failed");
+    check(&setup, &sale, n).await?;
+    Ok(Figures { orders: n, seconds })
+}

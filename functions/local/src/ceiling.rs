@@ -1,0 +1,47 @@
+//! The ceiling server of the benchmarks: what this machine can do on the buy path at best. The
+//! same hyper server and limits as `flashflow-local api`, the same route, one `EVALSHA` of a
+//! trivial script per request (one Redis round trip, as a buy's reservation), and a constant `202`.
+//! FlashFlow's own figures are judged against it, measured in the same run.
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+
+/// The ceiling's router on a connected `client`.
+pub fn router(client: Client) -> Router {
+    let script = Script::from_lua("return 1");
+    Router::new().route(
+        "/sales/{sale_id}/buy",
+        post(move || {
+            let (client, script) = (client.clone(), script.clone());
+            async move {
+                match script
+                    .evalsha_with_reload::<i64, _, _>(
+                        &client,
+                        Vec::<String>::new(),
+                        Vec::<String>::new(),
+                    )
+                    .await
+                {
+                    Ok(_) => (StatusCode::ACCEPTED, r#"{"status":"PENDING"}"#).into_response(),
+                    Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                }
+            }
+        }),
+    )
+}
+
+/// A connected client for `url`, as the API builds its own (one multiplexed connection).
+///
+/// # Errors
+/// When the URL is invalid or Redis cannot be reached.
+pub async fn client(url: &str) -> Result<Client, fred::error::Error> {
+    let client = Builder::from_config(Config::from_url(url)?)
+        .with_connection_config(|c| c.tcp.nodelay = Some(true))
+        .build()?;
+    client.init().await?;
+    Ok(client)
+}
