@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := set -a; . infra/local/env.sh; set +a;
 TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 
-.PHONY: help setup up down demo unit test lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench
+.PHONY: help setup up down demo unit test lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ services-stop: ## stop the background services
 	@$(ENV) bash infra/local/services.sh stop
 
 lambda-build: setup ## build the Lambda functions for provided.al2023 with cargo-lambda
-	@$(ENV) cargo lambda build --release --arm64 -p buy -p orders -p operator -p settle -p reconcile
+	@$(ENV) bash infra/aws/lambda-check.sh buy orders operator settle reconcile
 
 lambda-check: setup ## CI: cross-build buy and settle for arm64 (cargo-lambda, zig) and print their sizes
 	@$(ENV) bash infra/aws/lambda-check.sh buy settle
@@ -63,8 +63,15 @@ deploy: sam-build ## sam deploy (first time: make deploy DEPLOY_FLAGS=--guided)
 smoke: setup ## k6 smoke test of a deployed stack: make smoke API=https://... TOKEN=<buyer jwt>
 	@API="$(API)" TOKEN="$(TOKEN)" bash infra/aws/smoke.sh
 
-bench: up ## FlashFlow vs the seed baseline, side by side with wrk (prints req/s, p50, p99)
+bench: up ## FlashFlow vs the seed design vs a ceiling server, two scenarios, one table (wrk)
 	@bash bench/run.sh
+
+bench-opening: up ## the opening as an arrival rate (k6, HTML report): make bench-opening RATE=1500
+	@bash bench/opening.sh $(or $(RATE),1500)
+
+bench-settle: up ## settlement orders/s at the handler level (Postgres, invariants checked): make bench-settle N=20000 C="5 10 20"
+	@cargo build --release -q -p flashflow-local
+	@$(ENV) RUST_LOG=warn target/release/flashflow-local bench-settle $(or $(N),20000) $(or $(C),5 10 20 50)
 
 watch: setup ## run the functions under `cargo lambda watch` (Lambda emulator, one request per process)
 	@$(ENV) TRUST_USER_HEADER=1 cargo lambda watch

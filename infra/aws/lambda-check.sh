@@ -8,7 +8,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd); cd "$ROOT"
 # Outside the checkout: clones on one machine (CI runs on a clean clone) share the slow arm64 build.
 export CARGO_TARGET_DIR=${LAMBDA_TARGET_DIR:-${FLASHFLOW_HOME:-$HOME/.cache/flashflow}/target-lambda-arm64}
 start=$(date +%s)
-cargo lambda build --release --arm64 $(printf -- '-p %s ' "$@")
+# One package per build: cargo unifies the features of packages built together, and each function
+# links only the adapters it asks for.
+for f in "$@"; do cargo lambda build --release --arm64 -p "$f"; done
 for f in "$@"; do
   bin="$CARGO_TARGET_DIR/lambda/$f/bootstrap"
   [ -x "$bin" ] || { echo "no bootstrap for $f at $bin" >&2; exit 1; }

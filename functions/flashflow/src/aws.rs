@@ -24,6 +24,7 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
+#[cfg(feature = "sqs")]
 /// An SQS client for long polls of up to `wait`: the buy path's 2 s attempt timeout would cut
 /// every idle long poll short (and a message handed out just as the client gave up stays
 /// invisible for the visibility timeout).

@@ -142,6 +142,7 @@ fn signer_of(key: &str) -> Result<crate::signing::Signer, ConfigError> {
     })
 }
 
+#[cfg(feature = "postgres")]
 /// Postgres session limits: `DATABASE_STATEMENT_TIMEOUT_MS` (10000), `DATABASE_LOCK_TIMEOUT_MS` (3000).
 ///
 /// # Errors
@@ -153,6 +154,7 @@ pub fn db_timeouts() -> Result<crate::adapters::postgres::Timeouts, ConfigError>
     })
 }
 
+#[cfg(feature = "postgres")]
 /// Postgres: `DATABASE_URL` (its `sslmode` applies; `verify-full` in AWS), optional
 /// `DATABASE_CA_FILE` (the PEM bundle that verifies the server; given, TLS is forced) and
 /// `DATABASE_SECRET_ARN` (user and password in Secrets Manager, read by

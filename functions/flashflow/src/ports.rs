@@ -118,6 +118,9 @@ pub trait ReservationStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// SQS' default message retention, 4 days: how long a sent message may wait in the queue.
+pub const DEFAULT_IN_QUEUE_FOR: std::time::Duration = std::time::Duration::from_secs(4 * 24 * 3600);
+
 /// What [`OrderPublisher::publish_order`] did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {

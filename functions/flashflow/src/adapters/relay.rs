@@ -38,7 +38,7 @@ impl Default for RelaySettings {
         Self {
             capacity: 100_000,
             in_flight: 16,
-            in_queue_for: crate::api::buy::DEFAULT_IN_QUEUE_FOR,
+            in_queue_for: crate::ports::DEFAULT_IN_QUEUE_FOR,
         }
     }
 }

@@ -38,8 +38,7 @@ pub struct BuySettings {
     pub in_queue_for: std::time::Duration,
 }
 
-/// SQS' default message retention, 4 days.
-pub const DEFAULT_IN_QUEUE_FOR: std::time::Duration = std::time::Duration::from_secs(4 * 24 * 3600);
+pub use crate::ports::DEFAULT_IN_QUEUE_FOR;
 
 impl Default for BuySettings {
     fn default() -> Self {

@@ -9,6 +9,7 @@
 
 pub mod buy;
 pub mod identity;
+#[cfg(all(feature = "postgres", feature = "dynamodb"))]
 pub mod operator;
 pub mod orders;
 
@@ -313,4 +314,5 @@ pub(crate) fn path_param(
 }
 
 #[cfg(test)]
+#[cfg(all(feature = "postgres", feature = "dynamodb", feature = "sqs"))]
 mod tests;
