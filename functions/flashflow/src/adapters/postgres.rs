@@ -7,9 +7,11 @@ use crate::domain::{
 };
 use crate::ports::{DbError, Ledger};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, MutexGuard};
-use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{error, info};
 
@@ -22,6 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_limits_keys_rounds",
         include_str!("../../migrations/0002_limits_keys_rounds.sql"),
+    ),
+    (
+        "0003_buyer_lookup_index",
+        include_str!("../../migrations/0003_buyer_lookup_index.sql"),
     ),
 ];
 
@@ -62,6 +68,10 @@ pub struct Db {
     tls: MakeRustlsConnect,
     client: Mutex<Option<Client>>,
     timeouts: Timeouts,
+    /// Counts connections made, so statements prepared on an earlier one are never used.
+    generation: AtomicU64,
+    /// Statements prepared on connection `.0`.
+    statements: std::sync::Mutex<(u64, HashMap<&'static str, Statement>)>,
 }
 
 /// Limits set on every session, so a stuck lock or a runaway statement fails cleanly (as
@@ -158,6 +168,8 @@ impl Db {
             tls: super::pgtls::connector(policy.verify.as_ref().map(Option::as_deref))?,
             client: Mutex::new(None),
             timeouts: Timeouts::default(),
+            generation: AtomicU64::new(0),
+            statements: std::sync::Mutex::new((0, HashMap::new())),
         })
     }
 
@@ -204,12 +216,38 @@ impl Db {
         Ok(Conn(guard))
     }
 
+    /// `sql` prepared on the current connection (number `generation`), once per connection: a
+    /// prepared statement saves a round trip and the planning on every later use.
+    async fn prepared(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        generation: u64,
+        sql: &'static str,
+    ) -> Result<Statement, DbError> {
+        {
+            let cache = self.statements.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.0 == generation {
+                if let Some(stmt) = cache.1.get(sql) {
+                    return Ok(stmt.clone());
+                }
+            }
+        }
+        let stmt = tx.prepare(sql).await?;
+        let mut cache = self.statements.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != generation {
+            *cache = (generation, HashMap::new());
+        }
+        cache.1.insert(sql, stmt.clone());
+        Ok(stmt)
+    }
+
     async fn connect_new(&self) -> Result<Client, DbError> {
         let (client, connection) = self
             .config
             .connect(self.tls.clone())
             .await
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 error!(error = %e, "postgres connection closed");
@@ -217,7 +255,7 @@ impl Db {
         });
         client
             .batch_execute(&format!(
-                "SET statement_timeout = {}; SET lock_timeout = {}",
+                "SET statement_timeout = {}; SET lock_timeout = {}; SET plan_cache_mode = force_custom_plan",
                 self.timeouts.statement.as_millis(),
                 self.timeouts.lock.as_millis()
             ))
@@ -592,17 +630,56 @@ impl Db {
         sale_ids.dedup();
         let order_ids = distinct_ids(orders);
 
+        // The buyers and keys of every order, recorded or not: reading a few more totals costs
+        // nothing and lets all the reads go in one round trip.
+        let sales: Vec<&str> = orders.iter().map(|o| o.sale_id.as_str()).collect();
+        let buyers: Vec<&str> = orders.iter().map(|o| o.buyer.as_str()).collect();
+        let keyed: Vec<&OrderMessage> = orders
+            .iter()
+            .filter(|o| o.idempotency_key.is_some())
+            .collect();
+        let keyed_sales: Vec<&str> = keyed.iter().map(|o| o.sale_id.as_str()).collect();
+        let keyed_buyers: Vec<&str> = keyed.iter().map(|o| o.buyer.as_str()).collect();
+        let keys: Vec<&str> = keyed
+            .iter()
+            .filter_map(|o| o.idempotency_key.as_ref().map(|k| k.as_str()))
+            .collect();
+
         let mut conn = self.client().await?;
+        // Read while holding the connection: it cannot be replaced meanwhile.
+        let generation = self.generation.load(Ordering::Acquire);
         let tx = conn.transaction().await?;
+        let lock = self.prepared(&tx, generation, LOCK_SALES).await?;
+        let recorded_stmt = self.prepared(&tx, generation, RECORDED_ORDERS).await?;
+        let bought = self.prepared(&tx, generation, BOUGHT).await?;
+        let key_holders = self.prepared(&tx, generation, KEY_HOLDERS).await?;
+        // Pipelined on the one connection, executed in this order: the sale rows are locked
+        // before the totals and keys are read, so nothing read here changes before the commit.
+        let (lock_params, recorded_params, bought_params, key_params): (
+            [&(dyn ToSql + Sync); 1],
+            [&(dyn ToSql + Sync); 1],
+            [&(dyn ToSql + Sync); 2],
+            [&(dyn ToSql + Sync); 3],
+        ) = (
+            [&sale_ids],
+            [&order_ids],
+            [&sales, &buyers],
+            [&keyed_sales, &keyed_buyers, &keys],
+        );
+        let (sale_rows, recorded_rows, bought_rows, key_rows) = tokio::try_join!(
+            tx.query(&lock, &lock_params),
+            tx.query(&recorded_stmt, &recorded_params),
+            tx.query(&bought, &bought_params),
+            async {
+                if keys.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    tx.query(&key_holders, &key_params).await
+                }
+            },
+        )?;
         let mut books: HashMap<SaleId, SaleBook> = HashMap::new();
-        for r in tx
-            .query(
-                "SELECT id, stock, confirmed, per_user_limit, round FROM sales
-                  WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-                &[&sale_ids],
-            )
-            .await?
-        {
+        for r in sale_rows {
             if let Ok(id) = SaleId::parse(r.get(0)) {
                 let book = SaleBook {
                     available: i64::from(r.get::<_, i32>(1) - r.get::<_, i32>(2)),
@@ -613,15 +690,29 @@ impl Db {
                 books.insert(id, book);
             }
         }
-        for recorded in recorded_orders(&tx, &order_ids).await? {
+        for r in &recorded_rows {
+            let recorded = recorded(r)?;
             outcome.insert(recorded.order_id, Settled::Recorded(recorded));
         }
-
-        let fresh: Vec<&OrderMessage> = orders
-            .iter()
-            .filter(|o| !outcome.contains_key(&o.order_id) && books.contains_key(&o.sale_id))
-            .collect();
-        let originals = read_books(&tx, &mut books, &fresh).await?;
+        for r in bought_rows {
+            if let (Ok(sale), Ok(buyer)) = (SaleId::parse(r.get(0)), BuyerId::parse(r.get(1))) {
+                if let Some(book) = books.get_mut(&sale) {
+                    book.bought.insert(buyer, r.get(2));
+                }
+            }
+        }
+        let mut originals = Vec::new();
+        for r in key_rows {
+            let original = recorded(&r)?;
+            if let (Some(book), Ok(key)) = (
+                books.get_mut(&original.sale_id),
+                IdempotencyKey::parse(r.get(6)),
+            ) {
+                book.keys
+                    .insert((original.buyer.clone(), key), original.order_id);
+            }
+            originals.push(original);
+        }
 
         let mut rows = InsertRows::default();
         let mut stale = InsertRows::default();
@@ -640,14 +731,10 @@ impl Db {
 
         let mut confirmed: HashMap<String, i32> = HashMap::new();
         if !rows.ids.is_empty() {
+            let insert = self.prepared(&tx, generation, INSERT_ORDERS).await?;
             let inserted = tx
                 .query(
-                    "INSERT INTO orders (order_id, sale_id, buyer, quantity, status, idempotency_key,
-                                         reserved_at, duplicate_of)
-                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[],
-                                          $6::text[], $7::timestamptz[], $8::uuid[])
-                     ON CONFLICT (order_id) DO NOTHING
-                     RETURNING order_id, sale_id, buyer, quantity, status, duplicate_of",
+                    &insert,
                     &[
                         &rows.ids,
                         &rows.sales,
@@ -716,12 +803,8 @@ impl Db {
         }
         if !confirmed.is_empty() {
             let (sales, quantities): (Vec<String>, Vec<i32>) = confirmed.into_iter().unzip();
-            tx.execute(
-                "UPDATE sales s SET confirmed = s.confirmed + d.q
-                   FROM unnest($1::text[], $2::int[]) AS d(id, q) WHERE s.id = d.id",
-                &[&sales, &quantities],
-            )
-            .await?;
+            let update = self.prepared(&tx, generation, ADD_CONFIRMED).await?;
+            tx.execute(&update, &[&sales, &quantities]).await?;
         }
         tx.commit().await?;
         Ok(outcome)
@@ -730,6 +813,39 @@ impl Db {
 
 /// Columns of an order as buyers see it, for [`recorded`].
 const RECORDED: &str = "order_id, sale_id, buyer, quantity, status, duplicate_of";
+
+/// Settlement's reads, prepared once per connection (see [`Db::prepared`]).
+const LOCK_SALES: &str = "SELECT id, stock, confirmed, per_user_limit, round FROM sales
+                           WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+const RECORDED_ORDERS: &str =
+    "SELECT order_id, sale_id, buyer, quantity, status, duplicate_of FROM orders
+      WHERE order_id = ANY($1)
+     UNION ALL
+     SELECT order_id, sale_id, buyer, quantity, status, duplicate_of FROM orders_archive
+      WHERE order_id = ANY($1)";
+const INSERT_ORDERS: &str =
+    "INSERT INTO orders (order_id, sale_id, buyer, quantity, status, idempotency_key, reserved_at,
+                         duplicate_of)
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
+                          $7::timestamptz[], $8::uuid[])
+     ON CONFLICT (order_id) DO NOTHING
+     RETURNING order_id, sale_id, buyer, quantity, status, duplicate_of";
+const ADD_CONFIRMED: &str = "UPDATE sales s SET confirmed = s.confirmed + d.q
+                               FROM unnest($1::text[], $2::int[]) AS d(id, q) WHERE s.id = d.id";
+/// Each buyer's confirmed quantity in this round of the sale.
+const BOUGHT: &str = "SELECT o.sale_id, o.buyer, sum(o.quantity)::bigint FROM orders o
+                        JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS b(sale_id, buyer)
+                          ON o.sale_id = b.sale_id AND o.buyer = b.buyer
+                       WHERE o.status = 'CONFIRMED'
+                       GROUP BY o.sale_id, o.buyer";
+/// The order each (buyer, idempotency key) belongs to in this round of the sale.
+const KEY_HOLDERS: &str =
+    "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status, o.duplicate_of,
+            o.idempotency_key FROM orders o
+       JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[]))
+            AS k(sale_id, buyer, key)
+         ON o.sale_id = k.sale_id AND o.buyer = k.buyer AND o.idempotency_key = k.key
+      WHERE o.status <> 'DUPLICATE'";
 
 /// The orders among `ids` already recorded, in this round or an archived one.
 async fn recorded_orders(
@@ -750,74 +866,6 @@ async fn recorded_orders(
     .iter()
     .map(recorded)
     .collect()
-}
-
-/// Fill the books with what this round already holds for the buyers and keys of `fresh`: each
-/// buyer's confirmed quantity and the order each key belongs to. Returns those key holders.
-async fn read_books(
-    tx: &tokio_postgres::Transaction<'_>,
-    books: &mut HashMap<SaleId, SaleBook>,
-    fresh: &[&OrderMessage],
-) -> Result<Vec<OrderStatus>, DbError> {
-    if fresh.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sales: Vec<&str> = fresh.iter().map(|o| o.sale_id.as_str()).collect();
-    let buyers: Vec<&str> = fresh.iter().map(|o| o.buyer.as_str()).collect();
-    for r in tx
-        .query(
-            "SELECT o.sale_id, o.buyer, sum(o.quantity)::bigint FROM orders o
-               JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS b(sale_id, buyer)
-                 ON o.sale_id = b.sale_id AND o.buyer = b.buyer
-              WHERE o.status = 'CONFIRMED'
-              GROUP BY o.sale_id, o.buyer",
-            &[&sales, &buyers],
-        )
-        .await?
-    {
-        if let (Ok(sale), Ok(buyer)) = (SaleId::parse(r.get(0)), BuyerId::parse(r.get(1))) {
-            if let Some(book) = books.get_mut(&sale) {
-                book.bought.insert(buyer, r.get(2));
-            }
-        }
-    }
-    let keyed: Vec<&&OrderMessage> = fresh
-        .iter()
-        .filter(|o| o.idempotency_key.is_some())
-        .collect();
-    if keyed.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sales: Vec<&str> = keyed.iter().map(|o| o.sale_id.as_str()).collect();
-    let buyers: Vec<&str> = keyed.iter().map(|o| o.buyer.as_str()).collect();
-    let keys: Vec<&str> = keyed
-        .iter()
-        .filter_map(|o| o.idempotency_key.as_ref().map(|k| k.as_str()))
-        .collect();
-    let mut originals = Vec::new();
-    for r in tx
-        .query(
-            "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status, o.duplicate_of,
-                        o.idempotency_key FROM orders o
-                   JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[]))
-                        AS k(sale_id, buyer, key)
-                     ON o.sale_id = k.sale_id AND o.buyer = k.buyer AND o.idempotency_key = k.key
-                  WHERE o.status <> 'DUPLICATE'",
-            &[&sales, &buyers, &keys],
-        )
-        .await?
-    {
-        let original = recorded(&r)?;
-        if let (Some(book), Ok(key)) = (
-            books.get_mut(&original.sale_id),
-            IdempotencyKey::parse(r.get(6)),
-        ) {
-            book.keys
-                .insert((original.buyer.clone(), key), original.order_id);
-        }
-        originals.push(original);
-    }
-    Ok(originals)
 }
 
 /// An order row ([`RECORDED`]) as buyers see it.
