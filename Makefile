@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := set -a; . infra/local/env.sh; set +a;
 TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 
-.PHONY: help setup up down demo unit test lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle
+.PHONY: help setup up down demo unit test lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-lambdas
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench: up ## FlashFlow vs the seed design vs a ceiling server, two scenarios, on
 
 bench-opening: up ## the opening as an arrival rate (k6, HTML report): make bench-opening RATE=1500
 	@bash bench/opening.sh $(or $(RATE),1500)
+
+bench-lambdas: up ## each function's bootstrap size and init time, lean vs every adapter linked
+	@bash bench/lambdas.sh
 
 bench-settle: up ## settlement orders/s at the handler level (Postgres, invariants checked): make bench-settle N=20000 C="5 10 20"
 	@cargo build --release -q -p flashflow-local

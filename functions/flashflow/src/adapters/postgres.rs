@@ -655,18 +655,11 @@ impl Db {
         let key_holders = self.prepared(&tx, generation, KEY_HOLDERS).await?;
         // Pipelined on the one connection, executed in this order: the sale rows are locked
         // before the totals and keys are read, so nothing read here changes before the commit.
-        let (lock_params, recorded_params, bought_params, key_params): (
-            [&(dyn ToSql + Sync); 1],
-            [&(dyn ToSql + Sync); 1],
-            [&(dyn ToSql + Sync); 2],
-            [&(dyn ToSql + Sync); 3],
-        ) = (
-            [&sale_ids],
-            [&order_ids],
-            [&sales, &buyers],
-            [&keyed_sales, &keyed_buyers, &keys],
-        );
-        let (sale_rows, recorded_rows, bought_rows, key_rows) = tokio::try_join!(
+        let lock_params: [&Param<'_>; 1] = [&sale_ids];
+        let recorded_params: [&Param<'_>; 1] = [&order_ids];
+        let bought_params: [&Param<'_>; 2] = [&sales, &buyers];
+        let key_params: [&Param<'_>; 3] = [&keyed_sales, &keyed_buyers, &keys];
+        let (sale_rows, recorded_rows, bought_rows, key_rows) = tokio::join!(
             tx.query(&lock, &lock_params),
             tx.query(&recorded_stmt, &recorded_params),
             tx.query(&bought, &bought_params),
@@ -677,7 +670,11 @@ impl Db {
                     tx.query(&key_holders, &key_params).await
                 }
             },
-        )?;
+        );
+        // In statement order: when the lock fails (lock_timeout), the others only report the
+        // aborted transaction, and it is the lock's error that says what happened.
+        let (sale_rows, recorded_rows, bought_rows, key_rows) =
+            (sale_rows?, recorded_rows?, bought_rows?, key_rows?);
         let mut books: HashMap<SaleId, SaleBook> = HashMap::new();
         for r in sale_rows {
             if let Ok(id) = SaleId::parse(r.get(0)) {
@@ -813,6 +810,9 @@ impl Db {
 
 /// Columns of an order as buyers see it, for [`recorded`].
 const RECORDED: &str = "order_id, sale_id, buyer, quantity, status, duplicate_of";
+
+/// A statement parameter.
+type Param<'a> = dyn ToSql + Sync + 'a;
 
 /// Settlement's reads, prepared once per connection (see [`Db::prepared`]).
 const LOCK_SALES: &str = "SELECT id, stock, confirmed, per_user_limit, round FROM sales

@@ -243,7 +243,7 @@ async fn migrations_apply_once_even_when_run_again() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 2, "0001 and 0002, once each");
+    assert_eq!(n, 3, "0001, 0002 and 0003, once each");
 }
 
 #[tokio::test]
