@@ -17,7 +17,7 @@ trap cleanup EXIT
 
 k6run() { # name url sale p99-threshold
   say "k6 ramping-arrival-rate to $RATE/s, hold $HOLD: $1"
-  K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$REPORTS/opening-$1.html" K6_WEB_DASHBOARD_PORT=-1 \
+  K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$REPORTS/opening-$1.html" K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s \
     k6 run --quiet -e API="$2" -e SALE="$3" -e RATE="$RATE" -e HOLD="$HOLD" -e P99_MS="$4" \
     -e SUMMARY="$OUT/opening-$1.json" bench/opening.js >"$OUT/opening-$1.txt" 2>&1 || true
 }

@@ -17,10 +17,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
 
     let sdk = aws::sdk_config().await;
-    let redis = config::redis()?
-        .with_secret(&sdk)
-        .await
-        .context("reading the Redis secret")?;
+    let redis = config::redis_from(&sdk).await?;
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
     let signer = config::signer_from(&sdk).await?;
     let settings = buy::BuySettings {

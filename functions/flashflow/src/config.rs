@@ -107,6 +107,27 @@ pub fn redis() -> Result<crate::adapters::redis::RedisSettings, ConfigError> {
     })
 }
 
+/// [`redis`] with the AUTH credentials of `REDIS_SECRET_ARN` read from Secrets Manager.
+///
+/// # Errors
+/// When a setting is missing or malformed, or the secret cannot be read.
+pub async fn redis_from(
+    sdk: &aws_config::SdkConfig,
+) -> Result<crate::adapters::redis::RedisSettings, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(redis()?.with_secret(sdk).await?)
+}
+
+/// [`database`] with the user and password of `DATABASE_SECRET_ARN` read from Secrets Manager.
+///
+/// # Errors
+/// When a setting is missing, or the secret cannot be read.
+#[cfg(feature = "postgres")]
+pub async fn database_from(
+    sdk: &aws_config::SdkConfig,
+) -> Result<crate::adapters::postgres::DatabaseSettings, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(database()?.with_secret(sdk).await?)
+}
+
 /// The order-message signer from `ORDER_SIGNING_KEY` (at least 32 bytes), shared by buy, the
 /// sweeper and settle.
 ///

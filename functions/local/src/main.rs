@@ -48,10 +48,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn connected_store(sdk: &aws::SdkConfig) -> anyhow::Result<RedisStore> {
-    let settings = config::redis()?
-        .with_secret(sdk)
+    let settings = config::redis_from(sdk)
         .await
-        .context("reading the Redis secret")?;
+        .map_err(anyhow::Error::from_boxed)?;
     let store = RedisStore::connect(&settings)?;
     store
         .ready(Duration::from_secs(5))
@@ -78,10 +77,9 @@ async fn api() -> anyhow::Result<()> {
     let addr = config::optional("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
 
     let sdk = aws::sdk_config().await;
-    let database = config::database()?
-        .with_secret(&sdk)
+    let database = config::database_from(&sdk)
         .await
-        .context("reading the database secret")?;
+        .map_err(anyhow::Error::from_boxed)?;
     let db = Db::from_settings(&database)?;
     db.migrate().await.context("migrating Postgres")?;
     let store = connected_store(&sdk).await?;
@@ -185,10 +183,9 @@ async fn settle() -> anyhow::Result<()> {
         event_source::run(sqs, cfg, targets, stop_rx, stats).await;
         return Ok(());
     }
-    let database = config::database()?
-        .with_secret(&sdk)
+    let database = config::database_from(&sdk)
         .await
-        .context("reading the database secret")?;
+        .map_err(anyhow::Error::from_boxed)?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let store = connected_store(&sdk).await?;
     let metrics = Metrics::new("settle");
@@ -257,7 +254,9 @@ async fn bench_settle() -> anyhow::Result<()> {
         vec![5]
     };
     let sdk = aws::sdk_config().await;
-    let database = config::database()?.with_secret(&sdk).await?;
+    let database = config::database_from(&sdk)
+        .await
+        .map_err(anyhow::Error::from_boxed)?;
     let url = database.url.clone();
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
     let stack = Stack {

@@ -17,14 +17,8 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
 
     let sdk = aws::sdk_config().await;
-    let database = config::database()?
-        .with_secret(&sdk)
-        .await
-        .context("reading the database secret")?;
-    let redis = config::redis()?
-        .with_secret(&sdk)
-        .await
-        .context("reading the Redis secret")?;
+    let database = config::database_from(&sdk).await?;
+    let redis = config::redis_from(&sdk).await?;
     let token = config::optional("OPERATOR_TOKEN");
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let allow_reset = config::flag("SALE_RESET_ENABLED", false)?;

@@ -3,7 +3,6 @@
 //!
 //! Settings: `REDIS_URL` (and optional `REDIS_CA_FILE`, `REDIS_SECRET_ARN`), `ORDERS_TABLE`, optional `OPERATOR_TOKEN`, `TRUST_USER_HEADER` (local only).
 
-use anyhow::Context;
 use flashflow::adapters::{dynamodb::DynamoStatusStore, redis::RedisStore};
 use flashflow::api::{self, orders};
 use flashflow::{aws, config};
@@ -14,10 +13,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
 
     let sdk = aws::sdk_config().await;
-    let redis = config::redis()?
-        .with_secret(&sdk)
-        .await
-        .context("reading the Redis secret")?;
+    let redis = config::redis_from(&sdk).await?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let trust_user_header = config::flag("TRUST_USER_HEADER", false)?;
     let operator_token = config::optional("OPERATOR_TOKEN");

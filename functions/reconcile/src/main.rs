@@ -5,7 +5,6 @@
 //! `OUTBOX_IN_QUEUE_MS`, `FINISHED_SALE_TTL_MS` (a day: how long a finished sale stays in Redis),
 //! `REDIS_COMMAND_TIMEOUT_MS`.
 
-use anyhow::Context;
 use flashflow::adapters::{redis::RedisStore, sqs::SqsPublisher};
 use flashflow::{aws, config, reconcile};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -16,10 +15,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
 
     let sdk = aws::sdk_config().await;
-    let redis = config::redis()?
-        .with_secret(&sdk)
-        .await
-        .context("reading the Redis secret")?;
+    let redis = config::redis_from(&sdk).await?;
     let queue_url = config::required("ORDERS_QUEUE_URL", "the SQS queue that settle reads")?;
     let timing = reconcile::SweepTiming {
         grace: config::millis("OUTBOX_THRESHOLD_MS", 60_000)?,

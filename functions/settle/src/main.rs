@@ -21,14 +21,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
 
     let sdk = aws::sdk_config().await;
-    let database = config::database()?
-        .with_secret(&sdk)
-        .await
-        .context("reading the database secret")?;
-    let redis = config::redis()?
-        .with_secret(&sdk)
-        .await
-        .context("reading the Redis secret")?;
+    let database = config::database_from(&sdk).await?;
+    let redis = config::redis_from(&sdk).await?;
     let table = config::required("ORDERS_TABLE", "the DynamoDB order-status table")?;
     let signer = config::signer_from(&sdk).await?;
     let queue_url = config::required(

@@ -24,15 +24,16 @@ async fn buy_many(
     ids
 }
 
-#[tokio::test]
-async fn relayed_buys_are_sent_in_batches_and_each_settles_once() {
-    let t = TestApp::new().await;
-    let def = t.sale(60, 1).await;
-    let (relay, worker) = Relay::start(
-        SqsPublisher::new(t.sqs.clone(), &t.queue, signer()),
-        t.store.clone(),
-        RelaySettings::default(),
-    );
+/// The buy router behind a relay to `publisher`, and the relay's counters and worker.
+fn relayed_app(
+    t: &TestApp,
+    publisher: SqsPublisher,
+) -> (
+    axum::Router,
+    std::sync::Arc<flashflow::adapters::relay::RelayStats>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (relay, worker) = Relay::start(publisher, t.store.clone(), RelaySettings::default());
     let stats = relay.stats();
     let app = api::app(buy::routes(buy::BuyState {
         store: t.store.clone(),
@@ -43,6 +44,29 @@ async fn relayed_buys_are_sent_in_batches_and_each_settles_once() {
         },
         metrics: flashflow::metrics::Metrics::new("buy"),
     }));
+    (app, stats, worker)
+}
+
+/// Run the sweeper once over `def` with `grace`; returns how many it re-sent.
+async fn sweep(t: &TestApp, def: &flashflow::domain::SaleDefinition, grace: Duration) -> usize {
+    let timing = SweepTiming {
+        grace,
+        in_queue_for: Duration::from_secs(3600),
+        finished_ttl: DEFAULT_FINISHED_TTL,
+    };
+    let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
+    sweep_sales(&t.store, &publisher, timing, std::slice::from_ref(&def.id))
+        .await
+        .unwrap()
+        .resent
+}
+
+#[tokio::test]
+async fn relayed_buys_are_sent_in_batches_and_each_settles_once() {
+    let t = TestApp::new().await;
+    let def = t.sale(60, 1).await;
+    let (app, stats, worker) =
+        relayed_app(&t, SqsPublisher::new(t.sqs.clone(), &t.queue, signer()));
     // Concurrent buyers, so batches can form.
     let mut tasks = Vec::new();
     for chunk in 0..6 {
@@ -77,16 +101,7 @@ async fn relayed_buys_are_sent_in_batches_and_each_settles_once() {
     let batches = stats.batches.load(Ordering::Relaxed);
     assert!(batches >= 6, "at most ten per SendMessageBatch: {batches}");
     // Marked sent: the sweeper finds nothing to re-send even with no grace at all.
-    let timing = SweepTiming {
-        grace: Duration::ZERO,
-        in_queue_for: Duration::from_secs(3600),
-        finished_ttl: DEFAULT_FINISHED_TTL,
-    };
-    let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
-    let report = sweep_sales(&t.store, &publisher, timing, std::slice::from_ref(&def.id))
-        .await
-        .unwrap();
-    assert_eq!(report.resent, 0);
+    assert_eq!(sweep(&t, &def, Duration::ZERO).await, 0);
     let settlement = t.start_settlement(2).await;
     t.wait_for_settled(&def, 60).await;
     settlement.stop().await;
@@ -103,36 +118,16 @@ async fn relayed_buys_are_sent_in_batches_and_each_settles_once() {
 async fn when_the_queue_refuses_the_relay_the_sweeper_delivers_every_202() {
     let t = TestApp::new().await;
     let def = t.sale(5, 1).await;
-    let (relay, worker) = Relay::start(
+    let (app, stats, worker) = relayed_app(
+        &t,
         SqsPublisher::new(unreachable_sqs().await, "http://127.0.0.1:9/q", signer()),
-        t.store.clone(),
-        RelaySettings::default(),
     );
-    let stats = relay.stats();
-    let app = api::app(buy::routes(buy::BuyState {
-        store: t.store.clone(),
-        publisher: relay,
-        settings: buy::BuySettings {
-            trust_user_header: true,
-            ..Default::default()
-        },
-        metrics: flashflow::metrics::Metrics::new("buy"),
-    }));
     let accepted = buy_many(&app, &def, 3).await;
     drop(app);
     worker.await.unwrap();
     assert_eq!(stats.failed.load(Ordering::Relaxed), 3);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let timing = SweepTiming {
-        grace: Duration::from_millis(10),
-        in_queue_for: Duration::from_secs(3600),
-        finished_ttl: DEFAULT_FINISHED_TTL,
-    };
-    let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
-    let report = sweep_sales(&t.store, &publisher, timing, std::slice::from_ref(&def.id))
-        .await
-        .unwrap();
-    assert_eq!(report.resent, 3);
+    assert_eq!(sweep(&t, &def, Duration::from_millis(10)).await, 3);
     let settlement = t.start_settlement(1).await;
     t.wait_for_settled(&def, 3).await;
     settlement.stop().await;
