@@ -165,6 +165,15 @@ fn client_config(settings: &RedisSettings) -> Result<Config, StoreError> {
     Ok(config)
 }
 
+/// Reconnect forever, 2 ms doubling to 2 s, plus up to 10 ms of jitter. With `fail_fast` off the
+/// first connection waits this policy's first delay too: fred's defaults (50 ms + up to 100 ms of
+/// jitter) added that much to every cold start.
+fn reconnect_policy() -> ReconnectPolicy {
+    let mut policy = ReconnectPolicy::new_exponential(0, 2, 2_000, 2);
+    policy.set_jitter(10);
+    policy
+}
+
 impl RedisStore {
     /// Build the client and start connecting. Does not wait for the connection: commands wait up to
     /// the command timeout for it, so a process can start while Redis is briefly away.
@@ -180,7 +189,7 @@ impl RedisStore {
                 c.connection_timeout = settings.command_timeout;
                 c.tcp.nodelay = Some(true);
             })
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .set_policy(reconnect_policy())
             .build()
             .map_err(|e| StoreError::Failed(e.to_string()))?;
         client.connect();
