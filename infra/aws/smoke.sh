@@ -9,7 +9,7 @@ HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$ROOT/infra/local/env.sh"
 : "${API:?API=https://<id>.execute-api.<region>.amazonaws.com (the BuyerApiUrl output)}"
 : "${TOKEN:?TOKEN=<a JWT your identity provider issued for one test buyer>}"
-STACK=${STACK:-flashflow}; LIMIT=${LIMIT:-3}; STOCK=${STOCK:-$LIMIT}
+STACK=${STACK:-flashflow}; LIMIT=${LIMIT:-3}; STOCK=${STOCK:-100}
 if [ -z "${OPERATOR_API:-}" ]; then
   OPERATOR_API=$(aws cloudformation describe-stacks --stack-name "$STACK" \
     --query "Stacks[0].Outputs[?OutputKey=='OperatorApiUrl'].OutputValue" --output text)

@@ -216,3 +216,105 @@ pub async fn handler(stack: &Stack, n: usize, concurrency: usize) -> anyhow::Res
     check(&setup, &sale, n).await?;
     Ok(Figures { orders: n, seconds })
 }
+
+/// Through the local queue: `n` signed messages put on a scratch queue (`SendMessageBatch`, 16 in
+/// flight), then drained by the local event source as the template configures it (batches of up
+/// to 100 gathered for at most 1 s, `concurrency` at once) into settle handlers; timed from the
+/// first poll to the last order recorded.
+pub async fn through_queue(
+    stack: &Stack,
+    sqs: &aws_sdk_sqs::Client,
+    region: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Figures> {
+    use crate::event_source::{self, EventSourceConfig, EventSourceStats};
+    let url = fresh_schema(&stack.database_url).await?;
+    let setup = Db::new(&url)?;
+    setup.migrate().await.context("migrating")?;
+    let sale = new_sale(&setup, n, "queue").await?;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!(
+            "flashflow-bench-settle-{}",
+            Uuid::new_v4().simple()
+        ))
+        .send()
+        .await?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let publisher = SqsPublisher::new(sqs.clone(), &queue_url, stack.signer.clone());
+    let bodies: Vec<String> = messages(&sale, n)
+        .iter()
+        .map(|o| serde_json::to_string(o).expect("serializable"))
+        .collect();
+    let slots = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut sends = tokio::task::JoinSet::new();
+    for chunk in bodies.chunks(10) {
+        let permit = Arc::clone(&slots).acquire_owned().await?;
+        let (publisher, chunk) = (publisher.clone(), chunk.to_vec());
+        sends.spawn(async move {
+            let failed = publisher.publish_batch(&chunk).await.len();
+            drop(permit);
+            failed
+        });
+    }
+    let mut refused = 0;
+    while let Some(f) = sends.join_next().await {
+        refused += f?;
+    }
+    ensure!(refused == 0, "the queue refused {refused} messages");
+
+    let mut cfg = EventSourceConfig::new(&queue_url, region);
+    cfg.batch_size = 100;
+    cfg.batching_window = std::time::Duration::from_secs(1);
+    cfg.max_concurrency = concurrency;
+    cfg.poll_wait = std::time::Duration::from_secs(1);
+    let mut settlers = Vec::new();
+    for _ in 0..concurrency {
+        settlers.push(Settler::new(
+            Db::new(&url)?,
+            DynamoStatusStore::new(stack.dynamodb.clone(), &stack.table),
+            stack.store.clone(),
+            publisher.clone(),
+            stack.signer.clone(),
+        ));
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let start = Instant::now();
+    let source = tokio::spawn(event_source::run(
+        sqs.clone(),
+        cfg,
+        settlers,
+        stop_rx,
+        Arc::new(EventSourceStats::default()),
+    ));
+    let counter = Db::new(&url)?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let done: i64 = counter
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM orders WHERE sale_id = $1",
+                &[&sale.id.as_str()],
+            )
+            .await?
+            .get(0);
+        if done >= n as i64 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "only {done} of {n} settled in 10 minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let _ = source.await;
+    let _ = sqs.delete_queue().queue_url(&queue_url).send().await;
+    check(&setup, &sale, n).await?;
+    Ok(Figures { orders: n, seconds })
+}

@@ -239,7 +239,7 @@ async fn ceiling() -> anyhow::Result<()> {
 
 /// `bench-settle [N] [C…]`: settlement throughput at the handler level (see `bench_settle`).
 async fn bench_settle() -> anyhow::Result<()> {
-    use flashflow_local::bench_settle::{handler, ledger, Stack};
+    use flashflow_local::bench_settle::{handler, ledger, through_queue, Stack};
     let args: Vec<usize> = std::env::args()
         .skip(2)
         .map(|a| {
@@ -267,6 +267,8 @@ async fn bench_settle() -> anyhow::Result<()> {
         requeue: SqsPublisher::new(aws_sdk_sqs::Client::new(&sdk), queue_url, config::signer()?),
         signer: config::signer()?,
     };
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let region = config::optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into());
     for c in levels {
         let l = ledger(&stack, n, c).await?;
         println!(
@@ -279,6 +281,12 @@ async fn bench_settle() -> anyhow::Result<()> {
             "settle handler (Settler::handle)  : {n} orders, batches of 100, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
             h.per_second(),
             h.seconds
+        );
+        let q = through_queue(&stack, &sqs, &region, n, c).await?;
+        println!(
+            "settle via the local queue (event source, 100 / 1 s window): {n} orders, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
+            q.per_second(),
+            q.seconds
         );
     }
     Ok(())
