@@ -924,11 +924,11 @@ mod properties {
 }
 
 /// The environment variables `main_rs` reads: literals passed to the `config` readers, and those
-/// the shared readers (`config::redis()`, …) read on its behalf.
+/// the shared readers (`config::redis_from`, …) read on its behalf.
 fn variables_read_by(main_rs: &str) -> std::collections::BTreeSet<String> {
     let shared: [(&str, &[&str]); 4] = [
         (
-            "config::redis()",
+            "config::redis_from(",
             &[
                 "REDIS_URL",
                 "REDIS_COMMAND_TIMEOUT_MS",
@@ -937,7 +937,7 @@ fn variables_read_by(main_rs: &str) -> std::collections::BTreeSet<String> {
             ],
         ),
         (
-            "config::database()",
+            "config::database_from(",
             &["DATABASE_URL", "DATABASE_CA_FILE", "DATABASE_SECRET_ARN"],
         ),
         (
