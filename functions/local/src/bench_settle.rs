@@ -217,6 +217,34 @@ pub async fn handler(stack: &Stack, n: usize, concurrency: usize) -> anyhow::Res
     Ok(Figures { orders: n, seconds })
 }
 
+/// Send `bodies` in `SendMessageBatch` calls of ten, `in_flight` at once; returns how many the
+/// queue refused.
+///
+/// # Errors
+/// When a sending task panicked.
+pub async fn send_all(
+    publisher: &SqsPublisher,
+    bodies: &[String],
+    in_flight: usize,
+) -> anyhow::Result<usize> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
+    let mut sends = tokio::task::JoinSet::new();
+    for chunk in bodies.chunks(10) {
+        let permit = Arc::clone(&slots).acquire_owned().await?;
+        let (publisher, chunk) = (publisher.clone(), chunk.to_vec());
+        sends.spawn(async move {
+            let failed = publisher.publish_batch(&chunk).await.len();
+            drop(permit);
+            failed
+        });
+    }
+    let mut refused = 0;
+    while let Some(f) = sends.join_next().await {
+        refused += f?;
+    }
+    Ok(refused)
+}
+
 /// Through the local queue: `n` signed messages put on a scratch queue (`SendMessageBatch`, 16 in
 /// flight), then drained by the local event source as the template configures it (batches of up
 /// to 100 gathered for at most 1 s, `concurrency` at once) into settle handlers; timed from the
@@ -249,21 +277,7 @@ pub async fn through_queue(
         .iter()
         .map(|o| serde_json::to_string(o).expect("serializable"))
         .collect();
-    let slots = Arc::new(tokio::sync::Semaphore::new(16));
-    let mut sends = tokio::task::JoinSet::new();
-    for chunk in bodies.chunks(10) {
-        let permit = Arc::clone(&slots).acquire_owned().await?;
-        let (publisher, chunk) = (publisher.clone(), chunk.to_vec());
-        sends.spawn(async move {
-            let failed = publisher.publish_batch(&chunk).await.len();
-            drop(permit);
-            failed
-        });
-    }
-    let mut refused = 0;
-    while let Some(f) = sends.join_next().await {
-        refused += f?;
-    }
+    let refused = send_all(&publisher, &bodies, 16).await?;
     ensure!(refused == 0, "the queue refused {refused} messages");
 
     let mut cfg = EventSourceConfig::new(&queue_url, region);

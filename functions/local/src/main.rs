@@ -312,21 +312,8 @@ async fn sqs_rate(n: Option<&str>) -> anyhow::Result<()> {
     let publisher = SqsPublisher::new(sqs.clone(), &url, config::signer()?);
     let body = "x".repeat(200);
     let start = std::time::Instant::now();
+    let failed = flashflow_local::bench_settle::send_all(&publisher, &vec![body; n], 16).await?;
     let mut tasks = tokio::task::JoinSet::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(16));
-    for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
-        let permit = Arc::clone(&slots).acquire_owned().await?;
-        let (publisher, batch) = (publisher.clone(), vec![body.clone(); chunk.len()]);
-        tasks.spawn(async move {
-            let failed = publisher.publish_batch(&batch).await.len();
-            drop(permit);
-            failed
-        });
-    }
-    let mut failed = 0;
-    while let Some(f) = tasks.join_next().await {
-        failed += f?;
-    }
     let send = start.elapsed();
     let start = std::time::Instant::now();
     let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
