@@ -77,7 +77,9 @@ pg=$(psql "$DATABASE_URL" -qtAc "SELECT count(*) FILTER (WHERE status='CONFIRMED
 IFS='|' read -r pg_confirmed pg_all pg_qty <<<"$pg"
 ddb=$(aws dynamodb scan --region "$AWS_REGION" --endpoint-url "$AWS_ENDPOINT_URL_DYNAMODB" --table-name "$ORDERS_TABLE" \
   --select COUNT --filter-expression 'sale_id = :s AND #st = :c' --expression-attribute-names '{"#st":"status"}' \
-  --expression-attribute-values "{\":s\":{\"S\":\"$SALE\"},\":c\":{\"S\":\"CONFIRMED\"}}" --query Count --output text)
+  --expression-attribute-values "{\":s\":{\"S\":\"$SALE\"},\":c\":{\"S\":\"CONFIRMED\"}}" --query Count --output text \
+  | tr -s '[:space:]' '\n' | awk '{ s += $1 } END { print s + 0 }')
+# (a scan of a large table comes in pages, each with its own Count: the sum is the answer)
 q=$(depth "$ORDERS_QUEUE_URL"); dlq=$(depth "$ORDERS_DLQ_URL")
 order_status=$(curl -s "$API/orders/$order" -H 'x-user-id: alice' | jq -r .status)
 
