@@ -76,8 +76,8 @@ bench-lambdas: up ## each function's bootstrap size and init time, lean vs every
 	@$(ENV) bash bench/lambdas.sh
 
 bench-settle: up ## settlement orders/s at the handler level (Postgres, invariants checked): make bench-settle N=20000 C="5 10 20"
-	@cargo build --release -q -p flashflow-local
-	@$(ENV) RUST_LOG=warn target/release/flashflow-local bench-settle $(or $(N),20000) $(or $(C),5 10 20 50)
+	@cargo build --release -q -p flashflow-bench
+	@$(ENV) RUST_LOG=warn target/release/flashflow-bench settle $(or $(N),20000) $(or $(C),5 10 20 50)
 
 watch: setup ## run the functions under `cargo lambda watch` (Lambda emulator, one request per process)
 	@$(ENV) TRUST_USER_HEADER=1 cargo lambda watch

@@ -2,16 +2,16 @@
 # `make bench-opening`: the opening of a sale as an arrival rate (k6 ramping-arrival-rate,
 # bench/opening.js), first against the ceiling server, then against FlashFlow (stock 1,000), at the
 # same RATE. FlashFlow's thresholds: no dropped arrivals, under 1% failures, p99 at most 3x the
-# ceiling's p99 of the same run. Writes k6's HTML reports to bench/reports/.
+# ceiling's p99 of the same run. Writes k6's HTML reports to bench/reports/ (ignored by git).
 #   usage: bench/opening.sh [rate=1500] [hold=3s]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 . infra/local/env.sh
 RATE=${1:-1500}; HOLD=${2:-3s}; STOCK=${STOCK:-1000}; CEILING_PORT=${CEILING_PORT:-3001}
-API="http://127.0.0.1:$API_PORT"; BIN="$ROOT/target/release/flashflow-local"
+API="http://127.0.0.1:$API_PORT"; BENCH="$ROOT/target/release/flashflow-bench"
 REPORTS="$ROOT/bench/reports"; OUT="$LOG_DIR/bench"; mkdir -p "$REPORTS" "$OUT"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
-cargo build --release -q -p flashflow-local
+cargo build --release -q -p flashflow-local -p flashflow-bench
 cleanup() { bash infra/local/services.sh stop; [ -n "${CEIL_PID:-}" ] && kill "$CEIL_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
@@ -31,7 +31,7 @@ line() {
     "$(stat "$1" '.metrics.http_req_duration.values["p(99)"]')" "$(stat "$1" .metrics.http_req_duration.values.max)"
 }
 
-LISTEN_ADDR="127.0.0.1:$CEILING_PORT" RUST_LOG=warn "$BIN" ceiling >"$LOG_DIR/ceiling.log" 2>&1 &
+RUST_LOG=warn "$BENCH" ceiling --listen "127.0.0.1:$CEILING_PORT" >"$LOG_DIR/ceiling.log" 2>&1 &
 CEIL_PID=$!
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/" && break; sleep 0.1; done
 k6run ceiling "http://127.0.0.1:$CEILING_PORT" x 100000

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: FlashFlow, the seed design (../shared/bench/seed-baseline: Express + Redis Lua +
 # RabbitMQ + Postgres) and a ceiling server (the same hyper server, one EVALSHA of a trivial script
-# per request: flashflow-local ceiling), back to back with the same tool (wrk -t2), in two flash-sale
+# per request: flashflow-bench ceiling), back to back with the same tool (wrk -t2), in two flash-sale
 # shapes:
 #   stock 100        almost every answer is "sold out" (the seed's own test)
 #   large stock      every request is a successful buy (LARGE_STOCK, 1,000,000)
@@ -15,7 +15,7 @@ C=${1:-100}; D=${2:-5}; LARGE=${LARGE_STOCK:-1000000}
 BASELINE=${BASELINE:-$ROOT/../shared/bench/seed-baseline/run.sh}
 SEED_DIR=${SEED_BASELINE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seed-baseline}
 CEILING_PORT=${CEILING_PORT:-3001}
-command -v wrk >/dev/null || { say "installing wrk"; apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
+for tool in wrk bc jq; do command -v "$tool" >/dev/null || die "$tool is missing: run 'make setup'"; done
 [ -f "$BASELINE" ] || die "baseline not found at $BASELINE"
 API="http://127.0.0.1:$API_PORT"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
@@ -24,10 +24,10 @@ OUT="$LOG_DIR/bench"; mkdir -p "$OUT"; rm -f "$OUT"/*.txt
 # most 1 s, 5 at once.
 export EVENT_SOURCE_BATCH_SIZE=${EVENT_SOURCE_BATCH_SIZE:-100} EVENT_SOURCE_BATCHING_WINDOW_MS=${EVENT_SOURCE_BATCHING_WINDOW_MS:-1000} \
   EVENT_SOURCE_MAX_CONCURRENCY=${EVENT_SOURCE_MAX_CONCURRENCY:-5}
-BIN="$ROOT/target/release/flashflow-local"
+BENCH="$ROOT/target/release/flashflow-bench"
 
-say "release build of flashflow-local"
-cargo build --release -q -p flashflow-local
+say "release build of flashflow-local and flashflow-bench"
+cargo build --release -q -p flashflow-local -p flashflow-bench
 cleanup() { bash infra/local/services.sh stop; [ -n "${CEIL_PID:-}" ] && kill "$CEIL_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
@@ -38,7 +38,7 @@ wrk_run() { # name url file
 }
 
 ceiling() { # file
-  LISTEN_ADDR="127.0.0.1:$CEILING_PORT" REDIS_URL="$REDIS_URL" RUST_LOG=warn "$BIN" ceiling >"$LOG_DIR/ceiling.log" 2>&1 &
+  REDIS_URL="$REDIS_URL" RUST_LOG=warn "$BENCH" ceiling --listen "127.0.0.1:$CEILING_PORT" >"$LOG_DIR/ceiling.log" 2>&1 &
   CEIL_PID=$!
   for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/" && break; sleep 0.1; done
   wrk_run "ceiling (axum + fred EVALSHA)" "http://127.0.0.1:$CEILING_PORT/sales/x/buy" "$1"
@@ -98,17 +98,19 @@ row() { # label file sold
 }
 ratio() { echo "scale=1; $1 / $2" | bc; }
 
+declare -A sold drain accepted reserved rss seed_sold
 for scenario in small large; do
   if [ $scenario = small ]; then stock=100; else stock=$LARGE; fi
   ceiling "$OUT/$scenario-ceiling.txt"
   flashflow "$stock" "$OUT/$scenario-flashflow.txt"
-  eval "${scenario}_sold=$FF_SOLD ${scenario}_drain=$FF_DRAIN ${scenario}_accepted=$FF_ACCEPTED ${scenario}_reserved=$FF_RESERVED ${scenario}_rss=$FF_RSS"
+  sold[$scenario]=$FF_SOLD; drain[$scenario]=$FF_DRAIN; accepted[$scenario]=$FF_ACCEPTED
+  reserved[$scenario]=$FF_RESERVED; rss[$scenario]=$FF_RSS
   seed "$stock" "$OUT/$scenario-seed.txt"
-  eval "${scenario}_seed_sold=$SEED_SOLD"
+  seed_sold[$scenario]=$SEED_SOLD
 done
 
 say "emulator: LocalStack's own SQS rate (SendMessageBatch of 10, 16 in flight; receive + delete)"
-"$BIN" sqs-rate 20000 | tee "$OUT/sqs-rate.txt" | sed 's/^/    /'
+"$BENCH" sqs-rate 20000 | tee "$OUT/sqs-rate.txt" | sed 's/^/    /'
 
 echo
 echo "wrk -t2 -c$C -d${D}s, same machine (2 cores shared by wrk, the server, settlement and the emulators), same run:"
@@ -116,18 +118,18 @@ echo
 printf '| %-28s | %10s | %8s | %9s | %9s | %6s |\n' scenario req/s "p50 ms" "p99 ms" sold errors
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 row "stock 100: ceiling" "$OUT/small-ceiling.txt" "-"
-row "stock 100: FlashFlow" "$OUT/small-flashflow.txt" "$small_sold"
-row "stock 100: seed design" "$OUT/small-seed.txt" "$small_seed_sold"
+row "stock 100: FlashFlow" "$OUT/small-flashflow.txt" "${sold[small]}"
+row "stock 100: seed design" "$OUT/small-seed.txt" "${seed_sold[small]}"
 row "stock $LARGE: ceiling" "$OUT/large-ceiling.txt" "-"
-row "stock $LARGE: FlashFlow" "$OUT/large-flashflow.txt" "$large_sold"
-row "stock $LARGE: seed design" "$OUT/large-seed.txt" "$large_seed_sold"
+row "stock $LARGE: FlashFlow" "$OUT/large-flashflow.txt" "${sold[large]}"
+row "stock $LARGE: seed design" "$OUT/large-seed.txt" "${seed_sold[large]}"
 echo
 for s in small large; do
   ff=$(rps "$OUT/$s-flashflow.txt"); sd=$(rps "$OUT/$s-seed.txt")
   p99ff=$(ms "$(pct "$OUT/$s-flashflow.txt" 99%)"); p99c=$(ms "$(pct "$OUT/$s-ceiling.txt" 99%)")
   echo "$s: FlashFlow / seed req/s = $(ratio "$ff" "$sd")x;  FlashFlow p99 / ceiling p99 = $(ratio "$p99ff" "$p99c")x"
 done
-echo "large sale: $large_accepted 202s counted by wrk, $large_reserved reserved in Redis (wrk stops with up to $C requests in flight), $large_sold CONFIRMED in Postgres"
-echo "  drain (last 202 -> last CONFIRMED): $(printf %.1f "$large_drain") s = $(echo "scale=0; $large_sold / $large_drain" | bc) orders/s (settlement runs during the load too)"
+echo "large sale: ${accepted[large]} 202s counted by wrk, ${reserved[large]} reserved in Redis (wrk stops with up to $C requests in flight), ${sold[large]} CONFIRMED in Postgres"
+echo "  drain (last 202 -> last CONFIRMED): $(printf %.1f "${drain[large]}") s = $(echo "scale=0; ${sold[large]} / ${drain[large]}" | bc) orders/s (settlement runs during the load too)"
 echo "emulator: $(tr '\n' ' ' < "$OUT/sqs-rate.txt")"
-echo "local API peak RSS: stock 100 run ${small_rss} kB, large run ${large_rss} kB"
+echo "local API peak RSS: stock 100 run ${rss[small]} kB, large run ${rss[large]} kB"

@@ -27,7 +27,7 @@ start_one() {
   [ -x "$BIN" ] || die "$BIN is missing: run 'make build'"
   # A short long-poll wait, so a stopped event source leaves no long poll behind for long.
   LISTEN_ADDR="127.0.0.1:$API_PORT" TRUST_USER_HEADER=1 RUST_LOG="${RUST_LOG:-warn}" \
-    EVENT_SOURCE_POLL_WAIT_MS="${EVENT_SOURCE_POLL_WAIT_MS:-2000}" \
+    EVENT_SOURCE_POLL_WAIT_MS="${EVENT_SOURCE_POLL_WAIT_MS:-2000}" OUTBOX_THRESHOLD_MS="${OUTBOX_THRESHOLD_MS:-30000}" \
     nohup "$BIN" "$1" >"$LOG_DIR/$1.log" 2>&1 &
   echo $! >"$RUN_DIR/$1.pid"
   if [ "$1" = api ]; then

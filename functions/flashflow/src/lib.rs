@@ -22,19 +22,19 @@
 //!   RFC 3339 times.
 
 pub mod adapters;
-#[cfg(all(feature = "postgres", feature = "dynamodb"))]
 pub mod admin;
 #[cfg(feature = "http")]
 pub mod api;
 pub mod aws;
-pub mod config;
+pub mod clock;
 pub mod domain;
 pub mod metrics;
 pub mod ports;
-#[cfg(feature = "sqs")]
 pub mod reconcile;
 pub mod secrets;
+pub mod settings;
 #[cfg(feature = "sqs-events")]
 pub mod settle;
 pub mod signing;
+pub mod startup;
 pub mod timefmt;

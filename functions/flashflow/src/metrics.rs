@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "FlashFlow";
@@ -192,9 +192,7 @@ impl Metrics {
         if names.is_empty() {
             return None;
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = crate::clock::EpochMs::now().get();
         fields.insert(
             "_aws".into(),
             json!({

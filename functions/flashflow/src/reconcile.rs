@@ -2,14 +2,13 @@
 //! threshold (the send failed, or the buy process died after the script). A re-sent order may
 //! arrive twice; settle is idempotent, so that is harmless.
 //!
-//! It works on the concrete Redis and SQS adapters (no port): everything it does is Redis
-//! bookkeeping, so its tests run against Redis and LocalStack.
+//! It runs on the ports (the outbox, the sale cache's registry, the queue), so its tests run on
+//! the in-memory adapters as well as against Redis and LocalStack.
 
-use crate::adapters::redis::RedisStore;
-use crate::adapters::sqs::SqsPublisher;
+use crate::clock::EpochMs;
 use crate::domain::SaleId;
-use crate::ports::StoreError;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use crate::ports::{OrderPublisher, Outbox, SaleCache, StoreError};
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// How much one sweep may do per sale, so a huge backlog cannot make one run exceed its time.
@@ -25,17 +24,45 @@ const MAX_PER_SALE: usize = 10_000;
 /// good order's message reach the DLQ (an unavailable database re-queues it), so retention is the
 /// only way out of the queue but settlement. During a settle outage of any length the queue thus
 /// holds one message per pending order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Settings: `OUTBOX_THRESHOLD_MS` (60000), `OUTBOX_IN_QUEUE_MS` (4 days),
+/// `FINISHED_SALE_TTL_MS` (a day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub struct SweepTiming {
+    #[serde(
+        rename = "outbox_threshold_ms",
+        default = "default_grace",
+        deserialize_with = "crate::settings::millis"
+    )]
     pub grace: Duration,
+    #[serde(
+        rename = "outbox_in_queue_ms",
+        default = "crate::ports::default_in_queue_for",
+        deserialize_with = "crate::settings::millis"
+    )]
     pub in_queue_for: Duration,
     /// How long a finished sale's keys stay in Redis once its outbox is empty (replays are
     /// answered from them until then; the ledger and the status store keep everything).
+    #[serde(
+        rename = "finished_sale_ttl_ms",
+        default = "default_finished_ttl",
+        deserialize_with = "crate::settings::millis"
+    )]
     pub finished_ttl: Duration,
 }
 
+impl crate::settings::FromEnv for SweepTiming {}
+
 /// A day: [`SweepTiming::finished_ttl`] unless configured.
 pub const DEFAULT_FINISHED_TTL: Duration = Duration::from_secs(24 * 3600);
+
+fn default_finished_ttl() -> Duration {
+    DEFAULT_FINISHED_TTL
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(60)
+}
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -55,9 +82,9 @@ pub struct SweepReport {
 ///
 /// # Errors
 /// [`StoreError`] when Redis fails (a failed send is counted, not an error: the next sweep retries).
-pub async fn sweep(
-    store: &RedisStore,
-    queue: &SqsPublisher,
+pub async fn sweep<C: Outbox + SaleCache, Q: OrderPublisher>(
+    store: &C,
+    queue: &Q,
     timing: SweepTiming,
 ) -> Result<SweepReport, StoreError> {
     sweep_sales(store, queue, timing, &store.sales().await?).await
@@ -67,24 +94,21 @@ pub async fn sweep(
 ///
 /// # Errors
 /// [`StoreError`] when Redis fails.
-pub async fn sweep_sales(
-    store: &RedisStore,
-    queue: &SqsPublisher,
+pub async fn sweep_sales<C: Outbox + SaleCache, Q: OrderPublisher>(
+    store: &C,
+    queue: &Q,
     timing: SweepTiming,
     sales: &[SaleId],
 ) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let before = now_ms - timing.grace.as_millis() as i64;
-    let until = now_ms + timing.in_queue_for.as_millis() as i64;
+    let now = EpochMs::now();
+    let before = now.minus(timing.grace);
+    let until = now.plus(timing.in_queue_for);
     for sale in sales {
         report.sales += 1;
         let mut done = 0;
         while done < MAX_PER_SALE {
-            let page = store.stale_outbox(sale, before, PAGE).await?;
+            let page = store.stale(sale, before, PAGE).await?;
             if page.is_empty() {
                 break;
             }
@@ -95,7 +119,7 @@ pub async fn sweep_sales(
                 .into_iter()
                 .map(|(id, m)| (id, m.unwrap_or_default()))
                 .unzip();
-            let failed = queue.publish_batch(&bodies).await;
+            let failed = queue.publish_many(&bodies).await;
             let resent: Vec<String> = ids
                 .iter()
                 .enumerate()
@@ -105,14 +129,14 @@ pub async fn sweep_sales(
             report.resent += resent.len();
             report.send_failed += failed.len();
             report.forgotten += gone.len();
-            store.touch_outbox(sale, &resent, &gone, until).await?;
+            store.touch(sale, &resent, &gone, until).await?;
             if !failed.is_empty() {
                 warn!(sale = %sale, failed = failed.len(), "re-send failed, next sweep retries");
                 break;
             }
         }
         if store
-            .retire_if_finished(sale, now_ms, timing.finished_ttl)
+            .retire_if_finished(sale, now, timing.finished_ttl)
             .await?
         {
             report.retired += 1;

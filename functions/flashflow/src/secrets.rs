@@ -8,29 +8,31 @@
 //! as the password (an ElastiCache AUTH token).
 
 use aws_config::SdkConfig;
-use std::fmt;
+use secrecy::SecretString;
 
-/// A user name (optional: Redis AUTH may have none) and a password.
-#[derive(Clone, PartialEq, Eq)]
+/// A user name (optional: Redis AUTH may have none) and a password, which never prints.
+#[derive(Clone, Debug)]
 pub struct Credentials {
     pub username: Option<String>,
-    pub password: String,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"(hidden)")
-            .finish()
-    }
+    pub password: SecretString,
 }
 
 /// Why a secret could not be used. Messages name the secret, never its value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("reading secret {id}: {reason}")]
-    Unavailable { id: String, reason: String },
+    #[error(
+        "reading secret {id}: {}",
+        aws_sdk_secretsmanager::error::DisplayErrorContext(source)
+    )]
+    Unavailable {
+        id: String,
+        #[source]
+        source: Box<
+            aws_sdk_secretsmanager::error::SdkError<
+                aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError,
+            >,
+        >,
+    },
     #[error("secret {id} is malformed: {reason}")]
     Malformed { id: String, reason: &'static str },
 }
@@ -52,13 +54,13 @@ pub fn parse(id: &str, value: &str) -> Result<Credentials, SecretError> {
     if !value.starts_with('{') {
         return Ok(Credentials {
             username: None,
-            password: value.to_owned(),
+            password: value.into(),
         });
     }
     let json: serde_json::Value =
         serde_json::from_str(value).map_err(|_| malformed("not valid JSON"))?;
-    let password = match json.get("password") {
-        Some(serde_json::Value::String(p)) if !p.is_empty() => p.clone(),
+    let password: SecretString = match json.get("password") {
+        Some(serde_json::Value::String(p)) if !p.is_empty() => p.as_str().into(),
         _ => return Err(malformed("no non-empty string \"password\"")),
     };
     let username = match json.get("username") {
@@ -82,7 +84,7 @@ pub async fn read(sdk: &SdkConfig, id: &str) -> Result<Credentials, SecretError>
         .await
         .map_err(|e| SecretError::Unavailable {
             id: id.to_owned(),
-            reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            source: Box::new(e),
         })?;
     let value = out.secret_string().ok_or_else(|| SecretError::Malformed {
         id: id.to_owned(),
@@ -108,6 +110,7 @@ pub async fn read_optional(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn an_rds_style_secret_gives_user_and_password() {
@@ -117,14 +120,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.username.as_deref(), Some("app"));
-        assert_eq!(c.password, "p@ss");
+        assert_eq!(c.password.expose_secret(), "p@ss");
     }
 
     #[test]
     fn a_bare_string_is_an_auth_token() {
         let c = parse("redis", "  token-123\n").unwrap();
         assert_eq!(c.username, None);
-        assert_eq!(c.password, "token-123");
+        assert_eq!(c.password.expose_secret(), "token-123");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::domain::rehydrate::KeyHolder;
 use crate::domain::{OrderMessage, OrderState, SaleId, Settled};
 use crate::metrics::{Count, Metrics};
-use crate::ports::{Ledger, OrderPublisher, ReservationStore, StatusStore};
+use crate::ports::{Ledger, OrderPublisher, Outbox, StatusStore};
 use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,6 +25,23 @@ pub struct Settler<L, S, R, Q> {
 /// How long a batch that met an unavailable or busy ledger waits before it is delivered again.
 pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The settle handler's own setting: `SETTLE_RETRY_DELAY_MS` ([`DEFAULT_RETRY_DELAY`]).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct SettleSettings {
+    #[serde(
+        rename = "settle_retry_delay_ms",
+        default = "default_retry_delay",
+        deserialize_with = "crate::settings::millis"
+    )]
+    pub retry_delay: std::time::Duration,
+}
+
+impl crate::settings::FromEnv for SettleSettings {}
+
+fn default_retry_delay() -> std::time::Duration {
+    DEFAULT_RETRY_DELAY
+}
+
 /// What one batch did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchReport {
@@ -38,7 +55,7 @@ pub struct BatchReport {
     pub failed: Vec<String>,
 }
 
-impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<L, S, R, Q> {
+impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q> {
     /// `signer` checks that each message was sent by buy or the sweeper (see [`crate::signing`]);
     /// `queue` takes back, for later, orders the ledger could not take now.
     pub fn new(ledger: L, status: S, store: R, queue: Q, signer: Signer) -> Self {
@@ -270,7 +287,7 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
                 .filter(|(id, _)| !status_failed.contains(id))
                 .map(|(_, k)| k)
                 .collect();
-            if let Err(e) = self.store.remove_from_outbox(sale, &done, &answers).await {
+            if let Err(e) = self.store.remove_settled(sale, &done, &answers).await {
                 // Not a failure of the message: the sweeper re-sends it and settle absorbs that.
                 warn!(sale = %sale, error = %e, "outbox cleanup failed");
             }
@@ -290,7 +307,7 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
         // Its message goes to the DLQ (a redrive settles it once the sale exists); the sweeper
         // must not keep sending it back.
         for (sale, ids) in unknown {
-            if let Err(e) = self.store.remove_from_outbox(sale, &ids, &[]).await {
+            if let Err(e) = self.store.remove_settled(sale, &ids, &[]).await {
                 warn!(sale = %sale, error = %e, "outbox cleanup failed");
             }
         }
@@ -309,7 +326,9 @@ impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> Settler<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::{MemoryLedger, MemoryQueue, MemoryStatus, MemoryStore};
+    use crate::adapters::memory::{
+        LedgerCounts, MemoryLedger, MemoryQueue, MemoryStatus, MemoryStore,
+    };
     use crate::domain::{BuyerId, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION};
     use aws_lambda_events::event::sqs::SqsMessage;
 
@@ -334,7 +353,7 @@ mod tests {
         };
         let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
         let queue = MemoryQueue::default();
-        ledger.create_sale(&def);
+        ledger.create_sale_now(&def);
         Fixture {
             settler: Settler::new(
                 ledger.clone(),
@@ -362,6 +381,15 @@ mod tests {
             round: 1,
         }
         .to_json()
+    }
+
+    /// What the ledger should hold: confirmed orders, rejected orders, confirmed quantity.
+    fn counts(confirmed: usize, rejected: usize, quantity: u32) -> LedgerCounts {
+        LedgerCounts {
+            confirmed_orders: confirmed,
+            rejected_orders: rejected,
+            confirmed_quantity: quantity,
+        }
     }
 
     fn signer() -> Signer {
@@ -413,7 +441,7 @@ mod tests {
         let report = f.settler.settle(ev).await;
         assert_eq!(report.failed, ids);
         assert_eq!(report.confirmed, 1, "only the signed order of {good_ids:?}");
-        assert_eq!(f.ledger.counts(&f.sale), (1, 0, 1));
+        assert_eq!(f.ledger.counts(&f.sale), counts(1, 0, 1));
     }
 
     #[tokio::test]
@@ -423,7 +451,7 @@ mod tests {
         for _ in 0..2 {
             assert!(f.settler.settle(event(&bodies).0).await.failed.is_empty());
         }
-        assert_eq!(f.ledger.counts(&f.sale), (5, 0, 5));
+        assert_eq!(f.ledger.counts(&f.sale), counts(5, 0, 5));
         assert_eq!(f.status.len(), 5);
     }
 
@@ -445,7 +473,7 @@ mod tests {
         let report = f.settler.settle(ev).await;
         assert_eq!((report.confirmed, report.rejected), (1, 1));
         assert_eq!(report.failed, vec![ids[2].clone()]);
-        assert_eq!(f.ledger.counts(&f.sale), (1, 1, 1));
+        assert_eq!(f.ledger.counts(&f.sale), counts(1, 1, 1));
     }
 
     fn order_by(buyer: &str, at: i64) -> String {
@@ -462,7 +490,7 @@ mod tests {
         let report = f.settler.settle(ev).await;
         assert_eq!(report.failed, vec![ids[6].clone()]);
         assert_eq!((report.confirmed, report.rejected), (9, 0));
-        assert_eq!(f.ledger.counts(&f.sale), (9, 0, 9));
+        assert_eq!(f.ledger.counts(&f.sale), counts(9, 0, 9));
         assert!(
             f.ledger.calls() <= 1 + 2 * 4,
             "bisecting 10 takes a few calls, not one per order"
@@ -482,7 +510,7 @@ mod tests {
         let mut want = vec![ids[0].clone(), ids[5].clone()];
         want.sort();
         assert_eq!(failed, want);
-        assert_eq!(f.ledger.counts(&f.sale), (5, 0, 5));
+        assert_eq!(f.ledger.counts(&f.sale), counts(5, 0, 5));
     }
 
     #[tokio::test]
@@ -517,7 +545,7 @@ mod tests {
         assert_eq!(f.settler.settle(ev).await.failed, ids);
         assert_eq!(
             f.ledger.counts(&f.sale),
-            (1, 0, 1),
+            counts(1, 0, 1),
             "recorded once all the same"
         );
     }
@@ -571,25 +599,32 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(2_000))]
 
-            /// 2,000 cases: whatever a (signed) message holds, it is settled if it is a valid
-            /// order and otherwise fails alone, reported to SQS, with nothing recorded anywhere;
-            /// the good order beside it settles in the same batch.
+            /// 2,000 cases: whatever a (signed) message holds, it is recorded if it is a valid
+            /// order of the sale, fails alone (reported to SQS, nothing recorded) otherwise, and
+            /// the good order beside it settles in the same batch either way.
             #[test]
             fn any_message_body_is_settled_or_fails_alone_and_records_nothing(body in body()) {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 let f = fixture(10);
                 let good = order("s", 0);
-                let valid = OrderMessage::parse(&body).is_ok();
+                let good_id = OrderMessage::parse(&good).unwrap().order_id;
+                let parsed = OrderMessage::parse(&body);
                 let (ev, ids) = event(&[good, body]);
                 let report = rt.block_on(f.settler.settle(ev));
-                let (confirmed, rejected, _) = f.ledger.counts(&f.sale);
-                if valid {
-                    prop_assert!(report.failed.is_empty() || report.failed == vec![ids[1].clone()]);
-                } else {
-                    prop_assert_eq!(&report.failed, &vec![ids[1].clone()]);
-                    prop_assert_eq!((confirmed, rejected), (1, 0));
-                    prop_assert_eq!(f.status.len(), 1);
-                    prop_assert!(f.queue.later().is_empty());
+                prop_assert!(f.ledger.is_recorded(good_id), "the good order settles");
+                match parsed {
+                    Ok(order) if order.sale_id.as_str() == "s" => {
+                        prop_assert!(report.failed.is_empty(), "{:?}", report.failed);
+                        prop_assert!(f.ledger.is_recorded(order.order_id), "{order:?} recorded");
+                        prop_assert_eq!(f.status.len(), 2);
+                    }
+                    _ => {
+                        // Not an order, or an order of a sale the ledger does not have.
+                        prop_assert_eq!(&report.failed, &vec![ids[1].clone()]);
+                        prop_assert_eq!(f.ledger.counts(&f.sale), counts(1, 0, 1));
+                        prop_assert_eq!(f.status.len(), 1);
+                        prop_assert!(f.queue.later().is_empty());
+                    }
                 }
             }
         }

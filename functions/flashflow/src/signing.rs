@@ -20,6 +20,51 @@ pub struct Signer {
     keyed: Hmac<Sha256>,
 }
 
+/// Where the key comes from: `ORDER_SIGNING_KEY_SECRET_ARN` (a Secrets Manager secret holding the
+/// key as a bare string, as the template generates it) or else `ORDER_SIGNING_KEY` itself.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SigningSettings {
+    #[serde(rename = "order_signing_key")]
+    pub key: Option<secrecy::SecretString>,
+    #[serde(rename = "order_signing_key_secret_arn")]
+    pub secret: Option<String>,
+}
+
+impl crate::settings::FromEnv for SigningSettings {}
+
+/// Why no signer could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error(transparent)]
+    Config(#[from] crate::settings::ConfigError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("ORDER_SIGNING_KEY: {0}")]
+    Weak(#[source] WeakKey),
+}
+
+impl SigningSettings {
+    /// The signer, its key read from Secrets Manager when a secret is configured.
+    ///
+    /// # Errors
+    /// [`SignerError`] when no key is configured, the secret cannot be read, or the key is short.
+    pub async fn signer(&self, sdk: &aws_config::SdkConfig) -> Result<Signer, SignerError> {
+        use secrecy::ExposeSecret;
+        let key = match (&self.secret, &self.key) {
+            (Some(id), _) => crate::secrets::read(sdk, id).await?.password,
+            (None, Some(key)) => key.clone(),
+            (None, None) => {
+                return Err(crate::settings::ConfigError::Missing {
+                    name: "ORDER_SIGNING_KEY".into(),
+                    hint: "a secret of at least 32 bytes shared by buy, reconcile and settle (or ORDER_SIGNING_KEY_SECRET_ARN)",
+                }
+                .into())
+            }
+        };
+        Signer::new(key.expose_secret().as_bytes()).map_err(SignerError::Weak)
+    }
+}
+
 /// The key is too short to be a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("the order signing key must be at least {MIN_KEY_LEN} bytes")]

@@ -4,13 +4,6 @@ use crate::domain::InvalidInput;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// Now, in epoch milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Format epoch milliseconds as RFC 3339 in UTC.
 pub fn format_ms(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

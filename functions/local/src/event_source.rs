@@ -14,7 +14,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use flashflow::ports::{Ledger, OrderPublisher, ReservationStore, StatusStore};
+use flashflow::ports::{Ledger, OrderPublisher, Outbox, StatusStore};
 use flashflow::settle::Settler;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -73,9 +73,7 @@ pub trait BatchTarget: Send + Sync + 'static {
     ) -> impl Future<Output = Result<SqsBatchResponse, InvokeError>> + Send;
 }
 
-impl<L: Ledger, S: StatusStore, R: ReservationStore, Q: OrderPublisher> BatchTarget
-    for Settler<L, S, R, Q>
-{
+impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> BatchTarget for Settler<L, S, R, Q> {
     async fn invoke(&self, event: SqsEvent) -> Result<SqsBatchResponse, InvokeError> {
         Ok(self.handle(event).await)
     }

@@ -9,6 +9,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// The order-status table: `ORDERS_TABLE`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct StatusSettings {
+    #[serde(rename = "orders_table")]
+    pub table: String,
+}
+
+impl crate::settings::FromEnv for StatusSettings {}
+
 /// DynamoDB adapter. The endpoint comes from `AWS_ENDPOINT_URL_DYNAMODB` when set.
 #[derive(Clone, Debug)]
 pub struct DynamoStatusStore {
@@ -75,18 +84,13 @@ impl StatusStore for DynamoStatusStore {
             .key("order_id", AttributeValue::S(order_id.to_string()))
             .send()
             .await
-            .map_err(|e| {
-                StatusError(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(|e| StatusError(Box::new(e)))?;
         out.item.map(|item| from_item(order_id, &item)).transpose()
     }
 }
 
 fn write_request(s: &OrderStatus) -> Option<WriteRequest> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let now_ms = crate::clock::EpochMs::now();
     let mut item = HashMap::from([
         (
             "order_id".to_string(),
@@ -128,7 +132,7 @@ fn from_item(
     order_id: Uuid,
     item: &HashMap<String, AttributeValue>,
 ) -> Result<OrderStatus, StatusError> {
-    let bad = |field: &str| StatusError(format!("item {order_id}: bad or missing {field}"));
+    let bad = |field: &str| StatusError(format!("item {order_id}: bad or missing {field}").into());
     let s = |k: &str| {
         item.get(k)
             .and_then(|v| v.as_s().ok())

@@ -10,8 +10,9 @@
 //!
 //! The Lambda keeps sending before it answers: a frozen instance cannot relay.
 
+use crate::clock::EpochMs;
 use crate::domain::SaleId;
-use crate::ports::{Delivery, OrderPublisher, PublishError, ReservationStore};
+use crate::ports::{Delivery, OrderPublisher, Outbox, PublishError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,22 +23,53 @@ use uuid::Uuid;
 /// SQS takes at most ten messages per `SendMessageBatch`.
 const BATCH: usize = 10;
 
-/// How the relay runs.
-#[derive(Debug, Clone, Copy)]
+/// How the relay runs: `RELAY_CAPACITY` (100000, at most 10,000,000), `RELAY_IN_FLIGHT` (16, at
+/// most 1000), `OUTBOX_IN_QUEUE_MS` (4 days).
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
 pub struct RelaySettings {
     /// Messages held at most; more are refused (left to the sweeper) rather than held in memory.
+    #[serde(
+        rename = "relay_capacity",
+        default = "default_capacity",
+        deserialize_with = "crate::settings::count"
+    )]
     pub capacity: usize,
     /// Batches being sent at once.
+    #[serde(
+        rename = "relay_in_flight",
+        default = "default_in_flight",
+        deserialize_with = "crate::settings::count"
+    )]
     pub in_flight: usize,
     /// How long a sent message may stay in the queue unsettled (see `mark_sent`).
+    #[serde(
+        rename = "outbox_in_queue_ms",
+        default = "crate::ports::default_in_queue_for",
+        deserialize_with = "crate::settings::millis"
+    )]
     pub in_queue_for: Duration,
+}
+
+impl crate::settings::FromEnv for RelaySettings {
+    fn check(&self) -> Result<(), crate::settings::ConfigError> {
+        crate::settings::at_most("RELAY_CAPACITY", self.capacity, 10_000_000)?;
+        crate::settings::at_most("RELAY_IN_FLIGHT", self.in_flight, 1_000)
+    }
+}
+
+fn default_capacity() -> usize {
+    100_000
+}
+
+fn default_in_flight() -> usize {
+    16
 }
 
 impl Default for RelaySettings {
     fn default() -> Self {
         Self {
-            capacity: 100_000,
-            in_flight: 16,
+            capacity: default_capacity(),
+            in_flight: default_in_flight(),
             in_queue_for: crate::ports::DEFAULT_IN_QUEUE_FOR,
         }
     }
@@ -72,7 +104,7 @@ pub struct Relay<P> {
 impl<P: OrderPublisher> Relay<P> {
     /// Start the relay's worker on the current Tokio runtime. It runs until every [`Relay`]
     /// handle is dropped and its buffer is drained; the returned handle finishes then.
-    pub fn start<S: ReservationStore>(
+    pub fn start<S: Outbox>(
         publisher: P,
         store: S,
         settings: RelaySettings,
@@ -96,7 +128,7 @@ impl<P: OrderPublisher> Relay<P> {
     }
 }
 
-async fn run<P: OrderPublisher, S: ReservationStore>(
+async fn run<P: OrderPublisher, S: Outbox>(
     publisher: Arc<P>,
     store: Arc<S>,
     mut rx: mpsc::Receiver<Pending>,
@@ -124,7 +156,7 @@ async fn run<P: OrderPublisher, S: ReservationStore>(
     let _ = slots.acquire_many(settings.in_flight.max(1) as u32).await;
 }
 
-async fn send<P: OrderPublisher, S: ReservationStore>(
+async fn send<P: OrderPublisher, S: Outbox>(
     publisher: &P,
     store: &S,
     work: Vec<Pending>,
@@ -152,10 +184,10 @@ async fn send<P: OrderPublisher, S: ReservationStore>(
             by_sale.entry(&p.sale).or_default().push(p.order_id);
         }
     }
-    let until = crate::timefmt::now_ms() + in_queue_for.as_millis() as i64;
+    let until = EpochMs::now().plus(in_queue_for);
     for (sale, ids) in by_sale {
         // A lost mark only means one duplicate send by the sweeper, which settle absorbs.
-        if let Err(e) = store.mark_sent_many(sale, &ids, until).await {
+        if let Err(e) = store.mark_sent(sale, &ids, until).await {
             tracing::warn!(sale = %sale, error = %e, "relay: could not mark as sent");
         }
     }

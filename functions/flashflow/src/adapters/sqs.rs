@@ -5,6 +5,15 @@ use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 
+/// The order queue: `ORDERS_QUEUE_URL`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct QueueSettings {
+    #[serde(rename = "orders_queue_url")]
+    pub url: String,
+}
+
+impl crate::settings::FromEnv for QueueSettings {}
+
 /// SQS adapter. The endpoint comes from the standard AWS settings (`AWS_ENDPOINT_URL_SQS`, …).
 #[derive(Clone, Debug)]
 pub struct SqsPublisher {
@@ -37,12 +46,8 @@ impl SqsPublisher {
 }
 
 impl SqsPublisher {
-    /// Send many messages, 10 per `SendMessageBatch`. Returns the indexes (into `messages`) that
-    /// were not accepted.
-    pub async fn publish_batch(&self, messages: &[String]) -> Vec<usize> {
-        self.send_batch(messages, std::time::Duration::ZERO).await
-    }
-
+    /// `messages` in `SendMessageBatch` calls of ten, each delivered after `delay`. Returns the
+    /// indexes (into `messages`) that were not accepted.
     async fn send_batch(&self, messages: &[String], delay: std::time::Duration) -> Vec<usize> {
         use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
         // SQS delays a message by at most 15 minutes.
@@ -91,7 +96,7 @@ impl SqsPublisher {
 
 impl OrderPublisher for SqsPublisher {
     async fn publish_many(&self, messages: &[String]) -> Vec<usize> {
-        self.publish_batch(messages).await
+        self.send_batch(messages, std::time::Duration::ZERO).await
     }
 
     async fn publish_later(&self, messages: &[String], delay: std::time::Duration) -> Vec<usize> {
@@ -109,6 +114,6 @@ impl OrderPublisher for SqsPublisher {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| PublishError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+            .map_err(|e| PublishError(Box::new(e)))
     }
 }

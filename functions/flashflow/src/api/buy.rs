@@ -1,12 +1,12 @@
 //! `POST /sales/{sale_id}/buy`: reserve, hand the order to the queue, answer `202`.
 
 use super::{json, json_body, parse_json, path_param, single_header, ApiError, Route};
+use crate::clock::EpochMs;
 use crate::domain::{
     IdempotencyKey, OrderState, Quantity, Refusal, Reservation, ReserveRequest, SaleId,
 };
 use crate::metrics::{Count, Metrics};
-use crate::ports::{Delivery, OrderPublisher, ReservationStore, StoreError};
-use crate::timefmt::now_ms;
+use crate::ports::{Delivery, OrderPublisher, Outbox, ReservationStore, StoreError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -27,16 +27,29 @@ pub const ROUTES: &[Route] = &[Route {
 /// A buy body is `{"quantity": n}` at most; anything much larger is not a buy.
 pub const MAX_BUY_BODY: usize = 1024;
 
-/// Settings of the buy handler.
-#[derive(Debug, Clone)]
+/// Settings of the buy handler: `TRUST_USER_HEADER` (false), `OUTBOX_IN_QUEUE_MS` (the queue's
+/// retention, 4 days).
+#[derive(Debug, Clone, Deserialize)]
 pub struct BuySettings {
     /// Accept the buyer from the `X-User-Id` header when no JWT claim is present. For local use
     /// only: in AWS the API Gateway JWT authorizer supplies the buyer.
+    #[serde(
+        rename = "trust_user_header",
+        default,
+        deserialize_with = "crate::settings::flag"
+    )]
     pub trust_user_header: bool,
     /// How long a sent message may stay in the queue unsettled (the queue's retention): until
     /// then the sweeper does not re-send the order.
+    #[serde(
+        rename = "outbox_in_queue_ms",
+        default = "crate::ports::default_in_queue_for",
+        deserialize_with = "crate::settings::millis"
+    )]
     pub in_queue_for: std::time::Duration,
 }
+
+impl crate::settings::FromEnv for BuySettings {}
 
 pub use crate::ports::DEFAULT_IN_QUEUE_FOR;
 
@@ -74,13 +87,13 @@ struct BuyBody {
 }
 
 /// The buy function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<S: ReservationStore, P: OrderPublisher>(state: BuyState<S, P>) -> Router {
+pub fn routes<S: ReservationStore + Outbox, P: OrderPublisher>(state: BuyState<S, P>) -> Router {
     Router::new()
         .route(ROUTES[0].path, post(buy::<S, P>))
         .with_state(Arc::new(state))
 }
 
-async fn buy<S: ReservationStore, P: OrderPublisher>(
+async fn buy<S: ReservationStore + Outbox, P: OrderPublisher>(
     State(state): State<Arc<BuyState<S, P>>>,
     sale: Result<Path<String>, PathRejection>,
     req: Request,
@@ -133,8 +146,8 @@ async fn buy<S: ReservationStore, P: OrderPublisher>(
                     // mark is lost, the sweeper re-sends once after its grace, which settle absorbs.
                     let (state, sale) = (Arc::clone(&state), request.sale.clone());
                     tokio::spawn(async move {
-                        let until = now_ms() + state.settings.in_queue_for.as_millis() as i64;
-                        if let Err(e) = state.store.mark_sent(&sale, order_id, until).await {
+                        let until = EpochMs::now().plus(state.settings.in_queue_for);
+                        if let Err(e) = state.store.mark_sent(&sale, &[order_id], until).await {
                             warn!(sale = %sale, order = %order_id, error = %e, "could not mark as sent");
                         }
                     });

@@ -9,7 +9,6 @@
 
 pub mod buy;
 pub mod identity;
-#[cfg(all(feature = "postgres", feature = "dynamodb"))]
 pub mod operator;
 pub mod orders;
 
@@ -77,17 +76,17 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     /// A dependency is down; the client may retry. The detail is logged, not sent.
     #[error("unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] crate::ports::BoxError),
     /// A bug or an unexpected answer from a dependency. The detail is logged, not sent.
     #[error("internal: {0}")]
-    Internal(String),
+    Internal(#[source] crate::ports::BoxError),
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => Self::Unavailable(e.to_string()),
-            StoreError::Failed(_) => Self::Internal(e.to_string()),
+            StoreError::Unavailable(_) => Self::Unavailable(Box::new(e)),
+            StoreError::Failed(_) => Self::Internal(Box::new(e)),
         }
     }
 }
@@ -95,8 +94,8 @@ impl From<StoreError> for ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(_) => Self::Unavailable(e.to_string()),
-            _ => Self::Internal(e.to_string()),
+            DbError::Unavailable(_) => Self::Unavailable(Box::new(e)),
+            _ => Self::Internal(Box::new(e)),
         }
     }
 }
@@ -250,9 +249,9 @@ pub(crate) async fn json_body(
     limit: usize,
 ) -> Result<Option<Bytes>, ApiError> {
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        // `to_bytes` reports an exceeded limit as "length limit exceeded"; anything else is a
-        // client that stopped sending.
-        if e.to_string().contains("length limit") {
+        // `to_bytes` wraps an exceeded limit as a `LengthLimitError` somewhere in the source
+        // chain; anything else is a client that stopped sending.
+        if caused_by::<http_body_util::LengthLimitError>(&e) {
             ApiError::BodyTooLarge { limit }
         } else {
             InvalidInput::new("invalid_body", "the request body could not be read").into()
@@ -269,6 +268,18 @@ pub(crate) async fn json_body(
         }
     }
     Ok(Some(bytes))
+}
+
+/// Whether `E` is `e` or anywhere in its chain of sources.
+fn caused_by<E: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.is::<E>() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// Parse a JSON object body into `T`, turning serde's message into a client error with `code`.

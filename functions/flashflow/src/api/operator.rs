@@ -5,12 +5,10 @@
 //! `OPERATOR_TOKEN` is set (the local stack uses that).
 
 use super::{json, json_body, parse_json, path_param, ApiError, Route};
-use crate::adapters::dynamodb::DynamoStatusStore;
-use crate::adapters::postgres::{CreateOutcome, Db};
-use crate::adapters::redis::RedisStore;
 use crate::admin::{self, AdminError, Rehydrated, Reset};
 use crate::domain::sale::{valid_stock, NewSale};
 use crate::domain::{InvalidInput, SaleId};
+use crate::ports::{CreateOutcome, Outbox, SaleCache, SaleLedger, StatusStore};
 use crate::timefmt::format_ms;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -45,14 +43,30 @@ pub const ROUTES: &[Route] = &[
 
 const MAX_OPERATOR_BODY: usize = 16 * 1024;
 
-/// What the operator routes need.
-pub struct OperatorState {
-    pub db: Db,
-    pub store: RedisStore,
+/// The operator API's settings: `OPERATOR_TOKEN` (unset) and `SALE_RESET_ENABLED` (false).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OperatorSettings {
+    #[serde(rename = "operator_token")]
+    pub token: Option<secrecy::SecretString>,
+    #[serde(
+        rename = "sale_reset_enabled",
+        default,
+        deserialize_with = "crate::settings::flag"
+    )]
+    pub allow_reset: bool,
+}
+
+impl crate::settings::FromEnv for OperatorSettings {}
+
+/// What the operator routes need: the ledger, the sale cache (with its outbox) and the status
+/// store.
+pub struct OperatorState<L, C, S> {
+    pub db: L,
+    pub store: C,
     /// Where cancelled orders' statuses go (a forced reset).
-    pub status: DynamoStatusStore,
+    pub status: S,
     /// When set, `Authorization: Bearer <token>` also authorizes a request (besides IAM).
-    pub token: Option<String>,
+    pub token: Option<secrecy::SecretString>,
     /// Whether `POST /admin/sales/{id}/reset` may run (`SALE_RESET_ENABLED`, off by default in
     /// `template.yaml`): it ends a sale's round, which a production sale rarely wants.
     pub allow_reset: bool,
@@ -104,28 +118,39 @@ pub struct Settled {
     pub duplicate_orders: u64,
 }
 
-type Shared = State<Arc<OperatorState>>;
+type Shared<L, C, S> = State<Arc<OperatorState<L, C, S>>>;
 type SalePath = Result<Path<String>, PathRejection>;
 
 /// The operator function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes(state: OperatorState) -> Router {
+pub fn routes<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+    state: OperatorState<L, C, S>,
+) -> Router {
     Router::new()
-        .route(ROUTES[0].path, post(create))
-        .route(ROUTES[1].path, get(show))
-        .route(ROUTES[2].path, post(reset))
-        .route(ROUTES[3].path, post(rehydrate))
+        .route(ROUTES[0].path, post(create::<L, C, S>))
+        .route(ROUTES[1].path, get(show::<L, C, S>))
+        .route(ROUTES[2].path, post(reset::<L, C, S>))
+        .route(ROUTES[3].path, post(rehydrate::<L, C, S>))
         .with_state(Arc::new(state))
 }
 
-fn authorize(state: &OperatorState, parts: &Parts) -> Result<(), ApiError> {
-    super::identity::operator(parts, state.token.as_deref())
+fn authorize<L, C, S>(state: &OperatorState<L, C, S>, parts: &Parts) -> Result<(), ApiError> {
+    super::identity::operator(
+        parts,
+        state
+            .token
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret),
+    )
 }
 
 fn sale_id(path: SalePath) -> Result<SaleId, ApiError> {
     Ok(SaleId::parse(&path_param(path, "invalid_sale_id")?)?)
 }
 
-async fn create(State(state): Shared, req: Request) -> Result<Response, ApiError> {
+async fn create<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+    State(state): Shared<L, C, S>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     authorize(&state, &parts)?;
     let bytes = json_body(&parts.headers, body, MAX_OPERATOR_BODY)
@@ -151,7 +176,11 @@ async fn create(State(state): Shared, req: Request) -> Result<Response, ApiError
     Ok(json(status, &view))
 }
 
-async fn rehydrate(State(state): Shared, id: SalePath, parts: Parts) -> Result<Response, ApiError> {
+async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+    State(state): Shared<L, C, S>,
+    id: SalePath,
+    parts: Parts,
+) -> Result<Response, ApiError> {
     authorize(&state, &parts)?;
     let id = sale_id(id)?;
     let (_, done) = admin::rehydrate(&state.db, &state.store, &id).await?;
@@ -160,13 +189,21 @@ async fn rehydrate(State(state): Shared, id: SalePath, parts: Parts) -> Result<R
     Ok(json(StatusCode::OK, &view))
 }
 
-async fn show(State(state): Shared, id: SalePath, parts: Parts) -> Result<Response, ApiError> {
+async fn show<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+    State(state): Shared<L, C, S>,
+    id: SalePath,
+    parts: Parts,
+) -> Result<Response, ApiError> {
     authorize(&state, &parts)?;
     let id = sale_id(id)?;
     Ok(json(StatusCode::OK, &view(&state, &id).await?))
 }
 
-async fn reset(State(state): Shared, id: SalePath, req: Request) -> Result<Response, ApiError> {
+async fn reset<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+    State(state): Shared<L, C, S>,
+    id: SalePath,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     authorize(&state, &parts)?;
     let id = sale_id(id)?;
@@ -216,7 +253,10 @@ fn not_found(id: &SaleId) -> ApiError {
     }
 }
 
-async fn view(state: &OperatorState, id: &SaleId) -> Result<SaleView, ApiError> {
+async fn view<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+    state: &OperatorState<L, C, S>,
+    id: &SaleId,
+) -> Result<SaleView, ApiError> {
     let record = state.db.sale(id).await?.ok_or_else(|| not_found(id))?;
     let live = state.store.live_sale(id).await?;
     let d = &record.definition;

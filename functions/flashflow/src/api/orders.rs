@@ -5,7 +5,7 @@
 use super::identity::{caller, Caller};
 use super::{json, path_param, ApiError, Route};
 use crate::domain::{InvalidInput, OrderState, OrderStatus};
-use crate::ports::{ReservationStore, StatusStore};
+use crate::ports::{Outbox, StatusStore};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
@@ -28,6 +28,18 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
+/// Who may ask: `TRUST_USER_HEADER` (false) and `OPERATOR_TOKEN` (unset).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct OrdersSettings {
+    /// Accept `X-User-Id` as the buyer (local use only).
+    #[serde(default, deserialize_with = "crate::settings::flag")]
+    pub trust_user_header: bool,
+    /// When set, `Authorization: Bearer <token>` identifies an operator (besides IAM).
+    pub operator_token: Option<secrecy::SecretString>,
+}
+
+impl crate::settings::FromEnv for OrdersSettings {}
+
 /// What the order-status routes need.
 pub struct OrdersState<T, S> {
     pub status: T,
@@ -35,11 +47,11 @@ pub struct OrdersState<T, S> {
     /// Accept `X-User-Id` as the buyer (local use only).
     pub trust_user_header: bool,
     /// When set, `Authorization: Bearer <token>` identifies an operator (besides IAM).
-    pub operator_token: Option<String>,
+    pub operator_token: Option<secrecy::SecretString>,
 }
 
 /// The order-status function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<T: StatusStore, S: ReservationStore>(state: OrdersState<T, S>) -> Router {
+pub fn routes<T: StatusStore, S: Outbox>(state: OrdersState<T, S>) -> Router {
     let handler = get(order::<T, S>);
     Router::new()
         .route(ROUTES[0].path, handler.clone())
@@ -47,7 +59,7 @@ pub fn routes<T: StatusStore, S: ReservationStore>(state: OrdersState<T, S>) -> 
         .with_state(Arc::new(state))
 }
 
-async fn order<T: StatusStore, S: ReservationStore>(
+async fn order<T: StatusStore, S: Outbox>(
     State(state): State<Arc<OrdersState<T, S>>>,
     order_id: Result<Path<String>, PathRejection>,
     parts: Parts,
@@ -57,13 +69,16 @@ async fn order<T: StatusStore, S: ReservationStore>(
     let who = caller(
         &parts,
         state.trust_user_header,
-        state.operator_token.as_deref(),
+        state
+            .operator_token
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret),
     )?;
     let found = match state
         .status
         .get(order_id)
         .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(Box::new(e)))?
     {
         Some(settled) => Some(settled),
         None => state

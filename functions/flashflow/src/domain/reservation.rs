@@ -100,9 +100,80 @@ pub fn check(
     Ok(())
 }
 
+/// What the idempotency entry of a buyer's key holds: the order it belongs to, its quantity,
+/// and its state once settle recorded it (the value `reserve.lua` and `idem_value` write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyEntry {
+    pub order_id: uuid::Uuid,
+    pub quantity: u32,
+    pub state: Option<crate::domain::OrderState>,
+}
+
+impl KeyEntry {
+    /// Parse `order-id quantity[ STATE]`; `None` for anything else.
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut parts = value.split(' ');
+        let order_id = parts.next()?.parse().ok()?;
+        let quantity = parts.next()?.parse().ok()?;
+        let state = match parts.next() {
+            None => None,
+            Some(s) => Some(crate::domain::OrderState::parse(s).ok()?),
+        };
+        parts.next().is_none().then_some(Self {
+            order_id,
+            quantity,
+            state,
+        })
+    }
+}
+
+/// The answer to a request whose idempotency key is already held: the same request again (the
+/// same quantity) is a replay of the held order, answered with its state when settled; another
+/// quantity under the same key is the client's mistake, not a retry.
+pub fn replay(held: KeyEntry, quantity: Quantity) -> Reservation {
+    if held.quantity == quantity.get() {
+        Reservation::Duplicate {
+            order_id: held.order_id,
+            state: held.state,
+        }
+    } else {
+        Reservation::Refused(Refusal::KeyReused {
+            order_id: held.order_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_key_replays_its_order_for_the_same_quantity_and_refuses_another() {
+        let id = uuid::Uuid::now_v7();
+        let held = KeyEntry::parse(&format!("{id} 2 CONFIRMED")).unwrap();
+        assert_eq!(
+            replay(held, q(2)),
+            Reservation::Duplicate {
+                order_id: id,
+                state: Some(crate::domain::OrderState::Confirmed)
+            }
+        );
+        assert_eq!(
+            replay(held, q(1)),
+            Reservation::Refused(Refusal::KeyReused { order_id: id })
+        );
+        let pending = KeyEntry::parse(&format!("{id} 1")).unwrap();
+        assert_eq!(pending.state, None);
+        for bad in [
+            "",
+            "x 1",
+            &format!("{id}"),
+            &format!("{id} 1 WHAT"),
+            &format!("{id} 1 CONFIRMED x"),
+        ] {
+            assert_eq!(KeyEntry::parse(bad), None, "{bad:?}");
+        }
+    }
 
     fn rules(remaining: i64, limit: u32) -> LiveRules {
         LiveRules {

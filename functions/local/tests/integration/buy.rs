@@ -101,7 +101,7 @@ async fn when_sqs_is_unreachable_the_buyer_still_gets_202_and_the_order_waits_in
     );
     let a = call(&app, event(BUY_EVENT, &def.id)).await;
     assert_eq!(a.status, 202, "{}", a.body);
-    let outbox = store.outbox(&def.id).await.unwrap();
+    let outbox = store.entries(&def.id).await.unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].0, a.order_id().to_string());
 }

@@ -4,7 +4,7 @@
 use crate::helpers::*;
 use flashflow::adapters::redis::{RedisSettings, RedisStore, SaleKeys};
 use flashflow::domain::{OrderState, SaleDefinition};
-use flashflow::ports::{ReservationStore, StatusStore};
+use flashflow::ports::StatusStore;
 use flashflow::reconcile::{sweep_sales, SweepTiming, DEFAULT_FINISHED_TTL};
 use fred::prelude::*;
 use std::collections::HashSet;

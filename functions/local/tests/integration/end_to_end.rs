@@ -43,7 +43,7 @@ async fn buys_flow_through_sqs_and_the_event_source_into_postgres_and_dynamodb()
             OrderState::Confirmed
         );
     }
-    assert!(app.store.outbox(&def.id).await.unwrap().is_empty());
+    assert!(app.store.entries(&def.id).await.unwrap().is_empty());
     assert_eq!(app.depth(&app.dlq).await, 0);
     assert_eq!(stats.deleted.load(Ordering::Relaxed), 15);
 }
@@ -192,7 +192,7 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
         app.status.get(order_id).await.unwrap().unwrap().status,
         OrderState::Confirmed
     );
-    assert!(app.store.outbox(&def.id).await.unwrap().is_empty());
+    assert!(app.store.entries(&def.id).await.unwrap().is_empty());
 }
 
 fn answer(a: Answer) -> (u16, serde_json::Value) {
@@ -204,7 +204,7 @@ fn orders_app(status: DynamoStatusStore, store: RedisStore, token: Option<&str>)
         status,
         store,
         trust_user_header: true,
-        operator_token: token.map(str::to_owned),
+        operator_token: token.map(Into::into),
     }))
 }
 
@@ -273,7 +273,7 @@ async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operato
     );
 
     // Settle it (as the event source would) and look again.
-    let outbox = store.outbox(&def.id).await.unwrap();
+    let outbox = store.entries(&def.id).await.unwrap();
     let (event, _) = sqs_event(&[outbox[0].1.clone()]);
     let settler = Settler::new(
         db,
@@ -344,7 +344,7 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     assert!(registered(&sold_out.id).await);
     // Settled: retired. The sale with stock left stays registered.
     store
-        .remove_from_outbox(&sold_out.id, &[order_id], &[])
+        .remove_settled(&sold_out.id, &[order_id], &[])
         .await
         .unwrap();
     assert_eq!(sweep().await.unwrap().retired, 1);

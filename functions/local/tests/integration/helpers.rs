@@ -19,9 +19,20 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 use uuid::Uuid;
 
+/// The ports' traits, so every test module (`use crate::helpers::*`) calls the adapters' methods.
+pub use flashflow::ports::{
+    OrderPublisher, Outbox, ReservationStore, SaleCache, SaleLedger, StatusStore,
+};
+
 /// The order-message signer the local stack uses (`ORDER_SIGNING_KEY`).
 pub fn signer() -> flashflow::signing::Signer {
-    flashflow::config::signer().expect("ORDER_SIGNING_KEY is set by make test")
+    use flashflow::settings::FromEnv;
+    let key = flashflow::signing::SigningSettings::from_env()
+        .ok()
+        .and_then(|s| s.key)
+        .expect("ORDER_SIGNING_KEY is set by make test");
+    flashflow::signing::Signer::new(secrecy::ExposeSecret::expose_secret(&key).as_bytes())
+        .expect("a long enough key")
 }
 
 fn env(name: &str) -> String {
@@ -153,7 +164,7 @@ impl TestApp {
     /// Put a message body on this test's order queue, signed as buy signs it.
     pub async fn send(&self, body: &str) {
         SqsPublisher::new(self.sqs.clone(), &self.queue, signer())
-            .publish_batch(&[body.to_owned()])
+            .publish_many(&[body.to_owned()])
             .await;
     }
 

@@ -18,7 +18,7 @@ fn operator_app(
         db,
         store,
         status,
-        token: token.map(str::to_owned),
+        token: token.map(Into::into),
         allow_reset: true,
     }))
 }

@@ -72,7 +72,7 @@ async fn contention_never_sells_more_than_the_stock_nor_past_the_per_user_limit(
         "a buyer got more than the limit"
     );
     assert_eq!(buyers.values().sum::<i64>(), 1_000);
-    let outbox = store.outbox(&def.id).await.unwrap();
+    let outbox = store.entries(&def.id).await.unwrap();
     assert_eq!(outbox.len(), 1_000, "every reservation is in the outbox");
     let quantity: u32 = outbox
         .iter()
@@ -167,7 +167,7 @@ async fn the_order_message_in_the_outbox_carries_every_field() {
     );
     assert!(msg.reserved_at_ms > 1_700_000_000_000);
     assert_eq!(
-        store.outbox(&def.id).await.unwrap(),
+        store.entries(&def.id).await.unwrap(),
         vec![(order_id.to_string(), message)]
     );
 }
@@ -353,7 +353,7 @@ async fn the_lua_script_and_the_rust_rule_answer_every_step_alike() {
     let redis = store().await;
     let def = loaded_sale(&redis, 5, 3).await;
     let memory = MemoryStore::default();
-    memory.load_sale(&def, 5);
+    memory.load_sale_now(&def, 5);
     let from_lua = run(&redis, &def.id, &steps).await;
     assert_eq!(from_lua, run(&memory, &def.id, &steps).await);
     assert_eq!(

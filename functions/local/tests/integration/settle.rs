@@ -205,10 +205,10 @@ async fn settling_removes_the_reservation_from_the_outbox_and_writes_the_status(
     else {
         panic!()
     };
-    assert_eq!(store.outbox(&f.sale.id).await.unwrap().len(), 1);
+    assert_eq!(store.entries(&f.sale.id).await.unwrap().len(), 1);
     let (event, _) = sqs_event(&[message]);
     assert!(f.settler.handle(event).await.batch_item_failures.is_empty());
-    assert!(store.outbox(&f.sale.id).await.unwrap().is_empty());
+    assert!(store.entries(&f.sale.id).await.unwrap().is_empty());
     let st = f.status.get(order_id).await.unwrap().unwrap();
     assert_eq!(
         (st.status, st.quantity, st.buyer.as_str()),

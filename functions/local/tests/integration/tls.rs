@@ -380,9 +380,8 @@ async fn postgres_credentials_come_from_secrets_manager() {
             ))
             .await;
             let settings = DatabaseSettings {
-                url,
                 secret: Some(secret),
-                ..Default::default()
+                ..DatabaseSettings::of_url(url)
             }
             .with_secret(&sdk)
             .await

@@ -47,7 +47,7 @@ pub(crate) fn policy(url: &str, ca_file: Option<&str>) -> Result<TlsPolicy, DbEr
     if !verify_mode && !matches!(mode, "disable" | "allow" | "prefer" | "require") {
         return Err(DbError::Config(format!(
             "DATABASE_URL sslmode={mode} is not one of disable, prefer, require, verify-ca, verify-full"
-        )));
+        ).into()));
     }
     if mode == "disable" && ca_file.is_some() {
         return Err(DbError::Config(
@@ -74,14 +74,15 @@ pub(crate) fn policy(url: &str, ca_file: Option<&str>) -> Result<TlsPolicy, DbEr
 pub(crate) fn connector(verify: Option<Option<&str>>) -> Result<MakeRustlsConnect, DbError> {
     let config = match verify {
         Some(ca_file) => {
-            let roots = super::tls::roots("DATABASE_CA_FILE", ca_file).map_err(DbError::Config)?;
-            super::tls::verifying(roots).map_err(DbError::Config)?
+            let roots = super::super::tls::roots("DATABASE_CA_FILE", ca_file)
+                .map_err(|e| DbError::Config(e.into()))?;
+            super::super::tls::verifying(roots).map_err(|e| DbError::Config(e.into()))?
         }
         None => {
-            let provider = super::tls::provider();
+            let provider = super::super::tls::provider();
             ClientConfig::builder_with_provider(Arc::clone(&provider))
                 .with_safe_default_protocol_versions()
-                .map_err(|e| DbError::Config(format!("TLS setup: {e}")))?
+                .map_err(|e| DbError::Config(format!("TLS setup: {e}").into()))?
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
                 .with_no_client_auth()

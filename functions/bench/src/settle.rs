@@ -1,4 +1,4 @@
-//! `flashflow-local bench-settle N C`: settlement throughput at the handler level, the figure the
+//! `flashflow-bench settle N C…`: settlement throughput at the handler level, the figure the
 //! SQS event source mapping's concurrency multiplies. N signed order messages of one sale (stock N,
 //! distinct buyers), in batches of 100 as the template's event source sends them, through C
 //! concurrent settle instances (each its own Postgres connection, as one Lambda instance each):
@@ -17,7 +17,7 @@ use flashflow::adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::Redi
 use flashflow::domain::{
     sale::NewSale, BuyerId, OrderMessage, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION,
 };
-use flashflow::ports::Ledger;
+use flashflow::ports::{Ledger, OrderPublisher, SaleLedger};
 use flashflow::settle::Settler;
 use flashflow::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use std::sync::Arc;
@@ -61,7 +61,7 @@ async fn fresh_schema(database_url: &str) -> anyhow::Result<String> {
 }
 
 fn messages(sale: &SaleDefinition, n: usize) -> Vec<OrderMessage> {
-    let now = flashflow::timefmt::now_ms();
+    let now = flashflow::clock::EpochMs::now().get();
     (0..n)
         .map(|i| OrderMessage {
             v: ORDER_MESSAGE_VERSION,
@@ -233,7 +233,7 @@ pub async fn send_all(
         let permit = Arc::clone(&slots).acquire_owned().await?;
         let (publisher, chunk) = (publisher.clone(), chunk.to_vec());
         sends.spawn(async move {
-            let failed = publisher.publish_batch(&chunk).await.len();
+            let failed = publisher.publish_many(&chunk).await.len();
             drop(permit);
             failed
         });
@@ -256,7 +256,7 @@ pub async fn through_queue(
     n: usize,
     concurrency: usize,
 ) -> anyhow::Result<Figures> {
-    use crate::event_source::{self, EventSourceConfig, EventSourceStats};
+    use flashflow_local::event_source::{self, EventSourceConfig, EventSourceStats};
     let url = fresh_schema(&stack.database_url).await?;
     let setup = Db::new(&url)?;
     setup.migrate().await.context("migrating")?;

@@ -1,0 +1,128 @@
+//! `flashflow-bench`: the benchmarks' tools, kept out of the product runner.
+//!
+//! # Layout
+//! - [`ceiling`]: the ceiling server (the same server as `flashflow-local api`, one trivial
+//!   `EVALSHA` per request), what the buy path is judged against in `make bench`.
+//! - [`settle`]: settlement throughput at the ledger, the handler and through the local queue
+//!   (`make bench-settle`).
+//! - [`sqs_rate`]: the emulator's own SQS rate, printed beside the drain in `make bench`.
+//!
+//! Settings (`REDIS_URL`, `DATABASE_URL`, `ORDERS_QUEUE_URL`, …) come from the environment as for
+//! the functions; `--help` lists the subcommands.
+
+mod ceiling;
+mod settle;
+mod sqs_rate;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use flashflow::settings::FromEnv;
+use flashflow::{aws, startup};
+use tracing::info;
+
+#[derive(Parser)]
+#[command(name = "flashflow-bench", about = "FlashFlow's benchmark tools")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The ceiling server: one EVALSHA of a trivial script per request, a constant 202 (REDIS_URL).
+    Ceiling {
+        #[arg(long, default_value = "127.0.0.1:3001")]
+        listen: String,
+    },
+    /// Settlement throughput: N orders of one sale through C instances, at each of the levels C…
+    /// (the settle function's settings, from the environment).
+    Settle {
+        #[arg(default_value_t = 20_000)]
+        orders: usize,
+        #[arg(default_values_t = [5])]
+        concurrency: Vec<usize>,
+    },
+    /// The emulator's own SQS rate: N messages sent in batches of ten, then received and deleted.
+    SqsRate {
+        #[arg(default_value_t = 20_000)]
+        messages: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    lambda_http::tracing::init_default_subscriber();
+    match cli.command {
+        Command::Ceiling { listen } => ceiling(&listen).await,
+        Command::Settle {
+            orders,
+            concurrency,
+        } => settle(orders, &concurrency).await,
+        Command::SqsRate { messages } => {
+            let sdk = aws::sdk_config().await;
+            let signing = flashflow::signing::SigningSettings::from_env()?;
+            sqs_rate::run(&sdk, signing.signer(&sdk).await?, messages).await
+        }
+    }
+}
+
+async fn ceiling(addr: &str) -> anyhow::Result<()> {
+    let redis = flashflow::adapters::redis::RedisSettings::from_env()?;
+    let client = ceiling::client(&redis.url).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    info!(%addr, "serving the ceiling server");
+    flashflow_local::server::serve_with(
+        listener,
+        ceiling::router(client),
+        flashflow_local::server::Limits::default(),
+        Default::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn settle(n: usize, levels: &[usize]) -> anyhow::Result<()> {
+    use settle::{handler, ledger, through_queue, Stack};
+    let settings = startup::settle::Settings::from_env()?;
+    let sdk = aws::sdk_config().await;
+    let database = startup::database_settings(&sdk, &settings.database).await?;
+    let signer = settings.signing.signer(&sdk).await?;
+    let stack = Stack {
+        database_url: database.url.clone(),
+        store: startup::redis_ready(&sdk, &settings.redis).await?,
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        table: settings.status.table.clone(),
+        requeue: flashflow::adapters::sqs::SqsPublisher::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            &settings.queue.url,
+            signer.clone(),
+        ),
+        signer,
+    };
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    for &c in levels {
+        let l = ledger(&stack, n, c).await?;
+        println!(
+            "settle ledger  (Db::settle_orders): {n} orders, batches of 100, {c} connections: {:.0} orders/s ({:.2} s), invariants ok",
+            l.per_second(),
+            l.seconds
+        );
+        let h = handler(&stack, n, c).await?;
+        println!(
+            "settle handler (Settler::handle)  : {n} orders, batches of 100, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
+            h.per_second(),
+            h.seconds
+        );
+        let q = through_queue(&stack, &sqs, &region, n, c).await?;
+        println!(
+            "settle via the local queue (event source, 100 / 1 s window): {n} orders, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
+            q.per_second(),
+            q.seconds
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! Every port in memory, for fast tests that need no service (the `testing` feature; no Lambda
+//! links it). They follow the same rules as the real adapters, checked by the same contract tests
+//! (`crate::testing::contract`); each can be switched to "unavailable" to test outages.
+//!
+//! # Layout
+//! - [`store`]: [`MemoryStore`], the reservation store, the outbox and the sale cache (Redis).
+//! - [`queue`]: [`MemoryQueue`], the order queue (SQS).
+//! - [`status`]: [`MemoryStatus`], the status read model (DynamoDB).
+//! - [`ledger`]: [`MemoryLedger`], settlement and sale administration (Postgres).
+
+mod ledger;
+mod queue;
+mod status;
+mod store;
+
+pub use ledger::{LedgerCounts, MemoryLedger};
+pub use queue::MemoryQueue;
+pub use status::MemoryStatus;
+pub use store::MemoryStore;
+
+use std::sync::{Mutex, MutexGuard};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding the lock has already failed; keep the data usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The error of an adapter switched off.
+fn switched_off(what: &str) -> crate::ports::BoxError {
+    format!("{what} switched off").into()
+}

@@ -1,0 +1,371 @@
+//! Redis' side in memory: the same keys a sale has there (sale fields, buyers, idempotency
+//! entries, outbox and its index), changed by the same rules as the Lua scripts.
+
+use super::{lock, switched_off};
+use crate::clock::EpochMs;
+use crate::domain::rehydrate::{idem_field, idem_value, KeyHolder, Plan};
+use crate::domain::reservation::{check, replay, KeyEntry, LiveRules};
+use crate::domain::{
+    OrderMessage, Refusal, Reservation, ReserveRequest, SaleDefinition, SaleId,
+    ORDER_MESSAGE_VERSION,
+};
+use crate::ports::{LiveSale, Outbox, ReservationStore, SaleCache, StaleEntry, StoreError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// One sale's keys.
+#[derive(Debug, Default)]
+struct MemSale {
+    stock: i64,
+    remaining: i64,
+    limit: u32,
+    opens_ms: Option<i64>,
+    closes_ms: Option<i64>,
+    round: u32,
+    buyers: HashMap<String, i64>,
+    idem: HashMap<String, String>,
+    outbox: BTreeMap<Uuid, String>,
+    outbox_at: HashMap<Uuid, i64>,
+    /// Given an expiry by a retirement.
+    expiring: bool,
+}
+
+impl MemSale {
+    fn define(&mut self, def: &SaleDefinition, round: u32) {
+        self.stock = i64::from(def.stock);
+        self.limit = def.per_user_limit;
+        self.opens_ms = def.opens_at_ms;
+        self.closes_ms = def.closes_at_ms;
+        self.round = round;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Keys {
+    sales: HashMap<SaleId, MemSale>,
+    registry: BTreeSet<SaleId>,
+}
+
+/// The reservation store, the outbox and the sale cache in memory. Cloning shares the data.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    keys: Arc<Mutex<Keys>>,
+    /// Every `mark_sent` call's mark, whether or not the entry exists (a spy for tests).
+    marks: Arc<Mutex<HashMap<Uuid, i64>>>,
+    marked: Arc<Notify>,
+    down: Arc<AtomicBool>,
+}
+
+impl MemoryStore {
+    /// Load a new sale with `available` stock at once (what [`SaleCache::load_sale`] does).
+    pub fn load_sale_now(&self, def: &SaleDefinition, available: u32) {
+        let mut keys = lock(&self.keys);
+        let sale = keys.sales.entry(def.id.clone()).or_default();
+        *sale = MemSale::default();
+        sale.define(def, 1);
+        sale.remaining = i64::from(available);
+        keys.registry.insert(def.id.clone());
+    }
+
+    /// Stock left to reserve, or `None` for an unknown sale.
+    pub fn remaining(&self, sale: &SaleId) -> Option<i64> {
+        lock(&self.keys).sales.get(sale).map(|s| s.remaining)
+    }
+
+    /// The sale's outbox: order id → message.
+    pub fn outbox(&self, sale: &SaleId) -> BTreeMap<Uuid, String> {
+        lock(&self.keys)
+            .sales
+            .get(sale)
+            .map(|s| s.outbox.clone())
+            .unwrap_or_default()
+    }
+
+    /// Until when the order was marked as in the queue ([`Outbox::mark_sent`]).
+    pub fn marked_until(&self, order_id: Uuid) -> Option<i64> {
+        lock(&self.marks).get(&order_id).copied()
+    }
+
+    /// Wait (at most `timeout`) until the order is marked as in the queue.
+    pub async fn wait_marked(&self, order_id: Uuid, timeout: Duration) -> Option<i64> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Created before the check, so a mark made in between still wakes it.
+            let notified = self.marked.notified();
+            if let Some(until) = self.marked_until(order_id) {
+                return Some(until);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Forget every sale, as a Redis that lost its data.
+    pub fn flush(&self) {
+        *lock(&self.keys) = Keys::default();
+    }
+
+    /// Make every call fail as if the store were unreachable (or work again).
+    pub fn set_unavailable(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn up(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable(switched_off("memory store")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl ReservationStore for MemoryStore {
+    /// `reserve.lua`'s rules, in its order.
+    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
+        self.up()?;
+        let mut keys = lock(&self.keys);
+        let Some(sale) = keys.sales.get_mut(&req.sale) else {
+            return Ok(Reservation::Refused(Refusal::UnknownSale));
+        };
+        let field = req
+            .idempotency_key
+            .as_ref()
+            .map(|k| idem_field(&req.buyer, k));
+        if let Some(held) = field.as_ref().and_then(|f| sale.idem.get(f)) {
+            let held = KeyEntry::parse(held).ok_or_else(|| {
+                StoreError::Failed(format!("unreadable idempotency entry {held:?}").into())
+            })?;
+            return Ok(replay(held, req.quantity));
+        }
+        let now = EpochMs::now().get();
+        let bought = sale.buyers.get(req.buyer.as_str()).copied().unwrap_or(0);
+        let rules = LiveRules {
+            remaining: sale.remaining,
+            per_user_limit: sale.limit,
+            opens_at_ms: sale.opens_ms,
+            closes_at_ms: sale.closes_ms,
+        };
+        if let Err(refusal) = check(&rules, bought.max(0) as u32, req.quantity, now) {
+            return Ok(Reservation::Refused(refusal));
+        }
+        let q = req.quantity.get();
+        sale.remaining -= i64::from(q);
+        *sale
+            .buyers
+            .entry(req.buyer.as_str().to_owned())
+            .or_default() += i64::from(q);
+        if let Some(f) = field {
+            sale.idem.insert(f, idem_value(req.order_id, q, None));
+        }
+        let message = OrderMessage {
+            v: ORDER_MESSAGE_VERSION,
+            order_id: req.order_id,
+            sale_id: req.sale.clone(),
+            buyer: req.buyer.clone(),
+            quantity: req.quantity,
+            reserved_at_ms: now,
+            idempotency_key: req.idempotency_key.clone(),
+            round: sale.round,
+        }
+        .to_json();
+        sale.outbox.insert(req.order_id, message.clone());
+        sale.outbox_at.insert(req.order_id, now);
+        Ok(Reservation::Reserved {
+            order_id: req.order_id,
+            message,
+        })
+    }
+}
+
+impl Outbox for MemoryStore {
+    async fn find_pending(&self, order_id: Uuid) -> Result<Option<OrderMessage>, StoreError> {
+        self.up()?;
+        let keys = lock(&self.keys);
+        Ok(keys
+            .registry
+            .iter()
+            .filter_map(|id| keys.sales.get(id))
+            .find_map(|s| s.outbox.get(&order_id))
+            .and_then(|body| OrderMessage::parse(body).ok()))
+    }
+
+    async fn entries(&self, sale: &SaleId) -> Result<Vec<(String, String)>, StoreError> {
+        self.up()?;
+        Ok(self
+            .outbox(sale)
+            .into_iter()
+            .map(|(id, m)| (id.to_string(), m))
+            .collect())
+    }
+
+    async fn mark_sent(
+        &self,
+        sale: &SaleId,
+        order_ids: &[Uuid],
+        until: EpochMs,
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        lock(&self.marks).extend(order_ids.iter().map(|id| (*id, until.get())));
+        let ids: Vec<String> = order_ids.iter().map(Uuid::to_string).collect();
+        self.touch(sale, &ids, &[], until).await?;
+        self.marked.notify_waiters();
+        Ok(())
+    }
+
+    async fn remove_settled(
+        &self,
+        sale: &SaleId,
+        order_ids: &[Uuid],
+        keys: &[KeyHolder],
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        let mut all = lock(&self.keys);
+        let Some(s) = all.sales.get_mut(sale) else {
+            return Ok(());
+        };
+        for id in order_ids {
+            s.outbox.remove(id);
+            s.outbox_at.remove(id);
+        }
+        // As `settled.lua`: only keys of the round the sale is in.
+        for k in keys.iter().filter(|k| k.round == s.round) {
+            s.idem.insert(
+                idem_field(&k.buyer, &k.key),
+                idem_value(k.order_id, k.quantity, Some(k.state)),
+            );
+        }
+        Ok(())
+    }
+
+    async fn stale(
+        &self,
+        sale: &SaleId,
+        before: EpochMs,
+        limit: usize,
+    ) -> Result<Vec<StaleEntry>, StoreError> {
+        self.up()?;
+        let all = lock(&self.keys);
+        let Some(s) = all.sales.get(sale) else {
+            return Ok(Vec::new());
+        };
+        let mut due: Vec<(i64, Uuid)> = s
+            .outbox_at
+            .iter()
+            .filter(|(_, at)| **at < before.get())
+            .map(|(id, at)| (*at, *id))
+            .collect();
+        due.sort();
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|(_, id)| (id.to_string(), s.outbox.get(&id).cloned()))
+            .collect())
+    }
+
+    async fn touch(
+        &self,
+        sale: &SaleId,
+        resent: &[String],
+        gone: &[String],
+        until: EpochMs,
+    ) -> Result<(), StoreError> {
+        self.up()?;
+        let mut all = lock(&self.keys);
+        let Some(s) = all.sales.get_mut(sale) else {
+            return Ok(());
+        };
+        for id in resent.iter().filter_map(|id| id.parse::<Uuid>().ok()) {
+            if let Some(at) = s.outbox_at.get_mut(&id) {
+                *at = until.get();
+            }
+        }
+        for id in gone.iter().filter_map(|id| id.parse::<Uuid>().ok()) {
+            s.outbox_at.remove(&id);
+        }
+        Ok(())
+    }
+}
+
+impl SaleCache for MemoryStore {
+    /// `rehydrate.lua`'s rules.
+    async fn rehydrate(&self, def: &SaleDefinition, plan: &Plan) -> Result<bool, StoreError> {
+        self.up()?;
+        let mut all = lock(&self.keys);
+        let s = all.sales.entry(def.id.clone()).or_default();
+        let fresh = s.round == 0 || s.round != plan.round;
+        for (buyer, n) in &plan.buyers {
+            let have = s.buyers.entry(buyer.clone()).or_default();
+            *have = (*have).max(*n);
+        }
+        for (field, value, authoritative) in &plan.keys {
+            if *authoritative || !s.idem.contains_key(field) {
+                s.idem.insert(field.clone(), value.clone());
+            }
+        }
+        s.define(def, plan.round);
+        if fresh || plan.remaining < s.remaining {
+            s.remaining = plan.remaining;
+        }
+        s.expiring = false;
+        all.registry.insert(def.id.clone());
+        Ok(fresh)
+    }
+
+    async fn reset_sale(
+        &self,
+        def: &SaleDefinition,
+        round: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        self.up()?;
+        let mut all = lock(&self.keys);
+        let s = all.sales.entry(def.id.clone()).or_default();
+        let dropped = s.outbox.values().cloned().collect();
+        *s = MemSale::default();
+        s.define(def, round);
+        s.remaining = i64::from(def.stock);
+        all.registry.insert(def.id.clone());
+        Ok(dropped)
+    }
+
+    async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {
+        self.up()?;
+        Ok(lock(&self.keys).sales.get(sale).map(|s| LiveSale {
+            stock: s.stock,
+            remaining: s.remaining,
+            pending: s.outbox.len() as i64,
+        }))
+    }
+
+    async fn sales(&self) -> Result<Vec<SaleId>, StoreError> {
+        self.up()?;
+        Ok(lock(&self.keys).registry.iter().cloned().collect())
+    }
+
+    /// `retire.lua`'s rules (the expiry itself is only recorded).
+    async fn retire_if_finished(
+        &self,
+        sale: &SaleId,
+        now: EpochMs,
+        _ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.up()?;
+        let mut all = lock(&self.keys);
+        if let Some(s) = all.sales.get_mut(sale) {
+            if !s.outbox.is_empty() || !s.outbox_at.is_empty() {
+                return Ok(false);
+            }
+            let closed = s.closes_ms.is_some_and(|c| now.get() >= c);
+            if s.remaining > 0 && !closed {
+                return Ok(false);
+            }
+            s.expiring = true;
+        }
+        all.registry.remove(sale);
+        Ok(true)
+    }
+}

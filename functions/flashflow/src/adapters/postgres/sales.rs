@@ -1,0 +1,190 @@
+//! Sale administration in the ledger: create, read, reset, cancel what a forced reset dropped,
+//! and read back what a rebuild of the cache needs.
+
+use super::rows::{ms_to_time, recorded_orders, sale_definition, ArchiveRows};
+use super::Db;
+use crate::domain::rehydrate::KeyHolder;
+use crate::domain::{
+    BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId,
+};
+use crate::ports::{CreateOutcome, DbError, LedgerOfSale, SaleLedger, SaleRecord};
+use uuid::Uuid;
+
+impl SaleLedger for Db {
+    async fn create_sale(&self, def: &SaleDefinition) -> Result<CreateOutcome, DbError> {
+        let inserted = self
+            .client()
+            .await?
+            .execute(
+                "INSERT INTO sales (id, name, stock, per_user_limit, opens_at, closes_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                &[
+                    &def.id.as_str(),
+                    &def.name,
+                    &(def.stock as i32),
+                    &(def.per_user_limit as i32),
+                    &def.opens_at_ms.map(ms_to_time),
+                    &def.closes_at_ms.map(ms_to_time),
+                ],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(CreateOutcome::Created);
+        }
+        match self.sale(&def.id).await? {
+            Some(existing) if existing.definition == *def => {
+                Ok(CreateOutcome::AlreadyExists(existing))
+            }
+            Some(existing) => Ok(CreateOutcome::Conflict(existing)),
+            // Deleted between the insert and the read: rare enough to let the caller retry.
+            None => Err(DbError::Raced {
+                what: format!("sale {}", def.id),
+            }),
+        }
+    }
+
+    async fn sale(&self, id: &SaleId) -> Result<Option<SaleRecord>, DbError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT s.name, s.stock, s.per_user_limit, s.opens_at, s.closes_at, s.confirmed,
+                        count(o.*) FILTER (WHERE o.status = 'CONFIRMED') AS confirmed_orders,
+                        count(o.*) FILTER (WHERE o.status = 'REJECTED') AS rejected_orders,
+                        count(o.*) FILTER (WHERE o.status = 'DUPLICATE') AS duplicate_orders,
+                        s.round
+                   FROM sales s LEFT JOIN orders o ON o.sale_id = s.id
+                  WHERE s.id = $1
+                  GROUP BY s.id",
+                &[&id.as_str()],
+            )
+            .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        Ok(Some(SaleRecord {
+            definition: sale_definition(id, &r)?,
+            confirmed_quantity: r.try_get::<_, i32>("confirmed")? as u32,
+            confirmed_orders: r.try_get::<_, i64>("confirmed_orders")? as u64,
+            rejected_orders: r.try_get::<_, i64>("rejected_orders")? as u64,
+            duplicate_orders: r.try_get::<_, i64>("duplicate_orders")? as u64,
+            round: r.try_get::<_, i32>("round")? as u32,
+        }))
+    }
+
+    /// Messages of the earlier round that arrive later are recorded in the archive as rejected.
+    async fn reset_sale(
+        &self,
+        id: &SaleId,
+        stock: Option<u32>,
+    ) -> Result<Option<(SaleDefinition, u32)>, DbError> {
+        let mut conn = self.client().await?;
+        let tx = conn.transaction().await?;
+        // The sale row first, as settle does: a batch in progress finishes before the move.
+        if tx
+            .query_opt(
+                "SELECT 1 FROM sales WHERE id = $1 FOR UPDATE",
+                &[&id.as_str()],
+            )
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        tx.execute(
+            "WITH moved AS (DELETE FROM orders WHERE sale_id = $1 RETURNING *)
+             INSERT INTO orders_archive (order_id, sale_id, round, buyer, quantity, status,
+                                         idempotency_key, duplicate_of, reserved_at, settled_at)
+             SELECT m.order_id, m.sale_id, s.round, m.buyer, m.quantity, m.status,
+                    m.idempotency_key, m.duplicate_of, m.reserved_at, m.settled_at
+               FROM moved m JOIN sales s ON s.id = m.sale_id",
+            &[&id.as_str()],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "UPDATE sales SET confirmed = 0, stock = COALESCE($2, stock), round = round + 1
+                  WHERE id = $1
+                  RETURNING name, stock, per_user_limit, opens_at, closes_at, round",
+                &[&id.as_str(), &stock.map(|s| s as i32)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Some((
+            sale_definition(id, &row)?,
+            row.try_get::<_, i32>("round")? as u32,
+        )))
+    }
+
+    async fn cancel_orders(&self, orders: &[OrderMessage]) -> Result<Vec<OrderStatus>, DbError> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = ArchiveRows::default();
+        for o in orders {
+            rows.push(o);
+        }
+        let mut conn = self.client().await?;
+        let tx = conn.transaction().await?;
+        rows.insert(&tx).await?;
+        let recorded = recorded_orders(&tx, &rows.ids).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
+    async fn ledger_of(
+        &self,
+        id: &SaleId,
+        pending: &[Uuid],
+    ) -> Result<Option<LedgerOfSale>, DbError> {
+        let Some(record) = self.sale(id).await? else {
+            return Ok(None);
+        };
+        let round = record.round;
+        let client = self.client().await?;
+        let bought = client
+            .query(
+                "SELECT buyer, sum(quantity)::bigint AS bought FROM orders
+                  WHERE sale_id = $1 AND status = 'CONFIRMED' GROUP BY buyer",
+                &[&id.as_str()],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    BuyerId::parse(r.get("buyer")).ok()?,
+                    r.get::<_, i64>("bought"),
+                ))
+            })
+            .collect();
+        let keys = client
+            .query(
+                "SELECT buyer, idempotency_key, order_id, quantity, status FROM orders
+                  WHERE sale_id = $1 AND idempotency_key IS NOT NULL AND status <> 'DUPLICATE'",
+                &[&id.as_str()],
+            )
+            .await?
+            .iter()
+            .filter_map(|r| {
+                Some(KeyHolder {
+                    buyer: BuyerId::parse(r.get("buyer")).ok()?,
+                    key: IdempotencyKey::parse(r.get("idempotency_key")).ok()?,
+                    order_id: r.get("order_id"),
+                    quantity: r.get::<_, i32>("quantity") as u32,
+                    state: OrderState::parse(r.get("status")).ok()?,
+                    round,
+                })
+            })
+            .collect();
+        let settled = recorded_orders(&*client, pending)
+            .await?
+            .into_iter()
+            .map(|o| o.order_id)
+            .collect();
+        Ok(Some(LedgerOfSale {
+            record,
+            bought,
+            keys,
+            settled,
+        }))
+    }
+}

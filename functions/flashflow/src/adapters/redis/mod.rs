@@ -1,0 +1,267 @@
+//! The Redis adapter: the reservation script, the outbox and the sale as the script sees it.
+//!
+//! All keys of one sale share the hash tag `{sale_id}` so that the scripts, which touch several of
+//! them at once, run on Redis Cluster / ElastiCache cluster mode as well. Every script is a `.lua`
+//! file in `lua/`, called by SHA with a reload on `NOSCRIPT`.
+//!
+//! # Layout
+//! - this file: settings, the connection (TLS, AUTH, reconnects), the keys, errors.
+//! - [`reservations`]: the hot path, `reserve.lua` ([`ReservationStore`](crate::ports::ReservationStore)).
+//! - [`outbox`]: find, mark, remove and sweep entries ([`Outbox`](crate::ports::Outbox)).
+//! - [`sales`]: load, rehydrate, reset, retire and the registry of sales ([`SaleCache`](crate::ports::SaleCache)).
+
+mod outbox;
+mod reservations;
+mod sales;
+
+pub use sales::SALES_KEY;
+
+use crate::domain::SaleId;
+use crate::ports::StoreError;
+use crate::secrets::{Credentials, SecretError};
+use fred::prelude::*;
+use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping};
+use fred::types::scripts::Script;
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+pub(crate) const RESERVE_LUA: &str = include_str!("lua/reserve.lua");
+const REHYDRATE_LUA: &str = include_str!("lua/rehydrate.lua");
+const RESET_SALE_LUA: &str = include_str!("lua/reset_sale.lua");
+const RETIRE_LUA: &str = include_str!("lua/retire.lua");
+const SETTLED_LUA: &str = include_str!("lua/settled.lua");
+
+/// The Redis keys of one sale.
+#[derive(Debug, Clone)]
+pub struct SaleKeys {
+    pub sale: String,
+    pub buyers: String,
+    pub idem: String,
+    pub outbox: String,
+    pub outbox_at: String,
+}
+
+impl SaleKeys {
+    pub fn new(sale: &SaleId) -> Self {
+        let tag = format!("ff:{{{sale}}}");
+        Self {
+            sale: format!("{tag}:sale"),
+            buyers: format!("{tag}:buyers"),
+            idem: format!("{tag}:idem"),
+            outbox: format!("{tag}:outbox"),
+            outbox_at: format!("{tag}:outbox_at"),
+        }
+    }
+
+    pub(crate) fn all(&self) -> Vec<String> {
+        vec![
+            self.sale.clone(),
+            self.buyers.clone(),
+            self.idem.clone(),
+            self.outbox.clone(),
+            self.outbox_at.clone(),
+        ]
+    }
+}
+
+impl From<fred::error::Error> for StoreError {
+    fn from(e: fred::error::Error) -> Self {
+        use fred::error::ErrorKind::*;
+        match e.kind() {
+            IO | Timeout | Canceled | Backpressure | Cluster | Routing => {
+                Self::Unavailable(Box::new(e))
+            }
+            _ => Self::Failed(Box::new(e)),
+        }
+    }
+}
+
+/// A store error for an answer this code does not understand.
+pub(crate) fn failed(message: String) -> StoreError {
+    StoreError::Failed(message.into())
+}
+
+/// Redis adapter: one multiplexed connection, scripts by SHA with reload on `NOSCRIPT`.
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    reserve: Script,
+    rehydrate: Script,
+    reset_sale: Script,
+    retire: Script,
+    settled: Script,
+}
+
+/// Settings for [`RedisStore::connect`], from `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (1000),
+/// `REDIS_CA_FILE` and `REDIS_SECRET_ARN`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]`, `rediss://…` (TLS), `redis-cluster://…` / `rediss-cluster://…`
+    /// (cluster mode, TLS with the configuration endpoint's name checked on every node).
+    #[serde(rename = "redis_url")]
+    pub url: String,
+    /// A command not answered within this is failed, so a buyer gets a 503 instead of a hang.
+    #[serde(
+        rename = "redis_command_timeout_ms",
+        default = "default_command_timeout",
+        deserialize_with = "crate::settings::millis"
+    )]
+    pub command_timeout: Duration,
+    /// PEM file of the CA that signed the server's certificate (`rediss` only); the system roots
+    /// otherwise, as ElastiCache needs.
+    #[serde(rename = "redis_ca_file")]
+    pub ca_file: Option<String>,
+    /// Secrets Manager id of the AUTH credentials, read by [`RedisSettings::with_secret`].
+    #[serde(rename = "redis_secret_arn")]
+    pub secret: Option<String>,
+    /// AUTH credentials (they replace any in the URL).
+    #[serde(skip)]
+    pub auth: Option<Credentials>,
+}
+
+impl crate::settings::FromEnv for RedisSettings {}
+
+fn default_command_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            command_timeout: default_command_timeout(),
+            ca_file: None,
+            secret: None,
+            auth: None,
+        }
+    }
+}
+
+impl RedisSettings {
+    /// Fill [`RedisSettings::auth`] from the configured secret, if any.
+    ///
+    /// # Errors
+    /// [`SecretError`] when the secret cannot be read or parsed.
+    pub async fn with_secret(mut self, sdk: &aws_config::SdkConfig) -> Result<Self, SecretError> {
+        if let Some(auth) = crate::secrets::read_optional(sdk, self.secret.as_deref()).await? {
+            self.auth = Some(auth);
+        }
+        Ok(self)
+    }
+}
+
+/// fred's client configuration for `settings`: TLS from our roots whenever the URL says `rediss`
+/// (never plaintext then), refused when a CA file is given for a plaintext URL.
+fn client_config(settings: &RedisSettings) -> Result<Config, StoreError> {
+    // fred builds its own default TLS setup while parsing a `rediss` URL; give it a provider.
+    super::tls::provider();
+    let mut config =
+        Config::from_url(&settings.url).map_err(|e| failed(format!("invalid REDIS_URL: {e}")))?;
+    if config.uses_tls() {
+        let roots =
+            super::tls::roots("REDIS_CA_FILE", settings.ca_file.as_deref()).map_err(failed)?;
+        let tls = super::tls::verifying(roots).map_err(failed)?;
+        config.tls = Some(TlsConfig {
+            connector: TlsConnector::from(tls),
+            // Cluster nodes announce IPs; the certificate names the configuration endpoint.
+            hostnames: if config.server.is_clustered() {
+                TlsHostMapping::DefaultHost
+            } else {
+                TlsHostMapping::None
+            },
+        });
+    } else if settings.ca_file.is_some() {
+        return Err(failed(
+            "REDIS_CA_FILE is set but REDIS_URL is not rediss:// (TLS); refusing plaintext".into(),
+        ));
+    }
+    if let Some(auth) = &settings.auth {
+        config.username = auth.username.clone();
+        config.password = Some(auth.password.expose_secret().to_owned());
+    }
+    config.fail_fast = false;
+    Ok(config)
+}
+
+/// Reconnect forever, 2 ms doubling to 2 s, plus up to 10 ms of jitter. With `fail_fast` off the
+/// first connection waits this policy's first delay too: fred's defaults (50 ms + up to 100 ms of
+/// jitter) added that much to every cold start.
+fn reconnect_policy() -> ReconnectPolicy {
+    let mut policy = ReconnectPolicy::new_exponential(0, 2, 2_000, 2);
+    policy.set_jitter(10);
+    policy
+}
+
+impl RedisStore {
+    /// Build the client and start connecting. Does not wait for the connection: commands wait up to
+    /// the command timeout for it, so a process can start while Redis is briefly away.
+    ///
+    /// # Errors
+    /// When the URL is invalid, a CA file is given for a plaintext URL, or the CA file or the
+    /// system roots cannot be loaded.
+    pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let config = client_config(settings)?;
+        let client = Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = settings.command_timeout)
+            .with_connection_config(|c| {
+                c.connection_timeout = settings.command_timeout;
+                c.tcp.nodelay = Some(true);
+            })
+            .set_policy(reconnect_policy())
+            .build()
+            .map_err(|e| StoreError::Failed(Box::new(e)))?;
+        client.connect();
+        Ok(Self {
+            client,
+            reserve: Script::from_lua(RESERVE_LUA),
+            rehydrate: Script::from_lua(REHYDRATE_LUA),
+            reset_sale: Script::from_lua(RESET_SALE_LUA),
+            retire: Script::from_lua(RETIRE_LUA),
+            settled: Script::from_lua(SETTLED_LUA),
+        })
+    }
+
+    /// Wait until connected, for at most `timeout`, and load the scripts so the first buy does not
+    /// pay for a `NOSCRIPT` round trip.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis cannot be reached in time.
+    pub async fn ready(&self, timeout: Duration) -> Result<(), StoreError> {
+        match tokio::time::timeout(timeout, self.client.wait_for_connect()).await {
+            Ok(res) => res?,
+            Err(_) => {
+                return Err(StoreError::Unavailable(
+                    "timed out connecting to redis".into(),
+                ))
+            }
+        }
+        for script in [
+            &self.reserve,
+            &self.rehydrate,
+            &self.reset_sale,
+            &self.retire,
+            &self.settled,
+        ] {
+            script.load(&self.client).await?;
+        }
+        Ok(())
+    }
+
+    /// The underlying client, for tests and tools.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_sale_carries_the_same_hash_tag() {
+        let keys = SaleKeys::new(&SaleId::parse("drop-1").unwrap());
+        for k in keys.all() {
+            assert!(k.starts_with("ff:{drop-1}:"), "{k}");
+        }
+    }
+}

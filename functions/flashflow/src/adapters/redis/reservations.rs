@@ -1,0 +1,86 @@
+//! The hot path: `reserve.lua`, one atomic script per buy.
+
+use super::{failed, RedisStore, SaleKeys};
+use crate::domain::{OrderState, Refusal, Reservation, ReserveRequest, ORDER_MESSAGE_VERSION};
+use crate::ports::{ReservationStore, StoreError};
+use uuid::Uuid;
+
+impl ReservationStore for RedisStore {
+    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
+        let keys = SaleKeys::new(&req.sale);
+        let order_id = req.order_id.to_string();
+        let (status, detail): (String, String) = self
+            .reserve
+            .evalsha_with_reload(
+                &self.client,
+                keys.all(),
+                vec![
+                    order_id.as_str(),
+                    req.sale.as_str(),
+                    req.buyer.as_str(),
+                    &req.quantity.get().to_string(),
+                    req.idempotency_key.as_ref().map_or("", |k| k.as_str()),
+                    &ORDER_MESSAGE_VERSION.to_string(),
+                ],
+            )
+            .await?;
+        parse_reply(&status, detail, req.order_id)
+    }
+}
+
+/// `reserve.lua`'s answer: a status word and its detail.
+fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservation, StoreError> {
+    let num = |d: &str| -> Result<i64, StoreError> {
+        d.parse()
+            .map_err(|_| failed(format!("reserve.lua: bad number {d:?} for {status}")))
+    };
+    let id = |d: &str| -> Result<Uuid, StoreError> {
+        d.parse()
+            .map_err(|_| failed(format!("reserve.lua: bad order id {detail:?}")))
+    };
+    Ok(match status {
+        "RESERVED" => Reservation::Reserved {
+            order_id,
+            message: detail,
+        },
+        "DUPLICATE" => {
+            let (order, state) = detail.split_once(' ').unwrap_or((detail.as_str(), ""));
+            Reservation::Duplicate {
+                order_id: id(order)?,
+                state: (!state.is_empty())
+                    .then(|| OrderState::parse(state))
+                    .transpose()
+                    .map_err(failed)?,
+            }
+        }
+        "KEY_REUSED" => Reservation::Refused(Refusal::KeyReused {
+            order_id: id(&detail)?,
+        }),
+        "NO_SALE" => Reservation::Refused(Refusal::UnknownSale),
+        "NOT_OPEN" => Reservation::Refused(Refusal::NotOpen {
+            opens_at_ms: num(&detail)?,
+        }),
+        "CLOSED" => Reservation::Refused(Refusal::Closed {
+            closes_at_ms: num(&detail)?,
+        }),
+        "LIMIT" => Reservation::Refused(Refusal::LimitReached {
+            allowance: num(&detail)?.max(0) as u32,
+        }),
+        "SOLD_OUT" => Reservation::Refused(Refusal::SoldOut),
+        "INSUFFICIENT" => Reservation::Refused(Refusal::InsufficientStock {
+            remaining: num(&detail)?.max(0) as u32,
+        }),
+        other => return Err(failed(format!("reserve.lua: unknown status {other:?}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_script_status_is_an_error_not_a_reservation() {
+        assert!(parse_reply("WHAT", String::new(), Uuid::nil()).is_err());
+        assert!(parse_reply("LIMIT", "x".into(), Uuid::nil()).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! The sale as `reserve.lua` sees it: loaded and rebuilt from the ledger (`rehydrate.lua`), reset
+//! to a new round (`reset_sale.lua`), retired when finished (`retire.lua`), and the registry of
+//! the sales Redis holds.
+
+use super::{RedisStore, SaleKeys};
+use crate::clock::EpochMs;
+use crate::domain::rehydrate::Plan;
+use crate::domain::{SaleDefinition, SaleId};
+use crate::ports::{LiveSale, SaleCache, StoreError};
+use fred::prelude::*;
+use std::time::Duration;
+
+/// Entries per `rehydrate.lua` call, so rebuilding a large sale never blocks Redis for long.
+const REHYDRATE_CHUNK: usize = 500;
+
+/// The set of sales Redis holds, for the sweeper and for finding pending orders. It belongs to no
+/// sale's hash tag, so no script touches it: the operator's load and reset add a sale, the
+/// sweeper removes finished ones (and puts one back if a reload raced it).
+pub const SALES_KEY: &str = "ff:sales";
+
+impl SaleCache for RedisStore {
+    async fn rehydrate(&self, def: &SaleDefinition, plan: &Plan) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(&def.id);
+        for chunk in plan.buyers.chunks(REHYDRATE_CHUNK) {
+            let mut args = vec!["entries".to_owned(), chunk.len().to_string()];
+            for (buyer, n) in chunk {
+                args.push(buyer.clone());
+                args.push(n.to_string());
+            }
+            let _: i64 = self
+                .rehydrate
+                .evalsha_with_reload(&self.client, keys.all(), args)
+                .await?;
+        }
+        for chunk in plan.keys.chunks(REHYDRATE_CHUNK) {
+            let mut args = vec!["entries".to_owned(), "0".to_owned()];
+            for (field, value, authoritative) in chunk {
+                args.push(field.clone());
+                args.push(value.clone());
+                args.push(if *authoritative { "1" } else { "0" }.to_owned());
+            }
+            let _: i64 = self
+                .rehydrate
+                .evalsha_with_reload(&self.client, keys.all(), args)
+                .await?;
+        }
+        let fresh: i64 = self
+            .rehydrate
+            .evalsha_with_reload(
+                &self.client,
+                keys.all(),
+                vec![
+                    "sale".to_owned(),
+                    def.stock.to_string(),
+                    plan.remaining.to_string(),
+                    def.per_user_limit.to_string(),
+                    opt_ms(def.opens_at_ms),
+                    opt_ms(def.closes_at_ms),
+                    plan.round.to_string(),
+                ],
+            )
+            .await?;
+        self.register_sale(&def.id).await?;
+        Ok(fresh == 1)
+    }
+
+    async fn reset_sale(
+        &self,
+        def: &SaleDefinition,
+        round: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let keys = SaleKeys::new(&def.id);
+        let dropped: Vec<String> = self
+            .reset_sale
+            .evalsha_with_reload(
+                &self.client,
+                keys.all(),
+                vec![
+                    def.stock.to_string(),
+                    def.per_user_limit.to_string(),
+                    opt_ms(def.opens_at_ms),
+                    opt_ms(def.closes_at_ms),
+                    round.to_string(),
+                ],
+            )
+            .await?;
+        self.register_sale(&def.id).await?;
+        Ok(dropped)
+    }
+
+    async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let (stock, remaining): (Option<i64>, Option<i64>) = self
+            .client
+            .hmget(&keys.sale, vec!["stock", "remaining"])
+            .await?;
+        let pending: i64 = self.client.hlen(&keys.outbox).await?;
+        Ok(match (stock, remaining) {
+            (Some(stock), Some(remaining)) => Some(LiveSale {
+                stock,
+                remaining,
+                pending,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Ids that no longer parse are skipped.
+    async fn sales(&self) -> Result<Vec<SaleId>, StoreError> {
+        let ids: Vec<String> = self.client.smembers(SALES_KEY).await?;
+        Ok(ids.iter().filter_map(|s| SaleId::parse(s).ok()).collect())
+    }
+
+    /// A reload or reset re-registers the sale; the re-check after the removal puts it back if
+    /// one ran in between.
+    async fn retire_if_finished(
+        &self,
+        sale: &SaleId,
+        now: EpochMs,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let args = vec![now.to_string(), ttl.as_secs().max(1).to_string()];
+        let retired: i64 = self
+            .retire
+            .evalsha_with_reload(&self.client, keys.all(), args)
+            .await?;
+        if retired == 0 {
+            return Ok(false);
+        }
+        let _: i64 = self.client.srem(SALES_KEY, sale.as_str()).await?;
+        let exists: i64 = self.client.exists(&keys.sale).await?;
+        let ttl_left: i64 = self.client.ttl(&keys.sale).await?;
+        if exists == 1 && ttl_left == -1 {
+            // Reloaded in between (the reload removed the expiry): keep it registered.
+            self.register_sale(sale).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+impl RedisStore {
+    /// Record that Redis holds this sale.
+    async fn register_sale(&self, sale: &SaleId) -> Result<(), StoreError> {
+        let _: i64 = self.client.sadd(SALES_KEY, sale.as_str()).await?;
+        Ok(())
+    }
+}
+
+fn opt_ms(ms: Option<i64>) -> String {
+    ms.map(|v| v.to_string()).unwrap_or_default()
+}

@@ -1,0 +1,85 @@
+//! Ports: what the handlers need from the outside world, one concern each. Every port has a real
+//! adapter (Redis, SQS, DynamoDB, Postgres) and an in-memory one (`adapters::memory`, behind the
+//! `testing` feature) for fast tests; one set of contract tests (`testing::contract`) runs
+//! against both.
+//!
+//! # Layout
+//! - [`reservations`]: [`ReservationStore`], the hot path: take stock for a buy, atomically.
+//! - [`outbox`]: [`Outbox`], reserved orders until they settle: find, mark sent, remove, sweep.
+//! - [`sales`]: [`SaleCache`] (the sale as the reservation script sees it) and [`SaleLedger`]
+//!   (the sale as the ledger holds it), for operators.
+//! - [`queue`]: [`OrderPublisher`], order messages to the settlement queue.
+//! - [`status`]: [`StatusStore`], the order-status read model.
+//! - [`ledger`]: [`Ledger`], settlement.
+//! - this file: the errors, each keeping its cause as its `source`.
+
+pub mod ledger;
+pub mod outbox;
+pub mod queue;
+pub mod reservations;
+pub mod sales;
+pub mod status;
+
+pub use ledger::Ledger;
+pub use outbox::{Outbox, StaleEntry};
+pub use queue::{default_in_queue_for, Delivery, OrderPublisher, DEFAULT_IN_QUEUE_FOR};
+pub use reservations::ReservationStore;
+pub use sales::{CreateOutcome, LedgerOfSale, LiveSale, SaleCache, SaleLedger, SaleRecord};
+pub use status::StatusStore;
+
+/// The cause of a port's error, whatever the adapter.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The reservation store (or the outbox, or the sale cache) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached in time (down, failing over, overloaded).
+    #[error("redis unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The store answered something this code does not understand, or refused a command.
+    #[error("redis error: {0}")]
+    Failed(#[source] BoxError),
+}
+
+/// Sending an order message failed. The reservation stays in the outbox for the sweeper.
+#[derive(Debug, thiserror::Error)]
+#[error("could not send order message: {0}")]
+pub struct PublishError(#[source] pub BoxError);
+
+/// The order-status store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("order status store: {0}")]
+pub struct StatusError(#[source] pub BoxError);
+
+/// The ledger (Postgres) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database could not be reached or the connection broke.
+    #[error("postgres unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The statement gave up for a reason that is not the data's: a lock or statement timeout, a
+    /// deadlock, a serialization failure, the server shutting down. Retry the same work later.
+    #[error("postgres busy: {0}")]
+    Busy(#[source] BoxError),
+    /// A statement failed because of what it was given (e.g. a value the schema refuses).
+    #[error("postgres error: {0}")]
+    Query(#[source] BoxError),
+    /// The configuration is wrong (e.g. an unparsable `DATABASE_URL`, an edited migration).
+    #[error("postgres configuration: {0}")]
+    Config(#[source] BoxError),
+    /// A row this call had just written or read was gone when it looked again (a concurrent
+    /// change); the same call may succeed when repeated.
+    #[error("{what} changed while being read; retry")]
+    Raced { what: String },
+}
+
+impl DbError {
+    /// Whether the same work may succeed later without any change: the database was away or busy.
+    /// Otherwise the failure comes from the work itself (a statement refused its data).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Busy(_) | Self::Raced { .. }
+        )
+    }
+}

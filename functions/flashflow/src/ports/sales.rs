@@ -1,0 +1,192 @@
+//! Sale administration, on both sides: what the reservation script reads (the cache) and what
+//! the ledger holds (the authority).
+
+use super::{DbError, StoreError};
+use crate::clock::EpochMs;
+use crate::domain::rehydrate::{KeyHolder, Plan};
+use crate::domain::{BuyerId, OrderMessage, OrderStatus, SaleDefinition, SaleId};
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Live counters of a sale as the cache holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSale {
+    pub stock: i64,
+    pub remaining: i64,
+    /// Reservations not yet settled (the outbox).
+    pub pending: i64,
+}
+
+/// The sale as the reservation script sees it (Redis): loaded from the ledger, rebuilt after a
+/// loss, reset to a new round, retired when finished.
+pub trait SaleCache: Send + Sync + 'static {
+    /// Make the cache hold the sale as `plan` says: buyers' counts and idempotency keys first,
+    /// then the sale itself, so buys (refused as an unknown sale until then) start against the
+    /// complete state. On a live sale of the same round it never raises the remaining stock and
+    /// never lowers a count. Returns whether the sale was loaded anew (it was missing, or from
+    /// another round).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; the call can be repeated.
+    fn rehydrate(
+        &self,
+        def: &SaleDefinition,
+        plan: &Plan,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Load a new sale (first round, nothing sold) with `available` stock: [`SaleCache::rehydrate`]
+    /// with an empty ledger.
+    ///
+    /// # Errors
+    /// As [`SaleCache::rehydrate`].
+    fn load_sale(
+        &self,
+        def: &SaleDefinition,
+        available: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let plan = Plan {
+            remaining: i64::from(available),
+            round: 1,
+            buyers: Vec::new(),
+            keys: Vec::new(),
+        };
+        async move { self.rehydrate(def, &plan).await }
+    }
+
+    /// Start the sale's `round`: full stock, no buyers, keys or outbox. Returns the outbox's
+    /// messages as they were, reserved orders the caller must still record.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn reset_sale(
+        &self,
+        def: &SaleDefinition,
+        round: u32,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The sale's live counters, or `None` when the cache does not hold the sale.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn live_sale(
+        &self,
+        sale: &SaleId,
+    ) -> impl Future<Output = Result<Option<LiveSale>, StoreError>> + Send;
+
+    /// The sales the cache holds.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn sales(&self) -> impl Future<Output = Result<Vec<SaleId>, StoreError>> + Send;
+
+    /// Retire a finished sale (sold out or closed at `now`, nothing in its outbox): its keys
+    /// expire after `ttl` and it leaves [`SaleCache::sales`]. Returns whether it was retired.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn retire_if_finished(
+        &self,
+        sale: &SaleId,
+        now: EpochMs,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// What [`SaleLedger::create_sale`] found.
+#[derive(Debug)]
+pub enum CreateOutcome {
+    Created,
+    /// The same sale was created before (a retried request).
+    AlreadyExists(SaleRecord),
+    /// A different sale already has this id.
+    Conflict(SaleRecord),
+}
+
+/// A sale as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleRecord {
+    pub definition: SaleDefinition,
+    pub confirmed_quantity: u32,
+    pub confirmed_orders: u64,
+    pub rejected_orders: u64,
+    pub duplicate_orders: u64,
+    /// Incremented by every reset.
+    pub round: u32,
+}
+
+impl SaleRecord {
+    /// What may still be sold according to the ledger.
+    pub fn available(&self) -> u32 {
+        self.definition
+            .stock
+            .saturating_sub(self.confirmed_quantity)
+    }
+}
+
+/// What [`SaleLedger::ledger_of`] found.
+#[derive(Debug, Clone)]
+pub struct LedgerOfSale {
+    pub record: SaleRecord,
+    /// Each buyer's confirmed quantity in this round.
+    pub bought: Vec<(BuyerId, i64)>,
+    /// Each idempotency key's order in this round.
+    pub keys: Vec<KeyHolder>,
+    /// Those of the asked-for order ids that are recorded (in any round).
+    pub settled: HashSet<Uuid>,
+}
+
+/// The sale as the ledger holds it (Postgres), for operators.
+pub trait SaleLedger: Send + Sync + 'static {
+    /// Insert a sale, or find the identical one already there.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn create_sale(
+        &self,
+        def: &SaleDefinition,
+    ) -> impl Future<Output = Result<CreateOutcome, DbError>> + Send;
+
+    /// A sale with its settlement counters, or `None`.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn sale(&self, id: &SaleId)
+        -> impl Future<Output = Result<Option<SaleRecord>, DbError>> + Send;
+
+    /// Start the sale's next round: its orders move to the archive (kept, and still the answer
+    /// for their ids), its confirmed count goes back to zero, and optionally a new stock is set.
+    /// Returns the definition and the new round, or `None` when the sale does not exist.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails; then nothing changed.
+    fn reset_sale(
+        &self,
+        id: &SaleId,
+        stock: Option<u32>,
+    ) -> impl Future<Output = Result<Option<(SaleDefinition, u32)>, DbError>> + Send;
+
+    /// Record reserved orders that a forced reset took out of the cache before they settled: as
+    /// rejected, in their round's history, unless already recorded. Returns every one's status as
+    /// recorded, for the status store.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn cancel_orders(
+        &self,
+        orders: &[OrderMessage],
+    ) -> impl Future<Output = Result<Vec<OrderStatus>, DbError>> + Send;
+
+    /// What this round of the sale holds, for rebuilding the cache: the sale, each buyer's
+    /// confirmed quantity, each idempotency key's order, and which of `pending` (order ids from
+    /// the outbox) are already recorded.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn ledger_of(
+        &self,
+        id: &SaleId,
+        pending: &[Uuid],
+    ) -> impl Future<Output = Result<Option<LedgerOfSale>, DbError>> + Send;
+}

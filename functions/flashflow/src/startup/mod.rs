@@ -1,0 +1,106 @@
+//! Wiring: each function's settings → clients → state, written once and used by its Lambda
+//! `main.rs` and by `flashflow-local` alike, so the two cannot drift.
+//!
+//! A function's `Settings` is made of the groups its adapters and handler own (see
+//! [`crate::settings`]); `Settings::variables()` is what `template.yaml` must declare for it.
+//!
+//! # Layout
+//! - this file: the clients every function shares (Redis, Postgres) and [`StartupError`].
+//! - [`buy`], [`orders`], [`operator`], [`settle`], [`reconcile`]: one function each.
+
+#[cfg(all(feature = "sqs", feature = "http"))]
+pub mod buy;
+#[cfg(all(feature = "postgres", feature = "dynamodb", feature = "http"))]
+pub mod operator;
+#[cfg(all(feature = "dynamodb", feature = "http"))]
+pub mod orders;
+#[cfg(feature = "sqs")]
+pub mod reconcile;
+#[cfg(all(
+    feature = "postgres",
+    feature = "dynamodb",
+    feature = "sqs",
+    feature = "sqs-events"
+))]
+pub mod settle;
+
+use crate::adapters::redis::{RedisSettings, RedisStore};
+use crate::ports::StoreError;
+use crate::secrets::SecretError;
+use crate::settings::ConfigError;
+use crate::signing::SignerError;
+use aws_config::SdkConfig;
+use std::time::Duration;
+
+/// Why a function could not start. Messages name the setting or the service.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+    #[error("connecting to Redis: {0}")]
+    Redis(#[source] StoreError),
+    #[cfg(feature = "postgres")]
+    #[error("connecting to Postgres: {0}")]
+    Postgres(#[source] crate::ports::DbError),
+}
+
+/// How long a function waits for Redis at start before it gives up.
+const REDIS_READY: Duration = Duration::from_secs(5);
+
+/// The Redis client for `settings`, its AUTH credentials read from Secrets Manager. It connects
+/// in the background: commands wait for the connection up to the command timeout.
+///
+/// # Errors
+/// [`StartupError`] when the secret cannot be read or the settings are unusable.
+pub async fn redis(sdk: &SdkConfig, settings: &RedisSettings) -> Result<RedisStore, StartupError> {
+    let settings = settings.clone().with_secret(sdk).await?;
+    RedisStore::connect(&settings).map_err(StartupError::Redis)
+}
+
+/// [`redis`], connected and with its scripts loaded (the buy path's first request pays for
+/// neither).
+///
+/// # Errors
+/// As [`redis`], and when Redis cannot be reached within 5 s.
+pub async fn redis_ready(
+    sdk: &SdkConfig,
+    settings: &RedisSettings,
+) -> Result<RedisStore, StartupError> {
+    let store = redis(sdk, settings).await?;
+    store
+        .ready(REDIS_READY)
+        .await
+        .map_err(StartupError::Redis)?;
+    Ok(store)
+}
+
+/// Postgres settings with the user and password of the configured secret.
+///
+/// # Errors
+/// [`StartupError::Secret`] when the secret cannot be read.
+#[cfg(feature = "postgres")]
+pub async fn database_settings(
+    sdk: &SdkConfig,
+    settings: &crate::adapters::postgres::DatabaseSettings,
+) -> Result<crate::adapters::postgres::DatabaseSettings, StartupError> {
+    Ok(settings.clone().with_secret(sdk).await?)
+}
+
+/// One Postgres connection (one per function instance), migrated.
+///
+/// # Errors
+/// [`StartupError::Postgres`] when the URL is unusable, Postgres cannot be reached or a migration
+/// fails (or was edited after it was applied).
+#[cfg(feature = "postgres")]
+pub async fn postgres(
+    settings: &crate::adapters::postgres::DatabaseSettings,
+) -> Result<crate::adapters::postgres::Db, StartupError> {
+    let db =
+        crate::adapters::postgres::Db::from_settings(settings).map_err(StartupError::Postgres)?;
+    db.migrate().await.map_err(StartupError::Postgres)?;
+    Ok(db)
+}

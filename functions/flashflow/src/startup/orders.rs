@@ -1,0 +1,32 @@
+//! The order-status function: `GET /orders/{order_id}` and `GET /admin/orders/{order_id}`.
+
+use super::StartupError;
+use crate::adapters::dynamodb::{DynamoStatusStore, StatusSettings};
+use crate::adapters::redis::RedisSettings;
+use crate::api::orders::{self, OrdersSettings, OrdersState};
+use aws_config::SdkConfig;
+use axum::Router;
+
+crate::composite! {
+    /// What the order-status function reads.
+    pub struct Settings {
+        redis: RedisSettings,
+        status: StatusSettings,
+        callers: OrdersSettings,
+    }
+}
+
+/// The order-status routes on DynamoDB (settled orders) and the Redis outbox (pending ones).
+///
+/// # Errors
+/// [`StartupError`] when a client cannot be built.
+pub async fn routes(sdk: &SdkConfig, settings: &Settings) -> Result<Router, StartupError> {
+    let store = super::redis(sdk, &settings.redis).await?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    Ok(orders::routes(OrdersState {
+        status: DynamoStatusStore::new(dynamodb, &settings.status.table),
+        store,
+        trust_user_header: settings.callers.trust_user_header,
+        operator_token: settings.callers.operator_token.clone(),
+    }))
+}
