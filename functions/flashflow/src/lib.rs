@@ -37,4 +37,6 @@ pub mod settings;
 pub mod settle;
 pub mod signing;
 pub mod startup;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod timefmt;

@@ -2,7 +2,8 @@
 //! store and the reservation out of the outbox.
 
 use crate::domain::rehydrate::KeyHolder;
-use crate::domain::{OrderMessage, OrderState, SaleId, Settled};
+use crate::domain::settlement::replay_answer;
+use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleId, Settled};
 use crate::metrics::{Count, Metrics};
 use crate::ports::{Ledger, OrderPublisher, Outbox, StatusStore};
 use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
@@ -109,208 +110,33 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
         resp
     }
 
-    /// Record `orders` in the ledger, isolating what the ledger refuses: the whole batch first
-    /// (the common case: one transaction), and when a statement fails because of the data, each
-    /// half on its own, down to the single messages at fault, so good orders settle in this very
-    /// invocation and only the offenders are reported failed. When the ledger is unavailable or
-    /// busy, nothing can be isolated: every message not yet recorded fails, to be redelivered.
-    ///
-    /// Returns the outcomes, the message ids the ledger refused, and those it could not take now.
-    async fn record(
-        &self,
-        orders: &[(String, OrderMessage)],
-    ) -> (HashMap<Uuid, Settled>, HashSet<String>, HashSet<String>) {
-        let mut outcome = HashMap::new();
-        let mut failed = HashSet::new();
-        let mut transient = HashSet::new();
-        let mut todo: Vec<&[(String, OrderMessage)]> = vec![orders];
-        while let Some(part) = todo.pop() {
-            let messages: Vec<OrderMessage> = part.iter().map(|(_, o)| o.clone()).collect();
-            match self.ledger.settle_orders(&messages).await {
-                Ok(settled) => outcome.extend(settled),
-                Err(e) if e.is_transient() => {
-                    error!(error = %e, batch = part.len(), "the ledger is unavailable, retrying later");
-                    transient.extend(part.iter().map(|(id, _)| id.clone()));
-                    for rest in todo.drain(..) {
-                        transient.extend(rest.iter().map(|(id, _)| id.clone()));
-                    }
-                }
-                Err(e) if part.len() == 1 => {
-                    let (id, o) = &part[0];
-                    warn!(message_id = %id, order = %o.order_id, error = %e, "the ledger refuses this order");
-                    failed.insert(id.clone());
-                }
-                Err(e) => {
-                    warn!(error = %e, batch = part.len(), "the ledger refused a batch: isolating");
-                    let (a, b) = part.split_at(part.len() / 2);
-                    todo.push(b);
-                    todo.push(a);
-                }
-            }
-        }
-        (outcome, failed, transient)
-    }
-
-    /// Send the orders whose message ids are in `which` back to the queue, delayed, so their
-    /// messages can be deleted now: waiting out an outage must not use up their receives (which
-    /// would carry good orders to the DLQ), and the queue keeps one message per order. Those the
-    /// queue does not take are reported failed and come back the usual way.
-    async fn requeue(
-        &self,
-        orders: &[(String, OrderMessage)],
-        which: &HashSet<String>,
-        report: &mut BatchReport,
-    ) {
-        let (ids, bodies): (Vec<&String>, Vec<String>) = orders
-            .iter()
-            .filter(|(id, _)| which.contains(id))
-            .map(|(id, o)| (id, o.to_json()))
-            .unzip();
-        let failed = self.queue.publish_later(&bodies, self.retry_delay).await;
-        for (i, id) in ids.into_iter().enumerate() {
-            if failed.contains(&i) {
-                report.failed.push(id.clone());
-            } else {
-                report.requeued += 1;
-            }
-        }
-    }
-
-    /// [`Settler::handle`], with the counts.
+    /// [`Settler::handle`], with the counts. The steps, in the order they run: verify each
+    /// message, record the orders in the ledger, re-queue what the ledger could not take now,
+    /// write the statuses, clean the outbox, report.
     pub async fn settle(&self, event: SqsEvent) -> BatchReport {
         let mut report = BatchReport::default();
-        // message id -> order; each body is parsed on its own so one bad message fails alone.
-        let mut orders: Vec<(String, OrderMessage)> = Vec::with_capacity(event.records.len());
-        for record in event.records {
-            let id = record.message_id.unwrap_or_default();
-            let signature = record
-                .message_attributes
-                .get(SIGNATURE_ATTRIBUTE)
-                .and_then(|a| a.string_value.as_deref());
-            match record.body.as_deref().map(OrderMessage::parse) {
-                Some(Ok(order))
-                    if signature.is_some_and(|sig| {
-                        self.signer
-                            .verify(record.body.as_deref().unwrap_or_default(), sig)
-                    }) =>
-                {
-                    orders.push((id, order))
-                }
-                Some(Ok(order)) => {
-                    // Never confirmed, never takes stock: it goes back and on to the DLQ.
-                    warn!(message_id = %id, order = %order.order_id, sale = %order.sale_id,
-                        signed = signature.is_some(), "order message not signed by buy: refused");
-                    report.failed.push(id);
-                }
-                Some(Err(e)) => {
-                    warn!(message_id = %id, error = %e, "poison message");
-                    report.failed.push(id);
-                }
-                None => {
-                    warn!(message_id = %id, "message without a body");
-                    report.failed.push(id);
-                }
-            }
-        }
-        if orders.is_empty() {
+        let verified = self.verify(event);
+        report.failed.extend(verified.refused);
+        if verified.orders.is_empty() {
             return report;
         }
-
-        let (outcome, refused, transient) = self.record(&orders).await;
-        report.failed.extend(refused.iter().cloned());
-        if !transient.is_empty() {
-            self.requeue(&orders, &transient, &mut report).await;
-        }
-        orders.retain(|(id, _)| !refused.contains(id) && !transient.contains(id));
-        let recorded = |o: &OrderMessage| match outcome.get(&o.order_id) {
-            Some(Settled::Recorded(status)) => Some(status),
-            _ => None,
-        };
-
-        let mut statuses = Vec::new();
-        let mut written: HashSet<Uuid> = HashSet::new();
-        let mut by_sale: BTreeMap<SaleId, Vec<Uuid>> = BTreeMap::new();
-        let mut keys: BTreeMap<SaleId, Vec<(Uuid, KeyHolder)>> = BTreeMap::new();
-        for (_, o) in &orders {
-            let Some(status) = recorded(o) else {
-                continue;
-            };
-            if !written.insert(o.order_id) {
-                continue;
-            }
-            match status.status {
-                OrderState::Confirmed => report.confirmed += 1,
-                OrderState::Duplicate => report.duplicates += 1,
-                _ => report.rejected += 1,
-            }
-            statuses.push(status.clone());
-            by_sale
-                .entry(o.sale_id.clone())
-                .or_default()
-                .push(o.order_id);
-            // A replay of the request answers the order that counts: the original of a duplicate.
-            let counts = match status.duplicate_of {
-                Some(original) => match outcome.get(&original) {
-                    Some(Settled::Recorded(s)) => Some(s),
-                    _ => None,
-                },
-                None => Some(status),
-            };
-            if let (Some(key), Some(counts)) = (&o.idempotency_key, counts) {
-                keys.entry(o.sale_id.clone()).or_default().push((
-                    o.order_id,
-                    KeyHolder {
-                        buyer: o.buyer.clone(),
-                        key: key.clone(),
-                        order_id: counts.order_id,
-                        quantity: counts.quantity,
-                        state: counts.status,
-                        round: o.round,
-                    },
-                ));
-            }
-        }
-        let status_failed: HashSet<Uuid> =
-            self.status.put_all(&statuses).await.into_iter().collect();
-
-        for (sale, ids) in &by_sale {
-            // Entries whose status write failed stay: their message is retried anyway.
-            let done: Vec<Uuid> = ids
-                .iter()
-                .filter(|id| !status_failed.contains(id))
-                .copied()
-                .collect();
-            let answers: Vec<KeyHolder> = keys
-                .remove(sale)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(id, _)| !status_failed.contains(id))
-                .map(|(_, k)| k)
-                .collect();
-            if let Err(e) = self.store.remove_settled(sale, &done, &answers).await {
-                // Not a failure of the message: the sweeper re-sends it and settle absorbs that.
-                warn!(sale = %sale, error = %e, "outbox cleanup failed");
-            }
-        }
-
-        let mut unknown: BTreeMap<&SaleId, Vec<Uuid>> = BTreeMap::new();
-        for (id, o) in &orders {
-            if recorded(o).is_none() {
-                warn!(message_id = %id, sale = %o.sale_id, order = %o.order_id,
-                    "order for a sale Postgres does not know: to the DLQ");
-                report.failed.push(id.clone());
-                unknown.entry(&o.sale_id).or_default().push(o.order_id);
-            } else if status_failed.contains(&o.order_id) {
-                report.failed.push(id.clone());
-            }
-        }
-        // Its message goes to the DLQ (a redrive settles it once the sale exists); the sweeper
-        // must not keep sending it back.
-        for (sale, ids) in unknown {
-            if let Err(e) = self.store.remove_settled(sale, &ids, &[]).await {
-                warn!(sale = %sale, error = %e, "outbox cleanup failed");
-            }
-        }
+        let recorded = self.record(&verified.orders).await;
+        report.failed.extend(recorded.refused.iter().cloned());
+        let requeued = self.requeue(&verified.orders, &recorded.transient).await;
+        report.requeued = requeued.requeued;
+        report.failed.extend(requeued.failed);
+        let orders: Vec<(String, OrderMessage)> = verified
+            .orders
+            .into_iter()
+            .filter(|(id, _)| !recorded.refused.contains(id) && !recorded.transient.contains(id))
+            .collect();
+        let statuses = self.write_statuses(&orders, &recorded.outcome).await;
+        (report.confirmed, report.rejected, report.duplicates) =
+            (statuses.confirmed, statuses.rejected, statuses.duplicates);
+        let unknown = self
+            .clean_outbox(&orders, &recorded.outcome, &statuses)
+            .await;
+        report.failed.extend(unknown.failed);
         info!(
             confirmed = report.confirmed,
             rejected = report.rejected,
@@ -321,6 +147,257 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
         );
         report
     }
+
+    /// Parse each message on its own and check that buy (or the sweeper) signed it, so one bad
+    /// message fails alone. A message anyone else wrote is never confirmed and takes no stock: it
+    /// goes back, and on to the DLQ.
+    fn verify(&self, event: SqsEvent) -> Verified {
+        let mut verified = Verified::default();
+        for record in event.records {
+            let id = record.message_id.unwrap_or_default();
+            let Some(body) = record.body.as_deref() else {
+                warn!(message_id = %id, "message without a body");
+                verified.refused.push(id);
+                continue;
+            };
+            let signature = record
+                .message_attributes
+                .get(SIGNATURE_ATTRIBUTE)
+                .and_then(|a| a.string_value.as_deref());
+            match OrderMessage::parse(body) {
+                Ok(order) if signature.is_some_and(|sig| self.signer.verify(body, sig)) => {
+                    verified.orders.push((id, order));
+                }
+                Ok(order) => {
+                    warn!(message_id = %id, order = %order.order_id, sale = %order.sale_id,
+                        signed = signature.is_some(), "order message not signed by buy: refused");
+                    verified.refused.push(id);
+                }
+                Err(e) => {
+                    warn!(message_id = %id, error = %e, "poison message");
+                    verified.refused.push(id);
+                }
+            }
+        }
+        verified
+    }
+
+    /// Record `orders` in the ledger, isolating what the ledger refuses: the whole batch first
+    /// (the common case: one transaction), and when a statement fails because of the data, each
+    /// half on its own, down to the single messages at fault, so good orders settle in this very
+    /// invocation and only the offenders are reported failed. When the ledger is unavailable or
+    /// busy, nothing can be isolated: every message not yet recorded waits, to be re-queued.
+    async fn record(&self, orders: &[(String, OrderMessage)]) -> Recorded {
+        let mut recorded = Recorded::default();
+        let mut todo: Vec<&[(String, OrderMessage)]> = vec![orders];
+        while let Some(part) = todo.pop() {
+            let messages: Vec<OrderMessage> = part.iter().map(|(_, o)| o.clone()).collect();
+            match self.ledger.settle_orders(&messages).await {
+                Ok(settled) => recorded.outcome.extend(settled),
+                Err(e) if e.is_transient() => {
+                    error!(error = %e, batch = part.len(), "the ledger is unavailable, retrying later");
+                    for rest in std::iter::once(part).chain(todo.drain(..)) {
+                        recorded
+                            .transient
+                            .extend(rest.iter().map(|(id, _)| id.clone()));
+                    }
+                }
+                Err(e) if part.len() == 1 => {
+                    let (id, o) = &part[0];
+                    warn!(message_id = %id, order = %o.order_id, error = %e, "the ledger refuses this order");
+                    recorded.refused.insert(id.clone());
+                }
+                Err(e) => {
+                    warn!(error = %e, batch = part.len(), "the ledger refused a batch: isolating");
+                    let (a, b) = part.split_at(part.len() / 2);
+                    todo.push(b);
+                    todo.push(a);
+                }
+            }
+        }
+        recorded
+    }
+
+    /// Send the orders whose message ids are in `which` back to the queue, delayed, so their
+    /// messages can be deleted now: waiting out an outage must not use up their receives (which
+    /// would carry good orders to the DLQ), and the queue keeps one message per order. Those the
+    /// queue does not take are reported failed and come back the usual way.
+    async fn requeue(
+        &self,
+        orders: &[(String, OrderMessage)],
+        which: &HashSet<String>,
+    ) -> Requeued {
+        let mut requeued = Requeued::default();
+        if which.is_empty() {
+            return requeued;
+        }
+        let (ids, bodies): (Vec<&String>, Vec<String>) = orders
+            .iter()
+            .filter(|(id, _)| which.contains(id))
+            .map(|(id, o)| (id, o.to_json()))
+            .unzip();
+        let refused = self.queue.publish_later(&bodies, self.retry_delay).await;
+        for (i, id) in ids.into_iter().enumerate() {
+            if refused.contains(&i) {
+                requeued.failed.push(id.clone());
+            } else {
+                requeued.requeued += 1;
+            }
+        }
+        requeued
+    }
+
+    /// Write each recorded order's status once (as the ledger recorded it, never from the
+    /// message alone), and gather, per sale, the orders to take out of the outbox and the keys
+    /// whose replays must now answer the order that counts.
+    async fn write_statuses(
+        &self,
+        orders: &[(String, OrderMessage)],
+        outcome: &HashMap<Uuid, Settled>,
+    ) -> Statuses {
+        let mut statuses = Statuses::default();
+        let mut items = Vec::new();
+        let mut written: HashSet<Uuid> = HashSet::new();
+        for (_, o) in orders {
+            let Some(status) = recorded_status(outcome, o.order_id) else {
+                continue;
+            };
+            if !written.insert(o.order_id) {
+                continue;
+            }
+            match status.status {
+                OrderState::Confirmed => statuses.confirmed += 1,
+                OrderState::Duplicate => statuses.duplicates += 1,
+                _ => statuses.rejected += 1,
+            }
+            items.push(status.clone());
+            let sale = statuses.by_sale.entry(o.sale_id.clone()).or_default();
+            sale.orders.push(o.order_id);
+            let answer = replay_answer(status, |id| recorded_status(outcome, id));
+            if let (Some(key), Some(answer)) = (&o.idempotency_key, answer) {
+                sale.keys.push((
+                    o.order_id,
+                    KeyHolder {
+                        buyer: o.buyer.clone(),
+                        key: key.clone(),
+                        order_id: answer.order_id,
+                        quantity: answer.quantity,
+                        state: answer.status,
+                        round: o.round,
+                    },
+                ));
+            }
+        }
+        statuses.failed = self.status.put_all(&items).await.into_iter().collect();
+        statuses
+    }
+
+    /// Take the settled orders out of their outboxes (those whose status write failed stay:
+    /// their message is retried anyway), and the orders of sales the ledger does not know too:
+    /// their messages go to the DLQ (a redrive settles them once the sale exists), and the
+    /// sweeper must not keep sending them back. Returns the message ids that failed.
+    async fn clean_outbox(
+        &self,
+        orders: &[(String, OrderMessage)],
+        outcome: &HashMap<Uuid, Settled>,
+        statuses: &Statuses,
+    ) -> Unsettled {
+        for (sale, settled) in &statuses.by_sale {
+            let done: Vec<Uuid> = settled
+                .orders
+                .iter()
+                .filter(|id| !statuses.failed.contains(id))
+                .copied()
+                .collect();
+            let answers: Vec<KeyHolder> = settled
+                .keys
+                .iter()
+                .filter(|(id, _)| !statuses.failed.contains(id))
+                .map(|(_, k)| k.clone())
+                .collect();
+            if let Err(e) = self.store.remove_settled(sale, &done, &answers).await {
+                // Not a failure of the message: the sweeper re-sends it and settle absorbs that.
+                warn!(sale = %sale, error = %e, "outbox cleanup failed");
+            }
+        }
+        let mut unsettled = Unsettled::default();
+        let mut unknown: BTreeMap<&SaleId, Vec<Uuid>> = BTreeMap::new();
+        for (id, o) in orders {
+            if recorded_status(outcome, o.order_id).is_none() {
+                warn!(message_id = %id, sale = %o.sale_id, order = %o.order_id,
+                    "order for a sale Postgres does not know: to the DLQ");
+                unsettled.failed.push(id.clone());
+                unknown.entry(&o.sale_id).or_default().push(o.order_id);
+            } else if statuses.failed.contains(&o.order_id) {
+                unsettled.failed.push(id.clone());
+            }
+        }
+        for (sale, ids) in unknown {
+            if let Err(e) = self.store.remove_settled(sale, &ids, &[]).await {
+                warn!(sale = %sale, error = %e, "outbox cleanup failed");
+            }
+        }
+        unsettled
+    }
+}
+
+/// The order as the ledger recorded it, if it did.
+fn recorded_status(outcome: &HashMap<Uuid, Settled>, id: Uuid) -> Option<&OrderStatus> {
+    match outcome.get(&id) {
+        Some(Settled::Recorded(status)) => Some(status),
+        _ => None,
+    }
+}
+
+/// [`Settler::verify`]'s result: the signed orders (message id → order) and the refused ids.
+#[derive(Default)]
+struct Verified {
+    orders: Vec<(String, OrderMessage)>,
+    refused: Vec<String>,
+}
+
+/// [`Settler::record`]'s result.
+#[derive(Default)]
+struct Recorded {
+    /// What the ledger holds for each order it took.
+    outcome: HashMap<Uuid, Settled>,
+    /// Message ids the ledger refused (bad in themselves).
+    refused: HashSet<String>,
+    /// Message ids it could not take now (unavailable or busy).
+    transient: HashSet<String>,
+}
+
+/// [`Settler::requeue`]'s result.
+#[derive(Default)]
+struct Requeued {
+    requeued: usize,
+    /// Message ids the queue did not take back.
+    failed: Vec<String>,
+}
+
+/// One sale's part of [`Statuses`]: orders to take out of the outbox, keys to answer replays.
+#[derive(Default)]
+struct SaleSettled {
+    orders: Vec<Uuid>,
+    keys: Vec<(Uuid, KeyHolder)>,
+}
+
+/// [`Settler::write_statuses`]'s result.
+#[derive(Default)]
+struct Statuses {
+    confirmed: usize,
+    rejected: usize,
+    duplicates: usize,
+    by_sale: BTreeMap<SaleId, SaleSettled>,
+    /// Orders whose status could not be written.
+    failed: HashSet<Uuid>,
+}
+
+/// [`Settler::clean_outbox`]'s result: message ids failed for an unknown sale or an unwritten
+/// status.
+#[derive(Default)]
+struct Unsettled {
+    failed: Vec<String>,
 }
 
 #[cfg(test)]

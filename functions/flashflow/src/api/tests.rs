@@ -8,60 +8,13 @@ use super::*;
 use crate::adapters::memory::{MemoryQueue, MemoryStatus, MemoryStore};
 use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId};
 use crate::ports::StatusStore;
+use crate::testing::http::{call, event, request};
 use axum::http::{Method, Request};
-use tower::ServiceExt;
 
 const BUY_EVENT: &str = include_str!("../../../../events/apigw-buy.json");
 const BUY_NO_IDENTITY_EVENT: &str = include_str!("../../../../events/apigw-buy-no-identity.json");
 const ORDER_STATUS_EVENT: &str = include_str!("../../../../events/apigw-order-status.json");
 const TEMPLATE: &str = include_str!("../../../../template.yaml");
-
-/// A response as the tests look at it.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    allow: Option<String>,
-    retry_after: Option<String>,
-    body: serde_json::Value,
-}
-
-async fn call<B>(app: &Router, req: Request<B>) -> Answer
-where
-    B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let header = |name| {
-        resp.headers()
-            .get(name)
-            .map(|v: &HeaderValue| v.to_str().unwrap().to_owned())
-    };
-    let (allow, retry_after) = (header(header::ALLOW), header(header::RETRY_AFTER));
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        allow,
-        retry_after,
-        body: serde_json::from_slice(&bytes).expect("every answer is JSON"),
-    }
-}
-
-fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
-    let mut b = Request::builder().method(method).uri(path);
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(Body::from(body.to_owned())).unwrap()
-}
-
-/// An API Gateway event fixture from `events/`, as `lambda_http` hands it to the router.
-fn event(fixture: &str, sale: &SaleId) -> Request<lambda_http::Body> {
-    lambda_http::request::from_str(&fixture.replace("demo-sale", sale.as_str()))
-        .expect("fixture parses")
-}
 
 fn sale(id: &str, stock: u32, limit: u32) -> SaleDefinition {
     SaleDefinition {
@@ -102,13 +55,9 @@ fn buy_app(stock: u32, limit: u32, trust_user_header: bool) -> Buy {
     }
 }
 
+/// A local buy of the sale `drop` (every handler test's sale).
 fn local_buy(buyer: &str, body: &str) -> Request<Body> {
-    request(
-        "POST",
-        "/sales/drop/buy",
-        &[("x-user-id", buyer), ("content-type", "application/json")],
-        body,
-    )
+    crate::testing::http::local_buy(&SaleId::parse("drop").unwrap(), buyer, Some(body))
 }
 
 #[tokio::test]
@@ -164,7 +113,7 @@ async fn an_idempotency_key_reused_for_another_quantity_is_422_and_takes_nothing
             "POST",
             "/sales/drop/buy",
             &[("x-user-id", "kim"), ("idempotency-key", "k1")],
-            &format!(r#"{{"quantity":{q}}}"#),
+            format!(r#"{{"quantity":{q}}}"#).as_str(),
         )
     };
     let first = call(&b.app, with_key(1)).await;
@@ -678,10 +627,11 @@ async fn the_operator_api_refuses_missing_or_wrong_credentials_and_bad_requests(
                 "POST",
                 "/admin/sales",
                 &[json, auth],
-                &format!(
+                format!(
                     r#"{{"id":"x","name":"{}","stock":1,"per_user_limit":1}}"#,
                     "n".repeat(17_000)
-                ),
+                )
+                .as_str(),
             ),
             413,
             "body_too_large",
@@ -967,5 +917,55 @@ async fn the_order_status_fixture_as_is_asks_for_a_well_formed_id_no_sale_has() 
     assert_eq!(
         (a.status, a.body["error"].as_str()),
         (404, Some("order_not_found"))
+    );
+}
+
+#[tokio::test]
+async fn the_operator_api_creates_shows_and_resets_a_sale_on_the_in_memory_ports() {
+    use crate::adapters::memory::MemoryLedger;
+    let store = MemoryStore::default();
+    let app = app(operator::routes(operator::OperatorState {
+        db: MemoryLedger::default(),
+        store: store.clone(),
+        status: MemoryStatus::default(),
+        token: Some("op".into()),
+        allow_reset: true,
+    }));
+    let admin = |method: &str, path: &str, body: &str| {
+        request(
+            method,
+            path,
+            &[
+                ("authorization", "Bearer op"),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+    };
+    let body = r#"{"id":"op-sale","name":"n","stock":3,"per_user_limit":1}"#;
+    let created = call(&app, admin("POST", "/admin/sales", body)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["remaining"], 3);
+    let again = call(&app, admin("POST", "/admin/sales", body)).await;
+    assert_eq!(again.status, 200, "a retried create finds the same sale");
+    let shown = call(&app, admin("GET", "/admin/sales/op-sale", "")).await;
+    assert_eq!(
+        (shown.status, &shown.body["loaded"], &shown.body["round"]),
+        (200, &serde_json::json!(true), &serde_json::json!(1))
+    );
+    let reset = call(
+        &app,
+        admin("POST", "/admin/sales/op-sale/reset", r#"{"stock":4}"#),
+    )
+    .await;
+    assert_eq!(
+        (reset.status, &reset.body["round"], &reset.body["stock"]),
+        (200, &serde_json::json!(2), &serde_json::json!(4))
+    );
+    assert_eq!(store.remaining(&SaleId::parse("op-sale").unwrap()), Some(4));
+    let missing = call(&app, admin("GET", "/admin/sales/nobody", "")).await;
+    assert_eq!(
+        (missing.status, missing.error()),
+        (404, Some("sale_not_found"))
     );
 }

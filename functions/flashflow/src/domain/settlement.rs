@@ -113,6 +113,18 @@ pub fn allocate<'a>(
         .collect()
 }
 
+/// The order a replay of `status`'s request must answer: the original of a duplicate (when it is
+/// known), else the order itself.
+pub fn replay_answer<'a>(
+    status: &'a super::OrderStatus,
+    recorded: impl Fn(Uuid) -> Option<&'a super::OrderStatus>,
+) -> Option<&'a super::OrderStatus> {
+    match status.duplicate_of {
+        Some(original) => recorded(original),
+        None => Some(status),
+    }
+}
+
 /// The distinct order ids of `orders`, in first-seen order.
 pub fn distinct_ids(orders: &[OrderMessage]) -> Vec<Uuid> {
     let mut seen = std::collections::HashSet::new();
@@ -126,6 +138,30 @@ pub fn distinct_ids(orders: &[OrderMessage]) -> Vec<Uuid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replay_answers_the_original_of_a_duplicate_and_otherwise_the_order_itself() {
+        use crate::domain::{OrderState, OrderStatus};
+        let status = |id: Uuid, state, duplicate_of| OrderStatus {
+            order_id: id,
+            sale_id: SaleId::parse("s").unwrap(),
+            buyer: BuyerId::parse("b").unwrap(),
+            quantity: 1,
+            status: state,
+            duplicate_of,
+        };
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let original = status(a, OrderState::Confirmed, None);
+        let duplicate = status(b, OrderState::Duplicate, Some(a));
+        let find = |id: Uuid| (id == a).then_some(&original);
+        assert_eq!(replay_answer(&original, find), Some(&original));
+        assert_eq!(replay_answer(&duplicate, find), Some(&original));
+        assert_eq!(
+            replay_answer(&duplicate, |_| None),
+            None,
+            "an unknown original answers nothing"
+        );
+    }
     use crate::domain::{BuyerId, Quantity, ORDER_MESSAGE_VERSION};
 
     fn order(sale: &str, q: i64, at: i64) -> OrderMessage {

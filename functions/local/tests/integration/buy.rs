@@ -78,7 +78,7 @@ async fn an_idempotency_key_reused_with_another_quantity_is_422_on_redis_too() {
             "POST",
             &format!("/sales/{}/buy", def.id),
             &[("x-user-id", "kim"), ("idempotency-key", "k1")],
-            Some(&body),
+            Some(body.as_str()),
         )
     };
     assert_eq!(call(&app, with_key(1)).await.status, 202);

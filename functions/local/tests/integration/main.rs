@@ -7,6 +7,7 @@ mod helpers;
 
 mod buy;
 mod cluster;
+mod contract;
 mod end_to_end;
 mod faults;
 mod local_server;
