@@ -25,7 +25,8 @@ async fn sqs_keeps_the_publisher_contract() {
     let sqs = sqs().await;
     let queue = fresh_queue(&sqs).await;
     contract::publisher(&SqsPublisher::new(sqs.clone(), &queue, signer())).await;
-    wait_for_depth(&sqs, &queue, 13, std::time::Duration::from_secs(10)).await;
+    // 1 + 12 now, and the 2 sent for later once their delay is over.
+    wait_for_depth(&sqs, &queue, 15, std::time::Duration::from_secs(15)).await;
 }
 
 #[tokio::test]
