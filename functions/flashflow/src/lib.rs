@@ -4,22 +4,38 @@
 //! take stock, record the order in a per-sale outbox), then one SQS message; settlement writes
 //! orders to Postgres, the authority for stock.
 //!
+//! # Glossary
+//! - **sale**: stock of one item offered from `opens_at` to `closes_at`, with a per-buyer limit;
+//!   Postgres holds it, Redis holds a copy for the reservation script.
+//! - **round**: one run of a sale; a reset starts the next round, earlier rounds' orders move to
+//!   the archive and can no longer take stock.
+//! - **reservation**: stock taken in Redis for one buy, atomically, answered `202` with an order id.
+//! - **outbox**: a sale's reserved orders, kept in Redis from the reservation until settled, so
+//!   the sweeper can re-send any whose message was lost.
+//! - **settlement**: recording a batch of reserved orders in the ledger, exactly once each.
+//! - **ledger**: Postgres, the authority for stock: a sale's confirmed count never passes its stock.
+//! - **order state**: `PENDING` (reserved, not settled), then `CONFIRMED`, `REJECTED` (past the
+//!   stock or the limit) or `DUPLICATE` (a retry of an earlier order).
+//!
 //! # Layout
-//! - [`domain`]: validated types and the rules (reservation, allocation, sale validation), no I/O.
-//! - [`ports`]: what the handlers need from outside (reservation store, order queue, status
-//!   store, ledger) and their errors.
-//! - [`adapters`]: the ports on Redis (Lua scripts in `adapters/lua/`), SQS, DynamoDB and
-//!   Postgres, and in memory for fast tests.
+//! - [`domain`]: validated types and the rules (reservation, allocation, replays, sale
+//!   validation), no I/O.
+//! - [`ports`]: one trait a concern (reservations, outbox, sale cache and ledger, queue, status,
+//!   settlement) and their errors.
+//! - [`adapters`]: the ports on Redis (Lua scripts in `adapters/redis/lua/`), SQS, DynamoDB and
+//!   Postgres; in memory behind the `testing` feature.
+//! - [`settings`] and [`startup`]: each function's typed settings and its wiring, shared by the
+//!   Lambda mains and `flashflow-local`.
 //! - [`api`]: one `axum::Router` per HTTP function (buy, orders, operator) and the one
 //!   error-to-HTTP mapping.
-//! - [`admin`]: operator work spanning the stores: rehydrating Redis, resetting a sale.
+//! - [`admin`]: operator work spanning the ports: rehydrating the cache, resetting a sale.
 //! - [`settle`]: an SQS batch into the ledger, then the status store and the outbox cleanup.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
 //! - [`signing`]: the signature that lets settle tell buy's messages from anyone else's.
-//! - [`secrets`]: database and Redis credentials from Secrets Manager, read once at start.
+//! - [`secrets`]: database, Redis and signing-key credentials from Secrets Manager, read at start.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines (counts per outcome, batch duration).
-//! - [`config`], [`aws`], [`timefmt`]: settings from the environment, the AWS SDK configuration,
-//!   RFC 3339 times.
+//! - [`aws`], [`clock`], [`timefmt`]: the AWS SDK configuration, epoch milliseconds, RFC 3339.
+//! - `testing` (feature): the ports' contract tests and HTTP helpers for tests.
 
 pub mod adapters;
 pub mod admin;

@@ -315,7 +315,10 @@ pub async fn ledger<L: Ledger + SaleLedger>(ledger: &L, id: &SaleId) {
     let record = ledger.sale(id).await.unwrap().unwrap();
     assert_eq!((record.confirmed_quantity, record.round), (0, 2));
     let late = order(id, "erin", 6, None, 1);
-    let outcome = ledger.settle_orders(&[late.clone()]).await.unwrap();
+    let outcome = ledger
+        .settle_orders(std::slice::from_ref(&late))
+        .await
+        .unwrap();
     assert_eq!(
         state_of(&outcome, late.order_id).status,
         OrderState::Rejected
@@ -326,7 +329,10 @@ pub async fn ledger<L: Ledger + SaleLedger>(ledger: &L, id: &SaleId) {
     );
     let cancelled = order(id, "frank", 7, None, 1);
     for _ in 0..2 {
-        let statuses = ledger.cancel_orders(&[cancelled.clone()]).await.unwrap();
+        let statuses = ledger
+            .cancel_orders(std::slice::from_ref(&cancelled))
+            .await
+            .unwrap();
         assert_eq!(statuses.len(), 1);
         assert_eq!(statuses[0].status, OrderState::Rejected);
     }
@@ -343,7 +349,10 @@ pub async fn ledger<L: Ledger + SaleLedger>(ledger: &L, id: &SaleId) {
         None,
         1,
     );
-    let outcome = ledger.settle_orders(&[unknown.clone()]).await.unwrap();
+    let outcome = ledger
+        .settle_orders(std::slice::from_ref(&unknown))
+        .await
+        .unwrap();
     assert_eq!(outcome.get(&unknown.order_id), Some(&Settled::UnknownSale));
     assert!(ledger.sale(&unknown.sale_id).await.unwrap().is_none());
 }
