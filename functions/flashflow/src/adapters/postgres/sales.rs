@@ -44,31 +44,7 @@ impl SaleLedger for Db {
     }
 
     async fn sale(&self, id: &SaleId) -> Result<Option<SaleRecord>, DbError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT s.name, s.stock, s.per_user_limit, s.opens_at, s.closes_at, s.confirmed,
-                        count(o.*) FILTER (WHERE o.status = 'CONFIRMED') AS confirmed_orders,
-                        count(o.*) FILTER (WHERE o.status = 'REJECTED') AS rejected_orders,
-                        count(o.*) FILTER (WHERE o.status = 'DUPLICATE') AS duplicate_orders,
-                        s.round
-                   FROM sales s LEFT JOIN orders o ON o.sale_id = s.id
-                  WHERE s.id = $1
-                  GROUP BY s.id",
-                &[&id.as_str()],
-            )
-            .await?;
-        let Some(r) = row else {
-            return Ok(None);
-        };
-        Ok(Some(SaleRecord {
-            definition: sale_definition(id, &r)?,
-            confirmed_quantity: r.try_get::<_, i32>("confirmed")? as u32,
-            confirmed_orders: r.try_get::<_, i64>("confirmed_orders")? as u64,
-            rejected_orders: r.try_get::<_, i64>("rejected_orders")? as u64,
-            duplicate_orders: r.try_get::<_, i64>("duplicate_orders")? as u64,
-            round: r.try_get::<_, i32>("round")? as u32,
-        }))
+        sale_on(&*self.client().await?, id).await
     }
 
     /// Messages of the earlier round that arrive later are recorded in the archive as rejected.
@@ -136,11 +112,19 @@ impl SaleLedger for Db {
         id: &SaleId,
         pending: &[Uuid],
     ) -> Result<Option<LedgerOfSale>, DbError> {
-        let Some(record) = self.sale(id).await? else {
+        // One snapshot for every read: an order settling meanwhile is then either in the
+        // confirmed count and among the settled ids, or in neither (and counted as pending).
+        let mut conn = self.client().await?;
+        let client = conn
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let Some(record) = sale_on(&client, id).await? else {
             return Ok(None);
         };
         let round = record.round;
-        let client = self.client().await?;
         let bought = client
             .query(
                 "SELECT buyer, sum(quantity)::bigint AS bought FROM orders
@@ -175,11 +159,12 @@ impl SaleLedger for Db {
                 })
             })
             .collect();
-        let settled = recorded_orders(&*client, pending)
+        let settled = recorded_orders(&client, pending)
             .await?
             .into_iter()
             .map(|o| o.order_id)
             .collect();
+        client.commit().await?;
         Ok(Some(LedgerOfSale {
             record,
             bought,
@@ -187,4 +172,35 @@ impl SaleLedger for Db {
             settled,
         }))
     }
+}
+
+/// The sale with its counters, read on `client` (a connection or a transaction's snapshot).
+async fn sale_on(
+    client: &impl tokio_postgres::GenericClient,
+    id: &SaleId,
+) -> Result<Option<SaleRecord>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT s.name, s.stock, s.per_user_limit, s.opens_at, s.closes_at, s.confirmed,
+                        count(o.*) FILTER (WHERE o.status = 'CONFIRMED') AS confirmed_orders,
+                        count(o.*) FILTER (WHERE o.status = 'REJECTED') AS rejected_orders,
+                        count(o.*) FILTER (WHERE o.status = 'DUPLICATE') AS duplicate_orders,
+                        s.round
+                   FROM sales s LEFT JOIN orders o ON o.sale_id = s.id
+                  WHERE s.id = $1
+                  GROUP BY s.id",
+            &[&id.as_str()],
+        )
+        .await?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    Ok(Some(SaleRecord {
+        definition: sale_definition(id, &r)?,
+        confirmed_quantity: r.try_get::<_, i32>("confirmed")? as u32,
+        confirmed_orders: r.try_get::<_, i64>("confirmed_orders")? as u64,
+        rejected_orders: r.try_get::<_, i64>("rejected_orders")? as u64,
+        duplicate_orders: r.try_get::<_, i64>("duplicate_orders")? as u64,
+        round: r.try_get::<_, i32>("round")? as u32,
+    }))
 }
