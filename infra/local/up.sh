@@ -18,9 +18,19 @@ pid_alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/
 if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
   say "starting Redis"
   mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir "${TMPDIR:-/tmp}" --logfile "$LOG_DIR/redis.log"
+  mkdir -p "$FLASHFLOW_HOME/redis-data"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly yes \
+    --appendfsync everysec --dir "$FLASHFLOW_HOME/redis-data" --logfile "$LOG_DIR/redis.log"
   wait_for Redis 10 redis-cli -u "$REDIS_URL" ping
+fi
+# A 202 lives in Redis until its message is in SQS: Redis keeps an append-only file, fsynced every
+# second, as a production Redis (ElastiCache with AOF, or a replica) would. A Redis that was started
+# without it (this machine's own) is switched to it here; its rewrite runs in the background.
+if [ "$(redis-cli -u "$REDIS_URL" config get appendonly | tail -n1)" != yes ]; then
+  say "turning on Redis' append-only file (appendfsync everysec)"
+  redis-cli -u "$REDIS_URL" config set appendfsync everysec >/dev/null
+  redis-cli -u "$REDIS_URL" config set appendonly yes >/dev/null \
+    || say "Redis refused appendonly (its dir is not writable?): running without persistence"
 fi
 
 # --- PostgreSQL

@@ -4,7 +4,7 @@
 
 use crate::domain::rehydrate::plan;
 use crate::domain::{OrderMessage, SaleDefinition, SaleId};
-use crate::ports::{DbError, Outbox, SaleCache, SaleLedger, StatusStore, StoreError};
+use crate::ports::{DbError, Outbox, ResetStart, SaleCache, SaleLedger, StatusStore, StoreError};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -108,8 +108,15 @@ pub struct Reset {
 /// being forgotten. Settled history moves to the archive, where it keeps answering for its order
 /// ids; messages of the earlier round still in flight settle there, as rejected.
 ///
+/// The steps, each safe to repeat: the cache checks for pending orders and freezes the sale in
+/// one atomic step (from then on no buy is taken, so none answered 202 can be caught by the
+/// reset unless forced); the ledger starts the round and records the orders moved aside; the
+/// cache starts the round and takes buys again. When a step fails the sale stays frozen (buys
+/// answer 503, nothing reserved) and running the reset again resumes it where it stopped.
+///
 /// # Errors
-/// [`AdminError::NotFound`], [`AdminError::Pending`], or store and database failures.
+/// [`AdminError::NotFound`], [`AdminError::Pending`] (nothing changed), or store and database
+/// failures (the sale may stay frozen until the reset is run again).
 pub async fn reset<L: SaleLedger, C: SaleCache, S: StatusStore>(
     db: &L,
     store: &C,
@@ -118,29 +125,30 @@ pub async fn reset<L: SaleLedger, C: SaleCache, S: StatusStore>(
     stock: Option<u32>,
     force: bool,
 ) -> Result<(SaleDefinition, Reset), AdminError> {
-    if db.sale(id).await?.is_none() {
-        return Err(AdminError::NotFound(id.clone()));
-    }
-    let pending = store.live_sale(id).await?.map_or(0, |l| l.pending);
-    if pending > 0 && !force {
-        return Err(AdminError::Pending {
-            sale: id.clone(),
-            pending,
-        });
-    }
-    // Postgres first: from its commit on, orders of the earlier round can no longer take stock,
-    // whatever Redis still hands out until its own reset below.
-    let (def, round) = db
-        .reset_sale(id, stock)
+    let record = db
+        .sale(id)
         .await?
         .ok_or_else(|| AdminError::NotFound(id.clone()))?;
-    let dropped = store.reset_sale(&def, round).await?;
+    let (round, dropped) = match store.begin_reset(id, record.round + 1, force).await? {
+        ResetStart::Pending(pending) => {
+            return Err(AdminError::Pending {
+                sale: id.clone(),
+                pending,
+            })
+        }
+        ResetStart::Frozen { round, dropped } => (round, dropped),
+    };
+    let def = db
+        .reset_sale(id, stock, round)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(id.clone()))?;
     let orders: Vec<OrderMessage> = dropped
         .iter()
         .filter_map(|body| OrderMessage::parse(body).ok())
         .filter(|o| o.round < round)
         .collect();
     let cancelled = db.cancel_orders(&orders).await?;
+    store.finish_reset(&def, round).await?;
     let failures = status.put_all(&cancelled).await.len();
     if failures > 0 {
         warn!(sale = %id, failures, "statuses of cancelled orders not written");
@@ -244,6 +252,74 @@ mod tests {
         assert_eq!(w.status.len(), 1, "the cancelled order's status is written");
         let live = w.store.live_sale(&w.def.id).await.unwrap().unwrap();
         assert_eq!((live.stock, live.remaining, live.pending), (5, 5, 0));
+    }
+
+    #[tokio::test]
+    async fn a_reset_stopped_after_the_freeze_takes_no_buys_and_running_it_again_finishes_it() {
+        let w = world(2).await;
+        let Reservation::Reserved { order_id, .. } = buy(&w, "a").await else {
+            panic!("reserved");
+        };
+        // A forced reset that died after its first step.
+        let started = w.store.begin_reset(&w.def.id, 2, true).await.unwrap();
+        assert!(
+            matches!(started, ResetStart::Frozen { round: 2, ref dropped } if dropped.len() == 1)
+        );
+        let req = ReserveRequest {
+            order_id: uuid::Uuid::now_v7(),
+            sale: w.def.id.clone(),
+            buyer: BuyerId::parse("b").unwrap(),
+            quantity: Quantity::default(),
+            idempotency_key: None,
+        };
+        assert!(
+            matches!(w.store.reserve(&req).await, Err(StoreError::Unavailable(_))),
+            "a frozen sale takes no buy"
+        );
+        // Run again (even unforced): it resumes the reset under way.
+        let (_, done) = reset(&w.ledger, &w.store, &w.status, &w.def.id, None, false)
+            .await
+            .unwrap();
+        assert_eq!((done.round, done.cancelled), (2, 1));
+        assert_eq!(
+            w.status.get(order_id).await.unwrap().unwrap().status,
+            crate::domain::OrderState::Rejected,
+            "the order moved aside is recorded"
+        );
+        assert!(matches!(
+            w.store.reserve(&req).await,
+            Ok(Reservation::Reserved { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_reset_stopped_after_the_ledger_moved_resumes_in_the_same_round() {
+        let w = world(2).await;
+        assert!(matches!(buy(&w, "a").await, Reservation::Reserved { .. }));
+        w.store.begin_reset(&w.def.id, 2, true).await.unwrap();
+        w.ledger.reset_sale(&w.def.id, None, 2).await.unwrap();
+        let (_, done) = reset(&w.ledger, &w.store, &w.status, &w.def.id, None, true)
+            .await
+            .unwrap();
+        assert_eq!((done.round, done.cancelled), (2, 1), "not a second round");
+        assert_eq!(w.ledger.sale(&w.def.id).await.unwrap().unwrap().round, 2);
+        let live = w.store.live_sale(&w.def.id).await.unwrap().unwrap();
+        assert_eq!((live.remaining, live.pending), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn a_reset_that_is_not_forced_changes_nothing_while_an_order_is_pending() {
+        let w = world(2).await;
+        assert!(matches!(buy(&w, "a").await, Reservation::Reserved { .. }));
+        assert!(matches!(
+            reset(&w.ledger, &w.store, &w.status, &w.def.id, None, false).await,
+            Err(AdminError::Pending { .. })
+        ));
+        assert!(
+            matches!(buy(&w, "b").await, Reservation::Reserved { .. }),
+            "not frozen: buys go on"
+        );
+        assert_eq!(w.store.outbox(&w.def.id).len(), 2);
     }
 
     #[tokio::test]

@@ -50,7 +50,8 @@ pub struct BatchReport {
     pub rejected: usize,
     /// Retries of an earlier order that Redis did not recognise (see [`OrderState::Duplicate`]).
     pub duplicates: usize,
-    /// Orders sent back to the queue for later because the ledger was unavailable or busy.
+    /// Orders sent back to the queue for later because the ledger was unavailable or busy, or
+    /// because their status could not be written.
     pub requeued: usize,
     /// Message ids reported back to SQS as failed.
     pub failed: Vec<String>,
@@ -137,6 +138,17 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             .clean_outbox(&orders, &recorded.outcome, &statuses)
             .await;
         report.failed.extend(unknown.failed);
+        // Recorded, but the status store did not take the status: the order is fine, so it must
+        // not use up its receives (and reach the DLQ) while the store is away. It comes back
+        // later, is found recorded, and its status is written then.
+        let unwritten: HashSet<String> = orders
+            .iter()
+            .filter(|(_, o)| statuses.failed.contains(&o.order_id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let again = self.requeue(&orders, &unwritten).await;
+        report.requeued += again.requeued;
+        report.failed.extend(again.failed);
         info!(
             confirmed = report.confirmed,
             rejected = report.rejected,
@@ -292,8 +304,8 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
         statuses
     }
 
-    /// Take the settled orders out of their outboxes (those whose status write failed stay:
-    /// their message is retried anyway), and the orders of sales the ledger does not know too:
+    /// Take the settled orders out of their outboxes (those whose status write failed stay until
+    /// it is written: they are re-queued), and the orders of sales the ledger does not know too:
     /// their messages go to the DLQ (a redrive settles them once the sale exists), and the
     /// sweeper must not keep sending them back. Returns the message ids that failed.
     async fn clean_outbox(
@@ -328,8 +340,6 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
                     "order for a sale Postgres does not know: to the DLQ");
                 unsettled.failed.push(id.clone());
                 unknown.entry(&o.sale_id).or_default().push(o.order_id);
-            } else if statuses.failed.contains(&o.order_id) {
-                unsettled.failed.push(id.clone());
             }
         }
         for (sale, ids) in unknown {
@@ -393,8 +403,7 @@ struct Statuses {
     failed: HashSet<Uuid>,
 }
 
-/// [`Settler::clean_outbox`]'s result: message ids failed for an unknown sale or an unwritten
-/// status.
+/// [`Settler::clean_outbox`]'s result: message ids failed for an unknown sale.
 #[derive(Default)]
 struct Unsettled {
     failed: Vec<String>,
@@ -615,16 +624,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn orders_whose_status_could_not_be_written_are_retried() {
+    async fn orders_whose_status_could_not_be_written_come_back_later_not_to_the_dlq() {
         let f = fixture(10);
         f.status.set_unavailable(true);
-        let (ev, ids) = event(&[order("s", 0)]);
-        assert_eq!(f.settler.settle(ev).await.failed, ids);
+        let bodies = [order("s", 0)];
+        let report = f.settler.settle(event(&bodies).0).await;
+        assert_eq!((report.failed.len(), report.requeued), (0, 1));
+        let later: Vec<String> = f.queue.later().into_iter().map(|(m, _)| m).collect();
+        assert_eq!(later, bodies, "sent back for later");
         assert_eq!(
             f.ledger.counts(&f.sale),
             counts(1, 0, 1),
             "recorded once all the same"
         );
+        // The store is back: the order comes again, is found recorded, and gets its status.
+        f.status.set_unavailable(false);
+        let report = f.settler.settle(event(&later).0).await;
+        assert_eq!((report.failed.len(), report.requeued), (0, 0));
+        assert_eq!(f.ledger.counts(&f.sale), counts(1, 0, 1), "still once");
+        assert_eq!(f.status.len(), 1, "the status is written");
+    }
+
+    #[tokio::test]
+    async fn when_neither_the_status_store_nor_the_queue_takes_an_order_its_message_fails() {
+        let f = fixture(10);
+        f.status.set_unavailable(true);
+        f.queue.set_unavailable(true);
+        let (ev, ids) = event(&[order("s", 0)]);
+        assert_eq!(f.settler.settle(ev).await.failed, ids);
     }
 
     mod properties {

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// The HTTP server: `LISTEN_ADDR` (127.0.0.1:3000), `HTTP_HEADER_TIMEOUT_MS` (5000),
-/// `HTTP_REQUEST_TIMEOUT_MS` (10000), `HTTP_MAX_CONNECTIONS` (10000, at most 1,000,000).
+/// `HTTP_REQUEST_TIMEOUT_MS` (10000), `HTTP_HANDLER_TIMEOUT_MS` (30000), `HTTP_MAX_CONNECTIONS`
+/// (10000, at most 1,000,000), `HTTP_MAX_CONNECTIONS_PER_PEER` (1000, at most the total),
+/// `HTTP_REQUESTS_PER_CONNECTION` (10000). See [`crate::server::Limits`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     #[serde(default = "default_listen_addr")]
@@ -15,13 +17,32 @@ pub struct ServerSettings {
     pub http_header_timeout_ms: Duration,
     #[serde(default = "default_request_timeout", deserialize_with = "millis")]
     pub http_request_timeout_ms: Duration,
+    #[serde(default = "default_handler_timeout", deserialize_with = "millis")]
+    pub http_handler_timeout_ms: Duration,
     #[serde(default = "default_max_connections", deserialize_with = "count")]
     pub http_max_connections: usize,
+    #[serde(default = "default_max_per_peer", deserialize_with = "count")]
+    pub http_max_connections_per_peer: usize,
+    #[serde(
+        default = "default_requests_per_connection",
+        deserialize_with = "count"
+    )]
+    pub http_requests_per_connection: usize,
 }
 
 impl FromEnv for ServerSettings {
     fn check(&self) -> Result<(), flashflow::settings::ConfigError> {
-        at_most("HTTP_MAX_CONNECTIONS", self.http_max_connections, 1_000_000)
+        at_most("HTTP_MAX_CONNECTIONS", self.http_max_connections, 1_000_000)?;
+        at_most(
+            "HTTP_MAX_CONNECTIONS_PER_PEER",
+            self.http_max_connections_per_peer,
+            self.http_max_connections,
+        )?;
+        at_most(
+            "HTTP_REQUESTS_PER_CONNECTION",
+            self.http_requests_per_connection,
+            u32::MAX as usize,
+        )
     }
 }
 
@@ -31,7 +52,10 @@ impl ServerSettings {
         crate::server::Limits {
             header_read: self.http_header_timeout_ms,
             request: self.http_request_timeout_ms,
+            handler: self.http_handler_timeout_ms,
             max_connections: self.http_max_connections,
+            max_per_peer: self.http_max_connections_per_peer,
+            requests_per_connection: self.http_requests_per_connection as u32,
         }
     }
 }
@@ -45,8 +69,17 @@ fn default_header_timeout() -> Duration {
 fn default_request_timeout() -> Duration {
     crate::server::Limits::default().request
 }
+fn default_handler_timeout() -> Duration {
+    crate::server::Limits::default().handler
+}
 fn default_max_connections() -> usize {
     crate::server::Limits::default().max_connections
+}
+fn default_max_per_peer() -> usize {
+    crate::server::Limits::default().max_per_peer
+}
+fn default_requests_per_connection() -> usize {
+    crate::server::Limits::default().requests_per_connection as usize
 }
 
 /// How the local API answers buys: `BUY_RELAY` (true: from the outbox, the relay sending behind;

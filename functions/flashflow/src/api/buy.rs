@@ -28,7 +28,7 @@ pub const ROUTES: &[Route] = &[Route {
 pub const MAX_BUY_BODY: usize = 1024;
 
 /// Settings of the buy handler: `TRUST_USER_HEADER` (false), `OUTBOX_IN_QUEUE_MS` (the queue's
-/// retention, 4 days).
+/// retention, 4 days), `BUY_DEADLINE_MS` (3000).
 #[derive(Debug, Clone, Deserialize)]
 pub struct BuySettings {
     /// Accept the buyer from the `X-User-Id` header when no JWT claim is present. For local use
@@ -47,9 +47,25 @@ pub struct BuySettings {
         deserialize_with = "crate::settings::millis"
     )]
     pub in_queue_for: std::time::Duration,
+    /// How long a buy keeps asking the store again, with the same order id, when an answer did
+    /// not come (a timeout or a broken connection). Past it the buyer gets `503 outcome_unknown`
+    /// naming the order. A call already sent still ends within the store's command timeout.
+    #[serde(
+        rename = "buy_deadline_ms",
+        default = "default_deadline",
+        deserialize_with = "crate::settings::millis"
+    )]
+    pub deadline: std::time::Duration,
 }
 
 impl crate::settings::FromEnv for BuySettings {}
+
+/// [`BuySettings::deadline`]'s default: three tries at Redis' default 1 s command timeout.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn default_deadline() -> std::time::Duration {
+    DEFAULT_DEADLINE
+}
 
 pub use crate::ports::DEFAULT_IN_QUEUE_FOR;
 
@@ -58,6 +74,7 @@ impl Default for BuySettings {
         Self {
             trust_user_header: false,
             in_queue_for: DEFAULT_IN_QUEUE_FOR,
+            deadline: DEFAULT_DEADLINE,
         }
     }
 }
@@ -120,15 +137,27 @@ async fn buy<S: ReservationStore + Outbox, P: OrderPublisher>(
         quantity,
         idempotency_key,
     };
-    let reservation = match state.store.reserve(&request).await {
-        Ok(r) => r,
-        Err(e) => {
-            if matches!(e, StoreError::Unavailable(_)) {
-                state.metrics.add(Count::Unavailable, 1);
+    // From here on the buy runs to its answer in a task of its own: a client that goes away (or
+    // a server deadline) must not cut it between the reservation and the answer.
+    let task = tokio::spawn(reserve_and_answer(state, request));
+    task.await.map_err(|e| ApiError::Internal(Box::new(e)))?
+}
+
+async fn reserve_and_answer<S: ReservationStore + Outbox, P: OrderPublisher>(
+    state: Arc<BuyState<S, P>>,
+    request: ReserveRequest,
+) -> Result<Response, ApiError> {
+    let quantity = request.quantity;
+    let reservation =
+        match reserve_until_known(&state.store, &request, state.settings.deadline).await {
+            Ok(r) => r,
+            Err(e) => {
+                if !matches!(e, ApiError::Internal(_)) {
+                    state.metrics.add(Count::Unavailable, 1);
+                }
+                return Err(e);
             }
-            return Err(e.into());
-        }
-    };
+        };
     let order_id = match reservation {
         Reservation::Reserved { order_id, message } => {
             state.metrics.add(Count::Accepted, 1);
@@ -192,3 +221,44 @@ async fn buy<S: ReservationStore + Outbox, P: OrderPublisher>(
         },
     ))
 }
+
+/// Reserve, and when no answer came (the script may or may not have run), ask again with the same
+/// order id while `deadline` allows: the script answers a second run of an order with the first
+/// run's result, so asking again is safe and tells what happened.
+///
+/// # Errors
+/// [`ApiError::NotReserved`] when the store refused before running anything;
+/// [`ApiError::OutcomeUnknown`] when the last answer still leaves the reservation in doubt.
+async fn reserve_until_known<S: ReservationStore>(
+    store: &S,
+    request: &ReserveRequest,
+    deadline: std::time::Duration,
+) -> Result<Reservation, ApiError> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut in_doubt = false;
+    loop {
+        match store.reserve(request).await {
+            Ok(r) => return Ok(r),
+            Err(e @ StoreError::Failed(_)) if !in_doubt => return Err(e.into()),
+            Err(StoreError::Unavailable(e)) if !in_doubt => return Err(ApiError::NotReserved(e)),
+            Err(e) => {
+                in_doubt = true;
+                if tokio::time::Instant::now() >= until {
+                    warn!(sale = %request.sale, order = %request.order_id, error = %e,
+                        "reservation outcome unknown at the deadline");
+                    return Err(ApiError::OutcomeUnknown {
+                        order_id: request.order_id,
+                        source: Box::new(e),
+                    });
+                }
+                warn!(sale = %request.sale, order = %request.order_id, error = %e,
+                    "no answer from the store: asking again for the same order");
+                // A short pause: a store that refuses at once is not asked in a tight loop.
+                tokio::time::sleep(RETRY_PAUSE.min(until - tokio::time::Instant::now())).await;
+            }
+        }
+    }
+}
+
+/// The pause between two asks of [`reserve_until_known`].
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);

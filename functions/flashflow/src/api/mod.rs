@@ -7,6 +7,7 @@
 //! `app(x::routes(state))` with `lambda_http::run`; the local runner merges the routes of all three
 //! functions into one `app` and serves it with `axum::serve`.
 
+pub mod body_deadline;
 pub mod buy;
 pub mod identity;
 pub mod operator;
@@ -68,6 +69,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("body larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// The request body did not arrive whole by the server's deadline.
+    #[error("request body timed out")]
+    RequestTimeout,
     #[error("unsupported content type")]
     UnsupportedMediaType,
     #[error("refused: {0:?}")]
@@ -77,6 +81,17 @@ pub enum ApiError {
     /// A dependency is down; the client may retry. The detail is logged, not sent.
     #[error("unavailable: {0}")]
     Unavailable(#[source] crate::ports::BoxError),
+    /// A buy the store refused before running anything: nothing was reserved; retry.
+    #[error("not reserved: {0}")]
+    NotReserved(#[source] crate::ports::BoxError),
+    /// A buy whose reservation may or may not have happened: the answer names the order, so the
+    /// client can look it up (or retry with the same Idempotency-Key).
+    #[error("outcome of order {order_id} unknown: {source}")]
+    OutcomeUnknown {
+        order_id: uuid::Uuid,
+        #[source]
+        source: crate::ports::BoxError,
+    },
     /// A bug or an unexpected answer from a dependency. The detail is logged, not sent.
     #[error("internal: {0}")]
     Internal(#[source] crate::ports::BoxError),
@@ -85,7 +100,7 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) => Self::Unavailable(Box::new(e)),
+            StoreError::Unavailable(_) | StoreError::InDoubt(_) => Self::Unavailable(Box::new(e)),
             StoreError::Failed(_) => Self::Internal(Box::new(e)),
         }
     }
@@ -100,11 +115,14 @@ impl From<DbError> for ApiError {
     }
 }
 
-/// The JSON error body: `{"error": "<code>", "message": "<human text>"}`.
+/// The JSON error body: `{"error": "<code>", "message": "<human text>"}`, and the `order_id`
+/// when the error is about one (`outcome_unknown`).
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
     pub error: &'static str,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<uuid::Uuid>,
 }
 
 impl ApiError {
@@ -139,6 +157,11 @@ impl ApiError {
                 "body_too_large",
                 format!("request body must be at most {limit} bytes"),
             ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request did not arrive whole in time; nothing was done".into(),
+            ),
             Self::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -150,6 +173,20 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",
                 "the service is temporarily unavailable, retry shortly".into(),
+            ),
+            Self::NotReserved(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "the service is temporarily unavailable; nothing was reserved, retry shortly"
+                    .into(),
+            ),
+            Self::OutcomeUnknown { order_id, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outcome_unknown",
+                format!(
+                    "the service did not learn in time whether order {order_id} was reserved; \
+                     look it up at GET /orders/{order_id}, or retry with the same Idempotency-Key"
+                ),
             ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -164,19 +201,34 @@ impl IntoResponse for ApiError {
     /// Server-side failures are logged here with their detail; the client gets only the code.
     fn into_response(self) -> Response {
         match &self {
-            Self::Unavailable(detail) => warn!(detail = %detail, "dependency unavailable"),
+            Self::Unavailable(detail) | Self::NotReserved(detail) => {
+                warn!(detail = %detail, "dependency unavailable")
+            }
+            Self::OutcomeUnknown { order_id, source } => {
+                warn!(order = %order_id, detail = %source, "outcome unknown")
+            }
             Self::Internal(detail) => error!(detail = %detail, "internal error"),
             _ => {}
         }
         let (status, code, message) = self.parts();
+        let order_id = match &self {
+            Self::OutcomeUnknown { order_id, .. } => Some(*order_id),
+            _ => None,
+        };
         let mut resp = json(
             status,
             &ErrorBody {
                 error: code,
                 message,
+                order_id,
             },
         );
-        if let Self::Unavailable(_) = self {
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The client is too slow to send a request: it does not get to keep the connection.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -253,6 +305,8 @@ pub(crate) async fn json_body(
         // chain; anything else is a client that stopped sending.
         if caused_by::<http_body_util::LengthLimitError>(&e) {
             ApiError::BodyTooLarge { limit }
+        } else if caused_by::<body_deadline::BodyTimedOut>(&e) {
+            ApiError::RequestTimeout
         } else {
             InvalidInput::new("invalid_body", "the request body could not be read").into()
         }

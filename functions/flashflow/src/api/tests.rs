@@ -166,6 +166,81 @@ async fn when_the_store_is_unreachable_the_buyer_gets_503_with_retry_after_and_n
 }
 
 #[tokio::test]
+async fn when_the_store_is_unreachable_the_503_says_nothing_was_reserved() {
+    let b = buy_app(10, 2, true);
+    b.store.set_unavailable(true);
+    let a = call(&b.app, local_buy("u", "")).await;
+    assert_eq!(a.status, 503);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was reserved"),
+        "{}",
+        a.body
+    );
+    b.store.set_unavailable(false);
+    assert_eq!(b.store.remaining(&b.sale.id), Some(10));
+}
+
+/// A buy app whose store answers after `lost` runs are lost, with a short deadline.
+fn buy_app_losing_answers(lost: usize, deadline_ms: u64) -> Buy {
+    let b = buy_app(10, 1, true);
+    b.store.lose_answers(lost);
+    let app = app(buy::routes(BuyState {
+        store: b.store.clone(),
+        publisher: b.queue.clone(),
+        settings: BuySettings {
+            trust_user_header: true,
+            deadline: std::time::Duration::from_millis(deadline_ms),
+            ..BuySettings::default()
+        },
+        metrics: crate::metrics::Metrics::new("buy"),
+    }));
+    Buy { app, ..b }
+}
+
+#[tokio::test]
+async fn a_reservation_whose_answer_was_lost_is_asked_again_and_the_buyer_gets_its_one_order() {
+    let b = buy_app_losing_answers(2, 5_000);
+    let a = call(&b.app, local_buy("u", "")).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(b.store.remaining(&b.sale.id), Some(9), "stock taken once");
+    let outbox = b.store.outbox(&b.sale.id);
+    assert_eq!(outbox.len(), 1, "one order");
+    let id: uuid::Uuid = a.body["order_id"].as_str().unwrap().parse().unwrap();
+    assert!(outbox.contains_key(&id), "the order the buyer was told of");
+    // Limit 1: the buyer's allowance was taken once too, so a new buy is refused.
+    let again = call(&b.app, local_buy("u", "")).await;
+    assert_eq!(again.body["error"], "limit_reached", "{}", again.body);
+}
+
+#[tokio::test]
+async fn when_the_outcome_stays_unknown_the_503_names_the_order_and_the_order_can_be_looked_up() {
+    let b = buy_app_losing_answers(usize::MAX, 100);
+    let a = call(&b.app, local_buy("u", "")).await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert_eq!(a.body["error"], "outcome_unknown");
+    assert_eq!(a.retry_after.as_deref(), Some("1"));
+    let id: uuid::Uuid = a.body["order_id"].as_str().unwrap().parse().unwrap();
+    assert!(
+        b.store.outbox(&b.sale.id).contains_key(&id),
+        "the named order is the one that was reserved"
+    );
+    assert_eq!(b.store.remaining(&b.sale.id), Some(9), "taken once");
+}
+
+#[tokio::test]
+async fn after_the_store_lost_its_data_a_buy_is_503_not_404() {
+    let b = buy_app(10, 2, true);
+    b.store.flush();
+    let a = call(&b.app, local_buy("u", "")).await;
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert_eq!(a.body["error"], "service_unavailable");
+    assert_eq!(a.retry_after.as_deref(), Some("1"));
+}
+
+#[tokio::test]
 async fn a_buy_without_identity_is_refused_with_401_even_with_a_user_header_unless_enabled() {
     let b = buy_app(10, 2, false);
     let a = call(&b.app, event(BUY_NO_IDENTITY_EVENT, &b.sale.id)).await;
@@ -686,6 +761,15 @@ async fn every_api_error_maps_to_its_status_and_server_errors_hide_their_detail(
         (ApiError::Refused(Refusal::UnknownSale), 404),
         (ApiError::Refused(Refusal::NotOpen { opens_at_ms: 0 }), 403),
         (ApiError::Unavailable("db at 10.0.0.1 down".into()), 503),
+        (ApiError::NotReserved("redis at 10.0.0.1 down".into()), 503),
+        (
+            ApiError::OutcomeUnknown {
+                order_id: uuid::Uuid::nil(),
+                source: "redis at 10.0.0.1 timed out".into(),
+            },
+            503,
+        ),
+        (ApiError::RequestTimeout, 408),
         (ApiError::Internal("secret detail".into()), 500),
     ] {
         let resp = e.into_response();

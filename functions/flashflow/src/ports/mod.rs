@@ -24,7 +24,9 @@ pub use ledger::Ledger;
 pub use outbox::{Outbox, StaleEntry};
 pub use queue::{default_in_queue_for, Delivery, OrderPublisher, DEFAULT_IN_QUEUE_FOR};
 pub use reservations::ReservationStore;
-pub use sales::{CreateOutcome, LedgerOfSale, LiveSale, SaleCache, SaleLedger, SaleRecord};
+pub use sales::{
+    CreateOutcome, LedgerOfSale, LiveSale, ResetStart, SaleCache, SaleLedger, SaleRecord,
+};
 pub use status::StatusStore;
 
 /// The cause of a port's error, whatever the adapter.
@@ -33,9 +35,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The reservation store (or the outbox, or the sale cache) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The store could not be reached in time (down, failing over, overloaded).
+    /// The store refused before running anything (down, loading, out of memory, read-only, busy
+    /// with a script, refusing new commands): nothing changed.
     #[error("redis unavailable: {0}")]
     Unavailable(#[source] BoxError),
+    /// No answer came for a command that may have reached the store (a timeout, a connection
+    /// that broke): it may or may not have run.
+    #[error("redis did not answer: {0}")]
+    InDoubt(#[source] BoxError),
     /// The store answered something this code does not understand, or refused a command.
     #[error("redis error: {0}")]
     Failed(#[source] BoxError),

@@ -3,12 +3,23 @@
 use super::StoreError;
 use crate::domain::{Reservation, ReserveRequest};
 use std::future::Future;
+use std::time::Duration;
+
+/// How long the store remembers an order that reserved, so that a second run of the same order
+/// (a client's retry inside buy's deadline, the Redis client re-sending after a reconnect) answers
+/// the first: far longer than any such retry.
+pub const ORDER_REMEMBERED_FOR: Duration = Duration::from_secs(600);
 
 /// Takes stock for buys, atomically: checks the sale, the buyer's limit and idempotency key, takes
 /// the stock and puts the order in the sale's outbox, all or nothing.
 pub trait ReservationStore: Send + Sync + 'static {
+    /// Idempotent on `req.order_id`: while the order is remembered ([`ORDER_REMEMBERED_FOR`]), a
+    /// call for an order that already reserved answers that reservation and changes nothing.
+    ///
     /// # Errors
-    /// [`StoreError`] when the store cannot answer; then nothing was reserved by this call.
+    /// [`StoreError::Unavailable`] or [`StoreError::Failed`] when nothing was reserved by this
+    /// call; [`StoreError::InDoubt`] when it may have reserved: calling again with the same
+    /// order id tells.
     fn reserve(
         &self,
         req: &ReserveRequest,

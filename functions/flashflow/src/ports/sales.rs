@@ -19,6 +19,16 @@ pub struct LiveSale {
     pub pending: i64,
 }
 
+/// What [`SaleCache::begin_reset`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResetStart {
+    /// Orders are reserved and not settled: nothing changed.
+    Pending(i64),
+    /// The sale is frozen for the reset to `round` (or the store does not hold it); `dropped` are
+    /// the order messages moved out of its outbox, still to be recorded.
+    Frozen { round: u32, dropped: Vec<String> },
+}
+
 /// The sale as the reservation script sees it (Redis): loaded from the ledger, rebuilt after a
 /// loss, reset to a new round, retired when finished.
 pub trait SaleCache: Send + Sync + 'static {
@@ -55,8 +65,39 @@ pub trait SaleCache: Send + Sync + 'static {
         async move { self.rehydrate(def, &plan).await }
     }
 
-    /// Start the sale's `round`: full stock, no buyers, keys or outbox. Returns the outbox's
-    /// messages as they were, reserved orders the caller must still record.
+    /// Begin a reset to `round`, in one step with its pending check: when orders are reserved
+    /// and not settled and `force` is off, nothing changes ([`ResetStart::Pending`]); otherwise
+    /// the sale is frozen (buys are refused, nothing reserved, until
+    /// [`SaleCache::finish_reset`]) and its outbox is moved aside for the caller to record. When a
+    /// reset is already under way this answers that one's round and orders, whatever `round` and
+    /// `force` say, so a reset that stopped half-way is resumed by running it again.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; then nothing changed, or the sale is frozen and the
+    /// call can be repeated.
+    fn begin_reset(
+        &self,
+        sale: &SaleId,
+        round: u32,
+        force: bool,
+    ) -> impl Future<Output = Result<ResetStart, StoreError>> + Send;
+
+    /// Finish the reset to `round` begun by [`SaleCache::begin_reset`]: full stock, no buyers,
+    /// keys or outbox, and buys are taken again. Repeating it changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails (the call can be repeated), or when a reset to another
+    /// round is under way.
+    fn finish_reset(
+        &self,
+        def: &SaleDefinition,
+        round: u32,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Start the sale's `round` at once, forced: [`SaleCache::begin_reset`] then
+    /// [`SaleCache::finish_reset`]. Returns the outbox's messages as they were, reserved orders
+    /// the caller must still record. For tests and tools; the operator's reset is
+    /// [`crate::admin::reset`].
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
@@ -64,7 +105,16 @@ pub trait SaleCache: Send + Sync + 'static {
         &self,
         def: &SaleDefinition,
         round: u32,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async move {
+            let dropped = match self.begin_reset(&def.id, round, true).await? {
+                ResetStart::Frozen { dropped, .. } => dropped,
+                ResetStart::Pending(_) => Vec::new(),
+            };
+            self.finish_reset(def, round).await?;
+            Ok(dropped)
+        }
+    }
 
     /// The sale's live counters, or `None` when the cache does not hold the sale.
     ///
@@ -155,17 +205,20 @@ pub trait SaleLedger: Send + Sync + 'static {
     fn sale(&self, id: &SaleId)
         -> impl Future<Output = Result<Option<SaleRecord>, DbError>> + Send;
 
-    /// Start the sale's next round: its orders move to the archive (kept, and still the answer
-    /// for their ids), its confirmed count goes back to zero, and optionally a new stock is set.
-    /// Returns the definition and the new round, or `None` when the sale does not exist.
+    /// Start the sale's `round`, the one after its current one: its orders move to the archive
+    /// (kept, and still the answer for their ids), its confirmed count goes back to zero, and
+    /// optionally a new stock is set. When the sale is in `round` already (a repeated reset),
+    /// nothing changes. Returns the definition, or `None` when the sale does not exist.
     ///
     /// # Errors
-    /// [`DbError`] when the database fails; then nothing changed.
+    /// [`DbError::Raced`] when the sale is in neither round (another reset ran); [`DbError`] when
+    /// the database fails; then nothing changed.
     fn reset_sale(
         &self,
         id: &SaleId,
         stock: Option<u32>,
-    ) -> impl Future<Output = Result<Option<(SaleDefinition, u32)>, DbError>> + Send;
+        round: u32,
+    ) -> impl Future<Output = Result<Option<SaleDefinition>, DbError>> + Send;
 
     /// Record reserved orders that a forced reset took out of the cache before they settled: as
     /// rejected, in their round's history, unless already recorded. Returns every one's status as

@@ -12,8 +12,8 @@ use crate::domain::{
     ReserveRequest, SaleDefinition, SaleId, Settled, ORDER_MESSAGE_VERSION,
 };
 use crate::ports::{
-    CreateOutcome, Ledger, OrderPublisher, Outbox, ReservationStore, SaleCache, SaleLedger,
-    StatusStore,
+    CreateOutcome, Ledger, OrderPublisher, Outbox, ReservationStore, ResetStart, SaleCache,
+    SaleLedger, StatusStore,
 };
 use std::time::Duration;
 use uuid::Uuid;
@@ -172,7 +172,23 @@ pub async fn reservations<S: ReservationStore + Outbox + SaleCache>(store: &S, i
         .unwrap();
     assert!(store.stale(id, soon, 10).await.unwrap().is_empty());
 
+    assert_eq!(
+        store.begin_reset(id, 2, false).await.unwrap(),
+        ResetStart::Pending(1),
+        "a reset that is not forced does not start while an order is pending"
+    );
+    assert_eq!(store.live_sale(id).await.unwrap().unwrap().pending, 1);
     let dropped = store.reset_sale(&def, 2).await.unwrap();
+    assert_eq!(
+        store.begin_reset(id, 3, false).await.unwrap(),
+        ResetStart::Frozen {
+            round: 3,
+            dropped: Vec::new()
+        },
+        "with nothing pending a reset starts"
+    );
+    store.finish_reset(&def, 3).await.unwrap();
+    store.finish_reset(&def, 3).await.unwrap();
     assert_eq!(
         dropped.len(),
         1,
@@ -187,7 +203,7 @@ pub async fn reservations<S: ReservationStore + Outbox + SaleCache>(store: &S, i
             .await
             .unwrap(),
     );
-    assert_eq!(message.round, 2, "a new round forgets the old keys");
+    assert_eq!(message.round, 3, "a new round forgets the old keys");
     assert!(
         !store
             .retire_if_finished(id, EpochMs::now(), Duration::from_secs(60))
@@ -310,8 +326,17 @@ pub async fn ledger<L: Ledger + SaleLedger>(ledger: &L, id: &SaleId) {
     assert_eq!(held.keys.len(), 1);
     assert_eq!(held.keys[0].order_id, original.order_id);
 
-    let (after, round) = ledger.reset_sale(id, Some(3)).await.unwrap().unwrap();
-    assert_eq!((after.stock, round), (3, 2));
+    let after = ledger.reset_sale(id, Some(3), 2).await.unwrap().unwrap();
+    assert_eq!(after.stock, 3);
+    let again = ledger.reset_sale(id, Some(4), 2).await.unwrap().unwrap();
+    assert_eq!(
+        again.stock, 3,
+        "a repeated reset to the same round changes nothing"
+    );
+    assert!(
+        ledger.reset_sale(id, None, 4).await.is_err(),
+        "a reset that skips a round is refused"
+    );
     let record = ledger.sale(id).await.unwrap().unwrap();
     assert_eq!((record.confirmed_quantity, record.round), (0, 2));
     let late = order(id, "erin", 6, None, 1);

@@ -3,9 +3,12 @@
 
 use crate::helpers::*;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use flashflow::adapters::dynamodb::DynamoStatusStore;
 use flashflow::adapters::postgres::{Db, Timeouts};
 use flashflow::adapters::sqs::SqsPublisher;
+use flashflow::ports::StatusStore;
 use flashflow::reconcile::{sweep_sales, SweepTiming};
+use flashflow::settle::Settler;
 use flashflow_local::event_source::{BatchTarget, InvokeError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -112,6 +115,58 @@ async fn postgres_down_for_several_visibility_timeouts_loses_nothing_and_fills_n
     settlement.stop().await;
     app.assert_invariants(
         "Postgres down for 6 visibility timeouts during settlement",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_status_store_down_for_several_visibility_timeouts_sends_no_good_order_to_the_dlq() {
+    let app = TestApp::with_max_receive(2).await;
+    let def = app.sale(10, 1).await;
+    let accepted = buy_all(&app, &def, 5).await;
+
+    // Settle reaches Postgres but not DynamoDB: ~6 s, six visibility timeouts of 1 s, three
+    // times maxReceiveCount.
+    let blind = Settler::new(
+        db_at(&app.db_url).await,
+        DynamoStatusStore::new(unreachable_dynamodb().await, app.status.table()),
+        app.store.clone(),
+        SqsPublisher::new(app.sqs.clone(), &app.queue, signer()),
+        signer(),
+    )
+    .with_retry_delay(Duration::from_secs(1));
+    let outage = Settlement::start(&app.sqs, &app.queue, vec![blind]);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let stats = outage.stop().await;
+    assert!(
+        stats.batches.load(Ordering::Relaxed) >= 2,
+        "settle kept trying"
+    );
+    assert_eq!(app.counts(&def).await.confirmed, 5, "recorded in Postgres");
+    assert_eq!(
+        app.depth(&app.dlq).await,
+        0,
+        "good orders never reach the DLQ"
+    );
+
+    // DynamoDB is back: the statuses are written, the queue drains.
+    let settlement = app.start_settlement(2).await;
+    wait_until("every status written", Duration::from_secs(20), || async {
+        let mut all = true;
+        for id in &accepted {
+            all &= app.status.get(*id).await.ok().flatten().is_some();
+        }
+        all
+    })
+    .await;
+    wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(15)).await;
+    settlement.stop().await;
+    assert_eq!(app.depth(&app.dlq).await, 0);
+    app.assert_invariants(
+        "DynamoDB down for 6 visibility timeouts",
         &def,
         &accepted,
         0,

@@ -572,6 +572,14 @@ pub async fn unreachable_sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(conf)
 }
 
+/// A DynamoDB client whose endpoint refuses connections: "the status store is down".
+pub async fn unreachable_dynamodb() -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(&flashflow::aws::sdk_config().await)
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
 /// The buy router on `store` and `queue_url`, trusting `X-User-Id`.
 pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> Router {
     api::app(buy::routes(buy::BuyState {
@@ -688,6 +696,13 @@ impl PrivateRedis {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill -9 (nothing flushed at exit) and start again on the same port and data.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.port, &self.dir, &self.args);
     }
 
     /// Stop (SIGTERM: Redis flushes its AOF and exits) and start again on the same port.

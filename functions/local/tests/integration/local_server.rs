@@ -133,6 +133,8 @@ async fn slowloris_idle_and_half_sent_connections_cannot_take_the_server_down() 
         header_read: Duration::from_secs(2),
         request: Duration::from_secs(3),
         max_connections: 10_000,
+        max_per_peer: 10_000,
+        ..Limits::default()
     };
     let stats = std::sync::Arc::new(ServerStats::default());
     tokio::spawn(serve_with(
@@ -247,6 +249,7 @@ async fn connections_past_the_cap_are_closed_at_once_and_the_server_recovers() {
         header_read: Duration::from_secs(1),
         request: Duration::from_secs(2),
         max_connections: 50,
+        ..Limits::default()
     };
     let stats = std::sync::Arc::new(ServerStats::default());
     tokio::spawn(serve_with(
@@ -274,4 +277,91 @@ async fn connections_past_the_cap_are_closed_at_once_and_the_server_recovers() {
         "sold out, answered: {status}"
     );
     drop(held);
+}
+
+/// A connection from `ip` (any address of the loopback range) to `addr`.
+async fn connect_from(ip: &str, addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_holding_its_share_of_connections_does_not_lock_out_the_others() {
+    use flashflow_local::server::{serve_with, Limits, ServerStats};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    let (store, sqs) = (store().await, sqs().await);
+    let def = loaded_sale(&store, 0, 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits {
+        header_read: Duration::from_secs(30),
+        max_connections: 100,
+        max_per_peer: 20,
+        ..Limits::default()
+    };
+    let stats = std::sync::Arc::new(ServerStats::default());
+    tokio::spawn(serve_with(
+        listener,
+        buy_app(store, sqs, "http://127.0.0.1:9/unused"),
+        limits,
+        stats.clone(),
+    ));
+    // One client (127.0.0.2) opens 60 connections and keeps them: it gets 20.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(connect_from("127.0.0.2", addr).await);
+    }
+    wait_until(
+        "the hog's extra connections refused",
+        Duration::from_secs(5),
+        || async { stats.over_peer_capacity.load(Ordering::Relaxed) == 40 },
+    )
+    .await;
+    assert_eq!(stats.accepted.load(Ordering::Relaxed), 20);
+    // Everyone else is still served.
+    let (status, _) = timed_buy(addr, &def.id, "someone-else").await;
+    assert!(
+        status.starts_with("HTTP/1.1 409"),
+        "sold out, answered: {status}"
+    );
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_after_its_last_allowed_request() {
+    use flashflow_local::server::{serve_with, Limits, ServerStats};
+    use std::sync::atomic::Ordering;
+    let (store, sqs) = (store().await, sqs().await);
+    let def = loaded_sale(&store, 0, 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits {
+        requests_per_connection: 3,
+        ..Limits::default()
+    };
+    let stats = std::sync::Arc::new(ServerStats::default());
+    tokio::spawn(serve_with(
+        listener,
+        buy_app(store, sqs, "http://127.0.0.1:9/unused"),
+        limits,
+        stats.clone(),
+    ));
+    // Five keep-alive requests pipelined on one connection: three answers, then the server closes.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let one = format!(
+        "POST /sales/{}/buy HTTP/1.1\r\nhost: x\r\nx-user-id: k\r\ncontent-length: 0\r\n\r\n",
+        def.id
+    );
+    s.write_all(one.repeat(5).as_bytes()).await.unwrap();
+    let answer = until_closed(s, std::time::Duration::from_secs(5))
+        .await
+        .expect("closed by the server");
+    assert_eq!(answer.matches("HTTP/1.1 409").count(), 3, "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert_eq!(stats.recycled.load(Ordering::Relaxed), 1);
 }

@@ -18,3 +18,4 @@ mod relay;
 mod reserve_script;
 mod settle;
 mod tls;
+mod truthful;

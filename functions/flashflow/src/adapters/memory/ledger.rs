@@ -242,11 +242,20 @@ impl SaleLedger for MemoryLedger {
         &self,
         id: &SaleId,
         stock: Option<u32>,
-    ) -> Result<Option<(SaleDefinition, u32)>, DbError> {
+        round: u32,
+    ) -> Result<Option<SaleDefinition>, DbError> {
         self.up()?;
         let mut books = lock(&self.books);
-        if !books.sales.contains_key(id) {
+        let Some(now) = books.sales.get(id).map(|s| s.round) else {
             return Ok(None);
+        };
+        if now == round {
+            return Ok(books.sales.get(id).map(|s| s.definition.clone()));
+        }
+        if now + 1 != round {
+            return Err(DbError::Raced {
+                what: format!("sale {id} (in round {now}, not before round {round})"),
+            });
         }
         let moved: Vec<Uuid> = books
             .orders
@@ -267,7 +276,7 @@ impl SaleLedger for MemoryLedger {
         if let Some(stock) = stock {
             sale.definition.stock = stock;
         }
-        Ok(Some((sale.definition.clone(), sale.round)))
+        Ok(Some(sale.definition.clone()))
     }
 
     async fn cancel_orders(&self, orders: &[OrderMessage]) -> Result<Vec<OrderStatus>, DbError> {

@@ -9,9 +9,11 @@ use crate::domain::{
     OrderMessage, Refusal, Reservation, ReserveRequest, SaleDefinition, SaleId,
     ORDER_MESSAGE_VERSION,
 };
-use crate::ports::{LiveSale, Outbox, ReservationStore, SaleCache, StaleEntry, StoreError};
+use crate::ports::{
+    LiveSale, Outbox, ReservationStore, ResetStart, SaleCache, StaleEntry, StoreError,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -32,6 +34,10 @@ struct MemSale {
     outbox_at: HashMap<Uuid, i64>,
     /// Given an expiry by a retirement.
     expiring: bool,
+    /// The round a reset under way starts (`begin_reset.lua`'s `resetting`).
+    resetting: Option<u32>,
+    /// The outbox moved aside by that reset.
+    stash: BTreeMap<Uuid, String>,
 }
 
 impl MemSale {
@@ -48,6 +54,10 @@ impl MemSale {
 struct Keys {
     sales: HashMap<SaleId, MemSale>,
     registry: BTreeSet<SaleId>,
+    /// `ff:loaded`: set with the first sale, gone only when the data is lost.
+    loaded: bool,
+    /// The order keys: each reserved order's message (kept forever here, not for a while).
+    orders: HashMap<Uuid, String>,
 }
 
 /// The reservation store, the outbox and the sale cache in memory. Cloning shares the data.
@@ -58,6 +68,8 @@ pub struct MemoryStore {
     marks: Arc<Mutex<HashMap<Uuid, i64>>>,
     marked: Arc<Notify>,
     down: Arc<AtomicBool>,
+    /// Reservations still to run whose answer is then lost (a timeout after the script ran).
+    lost_answers: Arc<AtomicUsize>,
 }
 
 impl MemoryStore {
@@ -69,6 +81,7 @@ impl MemoryStore {
         sale.define(def, 1);
         sale.remaining = i64::from(available);
         keys.registry.insert(def.id.clone());
+        keys.loaded = true;
     }
 
     /// Stock left to reserve, or `None` for an unknown sale.
@@ -115,6 +128,12 @@ impl MemoryStore {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// The next `n` reservations run, and then their answer is lost, as when Redis ran the
+    /// script but the reply did not arrive in time.
+    pub fn lose_answers(&self, n: usize) {
+        self.lost_answers.store(n, Ordering::SeqCst);
+    }
+
     fn up(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
             Err(StoreError::Unavailable(switched_off("memory store")))
@@ -125,13 +144,41 @@ impl MemoryStore {
 }
 
 impl ReservationStore for MemoryStore {
-    /// `reserve.lua`'s rules, in its order.
     async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
+        let answer = self.reserve_now(req)?;
+        let lost = self
+            .lost_answers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if lost.is_ok() {
+            return Err(StoreError::InDoubt("the answer was lost".into()));
+        }
+        Ok(answer)
+    }
+}
+
+impl MemoryStore {
+    /// `reserve.lua`'s rules, in its order.
+    fn reserve_now(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
         self.up()?;
         let mut keys = lock(&self.keys);
+        if let Some(message) = keys.orders.get(&req.order_id) {
+            return Ok(Reservation::Reserved {
+                order_id: req.order_id,
+                message: message.clone(),
+            });
+        }
+        let loaded = keys.loaded;
         let Some(sale) = keys.sales.get_mut(&req.sale) else {
+            if !loaded {
+                return Err(StoreError::Unavailable("memory store lost its data".into()));
+            }
             return Ok(Reservation::Refused(Refusal::UnknownSale));
         };
+        if let Some(round) = sale.resetting {
+            return Err(StoreError::Unavailable(
+                format!("the sale is being reset to round {round}").into(),
+            ));
+        }
         let field = req
             .idempotency_key
             .as_ref()
@@ -175,6 +222,7 @@ impl ReservationStore for MemoryStore {
         .to_json();
         sale.outbox.insert(req.order_id, message.clone());
         sale.outbox_at.insert(req.order_id, now);
+        keys.orders.insert(req.order_id, message.clone());
         Ok(Reservation::Reserved {
             order_id: req.order_id,
             message,
@@ -313,23 +361,59 @@ impl SaleCache for MemoryStore {
         }
         s.expiring = false;
         all.registry.insert(def.id.clone());
+        all.loaded = true;
         Ok(fresh)
     }
 
-    async fn reset_sale(
+    /// `begin_reset.lua`'s rules.
+    async fn begin_reset(
         &self,
-        def: &SaleDefinition,
+        sale: &SaleId,
         round: u32,
-    ) -> Result<Vec<String>, StoreError> {
+        force: bool,
+    ) -> Result<ResetStart, StoreError> {
+        self.up()?;
+        let mut all = lock(&self.keys);
+        let Some(s) = all.sales.get_mut(sale) else {
+            return Ok(ResetStart::Frozen {
+                round,
+                dropped: Vec::new(),
+            });
+        };
+        if s.resetting.is_none() {
+            if !s.outbox.is_empty() && !force {
+                return Ok(ResetStart::Pending(s.outbox.len() as i64));
+            }
+            s.stash = std::mem::take(&mut s.outbox);
+            s.outbox_at.clear();
+            s.resetting = Some(round);
+        }
+        Ok(ResetStart::Frozen {
+            round: s.resetting.unwrap_or(round),
+            dropped: s.stash.values().cloned().collect(),
+        })
+    }
+
+    /// `finish_reset.lua`'s rules.
+    async fn finish_reset(&self, def: &SaleDefinition, round: u32) -> Result<(), StoreError> {
         self.up()?;
         let mut all = lock(&self.keys);
         let s = all.sales.entry(def.id.clone()).or_default();
-        let dropped = s.outbox.values().cloned().collect();
+        match s.resetting {
+            Some(r) if r != round => {
+                return Err(StoreError::Failed(
+                    format!("a reset to round {r} is under way, not {round}").into(),
+                ))
+            }
+            None if s.round == round => return Ok(()),
+            _ => {}
+        }
         *s = MemSale::default();
         s.define(def, round);
         s.remaining = i64::from(def.stock);
         all.registry.insert(def.id.clone());
-        Ok(dropped)
+        all.loaded = true;
+        Ok(())
     }
 
     async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {

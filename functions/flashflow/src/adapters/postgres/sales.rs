@@ -52,19 +52,30 @@ impl SaleLedger for Db {
         &self,
         id: &SaleId,
         stock: Option<u32>,
-    ) -> Result<Option<(SaleDefinition, u32)>, DbError> {
+        round: u32,
+    ) -> Result<Option<SaleDefinition>, DbError> {
         let mut conn = self.client().await?;
         let tx = conn.transaction().await?;
         // The sale row first, as settle does: a batch in progress finishes before the move.
-        if tx
+        let Some(current) = tx
             .query_opt(
-                "SELECT 1 FROM sales WHERE id = $1 FOR UPDATE",
+                "SELECT name, stock, per_user_limit, opens_at, closes_at, round
+                   FROM sales WHERE id = $1 FOR UPDATE",
                 &[&id.as_str()],
             )
             .await?
-            .is_none()
-        {
+        else {
             return Ok(None);
+        };
+        let now = current.try_get::<_, i32>("round")? as u32;
+        if now == round {
+            // A repeated reset: this round has started already.
+            return Ok(Some(sale_definition(id, &current)?));
+        }
+        if now + 1 != round {
+            return Err(DbError::Raced {
+                what: format!("sale {id} (in round {now}, not before round {round})"),
+            });
         }
         tx.execute(
             "WITH moved AS (DELETE FROM orders WHERE sale_id = $1 RETURNING *)
@@ -85,10 +96,7 @@ impl SaleLedger for Db {
             )
             .await?;
         tx.commit().await?;
-        Ok(Some((
-            sale_definition(id, &row)?,
-            row.try_get::<_, i32>("round")? as u32,
-        )))
+        Ok(Some(sale_definition(id, &row)?))
     }
 
     async fn cancel_orders(&self, orders: &[OrderMessage]) -> Result<Vec<OrderStatus>, DbError> {

@@ -23,11 +23,14 @@ use fred::prelude::*;
 use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping};
 use fred::types::scripts::Script;
 use secrecy::ExposeSecret;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) const RESERVE_LUA: &str = include_str!("lua/reserve.lua");
 const REHYDRATE_LUA: &str = include_str!("lua/rehydrate.lua");
-const RESET_SALE_LUA: &str = include_str!("lua/reset_sale.lua");
+const BEGIN_RESET_LUA: &str = include_str!("lua/begin_reset.lua");
+const FINISH_RESET_LUA: &str = include_str!("lua/finish_reset.lua");
 const RETIRE_LUA: &str = include_str!("lua/retire.lua");
 const SETTLED_LUA: &str = include_str!("lua/settled.lua");
 
@@ -39,6 +42,8 @@ pub struct SaleKeys {
     pub idem: String,
     pub outbox: String,
     pub outbox_at: String,
+    /// The outbox moved aside by a reset under way (`begin_reset.lua`).
+    pub stash: String,
 }
 
 impl SaleKeys {
@@ -50,7 +55,15 @@ impl SaleKeys {
             idem: format!("{tag}:idem"),
             outbox: format!("{tag}:outbox"),
             outbox_at: format!("{tag}:outbox_at"),
+            stash: format!("{tag}:reset_stash"),
         }
+    }
+
+    /// The key that remembers what one order's reservation answered (`reserve.lua`'s KEYS[6]).
+    pub fn order(&self, order_id: uuid::Uuid) -> String {
+        // `sale` is `ff:{id}:sale`: the order key shares its hash tag.
+        let tag = self.sale.strip_suffix(":sale").unwrap_or(&self.sale);
+        format!("{tag}:order:{order_id}")
     }
 
     pub(crate) fn all(&self) -> Vec<String> {
@@ -68,12 +81,34 @@ impl From<fred::error::Error> for StoreError {
     fn from(e: fred::error::Error) -> Self {
         use fred::error::ErrorKind::*;
         match e.kind() {
-            IO | Timeout | Canceled | Backpressure | Cluster | Routing => {
-                Self::Unavailable(Box::new(e))
-            }
+            // Sent, perhaps, and no answer: the command may have run.
+            IO | Timeout | Canceled => Self::InDoubt(Box::new(e)),
+            // Refused before it was sent.
+            Backpressure | Cluster | Routing => Self::Unavailable(Box::new(e)),
+            _ if refused_by_server_state(e.details()) => Self::Unavailable(Box::new(e)),
             _ => Self::Failed(Box::new(e)),
         }
     }
+}
+
+/// Whether Redis' error reply says it refused the command because of its own state (loading,
+/// out of memory, a replica, busy with a script, a cluster without quorum), not because of the
+/// command: nothing ran (a script that meets it stops at its first write, and every script here
+/// writes only after its checks), and the same command may succeed later. The reply's first word
+/// is its error code; fred passes these on as text, so the code is read from there.
+fn refused_by_server_state(reply: &str) -> bool {
+    matches!(
+        reply.split_whitespace().next().unwrap_or(""),
+        "OOM"
+            | "READONLY"
+            | "LOADING"
+            | "BUSY"
+            | "MASTERDOWN"
+            | "TRYAGAIN"
+            | "CLUSTERDOWN"
+            | "MISCONF"
+            | "NOREPLICAS"
+    )
 }
 
 /// A store error for an answer this code does not understand.
@@ -85,9 +120,13 @@ pub(crate) fn failed(message: String) -> StoreError {
 #[derive(Clone)]
 pub struct RedisStore {
     client: Client,
+    /// Connections made so far (fred's reconnect events), to tell a command that was never
+    /// written from one that may have run (see [`RedisStore::outcome_of`]).
+    connections: Arc<AtomicU64>,
     reserve: Script,
     rehydrate: Script,
-    reset_sale: Script,
+    begin_reset: Script,
+    finish_reset: Script,
     retire: Script,
     settled: Script,
 }
@@ -210,12 +249,20 @@ impl RedisStore {
             .set_policy(reconnect_policy())
             .build()
             .map_err(|e| StoreError::Failed(Box::new(e)))?;
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&connections);
+        let _listener = client.on_reconnect(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok(()) }
+        });
         client.connect();
         Ok(Self {
             client,
+            connections,
             reserve: Script::from_lua(RESERVE_LUA),
             rehydrate: Script::from_lua(REHYDRATE_LUA),
-            reset_sale: Script::from_lua(RESET_SALE_LUA),
+            begin_reset: Script::from_lua(BEGIN_RESET_LUA),
+            finish_reset: Script::from_lua(FINISH_RESET_LUA),
             retire: Script::from_lua(RETIRE_LUA),
             settled: Script::from_lua(SETTLED_LUA),
         })
@@ -238,13 +285,40 @@ impl RedisStore {
         for script in [
             &self.reserve,
             &self.rehydrate,
-            &self.reset_sale,
+            &self.begin_reset,
+            &self.finish_reset,
             &self.retire,
             &self.settled,
         ] {
             script.load(&self.client).await?;
         }
         Ok(())
+    }
+
+    /// Where a command stands before it is sent: whether connected, and how many connections
+    /// were made so far. Hand it to [`RedisStore::outcome_of`] with the command's error.
+    pub(crate) fn before_sending(&self) -> (bool, u64) {
+        (
+            self.client.is_connected(),
+            self.connections.load(Ordering::SeqCst),
+        )
+    }
+
+    /// `e` as a [`StoreError`], knowing where the command stood before it was sent: fred holds
+    /// commands while it has no connection (`fail_fast` off), so a command that got no answer,
+    /// with no connection before it, none after it, and none made in between, was never written
+    /// to Redis: nothing ran, not "in doubt".
+    pub(crate) fn outcome_of(&self, e: fred::error::Error, before: (bool, u64)) -> StoreError {
+        match StoreError::from(e) {
+            StoreError::InDoubt(source)
+                if !before.0
+                    && !self.client.is_connected()
+                    && self.connections.load(Ordering::SeqCst) == before.1 =>
+            {
+                StoreError::Unavailable(source)
+            }
+            other => other,
+        }
     }
 
     /// The underlying client, for tests and tools.
@@ -260,8 +334,35 @@ mod tests {
     #[test]
     fn every_key_of_a_sale_carries_the_same_hash_tag() {
         let keys = SaleKeys::new(&SaleId::parse("drop-1").unwrap());
-        for k in keys.all() {
+        for k in keys.all().into_iter().chain([keys.stash.clone()]) {
             assert!(k.starts_with("ff:{drop-1}:"), "{k}");
         }
+        assert!(keys
+            .order(uuid::Uuid::nil())
+            .starts_with("ff:{drop-1}:order:"));
+    }
+
+    #[test]
+    fn replies_that_say_redis_refused_because_of_its_state_are_unavailable_not_failures() {
+        use fred::error::{Error, ErrorKind};
+        let unavailable = |reply: &str| {
+            matches!(
+                StoreError::from(Error::new(ErrorKind::Unknown, reply.to_owned())),
+                StoreError::Unavailable(_)
+            )
+        };
+        for reply in [
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script.",
+        ] {
+            assert!(unavailable(reply), "{reply}");
+        }
+        assert!(!unavailable("ERR wrong number of arguments"));
+        assert!(matches!(
+            StoreError::from(Error::new(ErrorKind::Timeout, "Request timed out.")),
+            StoreError::InDoubt(_)
+        ));
     }
 }

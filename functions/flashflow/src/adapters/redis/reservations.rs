@@ -2,6 +2,7 @@
 
 use super::{failed, RedisStore, SaleKeys};
 use crate::domain::{OrderState, Refusal, Reservation, ReserveRequest, ORDER_MESSAGE_VERSION};
+use crate::ports::reservations::ORDER_REMEMBERED_FOR;
 use crate::ports::{ReservationStore, StoreError};
 use uuid::Uuid;
 
@@ -9,11 +10,14 @@ impl ReservationStore for RedisStore {
     async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
         let keys = SaleKeys::new(&req.sale);
         let order_id = req.order_id.to_string();
+        let mut script_keys = keys.all();
+        script_keys.push(keys.order(req.order_id));
+        let before = self.before_sending();
         let (status, detail): (String, String) = self
             .reserve
             .evalsha_with_reload(
                 &self.client,
-                keys.all(),
+                script_keys,
                 vec![
                     order_id.as_str(),
                     req.sale.as_str(),
@@ -21,10 +25,20 @@ impl ReservationStore for RedisStore {
                     &req.quantity.get().to_string(),
                     req.idempotency_key.as_ref().map_or("", |k| k.as_str()),
                     &ORDER_MESSAGE_VERSION.to_string(),
+                    &ORDER_REMEMBERED_FOR.as_millis().to_string(),
                 ],
             )
-            .await?;
-        parse_reply(&status, detail, req.order_id)
+            .await
+            .map_err(|e| self.outcome_of(e, before))?;
+        let reply = parse_reply(&status, detail, req.order_id)?;
+        if reply == Reservation::Refused(Refusal::UnknownSale) && !self.holds_sales().await? {
+            // Not an unknown sale: Redis lost its data (a restart without persistence, a flush).
+            // The ledger still has the sale; the operator's rehydrate brings it back.
+            return Err(StoreError::Unavailable(
+                "redis holds no sales: its data was lost; rehydrate the sales".into(),
+            ));
+        }
+        Ok(reply)
     }
 }
 
@@ -57,6 +71,11 @@ fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservati
             order_id: id(&detail)?,
         }),
         "NO_SALE" => Reservation::Refused(Refusal::UnknownSale),
+        "RESETTING" => {
+            return Err(StoreError::Unavailable(
+                format!("the sale is being reset to round {detail}").into(),
+            ))
+        }
         "NOT_OPEN" => Reservation::Refused(Refusal::NotOpen {
             opens_at_ms: num(&detail)?,
         }),

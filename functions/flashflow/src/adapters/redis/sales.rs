@@ -1,12 +1,12 @@
 //! The sale as `reserve.lua` sees it: loaded and rebuilt from the ledger (`rehydrate.lua`), reset
-//! to a new round (`reset_sale.lua`), retired when finished (`retire.lua`), and the registry of
+//! to a new round (`begin_reset.lua`, `finish_reset.lua`), retired when finished (`retire.lua`), and the registry of
 //! the sales Redis holds.
 
-use super::{RedisStore, SaleKeys};
+use super::{failed, RedisStore, SaleKeys};
 use crate::clock::EpochMs;
 use crate::domain::rehydrate::Plan;
 use crate::domain::{SaleDefinition, SaleId};
-use crate::ports::{LiveSale, SaleCache, StoreError};
+use crate::ports::{LiveSale, ResetStart, SaleCache, StoreError};
 use fred::prelude::*;
 use std::time::Duration;
 
@@ -64,17 +64,47 @@ impl SaleCache for RedisStore {
         Ok(fresh == 1)
     }
 
-    async fn reset_sale(
+    async fn begin_reset(
         &self,
-        def: &SaleDefinition,
+        sale: &SaleId,
         round: u32,
-    ) -> Result<Vec<String>, StoreError> {
-        let keys = SaleKeys::new(&def.id);
-        let dropped: Vec<String> = self
-            .reset_sale
+        force: bool,
+    ) -> Result<ResetStart, StoreError> {
+        let k = SaleKeys::new(sale);
+        let reply: Vec<String> = self
+            .begin_reset
             .evalsha_with_reload(
                 &self.client,
-                keys.all(),
+                vec![k.sale, k.outbox, k.outbox_at, k.stash],
+                vec![round.to_string(), if force { "1" } else { "0" }.to_owned()],
+            )
+            .await?;
+        let mut reply = reply.into_iter();
+        let (status, detail) = (reply.next().unwrap_or_default(), reply.next());
+        let number = |d: Option<String>| -> Result<i64, StoreError> {
+            d.as_deref()
+                .and_then(|d| d.parse().ok())
+                .ok_or_else(|| failed(format!("begin_reset.lua: bad number {d:?}")))
+        };
+        Ok(match status.as_str() {
+            "PENDING" => ResetStart::Pending(number(detail)?),
+            "FROZEN" | "NO_SALE" => ResetStart::Frozen {
+                round: number(detail)? as u32,
+                dropped: reply.collect(),
+            },
+            other => return Err(failed(format!("begin_reset.lua: unknown status {other:?}"))),
+        })
+    }
+
+    async fn finish_reset(&self, def: &SaleDefinition, round: u32) -> Result<(), StoreError> {
+        let k = SaleKeys::new(&def.id);
+        let mut keys = k.all();
+        keys.push(k.stash);
+        let done: i64 = self
+            .finish_reset
+            .evalsha_with_reload(
+                &self.client,
+                keys,
                 vec![
                     def.stock.to_string(),
                     def.per_user_limit.to_string(),
@@ -84,8 +114,13 @@ impl SaleCache for RedisStore {
                 ],
             )
             .await?;
-        self.register_sale(&def.id).await?;
-        Ok(dropped)
+        if done < 0 {
+            return Err(failed(format!(
+                "sale {}: a reset to another round than {round} is under way",
+                def.id
+            )));
+        }
+        self.register_sale(&def.id).await
     }
 
     async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {
@@ -140,11 +175,23 @@ impl SaleCache for RedisStore {
     }
 }
 
+/// Written with the first sale Redis is given and never removed: when it is missing, Redis has
+/// lost its data (or never held a sale), so a sale it does not know may still be one the ledger
+/// has. On Redis Cluster it lives on one node and tells only of that node.
+pub const LOADED_KEY: &str = "ff:loaded";
+
 impl RedisStore {
     /// Record that Redis holds this sale.
     async fn register_sale(&self, sale: &SaleId) -> Result<(), StoreError> {
         let _: i64 = self.client.sadd(SALES_KEY, sale.as_str()).await?;
+        let _: () = self.client.set(LOADED_KEY, 1, None, None, false).await?;
         Ok(())
+    }
+
+    /// Whether Redis still holds what it was given (see [`LOADED_KEY`]).
+    pub(super) async fn holds_sales(&self) -> Result<bool, StoreError> {
+        let n: i64 = self.client.exists(LOADED_KEY).await?;
+        Ok(n == 1)
     }
 }
 

@@ -1,23 +1,41 @@
 -- Reserve stock for one buy, atomically. Every key carries the sale's hash tag, so this runs on
 -- Redis Cluster too.
 --
--- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock, round}
+-- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock, round, resetting}
 -- KEYS[2] buyers hash  buyer -> quantity reserved so far
 -- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id .. " " .. quantity, then
 --                      " " .. STATE once settle recorded it (domain/rehydrate.rs writes the same)
 -- KEYS[4] outbox hash  order id -> order message (JSON), removed once settled
 -- KEYS[5] outbox zset  order id -> reserved-at ms (pushed far out once buy's send succeeded), lets
 --                      the sweeper find the entries whose message may be lost cheaply
--- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version
+-- KEYS[6] order key    this order's message once it reserved, kept ARGV[7] ms: running the script
+--                      again for the same order id (fred re-sends after a reconnect, buy asks again
+--                      after a timeout) answers the first run's RESERVED and changes nothing
+-- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version,
+--       how long the order key is kept (ms)
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
 -- Returns {status, detail}:
---   RESERVED order-json | DUPLICATE order-id[ STATE] | KEY_REUSED order-id | NO_SALE | NOT_OPEN opens_ms
+--   RESERVED order-json | DUPLICATE order-id[ STATE] | KEY_REUSED order-id | NO_SALE
+--   | RESETTING round | NOT_OPEN opens_ms
 --   | CLOSED closes_ms
 --   LIMIT remaining-allowance | SOLD_OUT | INSUFFICIENT remaining
-local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms', 'round')
+
+-- The same order again: the first run's answer, whatever happened since (sold out, a settled
+-- key). Only a run that reserved changed anything, so only that one is remembered.
+local first = redis.call('GET', KEYS[6])
+if first then
+  return {'RESERVED', first}
+end
+
+local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms', 'round',
+  'resetting')
 if not sale[1] then
   return {'NO_SALE', ''}
+end
+-- A reset is under way (begin_reset.lua): nothing is taken until it finishes.
+if sale[6] then
+  return {'RESETTING', sale[6]}
 end
 
 -- A retried request must get its original answer even after the sale sold out or closed.
@@ -88,4 +106,5 @@ end
 local body = cjson.encode(order)
 redis.call('HSET', KEYS[4], ARGV[1], body)
 redis.call('ZADD', KEYS[5], now_ms, ARGV[1])
+redis.call('SET', KEYS[6], body, 'PX', ARGV[7])
 return {'RESERVED', body}
