@@ -7,7 +7,7 @@ TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 # Only for the Lambda builds: the local server's release build stays quick to rebuild.
 LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
-.PHONY: help setup up down demo unit test lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-lambdas
+.PHONY: help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-lambdas
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,7 +32,10 @@ test: up ## format, clippy, unused dependencies, template check, unit + integrat
 	@$(ENV) sam validate --lint --region "$$AWS_REGION"
 	cargo clippy --workspace --all-targets -- -D warnings
 	@$(ENV) cargo machete
-	@$(TEST_ENV) bash infra/local/run-tests.sh unit integration
+	@$(TEST_ENV) bash infra/local/run-tests.sh unit integration chaos
+
+chaos: up ## a sale under random faults, every promise checked: make chaos DURATION=300 SEED=42
+	@$(ENV) CHAOS_SECONDS=$(or $(DURATION),60) CHAOS_SEED=$(SEED) bash infra/local/run-tests.sh chaos
 
 lint: ## clippy with warnings as errors
 	cargo clippy --workspace --all-targets -- -D warnings

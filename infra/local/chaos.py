@@ -233,7 +233,7 @@ def main():
     rng = random.Random(seed)
     sale = f"chaos-{seed}-{int(time.time())}"
     stock = max(500, args.seconds * 60)
-    log(f"seed {seed} (make chaos SEED={seed} SECONDS={args.seconds} reruns these faults), "
+    log(f"seed {seed} (make chaos SEED={seed} DURATION={args.seconds} reruns these faults), "
         f"sale {sale}, stock {stock}, {args.buyers} buyers, {args.seconds}s")
     find_stack_pids()
 
@@ -241,6 +241,10 @@ def main():
     os.environ.setdefault("OUTBOX_THRESHOLD_MS", "5000")
     os.environ.setdefault("RECONCILE_INTERVAL_MS", "2000")
     os.environ.setdefault("SETTLE_RETRY_DELAY_MS", "3000")
+    # The queue and the DLQ are checked empty at the end: start them empty.
+    for url in (ENV["ORDERS_QUEUE_URL"], ENV["ORDERS_DLQ_URL"]):
+        subprocess.run(["awslocal", "sqs", "purge-queue", "--queue-url", url],
+                       capture_output=True, check=False)
     if services("start", "api", "settle", "reconcile", quiet=False) != 0:
         sys.exit("chaos: the services did not start")
     status, body, _ = operator("POST", "/admin/sales", {

@@ -8,7 +8,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/flashflow-local"
+# FLASHFLOW_LOCAL_BIN picks another build (the chaos run in `make test` uses the debug one).
+BIN="${FLASHFLOW_LOCAL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/flashflow-local}"
 action=${1:-start}; shift || true
 names=${*:-api settle reconcile}
 

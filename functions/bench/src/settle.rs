@@ -105,6 +105,7 @@ async fn new_sale(db: &Db, n: usize, tag: &str) -> anyhow::Result<SaleDefinition
         per_user_limit: 1,
         opens_at: None,
         closes_at: None,
+        attempts_per_minute: None,
     }
     .validate()?;
     db.create_sale(&def).await?;

@@ -436,6 +436,7 @@ mod tests {
             per_user_limit: 100,
             opens_at_ms: None,
             closes_at_ms: None,
+            attempts_per_minute: None,
         };
         let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
         let queue = MemoryQueue::default();

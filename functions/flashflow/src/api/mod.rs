@@ -228,6 +228,10 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        if let Self::Refused(Refusal::TooManyAttempts { retry_after_s }) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -276,6 +280,14 @@ fn refusal_parts(r: &Refusal) -> (StatusCode, &'static str, String) {
             StatusCode::CONFLICT,
             "insufficient_stock",
             format!("only {remaining} left"),
+        ),
+        Refusal::TooManyAttempts { retry_after_s } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            format!(
+                "this buyer tried too often this minute; nothing was reserved, retry in \
+                 {retry_after_s} s"
+            ),
         ),
     }
 }

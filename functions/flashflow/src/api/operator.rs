@@ -90,6 +90,9 @@ pub struct SaleView {
     pub per_user_limit: u32,
     pub opens_at: Option<String>,
     pub closes_at: Option<String>,
+    /// Buy attempts one buyer may make per minute (absent: not limited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts_per_minute: Option<u32>,
     /// Whether Redis holds the sale (false after Redis lost its data, until it is loaded again).
     pub loaded: bool,
     /// Stock Redis can still hand out.
@@ -267,6 +270,7 @@ async fn view<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
         per_user_limit: d.per_user_limit,
         opens_at: d.opens_at_ms.map(format_ms),
         closes_at: d.closes_at_ms.map(format_ms),
+        attempts_per_minute: d.attempts_per_minute,
         loaded: live.is_some(),
         remaining: live.as_ref().map(|l| l.remaining),
         reserved: live.as_ref().map(|l| l.stock - l.remaining),

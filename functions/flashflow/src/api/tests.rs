@@ -24,6 +24,7 @@ fn sale(id: &str, stock: u32, limit: u32) -> SaleDefinition {
         per_user_limit: limit,
         opens_at_ms: None,
         closes_at_ms: None,
+        attempts_per_minute: None,
     }
 }
 
@@ -238,6 +239,36 @@ async fn after_the_store_lost_its_data_a_buy_is_503_not_404() {
     assert_eq!(a.status, 503, "{}", a.body);
     assert_eq!(a.body["error"], "service_unavailable");
     assert_eq!(a.retry_after.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn a_buyer_past_the_sales_attempts_per_minute_gets_429_with_retry_after_and_takes_nothing() {
+    let b = buy_app(10, 1, true);
+    let limited = SaleDefinition {
+        attempts_per_minute: Some(1),
+        ..b.sale.clone()
+    };
+    b.store.load_sale_now(&limited, 10);
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(call(&b.app, local_buy("hog", "")).await);
+    }
+    let refused: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
+    assert!(
+        !refused.is_empty(),
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    for a in &refused {
+        assert_eq!(a.body["error"], "too_many_requests");
+        let after: u32 = a.retry_after.as_deref().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&after));
+    }
+    assert_eq!(
+        b.store.remaining(&b.sale.id),
+        Some(9),
+        "one bought, the rest took nothing"
+    );
 }
 
 #[tokio::test]

@@ -54,6 +54,34 @@ pub enum Refusal {
     InsufficientStock {
         remaining: u32,
     },
+    /// The buyer tried more often this minute than the sale allows; `retry_after_s` until the
+    /// next minute.
+    TooManyAttempts {
+        retry_after_s: u32,
+    },
+}
+
+/// A buyer's attempts in one minute: the minute (since the epoch) and how many.
+pub type Attempts = (i64, u32);
+
+/// The attempt rule of a sale that allows `limit` attempts per buyer per minute (Redis' clock):
+/// counts this attempt onto `seen` (the buyer's count, if any) and returns the new count, or the
+/// refusal with the seconds until the next minute. `reserve.lua` runs the same rule.
+///
+/// # Errors
+/// [`Refusal::TooManyAttempts`] past the limit; then the count stays as it was.
+pub fn attempt(seen: Option<Attempts>, limit: u32, now_ms: i64) -> Result<Attempts, Refusal> {
+    let minute = now_ms.div_euclid(60_000);
+    let count = match seen {
+        Some((m, c)) if m == minute => c + 1,
+        _ => 1,
+    };
+    if count > limit {
+        return Err(Refusal::TooManyAttempts {
+            retry_after_s: (60 - now_ms.rem_euclid(60_000) / 1000) as u32,
+        });
+    }
+    Ok((minute, count))
 }
 
 /// What the rule needs to know of a live sale.
@@ -146,6 +174,23 @@ pub fn replay(held: KeyEntry, quantity: Quantity) -> Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_are_counted_per_minute_and_refused_past_the_limit_until_the_next() {
+        let t = 1_795_773_600_000; // a whole minute
+        let one = attempt(None, 2, t).unwrap();
+        let two = attempt(Some(one), 2, t + 1_000).unwrap();
+        assert_eq!(two, (one.0, 2));
+        assert_eq!(
+            attempt(Some(two), 2, t + 15_000),
+            Err(Refusal::TooManyAttempts { retry_after_s: 45 })
+        );
+        assert_eq!(
+            attempt(Some(two), 2, t + 60_000).unwrap().1,
+            1,
+            "a new minute"
+        );
+    }
 
     #[test]
     fn a_held_key_replays_its_order_for_the_same_quantity_and_refuses_another() {

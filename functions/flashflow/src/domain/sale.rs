@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_STOCK: u32 = 10_000_000;
 /// Longest sale name, in characters.
 pub const MAX_NAME_LEN: usize = 200;
+/// Most buy attempts per buyer per minute a sale may allow (when it limits them at all).
+pub const MAX_ATTEMPTS_PER_MINUTE: u32 = 10_000;
 
 /// A valid sale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +22,10 @@ pub struct SaleDefinition {
     pub opens_at_ms: Option<i64>,
     /// Milliseconds since the Unix epoch; buys from it on are refused.
     pub closes_at_ms: Option<i64>,
+    /// Buy attempts one buyer may make per minute (Redis' clock, whole minutes); past it
+    /// `429 too_many_requests` and nothing reserved. `None`: not limited.
+    #[serde(default)]
+    pub attempts_per_minute: Option<u32>,
 }
 
 /// An operator's request to create a sale, as sent (`POST /admin/sales`); [`NewSale::validate`]
@@ -33,6 +39,7 @@ pub struct NewSale {
     pub per_user_limit: i64,
     pub opens_at: Option<String>,
     pub closes_at: Option<String>,
+    pub attempts_per_minute: Option<i64>,
 }
 
 impl NewSale {
@@ -76,6 +83,18 @@ impl NewSale {
                 ));
             }
         }
+        let attempts_per_minute = match self.attempts_per_minute {
+            None => None,
+            Some(n) if (1..=i64::from(MAX_ATTEMPTS_PER_MINUTE)).contains(&n) => Some(n as u32),
+            Some(_) => {
+                return Err(InvalidInput::new(
+                    "invalid_attempts_per_minute",
+                    format!(
+                        "attempts_per_minute must be an integer from 1 to {MAX_ATTEMPTS_PER_MINUTE}"
+                    ),
+                ))
+            }
+        };
         Ok(SaleDefinition {
             id,
             name,
@@ -83,6 +102,7 @@ impl NewSale {
             per_user_limit: self.per_user_limit as u32,
             opens_at_ms,
             closes_at_ms,
+            attempts_per_minute,
         })
     }
 }
@@ -149,6 +169,16 @@ mod tests {
                 r#""per_user_limit":1"#,
                 r#""per_user_limit":1,"closes_at":"later""#,
                 "invalid_closes_at",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"attempts_per_minute":0"#,
+                "invalid_attempts_per_minute",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"attempts_per_minute":10001"#,
+                "invalid_attempts_per_minute",
             ),
         ] {
             assert_eq!(

@@ -27,6 +27,7 @@ pub fn sale(id: &SaleId, stock: u32) -> SaleDefinition {
         per_user_limit: 1,
         opens_at_ms: None,
         closes_at_ms: None,
+        attempts_per_minute: None,
     }
 }
 
@@ -65,6 +66,11 @@ pub async fn reservations<S: ReservationStore + Outbox + SaleCache>(store: &S, i
     let first = buy(id, "alice", 1, Some("k1"));
     let (order_id, message) = reserved(store.reserve(&first).await.unwrap());
     assert_eq!(order_id, first.order_id);
+    assert_eq!(
+        reserved(store.reserve(&first).await.unwrap()),
+        (order_id, message.clone()),
+        "the same order again answers its reservation and takes nothing more"
+    );
     assert_eq!(
         (
             message.buyer.as_str(),
@@ -107,6 +113,54 @@ pub async fn reservations<S: ReservationStore + Outbox + SaleCache>(store: &S, i
         .unwrap()
         .expect("the sale is held");
     assert_eq!((live.stock, live.remaining, live.pending), (2, 0, 2));
+
+    // A sale that allows two attempts per buyer per minute. (Two calls could straddle a minute;
+    // then the third is allowed, so the check asks for two refusals in three tries.)
+    let limited_id = SaleId::parse(&format!("{id}-a")).expect("a valid id");
+    let limited = SaleDefinition {
+        attempts_per_minute: Some(2),
+        ..sale(&limited_id, 10)
+    };
+    store.load_sale(&limited, 10).await.unwrap();
+    let mut refused = 0;
+    for _ in 0..5 {
+        match store
+            .reserve(&buy(&limited_id, "dan", 1, None))
+            .await
+            .unwrap()
+        {
+            Reservation::Refused(Refusal::TooManyAttempts { retry_after_s }) => {
+                assert!((1..=60).contains(&retry_after_s));
+                refused += 1;
+            }
+            Reservation::Reserved { .. } | Reservation::Refused(Refusal::LimitReached { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        refused >= 2,
+        "past two attempts a minute: too many ({refused} refused)"
+    );
+    assert!(
+        matches!(
+            store
+                .reserve(&buy(&limited_id, "eve", 1, None))
+                .await
+                .unwrap(),
+            Reservation::Reserved { .. }
+        ),
+        "another buyer is not held back"
+    );
+    assert_eq!(
+        store
+            .live_sale(&limited_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .remaining,
+        8,
+        "refused attempts took nothing"
+    );
     assert!(
         !store.load_sale(&def, 2).await.unwrap(),
         "a live sale is not loaded anew"

@@ -389,6 +389,7 @@ pub fn sale(id: &SaleId, stock: u32, limit: u32) -> SaleDefinition {
         per_user_limit: limit,
         opens_at_ms: None,
         closes_at_ms: None,
+        attempts_per_minute: None,
     }
 }
 

@@ -243,7 +243,7 @@ async fn migrations_apply_once_even_when_run_again() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 3, "0001, 0002 and 0003, once each");
+    assert_eq!(n, 4, "0001 to 0004, once each");
 }
 
 #[tokio::test]

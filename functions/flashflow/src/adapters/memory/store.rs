@@ -4,7 +4,7 @@
 use super::{lock, switched_off};
 use crate::clock::EpochMs;
 use crate::domain::rehydrate::{idem_field, idem_value, KeyHolder, Plan};
-use crate::domain::reservation::{check, replay, KeyEntry, LiveRules};
+use crate::domain::reservation::{attempt, check, replay, Attempts, KeyEntry, LiveRules};
 use crate::domain::{
     OrderMessage, Refusal, Reservation, ReserveRequest, SaleDefinition, SaleId,
     ORDER_MESSAGE_VERSION,
@@ -34,6 +34,9 @@ struct MemSale {
     outbox_at: HashMap<Uuid, i64>,
     /// Given an expiry by a retirement.
     expiring: bool,
+    /// Attempts per buyer per minute, when the sale limits them.
+    attempts_limit: Option<u32>,
+    attempts: HashMap<String, Attempts>,
     /// The round a reset under way starts (`begin_reset.lua`'s `resetting`).
     resetting: Option<u32>,
     /// The outbox moved aside by that reset.
@@ -46,6 +49,7 @@ impl MemSale {
         self.limit = def.per_user_limit;
         self.opens_ms = def.opens_at_ms;
         self.closes_ms = def.closes_at_ms;
+        self.attempts_limit = def.attempts_per_minute;
         self.round = round;
     }
 }
@@ -190,6 +194,15 @@ impl MemoryStore {
             return Ok(replay(held, req.quantity));
         }
         let now = EpochMs::now().get();
+        if let Some(limit) = sale.attempts_limit {
+            let seen = sale.attempts.get(req.buyer.as_str()).copied();
+            match attempt(seen, limit, now) {
+                Ok(counted) => {
+                    sale.attempts.insert(req.buyer.as_str().to_owned(), counted);
+                }
+                Err(refusal) => return Ok(Reservation::Refused(refusal)),
+            }
+        }
         let bought = sale.buyers.get(req.buyer.as_str()).copied().unwrap_or(0);
         let rules = LiveRules {
             remaining: sale.remaining,

@@ -25,6 +25,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0003_buyer_lookup_index",
         include_str!("../../../migrations/0003_buyer_lookup_index.sql"),
     ),
+    (
+        "0004_attempts_per_minute",
+        include_str!("../../../migrations/0004_attempts_per_minute.sql"),
+    ),
 ];
 
 /// The checksum recorded for a migration's text.

@@ -48,7 +48,8 @@ pub(super) fn order_status(r: &Row) -> Result<OrderStatus, DbError> {
     })
 }
 
-/// A sale's definition from a row with `name, stock, per_user_limit, opens_at, closes_at`.
+/// A sale's definition from a row with `name, stock, per_user_limit, opens_at, closes_at,
+/// attempts_per_minute`.
 ///
 /// # Errors
 /// [`DbError::Query`] when a column is missing or of another type.
@@ -64,6 +65,9 @@ pub(super) fn sale_definition(id: &SaleId, r: &Row) -> Result<SaleDefinition, Db
         closes_at_ms: r
             .try_get::<_, Option<SystemTime>>("closes_at")?
             .map(time_to_ms),
+        attempts_per_minute: r
+            .try_get::<_, Option<i32>>("attempts_per_minute")?
+            .map(|n| n as u32),
     })
 }
 

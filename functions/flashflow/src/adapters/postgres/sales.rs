@@ -16,8 +16,9 @@ impl SaleLedger for Db {
             .client()
             .await?
             .execute(
-                "INSERT INTO sales (id, name, stock, per_user_limit, opens_at, closes_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO sales (id, name, stock, per_user_limit, opens_at, closes_at,
+                                    attempts_per_minute)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
                 &[
                     &def.id.as_str(),
                     &def.name,
@@ -25,6 +26,7 @@ impl SaleLedger for Db {
                     &(def.per_user_limit as i32),
                     &def.opens_at_ms.map(ms_to_time),
                     &def.closes_at_ms.map(ms_to_time),
+                    &def.attempts_per_minute.map(|n| n as i32),
                 ],
             )
             .await?;
@@ -59,7 +61,7 @@ impl SaleLedger for Db {
         // The sale row first, as settle does: a batch in progress finishes before the move.
         let Some(current) = tx
             .query_opt(
-                "SELECT name, stock, per_user_limit, opens_at, closes_at, round
+                "SELECT name, stock, per_user_limit, opens_at, closes_at, attempts_per_minute, round
                    FROM sales WHERE id = $1 FOR UPDATE",
                 &[&id.as_str()],
             )
@@ -91,7 +93,8 @@ impl SaleLedger for Db {
             .query_one(
                 "UPDATE sales SET confirmed = 0, stock = COALESCE($2, stock), round = round + 1
                   WHERE id = $1
-                  RETURNING name, stock, per_user_limit, opens_at, closes_at, round",
+                  RETURNING name, stock, per_user_limit, opens_at, closes_at, attempts_per_minute,
+                            round",
                 &[&id.as_str(), &stock.map(|s| s as i32)],
             )
             .await?;
@@ -190,6 +193,7 @@ async fn sale_on(
     let row = client
         .query_opt(
             "SELECT s.name, s.stock, s.per_user_limit, s.opens_at, s.closes_at, s.confirmed,
+                        s.attempts_per_minute,
                         count(o.*) FILTER (WHERE o.status = 'CONFIRMED') AS confirmed_orders,
                         count(o.*) FILTER (WHERE o.status = 'REJECTED') AS rejected_orders,
                         count(o.*) FILTER (WHERE o.status = 'DUPLICATE') AS duplicate_orders,

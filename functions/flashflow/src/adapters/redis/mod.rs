@@ -42,6 +42,8 @@ pub struct SaleKeys {
     pub idem: String,
     pub outbox: String,
     pub outbox_at: String,
+    /// Each buyer's attempts in the current minute (sales that limit them).
+    pub attempts: String,
     /// The outbox moved aside by a reset under way (`begin_reset.lua`).
     pub stash: String,
 }
@@ -55,11 +57,12 @@ impl SaleKeys {
             idem: format!("{tag}:idem"),
             outbox: format!("{tag}:outbox"),
             outbox_at: format!("{tag}:outbox_at"),
+            attempts: format!("{tag}:attempts"),
             stash: format!("{tag}:reset_stash"),
         }
     }
 
-    /// The key that remembers what one order's reservation answered (`reserve.lua`'s KEYS[6]).
+    /// The key that remembers what one order's reservation answered (`reserve.lua`'s KEYS[7]).
     pub fn order(&self, order_id: uuid::Uuid) -> String {
         // `sale` is `ff:{id}:sale`: the order key shares its hash tag.
         let tag = self.sale.strip_suffix(":sale").unwrap_or(&self.sale);
@@ -73,6 +76,7 @@ impl SaleKeys {
             self.idem.clone(),
             self.outbox.clone(),
             self.outbox_at.clone(),
+            self.attempts.clone(),
         ]
     }
 }

@@ -76,6 +76,9 @@ fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservati
                 format!("the sale is being reset to round {detail}").into(),
             ))
         }
+        "TOO_MANY" => Reservation::Refused(Refusal::TooManyAttempts {
+            retry_after_s: num(&detail)?.clamp(1, 60) as u32,
+        }),
         "NOT_OPEN" => Reservation::Refused(Refusal::NotOpen {
             opens_at_ms: num(&detail)?,
         }),

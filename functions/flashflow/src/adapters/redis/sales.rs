@@ -57,6 +57,7 @@ impl SaleCache for RedisStore {
                     opt_ms(def.opens_at_ms),
                     opt_ms(def.closes_at_ms),
                     plan.round.to_string(),
+                    opt_count(def.attempts_per_minute),
                 ],
             )
             .await?;
@@ -111,6 +112,7 @@ impl SaleCache for RedisStore {
                     opt_ms(def.opens_at_ms),
                     opt_ms(def.closes_at_ms),
                     round.to_string(),
+                    opt_count(def.attempts_per_minute),
                 ],
             )
             .await?;
@@ -193,6 +195,10 @@ impl RedisStore {
         let n: i64 = self.client.exists(LOADED_KEY).await?;
         Ok(n == 1)
     }
+}
+
+fn opt_count(n: Option<u32>) -> String {
+    n.map(|v| v.to_string()).unwrap_or_default()
 }
 
 fn opt_ms(ms: Option<i64>) -> String {

@@ -2,8 +2,9 @@
 -- the orders moved aside: full stock again, no buyers, no idempotency keys, no outbox, and buys
 -- are taken again. Repeating it changes nothing.
 --
--- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, stash hash
--- ARGV: stock, limit, opens_ms ('' = none), closes_ms ('' = none), round
+-- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, attempts, stash hash
+-- ARGV: stock, limit, opens_ms ('' = none), closes_ms ('' = none), round, attempts per minute
+--       ('' = none)
 -- Returns 1 when it started the round, 0 when the round had started already, -1 when a reset to
 -- another round is under way (nothing changed).
 local resetting = redis.call('HGET', KEYS[1], 'resetting')
@@ -13,8 +14,9 @@ end
 if not resetting and redis.call('HGET', KEYS[1], 'round') == ARGV[5] then
   return 0
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', unpack(KEYS))
 redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'remaining', ARGV[1], 'limit', ARGV[2], 'round', ARGV[5])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'opens_ms', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'closes_ms', ARGV[4]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'attempts', ARGV[6]) end
 return 1

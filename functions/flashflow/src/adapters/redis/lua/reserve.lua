@@ -1,14 +1,15 @@
 -- Reserve stock for one buy, atomically. Every key carries the sale's hash tag, so this runs on
 -- Redis Cluster too.
 --
--- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock, round, resetting}
+-- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock, round, resetting, attempts}
 -- KEYS[2] buyers hash  buyer -> quantity reserved so far
 -- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id .. " " .. quantity, then
 --                      " " .. STATE once settle recorded it (domain/rehydrate.rs writes the same)
 -- KEYS[4] outbox hash  order id -> order message (JSON), removed once settled
 -- KEYS[5] outbox zset  order id -> reserved-at ms (pushed far out once buy's send succeeded), lets
 --                      the sweeper find the entries whose message may be lost cheaply
--- KEYS[6] order key    this order's message once it reserved, kept ARGV[7] ms: running the script
+-- KEYS[6] attempts     buyer -> minute .. ':' .. attempts in that minute (sales that limit them)
+-- KEYS[7] order key    this order's message once it reserved, kept ARGV[7] ms: running the script
 --                      again for the same order id (fred re-sends after a reconnect, buy asks again
 --                      after a timeout) answers the first run's RESERVED and changes nothing
 -- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version,
@@ -17,19 +18,19 @@
 --
 -- Returns {status, detail}:
 --   RESERVED order-json | DUPLICATE order-id[ STATE] | KEY_REUSED order-id | NO_SALE
---   | RESETTING round | NOT_OPEN opens_ms
+--   | RESETTING round | TOO_MANY seconds-to-the-next-minute | NOT_OPEN opens_ms
 --   | CLOSED closes_ms
 --   LIMIT remaining-allowance | SOLD_OUT | INSUFFICIENT remaining
 
 -- The same order again: the first run's answer, whatever happened since (sold out, a settled
 -- key). Only a run that reserved changed anything, so only that one is remembered.
-local first = redis.call('GET', KEYS[6])
+local first = redis.call('GET', KEYS[7])
 if first then
   return {'RESERVED', first}
 end
 
 local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms', 'round',
-  'resetting')
+  'resetting', 'attempts')
 if not sale[1] then
   return {'NO_SALE', ''}
 end
@@ -62,6 +63,22 @@ end
 -- Redis' clock, not the caller's: every buy process judges the window by the same clock.
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- A buyer's attempts in this minute, when the sale limits them (domain/reservation.rs `attempt`):
+-- past the limit nothing is taken, and the answer says when the next minute starts.
+if sale[7] then
+  local minute = math.floor(now_ms / 60000)
+  local count = 1
+  local seen = redis.call('HGET', KEYS[6], ARGV[3])
+  if seen then
+    local m, c = string.match(seen, '^(%d+):(%d+)$')
+    if tonumber(m) == minute then count = tonumber(c) + 1 end
+  end
+  if count > tonumber(sale[7]) then
+    return {'TOO_MANY', tostring(60 - math.floor((now_ms % 60000) / 1000))}
+  end
+  redis.call('HSET', KEYS[6], ARGV[3], minute .. ':' .. count)
+end
 local opens = tonumber(sale[3])
 local closes = tonumber(sale[4])
 if opens and now_ms < opens then
@@ -106,5 +123,5 @@ end
 local body = cjson.encode(order)
 redis.call('HSET', KEYS[4], ARGV[1], body)
 redis.call('ZADD', KEYS[5], now_ms, ARGV[1])
-redis.call('SET', KEYS[6], body, 'PX', ARGV[7])
+redis.call('SET', KEYS[7], body, 'PX', ARGV[7])
 return {'RESERVED', body}
