@@ -7,7 +7,7 @@ TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 # Only for the Lambda builds: the local server's release build stays quick to rebuild.
 LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
-.PHONY: help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-lambdas
+.PHONY: help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-lambdas bench-durability
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench-opening: up ## the opening as an arrival rate (k6, HTML report): make benc
 
 bench-lambdas: up ## each function's bootstrap size and init time, lean vs every adapter linked
 	@$(ENV) bash bench/lambdas.sh
+
+bench-durability: up ## what a 202 waits for: the Redis outbox (relay) vs the message in SQS, one wrk load each
+	@bash bench/durability.sh
 
 bench-settle: up ## settlement orders/s at the handler level (Postgres, invariants checked): make bench-settle N=20000 C="5 10 20"
 	@cargo build --release -q -p flashflow-bench

@@ -171,7 +171,8 @@ def buyer_loop(sale, ledger, stop, rng_seed, index):
             # 0 (no connection), 408, 429, 5xx: a real client waits a little and retries; with
             # a key the retry is the same request, without one it is a new one.
             time.sleep(0.2 + rng.random() * 0.3)
-        time.sleep(rng.random() * 0.02)
+        # Paced, so the sale is still selling while the faults come (about 100 buys/s in all).
+        time.sleep(0.08 + rng.random() * 0.08)
 
 
 # ------------------------------------------------------------------ faults
@@ -209,7 +210,8 @@ def fault_loop(rng, stop, injected, bin_env):
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", ver, "main", "restart"],
                            capture_output=True, check=False)
         elif fault == "pause-redis":
-            redis("CLIENT", "PAUSE", str(rng.randint(500, 2500)), "ALL")
+            # Up to past buy's deadline (3 s): some buyers must learn that the outcome is unknown.
+            redis("CLIENT", "PAUSE", str(rng.randint(500, 4000)), "ALL")
 
 
 def find_stack_pids():
@@ -232,7 +234,7 @@ def main():
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     rng = random.Random(seed)
     sale = f"chaos-{seed}-{int(time.time())}"
-    stock = max(500, args.seconds * 60)
+    stock = max(500, args.seconds * 80)
     log(f"seed {seed} (make chaos SEED={seed} DURATION={args.seconds} reruns these faults), "
         f"sale {sale}, stock {stock}, {args.buyers} buyers, {args.seconds}s")
     find_stack_pids()
@@ -241,6 +243,8 @@ def main():
     os.environ.setdefault("OUTBOX_THRESHOLD_MS", "5000")
     os.environ.setdefault("RECONCILE_INTERVAL_MS", "2000")
     os.environ.setdefault("SETTLE_RETRY_DELAY_MS", "3000")
+    # Half a second: a Redis pause outlasts a command more often, so buy's asking again is tried.
+    os.environ.setdefault("REDIS_COMMAND_TIMEOUT_MS", "500")
     # The queue and the DLQ are checked empty at the end: start them empty.
     for url in (ENV["ORDERS_QUEUE_URL"], ENV["ORDERS_DLQ_URL"]):
         subprocess.run(["awslocal", "sqs", "purge-queue", "--queue-url", url],

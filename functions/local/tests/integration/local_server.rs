@@ -238,26 +238,16 @@ async fn futures_closed(conns: Vec<tokio::net::TcpStream>, within: std::time::Du
 
 #[tokio::test]
 async fn connections_past_the_cap_are_closed_at_once_and_the_server_recovers() {
-    use flashflow_local::server::{serve_with, Limits, ServerStats};
+    use flashflow_local::server::Limits;
     use std::sync::atomic::Ordering;
     use std::time::Duration;
-    let (store, sqs) = (store().await, sqs().await);
-    let def = loaded_sale(&store, 0, 1).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let limits = Limits {
+    let (addr, sale, stats) = sold_out_server(Limits {
         header_read: Duration::from_secs(1),
         request: Duration::from_secs(2),
         max_connections: 50,
         ..Limits::default()
-    };
-    let stats = std::sync::Arc::new(ServerStats::default());
-    tokio::spawn(serve_with(
-        listener,
-        buy_app(store, sqs, "http://127.0.0.1:9/unused"),
-        limits,
-        stats.clone(),
-    ));
+    })
+    .await;
     let mut held = Vec::new();
     for _ in 0..50 {
         held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
@@ -266,12 +256,12 @@ async fn connections_past_the_cap_are_closed_at_once_and_the_server_recovers() {
         stats.accepted.load(Ordering::Relaxed) == 50
     })
     .await;
-    let (status, _) = timed_buy(addr, &def.id, "over").await;
+    let (status, _) = timed_buy(addr, &sale, "over").await;
     assert_eq!(status, "", "closed without an answer while 50 are open");
     assert!(stats.over_capacity.load(Ordering::Relaxed) >= 1);
     // The held connections time out; then buyers are served again.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let (status, _) = timed_buy(addr, &def.id, "later").await;
+    let (status, _) = timed_buy(addr, &sale, "later").await;
     assert!(
         status.starts_with("HTTP/1.1 409"),
         "sold out, answered: {status}"
@@ -288,26 +278,16 @@ async fn connect_from(ip: &str, addr: std::net::SocketAddr) -> tokio::net::TcpSt
 
 #[tokio::test]
 async fn one_address_holding_its_share_of_connections_does_not_lock_out_the_others() {
-    use flashflow_local::server::{serve_with, Limits, ServerStats};
+    use flashflow_local::server::Limits;
     use std::sync::atomic::Ordering;
     use std::time::Duration;
-    let (store, sqs) = (store().await, sqs().await);
-    let def = loaded_sale(&store, 0, 1).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let limits = Limits {
+    let (addr, sale, stats) = sold_out_server(Limits {
         header_read: Duration::from_secs(30),
         max_connections: 100,
         max_per_peer: 20,
         ..Limits::default()
-    };
-    let stats = std::sync::Arc::new(ServerStats::default());
-    tokio::spawn(serve_with(
-        listener,
-        buy_app(store, sqs, "http://127.0.0.1:9/unused"),
-        limits,
-        stats.clone(),
-    ));
+    })
+    .await;
     // One client (127.0.0.2) opens 60 connections and keeps them: it gets 20.
     let mut held = Vec::new();
     for _ in 0..60 {
@@ -321,7 +301,7 @@ async fn one_address_holding_its_share_of_connections_does_not_lock_out_the_othe
     .await;
     assert_eq!(stats.accepted.load(Ordering::Relaxed), 20);
     // Everyone else is still served.
-    let (status, _) = timed_buy(addr, &def.id, "someone-else").await;
+    let (status, _) = timed_buy(addr, &sale, "someone-else").await;
     assert!(
         status.starts_with("HTTP/1.1 409"),
         "sold out, answered: {status}"
@@ -331,28 +311,18 @@ async fn one_address_holding_its_share_of_connections_does_not_lock_out_the_othe
 
 #[tokio::test]
 async fn a_connection_is_closed_after_its_last_allowed_request() {
-    use flashflow_local::server::{serve_with, Limits, ServerStats};
+    use flashflow_local::server::Limits;
     use std::sync::atomic::Ordering;
-    let (store, sqs) = (store().await, sqs().await);
-    let def = loaded_sale(&store, 0, 1).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let limits = Limits {
+    let (addr, sale, stats) = sold_out_server(Limits {
         requests_per_connection: 3,
         ..Limits::default()
-    };
-    let stats = std::sync::Arc::new(ServerStats::default());
-    tokio::spawn(serve_with(
-        listener,
-        buy_app(store, sqs, "http://127.0.0.1:9/unused"),
-        limits,
-        stats.clone(),
-    ));
+    })
+    .await;
     // Five keep-alive requests pipelined on one connection: three answers, then the server closes.
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let one = format!(
         "POST /sales/{}/buy HTTP/1.1\r\nhost: x\r\nx-user-id: k\r\ncontent-length: 0\r\n\r\n",
-        def.id
+        sale
     );
     s.write_all(one.repeat(5).as_bytes()).await.unwrap();
     let answer = until_closed(s, std::time::Duration::from_secs(5))
@@ -364,4 +334,27 @@ async fn a_connection_is_closed_after_its_last_allowed_request() {
         "{answer}"
     );
     assert_eq!(stats.recycled.load(Ordering::Relaxed), 1);
+}
+
+/// A local server within `limits` serving buys of a sold-out sale: every buy answers `409`, so a
+/// test can count answers and connections without settling anything.
+async fn sold_out_server(
+    limits: flashflow_local::server::Limits,
+) -> (
+    std::net::SocketAddr,
+    flashflow::domain::SaleId,
+    std::sync::Arc<flashflow_local::server::ServerStats>,
+) {
+    let (store, sqs) = (store().await, sqs().await);
+    let def = loaded_sale(&store, 0, 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stats = std::sync::Arc::new(flashflow_local::server::ServerStats::default());
+    tokio::spawn(flashflow_local::server::serve_with(
+        listener,
+        buy_app(store, sqs, "http://127.0.0.1:9/unused"),
+        limits,
+        stats.clone(),
+    ));
+    (addr, def.id, stats)
 }
