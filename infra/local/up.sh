@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start the local stack (idempotent): Redis, PostgreSQL, LocalStack (SQS, host mode), DynamoDB Local,
-# then create the queue, its DLQ and the order-status table. No Docker needed.
+# localstripe, then create the queue, its DLQ and the order-status table. No Docker needed.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
@@ -92,7 +92,17 @@ if ! ddb_ready; then
   wait_for "DynamoDB Local" 30 ddb_ready
 fi
 
+# --- localstripe (Stripe's API, locally), on loopback
+stripe_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$STRIPE_API_BASE/v1/balance")" != 000 ]; }
+if [ -x "$STRIPE_VENV/bin/python" ] && ! stripe_ready; then
+  say "starting localstripe on 127.0.0.1:$STRIPE_PORT"
+  (cd "$FLASHFLOW_HOME" && exec nohup "$STRIPE_VENV/bin/python" "$HERE/run-localstripe.py" "$STRIPE_PORT" \
+    </dev/null >"$LOG_DIR/localstripe.log" 2>&1) &
+  echo $! >"$RUN_DIR/localstripe.pid"
+  wait_for localstripe 30 stripe_ready
+fi
+
 # --- Resources (the same script Docker LocalStack runs from its ready.d hook)
 DYNAMODB_ENDPOINT="$AWS_ENDPOINT_URL_DYNAMODB" bash "$ROOT/localstack/init/ready.d/10-flashflow.sh" >"$LOG_DIR/init.log" 2>&1 \
   || { cat "$LOG_DIR/init.log" >&2; die "creating the queue, table and secret failed"; }
-say "local stack up: SQS $AWS_ENDPOINT_URL_SQS, DynamoDB $AWS_ENDPOINT_URL_DYNAMODB, Redis $REDIS_URL, Postgres $DATABASE_URL"
+say "local stack up: SQS $AWS_ENDPOINT_URL_SQS, DynamoDB $AWS_ENDPOINT_URL_DYNAMODB, Stripe $STRIPE_API_BASE, Redis $REDIS_URL, Postgres $DATABASE_URL"
