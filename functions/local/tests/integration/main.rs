@@ -17,5 +17,6 @@ mod redis_restarts;
 mod relay;
 mod reserve_script;
 mod settle;
+mod stripe;
 mod tls;
 mod truthful;

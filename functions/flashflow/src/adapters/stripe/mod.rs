@@ -1,9 +1,13 @@
 //! Stripe: the payment provider of checkout sales (issue 17, being built).
 //!
 //! # Layout
+//! - [`client`]: the REST calls checkout needs (PaymentIntents, Refunds) against
+//!   `STRIPE_API_BASE`.
 //! - [`signature`]: the `Stripe-Signature` check of a webhook, before anything in it is believed.
-//!
-//! The REST client (PaymentIntents, Refunds against `STRIPE_API_BASE`) comes with the checkout
-//! routes that use it.
 
+pub mod client;
 pub mod signature;
+
+pub use client::{
+    Cancelled, IntentStatus, NewPaymentIntent, PaymentIntent, Stripe, StripeError, StripeSettings,
+};
