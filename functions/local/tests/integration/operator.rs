@@ -341,3 +341,54 @@ async fn a_server_certificate_not_signed_by_the_configured_ca_is_refused() {
         "an unverifiable server must not be trusted"
     );
 }
+
+#[tokio::test]
+async fn a_sales_attempts_per_minute_is_kept_by_postgres_and_survives_a_rehydrate() {
+    let t = TestApp::new().await;
+    let op = t.operator().await;
+    let id = fresh_sale_id();
+    let created = call(
+        &op,
+        admin(
+            "POST",
+            "/admin/sales",
+            Some(&format!(
+                r#"{{"id":"{id}","name":"limited","stock":10,"per_user_limit":5,"attempts_per_minute":1}}"#
+            )),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["attempts_per_minute"], 1);
+    // Two attempts by one buyer in a minute: the second is refused. (Across a minute boundary
+    // the second would be a new minute's first; so a third is asked for too.)
+    let app = t.buy_app();
+    let buy = || call(&app, local_buy(&id, "hog", None));
+    let answers = [buy().await, buy().await, buy().await];
+    assert!(
+        answers.iter().any(|a| a.status == 429),
+        "{:?}",
+        answers.map(|a| a.status)
+    );
+
+    // Redis loses the sale; the rehydrate loads the limit back from Postgres.
+    let k = flashflow::adapters::redis::SaleKeys::new(&id);
+    let _: i64 = fred::prelude::KeysInterface::del(
+        t.store.client(),
+        vec![k.sale, k.buyers, k.idem, k.outbox, k.outbox_at, k.attempts],
+    )
+    .await
+    .unwrap();
+    let back = call(
+        &op,
+        admin("POST", &format!("/admin/sales/{id}/rehydrate"), None),
+    )
+    .await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    let answers = [buy().await, buy().await, buy().await];
+    assert!(
+        answers.iter().any(|a| a.status == 429),
+        "the limit came back: {:?}",
+        answers.map(|a| a.status)
+    );
+}
