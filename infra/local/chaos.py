@@ -12,7 +12,9 @@ the run checks:
 
   - every order answered 202/200 is CONFIRMED exactly once in Postgres and in GET /orders;
   - no order is CONFIRMED that its buyer was not told of (unless an answer said the outcome is
-    unknown and named it);
+    unknown and named it, or the buyer sent no Idempotency-Key and its connection was cut: a
+    process killed after the reservation cannot answer, and without a key a retry is a new
+    request; those are counted and shown, not failed);
   - no promised order is REJECTED, and no buyer (limit 1) has two;
   - Redis remaining == stock - confirmed - pending;
   - the queue and the DLQ are empty.
@@ -130,6 +132,7 @@ class Ledger:
         self.lock = threading.Lock()
         self.promised = {}      # order id -> buyer, answered 202/200
         self.unknown = {}       # order id -> buyer, answered 503 outcome_unknown
+        self.cut_off = set()    # buyers without a key whose connection was cut (no answer)
         self.answers = Counter()
 
     def note(self, status, body):
@@ -139,6 +142,10 @@ class Ledger:
     def promise(self, order, buyer):
         with self.lock:
             self.promised[order] = buyer
+
+    def cut(self, buyer):
+        with self.lock:
+            self.cut_off.add(buyer)
 
     def maybe(self, order, buyer):
         with self.lock:
@@ -166,6 +173,8 @@ def buyer_loop(sale, ledger, stop, rng_seed, index):
                 break
             if status == 503 and body.get("error") == "outcome_unknown":
                 ledger.maybe(body["order_id"], buyer)
+            if status == 0 and not key:
+                ledger.cut(buyer)
             if status in (403, 409) or (400 <= status < 500 and status not in (408, 429)):
                 break  # limit reached, sold out, refused: this buyer is done
             # 0 (no connection), 408, 429, 5xx: a real client waits a little and retries; with
@@ -304,7 +313,10 @@ def main():
     promised, unknown = ledger.promised, ledger.unknown
     lost = [o for o in promised if o not in recorded]
     rejected = [o for o in promised if o in recorded and recorded[o][1] != "CONFIRMED"]
-    hidden = [o for o in confirmed if o not in promised and o not in unknown]
+    untold = [o for o in confirmed if o not in promised and o not in unknown]
+    # Without a key, a cut connection leaves the client nothing to ask again with.
+    unknowable = [o for o in untold if recorded[o][0] in ledger.cut_off]
+    hidden = [o for o in untold if recorded[o][0] not in ledger.cut_off]
     duplicated = [b for b, n in per_buyer.items() if n > 1]
     status_wrong = []
     for o, buyer in promised.items():
@@ -334,6 +346,8 @@ def main():
           f"({', '.join(f'{k} {v}' for k, v in sorted(injected.items()))})")
     print(f"  orders promised (202/200): {len(promised)}; outcome unknown: {len(unknown)} "
           f"(of which CONFIRMED: {ok_unknown}); CONFIRMED in Postgres: {len(confirmed)}")
+    print(f"  CONFIRMED orders of buyers cut off without an Idempotency-Key (no answer reached "
+          f"them; not a check): {len(unknowable)}")
     failed = 0
     for label, value, want in checks:
         mark = "ok" if value == want else f"FAIL (expected {want})"

@@ -134,16 +134,19 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
         let statuses = self.write_statuses(&orders, &recorded.outcome).await;
         (report.confirmed, report.rejected, report.duplicates) =
             (statuses.confirmed, statuses.rejected, statuses.duplicates);
-        let unknown = self
+        let unsettled = self
             .clean_outbox(&orders, &recorded.outcome, &statuses)
             .await;
-        report.failed.extend(unknown.failed);
-        // Recorded, but the status store did not take the status: the order is fine, so it must
-        // not use up its receives (and reach the DLQ) while the store is away. It comes back
-        // later, is found recorded, and its status is written then.
+        report.failed.extend(unsettled.failed);
+        // Recorded, but the status store did not take the status, or the outbox kept the entry
+        // (which the sweeper leaves alone while it is marked in the queue): the order is fine, so
+        // it must not use up its receives (and reach the DLQ) while a store is away. It comes
+        // back later, is found recorded, and its status and cleanup are done then.
         let unwritten: HashSet<String> = orders
             .iter()
-            .filter(|(_, o)| statuses.failed.contains(&o.order_id))
+            .filter(|(_, o)| {
+                statuses.failed.contains(&o.order_id) || unsettled.uncleaned.contains(&o.order_id)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         let again = self.requeue(&orders, &unwritten).await;
@@ -307,13 +310,15 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
     /// Take the settled orders out of their outboxes (those whose status write failed stay until
     /// it is written: they are re-queued), and the orders of sales the ledger does not know too:
     /// their messages go to the DLQ (a redrive settles them once the sale exists), and the
-    /// sweeper must not keep sending them back. Returns the message ids that failed.
+    /// sweeper must not keep sending them back. Returns the message ids that failed, and the
+    /// orders whose entries stayed because the store failed (re-queued, so cleanup is tried again).
     async fn clean_outbox(
         &self,
         orders: &[(String, OrderMessage)],
         outcome: &HashMap<Uuid, Settled>,
         statuses: &Statuses,
     ) -> Unsettled {
+        let mut unsettled = Unsettled::default();
         for (sale, settled) in &statuses.by_sale {
             let done: Vec<Uuid> = settled
                 .orders
@@ -328,11 +333,12 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
                 .map(|(_, k)| k.clone())
                 .collect();
             if let Err(e) = self.store.remove_settled(sale, &done, &answers).await {
-                // Not a failure of the message: the sweeper re-sends it and settle absorbs that.
-                warn!(sale = %sale, error = %e, "outbox cleanup failed");
+                // Not a failure of the message: it comes back later and cleans up then. The
+                // sweeper would not: buy marked the entry as in the queue for days.
+                warn!(sale = %sale, error = %e, "outbox cleanup failed: re-queued");
+                unsettled.uncleaned.extend(done);
             }
         }
-        let mut unsettled = Unsettled::default();
         let mut unknown: BTreeMap<&SaleId, Vec<Uuid>> = BTreeMap::new();
         for (id, o) in orders {
             if recorded_status(outcome, o.order_id).is_none() {
@@ -403,10 +409,13 @@ struct Statuses {
     failed: HashSet<Uuid>,
 }
 
-/// [`Settler::clean_outbox`]'s result: message ids failed for an unknown sale.
+/// [`Settler::clean_outbox`]'s result.
 #[derive(Default)]
 struct Unsettled {
+    /// Message ids failed for an unknown sale.
     failed: Vec<String>,
+    /// Orders recorded whose outbox entries stayed (the store failed).
+    uncleaned: HashSet<Uuid>,
 }
 
 #[cfg(test)]
@@ -424,6 +433,7 @@ mod tests {
         settler: Settler<MemoryLedger, MemoryStatus, MemoryStore, MemoryQueue>,
         ledger: MemoryLedger,
         status: MemoryStatus,
+        store: MemoryStore,
         queue: MemoryQueue,
         sale: SaleId,
     }
@@ -439,18 +449,19 @@ mod tests {
             attempts_per_minute: None,
         };
         let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
-        let queue = MemoryQueue::default();
+        let (queue, store) = (MemoryQueue::default(), MemoryStore::default());
         ledger.create_sale_now(&def);
         Fixture {
             settler: Settler::new(
                 ledger.clone(),
                 status.clone(),
-                MemoryStore::default(),
+                store.clone(),
                 queue.clone(),
                 signer(),
             ),
             ledger,
             status,
+            store,
             queue,
             sale: def.id,
         }
@@ -644,6 +655,39 @@ mod tests {
         assert_eq!((report.failed.len(), report.requeued), (0, 0));
         assert_eq!(f.ledger.counts(&f.sale), counts(1, 0, 1), "still once");
         assert_eq!(f.status.len(), 1, "the status is written");
+    }
+
+    #[tokio::test]
+    async fn orders_whose_outbox_entry_could_not_be_removed_come_back_and_are_cleaned_then() {
+        use crate::domain::{Reservation, ReserveRequest};
+        use crate::ports::ReservationStore;
+        let f = fixture(10);
+        f.store
+            .load_sale_now(&crate::testing::contract::sale(&f.sale, 10), 10);
+        let req = ReserveRequest {
+            order_id: Uuid::now_v7(),
+            sale: f.sale.clone(),
+            buyer: BuyerId::parse("b").unwrap(),
+            quantity: Quantity::default(),
+            idempotency_key: None,
+        };
+        let Ok(Reservation::Reserved { message, .. }) = f.store.reserve(&req).await else {
+            panic!("not reserved");
+        };
+        f.store.set_unavailable(true);
+        let report = f.settler.settle(event(&[message.clone()]).0).await;
+        assert_eq!((report.failed.len(), report.requeued), (0, 1));
+        let later: Vec<String> = f.queue.later().into_iter().map(|(m, _)| m).collect();
+        assert_eq!(later, [message], "sent back for later");
+        assert_eq!(f.store.outbox(&f.sale).len(), 1, "the entry stayed");
+        f.store.set_unavailable(false);
+        let report = f.settler.settle(event(&later).0).await;
+        assert_eq!((report.failed.len(), report.requeued), (0, 0));
+        assert_eq!(f.ledger.counts(&f.sale), counts(1, 0, 1), "recorded once");
+        assert!(
+            f.store.outbox(&f.sale).is_empty(),
+            "cleaned the second time"
+        );
     }
 
     #[tokio::test]
