@@ -72,6 +72,7 @@ fn messages(sale: &SaleDefinition, n: usize) -> Vec<OrderMessage> {
             reserved_at_ms: now,
             idempotency_key: None,
             round: 1,
+            pay_by_ms: None,
         })
         .collect()
 }
@@ -106,6 +107,7 @@ async fn new_sale(db: &Db, n: usize, tag: &str) -> anyhow::Result<SaleDefinition
         opens_at: None,
         closes_at: None,
         attempts_per_minute: None,
+        checkout: None,
     }
     .validate()?;
     db.create_sale(&def).await?;

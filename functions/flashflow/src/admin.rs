@@ -72,7 +72,7 @@ pub async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox>(
     let r = &ledger.record;
     let p = plan(
         r.definition.stock,
-        r.confirmed_quantity,
+        r.taken_for_redis(),
         r.round,
         &ledger.bought,
         &ledger.keys,

@@ -447,6 +447,7 @@ mod tests {
             opens_at_ms: None,
             closes_at_ms: None,
             attempts_per_minute: None,
+            checkout: None,
         };
         let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
         let (queue, store) = (MemoryQueue::default(), MemoryStore::default());
@@ -477,6 +478,7 @@ mod tests {
             reserved_at_ms: T0 + at,
             idempotency_key: None,
             round: 1,
+            pay_by_ms: None,
         }
         .to_json()
     }

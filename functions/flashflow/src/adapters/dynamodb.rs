@@ -41,10 +41,22 @@ impl DynamoStatusStore {
 }
 
 impl StatusStore for DynamoStatusStore {
-    /// Batched writes (25 per call), retrying unprocessed items a few times.
+    /// Batched writes (25 per call), retrying unprocessed items a few times. A checkout order's
+    /// status can change after settlement, so it is written by [`StatusStore::put_newer`]
+    /// instead, one by one.
     async fn put_all(&self, items: &[OrderStatus]) -> Vec<Uuid> {
+        let (changing, fixed): (Vec<&OrderStatus>, Vec<&OrderStatus>) =
+            items.iter().partition(|s| s.pay_by_ms.is_some());
+        // One by one: a checkout sale holds at most its stock in orders, a few per batch.
         let mut failed = Vec::new();
-        for chunk in items.chunks(BATCH) {
+        for s in changing {
+            if let Err(e) = self.put_newer(s).await {
+                tracing::warn!(order = %s.order_id, error = %e, "status write failed");
+                failed.push(s.order_id);
+            }
+        }
+        let fixed: Vec<OrderStatus> = fixed.into_iter().cloned().collect();
+        for chunk in fixed.chunks(BATCH) {
             let mut pending: Vec<WriteRequest> = chunk.iter().filter_map(write_request).collect();
             let mut attempt = 0;
             while !pending.is_empty() {
@@ -76,6 +88,33 @@ impl StatusStore for DynamoStatusStore {
         failed
     }
 
+    /// `PutItem` on the condition that the item is absent or of a lower rank.
+    async fn put_newer(&self, status: &OrderStatus) -> Result<(), StatusError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item(status)))
+            .condition_expression("attribute_not_exists(order_id) OR #rank < :rank")
+            .expression_attribute_names("#rank", "rank")
+            .expression_attribute_values(
+                ":rank",
+                AttributeValue::N(status.status.rank().to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StatusError(Box::new(e))),
+        }
+    }
+
     async fn get(&self, order_id: Uuid) -> Result<Option<OrderStatus>, StatusError> {
         let out = self
             .client
@@ -90,6 +129,12 @@ impl StatusStore for DynamoStatusStore {
 }
 
 fn write_request(s: &OrderStatus) -> Option<WriteRequest> {
+    let put = PutRequest::builder().set_item(Some(item(s))).build().ok()?;
+    Some(WriteRequest::builder().put_request(put).build())
+}
+
+/// The item of one order's status; `rank` orders its states (see [`OrderState::rank`]).
+fn item(s: &OrderStatus) -> HashMap<String, AttributeValue> {
     let now_ms = crate::clock::EpochMs::now();
     let mut item = HashMap::from([
         (
@@ -113,6 +158,10 @@ fn write_request(s: &OrderStatus) -> Option<WriteRequest> {
             AttributeValue::S(s.status.as_str().to_owned()),
         ),
         (
+            "rank".to_string(),
+            AttributeValue::N(s.status.rank().to_string()),
+        ),
+        (
             "updated_at_ms".to_string(),
             AttributeValue::N(now_ms.to_string()),
         ),
@@ -123,8 +172,13 @@ fn write_request(s: &OrderStatus) -> Option<WriteRequest> {
             AttributeValue::S(original.to_string()),
         );
     }
-    let put = PutRequest::builder().set_item(Some(item)).build().ok()?;
-    Some(WriteRequest::builder().put_request(put).build())
+    if let Some(pay_by) = s.pay_by_ms {
+        item.insert(
+            "pay_by_ms".to_string(),
+            AttributeValue::N(pay_by.to_string()),
+        );
+    }
+    item
 }
 
 /// An item as written by [`write_request`]; anything else is an error, never a made-up status.
@@ -155,6 +209,15 @@ fn from_item(
                     .ok()
                     .and_then(|id| id.parse().ok())
                     .ok_or_else(|| bad("duplicate_of"))?,
+            ),
+        },
+        pay_by_ms: match item.get("pay_by_ms") {
+            None => None,
+            Some(v) => Some(
+                v.as_n()
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| bad("pay_by_ms"))?,
             ),
         },
     })

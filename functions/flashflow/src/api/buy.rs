@@ -95,6 +95,9 @@ pub struct Accepted {
     pub order_id: Uuid,
     pub sale_id: SaleId,
     pub status: OrderState,
+    /// A checkout sale's order: pay before this (RFC 3339), or the hold ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_by: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -158,8 +161,14 @@ async fn reserve_and_answer<S: ReservationStore + Outbox, P: OrderPublisher>(
                 return Err(e);
             }
         };
+    let mut pay_by = None;
     let order_id = match reservation {
-        Reservation::Reserved { order_id, message } => {
+        Reservation::Reserved {
+            order_id,
+            message,
+            pay_by_ms,
+        } => {
+            pay_by = pay_by_ms.map(crate::timefmt::format_ms);
             state.metrics.add(Count::Accepted, 1);
             // A failed send is not the buyer's problem: the reservation is in the outbox and
             // the sweeper delivers it.
@@ -198,6 +207,7 @@ async fn reserve_and_answer<S: ReservationStore + Outbox, P: OrderPublisher>(
                         order_id,
                         sale_id: request.sale,
                         status: state,
+                        pay_by: None,
                     },
                 ));
             }
@@ -218,6 +228,7 @@ async fn reserve_and_answer<S: ReservationStore + Outbox, P: OrderPublisher>(
             order_id,
             sale_id: request.sale,
             status: OrderState::Pending,
+            pay_by,
         },
     ))
 }

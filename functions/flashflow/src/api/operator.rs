@@ -103,6 +103,13 @@ pub struct SaleView {
     pub pending: Option<i64>,
     /// Settled in Postgres (this round).
     pub settled: Settled,
+    /// A checkout sale's terms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<crate::domain::sale::Checkout>,
+    /// A checkout sale's holds in Postgres (this round): held, expired, cancelled, refunded
+    /// (`settled.confirmed_*` are the paid ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<crate::ports::CheckoutCounts>,
     /// Incremented by every reset; earlier rounds' orders are kept in the archive.
     pub round: u32,
     /// What the last rehydration (or the load of this call) did, when this call did one.
@@ -281,6 +288,8 @@ async fn view<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
             rejected_orders: record.rejected_orders,
             duplicate_orders: record.duplicate_orders,
         },
+        checkout: d.checkout.clone(),
+        holds: d.checkout.as_ref().map(|_| record.checkout.clone()),
         round: record.round,
         rehydrated: None,
         reset: None,

@@ -25,6 +25,7 @@ fn sale(id: &str, stock: u32, limit: u32) -> SaleDefinition {
         opens_at_ms: None,
         closes_at_ms: None,
         attempts_per_minute: None,
+        checkout: None,
     }
 }
 

@@ -30,6 +30,9 @@ pub struct OrderMessage {
     /// before rounds existed are of the first.
     #[serde(default = "first_round")]
     pub round: u32,
+    /// A checkout sale's order: when its hold ends (reserved_at_ms + the sale's hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_by_ms: Option<i64>,
 }
 
 fn first_round() -> u32 {

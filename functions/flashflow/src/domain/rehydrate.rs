@@ -106,6 +106,7 @@ mod tests {
             reserved_at_ms: 1_764_000_000_000,
             idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
             round,
+            pay_by_ms: None,
         }
     }
 

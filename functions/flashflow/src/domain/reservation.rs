@@ -21,7 +21,12 @@ pub struct ReserveRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     /// Stock was taken; `message` is the order message (JSON) now in the outbox.
-    Reserved { order_id: Uuid, message: String },
+    /// `pay_by_ms`: a checkout sale's hold ends then.
+    Reserved {
+        order_id: Uuid,
+        message: String,
+        pay_by_ms: Option<i64>,
+    },
     /// The buyer's idempotency key was seen before: this is the original order, nothing was taken.
     /// `state` is its settled state once settle recorded it (`None` while it is pending).
     Duplicate {

@@ -26,6 +26,84 @@ pub struct SaleDefinition {
     /// `429 too_many_requests` and nothing reserved. `None`: not limited.
     #[serde(default)]
     pub attempts_per_minute: Option<u32>,
+    /// Checkout terms: a reservation is held until paid or `hold_seconds` ran out. `None`: an
+    /// instant sale (a reservation settles CONFIRMED without payment).
+    #[serde(default)]
+    pub checkout: Option<Checkout>,
+}
+
+/// Shortest and longest hold a checkout sale may give, in seconds.
+pub const HOLD_SECONDS: std::ops::RangeInclusive<u32> = 60..=3600;
+/// Largest unit price in minor units (Stripe's limit for most currencies is 8 digits).
+pub const MAX_PRICE: u64 = 99_999_999;
+
+/// How a checkout sale is paid: each unit costs `price` minor units of `currency`, and the buyer
+/// has `hold_seconds` from the reservation (Redis' clock) to pay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    pub hold_seconds: u32,
+    pub price: u64,
+    /// ISO 4217, lower case as Stripe writes it.
+    pub currency: String,
+}
+
+impl Checkout {
+    /// The hold's length in milliseconds.
+    pub fn hold_ms(&self) -> i64 {
+        i64::from(self.hold_seconds) * 1000
+    }
+}
+
+/// Checkout terms as sent; [`NewCheckout::validate`] checks them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCheckout {
+    pub hold_seconds: i64,
+    pub price: i64,
+    pub currency: String,
+}
+
+impl NewCheckout {
+    /// # Errors
+    /// `invalid_hold_seconds`, `invalid_price` or `invalid_currency`.
+    pub fn validate(self) -> Result<Checkout, InvalidInput> {
+        let hold_seconds = u32::try_from(self.hold_seconds)
+            .ok()
+            .filter(|h| HOLD_SECONDS.contains(h))
+            .ok_or_else(|| {
+                InvalidInput::new(
+                    "invalid_hold_seconds",
+                    format!(
+                        "checkout.hold_seconds must be an integer from {} to {}",
+                        HOLD_SECONDS.start(),
+                        HOLD_SECONDS.end()
+                    ),
+                )
+            })?;
+        let price = u64::try_from(self.price)
+            .ok()
+            .filter(|p| (1..=MAX_PRICE).contains(p))
+            .ok_or_else(|| {
+                InvalidInput::new(
+                    "invalid_price",
+                    format!(
+                        "checkout.price must be an integer from 1 to {MAX_PRICE} (minor units)"
+                    ),
+                )
+            })?;
+        let currency = self.currency.to_ascii_lowercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(InvalidInput::new(
+                "invalid_currency",
+                "checkout.currency must be a three-letter ISO 4217 code, e.g. \"eur\"",
+            ));
+        }
+        Ok(Checkout {
+            hold_seconds,
+            price,
+            currency,
+        })
+    }
 }
 
 /// An operator's request to create a sale, as sent (`POST /admin/sales`); [`NewSale::validate`]
@@ -40,12 +118,14 @@ pub struct NewSale {
     pub opens_at: Option<String>,
     pub closes_at: Option<String>,
     pub attempts_per_minute: Option<i64>,
+    pub checkout: Option<NewCheckout>,
 }
 
 impl NewSale {
     /// # Errors
     /// One code per field: `invalid_sale_id`, `invalid_name`, `invalid_stock`,
-    /// `invalid_per_user_limit`, `invalid_opens_at`, `invalid_closes_at`, `invalid_window`.
+    /// `invalid_per_user_limit`, `invalid_opens_at`, `invalid_closes_at`, `invalid_window`,
+    /// `invalid_attempts_per_minute`, and the checkout terms' (see [`NewCheckout::validate`]).
     pub fn validate(self) -> Result<SaleDefinition, InvalidInput> {
         let id = SaleId::parse(&self.id)?;
         let name = self.name.trim().to_owned();
@@ -95,6 +175,7 @@ impl NewSale {
                 ))
             }
         };
+        let checkout = self.checkout.map(NewCheckout::validate).transpose()?;
         Ok(SaleDefinition {
             id,
             name,
@@ -103,6 +184,7 @@ impl NewSale {
             opens_at_ms,
             closes_at_ms,
             attempts_per_minute,
+            checkout,
         })
     }
 }
@@ -180,6 +262,36 @@ mod tests {
                 r#""per_user_limit":1,"attempts_per_minute":10001"#,
                 "invalid_attempts_per_minute",
             ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"checkout":{"hold_seconds":59,"price":1,"currency":"eur"}"#,
+                "invalid_hold_seconds",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"checkout":{"hold_seconds":3601,"price":1,"currency":"eur"}"#,
+                "invalid_hold_seconds",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"checkout":{"hold_seconds":60,"price":0,"currency":"eur"}"#,
+                "invalid_price",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"checkout":{"hold_seconds":60,"price":100000000,"currency":"eur"}"#,
+                "invalid_price",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"checkout":{"hold_seconds":60,"price":1,"currency":"euro"}"#,
+                "invalid_currency",
+            ),
+            (
+                r#""per_user_limit":1"#,
+                r#""per_user_limit":1,"checkout":{"hold_seconds":60,"price":1,"currency":"e1r"}"#,
+                "invalid_currency",
+            ),
         ] {
             assert_eq!(
                 create(&base.replace(from, to)).unwrap_err().code,
@@ -187,6 +299,21 @@ mod tests {
                 "{to}"
             );
         }
+    }
+
+    #[test]
+    fn checkout_terms_are_kept_with_the_currency_in_lower_case() {
+        let def = create(
+            r#"{"id":"s","name":"n","stock":1,"per_user_limit":1,
+            "checkout":{"hold_seconds":600,"price":12900,"currency":"EUR"}}"#,
+        )
+        .unwrap();
+        let c = def.checkout.unwrap();
+        assert_eq!(
+            (c.hold_seconds, c.price, c.currency.as_str()),
+            (600, 12900, "eur")
+        );
+        assert_eq!(c.hold_ms(), 600_000);
     }
 
     #[test]

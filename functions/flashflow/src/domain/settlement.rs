@@ -12,6 +12,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settlement {
     Confirmed,
+    /// A checkout sale's order: its units are held for it until it is paid or the hold ends.
+    Held,
     /// Past the stock or the buyer's limit: recorded, never dropped.
     Rejected,
     /// Its idempotency key already belongs to `original` (a retry that Redis did not recognise,
@@ -31,6 +33,7 @@ impl Settlement {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Confirmed => "CONFIRMED",
+            Self::Held => "HELD",
             Self::Rejected | Self::Stale => "REJECTED",
             Self::Duplicate { .. } => "DUPLICATE",
             Self::UnknownSale => "UNKNOWN_SALE",
@@ -51,12 +54,14 @@ pub enum Settled {
 /// What the ledger knows of one sale while a batch is settled (its row locked).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaleBook {
-    /// Stock not yet confirmed.
+    /// Stock neither confirmed nor held.
     pub available: i64,
+    /// A checkout sale's hold: what it takes is held (until paid or the hold ends), not confirmed.
+    pub hold_ms: Option<i64>,
     pub per_user_limit: i64,
     /// Incremented by every reset; orders reserved in an earlier round are [`Settlement::Stale`].
     pub round: u32,
-    /// Quantity confirmed so far, per buyer, in this round.
+    /// Quantity confirmed or held so far, per buyer, in this round.
     pub bought: HashMap<BuyerId, i64>,
     /// The order each (buyer, idempotency key) of this round already belongs to.
     pub keys: HashMap<(BuyerId, IdempotencyKey), Uuid>,
@@ -64,8 +69,8 @@ pub struct SaleBook {
 
 /// The allocation rule: first come, first served by Redis' reservation time (then order id).
 /// For each order, in that order: an older round's order is stale; a known (buyer, key) makes it a
-/// duplicate of the key's order; then it is confirmed while the buyer stays within the limit and
-/// the sale's stock covers it, else rejected. Orders of sales not in `books` are
+/// duplicate of the key's order; then it is confirmed (held, for a checkout sale) while the buyer
+/// stays within the limit and the sale's stock covers it, else rejected. Orders of sales not in `books` are
 /// [`Settlement::UnknownSale`]. An order appearing twice is decided once. `books` is updated.
 ///
 /// Pure: the Postgres adapter feeds it the locked sales and the buyers' and keys' records, and
@@ -106,7 +111,11 @@ pub fn allocate<'a>(
             } else {
                 *bought += q;
                 book.available -= q;
-                Settlement::Confirmed
+                if book.hold_ms.is_some() {
+                    Settlement::Held
+                } else {
+                    Settlement::Confirmed
+                }
             };
             (o, settled)
         })
@@ -149,6 +158,7 @@ mod tests {
             quantity: 1,
             status: state,
             duplicate_of,
+            pay_by_ms: None,
         };
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let original = status(a, OrderState::Confirmed, None);
@@ -178,6 +188,7 @@ mod tests {
             reserved_at_ms: at,
             idempotency_key: None,
             round: 1,
+            pay_by_ms: None,
         }
     }
 

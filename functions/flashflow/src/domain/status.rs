@@ -10,8 +10,17 @@ use uuid::Uuid;
 pub enum OrderState {
     /// Reserved in Redis, not settled yet.
     Pending,
+    /// Settled; paid for a checkout sale.
     Confirmed,
     Rejected,
+    /// A checkout sale's order, recorded and waiting for payment until `pay_by`.
+    Held,
+    /// Its hold ran out unpaid; its stock went back.
+    Expired,
+    /// Its buyer cancelled the hold; its stock went back.
+    Cancelled,
+    /// Paid after its hold ended: the payment was refunded, the stock not taken again.
+    Refunded,
     /// A retry of an earlier order (same buyer and idempotency key) that Redis did not recognise:
     /// the earlier order, `duplicate_of`, is the one that counts.
     Duplicate,
@@ -24,6 +33,10 @@ impl OrderState {
             Self::Confirmed => "CONFIRMED",
             Self::Rejected => "REJECTED",
             Self::Duplicate => "DUPLICATE",
+            Self::Held => "HELD",
+            Self::Expired => "EXPIRED",
+            Self::Cancelled => "CANCELLED",
+            Self::Refunded => "REFUNDED",
         }
     }
 
@@ -31,6 +44,7 @@ impl OrderState {
     pub fn settled(s: Settlement) -> Option<Self> {
         match s {
             Settlement::Confirmed => Some(Self::Confirmed),
+            Settlement::Held => Some(Self::Held),
             Settlement::Rejected | Settlement::Stale => Some(Self::Rejected),
             Settlement::Duplicate { .. } => Some(Self::Duplicate),
             Settlement::UnknownSale => None,
@@ -45,7 +59,26 @@ impl OrderState {
             "CONFIRMED" => Ok(Self::Confirmed),
             "REJECTED" => Ok(Self::Rejected),
             "DUPLICATE" => Ok(Self::Duplicate),
+            "HELD" => Ok(Self::Held),
+            "EXPIRED" => Ok(Self::Expired),
+            "CANCELLED" => Ok(Self::Cancelled),
+            "REFUNDED" => Ok(Self::Refunded),
             other => Err(format!("unknown order state {other:?}")),
+        }
+    }
+
+    /// How far along an order in this state is: a status store never replaces a state with one
+    /// of a lower rank, so a late write (a re-queued `HELD`) cannot undo a payment.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Pending => 0,
+            Self::Held => 1,
+            Self::Confirmed
+            | Self::Rejected
+            | Self::Duplicate
+            | Self::Expired
+            | Self::Cancelled => 2,
+            Self::Refunded => 3,
         }
     }
 }
@@ -61,6 +94,9 @@ pub struct OrderStatus {
     /// For a [`OrderState::Duplicate`]: the order that counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<Uuid>,
+    /// For a checkout sale's order: when its hold ends (ms since the epoch, Redis' clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_by_ms: Option<i64>,
 }
 
 impl OrderStatus {
@@ -73,6 +109,7 @@ impl OrderStatus {
             quantity: msg.quantity.get(),
             status,
             duplicate_of: None,
+            pay_by_ms: msg.pay_by_ms,
         }
     }
 }
@@ -88,6 +125,10 @@ mod tests {
             OrderState::Confirmed,
             OrderState::Rejected,
             OrderState::Duplicate,
+            OrderState::Held,
+            OrderState::Expired,
+            OrderState::Cancelled,
+            OrderState::Refunded,
         ] {
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),

@@ -25,7 +25,8 @@ pub use outbox::{Outbox, StaleEntry};
 pub use queue::{default_in_queue_for, Delivery, OrderPublisher, DEFAULT_IN_QUEUE_FOR};
 pub use reservations::ReservationStore;
 pub use sales::{
-    CreateOutcome, LedgerOfSale, LiveSale, ResetStart, SaleCache, SaleLedger, SaleRecord,
+    CheckoutCounts, CreateOutcome, LedgerOfSale, LiveSale, ResetStart, SaleCache, SaleLedger,
+    SaleRecord,
 };
 pub use status::StatusStore;
 

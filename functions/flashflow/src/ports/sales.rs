@@ -164,14 +164,35 @@ pub struct SaleRecord {
     pub duplicate_orders: u64,
     /// Incremented by every reset.
     pub round: u32,
+    /// A checkout sale's counts (all 0 for an instant sale).
+    pub checkout: CheckoutCounts,
+}
+
+/// Where a checkout sale's orders stand in the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckoutCounts {
+    /// Quantity of held orders (waiting for payment).
+    pub held_quantity: u32,
+    pub held_orders: u64,
+    pub expired_orders: u64,
+    pub cancelled_orders: u64,
+    pub refunded_orders: u64,
+    /// Quantity of ended holds (expired, cancelled) whose units Postgres took back but Redis did
+    /// not yet: the expiry job gives them back there, so a rebuild of Redis counts them as taken.
+    pub unreturned_quantity: u32,
 }
 
 impl SaleRecord {
-    /// What may still be sold according to the ledger.
+    /// What may still be sold according to the ledger (neither confirmed nor held).
     pub fn available(&self) -> u32 {
         self.definition
             .stock
-            .saturating_sub(self.confirmed_quantity)
+            .saturating_sub(self.confirmed_quantity + self.checkout.held_quantity)
+    }
+
+    /// What a rebuild of Redis counts as taken: confirmed, held, and returned in Postgres only.
+    pub fn taken_for_redis(&self) -> u32 {
+        self.confirmed_quantity + self.checkout.held_quantity + self.checkout.unreturned_quantity
     }
 }
 
@@ -179,7 +200,8 @@ impl SaleRecord {
 #[derive(Debug, Clone)]
 pub struct LedgerOfSale {
     pub record: SaleRecord,
-    /// Each buyer's confirmed quantity in this round.
+    /// Each buyer's confirmed or held quantity in this round (and ended holds whose units Redis
+    /// has not got back yet).
     pub bought: Vec<(BuyerId, i64)>,
     /// Each idempotency key's order in this round.
     pub keys: Vec<KeyHolder>,

@@ -18,4 +18,14 @@ pub trait StatusStore: Send + Sync + 'static {
 
     /// Write the statuses; returns the order ids that could not be written.
     fn put_all(&self, items: &[OrderStatus]) -> impl Future<Output = Vec<Uuid>> + Send;
+
+    /// Write one status unless the store holds one of a higher or equal rank
+    /// ([`crate::domain::OrderState::rank`]): a late write never undoes a later change.
+    ///
+    /// # Errors
+    /// [`StatusError`] when the store fails.
+    fn put_newer(
+        &self,
+        status: &OrderStatus,
+    ) -> impl Future<Output = Result<(), StatusError>> + Send;
 }

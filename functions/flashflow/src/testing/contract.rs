@@ -28,6 +28,7 @@ pub fn sale(id: &SaleId, stock: u32) -> SaleDefinition {
         opens_at_ms: None,
         closes_at_ms: None,
         attempts_per_minute: None,
+        checkout: None,
     }
 }
 
@@ -43,7 +44,9 @@ fn buy(sale: &SaleId, buyer: &str, quantity: i64, key: Option<&str>) -> ReserveR
 
 fn reserved(r: Reservation) -> (Uuid, OrderMessage) {
     match r {
-        Reservation::Reserved { order_id, message } => (
+        Reservation::Reserved {
+            order_id, message, ..
+        } => (
             order_id,
             OrderMessage::parse(&message).expect("the outbox message parses"),
         ),
@@ -285,6 +288,7 @@ fn order(sale: &SaleId, buyer: &str, at: i64, key: Option<&str>, round: u32) -> 
         reserved_at_ms: 1_795_773_600_000 + at,
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
         round,
+        pay_by_ms: None,
     }
 }
 

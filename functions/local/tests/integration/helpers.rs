@@ -390,6 +390,7 @@ pub fn sale(id: &SaleId, stock: u32, limit: u32) -> SaleDefinition {
         opens_at_ms: None,
         closes_at_ms: None,
         attempts_per_minute: None,
+        checkout: None,
     }
 }
 
@@ -411,6 +412,7 @@ pub fn order(sale: &SaleDefinition, buyer: &str, quantity: i64, at: i64) -> Orde
         reserved_at_ms: T0 + at,
         idempotency_key: None,
         round: 1,
+        pay_by_ms: None,
     }
 }
 

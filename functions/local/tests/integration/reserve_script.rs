@@ -153,7 +153,10 @@ async fn the_order_message_in_the_outbox_carries_every_field() {
     let store = store().await;
     let def = loaded_sale(&store, 5, 3).await;
     let req = request(&def.id, "dave", 3, Some("idem-9"));
-    let Reservation::Reserved { order_id, message } = store.reserve(&req).await.unwrap() else {
+    let Reservation::Reserved {
+        order_id, message, ..
+    } = store.reserve(&req).await.unwrap()
+    else {
         panic!()
     };
     let msg = OrderMessage::parse(&message).unwrap();

@@ -192,7 +192,9 @@ async fn settling_removes_the_reservation_from_the_outbox_and_writes_the_status(
     let f = fixture(5).await;
     let store = store().await;
     store.load_sale(&f.sale, 5).await.unwrap();
-    let Reservation::Reserved { order_id, message } = store
+    let Reservation::Reserved {
+        order_id, message, ..
+    } = store
         .reserve(&ReserveRequest {
             order_id: Uuid::now_v7(),
             sale: f.sale.id.clone(),

@@ -48,6 +48,7 @@ impl Books {
             rejected_orders: count(|s| *s == Settlement::Rejected),
             duplicate_orders: count(|s| matches!(s, Settlement::Duplicate { .. })),
             round: sale.round,
+            checkout: Default::default(),
         })
     }
 }

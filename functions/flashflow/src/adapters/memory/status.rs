@@ -50,8 +50,29 @@ impl StatusStore for MemoryStatus {
         }
         let mut stored = lock(&self.items);
         for s in items {
+            if s.pay_by_ms.is_some()
+                && stored
+                    .get(&s.order_id)
+                    .is_some_and(|have| have.status.rank() >= s.status.rank())
+            {
+                continue;
+            }
             stored.insert(s.order_id, s.clone());
         }
         Vec::new()
+    }
+
+    async fn put_newer(&self, status: &OrderStatus) -> Result<(), StatusError> {
+        if self.is_down() {
+            return Err(StatusError(switched_off("memory status store")));
+        }
+        let mut stored = lock(&self.items);
+        if !stored
+            .get(&status.order_id)
+            .is_some_and(|have| have.status.rank() >= status.status.rank())
+        {
+            stored.insert(status.order_id, status.clone());
+        }
+        Ok(())
     }
 }

@@ -41,6 +41,8 @@ struct MemSale {
     resetting: Option<u32>,
     /// The outbox moved aside by that reset.
     stash: BTreeMap<Uuid, String>,
+    /// A checkout sale's hold.
+    hold_ms: Option<i64>,
 }
 
 impl MemSale {
@@ -50,6 +52,7 @@ impl MemSale {
         self.opens_ms = def.opens_at_ms;
         self.closes_ms = def.closes_at_ms;
         self.attempts_limit = def.attempts_per_minute;
+        self.hold_ms = def.checkout.as_ref().map(|c| c.hold_ms());
         self.round = round;
     }
 }
@@ -169,6 +172,7 @@ impl MemoryStore {
             return Ok(Reservation::Reserved {
                 order_id: req.order_id,
                 message: message.clone(),
+                pay_by_ms: OrderMessage::parse(message).ok().and_then(|m| m.pay_by_ms),
             });
         }
         let loaded = keys.loaded;
@@ -231,14 +235,17 @@ impl MemoryStore {
             reserved_at_ms: now,
             idempotency_key: req.idempotency_key.clone(),
             round: sale.round,
-        }
-        .to_json();
+            pay_by_ms: sale.hold_ms.map(|h| now + h),
+        };
+        let pay_by_ms = message.pay_by_ms;
+        let message = message.to_json();
         sale.outbox.insert(req.order_id, message.clone());
         sale.outbox_at.insert(req.order_id, now);
         keys.orders.insert(req.order_id, message.clone());
         Ok(Reservation::Reserved {
             order_id: req.order_id,
             message,
+            pay_by_ms,
         })
     }
 }

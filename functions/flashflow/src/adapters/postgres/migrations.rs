@@ -29,6 +29,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0004_attempts_per_minute",
         include_str!("../../../migrations/0004_attempts_per_minute.sql"),
     ),
+    (
+        "0005_checkout",
+        include_str!("../../../migrations/0005_checkout.sql"),
+    ),
 ];
 
 /// The checksum recorded for a migration's text.

@@ -1,5 +1,6 @@
 //! Rows to domain types, by column name, and the SQL both sales and settlement use.
 
+use crate::domain::sale::Checkout;
 use crate::domain::{
     BuyerId, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId, Settlement,
 };
@@ -11,10 +12,10 @@ use uuid::Uuid;
 /// The orders among `$1` (uuid[]) already recorded, in this round (`orders`) or an earlier one
 /// (`orders_archive`): where an order id is looked up, it is looked up in both.
 pub(super) const RECORDED_IN_ANY_ROUND: &str =
-    "SELECT order_id, sale_id, buyer, quantity, status, duplicate_of FROM orders
+    "SELECT order_id, sale_id, buyer, quantity, status, duplicate_of, pay_by FROM orders
       WHERE order_id = ANY($1)
      UNION ALL
-     SELECT order_id, sale_id, buyer, quantity, status, duplicate_of FROM orders_archive
+     SELECT order_id, sale_id, buyer, quantity, status, duplicate_of, pay_by FROM orders_archive
       WHERE order_id = ANY($1)";
 
 /// Record orders in their round's history, as rejected, unless recorded there already: earlier
@@ -28,9 +29,10 @@ pub(super) const INSERT_ARCHIVED: &str =
           AS d(order_id, sale_id, round, buyer, quantity, status, key, reserved_at)
       WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = d.order_id)
      ON CONFLICT (order_id) DO NOTHING
-     RETURNING order_id, sale_id, buyer, quantity, status, duplicate_of";
+     RETURNING order_id, sale_id, buyer, quantity, status, duplicate_of, pay_by";
 
-/// An order row (`order_id, sale_id, buyer, quantity, status, duplicate_of`) as buyers see it.
+/// An order row (`order_id, sale_id, buyer, quantity, status, duplicate_of, pay_by`) as buyers
+/// see it.
 ///
 /// # Errors
 /// [`DbError::Query`] when a stored value does not parse (the schema's checks make that a bug).
@@ -45,11 +47,18 @@ pub(super) fn order_status(r: &Row) -> Result<OrderStatus, DbError> {
         quantity: r.try_get::<_, i32>("quantity")? as u32,
         status: OrderState::parse(r.try_get("status")?).map_err(|_| bad("status"))?,
         duplicate_of: r.try_get("duplicate_of")?,
+        pay_by_ms: r
+            .try_get::<_, Option<SystemTime>>("pay_by")?
+            .map(time_to_ms),
     })
 }
 
-/// A sale's definition from a row with `name, stock, per_user_limit, opens_at, closes_at,
-/// attempts_per_minute`.
+/// The columns [`sale_definition`] reads.
+pub(super) const SALE_COLUMNS: &str =
+    "name, stock, per_user_limit, opens_at, closes_at, attempts_per_minute, hold_seconds, price,
+     currency";
+
+/// A sale's definition from a row with [`SALE_COLUMNS`].
 ///
 /// # Errors
 /// [`DbError::Query`] when a column is missing or of another type.
@@ -68,6 +77,18 @@ pub(super) fn sale_definition(id: &SaleId, r: &Row) -> Result<SaleDefinition, Db
         attempts_per_minute: r
             .try_get::<_, Option<i32>>("attempts_per_minute")?
             .map(|n| n as u32),
+        checkout: match (
+            r.try_get::<_, Option<i32>>("hold_seconds")?,
+            r.try_get::<_, Option<i64>>("price")?,
+            r.try_get::<_, Option<String>>("currency")?,
+        ) {
+            (Some(hold), Some(price), Some(currency)) => Some(Checkout {
+                hold_seconds: hold as u32,
+                price: price as u64,
+                currency,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -82,10 +103,13 @@ pub(super) struct OrderRows {
     pub keys: Vec<Option<String>>,
     pub reserved_at: Vec<SystemTime>,
     pub duplicate_of: Vec<Option<Uuid>>,
+    pub pay_by: Vec<Option<SystemTime>>,
 }
 
 impl OrderRows {
-    pub fn push(&mut self, o: &OrderMessage, settled: Settlement) {
+    /// One order; `hold_ms` is its sale's hold (a checkout sale), which a held order's `pay_by`
+    /// follows from.
+    pub fn push(&mut self, o: &OrderMessage, settled: Settlement, hold_ms: Option<i64>) {
         self.ids.push(o.order_id);
         self.sales.push(o.sale_id.to_string());
         self.buyers.push(o.buyer.as_str().to_owned());
@@ -96,6 +120,10 @@ impl OrderRows {
         self.reserved_at.push(ms_to_time(o.reserved_at_ms));
         self.duplicate_of.push(match settled {
             Settlement::Duplicate { original } => Some(original),
+            _ => None,
+        });
+        self.pay_by.push(match (settled, hold_ms) {
+            (Settlement::Held, Some(hold)) => Some(ms_to_time(o.reserved_at_ms + hold)),
             _ => None,
         });
     }

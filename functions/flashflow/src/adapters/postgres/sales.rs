@@ -1,13 +1,13 @@
 //! Sale administration in the ledger: create, read, reset, cancel what a forced reset dropped,
 //! and read back what a rebuild of the cache needs.
 
-use super::rows::{ms_to_time, recorded_orders, sale_definition, ArchiveRows};
+use super::rows::{ms_to_time, recorded_orders, sale_definition, ArchiveRows, SALE_COLUMNS};
 use super::Db;
 use crate::domain::rehydrate::KeyHolder;
 use crate::domain::{
     BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId,
 };
-use crate::ports::{CreateOutcome, DbError, LedgerOfSale, SaleLedger, SaleRecord};
+use crate::ports::{CheckoutCounts, CreateOutcome, DbError, LedgerOfSale, SaleLedger, SaleRecord};
 use uuid::Uuid;
 
 impl SaleLedger for Db {
@@ -17,8 +17,8 @@ impl SaleLedger for Db {
             .await?
             .execute(
                 "INSERT INTO sales (id, name, stock, per_user_limit, opens_at, closes_at,
-                                    attempts_per_minute)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+                                    attempts_per_minute, hold_seconds, price, currency)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
                 &[
                     &def.id.as_str(),
                     &def.name,
@@ -27,6 +27,9 @@ impl SaleLedger for Db {
                     &def.opens_at_ms.map(ms_to_time),
                     &def.closes_at_ms.map(ms_to_time),
                     &def.attempts_per_minute.map(|n| n as i32),
+                    &def.checkout.as_ref().map(|c| c.hold_seconds as i32),
+                    &def.checkout.as_ref().map(|c| c.price as i64),
+                    &def.checkout.as_ref().map(|c| c.currency.as_str()),
                 ],
             )
             .await?;
@@ -61,8 +64,7 @@ impl SaleLedger for Db {
         // The sale row first, as settle does: a batch in progress finishes before the move.
         let Some(current) = tx
             .query_opt(
-                "SELECT name, stock, per_user_limit, opens_at, closes_at, attempts_per_minute, round
-                   FROM sales WHERE id = $1 FOR UPDATE",
+                &format!("SELECT {SALE_COLUMNS}, round FROM sales WHERE id = $1 FOR UPDATE"),
                 &[&id.as_str()],
             )
             .await?
@@ -82,19 +84,23 @@ impl SaleLedger for Db {
         tx.execute(
             "WITH moved AS (DELETE FROM orders WHERE sale_id = $1 RETURNING *)
              INSERT INTO orders_archive (order_id, sale_id, round, buyer, quantity, status,
-                                         idempotency_key, duplicate_of, reserved_at, settled_at)
+                                         idempotency_key, duplicate_of, reserved_at, settled_at,
+                                         pay_by, payment_intent)
              SELECT m.order_id, m.sale_id, s.round, m.buyer, m.quantity, m.status,
-                    m.idempotency_key, m.duplicate_of, m.reserved_at, m.settled_at
+                    m.idempotency_key, m.duplicate_of, m.reserved_at, m.settled_at, m.pay_by,
+                    m.payment_intent
                FROM moved m JOIN sales s ON s.id = m.sale_id",
             &[&id.as_str()],
         )
         .await?;
         let row = tx
             .query_one(
-                "UPDATE sales SET confirmed = 0, stock = COALESCE($2, stock), round = round + 1
-                  WHERE id = $1
-                  RETURNING name, stock, per_user_limit, opens_at, closes_at, attempts_per_minute,
-                            round",
+                &format!(
+                    "UPDATE sales SET confirmed = 0, held = 0, stock = COALESCE($2, stock),
+                                      round = round + 1
+                      WHERE id = $1
+                      RETURNING {SALE_COLUMNS}, round"
+                ),
                 &[&id.as_str(), &stock.map(|s| s as i32)],
             )
             .await?;
@@ -139,7 +145,8 @@ impl SaleLedger for Db {
         let bought = client
             .query(
                 "SELECT buyer, sum(quantity)::bigint AS bought FROM orders
-                  WHERE sale_id = $1 AND status = 'CONFIRMED' GROUP BY buyer",
+                  WHERE sale_id = $1 AND (status IN ('CONFIRMED', 'HELD') OR NOT stock_returned)
+                  GROUP BY buyer",
                 &[&id.as_str()],
             )
             .await?
@@ -193,8 +200,14 @@ async fn sale_on(
     let row = client
         .query_opt(
             "SELECT s.name, s.stock, s.per_user_limit, s.opens_at, s.closes_at, s.confirmed,
-                        s.attempts_per_minute,
+                        s.attempts_per_minute, s.hold_seconds, s.price, s.currency, s.held,
                         count(o.*) FILTER (WHERE o.status = 'CONFIRMED') AS confirmed_orders,
+                        count(o.*) FILTER (WHERE o.status = 'HELD') AS held_orders,
+                        count(o.*) FILTER (WHERE o.status = 'EXPIRED') AS expired_orders,
+                        count(o.*) FILTER (WHERE o.status = 'CANCELLED') AS cancelled_orders,
+                        count(o.*) FILTER (WHERE o.status = 'REFUNDED') AS refunded_orders,
+                        coalesce(sum(o.quantity) FILTER (WHERE NOT o.stock_returned), 0)::bigint
+                            AS unreturned,
                         count(o.*) FILTER (WHERE o.status = 'REJECTED') AS rejected_orders,
                         count(o.*) FILTER (WHERE o.status = 'DUPLICATE') AS duplicate_orders,
                         s.round
@@ -214,5 +227,13 @@ async fn sale_on(
         rejected_orders: r.try_get::<_, i64>("rejected_orders")? as u64,
         duplicate_orders: r.try_get::<_, i64>("duplicate_orders")? as u64,
         round: r.try_get::<_, i32>("round")? as u32,
+        checkout: CheckoutCounts {
+            held_quantity: r.try_get::<_, i32>("held")? as u32,
+            held_orders: r.try_get::<_, i64>("held_orders")? as u64,
+            expired_orders: r.try_get::<_, i64>("expired_orders")? as u64,
+            cancelled_orders: r.try_get::<_, i64>("cancelled_orders")? as u64,
+            refunded_orders: r.try_get::<_, i64>("refunded_orders")? as u64,
+            unreturned_quantity: r.try_get::<_, i64>("unreturned")? as u32,
+        },
     }))
 }

@@ -23,17 +23,17 @@ use uuid::Uuid;
 type Param<'a> = dyn ToSql + Sync + 'a;
 
 /// The batch's sale rows, locked in id order.
-const LOCK_SALES: &str = "SELECT id, stock, confirmed, per_user_limit, round FROM sales
-                           WHERE id = ANY($1) ORDER BY id FOR UPDATE";
-/// Each buyer's confirmed quantity in this round of the sale.
+const LOCK_SALES: &str = "SELECT id, stock, confirmed, held, per_user_limit, round, hold_seconds
+                            FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+/// Each buyer's confirmed or held quantity in this round of the sale.
 const BOUGHT: &str = "SELECT o.sale_id, o.buyer, sum(o.quantity)::bigint AS bought FROM orders o
                         JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS b(sale_id, buyer)
                           ON o.sale_id = b.sale_id AND o.buyer = b.buyer
-                       WHERE o.status = 'CONFIRMED'
+                       WHERE o.status IN ('CONFIRMED', 'HELD')
                        GROUP BY o.sale_id, o.buyer";
 /// The order each (buyer, idempotency key) belongs to in this round of the sale.
 const KEY_HOLDERS: &str =
-    "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status, o.duplicate_of,
+    "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status, o.duplicate_of, o.pay_by,
             o.idempotency_key FROM orders o
        JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[]))
             AS k(sale_id, buyer, key)
@@ -41,13 +41,14 @@ const KEY_HOLDERS: &str =
       WHERE o.status <> 'DUPLICATE'";
 const INSERT_ORDERS: &str =
     "INSERT INTO orders (order_id, sale_id, buyer, quantity, status, idempotency_key, reserved_at,
-                         duplicate_of)
+                         duplicate_of, pay_by)
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[],
-                          $7::timestamptz[], $8::uuid[])
+                          $7::timestamptz[], $8::uuid[], $9::timestamptz[])
      ON CONFLICT (order_id) DO NOTHING
-     RETURNING order_id, sale_id, buyer, quantity, status, duplicate_of";
-const ADD_CONFIRMED: &str = "UPDATE sales s SET confirmed = s.confirmed + d.q
-                               FROM unnest($1::text[], $2::int[]) AS d(id, q) WHERE s.id = d.id";
+     RETURNING order_id, sale_id, buyer, quantity, status, duplicate_of, pay_by";
+/// Add what a batch confirmed and held to its sales (checked against their stock).
+const ADD_CONFIRMED: &str = "UPDATE sales s SET confirmed = s.confirmed + d.c, held = s.held + d.h
+       FROM unnest($1::text[], $2::int[], $3::int[]) AS d(id, c, h) WHERE s.id = d.id";
 
 impl Ledger for Db {
     /// A connection that broke (e.g. while a Lambda instance was frozen) is replaced and the batch
@@ -180,9 +181,12 @@ async fn lock_and_read(
     for r in &sale_rows {
         if let Ok(id) = SaleId::parse(r.try_get("id")?) {
             let stock: i32 = r.try_get("stock")?;
-            let confirmed: i32 = r.try_get("confirmed")?;
+            let taken = r.try_get::<_, i32>("confirmed")? + r.try_get::<_, i32>("held")?;
             let book = SaleBook {
-                available: i64::from(stock - confirmed),
+                available: i64::from(stock - taken),
+                hold_ms: r
+                    .try_get::<_, Option<i32>>("hold_seconds")?
+                    .map(|s| i64::from(s) * 1000),
                 per_user_limit: i64::from(r.try_get::<_, i32>("per_user_limit")?),
                 round: r.try_get::<_, i32>("round")? as u32,
                 ..SaleBook::default()
@@ -245,11 +249,17 @@ fn decide(
     };
     let known: std::collections::HashSet<Uuid> = recorded.iter().map(|o| o.order_id).collect();
     let fresh = orders.iter().filter(|o| !known.contains(&o.order_id));
+    let holds: HashMap<SaleId, Option<i64>> = books
+        .iter()
+        .map(|(id, b)| (id.clone(), b.hold_ms))
+        .collect();
     for (o, settled) in allocate(&mut books, fresh) {
         match settled {
             Settlement::UnknownSale => decided.unknown.push(o.order_id),
             Settlement::Stale => decided.stale.push(o),
-            _ => decided.orders.push(o, settled),
+            _ => decided
+                .orders
+                .push(o, settled, holds.get(&o.sale_id).copied().flatten()),
         }
     }
     decided
@@ -274,6 +284,7 @@ async fn insert_orders(
             &rows.keys,
             &rows.reserved_at,
             &rows.duplicate_of,
+            &rows.pay_by,
         ],
     )
     .await?
@@ -306,24 +317,33 @@ async fn read_raced(
     recorded_orders(tx, &missing).await
 }
 
-/// Add what this batch confirmed to each sale's `confirmed` (checked against its stock).
+/// Add what this batch confirmed and held to each sale's `confirmed` and `held` (checked
+/// against its stock).
 async fn add_confirmed(
     tx: &Transaction<'_>,
     st: &Statements,
     inserted: &[OrderStatus],
 ) -> Result<(), DbError> {
-    let mut confirmed: HashMap<String, i32> = HashMap::new();
-    for o in inserted
-        .iter()
-        .filter(|o| o.status == OrderState::Confirmed)
-    {
-        *confirmed.entry(o.sale_id.to_string()).or_default() += o.quantity as i32;
+    let mut taken: HashMap<String, (i32, i32)> = HashMap::new();
+    for o in inserted {
+        let t = taken.entry(o.sale_id.to_string()).or_default();
+        match o.status {
+            OrderState::Confirmed => t.0 += o.quantity as i32,
+            OrderState::Held => t.1 += o.quantity as i32,
+            _ => {}
+        }
     }
-    if confirmed.is_empty() {
+    taken.retain(|_, (c, h)| *c + *h > 0);
+    if taken.is_empty() {
         return Ok(());
     }
-    let (sales, quantities): (Vec<String>, Vec<i32>) = confirmed.into_iter().unzip();
-    tx.execute(&st.add_confirmed, &[&sales, &quantities])
+    let (mut sales, mut confirmed, mut held) = (Vec::new(), Vec::new(), Vec::new());
+    for (sale, (c, h)) in taken {
+        sales.push(sale);
+        confirmed.push(c);
+        held.push(h);
+    }
+    tx.execute(&st.add_confirmed, &[&sales, &confirmed, &held])
         .await?;
     Ok(())
 }

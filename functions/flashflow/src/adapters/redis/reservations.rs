@@ -13,7 +13,7 @@ impl ReservationStore for RedisStore {
         let mut script_keys = keys.all();
         script_keys.push(keys.order(req.order_id));
         let before = self.before_sending();
-        let (status, detail): (String, String) = self
+        let reply: Vec<String> = self
             .reserve
             .evalsha_with_reload(
                 &self.client,
@@ -30,7 +30,13 @@ impl ReservationStore for RedisStore {
             )
             .await
             .map_err(|e| self.outcome_of(e, before))?;
-        let reply = parse_reply(&status, detail, req.order_id)?;
+        let mut reply = reply.into_iter();
+        let (status, detail) = (
+            reply.next().unwrap_or_default(),
+            reply.next().unwrap_or_default(),
+        );
+        let pay_by_ms = reply.next().and_then(|p| p.parse().ok());
+        let reply = parse_reply(&status, detail, req.order_id, pay_by_ms)?;
         if reply == Reservation::Refused(Refusal::UnknownSale) && !self.holds_sales().await? {
             // Not an unknown sale: Redis lost its data (a restart without persistence, a flush).
             // The ledger still has the sale; the operator's rehydrate brings it back.
@@ -43,7 +49,12 @@ impl ReservationStore for RedisStore {
 }
 
 /// `reserve.lua`'s answer: a status word and its detail.
-fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservation, StoreError> {
+fn parse_reply(
+    status: &str,
+    detail: String,
+    order_id: Uuid,
+    pay_by_ms: Option<i64>,
+) -> Result<Reservation, StoreError> {
     let num = |d: &str| -> Result<i64, StoreError> {
         d.parse()
             .map_err(|_| failed(format!("reserve.lua: bad number {d:?} for {status}")))
@@ -56,6 +67,7 @@ fn parse_reply(status: &str, detail: String, order_id: Uuid) -> Result<Reservati
         "RESERVED" => Reservation::Reserved {
             order_id,
             message: detail,
+            pay_by_ms,
         },
         "DUPLICATE" => {
             let (order, state) = detail.split_once(' ').unwrap_or((detail.as_str(), ""));
@@ -102,7 +114,7 @@ mod tests {
 
     #[test]
     fn an_unknown_script_status_is_an_error_not_a_reservation() {
-        assert!(parse_reply("WHAT", String::new(), Uuid::nil()).is_err());
-        assert!(parse_reply("LIMIT", "x".into(), Uuid::nil()).is_err());
+        assert!(parse_reply("WHAT", String::new(), Uuid::nil(), None).is_err());
+        assert!(parse_reply("LIMIT", "x".into(), Uuid::nil(), None).is_err());
     }
 }

@@ -58,6 +58,9 @@ impl SaleCache for RedisStore {
                     opt_ms(def.closes_at_ms),
                     plan.round.to_string(),
                     opt_count(def.attempts_per_minute),
+                    def.checkout
+                        .as_ref()
+                        .map_or(String::new(), |c| c.hold_ms().to_string()),
                 ],
             )
             .await?;
@@ -113,6 +116,9 @@ impl SaleCache for RedisStore {
                     opt_ms(def.closes_at_ms),
                     round.to_string(),
                     opt_count(def.attempts_per_minute),
+                    def.checkout
+                        .as_ref()
+                        .map_or(String::new(), |c| c.hold_ms().to_string()),
                 ],
             )
             .await?;

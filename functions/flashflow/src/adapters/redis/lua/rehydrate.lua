@@ -4,8 +4,8 @@
 -- ARGV[1] = 'entries': ARGV[2] = n; then n (buyer, count) pairs, each buyer's count raised to at
 --   least that; then (field, value, authoritative '1'|'0') triples for the idempotency hash: an
 --   authoritative (settled) value overwrites, another one only fills a gap. Returns 1.
--- ARGV[1] = 'sale': ARGV[2..8] = stock, remaining, limit, opens_ms ('' = none), closes_ms,
---   round, attempts per buyer per minute ('' = none). The definition is always refreshed and every key made persistent again (a finished
+-- ARGV[1] = 'sale': ARGV[2..9] = stock, remaining, limit, opens_ms ('' = none), closes_ms,
+--   round, attempts per buyer per minute ('' = none), a checkout sale's hold in ms ('' = none). The definition is always refreshed and every key made persistent again (a finished
 --   sale's keys may have been given an expiry). A sale Redis does not hold, or holds from an
 --   earlier round, gets `remaining` as computed; a live one keeps the smaller of its own and the
 --   computed one, so a rebuild never hands out stock twice. Returns 1 when loaded anew, else 0.
@@ -36,6 +36,7 @@ redis.call('HSET', KEYS[1], 'stock', ARGV[2], 'limit', ARGV[4], 'round', ARGV[7]
 if ARGV[5] == '' then redis.call('HDEL', KEYS[1], 'opens_ms') else redis.call('HSET', KEYS[1], 'opens_ms', ARGV[5]) end
 if ARGV[6] == '' then redis.call('HDEL', KEYS[1], 'closes_ms') else redis.call('HSET', KEYS[1], 'closes_ms', ARGV[6]) end
 if (ARGV[8] or '') == '' then redis.call('HDEL', KEYS[1], 'attempts') else redis.call('HSET', KEYS[1], 'attempts', ARGV[8]) end
+if (ARGV[9] or '') == '' then redis.call('HDEL', KEYS[1], 'hold_ms') else redis.call('HSET', KEYS[1], 'hold_ms', ARGV[9]) end
 if fresh then
   redis.call('HSET', KEYS[1], 'remaining', ARGV[3])
 elseif tonumber(ARGV[3]) < tonumber(have[1]) then

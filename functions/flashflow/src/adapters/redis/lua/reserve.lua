@@ -1,7 +1,8 @@
 -- Reserve stock for one buy, atomically. Every key carries the sale's hash tag, so this runs on
 -- Redis Cluster too.
 --
--- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock, round, resetting, attempts}
+-- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock, round, resetting, attempts,
+--                      hold_ms (a checkout sale)}
 -- KEYS[2] buyers hash  buyer -> quantity reserved so far
 -- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id .. " " .. quantity, then
 --                      " " .. STATE once settle recorded it (domain/rehydrate.rs writes the same)
@@ -16,7 +17,7 @@
 --       how long the order key is kept (ms)
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
--- Returns {status, detail}:
+-- Returns {status, detail} (RESERVED: {status, detail, pay_by_ms or ''}):
 --   RESERVED order-json | DUPLICATE order-id[ STATE] | KEY_REUSED order-id | NO_SALE
 --   | RESETTING round | TOO_MANY seconds-to-the-next-minute | NOT_OPEN opens_ms
 --   | CLOSED closes_ms
@@ -26,11 +27,11 @@
 -- key). Only a run that reserved changed anything, so only that one is remembered.
 local first = redis.call('GET', KEYS[7])
 if first then
-  return {'RESERVED', first}
+  return {'RESERVED', first, tostring(cjson.decode(first).pay_by_ms or '')}
 end
 
 local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms', 'round',
-  'resetting', 'attempts')
+  'resetting', 'attempts', 'hold_ms')
 if not sale[1] then
   return {'NO_SALE', ''}
 end
@@ -120,8 +121,14 @@ local order = {
 if idem_field then
   order.idempotency_key = ARGV[5]
 end
+-- A checkout sale holds the units for the buyer from now (Redis' clock) until pay_by.
+local pay_by = ''
+if sale[8] then
+  order.pay_by_ms = now_ms + tonumber(sale[8])
+  pay_by = tostring(order.pay_by_ms)
+end
 local body = cjson.encode(order)
 redis.call('HSET', KEYS[4], ARGV[1], body)
 redis.call('ZADD', KEYS[5], now_ms, ARGV[1])
 redis.call('SET', KEYS[7], body, 'PX', ARGV[7])
-return {'RESERVED', body}
+return {'RESERVED', body, pay_by}
