@@ -4,7 +4,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/env.sh"
-for name in api settle reconcile localstack dynamodb localstripe; do
+for name in api settle reconcile expire localstack dynamodb localstripe; do
   f="$RUN_DIR/$name.pid"
   [ -f "$f" ] || continue
   pid=$(cat "$f")

@@ -29,6 +29,8 @@ export AWS_ENDPOINT_URL_SECRETS_MANAGER="${AWS_ENDPOINT_URL_SECRETS_MANAGER:-htt
 # Stripe's API: localstripe locally (any key works there); Stripe's own in AWS.
 export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:$STRIPE_PORT}"
 export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_local_not_a_secret}"
+# The local API's webhook endpoint secret (up.sh registers the endpoint with localstripe).
+export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_local_not_a_secret}"
 export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://localhost:$DYNAMODB_PORT}"
 export ORDERS_QUEUE_URL="${ORDERS_QUEUE_URL:-http://localhost:$LOCALSTACK_PORT/queue/$AWS_REGION/000000000000/$ORDERS_QUEUE}"
 export ORDERS_DLQ_URL="${ORDERS_DLQ_URL:-http://localhost:$LOCALSTACK_PORT/queue/$AWS_REGION/000000000000/$ORDERS_DLQ}"

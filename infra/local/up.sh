@@ -101,6 +101,12 @@ if [ -x "$STRIPE_VENV/bin/python" ] && ! stripe_ready; then
   echo $! >"$RUN_DIR/localstripe.pid"
   wait_for localstripe 30 stripe_ready
 fi
+# Its webhook goes to the local API (localstripe keeps this in memory: registered on every `up`).
+if stripe_ready; then
+  curl -s -o /dev/null -u "$STRIPE_SECRET_KEY:" -X POST "$STRIPE_API_BASE/_config/webhooks/flashflow" \
+    -d "url=http://127.0.0.1:$API_PORT/webhooks/stripe" -d "secret=$STRIPE_WEBHOOK_SECRET" \
+    || die "registering the local webhook with localstripe failed"
+fi
 
 # --- Resources (the same script Docker LocalStack runs from its ready.d hook)
 DYNAMODB_ENDPOINT="$AWS_ENDPOINT_URL_DYNAMODB" bash "$ROOT/localstack/init/ready.d/10-flashflow.sh" >"$LOG_DIR/init.log" 2>&1 \

@@ -29,6 +29,7 @@
 //! - [`api`]: one `axum::Router` per HTTP function (buy, orders, operator) and the one
 //!   error-to-HTTP mapping.
 //! - [`admin`]: operator work spanning the ports: rehydrating the cache, resetting a sale.
+//! - [`checkout`]: pay for a held order through Stripe, cancel it, expire it; each change once.
 //! - [`settle`]: an SQS batch into the ledger, then the status store and the outbox cleanup.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
 //! - [`signing`]: the signature that lets settle tell buy's messages from anyone else's.
@@ -42,6 +43,8 @@ pub mod admin;
 #[cfg(feature = "http")]
 pub mod api;
 pub mod aws;
+#[cfg(all(feature = "stripe", feature = "postgres"))]
+pub mod checkout;
 pub mod clock;
 pub mod domain;
 pub mod metrics;

@@ -36,9 +36,19 @@ pub enum Count {
     Rejected,
     /// Messages reported as batch item failures (retried, or the DLQ in the end).
     Failed,
+    /// Checkout orders settled as held (waiting for payment).
+    Held,
+    /// Held orders paid (confirmed).
+    Paid,
+    /// Holds that ran out unpaid.
+    Expired,
+    /// Holds the buyer cancelled.
+    Cancelled,
+    /// Payments refunded (paid after the hold ended, or through a second intent).
+    Refunded,
 }
 
-const COUNTS: [Count; 7] = [
+const COUNTS: [Count; 12] = [
     Count::Accepted,
     Count::SoldOut,
     Count::LimitReached,
@@ -46,6 +56,11 @@ const COUNTS: [Count; 7] = [
     Count::Confirmed,
     Count::Rejected,
     Count::Failed,
+    Count::Held,
+    Count::Paid,
+    Count::Expired,
+    Count::Cancelled,
+    Count::Refunded,
 ];
 
 impl Count {
@@ -59,6 +74,11 @@ impl Count {
             Count::Confirmed => "Confirmed",
             Count::Rejected => "Rejected",
             Count::Failed => "Failed",
+            Count::Held => "Held",
+            Count::Paid => "Paid",
+            Count::Expired => "Expired",
+            Count::Cancelled => "Cancelled",
+            Count::Refunded => "Refunded",
         }
     }
 }

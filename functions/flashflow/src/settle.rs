@@ -47,6 +47,8 @@ fn default_retry_delay() -> std::time::Duration {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchReport {
     pub confirmed: usize,
+    /// Checkout orders recorded as held (waiting for payment).
+    pub held: usize,
     pub rejected: usize,
     /// Retries of an earlier order that Redis did not recognise (see [`OrderState::Duplicate`]).
     pub duplicates: usize,
@@ -95,6 +97,7 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
         let started = std::time::Instant::now();
         let report = self.settle(event).await;
         self.metrics.add(Count::Confirmed, report.confirmed as u64);
+        self.metrics.add(Count::Held, report.held as u64);
         self.metrics.add(Count::Rejected, report.rejected as u64);
         self.metrics.add(Count::Failed, report.failed.len() as u64);
         self.metrics.batch_duration(started.elapsed());
@@ -132,8 +135,17 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             .filter(|(id, _)| !recorded.refused.contains(id) && !recorded.transient.contains(id))
             .collect();
         let statuses = self.write_statuses(&orders, &recorded.outcome).await;
-        (report.confirmed, report.rejected, report.duplicates) =
-            (statuses.confirmed, statuses.rejected, statuses.duplicates);
+        (
+            report.confirmed,
+            report.held,
+            report.rejected,
+            report.duplicates,
+        ) = (
+            statuses.confirmed,
+            statuses.held,
+            statuses.rejected,
+            statuses.duplicates,
+        );
         let unsettled = self
             .clean_outbox(&orders, &recorded.outcome, &statuses)
             .await;
@@ -154,6 +166,7 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
         report.failed.extend(again.failed);
         info!(
             confirmed = report.confirmed,
+            held = report.held,
             rejected = report.rejected,
             duplicates = report.duplicates,
             requeued = report.requeued,
@@ -282,8 +295,11 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             }
             match status.status {
                 OrderState::Confirmed => statuses.confirmed += 1,
+                OrderState::Held => statuses.held += 1,
                 OrderState::Duplicate => statuses.duplicates += 1,
-                _ => statuses.rejected += 1,
+                OrderState::Rejected => statuses.rejected += 1,
+                // Recorded before and changed since (paid, ended): counted when it was settled.
+                _ => {}
             }
             items.push(status.clone());
             let sale = statuses.by_sale.entry(o.sale_id.clone()).or_default();
@@ -402,6 +418,7 @@ struct SaleSettled {
 #[derive(Default)]
 struct Statuses {
     confirmed: usize,
+    held: usize,
     rejected: usize,
     duplicates: usize,
     by_sale: BTreeMap<SaleId, SaleSettled>,
@@ -677,7 +694,10 @@ mod tests {
             panic!("not reserved");
         };
         f.store.set_unavailable(true);
-        let report = f.settler.settle(event(&[message.clone()]).0).await;
+        let report = f
+            .settler
+            .settle(event(std::slice::from_ref(&message)).0)
+            .await;
         assert_eq!((report.failed.len(), report.requeued), (0, 1));
         let later: Vec<String> = f.queue.later().into_iter().map(|(m, _)| m).collect();
         assert_eq!(later, [message], "sent back for later");

@@ -10,7 +10,8 @@ use flashflow::{aws, startup};
 use flashflow_local::event_source::{self, EventSourceStats, HttpInvokeTarget};
 use flashflow_local::server;
 use flashflow_local::settings::{
-    ApiMode, DlqSettings, EventSourceSettings, MetricsSettings, ServerSettings, SweepLoop,
+    ApiMode, DlqSettings, EventSourceSettings, ExpireLoop, MetricsSettings, ServerSettings,
+    SweepLoop,
 };
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -29,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The buy, order-status and operator routers merged on one HTTP port (API Gateway's job in AWS).
+    /// The buy, order-status, operator and checkout routers merged on one HTTP port (API
+    /// Gateway's job in AWS).
     #[command(after_help = reads(&api_variables()))]
     Api,
     /// The SQS event source feeding the settle handler, as Lambda's event source mapping does.
@@ -38,6 +40,10 @@ enum Command {
     /// The outbox sweeper on a timer (a scheduled Lambda in AWS).
     #[command(after_help = reads(&reconcile_variables()))]
     Reconcile,
+    /// Checkout's expiry job on a timer (EventBridge every minute in AWS): holds past `pay_by`
+    /// end, their intents cancelled at Stripe first.
+    #[command(after_help = reads(&expire_variables()))]
+    Expire,
     /// Look at the dead-letter queue, or move its messages back to the order queue.
     #[command(after_help = reads(&DlqSettings::variables()))]
     Dlq {
@@ -77,6 +83,14 @@ fn api_variables() -> Vec<String> {
         startup::buy::Settings::variables(),
         startup::orders::Settings::variables(),
         startup::operator::Settings::variables(),
+        startup::checkout::Settings::variables(),
+    ])
+}
+
+fn expire_variables() -> Vec<String> {
+    union(&[
+        ExpireLoop::variables(),
+        startup::checkout::Settings::variables(),
     ])
 }
 
@@ -103,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Api => api().await,
         Command::Settle => settle().await,
         Command::Reconcile => reconcile().await,
+        Command::Expire => expire().await,
         Command::Dlq { action } => dlq(action).await,
     }
 }
@@ -115,6 +130,7 @@ async fn api() -> anyhow::Result<()> {
     let orders = startup::orders::Settings::from_env()?;
     let operator = startup::operator::Settings::from_env()?;
     let relay = flashflow::adapters::relay::RelaySettings::from_env()?;
+    let checkout = startup::checkout::Settings::from_env()?;
 
     let sdk = aws::sdk_config().await;
     let metrics = Metrics::new("buy");
@@ -131,7 +147,11 @@ async fn api() -> anyhow::Result<()> {
     let app = server::app(
         buy_routes,
         startup::orders::routes(&sdk, &orders).await?,
-        startup::operator::routes(&sdk, &operator).await?,
+        startup::operator::routes(&sdk, &operator)
+            .await?
+            .merge(startup::checkout::routes(
+                startup::checkout::state(&sdk, &checkout, "checkout").await?,
+            )),
     );
 
     let addr = &server.listen_addr;
@@ -189,6 +209,22 @@ async fn reconcile() -> anyhow::Result<()> {
         if let Err(e) = sweeper.sweep().await {
             warn!(error = %e, "sweep failed");
         }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn expire() -> anyhow::Result<()> {
+    let interval = ExpireLoop::from_env()?.expire_interval_ms;
+    let settings = startup::checkout::Settings::from_env()?;
+    let sdk = aws::sdk_config().await;
+    let state = startup::checkout::state(&sdk, &settings, "expire").await?;
+    info!(?interval, "expiry job started");
+    loop {
+        let now = flashflow::clock::EpochMs::now().get();
+        if let Err(e) = state.checkout.expire_due(now).await {
+            warn!(error = %e, "expiry run failed");
+        }
+        state.checkout.metrics.flush();
         tokio::time::sleep(interval).await;
     }
 }

@@ -192,6 +192,20 @@ fn default_interval() -> Duration {
     Duration::from_secs(10)
 }
 
+/// How often the local expiry job runs: `EXPIRE_INTERVAL_MS` (2000; EventBridge's every minute in
+/// AWS: a hold ends within that of `pay_by`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ExpireLoop {
+    #[serde(default = "default_expire_interval", deserialize_with = "millis")]
+    pub expire_interval_ms: Duration,
+}
+
+impl FromEnv for ExpireLoop {}
+
+fn default_expire_interval() -> Duration {
+    Duration::from_secs(2)
+}
+
 /// The dead-letter queue and where a redrive sends its messages: `ORDERS_DLQ_URL`,
 /// `ORDERS_QUEUE_URL`.
 #[derive(Debug, Clone, Deserialize)]

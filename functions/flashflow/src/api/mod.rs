@@ -9,6 +9,8 @@
 
 pub mod body_deadline;
 pub mod buy;
+#[cfg(all(feature = "stripe", feature = "postgres"))]
+pub mod checkout;
 pub mod identity;
 pub mod operator;
 pub mod orders;
@@ -231,6 +233,15 @@ impl IntoResponse for ApiError {
         if let Self::Refused(Refusal::TooManyAttempts { retry_after_s }) = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
+        if let Self::Conflict {
+            code: "order_pending" | "payment_processing",
+            ..
+        } = self
+        {
+            // The order is about to change (settlement, Stripe): asking again soon helps.
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()

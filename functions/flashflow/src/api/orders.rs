@@ -88,12 +88,29 @@ async fn order<T: StatusStore, S: Outbox>(
             .map(|o| OrderStatus::of(&o, OrderState::Pending)),
     };
     match (found, who) {
-        (Some(s), Caller::Operator) => Ok(json(StatusCode::OK, &s)),
-        (Some(s), Caller::Buyer(b)) if s.buyer == b => Ok(json(StatusCode::OK, &s)),
+        (Some(s), Caller::Operator) => Ok(json(StatusCode::OK, &view(&s))),
+        (Some(s), Caller::Buyer(b)) if s.buyer == b => Ok(json(StatusCode::OK, &view(&s))),
         // Someone else's order looks exactly like no order: ids are not an oracle.
         _ => Err(ApiError::NotFound {
             code: "order_not_found",
             message: format!("no order {order_id} for this caller"),
         }),
+    }
+}
+
+/// An order as the API shows it: its status, and a checkout order's `pay_by` (RFC 3339).
+#[derive(Debug, serde::Serialize)]
+pub struct OrderView<'a> {
+    #[serde(flatten)]
+    pub status: &'a OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pay_by: Option<String>,
+}
+
+/// [`OrderView`] of `status`.
+pub fn view(status: &OrderStatus) -> OrderView<'_> {
+    OrderView {
+        status,
+        pay_by: status.pay_by_ms.map(crate::timefmt::format_ms),
     }
 }

@@ -94,8 +94,9 @@ pub struct OrderStatus {
     /// For a [`OrderState::Duplicate`]: the order that counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<Uuid>,
-    /// For a checkout sale's order: when its hold ends (ms since the epoch, Redis' clock).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For a checkout sale's order: when its hold ends (ms since the epoch, Redis' clock). The
+    /// API shows it as `pay_by` (RFC 3339, see `api::orders::view`).
+    #[serde(default, skip_serializing)]
     pub pay_by_ms: Option<i64>,
 }
 

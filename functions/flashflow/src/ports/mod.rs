@@ -11,8 +11,10 @@
 //! - [`queue`]: [`OrderPublisher`], order messages to the settlement queue.
 //! - [`status`]: [`StatusStore`], the order-status read model.
 //! - [`ledger`]: [`Ledger`], settlement.
+//! - [`holds`]: [`Holds`], checkout's held orders: pay, cancel, expire, each change once.
 //! - this file: the errors, each keeping its cause as its `source`.
 
+pub mod holds;
 pub mod ledger;
 pub mod outbox;
 pub mod queue;
@@ -20,6 +22,7 @@ pub mod reservations;
 pub mod sales;
 pub mod status;
 
+pub use holds::{Attached, HoldRecord, Holds, ReturnStock, Returned};
 pub use ledger::Ledger;
 pub use outbox::{Outbox, StaleEntry};
 pub use queue::{default_in_queue_for, Delivery, OrderPublisher, DEFAULT_IN_QUEUE_FOR};

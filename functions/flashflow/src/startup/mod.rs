@@ -6,10 +6,18 @@
 //!
 //! # Layout
 //! - this file: the clients every function shares (Redis, Postgres) and [`StartupError`].
-//! - [`buy`], [`orders`], [`operator`], [`settle`], [`reconcile`]: one function each.
+//! - [`buy`], [`orders`], [`operator`], [`settle`], [`reconcile`]: one function each;
+//!   [`checkout`]: the checkout routes and the expiry job, on the same clients.
 
 #[cfg(all(feature = "sqs", feature = "http"))]
 pub mod buy;
+#[cfg(all(
+    feature = "postgres",
+    feature = "dynamodb",
+    feature = "stripe",
+    feature = "http"
+))]
+pub mod checkout;
 #[cfg(all(feature = "postgres", feature = "dynamodb", feature = "http"))]
 pub mod operator;
 #[cfg(all(feature = "dynamodb", feature = "http"))]
@@ -46,6 +54,9 @@ pub enum StartupError {
     #[cfg(feature = "postgres")]
     #[error("connecting to Postgres: {0}")]
     Postgres(#[source] crate::ports::DbError),
+    /// Another client could not be built (Stripe's).
+    #[error("{0}")]
+    Other(#[source] crate::ports::BoxError),
 }
 
 /// How long a function waits for Redis at start before it gives up.

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod buy;
+mod checkout;
 mod cluster;
 mod contract;
 mod end_to_end;

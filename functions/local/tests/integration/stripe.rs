@@ -14,14 +14,15 @@ fn base() -> String {
 fn stripe_at(base: &str) -> Stripe {
     Stripe::new(&StripeSettings {
         api_base: base.into(),
-        secret_key: "sk_test_flashflow".to_owned().into(),
+        secret_key: Some("sk_test_flashflow".to_owned().into()),
+        secret_key_arn: None,
         timeout: Duration::from_secs(5),
     })
     .unwrap()
 }
 
 /// What the buyer's browser does with Stripe.js: a card, then confirm the intent with it.
-fn pay(intent: &str, card: &str) -> String {
+pub(crate) fn pay_at_stripe(intent: &str, card: &str) -> String {
     let post = |path: &str, form: &[&str]| -> serde_json::Value {
         let mut cmd = Command::new("curl");
         cmd.args([
@@ -79,7 +80,7 @@ async fn a_paid_intent_cannot_be_cancelled_and_is_refunded() {
     assert!(intent.client_secret.is_some());
     assert_eq!(intent.metadata.get("order_id"), Some(&order));
 
-    assert_eq!(pay(&intent.id, "4242424242424242"), "succeeded");
+    assert_eq!(pay_at_stripe(&intent.id, "4242424242424242"), "succeeded");
     let paid = stripe.payment_intent(&intent.id).await.unwrap();
     assert_eq!(paid.status, IntentStatus::Succeeded);
     match stripe.cancel_payment_intent(&intent.id).await.unwrap() {

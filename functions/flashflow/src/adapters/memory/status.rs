@@ -67,9 +67,9 @@ impl StatusStore for MemoryStatus {
             return Err(StatusError(switched_off("memory status store")));
         }
         let mut stored = lock(&self.items);
-        if !stored
+        if stored
             .get(&status.order_id)
-            .is_some_and(|have| have.status.rank() >= status.status.rank())
+            .is_none_or(|have| have.status.rank() < status.status.rank())
         {
             stored.insert(status.order_id, status.clone());
         }

@@ -6,8 +6,10 @@
 //! - [`migrations`]: the embedded schema migrations, each applied once and checked by checksum.
 //! - [`sales`]: sale administration ([`SaleLedger`](crate::ports::SaleLedger)).
 //! - [`settlement`]: settling a batch in one transaction ([`Ledger`](crate::ports::Ledger)).
+//! - [`holds`]: checkout's held orders, each change once ([`Holds`](crate::ports::Holds)).
 //! - [`rows`]: rows to domain types (by column name) and the SQL written once for both.
 
+mod holds;
 mod migrations;
 pub(crate) mod pgtls;
 mod rows;

@@ -9,9 +9,11 @@
 //! - [`reservations`]: the hot path, `reserve.lua` ([`ReservationStore`](crate::ports::ReservationStore)).
 //! - [`outbox`]: find, mark, remove and sweep entries ([`Outbox`](crate::ports::Outbox)).
 //! - [`sales`]: load, rehydrate, reset, retire and the registry of sales ([`SaleCache`](crate::ports::SaleCache)).
+//! - [`returns`]: checkout's ended holds' units back, `return_stock.lua` ([`ReturnStock`](crate::ports::ReturnStock)).
 
 mod outbox;
 mod reservations;
+mod returns;
 mod sales;
 
 pub use sales::SALES_KEY;
@@ -33,6 +35,7 @@ const BEGIN_RESET_LUA: &str = include_str!("lua/begin_reset.lua");
 const FINISH_RESET_LUA: &str = include_str!("lua/finish_reset.lua");
 const RETIRE_LUA: &str = include_str!("lua/retire.lua");
 const SETTLED_LUA: &str = include_str!("lua/settled.lua");
+const RETURN_STOCK_LUA: &str = include_str!("lua/return_stock.lua");
 
 /// The Redis keys of one sale.
 #[derive(Debug, Clone)]
@@ -67,6 +70,12 @@ impl SaleKeys {
         // `sale` is `ff:{id}:sale`: the order key shares its hash tag.
         let tag = self.sale.strip_suffix(":sale").unwrap_or(&self.sale);
         format!("{tag}:order:{order_id}")
+    }
+
+    /// Checkout's ended holds whose units came back (`return_stock.lua`): order id -> round.
+    pub fn returned(&self) -> String {
+        let tag = self.sale.strip_suffix(":sale").unwrap_or(&self.sale);
+        format!("{tag}:returned")
     }
 
     pub(crate) fn all(&self) -> Vec<String> {
@@ -133,6 +142,7 @@ pub struct RedisStore {
     finish_reset: Script,
     retire: Script,
     settled: Script,
+    return_stock: Script,
 }
 
 /// Settings for [`RedisStore::connect`], from `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (1000),
@@ -269,6 +279,7 @@ impl RedisStore {
             finish_reset: Script::from_lua(FINISH_RESET_LUA),
             retire: Script::from_lua(RETIRE_LUA),
             settled: Script::from_lua(SETTLED_LUA),
+            return_stock: Script::from_lua(RETURN_STOCK_LUA),
         })
     }
 

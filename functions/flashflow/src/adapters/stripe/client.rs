@@ -18,14 +18,18 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Where Stripe is and how to reach it: `STRIPE_API_BASE` (Stripe's own), `STRIPE_SECRET_KEY`,
-/// `STRIPE_TIMEOUT_MS` (5000).
+/// Where Stripe is and how to reach it: `STRIPE_API_BASE` (Stripe's own), the API key
+/// (`STRIPE_SECRET_KEY_SECRET_ARN`, a Secrets Manager secret holding it as a bare string, as in
+/// AWS; or `STRIPE_SECRET_KEY` itself, as locally), `STRIPE_TIMEOUT_MS` (5000).
 #[derive(Debug, Clone, Deserialize)]
 pub struct StripeSettings {
     #[serde(rename = "stripe_api_base", default = "default_api_base")]
     pub api_base: String,
     #[serde(rename = "stripe_secret_key")]
-    pub secret_key: SecretString,
+    pub secret_key: Option<SecretString>,
+    /// Secrets Manager id of the API key, read by [`StripeSettings::with_secret`].
+    #[serde(rename = "stripe_secret_key_secret_arn")]
+    pub secret_key_arn: Option<String>,
     /// A call not answered within this is failed as [`StripeError::Unavailable`].
     #[serde(
         rename = "stripe_timeout_ms",
@@ -36,6 +40,22 @@ pub struct StripeSettings {
 }
 
 impl crate::settings::FromEnv for StripeSettings {}
+
+impl StripeSettings {
+    /// The settings with the API key read from Secrets Manager when an id is configured.
+    ///
+    /// # Errors
+    /// [`crate::secrets::SecretError`] when the secret cannot be read.
+    pub async fn with_secret(
+        mut self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self, crate::secrets::SecretError> {
+        if let Some(c) = crate::secrets::read_optional(sdk, self.secret_key_arn.as_deref()).await? {
+            self.secret_key = Some(c.password);
+        }
+        Ok(self)
+    }
+}
 
 fn default_api_base() -> String {
     "https://api.stripe.com".into()
@@ -156,9 +176,13 @@ impl Stripe {
             .https_or_http()
             .enable_http1()
             .build();
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", settings.secret_key.expose_secret()))
-                .map_err(|e| StripeError::Failed(Box::new(e)))?;
+        let key = settings.secret_key.as_ref().ok_or_else(|| {
+            failed(
+                "no Stripe API key: set STRIPE_SECRET_KEY_SECRET_ARN or STRIPE_SECRET_KEY".into(),
+            )
+        })?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+            .map_err(|e| StripeError::Failed(Box::new(e)))?;
         auth.set_sensitive(true);
         Ok(Self {
             http: Client::builder(TokioExecutor::new()).build(https),

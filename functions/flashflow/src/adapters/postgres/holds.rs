@@ -1,0 +1,169 @@
+//! Checkout's holds ([`Holds`]): every change of a held order is one conditional `UPDATE` of its
+//! row (so it happens once, whoever asks first) with the sale's counters in the same transaction,
+//! the sale row locked first as settlement locks it.
+
+use super::rows::{ms_to_time, order_status};
+use super::Db;
+use crate::domain::OrderState;
+use crate::ports::{Attached, DbError, HoldRecord, Holds};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// A checkout order with its sale's terms: what [`hold_record`] reads.
+const HOLD: &str = "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status, o.duplicate_of,
+                           o.pay_by, o.payment_intent, o.stock_returned, o.status_written,
+                           s.price, s.currency, s.round
+                      FROM orders o JOIN sales s ON s.id = o.sale_id
+                     WHERE s.price IS NOT NULL";
+
+impl Holds for Db {
+    async fn hold(&self, order_id: Uuid) -> Result<Option<HoldRecord>, DbError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("{HOLD} AND o.order_id = $1"), &[&order_id])
+            .await?;
+        row.as_ref().map(hold_record).transpose()
+    }
+
+    async fn attach_intent(&self, order_id: Uuid, intent: &str) -> Result<Attached, DbError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE orders SET payment_intent = $2
+                  WHERE order_id = $1 AND status = 'HELD' AND payment_intent IS NULL",
+                &[&order_id, &intent],
+            )
+            .await?;
+        let row = client
+            .query_opt(&format!("{HOLD} AND o.order_id = $1"), &[&order_id])
+            .await?
+            .ok_or_else(|| DbError::Raced {
+                what: format!("order {order_id}"),
+            })?;
+        let hold = hold_record(&row)?;
+        Ok(match (&hold.status.status, &hold.payment_intent) {
+            (OrderState::Held, Some(pi)) => Attached::Held(pi.clone()),
+            _ => Attached::NotHeld(hold),
+        })
+    }
+
+    async fn move_order(
+        &self,
+        order_id: Uuid,
+        from: OrderState,
+        to: OrderState,
+        intent: Option<&str>,
+        paid_with: Option<&str>,
+    ) -> Result<Option<HoldRecord>, DbError> {
+        let returns =
+            from == OrderState::Held && matches!(to, OrderState::Expired | OrderState::Cancelled);
+        let mut conn = self.client().await?;
+        let tx = conn.transaction().await?;
+        tx.execute(
+            "SELECT 1 FROM sales WHERE id = (SELECT sale_id FROM orders WHERE order_id = $1)
+                FOR UPDATE",
+            &[&order_id],
+        )
+        .await?;
+        let moved = tx
+            .query_opt(
+                "UPDATE orders SET status = $3, stock_returned = stock_returned AND NOT $5,
+                                   status_written = false,
+                                   payment_intent = coalesce($6::text, payment_intent)
+                  WHERE order_id = $1 AND status = $2
+                    AND payment_intent IS NOT DISTINCT FROM $4::text
+                  RETURNING sale_id, quantity",
+                &[
+                    &order_id,
+                    &from.as_str(),
+                    &to.as_str(),
+                    &intent,
+                    &returns,
+                    &paid_with,
+                ],
+            )
+            .await?;
+        let Some(moved) = moved else {
+            return Ok(None);
+        };
+        let (sale, quantity): (String, i32) = (moved.try_get(0)?, moved.try_get(1)?);
+        let from_held = if from == OrderState::Held {
+            quantity
+        } else {
+            0
+        };
+        let confirmed = if to == OrderState::Confirmed {
+            quantity
+        } else {
+            0
+        };
+        tx.execute(
+            "UPDATE sales SET held = held - $2, confirmed = confirmed + $3 WHERE id = $1",
+            &[&sale, &from_held, &confirmed],
+        )
+        .await?;
+        let row = tx
+            .query_one(&format!("{HOLD} AND o.order_id = $1"), &[&order_id])
+            .await?;
+        tx.commit().await?;
+        hold_record(&row).map(Some)
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+        let client = self.client().await?;
+        client
+            .query(
+                &format!(
+                    "{HOLD} AND o.status = 'HELD' AND o.pay_by <= $1 ORDER BY o.pay_by LIMIT $2"
+                ),
+                &[&ms_to_time(now_ms), &(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(hold_record)
+            .collect()
+    }
+
+    async fn unfinished(&self, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+        let client = self.client().await?;
+        client
+            .query(
+                &format!("{HOLD} AND (NOT o.stock_returned OR NOT o.status_written) LIMIT $1"),
+                &[&(limit as i64)],
+            )
+            .await?
+            .iter()
+            .map(hold_record)
+            .collect()
+    }
+
+    async fn finished(
+        &self,
+        order_id: Uuid,
+        stock_returned: bool,
+        written: Option<OrderState>,
+    ) -> Result<(), DbError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE orders SET stock_returned = stock_returned OR $2,
+                                   status_written = status_written OR status = $3
+                  WHERE order_id = $1",
+                &[&order_id, &stock_returned, &written.map(|s| s.as_str())],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn hold_record(r: &Row) -> Result<HoldRecord, DbError> {
+    Ok(HoldRecord {
+        status: order_status(r)?,
+        payment_intent: r.try_get("payment_intent")?,
+        price: r.try_get::<_, i64>("price")? as u64,
+        currency: r.try_get("currency")?,
+        round: r.try_get::<_, i32>("round")? as u32,
+        stock_returned: r.try_get("stock_returned")?,
+        status_written: r.try_get("status_written")?,
+    })
+}

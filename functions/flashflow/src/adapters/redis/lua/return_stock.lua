@@ -1,0 +1,25 @@
+-- Give an ended hold's units back (checkout: expiry, cancel), once per order. Re-sent (a retry
+-- after a timeout, the expiry job finishing a return) it changes nothing more.
+--
+-- KEYS[1] sale hash, KEYS[2] buyers hash, KEYS[3] returned hash (order id -> round)
+-- ARGV: order id, buyer, quantity, the order's round
+--
+-- Returns RETURNED | ALREADY (returned before) | OTHER_ROUND (a reset rebuilt the sale from the
+-- ledger: nothing to give back) | NO_SALE (Redis does not hold the sale: try again once it is
+-- loaded; a load from the ledger counts the units as still out until then).
+if redis.call('HEXISTS', KEYS[1], 'remaining') == 0 then
+  return 'NO_SALE'
+end
+if (redis.call('HGET', KEYS[1], 'round') or '1') ~= ARGV[4] then
+  return 'OTHER_ROUND'
+end
+if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[4]) == 0 then
+  return 'ALREADY'
+end
+local qty = tonumber(ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'remaining', qty)
+-- The buyer's allowance comes back too: that buyer may buy again.
+if redis.call('HINCRBY', KEYS[2], ARGV[2], -qty) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
+return 'RETURNED'

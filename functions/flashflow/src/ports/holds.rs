@@ -1,0 +1,133 @@
+//! Checkout's holds in the ledger (Postgres): the one place where a held order changes state, so
+//! each change happens once whoever asks (the buyer, the webhook, the expiry job) and however
+//! often.
+
+use super::{DbError, StoreError};
+use crate::domain::{OrderState, OrderStatus};
+use std::future::Future;
+use uuid::Uuid;
+
+/// A checkout order as the ledger holds it, with what payment and follow-up need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRecord {
+    /// The order as buyers see it (`pay_by_ms` set).
+    pub status: OrderStatus,
+    /// The order's one PaymentIntent, once the buyer asked to pay.
+    pub payment_intent: Option<String>,
+    /// The sale's unit price (minor units) and currency.
+    pub price: u64,
+    pub currency: String,
+    /// The sale's round the order belongs to (a reset starts the next).
+    pub round: u32,
+    /// An ended hold's units are back in Redis too.
+    pub stock_returned: bool,
+    /// The read model shows the order's last change.
+    pub status_written: bool,
+}
+
+/// What [`Holds::attach_intent`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attached {
+    /// The order is held with this intent (the one given, or one attached before).
+    Held(String),
+    /// The order is no longer held (it stands as the record says): the intent was not attached.
+    NotHeld(HoldRecord),
+}
+
+/// Checkout orders in the ledger.
+pub trait Holds: Send + Sync + 'static {
+    /// The checkout order `order_id` (of this round), or `None` when the ledger has no such
+    /// checkout order.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn hold(
+        &self,
+        order_id: Uuid,
+    ) -> impl Future<Output = Result<Option<HoldRecord>, DbError>> + Send;
+
+    /// Attach `intent` to the held order unless it has one: the first intent attached is the
+    /// order's one.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails; [`DbError::Raced`] when the order vanished (a reset).
+    fn attach_intent(
+        &self,
+        order_id: Uuid,
+        intent: &str,
+    ) -> impl Future<Output = Result<Attached, DbError>> + Send;
+
+    /// Move the order from `from` to `to` in one transaction, with the sale's counters (a held
+    /// order's units leave `held`, into `confirmed` for a payment); an ended hold (`EXPIRED`,
+    /// `CANCELLED`) is marked as still to be returned to Redis. `intent` must be the order's
+    /// PaymentIntent as the caller saw it (`None`: it had none), so a payment attached meanwhile
+    /// is never ended unseen; `paid_with` records the intent a payment came through (a refunded
+    /// one). Returns the moved order, or `None` when it did not stand so (someone else moved it
+    /// first: read it again).
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails; nothing changed then.
+    fn move_order(
+        &self,
+        order_id: Uuid,
+        from: OrderState,
+        to: OrderState,
+        intent: Option<&str>,
+        paid_with: Option<&str>,
+    ) -> impl Future<Output = Result<Option<HoldRecord>, DbError>> + Send;
+
+    /// Held orders whose `pay_by` is at or before `now_ms`, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn due(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<HoldRecord>, DbError>> + Send;
+
+    /// Orders whose last change is not yet carried everywhere (units back in Redis, status in
+    /// the read model), at most `limit`.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn unfinished(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<HoldRecord>, DbError>> + Send;
+
+    /// Record that the order's units are back in Redis and/or its status `written` (the state
+    /// the caller wrote: a change made since is still to be written).
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn finished(
+        &self,
+        order_id: Uuid,
+        stock_returned: bool,
+        written: Option<OrderState>,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+}
+
+/// What [`ReturnStock::return_stock`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    /// The units are back now.
+    Now,
+    /// They were given back before, or a reset rebuilt the sale since: nothing more to do.
+    Before,
+    /// The store does not hold the sale (it lost its data): try again once it is loaded.
+    NotLoaded,
+}
+
+/// Ended holds' units back in the reservation store, so the next buyer can take them.
+pub trait ReturnStock: Send + Sync + 'static {
+    /// Give `hold`'s units back (remaining and its buyer's allowance), once per order.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; repeating is safe.
+    fn return_stock(
+        &self,
+        hold: &HoldRecord,
+    ) -> impl Future<Output = Result<Returned, StoreError>> + Send;
+}
