@@ -193,6 +193,8 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
                 }
             }
         }
+        self.metrics
+            .add(Count::ExpiryDeferred, report.deferred as u64);
         report.finished = self.finish_unfinished().await?;
         if report != ExpiryReport::default() {
             info!(

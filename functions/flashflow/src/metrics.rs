@@ -46,9 +46,12 @@ pub enum Count {
     Cancelled,
     /// Payments refunded (paid after the hold ended, or through a second intent).
     Refunded,
+    /// Holds past `pay_by` the expiry job could not end yet (Stripe unreachable, a payment being
+    /// processed): the expiry's lag.
+    ExpiryDeferred,
 }
 
-const COUNTS: [Count; 12] = [
+const COUNTS: [Count; 13] = [
     Count::Accepted,
     Count::SoldOut,
     Count::LimitReached,
@@ -61,6 +64,7 @@ const COUNTS: [Count; 12] = [
     Count::Expired,
     Count::Cancelled,
     Count::Refunded,
+    Count::ExpiryDeferred,
 ];
 
 impl Count {
@@ -79,6 +83,7 @@ impl Count {
             Count::Expired => "Expired",
             Count::Cancelled => "Cancelled",
             Count::Refunded => "Refunded",
+            Count::ExpiryDeferred => "ExpiryDeferred",
         }
     }
 }

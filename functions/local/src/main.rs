@@ -144,14 +144,14 @@ async fn api() -> anyhow::Result<()> {
     } else {
         startup::buy::routes(&sdk, &buy, metrics).await?
     };
+    let checkout_state = startup::checkout::state(&sdk, &checkout, "checkout").await?;
+    checkout_state.checkout.metrics.flush_every(flush);
     let app = server::app(
         buy_routes,
         startup::orders::routes(&sdk, &orders).await?,
         startup::operator::routes(&sdk, &operator)
             .await?
-            .merge(startup::checkout::routes(
-                startup::checkout::state(&sdk, &checkout, "checkout").await?,
-            )),
+            .merge(startup::checkout::routes(checkout_state)),
     );
 
     let addr = &server.listen_addr;

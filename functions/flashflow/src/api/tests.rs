@@ -858,6 +858,10 @@ fn template_yaml_and_the_routers_declare_the_same_routes() {
         template_routes("OperatorFunction"),
         rust_routes(operator::ROUTES)
     );
+    assert_eq!(
+        template_routes("CheckoutFunction"),
+        rust_routes(super::checkout::ROUTES)
+    );
 }
 
 #[tokio::test]
@@ -1000,6 +1004,8 @@ fn every_variable_a_function_reads_is_declared_in_the_template() {
             "ReconcileFunction",
             startup::reconcile::Settings::variables(),
         ),
+        ("CheckoutFunction", startup::checkout::Settings::variables()),
+        ("ExpireFunction", startup::checkout::Settings::variables()),
     ];
     for (function, read) in functions {
         let own = doc["Resources"][function]["Properties"]["Environment"]["Variables"]
@@ -1010,8 +1016,14 @@ fn every_variable_a_function_reads_is_declared_in_the_template() {
             "{function}: its settings list {read:?}"
         );
         for var in read {
-            // The key itself is for local runs; in AWS its secret's ARN is declared instead.
-            if var == "ORDER_SIGNING_KEY" {
+            // The keys themselves are for local runs; in AWS their secrets' ARNs are declared.
+            if [
+                "ORDER_SIGNING_KEY",
+                "STRIPE_SECRET_KEY",
+                "STRIPE_WEBHOOK_SECRET",
+            ]
+            .contains(&var.as_str())
+            {
                 continue;
             }
             let key = serde_yaml::Value::String(var.clone());

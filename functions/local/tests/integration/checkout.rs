@@ -502,3 +502,19 @@ async fn a_return_interrupted_between_postgres_and_redis_is_finished_once_by_the
     assert_eq!(w.assert_books(&def).await, 2);
     assert_eq!(w.shown(order).await, Some(OrderState::Expired));
 }
+
+#[tokio::test]
+async fn the_payment_fixture_as_is_asks_for_an_order_no_sale_has() {
+    // `cargo lambda invoke checkout --data-file events/apigw-checkout-payment.json`: the buyer
+    // comes from the JWT authorizer's claim; the order does not exist.
+    let w = World::new().await;
+    let req = lambda_http::request::from_str(include_str!(
+        "../../../../events/apigw-checkout-payment.json"
+    ))
+    .unwrap();
+    let a = call(&w.router, req).await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (404, Some("order_not_found"))
+    );
+}
