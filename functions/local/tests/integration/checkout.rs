@@ -355,6 +355,26 @@ async fn expiry_ends_unpaid_holds_and_confirms_one_paid_at_stripe_whose_webhook_
     assert_eq!(w.assert_books(&def).await, 2);
     assert_eq!(w.payment(unpaid, "fay").await.body["error"], "hold_expired");
     assert_eq!(w.shown(unpaid).await, Some(OrderState::Expired));
+    // The operator sees where the holds stand.
+    let shown = call(
+        &w.app.operator().await,
+        admin("GET", &format!("/admin/sales/{}", def.id), None),
+    )
+    .await;
+    assert_eq!(shown.status, 200, "{:?}", shown.body);
+    assert_eq!(shown.body["checkout"]["price"], PRICE);
+    assert_eq!(shown.body["settled"]["confirmed_orders"], 1);
+    let holds = &shown.body["holds"];
+    assert_eq!(
+        (
+            &holds["held_orders"],
+            &holds["expired_orders"],
+            &holds["cancelled_orders"],
+            &holds["refunded_orders"]
+        ),
+        (&0.into(), &2.into(), &0.into(), &0.into()),
+        "{holds}"
+    );
 }
 
 #[tokio::test]
@@ -517,4 +537,106 @@ async fn the_payment_fixture_as_is_asks_for_an_order_no_sale_has() {
         (a.status, a.body["error"].as_str()),
         (404, Some("order_not_found"))
     );
+}
+
+/// Pay for `order` as its buyer does: the payment route, the card at Stripe, Stripe's webhook.
+async fn pay_for(w: &World, order: Uuid, buyer: &str) {
+    let intent = payment_of(&w.payment(order, buyer).await).payment_intent;
+    assert_eq!(pay_at_stripe(&intent, "4242424242424242"), "succeeded");
+    assert_eq!(w.webhook(&succeeded(&intent, order)).await.status, 200);
+}
+
+#[tokio::test]
+async fn two_thousand_buyers_on_a_hundred_units_with_thirty_percent_abandoning_end_with_every_unit_paid(
+) {
+    let w = World::new().await;
+    let def = w.sale(100, 1).await;
+    let buy_app = w.app.buy_app();
+    let mut next_buyer = 0usize;
+    let (mut paid, mut abandoned, mut waves) = (0usize, 0usize, 0usize);
+    while paid < 100 {
+        waves += 1;
+        assert!(
+            waves <= 20,
+            "the sale does not end: {paid} paid after {waves} waves"
+        );
+        // The next 500 buyers arrive at once; those who get a hold are the wave's holders.
+        let arrivals: Vec<String> = (next_buyer..next_buyer + 500)
+            .map(|i| format!("buyer-{i}"))
+            .collect();
+        next_buyer += 500;
+        assert!(next_buyer <= 2_000, "more than 2,000 buyers needed");
+        let answers = futures_join_all(arrivals.iter().map(|b| {
+            let app = buy_app.clone();
+            let req = flashflow::testing::http::local_buy(&def.id, b, None);
+            async move { call(&app, req).await }
+        }))
+        .await;
+        let mut holders = Vec::new();
+        for (b, a) in arrivals.iter().zip(&answers) {
+            match a.status {
+                202 => holders.push((
+                    b.clone(),
+                    a.body["order_id"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<Uuid>()
+                        .unwrap(),
+                )),
+                409 => assert_eq!(a.body["error"], "sold_out"),
+                other => panic!("{other} {:?}", a.body),
+            }
+        }
+        w.settle(&def).await;
+        // Seven in ten pay; the others walk away and their holds run out.
+        for (i, (b, order)) in holders.iter().enumerate() {
+            if i % 10 < 7 {
+                pay_for(&w, *order, b).await;
+                paid += 1;
+            } else {
+                abandoned += 1;
+            }
+        }
+        let report = w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
+        assert_eq!(report.confirmed, 0);
+        w.assert_books(&def).await;
+        println!(
+            "wave {waves}: {} holds, {} paid so far, {} expired this wave, redis remaining {}",
+            holders.len(),
+            paid,
+            report.expired,
+            w.app
+                .store
+                .live_sale(&def.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .remaining
+        );
+    }
+    assert_eq!(w.books(&def).await, (100, 0), "every unit paid, none held");
+    assert_eq!(w.assert_books(&def).await, 0);
+    assert!(
+        abandoned >= 30,
+        "{abandoned} holds abandoned and sold again"
+    );
+    println!(
+        "| 2,000 buyers (arriving 500 at a time) on 100 units, 30% of holds abandoned | {next_buyer} buyers, {waves} waves | {paid} paid | {abandoned} expired and sold again |"
+    );
+}
+
+/// Every future, all at once (no extra crate for it).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
 }
