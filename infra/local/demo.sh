@@ -5,7 +5,9 @@
 #  3. k6: VUS (100) concurrent buyers for DURATION (5s), every request a distinct buyer;
 #  4. wait for settlement, showing progress;
 #  5. verify and print: requests, req/s, p50/p99, 202s, sold-outs, other responses, orders in
-#     Postgres (100), CONFIRMED in DynamoDB (100), queue and DLQ empty. Exit non-zero if any fails.
+#     Postgres (100), CONFIRMED in DynamoDB (100), queue and DLQ empty. Exit non-zero if any fails;
+#  6. checkout (infra/local/demo-checkout.py): a sale whose buyers hold, pay through localstripe or
+#     walk away; the expired holds' units are bought by later buyers; the books are checked.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
@@ -53,7 +55,7 @@ curl -s "$API/orders/$order" -H 'x-user-id: alice'; echo
 
 say "starting settlement (event source -> settle) and the outbox sweeper"
 EVENT_SOURCE_MAX_CONCURRENCY=${EVENT_SOURCE_MAX_CONCURRENCY:-2} OUTBOX_THRESHOLD_MS=10000 RECONCILE_INTERVAL_MS=2000 \
-  bash "$HERE/services.sh" start settle reconcile
+  bash "$HERE/services.sh" start settle reconcile expire
 
 say "flash sale: k6, $VUS concurrent buyers for $DURATION"
 SUMMARY="$LOG_DIR/k6-summary.json"
@@ -107,4 +109,6 @@ check "alice's order status" "$order_status" CONFIRMED
 check "orders queue depth" "$q" 0
 check "DLQ depth" "$dlq" 0
 [ "$fails" -eq 0 ] || die "$fails check(s) failed (logs: $LOG_DIR)"
+
+python3 "$HERE/demo-checkout.py" || die "the checkout demo failed (logs: $LOG_DIR)"
 say "demo OK"
