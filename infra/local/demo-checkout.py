@@ -47,9 +47,9 @@ def api(method, path, buyer=None, body=None):
     return call(method, API + path, body, headers)
 
 
-def stripe(path, form):
+def stripe(path, form=None, method="POST"):
     auth = base64.b64encode(f"{STRIPE_KEY}:".encode()).decode()
-    return call("POST", STRIPE + path, headers={"authorization": f"Basic {auth}"}, form=form)[1]
+    return call(method, STRIPE + path, headers={"authorization": f"Basic {auth}"}, form=form)[1]
 
 
 def card_payment(intent):
@@ -108,8 +108,11 @@ def main():
     leavers = [(o, b) for o, b, _ in first[:ABANDON]]
     pay(payers)
     seen = wait_status(payers, "CONFIRMED", 30)
+    # The others open the payment form (their intent exists at Stripe) and walk away.
+    left_intents = [api("POST", f"/orders/{o}/payment", b)[1]["payment_intent"] for o, b in leavers]
     print(f"    {len(payers)} paid with a test card (Stripe's webhook -> CONFIRMED: "
-          f"{sum(s == 'CONFIRMED' for s in seen.values())}); {len(leavers)} walked away")
+          f"{sum(s == 'CONFIRMED' for s in seen.values())}); {len(leavers)} opened the payment "
+          f"and walked away")
     status, view = api("GET", f"/admin/sales/{sale}")
     print(f"    books: remaining {view['remaining']}, held {view['holds']['held_orders']}, "
           f"paid {view['settled']['confirmed_orders']}")
@@ -117,9 +120,11 @@ def main():
     print(f"    waiting for the abandoned holds to expire (up to {HOLD_SECONDS + 30}s)...")
     seen = wait_status(leavers, "EXPIRED", HOLD_SECONDS + 30)
     expired = sum(s == "EXPIRED" for s in seen.values())
+    cancelled = sum(stripe(f"/v1/payment_intents/{pi}", method="GET")["status"] == "canceled"
+                    for pi in left_intents)
     status, view = api("GET", f"/admin/sales/{sale}")
-    print(f"    {expired} EXPIRED: their intents were cancelled at Stripe, remaining back to "
-          f"{view['remaining']}")
+    print(f"    {expired} EXPIRED: {cancelled} intents cancelled at Stripe first, remaining back "
+          f"to {view['remaining']}")
 
     later = buy_and_hold(sale, [f"latecomer-{i}" for i in range(ABANDON + 2)])
     later_orders = [(o, b) for o, b, _ in later]
@@ -137,6 +142,7 @@ def main():
         ("paid (CONFIRMED)", paid, STOCK),
         ("held", held, 0),
         ("expired and sold again", h["expired_orders"], ABANDON),
+        ("their intents cancelled at Stripe", cancelled, ABANDON),
         ("paid + held + remaining (= stock)", paid + held + view["remaining"], STOCK),
         ("refunded", h["refunded_orders"], 0),
         ("pending", view["pending"], 0),

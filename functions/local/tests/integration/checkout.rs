@@ -55,7 +55,11 @@ impl World {
     }
 
     async fn with_stripe(base: &str) -> Self {
-        let app = TestApp::new().await;
+        Self::on(TestApp::new().await, base).await
+    }
+
+    /// A world on `app` (e.g. with its own Redis).
+    async fn on(app: TestApp, base: &str) -> Self {
         let shop = Arc::new(CheckoutState {
             checkout: Checkout {
                 holds: db_at(&app.db_url).await,
@@ -639,4 +643,76 @@ where
         out.push(h.await.unwrap());
     }
     out
+}
+
+#[tokio::test]
+async fn redis_losing_its_data_between_the_two_halves_of_a_return_loses_no_unit_and_gives_none_twice(
+) {
+    // Its own Redis, without persistence: a restart loses everything.
+    let mut redis = PrivateRedis::start(&[]);
+    let mut app = TestApp::new().await;
+    app.store = flashflow::adapters::redis::RedisStore::connect(
+        &flashflow::adapters::redis::RedisSettings {
+            url: redis.url(),
+            command_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let w = World::on(app, &stripe_base()).await;
+    let def = w.sale(3, 1).await;
+    let gone = a_held_order(&w, &def, "mo").await;
+    let kept = a_held_order(&w, &def, "ned").await;
+    // The Postgres half of one return, then Redis restarts empty before the Redis half.
+    w.shop
+        .checkout
+        .holds
+        .move_order(gone, OrderState::Held, OrderState::Expired, None, None)
+        .await
+        .unwrap()
+        .unwrap();
+    redis.kill_and_restart();
+    // While Redis holds no sale, the return waits (it cannot be done, and must not be lost).
+    w.shop.checkout.finish_unfinished().await.unwrap();
+    assert!(!w.hold(gone).await.stock_returned);
+    // The operator rebuilds the sale from Postgres: the unreturned unit still counts as out...
+    let rebuilt = call(
+        &w.app.operator().await,
+        admin("POST", &format!("/admin/sales/{}/rehydrate", def.id), None),
+    )
+    .await;
+    assert_eq!(rebuilt.status, 200, "{:?}", rebuilt.body);
+    assert_eq!(
+        rebuilt.body["remaining"], 1,
+        "stock 3, one held, one not back yet"
+    );
+    // ...until the next run gives it back, once.
+    w.shop.checkout.finish_unfinished().await.unwrap();
+    w.shop.checkout.finish_unfinished().await.unwrap();
+    assert!(w.hold(gone).await.stock_returned);
+    assert_eq!(w.assert_books(&def).await, 2);
+    // The buyer whose hold expired may buy again; the one still holding may not.
+    assert_eq!(w.app.buy(&def, "mo").await.status, 202);
+    assert_eq!(w.app.buy(&def, "ned").await.body["error"], "limit_reached");
+    assert_eq!(w.state(kept).await, OrderState::Held);
+}
+
+#[tokio::test]
+async fn a_cancel_racing_the_payment_ends_paid_or_cancelled_never_both() {
+    let w = World::new().await;
+    let def = w.sale(1, 1).await;
+    let order = a_held_order(&w, &def, "ola").await;
+    let intent = payment_of(&w.payment(order, "ola").await).payment_intent;
+    assert_eq!(pay_at_stripe(&intent, "4242424242424242"), "succeeded");
+    let event = succeeded(&intent, order);
+    let (cancel, hook) = tokio::join!(w.cancel(order, "ola"), w.webhook(&event));
+    assert_eq!(hook.status, 200);
+    // Stripe will not cancel a paid intent: the cancel cannot win.
+    assert_eq!(
+        (cancel.status, cancel.body["error"].as_str()),
+        (409, Some("already_paid"))
+    );
+    assert_eq!(w.state(order).await, OrderState::Confirmed);
+    assert_eq!(w.books(&def).await, (1, 0));
+    assert_eq!(w.assert_books(&def).await, 0);
 }
