@@ -630,11 +630,9 @@ async fn two_thousand_buyers_on_a_hundred_units_with_thirty_percent_abandoning_e
 }
 
 /// Every future, all at once (no extra crate for it).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
