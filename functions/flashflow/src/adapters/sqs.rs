@@ -117,3 +117,50 @@ impl OrderPublisher for SqsPublisher {
             .map_err(|e| PublishError(Box::new(e)))
     }
 }
+
+/// The order queue and its DLQ, for their depths: `ORDERS_QUEUE_URL`, `ORDERS_DLQ_URL`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DepthSettings {
+    pub orders_queue_url: String,
+    pub orders_dlq_url: String,
+}
+
+impl crate::settings::FromEnv for DepthSettings {}
+
+/// [`crate::ports::QueueDepths`] on SQS (`GetQueueAttributes`).
+#[derive(Clone, Debug)]
+pub struct SqsDepths {
+    pub client: Client,
+    pub settings: DepthSettings,
+}
+
+impl SqsDepths {
+    async fn depth(&self, url: &str) -> Option<i64> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .ok()?;
+        Some(
+            out.attributes()?
+                .values()
+                .filter_map(|v| v.parse::<i64>().ok())
+                .sum(),
+        )
+    }
+}
+
+impl crate::ports::QueueDepths for SqsDepths {
+    async fn depths(&self) -> (Option<i64>, Option<i64>) {
+        tokio::join!(
+            self.depth(&self.settings.orders_queue_url),
+            self.depth(&self.settings.orders_dlq_url)
+        )
+    }
+}

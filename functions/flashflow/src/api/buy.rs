@@ -6,7 +6,7 @@ use crate::domain::{
     IdempotencyKey, OrderState, Quantity, Refusal, Reservation, ReserveRequest, SaleId,
 };
 use crate::metrics::{Count, Metrics};
-use crate::ports::{Delivery, OrderPublisher, Outbox, ReservationStore, StoreError};
+use crate::ports::{AnswerTally, Delivery, OrderPublisher, Outbox, ReservationStore, StoreError};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -107,13 +107,15 @@ struct BuyBody {
 }
 
 /// The buy function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<S: ReservationStore + Outbox, P: OrderPublisher>(state: BuyState<S, P>) -> Router {
+pub fn routes<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
+    state: BuyState<S, P>,
+) -> Router {
     Router::new()
         .route(ROUTES[0].path, post(buy::<S, P>))
         .with_state(Arc::new(state))
 }
 
-async fn buy<S: ReservationStore + Outbox, P: OrderPublisher>(
+async fn buy<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
     State(state): State<Arc<BuyState<S, P>>>,
     sale: Result<Path<String>, PathRejection>,
     req: Request,
@@ -146,7 +148,7 @@ async fn buy<S: ReservationStore + Outbox, P: OrderPublisher>(
     task.await.map_err(|e| ApiError::Internal(Box::new(e)))?
 }
 
-async fn reserve_and_answer<S: ReservationStore + Outbox, P: OrderPublisher>(
+async fn reserve_and_answer<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
     state: Arc<BuyState<S, P>>,
     request: ReserveRequest,
 ) -> Result<Response, ApiError> {
@@ -215,7 +217,17 @@ async fn reserve_and_answer<S: ReservationStore + Outbox, P: OrderPublisher>(
         }
         Reservation::Refused(r) => {
             match r {
-                Refusal::SoldOut => state.metrics.add(Count::SoldOut, 1),
+                Refusal::SoldOut => {
+                    state.metrics.add(Count::SoldOut, 1);
+                    if let Some(batch) = tally_sold_out(&request.sale) {
+                        let state = Arc::clone(&state);
+                        tokio::spawn(async move {
+                            if let Err(e) = state.store.add_sold_out(&batch).await {
+                                warn!(error = %e, "sold-out tally lost (it feeds the live view only)");
+                            }
+                        });
+                    }
+                }
                 Refusal::LimitReached { .. } => state.metrics.add(Count::LimitReached, 1),
                 _ => {}
             }
@@ -269,6 +281,37 @@ async fn reserve_until_known<S: ReservationStore>(
             }
         }
     }
+}
+
+/// Sold-out answers per sale since the last flush, for the live view. One per process (a Lambda
+/// instance, the local server); flushed to the store at most once a second, off the answer's path,
+/// so the hot path pays one map update. A frozen instance keeps up to a second of counts until its
+/// next sold-out answer.
+static TALLY: std::sync::Mutex<Option<Tally>> = std::sync::Mutex::new(None);
+
+struct Tally {
+    counts: std::collections::HashMap<SaleId, u64>,
+    flushed: std::time::Instant,
+}
+
+/// Count one sold-out answer; every second, the counts to flush.
+fn tally_sold_out(sale: &SaleId) -> Option<Vec<(SaleId, u64)>> {
+    let mut guard = TALLY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let t = guard.get_or_insert_with(|| Tally {
+        counts: Default::default(),
+        // The first answer flushes at once: a view watching a new sale sees it move.
+        flushed: std::time::Instant::now()
+            .checked_sub(std::time::Duration::from_secs(1))
+            .unwrap_or_else(std::time::Instant::now),
+    });
+    *t.counts.entry(sale.clone()).or_default() += 1;
+    if t.flushed.elapsed() < std::time::Duration::from_secs(1) {
+        return None;
+    }
+    t.flushed = std::time::Instant::now();
+    Some(t.counts.drain().collect())
 }
 
 /// The pause between two asks of [`reserve_until_known`].

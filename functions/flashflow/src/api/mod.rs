@@ -12,8 +12,11 @@ pub mod buy;
 #[cfg(all(feature = "stripe", feature = "postgres"))]
 pub mod checkout;
 pub mod identity;
+#[cfg(feature = "postgres")]
+pub mod live;
 pub mod operator;
 pub mod orders;
+pub mod pages;
 
 use crate::domain::{InvalidInput, Refusal};
 use crate::ports::{DbError, StoreError};

@@ -1,11 +1,11 @@
 //! `GET /orders/{order_id}` (buyers) and `GET /admin/orders/{order_id}` (operators): an order's
 //! status. Settled orders come from the status store (DynamoDB); reserved, unsettled ones from
-//! the outbox.
+//! the outbox. `GET /sales/{sale_id}` (anyone): what the storefront shows, from Redis.
 
 use super::identity::{caller, Caller};
 use super::{json, path_param, ApiError, Route};
 use crate::domain::{InvalidInput, OrderState, OrderStatus};
-use crate::ports::{Outbox, StatusStore};
+use crate::ports::{Outbox, SaleCache, StatusStore};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
@@ -25,6 +25,10 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         path: "/admin/orders/{order_id}",
+    },
+    Route {
+        method: "GET",
+        path: "/sales/{sale_id}",
     },
 ];
 
@@ -51,12 +55,71 @@ pub struct OrdersState<T, S> {
 }
 
 /// The order-status function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<T: StatusStore, S: Outbox>(state: OrdersState<T, S>) -> Router {
+pub fn routes<T: StatusStore, S: Outbox + SaleCache>(state: OrdersState<T, S>) -> Router {
     let handler = get(order::<T, S>);
     Router::new()
         .route(ROUTES[0].path, handler.clone())
         .route(ROUTES[1].path, handler)
+        .route(ROUTES[2].path, get(public_sale::<T, S>))
         .with_state(Arc::new(state))
+}
+
+/// A sale as its storefront shows it, refreshed while the page is open.
+#[derive(Debug, serde::Serialize)]
+pub struct PublicSale {
+    pub id: String,
+    pub name: Option<String>,
+    pub stock: i64,
+    pub remaining: i64,
+    pub per_user_limit: Option<i64>,
+    pub opens_at: Option<String>,
+    pub closes_at: Option<String>,
+    /// A checkout sale's unit price (minor units), currency and hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_seconds: Option<u32>,
+    /// The server's clock (ms since the epoch), so a page counts down by it, not by the device's.
+    pub now_ms: i64,
+}
+
+async fn public_sale<T: StatusStore, S: Outbox + SaleCache>(
+    State(state): State<Arc<OrdersState<T, S>>>,
+    sale: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = crate::domain::SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
+    let live = state
+        .store
+        .live_sale(&id)
+        .await?
+        .ok_or(ApiError::Refused(crate::domain::Refusal::UnknownSale))?;
+    let shown = live.shown.unwrap_or(crate::domain::sale::ShownSale {
+        name: String::new(),
+        price: None,
+        currency: None,
+        hold_seconds: None,
+    });
+    let view = PublicSale {
+        id: id.to_string(),
+        name: (!shown.name.is_empty()).then_some(shown.name),
+        stock: live.stock,
+        remaining: live.remaining.max(0),
+        per_user_limit: live.per_user_limit,
+        opens_at: live.opens_at_ms.map(crate::timefmt::format_ms),
+        closes_at: live.closes_at_ms.map(crate::timefmt::format_ms),
+        price: shown.price,
+        currency: shown.currency,
+        hold_seconds: shown.hold_seconds,
+        now_ms: crate::clock::EpochMs::now().get(),
+    };
+    let mut resp = json(StatusCode::OK, &view);
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
 }
 
 async fn order<T: StatusStore, S: Outbox>(

@@ -54,6 +54,35 @@ impl Checkout {
     }
 }
 
+/// What a sale's storefront shows besides the live counts: its name and, for a checkout sale,
+/// its price. Kept with the sale in Redis (the storefront polls Redis, never the ledger).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownSale {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_seconds: Option<u32>,
+}
+
+impl ShownSale {
+    pub fn of(def: &SaleDefinition) -> Self {
+        Self {
+            name: def.name.clone(),
+            price: def.checkout.as_ref().map(|c| c.price),
+            currency: def.checkout.as_ref().map(|c| c.currency.clone()),
+            hold_seconds: def.checkout.as_ref().map(|c| c.hold_seconds),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Strings and numbers always serialize.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// Checkout terms as sent; [`NewCheckout::validate`] checks them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

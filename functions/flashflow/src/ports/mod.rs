@@ -25,11 +25,13 @@ pub mod status;
 pub use holds::{Attached, HoldRecord, Holds, ReturnStock, Returned};
 pub use ledger::Ledger;
 pub use outbox::{Outbox, StaleEntry};
-pub use queue::{default_in_queue_for, Delivery, OrderPublisher, DEFAULT_IN_QUEUE_FOR};
+pub use queue::{
+    default_in_queue_for, Delivery, OrderPublisher, QueueDepths, DEFAULT_IN_QUEUE_FOR,
+};
 pub use reservations::ReservationStore;
 pub use sales::{
-    CheckoutCounts, CreateOutcome, LedgerOfSale, LiveSale, ResetStart, SaleCache, SaleLedger,
-    SaleRecord,
+    AnswerTally, CheckoutCounts, CreateOutcome, LedgerOfSale, LiveSale, ResetStart, SaleCache,
+    SaleLedger, SaleRecord,
 };
 pub use status::StatusStore;
 

@@ -59,3 +59,9 @@ pub trait OrderPublisher: Send + Sync + 'static {
         async move { self.publish(message).await.map(|()| Delivery::Sent) }
     }
 }
+
+/// How many messages wait in the order queue and its dead-letter queue (visible, in flight and
+/// delayed), for the live view; `None` when the queue could not be asked.
+pub trait QueueDepths: Send + Sync + 'static {
+    fn depths(&self) -> impl Future<Output = (Option<i64>, Option<i64>)> + Send;
+}

@@ -17,6 +17,26 @@ pub struct LiveSale {
     pub remaining: i64,
     /// Reservations not yet settled (the outbox).
     pub pending: i64,
+    pub per_user_limit: Option<i64>,
+    pub opens_at_ms: Option<i64>,
+    pub closes_at_ms: Option<i64>,
+    /// What the storefront shows (absent for a sale loaded by an older version).
+    pub shown: Option<crate::domain::sale::ShownSale>,
+    /// Buys answered sold out so far, as the buy processes counted them (see [`AnswerTally`]).
+    pub sold_out_answers: i64,
+}
+
+/// Counts of answers the buy processes gave, per sale, for the live view: added in batches, off
+/// the buyers' path, so counting costs the hot path nothing.
+pub trait AnswerTally: Send + Sync + 'static {
+    /// Add `n` sold-out answers to each sale's count.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails (the counts are then lost: they feed a view only).
+    fn add_sold_out(
+        &self,
+        counts: &[(SaleId, u64)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What [`SaleCache::begin_reset`] did.

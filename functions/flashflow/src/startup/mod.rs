@@ -18,7 +18,12 @@ pub mod buy;
     feature = "http"
 ))]
 pub mod checkout;
-#[cfg(all(feature = "postgres", feature = "dynamodb", feature = "http"))]
+#[cfg(all(
+    feature = "postgres",
+    feature = "dynamodb",
+    feature = "sqs",
+    feature = "http"
+))]
 pub mod operator;
 #[cfg(all(feature = "dynamodb", feature = "http"))]
 pub mod orders;

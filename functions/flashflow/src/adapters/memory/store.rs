@@ -43,6 +43,8 @@ struct MemSale {
     stash: BTreeMap<Uuid, String>,
     /// A checkout sale's hold.
     hold_ms: Option<i64>,
+    shown: Option<crate::domain::sale::ShownSale>,
+    sold_out_answers: i64,
 }
 
 impl MemSale {
@@ -53,6 +55,7 @@ impl MemSale {
         self.closes_ms = def.closes_at_ms;
         self.attempts_limit = def.attempts_per_minute;
         self.hold_ms = def.checkout.as_ref().map(|c| c.hold_ms());
+        self.shown = Some(crate::domain::sale::ShownSale::of(def));
         self.round = round;
     }
 }
@@ -442,6 +445,11 @@ impl SaleCache for MemoryStore {
             stock: s.stock,
             remaining: s.remaining,
             pending: s.outbox.len() as i64,
+            per_user_limit: Some(i64::from(s.limit)),
+            opens_at_ms: s.opens_ms,
+            closes_at_ms: s.closes_ms,
+            shown: s.shown.clone(),
+            sold_out_answers: s.sold_out_answers,
         }))
     }
 
@@ -471,5 +479,18 @@ impl SaleCache for MemoryStore {
         }
         all.registry.remove(sale);
         Ok(true)
+    }
+}
+
+impl crate::ports::AnswerTally for MemoryStore {
+    async fn add_sold_out(&self, counts: &[(SaleId, u64)]) -> Result<(), StoreError> {
+        self.up()?;
+        let mut keys = lock(&self.keys);
+        for (sale, n) in counts {
+            if let Some(s) = keys.sales.get_mut(sale) {
+                s.sold_out_answers += *n as i64;
+            }
+        }
+        Ok(())
     }
 }

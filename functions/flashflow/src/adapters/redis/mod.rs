@@ -72,6 +72,12 @@ impl SaleKeys {
         format!("{tag}:order:{order_id}")
     }
 
+    /// Counts for the live view (`sold_out`: answers the buy processes counted).
+    pub fn stats(&self) -> String {
+        let tag = self.sale.strip_suffix(":sale").unwrap_or(&self.sale);
+        format!("{tag}:stats")
+    }
+
     /// Checkout's ended holds whose units came back (`return_stock.lua`): order id -> round.
     pub fn returned(&self) -> String {
         let tag = self.sale.strip_suffix(":sale").unwrap_or(&self.sale);

@@ -61,6 +61,7 @@ impl SaleCache for RedisStore {
                     def.checkout
                         .as_ref()
                         .map_or(String::new(), |c| c.hold_ms().to_string()),
+                    crate::domain::sale::ShownSale::of(def).to_json(),
                 ],
             )
             .await?;
@@ -119,6 +120,7 @@ impl SaleCache for RedisStore {
                     def.checkout
                         .as_ref()
                         .map_or(String::new(), |c| c.hold_ms().to_string()),
+                    crate::domain::sale::ShownSale::of(def).to_json(),
                 ],
             )
             .await?;
@@ -133,16 +135,40 @@ impl SaleCache for RedisStore {
 
     async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {
         let keys = SaleKeys::new(sale);
-        let (stock, remaining): (Option<i64>, Option<i64>) = self
+        type Fields = (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+        );
+        let (stock, remaining, limit, opens, closes, info): Fields = self
             .client
-            .hmget(&keys.sale, vec!["stock", "remaining"])
+            .hmget(
+                &keys.sale,
+                vec![
+                    "stock",
+                    "remaining",
+                    "limit",
+                    "opens_ms",
+                    "closes_ms",
+                    "info",
+                ],
+            )
             .await?;
         let pending: i64 = self.client.hlen(&keys.outbox).await?;
+        let sold_out: Option<i64> = self.client.hget(keys.stats(), "sold_out").await?;
         Ok(match (stock, remaining) {
             (Some(stock), Some(remaining)) => Some(LiveSale {
                 stock,
                 remaining,
                 pending,
+                per_user_limit: limit,
+                opens_at_ms: opens,
+                closes_at_ms: closes,
+                shown: info.and_then(|i| serde_json::from_str(&i).ok()),
+                sold_out_answers: sold_out.unwrap_or(0),
             }),
             _ => None,
         })
@@ -209,4 +235,16 @@ fn opt_count(n: Option<u32>) -> String {
 
 fn opt_ms(ms: Option<i64>) -> String {
     ms.map(|v| v.to_string()).unwrap_or_default()
+}
+
+impl crate::ports::AnswerTally for RedisStore {
+    async fn add_sold_out(&self, counts: &[(SaleId, u64)]) -> Result<(), StoreError> {
+        for (sale, n) in counts {
+            let _: i64 = self
+                .client
+                .hincrby(SaleKeys::new(sale).stats(), "sold_out", *n as i64)
+                .await?;
+        }
+        Ok(())
+    }
 }

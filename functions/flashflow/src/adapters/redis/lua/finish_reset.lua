@@ -4,7 +4,7 @@
 --
 -- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, attempts, stash hash
 -- ARGV: stock, limit, opens_ms ('' = none), closes_ms ('' = none), round, attempts per minute
---       ('' = none), a checkout sale's hold in ms ('' = none)
+--       ('' = none), a checkout sale's hold in ms ('' = none), the storefront's info (JSON)
 --       ('' = none)
 -- Returns 1 when it started the round, 0 when the round had started already, -1 when a reset to
 -- another round is under way (nothing changed).
@@ -21,4 +21,5 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'opens_ms', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'closes_ms', ARGV[4]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'attempts', ARGV[6]) end
 if (ARGV[7] or '') ~= '' then redis.call('HSET', KEYS[1], 'hold_ms', ARGV[7]) end
+if (ARGV[8] or '') ~= '' then redis.call('HSET', KEYS[1], 'info', ARGV[8]) end
 return 1

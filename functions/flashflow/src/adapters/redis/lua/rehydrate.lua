@@ -5,7 +5,8 @@
 --   least that; then (field, value, authoritative '1'|'0') triples for the idempotency hash: an
 --   authoritative (settled) value overwrites, another one only fills a gap. Returns 1.
 -- ARGV[1] = 'sale': ARGV[2..9] = stock, remaining, limit, opens_ms ('' = none), closes_ms,
---   round, attempts per buyer per minute ('' = none), a checkout sale's hold in ms ('' = none). The definition is always refreshed and every key made persistent again (a finished
+--   round, attempts per buyer per minute ('' = none), a checkout sale's hold in ms ('' = none);
+--   ARGV[10] what the storefront shows (JSON: name, price, currency; '' = none). The definition is always refreshed and every key made persistent again (a finished
 --   sale's keys may have been given an expiry). A sale Redis does not hold, or holds from an
 --   earlier round, gets `remaining` as computed; a live one keeps the smaller of its own and the
 --   computed one, so a rebuild never hands out stock twice. Returns 1 when loaded anew, else 0.
@@ -37,6 +38,7 @@ if ARGV[5] == '' then redis.call('HDEL', KEYS[1], 'opens_ms') else redis.call('H
 if ARGV[6] == '' then redis.call('HDEL', KEYS[1], 'closes_ms') else redis.call('HSET', KEYS[1], 'closes_ms', ARGV[6]) end
 if (ARGV[8] or '') == '' then redis.call('HDEL', KEYS[1], 'attempts') else redis.call('HSET', KEYS[1], 'attempts', ARGV[8]) end
 if (ARGV[9] or '') == '' then redis.call('HDEL', KEYS[1], 'hold_ms') else redis.call('HSET', KEYS[1], 'hold_ms', ARGV[9]) end
+if (ARGV[10] or '') ~= '' then redis.call('HSET', KEYS[1], 'info', ARGV[10]) end
 if fresh then
   redis.call('HSET', KEYS[1], 'remaining', ARGV[3])
 elseif tonumber(ARGV[3]) < tonumber(have[1]) then

@@ -1,0 +1,139 @@
+//! `GET /admin/sales/{sale_id}/live` (operators): one snapshot of a sale for the live view, from
+//! Redis (remaining, pending, the oldest pending order, sold-out answers), Postgres (held, paid,
+//! expired, cancelled, refunded) and SQS (the queue and DLQ depths). The view turns the
+//! counters into rates.
+
+use super::identity::operator;
+use super::{json, path_param, ApiError, Route};
+use crate::domain::{OrderMessage, SaleId};
+use crate::ports::{Outbox, QueueDepths, SaleCache, SaleLedger};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The live view's route (also declared in `template.yaml`).
+pub const ROUTES: &[Route] = &[Route {
+    method: "GET",
+    path: "/admin/sales/{sale_id}/live",
+}];
+
+/// Above this many pending orders the settlement lag is not computed (it reads each one).
+const LAG_READ_LIMIT: i64 = 10_000;
+
+/// What the live view needs.
+pub struct LiveState<L, C, Q> {
+    pub db: L,
+    pub store: C,
+    pub queues: Q,
+    /// When set, `Authorization: Bearer <token>` identifies an operator (besides IAM).
+    pub token: Option<secrecy::SecretString>,
+}
+
+/// One snapshot of a sale.
+#[derive(Debug, Serialize)]
+pub struct Snapshot {
+    pub at_ms: i64,
+    pub stock: i64,
+    pub remaining: i64,
+    /// Taken in Redis (stock - remaining).
+    pub reserved: i64,
+    /// Reserved, not yet settled.
+    pub pending: i64,
+    /// The oldest pending order's reservation time (the settlement lag is `at_ms` minus it).
+    pub oldest_pending_ms: Option<i64>,
+    /// Buys answered 202 so far in this round (settled orders of every state, and pending ones).
+    pub accepted: u64,
+    /// Buys answered sold out so far, as the buy processes counted them (flushed each second).
+    pub sold_out_answers: i64,
+    pub held: u64,
+    pub paid: u64,
+    pub expired: u64,
+    pub cancelled: u64,
+    pub refunded: u64,
+    pub rejected: u64,
+    pub queue_depth: Option<i64>,
+    pub dlq_depth: Option<i64>,
+}
+
+/// The live view's routes.
+pub fn routes<L: SaleLedger, C: SaleCache + Outbox, Q: QueueDepths>(
+    state: LiveState<L, C, Q>,
+) -> Router {
+    Router::new()
+        .route(ROUTES[0].path, get(snapshot::<L, C, Q>))
+        .with_state(Arc::new(state))
+}
+
+async fn snapshot<L: SaleLedger, C: SaleCache + Outbox, Q: QueueDepths>(
+    State(state): State<Arc<LiveState<L, C, Q>>>,
+    sale: Result<Path<String>, PathRejection>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let token = state
+        .token
+        .as_ref()
+        .map(secrecy::ExposeSecret::expose_secret);
+    operator(&parts, token)?;
+    let id = SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
+    let (record, live, (queue_depth, dlq_depth)) = tokio::join!(
+        state.db.sale(&id),
+        state.store.live_sale(&id),
+        state.queues.depths()
+    );
+    let record = record?.ok_or_else(|| ApiError::NotFound {
+        code: "sale_not_found",
+        message: format!("no sale {id}"),
+    })?;
+    let live = live?;
+    let pending = live.as_ref().map_or(0, |l| l.pending);
+    let oldest_pending_ms = if pending > 0 && pending <= LAG_READ_LIMIT {
+        state
+            .store
+            .entries(&id)
+            .await?
+            .iter()
+            .filter_map(|(_, m)| OrderMessage::parse(m).ok())
+            .map(|o| o.reserved_at_ms)
+            .min()
+    } else {
+        None
+    };
+    let c = &record.checkout;
+    let settled = record.confirmed_orders
+        + record.rejected_orders
+        + record.duplicate_orders
+        + c.held_orders
+        + c.expired_orders
+        + c.cancelled_orders
+        + c.refunded_orders;
+    let snap = Snapshot {
+        at_ms: crate::clock::EpochMs::now().get(),
+        stock: i64::from(record.definition.stock),
+        remaining: live.as_ref().map_or(0, |l| l.remaining),
+        reserved: live.as_ref().map_or(0, |l| l.stock - l.remaining),
+        pending,
+        oldest_pending_ms,
+        accepted: settled + pending as u64,
+        sold_out_answers: live.as_ref().map_or(0, |l| l.sold_out_answers),
+        held: c.held_orders,
+        paid: record.confirmed_orders,
+        expired: c.expired_orders,
+        cancelled: c.cancelled_orders,
+        refunded: c.refunded_orders,
+        rejected: record.rejected_orders,
+        queue_depth,
+        dlq_depth,
+    };
+    let mut resp = json(StatusCode::OK, &snap);
+    resp.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
+}

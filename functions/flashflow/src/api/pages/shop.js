@@ -1,0 +1,303 @@
+// The storefront: the sale (refreshed every 2 s), a countdown to its opening, one buy per intent,
+// the hold's timer, the payment with Stripe Elements, the outcome.
+//
+// One Idempotency-Key per intent: it is made on the first click, kept in sessionStorage until the
+// order is known, and sent again on every retry (a double click, no answer, a 5xx, a reload), so
+// the API gives the same order back instead of a second one. The known order is kept too, so a
+// reload shows it instead of offering to buy again.
+(() => {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const sale = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
+  const intentKey = `flashflow:intent:${sale}`;
+  const orderKey = `flashflow:order:${sale}`;
+  let config = { identity: 'header' };
+  let info = null;
+  let skew = 0; // server clock - device clock, ms
+  let buying = false;
+  let order = JSON.parse(sessionStorage.getItem(orderKey) || 'null');
+  let stripe = null;
+  let card = null;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const now = () => Date.now() + skew;
+
+  function say(text, kind) {
+    const m = $('message');
+    m.textContent = text;
+    m.className = kind || '';
+  }
+
+  function headers(extra) {
+    const h = Object.assign({ 'content-type': 'application/json' }, extra || {});
+    if (config.identity === 'jwt') {
+      // In AWS the site that signed the buyer in passes its JWT (see the README).
+      const token = sessionStorage.getItem('flashflow:token');
+      if (token) h.authorization = `Bearer ${token}`;
+    } else {
+      h['x-user-id'] = $('buyer').value.trim();
+    }
+    return h;
+  }
+
+  function money(minor, currency) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: 'currency', currency: currency.toUpperCase() })
+        .format(minor / 100);
+    } catch (e) {
+      return `${(minor / 100).toFixed(2)} ${currency}`;
+    }
+  }
+
+  function left(ms) {
+    const s = Math.max(0, Math.ceil(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    return (h ? `${h}:${String(m).padStart(2, '0')}` : `${m}`) + `:${String(r).padStart(2, '0')}`;
+  }
+
+  const REFUSALS = {
+    sold_out: 'Sold out. Every unit is taken.',
+    insufficient_stock: 'Not that many left.',
+    limit_reached: 'You already have as many as this sale allows.',
+    sale_not_open: 'The sale has not opened yet.',
+    sale_closed: 'The sale has closed.',
+    sale_not_found: 'There is no such sale.',
+    unauthenticated: 'Enter your name (or sign in) first.',
+    invalid_buyer: 'That name cannot be used.',
+  };
+
+  async function refresh() {
+    try {
+      const r = await fetch(`/sales/${encodeURIComponent(sale)}`, { cache: 'no-store' });
+      if (r.status === 404) {
+        $('name').textContent = 'No such sale';
+        say(REFUSALS.sale_not_found, 'error');
+        return;
+      }
+      if (!r.ok) return;
+      info = await r.json();
+      skew = info.now_ms - Date.now();
+      render();
+    } catch (e) {
+      // A refresh that fails is tried again on the next tick.
+    }
+  }
+
+  function opensIn() {
+    return info && info.opens_at ? Date.parse(info.opens_at) - now() : 0;
+  }
+
+  function render() {
+    if (!info) return;
+    $('name').textContent = info.name || info.id;
+    document.title = `${info.name || info.id} · FlashFlow`;
+    $('price').textContent = info.price ? money(info.price, info.currency) : '';
+    $('remaining').textContent = info.remaining;
+    $('remaining-label').textContent = `of ${info.stock} left`;
+    const wait = opensIn();
+    const cd = $('countdown');
+    cd.hidden = wait <= 0;
+    if (wait > 0) cd.textContent = `Opens in ${left(wait)}`;
+    const closed = info.closes_at && Date.parse(info.closes_at) <= now();
+    $('buy').disabled = buying || !!order || wait > 0 || closed || info.remaining <= 0;
+    if (!order && !buying && info.remaining <= 0) say(REFUSALS.sold_out, 'error');
+  }
+
+  async function buy(ev) {
+    ev.preventDefault();
+    if (buying || order) return; // a second click while the first is on its way: the same intent
+    if (config.identity !== 'jwt' && !$('buyer').value.trim()) {
+      say(REFUSALS.unauthenticated, 'error');
+      $('buyer').focus();
+      return;
+    }
+    buying = true;
+    $('buy').disabled = true;
+    localStorage.setItem('flashflow:buyer', $('buyer').value.trim());
+    let key = sessionStorage.getItem(intentKey);
+    if (!key) {
+      key = crypto.randomUUID();
+      sessionStorage.setItem(intentKey, key);
+    }
+    say('Buying…');
+    try {
+      for (let attempt = 0; ; attempt++) {
+        let r = null, body = {};
+        try {
+          r = await fetch(`/sales/${encodeURIComponent(sale)}/buy`, {
+            method: 'POST', headers: headers({ 'idempotency-key': key }), body: '{"quantity":1}',
+          });
+          body = await r.json().catch(() => ({}));
+        } catch (e) {
+          r = null; // no answer: the order may exist; the same key asks again
+        }
+        if (r && (r.status === 202 || r.status === 200)) {
+          known({ order_id: body.order_id, buyer: $('buyer').value.trim() });
+          say(body.pay_by ? 'Reserved: it is yours until the timer runs out.' : 'Reserved!', 'ok');
+          return;
+        }
+        if (r && r.status === 429) {
+          const s = Number(r.headers.get('retry-after') || 60);
+          say(`Too many attempts: try again in ${s} s.`, 'error');
+          sessionStorage.removeItem(intentKey);
+          return;
+        }
+        if (r && r.status >= 400 && r.status < 500 && r.status !== 408) {
+          say(REFUSALS[body.error] || body.message || `Refused (${r.status}).`, 'error');
+          sessionStorage.removeItem(intentKey);
+          return;
+        }
+        // 408, 5xx (outcome_unknown names the order), or no answer: ask again with the same key.
+        if (body.error === 'outcome_unknown') say('The outcome is not known yet: asking again…');
+        else say('No answer yet: asking again…');
+        if (attempt >= 8) {
+          say('The shop does not answer. Your request is kept: reload to ask again.', 'error');
+          return;
+        }
+        const s = Number((r && r.headers.get('retry-after')) || 1);
+        await sleep(Math.min(5000, s * 1000 * (attempt + 1)));
+      }
+    } finally {
+      buying = false;
+      render();
+    }
+  }
+
+  function known(o) {
+    order = o;
+    sessionStorage.setItem(orderKey, JSON.stringify(o));
+    sessionStorage.removeItem(intentKey);
+    $('order').hidden = false;
+    $('order-id').textContent = o.order_id;
+    track();
+  }
+
+  const FINAL = {
+    CONFIRMED: ['Paid: it is yours.', 'ok'],
+    EXPIRED: ['The hold ran out before payment; the unit went back on sale.', 'error'],
+    CANCELLED: ['Cancelled; the unit went back on sale.', 'error'],
+    REFUNDED: ['Paid after the hold ended: your payment was refunded.', 'error'],
+    REJECTED: ['The order could not be accepted.', 'error'],
+  };
+
+  async function track() {
+    let payBy = null;
+    for (;;) {
+      let status = null;
+      try {
+        const r = await fetch(`/orders/${order.order_id}`, { headers: headers(), cache: 'no-store' });
+        if (r.ok) {
+          const o = await r.json();
+          status = o.status;
+          if (o.pay_by) payBy = Date.parse(o.pay_by);
+        }
+      } catch (e) { /* asked again below */ }
+      if (status) $('order-status').textContent = status;
+      if (status === 'HELD' && payBy) showPayment(payBy);
+      if (FINAL[status] || status === 'DUPLICATE') {
+        $('pay-form').hidden = true;
+        $('hold').hidden = true;
+        const [text, kind] = FINAL[status] || ['This order repeats an earlier one.', ''];
+        say(text, kind);
+        if (status === 'CONFIRMED') $('order-status').textContent = 'CONFIRMED';
+        return;
+      }
+      await sleep(1000);
+    }
+  }
+
+  function showPayment(payBy) {
+    const hold = $('hold');
+    hold.hidden = false;
+    const tick = () => {
+      const ms = payBy - now();
+      hold.textContent = ms > 0 ? `Pay within ${left(ms)}` : 'The hold has run out.';
+      if (ms > 0 && !hold.hidden) setTimeout(tick, 500);
+    };
+    if (!hold.dataset.ticking) {
+      hold.dataset.ticking = '1';
+      tick();
+    }
+    if (!$('pay-form').hidden || !window.Stripe) return;
+    $('pay-form').hidden = false;
+    if (!stripe) {
+      stripe = window.Stripe(config.stripe_key);
+      card = stripe.elements().create('card');
+      card.mount('#card');
+    }
+  }
+
+  async function pay(ev) {
+    ev.preventDefault();
+    const button = $('pay');
+    if (button.disabled) return;
+    button.disabled = true;
+    say('Paying…');
+    try {
+      const r = await fetch(`/orders/${order.order_id}/payment`, { method: 'POST', headers: headers() });
+      const p = await r.json().catch(() => ({}));
+      if (!r.ok) {
+        say(p.error === 'hold_expired' ? FINAL.EXPIRED[0] : (p.message || 'The payment could not start.'), 'error');
+        return;
+      }
+      const result = await stripe.confirmCardPayment(p.client_secret, { payment_method: { card } });
+      if (result.error) {
+        say(`The card was refused: ${result.error.message || 'try another'}.`, 'error');
+        return;
+      }
+      // The order becomes CONFIRMED when Stripe tells the shop, never on the page's word.
+      say('Payment sent: waiting for the confirmation…');
+    } catch (e) {
+      say('The payment did not go through: try again.', 'error');
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function cancel() {
+    const r = await fetch(`/orders/${order.order_id}/cancel`, { method: 'POST', headers: headers() });
+    const b = await r.json().catch(() => ({}));
+    if (!r.ok) say(b.message || 'The order could not be cancelled.', 'error');
+  }
+
+  function loadStripe() {
+    if (!config.stripe_js || window.Stripe) return;
+    const s = document.createElement('script');
+    s.src = config.stripe_js;
+    document.head.appendChild(s);
+  }
+
+  async function start() {
+    try {
+      const r = await fetch('/pages/config.json');
+      if (r.ok) config = await r.json();
+    } catch (e) { /* the defaults */ }
+    if (config.identity === 'jwt') {
+      const token = new URLSearchParams(location.hash.slice(1)).get('token');
+      if (token) {
+        sessionStorage.setItem('flashflow:token', token);
+        history.replaceState(null, '', location.pathname);
+      }
+      $('buyer').hidden = true;
+      $('who-label').hidden = true;
+      $('buyer').required = false;
+    } else {
+      $('buyer').value = $('buyer').value || localStorage.getItem('flashflow:buyer') || '';
+    }
+    loadStripe();
+    $('buy-form').addEventListener('submit', buy);
+    $('pay-form').addEventListener('submit', pay);
+    $('cancel').addEventListener('click', cancel);
+    await refresh();
+    setInterval(refresh, 2000);
+    setInterval(render, 500);
+    if (order) {
+      $('buyer').value = order.buyer || $('buyer').value;
+      known(order);
+    } else if (sessionStorage.getItem(intentKey)) {
+      // A reload while a buy was on its way: ask again with its key to learn the answer.
+      buy(new Event('submit'));
+    }
+  }
+
+  start();
+})();
