@@ -32,7 +32,7 @@ test: up ## format, clippy, unused dependencies, template check, unit + integrat
 	@$(ENV) sam validate --lint --region "$$AWS_REGION"
 	cargo clippy --workspace --all-targets -- -D warnings
 	@$(ENV) cargo machete
-	@$(TEST_ENV) bash infra/local/run-tests.sh unit integration chaos
+	@$(TEST_ENV) bash infra/local/run-tests.sh unit integration chaos browser
 
 chaos: up ## a sale under random faults, every promise checked: make chaos DURATION=300 SEED=42
 	@$(ENV) CHAOS_SECONDS=$(or $(DURATION),60) CHAOS_SEED=$(SEED) bash infra/local/run-tests.sh chaos

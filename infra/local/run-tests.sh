@@ -5,6 +5,8 @@
 #   chaos        a short sale under random faults (infra/local/chaos.py), every promise checked:
 #                CHAOS_SECONDS (60), CHAOS_SEED (random, printed); runs the debug build of
 #                flashflow-local that the integration level built
+#   browser      the storefront and the live view in headless Chromium (infra/local/browser.py),
+#                against the API, settle and expire (the same debug build) and localstripe
 set -uo pipefail
 rc=0; total_passed=0; total_failed=0
 levels=("$@"); [ ${#levels[@]} -gt 0 ] || levels=(unit integration)
@@ -19,13 +21,20 @@ for level in "${levels[@]}"; do
       # purpose, and this run's sweeper must not send them to the queue it checks.
       export REDIS_URL="${CHAOS_REDIS_URL:-redis://127.0.0.1:6379/14}"
       cmd=(python3 infra/local/chaos.py --seconds "${CHAOS_SECONDS:-60}" ${CHAOS_SEED:+--seed "$CHAOS_SEED"}) ;;
-    *) echo "unknown test level: $level (unit, integration, chaos)" >&2; exit 2 ;;
+    browser)
+      cargo build -q -p flashflow-local
+      export FLASHFLOW_LOCAL_BIN="${CARGO_TARGET_DIR:-target}/debug/flashflow-local"
+      export REDIS_URL="${BROWSER_REDIS_URL:-redis://127.0.0.1:6379/13}"
+      bash infra/local/services.sh start api settle expire >/dev/null
+      trap 'bash infra/local/services.sh stop api settle expire' EXIT
+      cmd=(python3 infra/local/browser.py --screenshots bench/reports) ;;
+    *) echo "unknown test level: $level (unit, integration, chaos, browser)" >&2; exit 2 ;;
   esac
   log=$(mktemp)
   start=$(date +%s)
   "${cmd[@]}" 2>&1 | tee "$log"
   r=${PIPESTATUS[0]}; [ "$r" -eq 0 ] || rc=$r
-  sum() { grep -E '^(test result|chaos):' "$log" | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
+  sum() { grep -E '^(test result|chaos|browser):' "$log" | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
   p=$(sum passed); f=$(sum failed)
   [ "$r" -eq 0 ] || [ "$f" -gt 0 ] || f=1   # a level that failed before counting still counts
   echo "$level: $p passed, $f failed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""The pages in a real browser: headless Chromium driven over WebDriver (chromedriver).
+
+usage: browser.py [--screenshots DIR]
+
+Runs against the local API (infra/local/services.sh starts api, settle and expire) and localstripe.
+It drives:
+  - the storefront: buy -> HELD with its timer -> pay with a test card in the card Element ->
+    CONFIRMED (Stripe's webhook, never the page's word); a double click -> one order; a buy with
+    the Enter key on a phone-width window; a sold-out sale -> its message;
+  - the live view: the operator's token, then its counts moving during a small load.
+Screenshots of both pages go to DIR (bench/reports/). Prints `browser: N passed, M failed`.
+Standard library only: WebDriver is JSON over HTTP.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+API = f"http://127.0.0.1:{os.environ['API_PORT']}"
+OPERATOR = os.environ["OPERATOR_TOKEN"]
+
+
+def http(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    h = {"content-type": "application/json"} if data else {}
+    h.update(headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def admin(method, path, body=None):
+    return http(method, API + path, body, {"authorization": f"Bearer {OPERATOR}"})
+
+
+class Browser:
+    """A headless Chromium session over chromedriver's W3C WebDriver API."""
+
+    def __init__(self, width=1200, height=900, phone=False):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.profile = tempfile.mkdtemp(prefix="ff-chromium-")
+        self.driver = subprocess.Popen(["chromedriver", f"--port={self.port}"],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(100):
+            try:
+                self.call("GET", "/status")
+                break
+            except OSError:
+                time.sleep(0.1)
+        # The flags this machine needs: no sandbox as root, and no background connections (its
+        # network refuses them).
+        args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}"]
+        options = {"binary": shutil.which("chromium"), "args": args}
+        if phone:
+            # A phone's viewport (a headless window is at least 500 px wide).
+            options["mobileEmulation"] = {"deviceMetrics": {"width": 390, "height": 844,
+                                                            "pixelRatio": 2}}
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome",
+                                                 "goog:chromeOptions": options}}}
+        self.session = self.call("POST", "/session", caps)["sessionId"]
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())["value"]
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"webdriver {method} {path}: {e.read()[:300]!r}") from None
+
+    def s(self, method, path, body=None):
+        return self.call(method, f"/session/{self.session}{path}", body)
+
+    def go(self, url):
+        self.s("POST", "/url", {"url": url})
+
+    def find(self, css):
+        found = self.s("POST", "/elements", {"using": "css selector", "value": css})
+        return [list(e.values())[0] for e in found]
+
+    def one(self, css, timeout=10):
+        return self.wait(lambda: (self.find(css) or [None])[0], f"an element {css}", timeout)
+
+    def type(self, css, text):
+        self.s("POST", f"/element/{self.one(css)}/value", {"text": text})
+
+    def click(self, css):
+        self.s("POST", f"/element/{self.one(css)}/click", {})
+
+    def js(self, script, *args):
+        return self.s("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def text(self, css):
+        return self.js("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", css)
+
+    def wait(self, check, what, timeout=20):
+        deadline = time.time() + timeout
+        while True:
+            value = check()
+            if value:
+                return value
+            if time.time() > deadline:
+                raise AssertionError(f"waited {timeout}s for {what}")
+            time.sleep(0.2)
+
+    def screenshot(self, path):
+        import base64
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(self.s("GET", "/screenshot")))
+
+    def close(self):
+        try:
+            self.s("DELETE", "")
+        except Exception:  # noqa: BLE001 - closing what may be gone
+            pass
+        self.driver.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def new_sale(stock, checkout=True, limit=1):
+    sale = f"web-{int(time.time() * 1000) % 10**10}-{stock}"
+    body = {"id": sale, "name": "Launch sneakers", "stock": stock, "per_user_limit": limit}
+    if checkout:
+        body["checkout"] = {"hold_seconds": 600, "price": 12900, "currency": "eur"}
+    status, answer = admin("POST", "/admin/sales", body)
+    assert status in (200, 201), f"creating {sale}: {status} {answer}"
+    return sale
+
+
+def fresh_buyer(b, sale, name):
+    """A new visitor: nothing remembered from an earlier buyer on this browser."""
+    # Cleared on a page of the same origin without the shop's script (which keeps its order).
+    b.go(f"{API}/pages/config.json")
+    b.js("sessionStorage.clear(); localStorage.clear();")
+    b.go(f"{API}/shop/{sale}")
+    b.wait(lambda: b.js("return !!window.fetch && document.getElementById('remaining').textContent !== '–'"),
+           "the sale to load")
+    b.type("#buyer", name)
+
+
+def reserved(sale):
+    return admin("GET", f"/admin/sales/{sale}")[1]["reserved"]
+
+
+def test_buy_hold_pay_confirmed(b, shots):
+    sale = new_sale(3)
+    fresh_buyer(b, sale, "alice")
+    b.wait(lambda: b.js("return !document.getElementById('buy').disabled"), "the buy button")
+    b.click("#buy")
+    b.wait(lambda: b.text("#order-status") == "HELD", "HELD")
+    assert "Pay within" in b.wait(lambda: b.text("#hold"), "the hold timer")
+    # The card Element (localstripe's stand-in: number, month, year, cvc, postal code).
+    b.one("#card input[placeholder=number]")
+    for field, value in (("number", "4242424242424242"), ("exp_month", "12"),
+                         ("exp_year", "31"), ("cvc", "123"), ("postal_code", "10115")):
+        b.type(f"#card input[placeholder={field}]", value)
+    b.click("#pay")
+    b.wait(lambda: b.text("#order-status") == "CONFIRMED", "CONFIRMED (Stripe's webhook)", 30)
+    assert "Paid" in b.text("#message")
+    if shots:
+        b.screenshot(os.path.join(shots, "shop.png"))
+    return sale
+
+
+def test_double_click_is_one_order(b):
+    # A limit of 5: only the page's one key per intent can make two clicks one order.
+    sale = new_sale(10, limit=5)
+    fresh_buyer(b, sale, "bob")
+    before = reserved(sale)
+    b.wait(lambda: b.js("return !document.getElementById('buy').disabled"), "the buy button")
+    # Two clicks in one go, and a second submit as a retry would send it: one intent, one key.
+    b.js("const f = document.getElementById('buy-form'); const btn = document.getElementById('buy');"
+         "btn.click(); btn.click(); f.requestSubmit();")
+    b.wait(lambda: b.text("#order-status") in ("PENDING", "HELD"), "bob's order")
+    time.sleep(1.5)
+    assert reserved(sale) == before + 1, f"reserved {before} -> {reserved(sale)}"
+
+
+def test_enter_key_buys_on_a_phone_width_screen(b, sale):
+    fresh_buyer(b, sale, "carol")
+    width = b.js("return window.innerWidth")
+    assert width <= 390, f"viewport {width} px wide"
+    overflow = b.js("return document.documentElement.scrollWidth > window.innerWidth")
+    assert not overflow, "the page is wider than the phone"
+    b.wait(lambda: b.js("return !document.getElementById('buy').disabled"), "the buy button")
+    b.type("#buyer", "\ue007")  # Enter in the name field submits the form
+    b.wait(lambda: b.text("#order-status") in ("PENDING", "HELD"), "carol's order")
+
+
+def test_sold_out_says_so(b):
+    sale = new_sale(1, checkout=False)
+    http("POST", f"{API}/sales/{sale}/buy", {"quantity": 1}, {"x-user-id": "early-bird"})
+    fresh_buyer(b, sale, "dave")
+    b.wait(lambda: "Sold out" in (b.text("#message") or ""), "the sold-out message")
+    assert b.js("return document.getElementById('buy').disabled")
+
+
+def test_live_view_counts_move(b, shots):
+    sale = new_sale(40, checkout=False)
+    b.go(f"{API}/pages/config.json")
+    b.js("sessionStorage.clear();")
+    b.go(f"{API}/admin/live/{sale}")
+    b.type("#token", OPERATOR + "\ue007")
+    stat = lambda name: b.js(  # noqa: E731
+        "const e = document.querySelector(`[data-name='${arguments[0]}'] b`);"
+        "return e ? e.textContent : null;", name)
+    b.wait(lambda: stat("remaining") == "40", "remaining 40")
+
+    def load():
+        for i in range(120):
+            http("POST", f"{API}/sales/{sale}/buy", {"quantity": 1}, {"x-user-id": f"load-{i}"})
+            time.sleep(0.02)
+    t = threading.Thread(target=load)
+    t.start()
+    b.wait(lambda: stat("remaining") == "0", "remaining to reach 0", 30)
+    seen_sold_out = b.wait(lambda: (stat("sold_out_per_s") or "0") != "0", "sold out/s > 0", 30)
+    t.join()
+    b.wait(lambda: stat("paid") == "40", "40 paid (settled)", 60)
+    if shots:
+        b.screenshot(os.path.join(shots, "live.png"))
+    return seen_sold_out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--screenshots", default="bench/reports")
+    args = ap.parse_args()
+    os.makedirs(args.screenshots, exist_ok=True)
+    phone = Browser(phone=True)
+    wide = Browser(1200, 900)
+    passed = failed = 0
+    try:
+        sale = None
+        tests = [
+            ("buy -> hold -> pay -> CONFIRMED", lambda: test_buy_hold_pay_confirmed(phone, args.screenshots)),
+            ("a double click is one order", lambda: test_double_click_is_one_order(phone)),
+            ("Enter buys, phone width", lambda: test_enter_key_buys_on_a_phone_width_screen(phone, sale)),
+            ("a sold-out sale says so", lambda: test_sold_out_says_so(phone)),
+            ("the live view's counts move", lambda: test_live_view_counts_move(wide, args.screenshots)),
+        ]
+        for name, test in tests:
+            start = time.time()
+            try:
+                result = test()
+                if name.startswith("buy"):
+                    sale = result
+                passed += 1
+                print(f"browser test {name} ... ok ({time.time() - start:.1f}s)")
+            except Exception as e:  # noqa: BLE001 - each test reports its own failure
+                failed += 1
+                print(f"browser test {name} ... FAILED: {e}")
+    finally:
+        phone.close()
+        wide.close()
+    print(f"screenshots: {args.screenshots}/shop.png, {args.screenshots}/live.png")
+    print(f"browser: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
