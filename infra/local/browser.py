@@ -207,6 +207,18 @@ def test_enter_key_buys_on_a_phone_width_screen(b, sale):
     b.wait(lambda: b.text("#order-status") in ("PENDING", "HELD"), "carol's order")
 
 
+def test_countdown_before_the_opening(b):
+    sale = f"web-soon-{int(time.time() * 1000) % 10**10}"
+    opens = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    status, answer = admin("POST", "/admin/sales", {
+        "id": sale, "name": "Later drop", "stock": 5, "per_user_limit": 1, "opens_at": opens})
+    assert status in (200, 201), answer
+    fresh_buyer(b, sale, "erin")
+    text = b.wait(lambda: b.text("#countdown"), "the countdown")
+    assert text.startswith("Opens in 59:") or text.startswith("Opens in 1:00:"), text
+    assert b.js("return document.getElementById('buy').disabled"), "no buying before the opening"
+
+
 def test_sold_out_says_so(b):
     sale = new_sale(1, checkout=False)
     http("POST", f"{API}/sales/{sale}/buy", {"quantity": 1}, {"x-user-id": "early-bird"})
@@ -255,6 +267,7 @@ def main():
             ("buy -> hold -> pay -> CONFIRMED", lambda: test_buy_hold_pay_confirmed(phone, args.screenshots)),
             ("a double click is one order", lambda: test_double_click_is_one_order(phone)),
             ("Enter buys, phone width", lambda: test_enter_key_buys_on_a_phone_width_screen(phone, sale)),
+            ("a countdown before the opening", lambda: test_countdown_before_the_opening(phone)),
             ("a sold-out sale says so", lambda: test_sold_out_says_so(phone)),
             ("the live view's counts move", lambda: test_live_view_counts_move(wide, args.screenshots)),
         ]
