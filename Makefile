@@ -46,7 +46,7 @@ fmt: ## format the code
 build: ## release build of the local server
 	cargo build --release -p flashflow-local
 
-services: build ## run api, settle and reconcile in the background (make services-stop ends them)
+services: build ## run api, settle, reconcile and expire in the background (make services-stop ends them)
 	@$(ENV) bash infra/local/services.sh start
 
 services-stop: ## stop the background services
