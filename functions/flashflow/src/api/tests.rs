@@ -1127,11 +1127,13 @@ mod pages_and_public_sale {
     }
 
     fn pages_app(trust: bool) -> axum::Router {
-        app(super::super::pages::routes(super::super::pages::PagesSettings {
-            stripe_js: "http://127.0.0.1:8420/js.stripe.com/v3/".into(),
-            stripe_key: "pk_test_x".into(),
-            trust_user_header: trust,
-        }))
+        app(super::super::pages::routes(
+            super::super::pages::PagesSettings {
+                stripe_js: "http://127.0.0.1:8420/js.stripe.com/v3/".into(),
+                stripe_key: "pk_test_x".into(),
+                trust_user_header: trust,
+            },
+        ))
     }
 
     #[tokio::test]
@@ -1145,22 +1147,43 @@ mod pages_and_public_sale {
         );
         assert!(html.contains(r#"name="viewport""#), "phone-width layout");
         let (status, kind, _) = text(&pages_app(true), "/pages/shop.js").await;
-        assert_eq!((status, kind.as_str()), (200, "text/javascript; charset=utf-8"));
+        assert_eq!(
+            (status, kind.as_str()),
+            (200, "text/javascript; charset=utf-8")
+        );
         let (status, _, _) = text(&pages_app(true), "/admin/live/drop").await;
         assert_eq!(status, 200);
     }
 
     #[tokio::test]
     async fn the_page_config_says_how_buyers_identify_and_where_stripe_js_is() {
-        let a = call(&pages_app(true), request("GET", "/pages/config.json", &[], "")).await;
+        let a = call(
+            &pages_app(true),
+            request("GET", "/pages/config.json", &[], ""),
+        )
+        .await;
         assert_eq!(a.body["identity"], "header");
         assert_eq!(a.body["stripe_key"], "pk_test_x");
-        let a = call(&pages_app(false), request("GET", "/pages/config.json", &[], "")).await;
+        let a = call(
+            &pages_app(false),
+            request("GET", "/pages/config.json", &[], ""),
+        )
+        .await;
         assert_eq!(a.body["identity"], "jwt", "in AWS: the site's JWT");
-        let a = call(&pages_app(true), request("GET", "/pages/secret.txt", &[], "")).await;
-        assert_eq!((a.status, a.body["error"].as_str()), (404, Some("file_not_found")));
+        let a = call(
+            &pages_app(true),
+            request("GET", "/pages/secret.txt", &[], ""),
+        )
+        .await;
+        assert_eq!(
+            (a.status, a.body["error"].as_str()),
+            (404, Some("file_not_found"))
+        );
         let a = call(&pages_app(true), request("GET", "/shop/a%20b", &[], "")).await;
-        assert_eq!((a.status, a.body["error"].as_str()), (400, Some("invalid_sale_id")));
+        assert_eq!(
+            (a.status, a.body["error"].as_str()),
+            (400, Some("invalid_sale_id"))
+        );
     }
 
     #[tokio::test]
@@ -1168,10 +1191,16 @@ mod pages_and_public_sale {
         let o = orders_app();
         let a = call(&o.app, request("GET", "/sales/drop", &[], "")).await;
         assert_eq!(a.status, 200, "{}", a.body);
-        assert_eq!((&a.body["remaining"], &a.body["stock"]), (&5.into(), &5.into()));
+        assert_eq!(
+            (&a.body["remaining"], &a.body["stock"]),
+            (&5.into(), &5.into())
+        );
         assert_eq!(a.body["name"], "test");
         assert!(a.body["now_ms"].as_i64().unwrap() > 0);
         let a = call(&o.app, request("GET", "/sales/nope", &[], "")).await;
-        assert_eq!((a.status, a.body["error"].as_str()), (404, Some("sale_not_found")));
+        assert_eq!(
+            (a.status, a.body["error"].as_str()),
+            (404, Some("sale_not_found"))
+        );
     }
 }
