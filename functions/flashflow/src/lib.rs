@@ -15,7 +15,10 @@
 //! - **settlement**: recording a batch of reserved orders in the ledger, exactly once each.
 //! - **ledger**: Postgres, the authority for stock: a sale's confirmed count never passes its stock.
 //! - **order state**: `PENDING` (reserved, not settled), then `CONFIRMED`, `REJECTED` (past the
-//!   stock or the limit) or `DUPLICATE` (a retry of an earlier order).
+//!   stock or the limit) or `DUPLICATE` (a retry of an earlier order); a checkout sale's orders
+//!   settle `HELD` (units held until `pay_by`) and end `CONFIRMED` (paid), `EXPIRED`,
+//!   `CANCELLED` (units back) or `REFUNDED` (paid after the hold ended).
+//! - **hold**: a checkout order's units, kept for its buyer until paid or `pay_by`.
 //!
 //! # Layout
 //! - [`domain`]: validated types and the rules (reservation, allocation, replays, sale

@@ -5,7 +5,7 @@
 //! - [`dynamodb`]: the order-status read model.
 //! - [`postgres`]: the ledger (sales, settled orders, migrations), with TLS from `pgtls`.
 //! - [`relay`]: the long-running server's outbox relay (answers before the send, sends in batches).
-//! - [`stripe`]: the payment provider of checkout sales (being built: the webhook signature).
+//! - [`stripe`]: the payment provider of checkout sales (PaymentIntents, Refunds, the webhook signature).
 //! - [`memory`]: every port in memory, for fast tests (the `testing` feature).
 
 #[cfg(feature = "dynamodb")]

@@ -8,7 +8,7 @@
 //! - [`settlement`]: first come, first served allocation of a batch against the remaining stock.
 //! - [`rehydrate`]: rebuilding a sale in Redis from the ledger and the outbox.
 //! - [`status`]: an order's status as buyers see it.
-//! - [`checkout`]: what payment, cancel and expiry do to a held order (being built).
+//! - [`checkout`]: what payment, cancel and expiry do to a held order.
 
 pub mod checkout;
 pub mod ids;

@@ -1,4 +1,4 @@
-//! Stripe: the payment provider of checkout sales (issue 17, being built).
+//! Stripe: the payment provider of checkout sales.
 //!
 //! # Layout
 //! - [`client`]: the REST calls checkout needs (PaymentIntents, Refunds) against
