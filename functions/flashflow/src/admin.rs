@@ -16,6 +16,10 @@ pub enum AdminError {
     /// Reset refused: orders were answered 202 and are not settled yet.
     #[error("sale {sale} has {pending} reserved orders not settled yet")]
     Pending { sale: SaleId, pending: i64 },
+    /// Reset refused: a checkout sale has orders held for payment. A reset would archive them
+    /// while their buyers can still pay, and such a payment could not be recorded.
+    #[error("sale {sale} has {held} orders held for payment")]
+    Held { sale: SaleId, held: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -115,7 +119,7 @@ pub struct Reset {
 /// answer 503, nothing reserved) and running the reset again resumes it where it stopped.
 ///
 /// # Errors
-/// [`AdminError::NotFound`], [`AdminError::Pending`] (nothing changed), or store and database
+/// [`AdminError::NotFound`], [`AdminError::Pending`] and [`AdminError::Held`] (nothing changed), or store and database
 /// failures (the sale may stay frozen until the reset is run again).
 pub async fn reset<L: SaleLedger, C: SaleCache, S: StatusStore>(
     db: &L,
@@ -129,6 +133,12 @@ pub async fn reset<L: SaleLedger, C: SaleCache, S: StatusStore>(
         .sale(id)
         .await?
         .ok_or_else(|| AdminError::NotFound(id.clone()))?;
+    if record.checkout.held_orders > 0 {
+        return Err(AdminError::Held {
+            sale: id.clone(),
+            held: record.checkout.held_orders,
+        });
+    }
     let (round, dropped) = match store.begin_reset(id, record.round + 1, force).await? {
         ResetStart::Pending(pending) => {
             return Err(AdminError::Pending {

@@ -250,6 +250,13 @@ impl From<AdminError> for ApiError {
                      they settle, or send {{\"force\": true}} to record them as rejected"
                 ),
             },
+            AdminError::Held { sale, held } => ApiError::Conflict {
+                code: "sale_has_held_orders",
+                message: format!(
+                    "sale {sale} has {held} orders held for payment; a reset waits until they are \
+                     paid, cancelled or expired (force does not apply: their buyers may still pay)"
+                ),
+            },
             AdminError::Store(e) => e.into(),
             AdminError::Db(e) => e.into(),
         }

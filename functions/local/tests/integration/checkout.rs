@@ -714,3 +714,40 @@ async fn a_cancel_racing_the_payment_ends_paid_or_cancelled_never_both() {
     assert_eq!(w.books(&def).await, (1, 0));
     assert_eq!(w.assert_books(&def).await, 0);
 }
+
+#[tokio::test]
+async fn a_sale_with_held_orders_is_not_reset_even_when_forced() {
+    let w = World::new().await;
+    let def = w.sale(2, 1).await;
+    let order = a_held_order(&w, &def, "pat").await;
+    let operator = w.app.operator().await;
+    let reset = |body: &'static str| {
+        call(
+            &operator,
+            admin(
+                "POST",
+                &format!("/admin/sales/{}/reset", def.id),
+                Some(body),
+            ),
+        )
+    };
+    let refused = reset(r#"{"force":true}"#).await;
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (409, Some("sale_has_held_orders")),
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(w.state(order).await, OrderState::Held, "nothing changed");
+    assert_eq!(
+        w.app.buy(&def, "quinn").await.status,
+        202,
+        "the sale still sells"
+    );
+    // Once the hold ended, the reset goes ahead.
+    w.settle(&def).await;
+    w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
+    let done = reset("{}").await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    assert_eq!(done.body["round"], 2);
+}
