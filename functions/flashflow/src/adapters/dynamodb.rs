@@ -202,25 +202,19 @@ fn from_item(
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| bad("quantity"))?,
         status: OrderState::parse(s("status")?).map_err(|_| bad("status"))?,
-        duplicate_of: match item.get("duplicate_of") {
-            None => None,
-            Some(v) => Some(
-                v.as_s()
-                    .ok()
-                    .and_then(|id| id.parse().ok())
-                    .ok_or_else(|| bad("duplicate_of"))?,
-            ),
-        },
-        pay_by_ms: match item.get("pay_by_ms") {
-            None => None,
-            Some(v) => Some(
-                v.as_n()
-                    .ok()
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| bad("pay_by_ms"))?,
-            ),
-        },
+        duplicate_of: optional(item, "duplicate_of", |v| v.as_s().ok()?.parse().ok())
+            .map_err(bad)?,
+        pay_by_ms: optional(item, "pay_by_ms", |v| v.as_n().ok()?.parse().ok()).map_err(bad)?,
     })
+}
+
+/// An optional attribute: absent is `None`; present but unreadable is the attribute's name.
+fn optional<T>(
+    item: &HashMap<String, AttributeValue>,
+    name: &'static str,
+    read: impl Fn(&AttributeValue) -> Option<T>,
+) -> Result<Option<T>, &'static str> {
+    item.get(name).map(|v| read(v).ok_or(name)).transpose()
 }
 
 fn order_id_of(w: &WriteRequest) -> Option<Uuid> {

@@ -6,10 +6,10 @@
 //! remaining == stock − confirmed − held − pending.
 
 use crate::helpers::*;
-use crate::stripe::pay_at_stripe;
+use crate::stripe::{base as stripe_base, pay_at_stripe, stripe_at};
 use axum::Router;
 use flashflow::adapters::stripe::signature::sign;
-use flashflow::adapters::stripe::{IntentStatus, NewPaymentIntent, Stripe, StripeSettings};
+use flashflow::adapters::stripe::{IntentStatus, NewPaymentIntent};
 use flashflow::api::checkout::{CheckoutState, ROUTES};
 use flashflow::checkout::{Checkout, Payment};
 use flashflow::domain::sale::Checkout as Terms;
@@ -21,20 +21,6 @@ use uuid::Uuid;
 
 const WHSEC: &str = "whsec_test_checkout";
 const PRICE: u64 = 12_900;
-
-fn stripe_base() -> String {
-    std::env::var("STRIPE_API_BASE").unwrap_or_else(|_| "http://127.0.0.1:8420".into())
-}
-
-fn stripe_at(base: &str) -> Stripe {
-    Stripe::new(&StripeSettings {
-        api_base: base.into(),
-        secret_key: Some("sk_test_flashflow".to_owned().into()),
-        secret_key_arn: None,
-        timeout: Duration::from_secs(3),
-    })
-    .unwrap()
-}
 
 type Shop = CheckoutState<
     flashflow::adapters::postgres::Db,

@@ -7,11 +7,13 @@ use flashflow::adapters::stripe::{
 use std::process::Command;
 use std::time::Duration;
 
-fn base() -> String {
+/// localstripe's address (`make up` runs it).
+pub(crate) fn base() -> String {
     std::env::var("STRIPE_API_BASE").unwrap_or_else(|_| "http://127.0.0.1:8420".into())
 }
 
-fn stripe_at(base: &str) -> Stripe {
+/// A Stripe client on `base` with a test key.
+pub(crate) fn stripe_at(base: &str) -> Stripe {
     Stripe::new(&StripeSettings {
         api_base: base.into(),
         secret_key: Some("sk_test_flashflow".to_owned().into()),
