@@ -35,6 +35,7 @@
 //! - [`checkout`]: pay for a held order through Stripe, cancel it, expire it; each change once.
 //! - [`settle`]: an SQS batch into the ledger, then the status store and the outbox cleanup.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
+//! - [`sold_out`]: the sold-out fast path: sales answered from memory while nothing can be bought.
 //! - [`signing`]: the signature that lets settle tell buy's messages from anyone else's.
 //! - [`secrets`]: database, Redis and signing-key credentials from Secrets Manager, read at start.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines (counts per outcome, batch duration).
@@ -58,6 +59,7 @@ pub mod settings;
 #[cfg(feature = "sqs-events")]
 pub mod settle;
 pub mod signing;
+pub mod sold_out;
 pub mod startup;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -14,6 +14,8 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -284,34 +286,57 @@ async fn reserve_until_known<S: ReservationStore>(
 }
 
 /// Sold-out answers per sale since the last flush, for the live view. One per process (a Lambda
-/// instance, the local server); flushed to the store at most once a second, off the answer's path,
-/// so the hot path pays one map update. A frozen instance keeps up to a second of counts until its
-/// next sold-out answer.
-static TALLY: std::sync::Mutex<Option<Tally>> = std::sync::Mutex::new(None);
+/// instance, the local server); each sale's count is flushed to the store at most once a second,
+/// off the answer's path. The hot path takes a shared read lock and adds to an atomic: sold-out
+/// answers on every core do not queue behind one another. A frozen instance keeps up to a second
+/// of counts until its next sold-out answer.
+static TALLY: std::sync::LazyLock<std::sync::RwLock<HashMap<SaleId, SaleTally>>> =
+    std::sync::LazyLock::new(Default::default);
 
-struct Tally {
-    counts: std::collections::HashMap<SaleId, u64>,
-    flushed: std::time::Instant,
+/// The clock the tally's flushes are timed by (milliseconds since the first tally).
+static TALLY_START: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+struct SaleTally {
+    count: AtomicU64,
+    /// When the count was last taken ([`TALLY_START`] ms); [`NEVER_FLUSHED`] at first, so that a view
+    /// watching a new sale sees it move at once.
+    flushed_ms: AtomicU64,
 }
 
-/// Count one sold-out answer; every second, the counts to flush.
+const NEVER_FLUSHED: u64 = u64::MAX;
+
+/// Count one sold-out answer for `sale`; at most once a second, the count to flush.
 fn tally_sold_out(sale: &SaleId) -> Option<Vec<(SaleId, u64)>> {
-    let mut guard = TALLY
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let t = guard.get_or_insert_with(|| Tally {
-        counts: Default::default(),
-        // The first answer flushes at once: a view watching a new sale sees it move.
-        flushed: std::time::Instant::now()
-            .checked_sub(std::time::Duration::from_secs(1))
-            .unwrap_or_else(std::time::Instant::now),
-    });
-    *t.counts.entry(sale.clone()).or_default() += 1;
-    if t.flushed.elapsed() < std::time::Duration::from_secs(1) {
-        return None;
+    let now = TALLY_START.elapsed().as_millis() as u64;
+    let due = |t: &SaleTally| -> Option<Vec<(SaleId, u64)>> {
+        t.count.fetch_add(1, Ordering::Relaxed);
+        let last = t.flushed_ms.load(Ordering::Relaxed);
+        if last != NEVER_FLUSHED && now.saturating_sub(last) < 1_000 {
+            return None;
+        }
+        // One answer takes the count; the others that saw it due lose the exchange.
+        t.flushed_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        Some(vec![(sale.clone(), t.count.swap(0, Ordering::Relaxed))])
+    };
+    // A poisoned lock only means a panic while inserting; the map is still whole.
+    if let Some(t) = TALLY
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(sale)
+    {
+        return due(t);
     }
-    t.flushed = std::time::Instant::now();
-    Some(t.counts.drain().collect())
+    let mut map = TALLY
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let t = map.entry(sale.clone()).or_insert_with(|| SaleTally {
+        count: AtomicU64::new(0),
+        flushed_ms: AtomicU64::new(NEVER_FLUSHED),
+    });
+    due(t)
 }
 
 /// The pause between two asks of [`reserve_until_known`].

@@ -1,7 +1,7 @@
 //! The buy function: `POST /sales/{sale_id}/buy`.
 
 use super::StartupError;
-use crate::adapters::redis::RedisSettings;
+use crate::adapters::redis::{FastPathSettings, RedisSettings, RedisStore};
 use crate::adapters::relay::{Relay, RelaySettings};
 use crate::adapters::sqs::{QueueSettings, SqsPublisher};
 use crate::api::buy::{self, BuySettings, BuyState};
@@ -14,6 +14,7 @@ crate::composite! {
     /// What buy reads.
     pub struct Settings {
         redis: RedisSettings,
+        fast_path: FastPathSettings,
         queue: QueueSettings,
         signing: SigningSettings,
         handler: BuySettings,
@@ -64,8 +65,12 @@ pub async fn relayed_routes(
 async fn clients(
     sdk: &SdkConfig,
     settings: &Settings,
-) -> Result<(crate::adapters::redis::RedisStore, SqsPublisher), StartupError> {
-    let store = super::redis_ready(sdk, &settings.redis).await?;
+) -> Result<(RedisStore, SqsPublisher), StartupError> {
+    let redis = settings.redis.clone().with_secret(sdk).await?;
+    let store = RedisStore::connect(&redis)
+        .and_then(|s| s.with_fast_path(&settings.fast_path, &redis))
+        .map_err(StartupError::Redis)?;
+    super::ready(&store).await?;
     let signer = settings.signing.signer(sdk).await?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
     Ok((store, SqsPublisher::new(sqs, &settings.queue.url, signer)))

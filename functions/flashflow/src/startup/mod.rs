@@ -87,11 +87,16 @@ pub async fn redis_ready(
     settings: &RedisSettings,
 ) -> Result<RedisStore, StartupError> {
     let store = redis(sdk, settings).await?;
-    store
-        .ready(REDIS_READY)
-        .await
-        .map_err(StartupError::Redis)?;
+    ready(&store).await?;
     Ok(store)
+}
+
+/// Wait for `store`'s connection and load its scripts, for at most 5 s.
+///
+/// # Errors
+/// [`StartupError::Redis`] when Redis cannot be reached in time.
+pub async fn ready(store: &RedisStore) -> Result<(), StartupError> {
+    store.ready(REDIS_READY).await.map_err(StartupError::Redis)
 }
 
 /// Postgres settings with the user and password of the configured secret.

@@ -303,6 +303,30 @@ async fn a_cancelled_hold_gives_its_unit_back_once_and_the_buyer_may_buy_again()
 }
 
 #[tokio::test]
+async fn a_cancelled_unit_wakes_a_sale_answered_sold_out_from_memory_for_the_next_buyer() {
+    let mut app = TestApp::new().await;
+    app.store = store_with_fast_path(true, Duration::from_secs(1)).await;
+    let w = World::on(app, &stripe_base()).await;
+    let def = w.sale(1, 1).await;
+    let order = a_held_order(&w, &def, "cat").await;
+    assert_eq!(w.app.buy(&def, "dan").await.body["error"], "sold_out");
+    wait_for_cached(&w.app.store, &def.id, true).await;
+    let cache = w.app.store.sold_out_cache().unwrap();
+    let answered = cache.answered();
+    assert_eq!(w.app.buy(&def, "eve").await.body["error"], "sold_out");
+    assert_eq!(cache.answered(), answered + 1, "from memory");
+
+    assert_eq!(w.cancel(order, "cat").await.body["status"], "CANCELLED");
+    let cancelled = std::time::Instant::now();
+    wait_for_cached(&w.app.store, &def.id, false).await;
+    assert!(cancelled.elapsed() < Duration::from_millis(500), "pushed");
+    let (next, _) = w.buy(&def, "dan").await;
+    w.settle(&def).await;
+    assert_eq!(w.state(next).await, OrderState::Held);
+    assert_eq!(w.assert_books(&def).await, 0);
+}
+
+#[tokio::test]
 async fn expiry_ends_unpaid_holds_and_confirms_one_paid_at_stripe_whose_webhook_never_came() {
     let w = World::new().await;
     let def = w.sale(3, 1).await;

@@ -376,6 +376,35 @@ pub async fn store() -> RedisStore {
     store
 }
 
+/// A connected store with the sold-out fast path (`tracking`: learn returns through `CLIENT
+/// TRACKING`; entries live at most `max_age`).
+pub async fn store_with_fast_path(tracking: bool, max_age: Duration) -> RedisStore {
+    let fast = flashflow::adapters::redis::FastPathSettings { max_age, tracking };
+    let store = RedisStore::connect(&redis_settings())
+        .and_then(|s| s.with_fast_path(&fast, &redis_settings()))
+        .unwrap();
+    store
+        .ready(Duration::from_secs(5))
+        .await
+        .expect("redis is not reachable");
+    store
+}
+
+/// Wait until `store`'s sold-out cache holds `sale` (`true`) or has forgotten it (`false`).
+pub async fn wait_for_cached(store: &RedisStore, sale: &SaleId, cached: bool) {
+    let cache = store.sold_out_cache().expect("the fast path is on");
+    // Polled every 5 ms (not wait_until's 100): the tests time the invalidation's arrival.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while cache.has_fresh(sale) != cached {
+        assert!(
+            std::time::Instant::now() < until,
+            "the sold-out cache did not {} {sale}",
+            if cached { "learn" } else { "forget" }
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// A sale id no other test (or earlier run) uses.
 pub fn fresh_sale_id() -> SaleId {
     SaleId::parse(&format!("t-{}", Uuid::new_v4().simple())).unwrap()

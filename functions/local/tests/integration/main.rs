@@ -10,6 +10,7 @@ mod checkout;
 mod cluster;
 mod contract;
 mod end_to_end;
+mod fast_path;
 mod faults;
 mod local_server;
 mod operator;

@@ -9,13 +9,16 @@
 //! - [`reservations`]: the hot path, `reserve.lua` ([`ReservationStore`](crate::ports::ReservationStore)).
 //! - [`outbox`]: find, mark, remove and sweep entries ([`Outbox`](crate::ports::Outbox)).
 //! - [`sales`]: load, rehydrate, reset, retire and the registry of sales ([`SaleCache`](crate::ports::SaleCache)).
+//! - [`fast_path`]: the sold-out fast path's snapshot and invalidations (`CLIENT TRACKING`).
 //! - [`returns`]: checkout's ended holds' units back, `return_stock.lua` ([`ReturnStock`](crate::ports::ReturnStock)).
 
+mod fast_path;
 mod outbox;
 mod reservations;
 mod returns;
 mod sales;
 
+pub use fast_path::{FastPathSettings, MAX_SNAPSHOT_KEYS, WAKE_PREFIX};
 pub use sales::SALES_KEY;
 
 use crate::domain::SaleId;
@@ -84,6 +87,14 @@ impl SaleKeys {
         format!("{tag}:returned")
     }
 
+    /// Written by every script that can make a sold-out or closed sale buyable again; its
+    /// invalidation tells buy processes to forget the sale (see [`fast_path`]).
+    pub fn wake(&self) -> String {
+        let tag = self.sale.strip_suffix(":sale").unwrap_or(&self.sale);
+        let tag = tag.strip_prefix("ff:").unwrap_or(tag);
+        format!("{WAKE_PREFIX}{tag}")
+    }
+
     pub(crate) fn all(&self) -> Vec<String> {
         vec![
             self.sale.clone(),
@@ -149,6 +160,8 @@ pub struct RedisStore {
     retire: Script,
     settled: Script,
     return_stock: Script,
+    /// The sold-out fast path, when this process buys ([`RedisStore::with_fast_path`]).
+    fast_path: Option<Arc<fast_path::FastPath>>,
 }
 
 /// Settings for [`RedisStore::connect`], from `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (1000),
@@ -286,6 +299,7 @@ impl RedisStore {
             retire: Script::from_lua(RETIRE_LUA),
             settled: Script::from_lua(SETTLED_LUA),
             return_stock: Script::from_lua(RETURN_STOCK_LUA),
+            fast_path: None,
         })
     }
 

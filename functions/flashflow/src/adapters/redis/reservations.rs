@@ -8,6 +8,12 @@ use uuid::Uuid;
 
 impl ReservationStore for RedisStore {
     async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
+        if let Some(refusal) = self
+            .sold_out_cache()
+            .and_then(|c| c.answer(&req.sale, &req.buyer, req.idempotency_key.as_ref()))
+        {
+            return Ok(Reservation::Refused(refusal));
+        }
         let keys = SaleKeys::new(&req.sale);
         let order_id = req.order_id.to_string();
         let mut script_keys = keys.all();
@@ -43,6 +49,9 @@ impl ReservationStore for RedisStore {
             return Err(StoreError::Unavailable(
                 "redis holds no sales: its data was lost; rehydrate the sales".into(),
             ));
+        }
+        if let Reservation::Refused(refusal) = &reply {
+            self.learn_later(&req.sale, refusal);
         }
         Ok(reply)
     }

@@ -11,7 +11,12 @@ impl ReturnStock for RedisStore {
             .return_stock
             .evalsha_with_reload(
                 &self.client,
-                vec![keys.sale.clone(), keys.buyers.clone(), keys.returned()],
+                vec![
+                    keys.sale.clone(),
+                    keys.buyers.clone(),
+                    keys.returned(),
+                    keys.wake(),
+                ],
                 vec![
                     o.order_id.to_string(),
                     o.buyer.as_str().to_owned(),

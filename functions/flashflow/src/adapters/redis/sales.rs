@@ -48,7 +48,7 @@ impl SaleCache for RedisStore {
             .rehydrate
             .evalsha_with_reload(
                 &self.client,
-                keys.all(),
+                [keys.all(), vec![keys.wake()]].concat(),
                 vec![
                     "sale".to_owned(),
                     def.stock.to_string(),
@@ -104,7 +104,8 @@ impl SaleCache for RedisStore {
     async fn finish_reset(&self, def: &SaleDefinition, round: u32) -> Result<(), StoreError> {
         let k = SaleKeys::new(&def.id);
         let mut keys = k.all();
-        keys.push(k.stash);
+        keys.push(k.stash.clone());
+        keys.push(k.wake());
         let done: i64 = self
             .finish_reset
             .evalsha_with_reload(

@@ -2,7 +2,9 @@
 -- the orders moved aside: full stock again, no buyers, no idempotency keys, no outbox, and buys
 -- are taken again. Repeating it changes nothing.
 --
--- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, attempts, stash hash
+-- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, attempts, stash hash, the sale's wake key
+-- (its write is what tells buy processes that answered the sale from memory to forget it:
+--  adapters/redis/fast_path.rs; the value does not matter, the key lives an hour)
 -- ARGV: stock, limit, opens_ms ('' = none), closes_ms ('' = none), round, attempts per minute
 --       ('' = none), a checkout sale's hold in ms ('' = none), the storefront's info (JSON)
 --       ('' = none)
@@ -22,4 +24,5 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'closes_ms', ARGV[4]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'attempts', ARGV[6]) end
 if (ARGV[7] or '') ~= '' then redis.call('HSET', KEYS[1], 'hold_ms', ARGV[7]) end
 if (ARGV[8] or '') ~= '' then redis.call('HSET', KEYS[1], 'info', ARGV[8]) end
+redis.call('SET', KEYS[8], ARGV[5], 'EX', 3600)
 return 1

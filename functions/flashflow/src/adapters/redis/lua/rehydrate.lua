@@ -1,5 +1,7 @@
 -- Rebuild (or load) a sale from what the ledger and the outbox say (see domain/rehydrate.rs).
--- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, attempts (all with the sale's hash tag).
+-- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, attempts (all with the sale's hash tag),
+-- and (ARGV[1] = 'sale') the sale's wake key (its write is what tells buy processes that answered the sale from memory to forget it:
+--  adapters/redis/fast_path.rs; the value does not matter, the key lives an hour)
 --
 -- ARGV[1] = 'entries': ARGV[2] = n; then n (buyer, count) pairs, each buyer's count raised to at
 --   least that; then (field, value, authoritative '1'|'0') triples for the idempotency hash: an
@@ -44,8 +46,9 @@ if fresh then
 elseif tonumber(ARGV[3]) < tonumber(have[1]) then
   redis.call('HSET', KEYS[1], 'remaining', ARGV[3])
 end
-for _, k in ipairs(KEYS) do
-  redis.call('PERSIST', k)
+for i = 1, 6 do
+  redis.call('PERSIST', KEYS[i])
 end
+redis.call('SET', KEYS[7], ARGV[7], 'EX', 3600)
 if fresh then return 1 end
 return 0

@@ -1,0 +1,323 @@
+//! The sold-out fast path: a buy process's memory of the sales that are sold out or closed, so
+//! that the requests that come after the last unit (more than 99% of a drop's) are answered
+//! without a Redis round trip.
+//!
+//! The rules, each kept by [`SoldOutCache`] and tested below:
+//! - An entry is learned from a snapshot Redis takes atomically (the sale's state and the
+//!   idempotency keys the sale has seen), never inferred from one buyer's answer.
+//! - It answers only what the script would answer the same way: a request without an
+//!   Idempotency-Key, or with a key the sale has not seen. A key it has seen may name an order,
+//!   so that request goes to the script, which answers the order.
+//! - It lives at most `max_age` (a setting, at most 1 s): a frozen Lambda, a lost invalidation
+//!   or a store without invalidations can keep it no longer than that.
+//! - An invalidation of its sale (stock returned, reset, rehydrate) removes it, and any
+//!   invalidation that arrives while a snapshot is under way voids that snapshot (the epoch):
+//!   an entry is never installed after the news that would have removed it.
+//! - A reconnect or a lagged invalidation stream clears everything.
+//! - It can only say "sold out" or "closed" a little too long. It never reserves: the script
+//!   stays the authority for every unit.
+//!
+//! # Layout
+//! - [`SoldOutCache`]: the entries, the epoch, the answer; [`Snapshot`]: what Redis said.
+//! - The Redis side (the snapshot script, `CLIENT TRACKING`) is in `adapters/redis/fast_path.rs`.
+
+use crate::domain::{BuyerId, IdempotencyKey, Refusal, SaleId};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// The longest an entry may live, whatever the setting says: a returned unit is offered again
+/// within this even when no invalidation arrives.
+pub const MAX_AGE_LIMIT: Duration = Duration::from_secs(1);
+
+/// A sale's state as Redis reported it in one atomic read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `SoldOut` or `Closed`: the answer the script gives to every new request.
+    pub refusal: Refusal,
+    /// The sale's idempotency fields (`buyer \n key`), or `None` when there are more than the
+    /// snapshot carries: then every keyed request goes to the script.
+    pub seen_keys: Option<HashSet<String>>,
+}
+
+struct Entry {
+    snapshot: Snapshot,
+    learned: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Bumped by every invalidation: a snapshot begun under an older epoch is not installed.
+    epoch: u64,
+    entries: HashMap<SaleId, Entry>,
+    /// Sales whose snapshot is being read, so that one read is in flight per sale.
+    learning: HashSet<SaleId>,
+}
+
+/// A snapshot read under way: hand it back to [`SoldOutCache::learned`].
+#[derive(Debug)]
+#[must_use]
+pub struct Learning {
+    sale: SaleId,
+    epoch: u64,
+}
+
+impl Learning {
+    /// The sale being read.
+    pub fn sale(&self) -> &SaleId {
+        &self.sale
+    }
+}
+
+/// Per-process memory of sold-out and closed sales (see the module's rules).
+pub struct SoldOutCache {
+    max_age: Duration,
+    inner: RwLock<Inner>,
+    answered: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+impl SoldOutCache {
+    /// A cache whose entries live at most `max_age` (capped at [`MAX_AGE_LIMIT`]).
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age: max_age.min(MAX_AGE_LIMIT),
+            inner: RwLock::default(),
+            answered: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+        }
+    }
+
+    /// The refusal for this request, when a fresh entry answers it; `None` sends it to the script.
+    pub fn answer(
+        &self,
+        sale: &SaleId,
+        buyer: &BuyerId,
+        key: Option<&IdempotencyKey>,
+    ) -> Option<Refusal> {
+        let inner = self.read();
+        let entry = inner.entries.get(sale)?;
+        if entry.learned.elapsed() >= self.max_age {
+            return None;
+        }
+        if let Some(key) = key {
+            let seen = entry.snapshot.seen_keys.as_ref()?;
+            if seen.contains(&idem_field(buyer, key)) {
+                return None;
+            }
+        }
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        Some(entry.snapshot.refusal.clone())
+    }
+
+    /// Start learning `sale` after the script refused with sold out or closed, unless a fresh
+    /// entry or another read is already there. The snapshot must be read after this returns.
+    pub fn begin(&self, sale: &SaleId) -> Option<Learning> {
+        if self.has_fresh(sale) {
+            return None;
+        }
+        let mut inner = self.write();
+        if inner.learning.contains(sale) {
+            return None;
+        }
+        inner.learning.insert(sale.clone());
+        Some(Learning {
+            sale: sale.clone(),
+            epoch: inner.epoch,
+        })
+    }
+
+    /// Finish a read begun by [`SoldOutCache::begin`]: install `snapshot` (`None`: the sale is
+    /// buyable, or the read failed) unless an invalidation arrived since the read began.
+    pub fn learned(&self, learning: Learning, snapshot: Option<Snapshot>) {
+        let mut inner = self.write();
+        inner.learning.remove(&learning.sale);
+        if let Some(snapshot) = snapshot {
+            if inner.epoch == learning.epoch {
+                inner.entries.insert(
+                    learning.sale,
+                    Entry {
+                        snapshot,
+                        learned: Instant::now(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The sale may be buyable again: forget it, and void reads under way.
+    pub fn invalidate(&self, sale: &SaleId) {
+        let mut inner = self.write();
+        inner.epoch += 1;
+        inner.entries.remove(sale);
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Invalidations may have been missed (a reconnect, a lagged stream): forget everything.
+    pub fn clear(&self) {
+        let mut inner = self.write();
+        inner.epoch += 1;
+        inner.entries.clear();
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a fresh entry stands for `sale` (for tests and the live view).
+    pub fn has_fresh(&self, sale: &SaleId) -> bool {
+        self.read()
+            .entries
+            .get(sale)
+            .is_some_and(|e| e.learned.elapsed() < self.max_age)
+    }
+
+    /// Requests answered from memory so far.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Invalidations (and clears) processed so far.
+    pub fn invalidations(&self) -> u64 {
+        self.invalidations.load(Ordering::Relaxed)
+    }
+
+    /// The configured bound on an entry's age.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    // A poisoned lock only means a panic elsewhere while holding it; the map is still whole
+    // (every update is one insert or remove), so it is used as is.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The idempotency hash's field for a buyer's key, as `reserve.lua` writes it.
+pub fn idem_field(buyer: &BuyerId, key: &IdempotencyKey) -> String {
+    format!("{}\n{}", buyer.as_str(), key.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sale() -> SaleId {
+        SaleId::parse("drop").unwrap()
+    }
+    fn buyer() -> BuyerId {
+        BuyerId::parse("ada").unwrap()
+    }
+    fn key(k: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(k).unwrap()
+    }
+    fn sold_out(keys: Option<&[&str]>) -> Option<Snapshot> {
+        Some(Snapshot {
+            refusal: Refusal::SoldOut,
+            seen_keys: keys.map(|ks| ks.iter().map(|k| idem_field(&buyer(), &key(k))).collect()),
+        })
+    }
+    fn learn(cache: &SoldOutCache, snapshot: Option<Snapshot>) {
+        let l = cache.begin(&sale()).expect("nothing learned yet");
+        cache.learned(l, snapshot);
+    }
+
+    #[test]
+    fn a_learned_sold_out_sale_is_answered_from_memory_until_its_age_bound() {
+        let cache = SoldOutCache::new(Duration::from_millis(50));
+        assert_eq!(cache.answer(&sale(), &buyer(), None), None);
+        learn(&cache, sold_out(Some(&[])));
+        assert_eq!(
+            cache.answer(&sale(), &buyer(), None),
+            Some(Refusal::SoldOut)
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.answer(&sale(), &buyer(), None), None);
+        assert_eq!(cache.answered(), 1);
+    }
+
+    #[test]
+    fn an_invalidation_removes_the_entry_at_once() {
+        let cache = SoldOutCache::new(MAX_AGE_LIMIT);
+        learn(&cache, sold_out(Some(&[])));
+        cache.invalidate(&sale());
+        assert_eq!(cache.answer(&sale(), &buyer(), None), None);
+    }
+
+    #[test]
+    fn an_invalidation_during_the_read_voids_the_snapshot() {
+        let cache = SoldOutCache::new(MAX_AGE_LIMIT);
+        let l = cache.begin(&sale()).unwrap();
+        cache.invalidate(&sale());
+        cache.learned(l, sold_out(Some(&[])));
+        assert_eq!(cache.answer(&sale(), &buyer(), None), None);
+        // The next read, begun after the news, is installed.
+        learn(&cache, sold_out(Some(&[])));
+        assert!(cache.has_fresh(&sale()));
+    }
+
+    #[test]
+    fn a_clear_forgets_every_sale_and_voids_reads_under_way() {
+        let cache = SoldOutCache::new(MAX_AGE_LIMIT);
+        learn(&cache, sold_out(Some(&[])));
+        let other = SaleId::parse("other").unwrap();
+        let l = cache.begin(&other).unwrap();
+        cache.clear();
+        cache.learned(l, sold_out(Some(&[])));
+        assert!(!cache.has_fresh(&sale()));
+        assert!(!cache.has_fresh(&other));
+    }
+
+    #[test]
+    fn a_key_the_sale_has_seen_goes_to_the_script_and_a_new_key_is_answered() {
+        let cache = SoldOutCache::new(MAX_AGE_LIMIT);
+        learn(&cache, sold_out(Some(&["k-1"])));
+        assert_eq!(cache.answer(&sale(), &buyer(), Some(&key("k-1"))), None);
+        assert_eq!(
+            cache.answer(&sale(), &buyer(), Some(&key("k-2"))),
+            Some(Refusal::SoldOut)
+        );
+        // The same key of another buyer is another field.
+        let bob = BuyerId::parse("bob").unwrap();
+        assert_eq!(
+            cache.answer(&sale(), &bob, Some(&key("k-1"))),
+            Some(Refusal::SoldOut)
+        );
+    }
+
+    #[test]
+    fn without_the_key_list_every_keyed_request_goes_to_the_script() {
+        let cache = SoldOutCache::new(MAX_AGE_LIMIT);
+        learn(&cache, sold_out(None));
+        assert_eq!(cache.answer(&sale(), &buyer(), Some(&key("new"))), None);
+        assert_eq!(
+            cache.answer(&sale(), &buyer(), None),
+            Some(Refusal::SoldOut)
+        );
+    }
+
+    #[test]
+    fn one_read_is_in_flight_per_sale_and_a_buyable_sale_installs_nothing() {
+        let cache = SoldOutCache::new(MAX_AGE_LIMIT);
+        let l = cache.begin(&sale()).unwrap();
+        assert!(cache.begin(&sale()).is_none());
+        cache.learned(l, None);
+        assert!(!cache.has_fresh(&sale()));
+        assert!(cache.begin(&sale()).is_some());
+    }
+
+    #[test]
+    fn the_age_bound_is_capped_at_one_second() {
+        assert_eq!(
+            SoldOutCache::new(Duration::from_secs(30)).max_age(),
+            MAX_AGE_LIMIT
+        );
+    }
+}
