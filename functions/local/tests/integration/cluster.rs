@@ -202,3 +202,59 @@ async fn buy_settle_sweep_status_and_rehydrate_run_on_a_three_master_cluster() {
         Some(OrderState::Confirmed)
     );
 }
+
+#[tokio::test]
+async fn the_sold_out_fast_path_hears_returns_from_every_shard() {
+    let nodes = start_cluster();
+    let settings = RedisSettings {
+        url: format!(
+            "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+            nodes[0].port, nodes[1].port, nodes[2].port
+        ),
+        command_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let fast = flashflow::adapters::redis::FastPathSettings {
+        max_age: Duration::from_secs(1),
+        tracking: true,
+    };
+    let mut t = TestApp::new().await;
+    t.store = RedisStore::connect(&settings)
+        .and_then(|s| s.with_fast_path(&fast, &settings))
+        .unwrap();
+    t.store.ready(Duration::from_secs(10)).await.unwrap();
+
+    // One sold-out sale on each shard, learned.
+    let mut sales: Vec<SaleDefinition> = Vec::new();
+    let mut shards = HashSet::new();
+    while shards.len() < 3 {
+        let def = sale(&fresh_sale_id(), 1, 1);
+        if shards.insert(node_of(&nodes, &SaleKeys::new(&def.id).sale)) {
+            t.db.create_sale(&def).await.unwrap();
+            t.store.load_sale(&def, 1).await.unwrap();
+            assert_eq!(t.buy(&def, "first").await.status, 202);
+            assert_eq!(t.buy(&def, "second").await.body["error"], "sold_out");
+            sales.push(def);
+        }
+    }
+    for def in &sales {
+        wait_for_cached(&t.store, &def.id, true).await;
+    }
+    // A restock on each shard is pushed by that shard's node.
+    for def in &sales {
+        let start = t.store.begin_reset(&def.id, 2, true).await.unwrap();
+        assert!(matches!(
+            start,
+            flashflow::ports::ResetStart::Frozen { round: 2, .. }
+        ));
+        t.store.finish_reset(def, 2).await.unwrap();
+        let restocked = Instant::now();
+        wait_for_cached(&t.store, &def.id, false).await;
+        assert!(
+            restocked.elapsed() < Duration::from_millis(500),
+            "pushed by {}",
+            node_of(&nodes, &SaleKeys::new(&def.id).sale)
+        );
+        assert_eq!(t.buy(def, "woken").await.status, 202);
+    }
+}
