@@ -7,6 +7,8 @@
 #   large stock      every request is a successful buy (LARGE_STOCK, 1,000,000)
 # Prints one table (req/s, p50, p99, sold, errors, ratios), then the large sale's drain (last 202 to
 # last CONFIRMED) beside the emulator's own SQS rate, and the API's peak RSS.
+# Also writes the table as bench/reports/bench.tsv and draws it as bench/reports/bench.svg
+# (bench/chart.py). SCENARIOS="small" runs only the stock-100 shape.
 #   usage: bench/run.sh [connections=100] [seconds=5]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
@@ -99,7 +101,8 @@ row() { # label file sold
 ratio() { echo "scale=1; $1 / $2" | bc; }
 
 declare -A sold drain accepted reserved rss seed_sold
-for scenario in small large; do
+SCENARIOS=${SCENARIOS:-small large}
+for scenario in $SCENARIOS; do
   if [ $scenario = small ]; then stock=100; else stock=$LARGE; fi
   ceiling "$OUT/$scenario-ceiling.txt"
   flashflow "$stock" "$OUT/$scenario-flashflow.txt"
@@ -117,18 +120,32 @@ echo "wrk -t2 -c$C -d${D}s, same machine (2 cores shared by wrk, the server, set
 echo
 printf '| %-28s | %10s | %8s | %9s | %9s | %6s |\n' scenario req/s "p50 ms" "p99 ms" sold errors
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-row "stock 100: ceiling" "$OUT/small-ceiling.txt" "-"
-row "stock 100: FlashFlow" "$OUT/small-flashflow.txt" "${sold[small]}"
-row "stock 100: seed design" "$OUT/small-seed.txt" "${seed_sold[small]}"
-row "stock $LARGE: ceiling" "$OUT/large-ceiling.txt" "-"
-row "stock $LARGE: FlashFlow" "$OUT/large-flashflow.txt" "${sold[large]}"
-row "stock $LARGE: seed design" "$OUT/large-seed.txt" "${seed_sold[large]}"
+REPORTS="$ROOT/bench/reports"; mkdir -p "$REPORTS"
+printf 'scenario\tserver\treq/s\tp50 ms\tp99 ms\n' >"$REPORTS/bench.tsv"
+for s in $SCENARIOS; do
+  if [ "$s" = small ]; then label="stock 100"; else label="stock $LARGE"; fi
+  row "$label: ceiling" "$OUT/$s-ceiling.txt" "-"
+  row "$label: FlashFlow" "$OUT/$s-flashflow.txt" "${sold[$s]}"
+  row "$label: seed design" "$OUT/$s-seed.txt" "${seed_sold[$s]}"
+  for server in ceiling flashflow seed; do
+    f="$OUT/$s-$server.txt"
+    case $server in ceiling) name=ceiling ;; flashflow) name=FlashFlow ;; seed) name="seed design" ;; esac
+    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$name" "$(rps "$f")" "$(ms "$(pct "$f" 50%)")" "$(ms "$(pct "$f" 99%)")" >>"$REPORTS/bench.tsv"
+  done
+done
 echo
-for s in small large; do
+for s in $SCENARIOS; do
   ff=$(rps "$OUT/$s-flashflow.txt"); sd=$(rps "$OUT/$s-seed.txt")
   p99ff=$(ms "$(pct "$OUT/$s-flashflow.txt" 99%)"); p99c=$(ms "$(pct "$OUT/$s-ceiling.txt" 99%)")
   echo "$s: FlashFlow / seed req/s = $(ratio "$ff" "$sd")x;  FlashFlow p99 / ceiling p99 = $(ratio "$p99ff" "$p99c")x"
 done
+for s in $SCENARIOS; do
+  ff=$(rps "$OUT/$s-flashflow.txt"); c=$(rps "$OUT/$s-ceiling.txt")
+  echo "$s: FlashFlow / ceiling req/s = $(echo "scale=2; $ff / $c" | bc)x"
+done
+python3 bench/chart.py "$REPORTS/bench.tsv" "$REPORTS/bench.svg" "make bench, $(date -u +%Y-%m-%d): wrk -t2 -c$C -d${D}s, 2 shared cores"
+echo "chart: bench/reports/bench.svg (table: bench/reports/bench.tsv)"
+[[ " $SCENARIOS " == *" large "* ]] || exit 0
 echo "large sale: ${accepted[large]} 202s counted by wrk, ${reserved[large]} reserved in Redis (wrk stops with up to $C requests in flight), ${sold[large]} CONFIRMED in Postgres"
 echo "  drain (last 202 -> last CONFIRMED): $(printf %.1f "${drain[large]}") s = $(echo "scale=0; ${sold[large]} / ${drain[large]}" | bc) orders/s (settlement runs during the load too)"
 echo "emulator: $(tr '\n' ' ' < "$OUT/sqs-rate.txt")"

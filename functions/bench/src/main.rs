@@ -6,11 +6,13 @@
 //! - [`settle`]: settlement throughput at the ledger, the handler and through the local queue
 //!   (`make bench-settle`).
 //! - [`sqs_rate`]: the emulator's own SQS rate, printed beside the drain in `make bench`.
+//! - [`cost`]: the counting proxy and the exact-count driver of `make bench-cost`.
 //!
 //! Settings (`REDIS_URL`, `DATABASE_URL`, `ORDERS_QUEUE_URL`, …) come from the environment as for
 //! the functions; `--help` lists the subcommands.
 
 mod ceiling;
+mod cost;
 mod settle;
 mod sqs_rate;
 
@@ -41,6 +43,28 @@ enum Command {
         orders: usize,
         #[arg(default_values_t = [5])]
         concurrency: Vec<usize>,
+        /// Messages per batch, each size run at every level (the template's event source sends
+        /// up to its BatchSize).
+        #[arg(long, default_values_t = [100], value_delimiter = ',')]
+        batch: Vec<usize>,
+    },
+    /// A proxy in front of SQS and DynamoDB counting the calls made through it (make bench-cost).
+    CountProxy {
+        #[arg(long, default_value = "127.0.0.1:4599")]
+        listen: String,
+        #[arg(long, default_value = "http://127.0.0.1:4566")]
+        sqs: String,
+        #[arg(long, default_value = "http://127.0.0.1:8000")]
+        dynamodb: String,
+    },
+    /// Exactly N buys of distinct buyers to URL, C at once.
+    Drive {
+        url: String,
+        n: usize,
+        #[arg(default_value_t = 50)]
+        concurrency: usize,
+        #[arg(long, default_value = "drive")]
+        prefix: String,
     },
     /// The emulator's own SQS rate: N messages sent in batches of ten, then received and deleted.
     SqsRate {
@@ -58,7 +82,19 @@ async fn main() -> anyhow::Result<()> {
         Command::Settle {
             orders,
             concurrency,
-        } => settle(orders, &concurrency).await,
+            batch,
+        } => settle(orders, &concurrency, &batch).await,
+        Command::CountProxy {
+            listen,
+            sqs,
+            dynamodb,
+        } => cost::proxy(&listen, &sqs, &dynamodb).await,
+        Command::Drive {
+            url,
+            n,
+            concurrency,
+            prefix,
+        } => cost::drive(&url, n, concurrency, &prefix).await,
         Command::SqsRate { messages } => {
             let sdk = aws::sdk_config().await;
             let signing = flashflow::signing::SigningSettings::from_env()?;
@@ -84,7 +120,7 @@ async fn ceiling(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn settle(n: usize, levels: &[usize]) -> anyhow::Result<()> {
+async fn settle(n: usize, levels: &[usize], batches: &[usize]) -> anyhow::Result<()> {
     use settle::{handler, ledger, through_queue, Stack};
     let settings = startup::settle::Settings::from_env()?;
     let sdk = aws::sdk_config().await;
@@ -104,25 +140,39 @@ async fn settle(n: usize, levels: &[usize]) -> anyhow::Result<()> {
     };
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
-    for &c in levels {
-        let l = ledger(&stack, n, c).await?;
-        println!(
-            "settle ledger  (Db::settle_orders): {n} orders, batches of 100, {c} connections: {:.0} orders/s ({:.2} s), invariants ok",
-            l.per_second(),
-            l.seconds
-        );
-        let h = handler(&stack, n, c).await?;
-        println!(
-            "settle handler (Settler::handle)  : {n} orders, batches of 100, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
-            h.per_second(),
-            h.seconds
-        );
-        let q = through_queue(&stack, &sqs, &region, n, c).await?;
-        println!(
-            "settle via the local queue (event source, 100 / 1 s window): {n} orders, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
-            q.per_second(),
-            q.seconds
-        );
+    let show = |f: &settle::Figures| {
+        let total: std::time::Duration = f.steps.iter().map(|(_, d)| *d).sum();
+        for (name, d) in &f.steps {
+            println!(
+                "    {name:<30} {:>8.2} ms/batch  {:>5.1}%",
+                d.as_secs_f64() * 1e3,
+                100.0 * d.as_secs_f64() / total.as_secs_f64().max(1e-9)
+            );
+        }
+    };
+    for &b in batches {
+        for &c in levels {
+            let l = ledger(&stack, n, c, b).await?;
+            println!(
+                "settle ledger  (Db::settle_orders): {n} orders, batches of {b}, {c} connections: {:.0} orders/s ({:.2} s), invariants ok",
+                l.per_second(),
+                l.seconds
+            );
+            show(&l);
+            let h = handler(&stack, n, c, b).await?;
+            println!(
+                "settle handler (Settler::handle)  : {n} orders, batches of {b}, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
+                h.per_second(),
+                h.seconds
+            );
+            show(&h);
+            let q = through_queue(&stack, &sqs, &region, n, c, b).await?;
+            println!(
+                "settle via the local queue (event source, {b} / 1 s window): {n} orders, {c} instances: {:.0} orders/s ({:.2} s), invariants ok",
+                q.per_second(),
+                q.seconds
+            );
+        }
     }
     Ok(())
 }

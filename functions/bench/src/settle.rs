@@ -39,6 +39,30 @@ pub struct Stack {
 pub struct Figures {
     pub orders: usize,
     pub seconds: f64,
+    /// Where a batch's time went: each step's mean per batch (summed over the instances).
+    pub steps: Vec<(&'static str, std::time::Duration)>,
+}
+
+/// Each step's mean time per batch, over every instance's clock.
+fn per_batch<'a>(
+    clocks: impl Iterator<Item = &'a flashflow::metrics::StepClock>,
+) -> Vec<(&'static str, std::time::Duration)> {
+    let mut runs = 0;
+    let mut sums: Vec<(&'static str, std::time::Duration)> = Vec::new();
+    for clock in clocks {
+        let (r, steps) = clock.totals();
+        runs += r;
+        if sums.is_empty() {
+            sums = steps;
+        } else {
+            for (sum, (_, d)) in sums.iter_mut().zip(steps) {
+                sum.1 += d;
+            }
+        }
+    }
+    sums.into_iter()
+        .map(|(name, d)| (name, d / runs.max(1) as u32))
+        .collect()
 }
 
 impl Figures {
@@ -77,9 +101,9 @@ fn messages(sale: &SaleDefinition, n: usize) -> Vec<OrderMessage> {
         .collect()
 }
 
-fn events(signer: &Signer, orders: &[OrderMessage]) -> Vec<SqsEvent> {
+fn events(signer: &Signer, orders: &[OrderMessage], batch: usize) -> Vec<SqsEvent> {
     orders
-        .chunks(100)
+        .chunks(batch)
         .map(|chunk| {
             let mut event = SqsEvent::default();
             for o in chunk {
@@ -141,23 +165,30 @@ async fn check(db: &Db, sale: &SaleDefinition, n: usize) -> anyhow::Result<()> {
 }
 
 /// `Db::settle_orders` alone, `concurrency` connections.
-pub async fn ledger(stack: &Stack, n: usize, concurrency: usize) -> anyhow::Result<Figures> {
+pub async fn ledger(
+    stack: &Stack,
+    n: usize,
+    concurrency: usize,
+    batch: usize,
+) -> anyhow::Result<Figures> {
     let url = fresh_schema(&stack.database_url).await?;
     let setup = Db::new(&url)?;
     setup.migrate().await.context("migrating")?;
     let sale = new_sale(&setup, n, "ledger").await?;
-    let batches: Vec<Vec<OrderMessage>> =
-        messages(&sale, n).chunks(100).map(<[_]>::to_vec).collect();
+    let batches: Vec<Vec<OrderMessage>> = messages(&sale, n)
+        .chunks(batch)
+        .map(<[_]>::to_vec)
+        .collect();
     let queue = Arc::new(std::sync::Mutex::new(batches));
     let mut dbs = Vec::new();
     for _ in 0..concurrency {
-        let db = Db::new(&url)?;
+        let db = Arc::new(Db::new(&url)?);
         db.client().await?;
         dbs.push(db);
     }
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for db in dbs {
+    for db in dbs.iter().cloned() {
         let queue = Arc::clone(&queue);
         tasks.spawn(async move {
             loop {
@@ -174,32 +205,41 @@ pub async fn ledger(stack: &Stack, n: usize, concurrency: usize) -> anyhow::Resu
     }
     let seconds = start.elapsed().as_secs_f64();
     check(&setup, &sale, n).await?;
-    Ok(Figures { orders: n, seconds })
+    Ok(Figures {
+        orders: n,
+        seconds,
+        steps: per_batch(dbs.iter().map(|d| d.settle_steps())),
+    })
 }
 
 /// The whole settle handler, `concurrency` instances.
-pub async fn handler(stack: &Stack, n: usize, concurrency: usize) -> anyhow::Result<Figures> {
+pub async fn handler(
+    stack: &Stack,
+    n: usize,
+    concurrency: usize,
+    batch: usize,
+) -> anyhow::Result<Figures> {
     let url = fresh_schema(&stack.database_url).await?;
     let setup = Db::new(&url)?;
     setup.migrate().await.context("migrating")?;
     let sale = new_sale(&setup, n, "handler").await?;
-    let events = events(&stack.signer, &messages(&sale, n));
+    let events = events(&stack.signer, &messages(&sale, n), batch);
     let queue = Arc::new(std::sync::Mutex::new(events));
     let mut settlers = Vec::new();
     for _ in 0..concurrency {
         let db = Db::new(&url)?;
         db.client().await?;
-        settlers.push(Settler::new(
+        settlers.push(Arc::new(Settler::new(
             db,
             DynamoStatusStore::new(stack.dynamodb.clone(), &stack.table),
             stack.store.clone(),
             stack.requeue.clone(),
             stack.signer.clone(),
-        ));
+        )));
     }
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for settler in settlers {
+    for settler in settlers.iter().cloned() {
         let queue = Arc::clone(&queue);
         tasks.spawn(async move {
             let mut failed = 0;
@@ -217,7 +257,11 @@ pub async fn handler(stack: &Stack, n: usize, concurrency: usize) -> anyhow::Res
     let seconds = start.elapsed().as_secs_f64();
     ensure!(failed == 0, "{failed} messages reported failed");
     check(&setup, &sale, n).await?;
-    Ok(Figures { orders: n, seconds })
+    Ok(Figures {
+        orders: n,
+        seconds,
+        steps: per_batch(settlers.iter().map(|s| s.steps())),
+    })
 }
 
 /// Send `bodies` in `SendMessageBatch` calls of ten, `in_flight` at once; returns how many the
@@ -258,6 +302,7 @@ pub async fn through_queue(
     region: &str,
     n: usize,
     concurrency: usize,
+    batch: usize,
 ) -> anyhow::Result<Figures> {
     use flashflow_local::event_source::{self, EventSourceConfig, EventSourceStats};
     let url = fresh_schema(&stack.database_url).await?;
@@ -284,7 +329,7 @@ pub async fn through_queue(
     ensure!(refused == 0, "the queue refused {refused} messages");
 
     let mut cfg = EventSourceConfig::new(&queue_url, region);
-    cfg.batch_size = 100;
+    cfg.batch_size = batch;
     cfg.batching_window = std::time::Duration::from_secs(1);
     cfg.max_concurrency = concurrency;
     cfg.poll_wait = std::time::Duration::from_secs(1);
@@ -333,5 +378,9 @@ pub async fn through_queue(
     let _ = source.await;
     let _ = sqs.delete_queue().queue_url(&queue_url).send().await;
     check(&setup, &sale, n).await?;
-    Ok(Figures { orders: n, seconds })
+    Ok(Figures {
+        orders: n,
+        seconds,
+        steps: Vec::new(),
+    })
 }

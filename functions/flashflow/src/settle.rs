@@ -21,7 +21,18 @@ pub struct Settler<L, S, R, Q> {
     signer: Signer,
     retry_delay: std::time::Duration,
     metrics: Metrics,
+    steps: crate::metrics::StepClock,
 }
+
+/// A batch's steps in [`Settler::settle`], in the order they run ([`Settler::steps`]).
+pub const STEPS: &[&str] = &[
+    "verify signatures",
+    "ledger (Postgres)",
+    "re-queue what waits",
+    "statuses (DynamoDB)",
+    "outbox cleanup (Redis)",
+    "re-queue unwritten",
+];
 
 /// How long a batch that met an unavailable or busy ledger waits before it is delivered again.
 pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -71,6 +82,7 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             signer,
             retry_delay: DEFAULT_RETRY_DELAY,
             metrics: Metrics::new("settle"),
+            steps: crate::metrics::StepClock::new(STEPS),
         }
     }
 
@@ -118,15 +130,21 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
     /// message, record the orders in the ledger, re-queue what the ledger could not take now,
     /// write the statuses, clean the outbox, report.
     pub async fn settle(&self, event: SqsEvent) -> BatchReport {
+        let clock = &self.steps;
+        clock.ran();
+        let t = std::time::Instant::now();
         let mut report = BatchReport::default();
         let verified = self.verify(event);
         report.failed.extend(verified.refused);
         if verified.orders.is_empty() {
             return report;
         }
+        let t = clock.lap(0, t);
         let recorded = self.record(&verified.orders).await;
         report.failed.extend(recorded.refused.iter().cloned());
+        let t = clock.lap(1, t);
         let requeued = self.requeue(&verified.orders, &recorded.transient).await;
+        let t = clock.lap(2, t);
         report.requeued = requeued.requeued;
         report.failed.extend(requeued.failed);
         let orders: Vec<(String, OrderMessage)> = verified
@@ -135,6 +153,7 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             .filter(|(id, _)| !recorded.refused.contains(id) && !recorded.transient.contains(id))
             .collect();
         let statuses = self.write_statuses(&orders, &recorded.outcome).await;
+        let t = clock.lap(3, t);
         (
             report.confirmed,
             report.held,
@@ -149,6 +168,7 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
         let unsettled = self
             .clean_outbox(&orders, &recorded.outcome, &statuses)
             .await;
+        let t = clock.lap(4, t);
         report.failed.extend(unsettled.failed);
         // Recorded, but the status store did not take the status, or the outbox kept the entry
         // (which the sweeper leaves alone while it is marked in the queue): the order is fine, so
@@ -162,6 +182,7 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             .map(|(id, _)| id.clone())
             .collect();
         let again = self.requeue(&orders, &unwritten).await;
+        clock.lap(5, t);
         report.requeued += again.requeued;
         report.failed.extend(again.failed);
         info!(
@@ -174,6 +195,11 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             "batch settled"
         );
         report
+    }
+
+    /// Time spent in each step of the batches this handler settled ([`STEPS`]).
+    pub fn steps(&self) -> &crate::metrics::StepClock {
+        &self.steps
     }
 
     /// Parse each message on its own and check that buy (or the sweeper) signed it, so one bad

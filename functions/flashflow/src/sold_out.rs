@@ -55,6 +55,15 @@ struct Inner {
     learning: HashSet<SaleId>,
 }
 
+/// What [`SoldOutCache::lookup`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// The answer from memory, if any.
+    pub refusal: Option<Refusal>,
+    /// The entry is past half its age and nobody is re-reading it.
+    pub refresh: bool,
+}
+
 /// A snapshot read under way: hand it back to [`SoldOutCache::learned`].
 #[derive(Debug)]
 #[must_use]
@@ -90,17 +99,40 @@ impl SoldOutCache {
     }
 
     /// The refusal for this request, when a fresh entry answers it; `None` sends it to the script.
+    /// An entry past half its age asks for a new snapshot ([`SoldOutCache::refresh`]), so a sale
+    /// that stays sold out is re-read before its entry ends and no request falls to the script.
     pub fn answer(
         &self,
         sale: &SaleId,
         buyer: &BuyerId,
         key: Option<&IdempotencyKey>,
     ) -> Option<Refusal> {
+        self.lookup(sale, buyer, key).refusal
+    }
+
+    /// [`SoldOutCache::answer`], and whether the entry is past half its age with no read under
+    /// way: then the caller starts one ([`SoldOutCache::refresh`]).
+    pub fn lookup(&self, sale: &SaleId, buyer: &BuyerId, key: Option<&IdempotencyKey>) -> Lookup {
         let inner = self.read();
-        let entry = inner.entries.get(sale)?;
-        if entry.learned.elapsed() >= self.max_age {
-            return None;
+        let Some(entry) = inner.entries.get(sale) else {
+            return Lookup::default();
+        };
+        let age = entry.learned.elapsed();
+        if age >= self.max_age {
+            return Lookup::default();
         }
+        Lookup {
+            refusal: self.answer_entry(entry, buyer, key),
+            refresh: age >= self.max_age / 2 && !inner.learning.contains(sale),
+        }
+    }
+
+    fn answer_entry(
+        &self,
+        entry: &Entry,
+        buyer: &BuyerId,
+        key: Option<&IdempotencyKey>,
+    ) -> Option<Refusal> {
         if let Some(key) = key {
             let seen = entry.snapshot.seen_keys.as_ref()?;
             if seen.contains(&idem_field(buyer, key)) {
@@ -117,6 +149,16 @@ impl SoldOutCache {
         if self.has_fresh(sale) {
             return None;
         }
+        self.begin_read(sale)
+    }
+
+    /// Start re-reading `sale`, whose entry is past half its age, unless a read is under way.
+    /// The entry keeps answering meanwhile; the new snapshot replaces it.
+    pub fn refresh(&self, sale: &SaleId) -> Option<Learning> {
+        self.begin_read(sale)
+    }
+
+    fn begin_read(&self, sale: &SaleId) -> Option<Learning> {
         let mut inner = self.write();
         if inner.learning.contains(sale) {
             return None;
@@ -128,13 +170,14 @@ impl SoldOutCache {
         })
     }
 
-    /// Finish a read begun by [`SoldOutCache::begin`]: install `snapshot` (`None`: the sale is
-    /// buyable, or the read failed) unless an invalidation arrived since the read began.
+    /// Finish a read begun by [`SoldOutCache::begin`] or [`SoldOutCache::refresh`]: install
+    /// `snapshot` unless an invalidation arrived since the read began; `None` (the sale is
+    /// buyable, or the read failed) removes the sale's entry.
     pub fn learned(&self, learning: Learning, snapshot: Option<Snapshot>) {
         let mut inner = self.write();
         inner.learning.remove(&learning.sale);
-        if let Some(snapshot) = snapshot {
-            if inner.epoch == learning.epoch {
+        match snapshot {
+            Some(snapshot) if inner.epoch == learning.epoch => {
                 inner.entries.insert(
                     learning.sale,
                     Entry {
@@ -142,6 +185,11 @@ impl SoldOutCache {
                         learned: Instant::now(),
                     },
                 );
+            }
+            Some(_) => {}
+            // Buyable (or unread): a refreshed entry must not outlive the news.
+            None => {
+                inner.entries.remove(&learning.sale);
             }
         }
     }
@@ -311,6 +359,38 @@ mod tests {
         cache.learned(l, None);
         assert!(!cache.has_fresh(&sale()));
         assert!(cache.begin(&sale()).is_some());
+    }
+
+    #[test]
+    fn a_refresh_that_finds_the_sale_buyable_ends_the_entry() {
+        let cache = SoldOutCache::new(MAX_AGE_LIMIT);
+        learn(&cache, sold_out(Some(&[])));
+        let l = cache.refresh(&sale()).unwrap();
+        cache.learned(l, None);
+        assert_eq!(cache.answer(&sale(), &buyer(), None), None);
+    }
+
+    #[test]
+    fn an_entry_past_half_its_age_asks_once_for_a_new_snapshot_and_answers_meanwhile() {
+        let cache = SoldOutCache::new(Duration::from_millis(100));
+        learn(&cache, sold_out(Some(&[])));
+        assert!(!cache.lookup(&sale(), &buyer(), None).refresh);
+        std::thread::sleep(Duration::from_millis(55));
+        let due = cache.lookup(&sale(), &buyer(), None);
+        assert_eq!(due.refusal, Some(Refusal::SoldOut));
+        assert!(due.refresh);
+        let l = cache.refresh(&sale()).expect("no read under way");
+        assert!(
+            !cache.lookup(&sale(), &buyer(), None).refresh,
+            "one at a time"
+        );
+        cache.learned(l, sold_out(Some(&[])));
+        std::thread::sleep(Duration::from_millis(55));
+        assert_eq!(
+            cache.answer(&sale(), &buyer(), None),
+            Some(Refusal::SoldOut),
+            "renewed: 110 ms after the first read, within the second's age"
+        );
     }
 
     #[test]

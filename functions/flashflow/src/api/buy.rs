@@ -137,6 +137,14 @@ async fn buy<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
         },
     };
 
+    // A sale this process knows to be sold out or closed is answered here, before an order id
+    // or a task is made: most of a drop's requests end on this line.
+    if let Some(refusal) = state
+        .store
+        .refusal_from_memory(&sale, &buyer, idempotency_key.as_ref())
+    {
+        return Err(refused(&state, &sale, refusal));
+    }
     let request = ReserveRequest {
         order_id: Uuid::now_v7(),
         sale,
@@ -217,24 +225,7 @@ async fn reserve_and_answer<S: ReservationStore + Outbox + AnswerTally, P: Order
             }
             order_id
         }
-        Reservation::Refused(r) => {
-            match r {
-                Refusal::SoldOut => {
-                    state.metrics.add(Count::SoldOut, 1);
-                    if let Some(batch) = tally_sold_out(&request.sale) {
-                        let state = Arc::clone(&state);
-                        tokio::spawn(async move {
-                            if let Err(e) = state.store.add_sold_out(&batch).await {
-                                warn!(error = %e, "sold-out tally lost (it feeds the live view only)");
-                            }
-                        });
-                    }
-                }
-                Refusal::LimitReached { .. } => state.metrics.add(Count::LimitReached, 1),
-                _ => {}
-            }
-            return Err(ApiError::Refused(r));
-        }
+        Reservation::Refused(r) => return Err(refused(&state, &request.sale, r)),
     };
     Ok(json(
         StatusCode::ACCEPTED,
@@ -245,6 +236,30 @@ async fn reserve_and_answer<S: ReservationStore + Outbox + AnswerTally, P: Order
             pay_by,
         },
     ))
+}
+
+/// A refusal's answer, counted (and a sold-out one tallied for the live view).
+fn refused<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
+    state: &Arc<BuyState<S, P>>,
+    sale: &SaleId,
+    refusal: Refusal,
+) -> ApiError {
+    match refusal {
+        Refusal::SoldOut => {
+            state.metrics.add(Count::SoldOut, 1);
+            if let Some(batch) = tally_sold_out(sale) {
+                let state = Arc::clone(state);
+                tokio::spawn(async move {
+                    if let Err(e) = state.store.add_sold_out(&batch).await {
+                        warn!(error = %e, "sold-out tally lost (it feeds the live view only)");
+                    }
+                });
+            }
+        }
+        Refusal::LimitReached { .. } => state.metrics.add(Count::LimitReached, 1),
+        _ => {}
+    }
+    ApiError::Refused(refusal)
 }
 
 /// Reserve, and when no answer came (the script may or may not have run), ask again with the same

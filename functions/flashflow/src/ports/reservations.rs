@@ -1,7 +1,7 @@
 //! The hot path: one atomic reservation per buy.
 
 use super::StoreError;
-use crate::domain::{Reservation, ReserveRequest};
+use crate::domain::{BuyerId, IdempotencyKey, Refusal, Reservation, ReserveRequest, SaleId};
 use std::future::Future;
 use std::time::Duration;
 
@@ -24,4 +24,16 @@ pub trait ReservationStore: Send + Sync + 'static {
         &self,
         req: &ReserveRequest,
     ) -> impl Future<Output = Result<Reservation, StoreError>> + Send;
+
+    /// The refusal [`ReservationStore::reserve`] would answer this buy, when the store knows it
+    /// without asking anyone (a sale it learned is sold out or closed: see [`crate::sold_out`]);
+    /// `None` otherwise. Never reserves. The default knows nothing.
+    fn refusal_from_memory(
+        &self,
+        _sale: &SaleId,
+        _buyer: &BuyerId,
+        _key: Option<&IdempotencyKey>,
+    ) -> Option<Refusal> {
+        None
+    }
 }

@@ -50,6 +50,23 @@ const INSERT_ORDERS: &str =
 const ADD_CONFIRMED: &str = "UPDATE sales s SET confirmed = s.confirmed + d.c, held = s.held + d.h
        FROM unnest($1::text[], $2::int[], $3::int[]) AS d(id, c, h) WHERE s.id = d.id";
 
+/// A settlement transaction's steps, in the order they run ([`Db::settle_steps`]).
+pub const STEPS: &[&str] = &[
+    "connect + begin",
+    "lock + read (one round trip)",
+    "decide (in memory)",
+    "insert orders",
+    "count (sales row)",
+    "commit",
+];
+
+impl Db {
+    /// Time spent in each step of the settlement transactions this `Db` ran ([`STEPS`]).
+    pub fn settle_steps(&self) -> &crate::metrics::StepClock {
+        &self.steps
+    }
+}
+
 impl Ledger for Db {
     /// A connection that broke (e.g. while a Lambda instance was frozen) is replaced and the batch
     /// tried once more before the failure is reported; settling is idempotent, so a retry after a
@@ -77,18 +94,27 @@ impl Db {
         if orders.is_empty() {
             return Ok(HashMap::new());
         }
+        let clock = &self.steps;
+        let t = std::time::Instant::now();
         let mut conn = self.client().await?;
         // Read while holding the connection: it cannot be replaced meanwhile.
         let generation = self.generation();
         let tx = conn.transaction().await?;
         let statements = Statements::prepare(self, &tx, generation).await?;
+        let t = clock.lap(0, t);
         let read = lock_and_read(&tx, &statements, orders).await?;
+        let t = clock.lap(1, t);
         let decided = decide(read.books, orders, &read.recorded);
+        let t = clock.lap(2, t);
         let inserted = insert_orders(&tx, &statements, &decided.orders).await?;
         let archived = decided.stale.insert(&tx).await?;
         let raced = read_raced(&tx, &decided, &inserted, &archived).await?;
+        let t = clock.lap(3, t);
         add_confirmed(&tx, &statements, &inserted).await?;
+        let t = clock.lap(4, t);
         tx.commit().await?;
+        clock.lap(5, t);
+        clock.ran();
         Ok(outcome(
             read.recorded,
             read.originals,

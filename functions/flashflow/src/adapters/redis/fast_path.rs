@@ -126,9 +126,20 @@ impl RedisStore {
         if !matches!(refusal, Refusal::SoldOut | Refusal::Closed { .. }) {
             return;
         }
-        let Some(learning) = fast.cache.begin(sale) else {
-            return;
-        };
+        if let Some(learning) = fast.cache.begin(sale) {
+            self.read_snapshot(fast, learning);
+        }
+    }
+
+    /// An entry still answering is past half its age: read the sale again in the background.
+    pub(super) fn refresh_later(&self, sale: &SaleId) {
+        let Some(fast) = &self.fast_path else { return };
+        if let Some(learning) = fast.cache.refresh(sale) {
+            self.read_snapshot(fast, learning);
+        }
+    }
+
+    fn read_snapshot(&self, fast: &Arc<FastPath>, learning: Learning) {
         let (store, fast) = (self.clone(), Arc::clone(fast));
         tokio::spawn(async move {
             let snapshot = match store.snapshot(&fast, &learning).await {

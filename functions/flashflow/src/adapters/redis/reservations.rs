@@ -1,7 +1,10 @@
 //! The hot path: `reserve.lua`, one atomic script per buy.
 
 use super::{failed, RedisStore, SaleKeys};
-use crate::domain::{OrderState, Refusal, Reservation, ReserveRequest, ORDER_MESSAGE_VERSION};
+use crate::domain::{
+    BuyerId, IdempotencyKey, OrderState, Refusal, Reservation, ReserveRequest, SaleId,
+    ORDER_MESSAGE_VERSION,
+};
 use crate::ports::reservations::ORDER_REMEMBERED_FOR;
 use crate::ports::{ReservationStore, StoreError};
 use uuid::Uuid;
@@ -54,6 +57,19 @@ impl ReservationStore for RedisStore {
             self.learn_later(&req.sale, refusal);
         }
         Ok(reply)
+    }
+
+    fn refusal_from_memory(
+        &self,
+        sale: &SaleId,
+        buyer: &BuyerId,
+        key: Option<&IdempotencyKey>,
+    ) -> Option<Refusal> {
+        let found = self.sold_out_cache()?.lookup(sale, buyer, key);
+        if found.refresh {
+            self.refresh_later(sale);
+        }
+        found.refusal
     }
 }
 
