@@ -188,7 +188,7 @@ pub async fn ledger(
     }
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for db in dbs.iter().cloned() {
+    for db in dbs.clone() {
         let queue = Arc::clone(&queue);
         tasks.spawn(async move {
             loop {
@@ -239,7 +239,7 @@ pub async fn handler(
     }
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for settler in settlers.iter().cloned() {
+    for settler in settlers.clone() {
         let queue = Arc::clone(&queue);
         tasks.spawn(async move {
             let mut failed = 0;
