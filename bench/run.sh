@@ -22,9 +22,9 @@ for tool in wrk bc jq; do command -v "$tool" >/dev/null || die "$tool is missing
 API="http://127.0.0.1:$API_PORT"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
 OUT="$LOG_DIR/bench"; mkdir -p "$OUT"; rm -f "$OUT"/*.txt
-# Settlement as the template configures the event source: batches of up to 100 gathered for at
+# Settlement as the template configures the event source: batches of up to 1,000 gathered for at
 # most 1 s, 5 at once.
-export EVENT_SOURCE_BATCH_SIZE=${EVENT_SOURCE_BATCH_SIZE:-100} EVENT_SOURCE_BATCHING_WINDOW_MS=${EVENT_SOURCE_BATCHING_WINDOW_MS:-1000} \
+export EVENT_SOURCE_BATCH_SIZE=${EVENT_SOURCE_BATCH_SIZE:-1000} EVENT_SOURCE_BATCHING_WINDOW_MS=${EVENT_SOURCE_BATCHING_WINDOW_MS:-1000} \
   EVENT_SOURCE_MAX_CONCURRENCY=${EVENT_SOURCE_MAX_CONCURRENCY:-5}
 BENCH="$ROOT/target/release/flashflow-bench"
 

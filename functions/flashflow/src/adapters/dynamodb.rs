@@ -38,53 +38,81 @@ impl DynamoStatusStore {
     pub fn table(&self) -> &str {
         &self.table
     }
+
+    /// [`StatusStore::put_newer`], logged; the order when it was not written.
+    async fn put_one(&self, s: &OrderStatus) -> Option<Uuid> {
+        let written = self.put_newer(s).await;
+        if let Err(e) = &written {
+            tracing::warn!(order = %s.order_id, error = %e, "status write failed");
+        }
+        written.err().map(|_| s.order_id)
+    }
+
+    /// One `BatchWriteItem` of up to [`BATCH`] items, its unprocessed items retried a few times
+    /// (50 ms doubling); returns the orders still unwritten.
+    async fn write_batch(&self, mut pending: Vec<WriteRequest>) -> Vec<Uuid> {
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let result = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, pending.clone())
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&self.table))
+                        .unwrap_or_default();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "batch write failed");
+                }
+            }
+            if pending.is_empty() || attempt >= 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        pending.iter().filter_map(order_id_of).collect()
+    }
 }
 
+/// Status writes in flight at once for one settle batch: each `BatchWriteItem` takes a few
+/// milliseconds, and a batch of 1,000 orders is 40 of them (one after the other, they were most
+/// of a batch's time).
+const WRITES_IN_FLIGHT: usize = 8;
+
 impl StatusStore for DynamoStatusStore {
-    /// Batched writes (25 per call), retrying unprocessed items a few times. A checkout order's
-    /// status can change after settlement, so it is written by [`StatusStore::put_newer`]
-    /// instead, one by one.
+    /// Batched writes (25 per call, [`WRITES_IN_FLIGHT`] calls at once), retrying unprocessed
+    /// items a few times. A checkout order's status can change after settlement, so it is
+    /// written by [`StatusStore::put_newer`] instead, one call per order.
     async fn put_all(&self, items: &[OrderStatus]) -> Vec<Uuid> {
+        use futures_util::stream::{self, StreamExt};
         let (changing, fixed): (Vec<&OrderStatus>, Vec<&OrderStatus>) =
             items.iter().partition(|s| s.pay_by_ms.is_some());
-        // One by one: a checkout sale holds at most its stock in orders, a few per batch.
-        let mut failed = Vec::new();
-        for s in changing {
-            if let Err(e) = self.put_newer(s).await {
-                tracing::warn!(order = %s.order_id, error = %e, "status write failed");
-                failed.push(s.order_id);
-            }
-        }
-        let fixed: Vec<OrderStatus> = fixed.into_iter().cloned().collect();
-        for chunk in fixed.chunks(BATCH) {
-            let mut pending: Vec<WriteRequest> = chunk.iter().filter_map(write_request).collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                let result = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending.clone())
-                    .send()
-                    .await;
-                match result {
-                    Ok(out) => {
-                        pending = out
-                            .unprocessed_items
-                            .and_then(|mut m| m.remove(&self.table))
-                            .unwrap_or_default();
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "batch write failed");
-                    }
-                }
-                if pending.is_empty() || attempt >= 4 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-            }
-            failed.extend(pending.iter().filter_map(order_id_of));
-        }
+        // The futures are made first, then run at most WRITES_IN_FLIGHT at once.
+        let one_by_one: Vec<_> = changing.into_iter().map(|s| self.put_one(s)).collect();
+        let batches: Vec<_> = fixed
+            .chunks(BATCH)
+            .map(|chunk| {
+                self.write_batch(chunk.iter().copied().filter_map(write_request).collect())
+            })
+            .collect();
+        let mut failed: Vec<Uuid> = stream::iter(one_by_one)
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect::<Vec<Option<Uuid>>>()
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let unwritten: Vec<Vec<Uuid>> = stream::iter(batches)
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        failed.extend(unwritten.into_iter().flatten());
         failed
     }
 

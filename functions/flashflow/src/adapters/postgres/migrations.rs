@@ -33,6 +33,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0005_checkout",
         include_str!("../../../migrations/0005_checkout.sql"),
     ),
+    (
+        "0006_orders_without_sale_fk",
+        include_str!("../../../migrations/0006_orders_without_sale_fk.sql"),
+    ),
 ];
 
 /// The checksum recorded for a migration's text.
