@@ -7,7 +7,7 @@ TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 # Only for the Lambda builds: the local server's release build stays quick to rebuild.
 LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 
-.PHONY: help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-lambdas bench-durability
+.PHONY: help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -81,9 +81,15 @@ bench-lambdas: up ## each function's bootstrap size and init time, lean vs every
 bench-durability: up ## what a 202 waits for: the Redis outbox (relay) vs the message in SQS, one wrk load each
 	@bash bench/durability.sh
 
-bench-settle: up ## settlement orders/s at the handler level (Postgres, invariants checked): make bench-settle N=20000 C="5 10 20"
+bench-settle: up ## settlement orders/s, ledger and handler, each step's time per batch: make bench-settle N=20000 C="1 5" BATCH=100,1000
 	@cargo build --release -q -p flashflow-bench
-	@$(ENV) RUST_LOG=warn target/release/flashflow-bench settle $(or $(N),20000) $(or $(C),5 10 20 50)
+	@$(ENV) RUST_LOG=warn target/release/flashflow-bench settle $(or $(N),20000) $(or $(C),1 5) --batch $(or $(BATCH),100,1000)
+
+profile: up ## where the CPU goes under load (perf record -a): make profile STOCK=100 for the sold-out shape
+	@bash bench/profile.sh $(or $(STOCK),1000000)
+
+bench-cost: up ## the cost of an order: SQS, DynamoDB, Redis and Postgres calls per order in both buy paths, and its AWS price
+	@bash bench/cost.sh $(or $(N),5000) $(or $(M),20000)
 
 watch: setup ## run the functions under `cargo lambda watch` (Lambda emulator, one request per process)
 	@$(ENV) TRUST_USER_HEADER=1 cargo lambda watch

@@ -283,6 +283,21 @@ impl StepClock {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_step_clock_adds_each_lap_to_its_step_and_counts_runs() {
+        let clock = StepClock::new(&["a", "b"]);
+        let t = std::time::Instant::now() - Duration::from_millis(5);
+        let t = clock.lap(0, t);
+        clock.lap(1, t);
+        clock.lap(7, t); // no such step: ignored
+        clock.ran();
+        let (runs, steps) = clock.totals();
+        assert_eq!(runs, 1);
+        assert_eq!(steps[0].0, "a");
+        assert!(steps[0].1 >= Duration::from_millis(5));
+        assert!(steps[1].1 < Duration::from_millis(5));
+    }
+
     fn one_line(lines: &Mutex<Vec<String>>) -> Value {
         let lines = lines.lock().unwrap();
         assert_eq!(lines.len(), 1, "{lines:?}");

@@ -243,7 +243,7 @@ async fn migrations_apply_once_even_when_run_again() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 5, "0001 to 0005, once each");
+    assert_eq!(n, 6, "0001 to 0006, once each");
 }
 
 #[tokio::test]
