@@ -9,7 +9,7 @@
 # until every order is CONFIRMED in Postgres; then M more buys on the sold-out sale. Counted:
 #   SQS requests by operation, DynamoDB items written  the proxy (SDK calls really made)
 #   Redis commands by command                          INFO commandstats (CONFIG RESETSTAT)
-#   Postgres statements and transactions               pg_stat_statements, pg_stat_database
+#   Postgres statements (and transactions: settle batches) pg_stat_statements
 # and the AWS price of a million orders that follows (see PRICES below).
 #   usage: bench/cost.sh [orders=5000] [sold-out requests=20000]
 set -euo pipefail
@@ -22,6 +22,12 @@ API="http://127.0.0.1:$API_PORT"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
 OUT="$LOG_DIR/bench-cost"; mkdir -p "$OUT"
 BENCH="$ROOT/target/release/flashflow-bench"
+# Settlement as the template configures the event source: batches of up to 1,000 gathered for at
+# most 1 s, 5 at once.
+export EVENT_SOURCE_BATCH_SIZE=${EVENT_SOURCE_BATCH_SIZE:-1000} EVENT_SOURCE_BATCHING_WINDOW_MS=${EVENT_SOURCE_BATCHING_WINDOW_MS:-1000} \
+  EVENT_SOURCE_MAX_CONCURRENCY=${EVENT_SOURCE_MAX_CONCURRENCY:-5}
+# This script's own polling query, left out of the counts.
+OWN="SELECT count(*) FROM orders WHERE sale_id"
 for tool in jq redis-cli psql python3; do command -v "$tool" >/dev/null || die "$tool is missing: run 'make setup'"; done
 
 say "release build of flashflow-local and flashflow-bench"
@@ -46,7 +52,6 @@ for _ in $(seq 50); do curl -sf -o /dev/null "$PROXY/_counts" && break; sleep 0.
 reset_counts() {
   redis-cli -u "$REDIS_URL" CONFIG RESETSTAT >/dev/null
   psql "$DATABASE_URL" -qtAc "SELECT pg_stat_statements_reset()" >/dev/null
-  psql "$DATABASE_URL" -qtAc "SELECT pg_stat_reset()" >/dev/null
   curl -sf -X POST "$PROXY/_counts/reset" >/dev/null
 }
 
@@ -63,10 +68,9 @@ for line in sys.stdin:
 print(json.dumps(out))'
     echo ',"postgres":'
     psql "$DATABASE_URL" -qtAc "SELECT json_build_object(
-        'statements', (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()),
+        'statements', (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() AND query NOT LIKE '$OWN%' AND query NOT LIKE '%pg_stat%'),
         'lock_sales', (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%FROM sales WHERE id = ANY(\$1) ORDER BY id FOR UPDATE%'),
-        'top', (SELECT json_agg(t) FROM (SELECT calls, left(regexp_replace(query, '\s+', ' ', 'g'), 70) AS query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() ORDER BY calls DESC LIMIT 8) t),
-        'transactions', (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()))"
+        'top', (SELECT json_agg(t) FROM (SELECT calls, left(regexp_replace(query, '\s+', ' ', 'g'), 70) AS query FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() AND query NOT LIKE '$OWN%' AND query NOT LIKE '%pg_stat%' ORDER BY calls DESC LIMIT 8) t))"
     echo ',"aws":'
     curl -sf "$PROXY/_counts"
     echo '}'
@@ -137,8 +141,7 @@ for path in ("lambda", "relay"):
         "Redis commands": sum(redis.values()) / n,
         "  of them EVALSHA": redis.get("evalsha", 0) / n,
         "Postgres statements": c["postgres"]["statements"] / n,
-        "Postgres transactions": c["postgres"]["transactions"] / n,
-        "settle batches (invocations)": batches / n,
+        "settle batches = Postgres transactions": batches / n,
     }
     rows[path]["_detail"] = {"sqs": sqs, "dynamodb": ddb, "redis": redis, "pg_top": c["postgres"]["top"]}
 for k in rows["lambda"]:
@@ -163,7 +166,7 @@ for path in ("lambda", "relay"):
     items = {
         "SQS": r["SQS requests"] * PRICES["sqs_per_million_requests"],
         "DynamoDB writes": r["DynamoDB write requests (items)"] * PRICES["dynamodb_per_million_wru"],
-        "Lambda invocations (buy + settle)": (1 + r["settle batches (invocations)"]) * PRICES["lambda_per_million_requests"],
+        "Lambda invocations (buy + settle)": (1 + r["settle batches = Postgres transactions"]) * PRICES["lambda_per_million_requests"],
         "API Gateway HTTP API": 1 * PRICES["http_api_per_million_requests"],
     }
     total[path] = items
