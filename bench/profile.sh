@@ -21,6 +21,8 @@ export EVENT_SOURCE_BATCH_SIZE=${EVENT_SOURCE_BATCH_SIZE:-1000} EVENT_SOURCE_BAT
 cargo build --release -q -p flashflow-local
 trap 'bash infra/local/services.sh stop >/dev/null 2>&1 || true' EXIT
 bash infra/local/services.sh start api settle reconcile >/dev/null
+declare -A PIDS
+for svc in api settle reconcile; do PIDS[$svc]=$(cat "$RUN_DIR/$svc.pid"); done
 sale=profile-$(date +%s)
 curl -sf "${auth[@]}" -X POST "$API/admin/sales" \
   -d "{\"id\":\"$sale\",\"name\":\"profile\",\"stock\":$STOCK,\"per_user_limit\":1}" >/dev/null
@@ -32,10 +34,15 @@ perf record -a -g -F 499 -o "$LOG_DIR/profile.perf" -- sleep 6 >/dev/null 2>&1
 wait "$WRK"
 grep -E "Requests/sec|99%" "$REPORTS/profile-wrk.txt" | sed 's/^/    /'
 perf report -i "$LOG_DIR/profile.perf" --no-children --sort comm -g none 2>/dev/null \
-  | grep -v '^#' | grep -v '^$' | head -20 >"$REPORTS/profile-processes.txt"
+  | grep -v "^#" | grep -v "^$" | head -20 >"$REPORTS/profile-processes.txt" || true
+for svc in api settle reconcile; do
+  share=$(perf report -i "$LOG_DIR/profile.perf" --no-children --pid "${PIDS[$svc]}" --percentage absolute --sort pid -g none 2>/dev/null \
+    | awk '/^ +[0-9.]+%/ { s += $1 } END { printf "%.2f%%", s }')
+  echo "    $share  flashflow-local $svc (all its threads)" >>"$REPORTS/profile-processes.txt"
+done
 for svc in api settle; do
-  perf report -i "$LOG_DIR/profile.perf" --no-children --pid "$(cat "$RUN_DIR/$svc.pid")" --sort dso,sym -g none 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | head -40 >"$REPORTS/profile-$svc.txt"
+  perf report -i "$LOG_DIR/profile.perf" --no-children --pid "${PIDS[$svc]}" --sort dso,sym -g none 2>/dev/null \
+    | grep -v "^#" | grep -v "^$" | head -40 >"$REPORTS/profile-$svc.txt" || true
 done
 echo "CPU share per process (all samples of the machine, idle included as 'swapper'):"
 sed 's/^/    /' "$REPORTS/profile-processes.txt"
