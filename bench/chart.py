@@ -11,7 +11,7 @@ import html
 import sys
 
 COLORS = {"ceiling": "#9aa5b1", "FlashFlow": "#1f6feb", "seed design": "#d1793b"}
-W, PANEL_H, TOP, LEFT, GAP = 860, 260, 70, 70, 60
+W, PANEL_H, TOP, LEFT, GAP = 860, 260, 90, 70, 60
 
 
 def read(path):
@@ -102,7 +102,8 @@ def main():
     panel(out, rows, scenarios, servers, TOP, lambda r: r[2], "requests per second (higher is better)",
           lambda v: f"{v:,.0f}")
     panel(out, rows, scenarios, servers, TOP + PANEL_H + GAP, lambda r: r[4],
-          "p99 latency, ms, log scale (lower is better)", lambda v: f"{v:,.2f}" if v < 10 else f"{v:,.0f}",
+          "p99 latency, ms, log scale (lower is better)",
+          lambda v: f"{v:,.2f}" if v < 10 else f"{v:,.1f}" if v < 100 else f"{v:,.0f}",
           log=True)
     out.append("</svg>")
     with open(sys.argv[2], "w") as f:

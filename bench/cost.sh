@@ -83,7 +83,12 @@ run_path() { # lambda|relay
   local path=$1 relay sale
   if [ "$path" = relay ]; then relay=1; else relay=0; fi
   bash infra/local/services.sh stop >/dev/null 2>&1 || true
-  AWS_ENDPOINT_URL_SQS="$PROXY" AWS_ENDPOINT_URL_DYNAMODB="$PROXY" BUY_RELAY=$relay \
+  # A queue of its own: what an earlier run left in the shared one would be counted here.
+  local queue
+  queue=$(curl -sf "$AWS_ENDPOINT_URL_SQS/?Action=CreateQueue&QueueName=flashflow-cost-$path-$(date +%s)&Attribute.1.Name=VisibilityTimeout&Attribute.1.Value=30" \
+    | grep -o '<QueueUrl>[^<]*' | cut -d'>' -f2)
+  [ -n "$queue" ] || die "could not create a scratch queue"
+  ORDERS_QUEUE_URL="$queue" AWS_ENDPOINT_URL_SQS="$PROXY" AWS_ENDPOINT_URL_DYNAMODB="$PROXY" BUY_RELAY=$relay \
     bash infra/local/services.sh start api settle reconcile >/dev/null
   sale=cost-$path-$(date +%s%N | cut -c1-13)
   curl -sf "${auth[@]}" -X POST "$API/admin/sales" \
@@ -91,7 +96,7 @@ run_path() { # lambda|relay
   sleep 1
   reset_counts
   say "$path: $N buys (stock $N), until every order is CONFIRMED"
-  "$BENCH" drive "$API/sales/$sale/buy" "$N" 50 --prefix "$path-buy" | sed 's/^/    /'
+  "$BENCH" drive "$API/sales/$sale/buy" "$N" "${DRIVE_CONCURRENCY:-20}" --prefix "$path-buy" | sed 's/^/    /'
   local n=0
   for _ in $(seq 1200); do n=$(confirmed "$sale"); [ "$n" -ge "$N" ] && break; sleep 0.25; done
   [ "$n" -ge "$N" ] || die "only $n of $N orders CONFIRMED"
@@ -102,6 +107,7 @@ run_path() { # lambda|relay
   "$BENCH" drive "$API/sales/$sale/buy" "$M" 50 --prefix "$path-late" | sed 's/^/    /'
   read_counts "$OUT/$path-sold-out.json"
   bash infra/local/services.sh stop >/dev/null
+  curl -sf -o /dev/null "$AWS_ENDPOINT_URL_SQS/?Action=DeleteQueue&QueueUrl=$queue" || true
 }
 
 for path in lambda relay; do run_path "$path"; done
