@@ -16,7 +16,7 @@
 //! - Without tracking (`REDIS_TRACKING=false`, for ElastiCache Serverless, which has no `CLIENT
 //!   TRACKING`, or when Redis refuses it) the entries live by their age bound alone.
 
-use super::{client_config, failed, reconnect_policy, RedisSettings, RedisStore, SaleKeys};
+use super::{build_client, client_config, failed, RedisSettings, RedisStore, SaleKeys};
 use crate::domain::{Refusal, SaleId};
 use crate::ports::StoreError;
 use crate::sold_out::{Learning, Snapshot, SoldOutCache};
@@ -210,14 +210,7 @@ fn parse_snapshot(reply: Vec<String>) -> Result<Option<Snapshot>, StoreError> {
 fn track(redis: &RedisSettings, cache: Arc<SoldOutCache>) -> Result<Client, StoreError> {
     let mut config = client_config(redis)?;
     config.version = RespVersion::RESP3;
-    let client = Builder::from_config(config)
-        .with_connection_config(|c| {
-            c.connection_timeout = redis.command_timeout;
-            c.tcp.nodelay = Some(true);
-        })
-        .set_policy(reconnect_policy())
-        .build()
-        .map_err(|e| StoreError::Failed(Box::new(e)))?;
+    let client = build_client(config, redis)?;
 
     let mut pushes = client.invalidation_rx();
     let on_push = Arc::clone(&cache);

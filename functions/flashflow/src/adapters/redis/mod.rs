@@ -255,6 +255,20 @@ fn client_config(settings: &RedisSettings) -> Result<Config, StoreError> {
     Ok(config)
 }
 
+/// A client for `config` with the settings' timeouts, `TCP_NODELAY` and [`reconnect_policy`];
+/// not yet connecting.
+fn build_client(config: Config, settings: &RedisSettings) -> Result<Client, StoreError> {
+    Builder::from_config(config)
+        .with_performance_config(|p| p.default_command_timeout = settings.command_timeout)
+        .with_connection_config(|c| {
+            c.connection_timeout = settings.command_timeout;
+            c.tcp.nodelay = Some(true);
+        })
+        .set_policy(reconnect_policy())
+        .build()
+        .map_err(|e| StoreError::Failed(Box::new(e)))
+}
+
 /// Reconnect forever, 2 ms doubling to 2 s, plus up to 10 ms of jitter. With `fail_fast` off the
 /// first connection waits this policy's first delay too: fred's defaults (50 ms + up to 100 ms of
 /// jitter) added that much to every cold start.
@@ -272,16 +286,7 @@ impl RedisStore {
     /// When the URL is invalid, a CA file is given for a plaintext URL, or the CA file or the
     /// system roots cannot be loaded.
     pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let config = client_config(settings)?;
-        let client = Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = settings.command_timeout)
-            .with_connection_config(|c| {
-                c.connection_timeout = settings.command_timeout;
-                c.tcp.nodelay = Some(true);
-            })
-            .set_policy(reconnect_policy())
-            .build()
-            .map_err(|e| StoreError::Failed(Box::new(e)))?;
+        let client = build_client(client_config(settings)?, settings)?;
         let connections = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&connections);
         let _listener = client.on_reconnect(move |_| {
