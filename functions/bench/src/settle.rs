@@ -14,11 +14,11 @@ use anyhow::{ensure, Context};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore};
+use flashflow::app::settle::Settler;
 use flashflow::domain::{
     sale::NewSale, BuyerId, OrderMessage, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION,
 };
 use flashflow::ports::{Ledger, OrderPublisher, SaleLedger};
-use flashflow::settle::Settler;
 use flashflow::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use std::sync::Arc;
 use std::time::Instant;

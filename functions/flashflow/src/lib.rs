@@ -43,24 +43,18 @@
 //! - `testing` (feature): the ports' contract tests and HTTP helpers for tests.
 
 pub mod adapters;
-pub mod admin;
 #[cfg(feature = "http")]
 pub mod api;
+pub mod app;
 pub mod aws;
-#[cfg(all(feature = "stripe", feature = "postgres"))]
-pub mod checkout;
 pub mod clock;
 pub mod domain;
 pub mod metrics;
 pub mod ports;
-pub mod reconcile;
 pub mod secrets;
 pub mod settings;
-#[cfg(feature = "sqs-events")]
-pub mod settle;
 pub mod signing;
 pub mod sold_out;
 pub mod startup;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod timefmt;

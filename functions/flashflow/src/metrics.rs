@@ -49,9 +49,11 @@ pub enum Count {
     /// Holds past `pay_by` the expiry job could not end yet (Stripe unreachable, a payment being
     /// processed): the expiry's lag.
     ExpiryDeferred,
+    /// Holds still held well past `pay_by` after an expiry run (a gauge: the run's count).
+    HoldsOverdue,
 }
 
-const COUNTS: [Count; 13] = [
+const COUNTS: [Count; 14] = [
     Count::Accepted,
     Count::SoldOut,
     Count::LimitReached,
@@ -65,6 +67,7 @@ const COUNTS: [Count; 13] = [
     Count::Cancelled,
     Count::Refunded,
     Count::ExpiryDeferred,
+    Count::HoldsOverdue,
 ];
 
 impl Count {
@@ -84,6 +87,7 @@ impl Count {
             Count::Cancelled => "Cancelled",
             Count::Refunded => "Refunded",
             Count::ExpiryDeferred => "ExpiryDeferred",
+            Count::HoldsOverdue => "HoldsOverdue",
         }
     }
 }

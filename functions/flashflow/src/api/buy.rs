@@ -180,7 +180,7 @@ async fn reserve_and_answer<S: ReservationStore + Outbox + AnswerTally, P: Order
             message,
             pay_by_ms,
         } => {
-            pay_by = pay_by_ms.map(crate::timefmt::format_ms);
+            pay_by = pay_by_ms.map(crate::domain::timefmt::format_ms);
             state.metrics.add(Count::Accepted, 1);
             // A failed send is not the buyer's problem: the reservation is in the outbox and
             // the sweeper delivers it.

@@ -4,11 +4,10 @@
 
 use super::identity::buyer;
 use super::{json, path_param, ApiError, Route};
-use crate::adapters::stripe::signature::{verify, DEFAULT_TOLERANCE};
-use crate::checkout::{Checkout, CheckoutError, StripeEvent};
+use crate::app::checkout::{Checkout, CheckoutError};
 use crate::domain::checkout::Refusal;
 use crate::domain::InvalidInput;
-use crate::ports::{Holds, Outbox, ReturnStock, StatusStore};
+use crate::ports::{Holds, Outbox, PaymentError, Payments, ReturnStock, StatusStore, WebhookError};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -17,7 +16,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use secrecy::SecretString;
 use serde::Deserialize;
 use std::sync::Arc;
 use tracing::warn;
@@ -42,77 +40,37 @@ pub const ROUTES: &[Route] = &[
 /// Largest webhook body taken (Stripe's events are a few kB).
 const MAX_WEBHOOK_BODY: usize = 256 * 1024;
 
-/// The checkout routes' settings: `TRUST_USER_HEADER` (false) and the webhook's signing secrets
-/// (`STRIPE_WEBHOOK_SECRET_ARN`, a Secrets Manager secret, as in AWS; or `STRIPE_WEBHOOK_SECRET`
-/// itself, as locally; either may list several, comma-separated, while a secret is rotated).
+/// The checkout routes' settings: `TRUST_USER_HEADER` (false). The webhook's secrets are the
+/// payment adapter's (`StripeSettings`).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CheckoutSettings {
     #[serde(default, deserialize_with = "crate::settings::flag")]
     pub trust_user_header: bool,
-    #[serde(rename = "stripe_webhook_secret")]
-    pub webhook_secret: Option<SecretString>,
-    #[serde(rename = "stripe_webhook_secret_arn")]
-    pub webhook_secret_arn: Option<String>,
 }
 
 impl crate::settings::FromEnv for CheckoutSettings {}
 
-impl CheckoutSettings {
-    /// The settings with the webhook secret read from Secrets Manager when an id is configured.
-    ///
-    /// # Errors
-    /// [`crate::secrets::SecretError`] when the secret cannot be read.
-    pub async fn with_secret(
-        mut self,
-        sdk: &aws_config::SdkConfig,
-    ) -> Result<Self, crate::secrets::SecretError> {
-        let arn = self.webhook_secret_arn.as_deref();
-        if let Some(c) = crate::secrets::read_optional(sdk, arn).await? {
-            self.webhook_secret = Some(c.password);
-        }
-        Ok(self)
-    }
-
-    /// Every configured webhook secret.
-    pub fn webhook_secrets(&self) -> Vec<SecretString> {
-        use secrecy::ExposeSecret;
-        self.webhook_secret
-            .as_ref()
-            .map(|s| {
-                s.expose_secret()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| SecretString::from(s.to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
 /// What the checkout routes need.
-pub struct CheckoutState<H, R, S> {
-    pub checkout: Checkout<H, R, S>,
+pub struct CheckoutState<H, R, S, P> {
+    pub checkout: Checkout<H, R, S, P>,
     pub trust_user_header: bool,
-    /// The webhook's signing secrets; none: every webhook is refused.
-    pub webhook_secrets: Vec<SecretString>,
 }
 
-type Shared<H, R, S> = State<Arc<CheckoutState<H, R, S>>>;
+type Shared<H, R, S, P> = State<Arc<CheckoutState<H, R, S, P>>>;
 
 /// The checkout function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<H: Holds, R: ReturnStock + Outbox, S: StatusStore>(
-    state: Arc<CheckoutState<H, R, S>>,
+pub fn routes<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
+    state: Arc<CheckoutState<H, R, S, P>>,
 ) -> Router {
     Router::new()
-        .route(ROUTES[0].path, post(pay::<H, R, S>))
-        .route(ROUTES[1].path, post(cancel::<H, R, S>))
-        .route(ROUTES[2].path, post(webhook::<H, R, S>))
+        .route(ROUTES[0].path, post(pay::<H, R, S, P>))
+        .route(ROUTES[1].path, post(cancel::<H, R, S, P>))
+        .route(ROUTES[2].path, post(webhook::<H, R, S, P>))
         .with_state(state)
 }
 
-async fn pay<H: Holds, R: ReturnStock + Outbox, S: StatusStore>(
-    State(state): Shared<H, R, S>,
+async fn pay<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
+    State(state): Shared<H, R, S, P>,
     order_id: Result<Path<String>, PathRejection>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
@@ -122,8 +80,8 @@ async fn pay<H: Holds, R: ReturnStock + Outbox, S: StatusStore>(
     Ok(json(StatusCode::OK, &payment))
 }
 
-async fn cancel<H: Holds, R: ReturnStock + Outbox, S: StatusStore>(
-    State(state): Shared<H, R, S>,
+async fn cancel<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
+    State(state): Shared<H, R, S, P>,
     order_id: Result<Path<String>, PathRejection>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
@@ -137,8 +95,8 @@ async fn cancel<H: Holds, R: ReturnStock + Outbox, S: StatusStore>(
 }
 
 /// Nothing in the body is read before the signature checks out; a bad one changes nothing.
-async fn webhook<H: Holds, R: ReturnStock + Outbox, S: StatusStore>(
-    State(state): Shared<H, R, S>,
+async fn webhook<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
+    State(state): Shared<H, R, S, P>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -151,18 +109,20 @@ async fn webhook<H: Holds, R: ReturnStock + Outbox, S: StatusStore>(
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
     let now_s = crate::clock::EpochMs::now().get() / 1000;
-    if let Err(e) = verify(
-        &body,
-        signature,
-        &state.webhook_secrets,
-        now_s,
-        DEFAULT_TOLERANCE,
-    ) {
-        warn!(error = %e, "webhook refused");
-        return Err(InvalidInput::new("invalid_signature", e.to_string()).into());
-    }
-    let event: StripeEvent = serde_json::from_slice(&body)
-        .map_err(|_| InvalidInput::new("invalid_event", "not a Stripe event"))?;
+    let event = match state
+        .checkout
+        .payments
+        .verify_event(&body, signature, now_s)
+    {
+        Ok(event) => event,
+        Err(e @ WebhookError::Signature(_)) => {
+            warn!(error = %e, "webhook refused");
+            return Err(InvalidInput::new("invalid_signature", e.to_string()).into());
+        }
+        Err(WebhookError::NotAnEvent) => {
+            return Err(InvalidInput::new("invalid_event", "not a Stripe event").into())
+        }
+    };
     state.checkout.on_event(&event).await?;
     Ok(json(StatusCode::OK, &serde_json::json!({"received": true})))
 }
@@ -203,10 +163,8 @@ impl From<CheckoutError> for ApiError {
                 "payment_processing",
                 "a payment for this order is being processed; retry in a moment",
             ),
-            CheckoutError::Stripe(crate::adapters::stripe::StripeError::Unavailable(e)) => {
-                ApiError::Unavailable(e)
-            }
-            CheckoutError::Stripe(e) => ApiError::Internal(Box::new(e)),
+            CheckoutError::Payment(PaymentError::Unavailable(e)) => ApiError::Unavailable(e),
+            CheckoutError::Payment(e) => ApiError::Internal(Box::new(e)),
             CheckoutError::Db(e) => e.into(),
             CheckoutError::Store(e) => e.into(),
         }

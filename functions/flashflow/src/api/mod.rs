@@ -255,7 +255,7 @@ impl IntoResponse for ApiError {
 }
 
 fn refusal_parts(r: &Refusal) -> (StatusCode, &'static str, String) {
-    use crate::timefmt::format_ms;
+    use crate::domain::timefmt::format_ms;
     match r {
         Refusal::KeyReused { order_id } => (
             StatusCode::UNPROCESSABLE_ENTITY,

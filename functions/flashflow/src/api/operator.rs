@@ -5,11 +5,11 @@
 //! `OPERATOR_TOKEN` is set (the local stack uses that).
 
 use super::{json, json_body, parse_json, path_param, ApiError, Route};
-use crate::admin::{self, AdminError, Rehydrated, Reset};
+use crate::app::admin::{self, AdminError, Rehydrated, Reset};
 use crate::domain::sale::{valid_stock, NewSale};
+use crate::domain::timefmt::format_ms;
 use crate::domain::{InvalidInput, SaleId};
 use crate::ports::{CreateOutcome, Outbox, SaleCache, SaleLedger, StatusStore};
-use crate::timefmt::format_ms;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;

@@ -107,8 +107,8 @@ async fn public_sale<T: StatusStore, S: Outbox + SaleCache>(
         stock: live.stock,
         remaining: live.remaining.max(0),
         per_user_limit: live.per_user_limit,
-        opens_at: live.opens_at_ms.map(crate::timefmt::format_ms),
-        closes_at: live.closes_at_ms.map(crate::timefmt::format_ms),
+        opens_at: live.opens_at_ms.map(crate::domain::timefmt::format_ms),
+        closes_at: live.closes_at_ms.map(crate::domain::timefmt::format_ms),
         price: shown.price,
         currency: shown.currency,
         hold_seconds: shown.hold_seconds,
@@ -174,6 +174,6 @@ pub struct OrderView<'a> {
 pub fn view(status: &OrderStatus) -> OrderView<'_> {
     OrderView {
         status,
-        pay_by: status.pay_by_ms.map(crate::timefmt::format_ms),
+        pay_by: status.pay_by_ms.map(crate::domain::timefmt::format_ms),
     }
 }

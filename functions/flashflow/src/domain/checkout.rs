@@ -1,4 +1,4 @@
-//! Checkout's rules (applied by `crate::checkout`): what becomes of a held order
+//! Checkout's rules (applied by `crate::app::checkout`): what becomes of a held order
 //! when its payment succeeds or fails, when its buyer cancels, and when its hold runs out — and
 //! what must happen outside for it (stock returned, the intent cancelled at Stripe, a refund).
 //!

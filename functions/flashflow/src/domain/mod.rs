@@ -9,6 +9,7 @@
 //! - [`rehydrate`]: rebuilding a sale in Redis from the ledger and the outbox.
 //! - [`status`]: an order's status as buyers see it.
 //! - [`checkout`]: what payment, cancel and expiry do to a held order.
+//! - [`timefmt`]: RFC 3339 to and from epoch milliseconds.
 
 pub mod checkout;
 pub mod ids;
@@ -18,6 +19,7 @@ pub mod reservation;
 pub mod sale;
 pub mod settlement;
 pub mod status;
+pub mod timefmt;
 
 pub use ids::*;
 pub use message::{OrderMessage, ORDER_MESSAGE_VERSION};

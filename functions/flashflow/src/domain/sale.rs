@@ -1,7 +1,7 @@
 //! A sale as the operator defines it, and the validation of an operator's request for one.
 
 use super::{InvalidInput, SaleId, MAX_QUANTITY};
-use crate::timefmt::parse_ms;
+use crate::domain::timefmt::parse_ms;
 use serde::{Deserialize, Serialize};
 
 /// Largest stock one sale may have; far above any flash sale, well inside Postgres' `integer`.

@@ -76,7 +76,8 @@ pub trait Holds: Send + Sync + 'static {
         paid_with: Option<&str>,
     ) -> impl Future<Output = Result<Option<HoldRecord>, DbError>> + Send;
 
-    /// Held orders whose `pay_by` is at or before `now_ms`, oldest first, at most `limit`.
+    /// Held orders whose `pay_by` is at or before `now_ms`, oldest first, at most `limit`;
+    /// those [deferred](Holds::defer) past `now_ms` wait.
     ///
     /// # Errors
     /// [`DbError`] when the database fails.
@@ -87,14 +88,34 @@ pub trait Holds: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<HoldRecord>, DbError>> + Send;
 
     /// Orders whose last change is not yet carried everywhere (units back in Redis, status in
-    /// the read model), at most `limit`.
+    /// the read model), at most `limit`, the longest waiting first; those
+    /// [deferred](Holds::defer) past `now_ms` wait.
     ///
     /// # Errors
     /// [`DbError`] when the database fails.
     fn unfinished(
         &self,
+        now_ms: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<HoldRecord>, DbError>> + Send;
+
+    /// Look at the order again no sooner than `until_ms`: its expiry or follow-up could not be
+    /// done now, and it must not stand in front of the others meanwhile.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn defer(
+        &self,
+        order_id: Uuid,
+        until_ms: i64,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
+
+    /// How many held orders' `pay_by` passed before `before_ms` (holds that should have ended
+    /// by now: their units are not back on sale).
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn overdue(&self, before_ms: i64) -> impl Future<Output = Result<u64, DbError>> + Send;
 
     /// Record that the order's units are back in Redis and/or its status `written` (the state
     /// the caller wrote: a change made since is still to be written).

@@ -12,11 +12,13 @@
 //! - [`status`]: [`StatusStore`], the order-status read model.
 //! - [`ledger`]: [`Ledger`], settlement.
 //! - [`holds`]: [`Holds`], checkout's held orders: pay, cancel, expire, each change once.
+//! - [`payments`]: [`Payments`], the payment provider (Stripe): intents, refunds, webhooks.
 //! - this file: the errors, each keeping its cause as its `source`.
 
 pub mod holds;
 pub mod ledger;
 pub mod outbox;
+pub mod payments;
 pub mod queue;
 pub mod reservations;
 pub mod sales;
@@ -25,6 +27,11 @@ pub mod status;
 pub use holds::{Attached, HoldRecord, Holds, ReturnStock, Returned};
 pub use ledger::Ledger;
 pub use outbox::{Outbox, StaleEntry};
+pub use payments::{
+    CancelIntent, Cancelled, CreateIntent, EventKind, IntentStatus, NewPaymentIntent, PaymentError,
+    PaymentEvent, PaymentIntent, Payments, ReadIntent, Refund, RefundPayment, VerifyWebhook,
+    WebhookError,
+};
 pub use queue::{
     default_in_queue_for, Delivery, OrderPublisher, QueueDepths, DEFAULT_IN_QUEUE_FOR,
 };

@@ -117,7 +117,7 @@ pub trait SaleCache: Send + Sync + 'static {
     /// Start the sale's `round` at once, forced: [`SaleCache::begin_reset`] then
     /// [`SaleCache::finish_reset`]. Returns the outbox's messages as they were, reserved orders
     /// the caller must still record. For tests and tools; the operator's reset is
-    /// [`crate::admin::reset`].
+    /// [`crate::app::admin::reset`].
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.

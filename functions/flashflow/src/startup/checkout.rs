@@ -7,7 +7,7 @@ use crate::adapters::postgres::{DatabaseSettings, Db};
 use crate::adapters::redis::{RedisSettings, RedisStore};
 use crate::adapters::stripe::{Stripe, StripeSettings};
 use crate::api::checkout::{self, CheckoutSettings, CheckoutState};
-use crate::checkout::Checkout;
+use crate::app::checkout::Checkout;
 use crate::metrics::Metrics;
 use aws_config::SdkConfig;
 use axum::Router;
@@ -25,12 +25,12 @@ crate::composite! {
 }
 
 /// Checkout on Postgres (migrated here), Redis, the status table and Stripe.
-pub type State = Arc<CheckoutState<Db, RedisStore, DynamoStatusStore>>;
+pub type State = Arc<CheckoutState<Db, RedisStore, DynamoStatusStore, Stripe>>;
 
 /// Why Stripe's client could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("stripe: {0}")]
-pub struct StripeSetupError(#[source] pub crate::adapters::stripe::StripeError);
+pub struct StripeSetupError(#[source] pub crate::ports::PaymentError);
 
 /// The clients of checkout, with `service` naming its metrics (`checkout`, `expire`).
 ///
@@ -47,17 +47,15 @@ pub async fn state(
     let stripe_settings = settings.stripe.clone().with_secret(sdk).await?;
     let stripe = Stripe::new(&stripe_settings)
         .map_err(|e| StartupError::Other(Box::new(StripeSetupError(e))))?;
-    let callers = settings.checkout.clone().with_secret(sdk).await?;
     Ok(Arc::new(CheckoutState {
         checkout: Checkout {
             holds: db,
             store,
             status: DynamoStatusStore::new(dynamodb, &settings.status.table),
-            stripe,
+            payments: stripe,
             metrics: Metrics::new(service),
         },
-        trust_user_header: callers.trust_user_header,
-        webhook_secrets: callers.webhook_secrets(),
+        trust_user_header: settings.checkout.trust_user_header,
     }))
 }
 

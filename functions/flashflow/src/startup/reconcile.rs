@@ -3,7 +3,7 @@
 use super::StartupError;
 use crate::adapters::redis::{RedisSettings, RedisStore};
 use crate::adapters::sqs::{QueueSettings, SqsPublisher};
-use crate::reconcile::SweepTiming;
+use crate::app::reconcile::SweepTiming;
 use crate::signing::SigningSettings;
 use aws_config::SdkConfig;
 
@@ -25,12 +25,14 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// One sweep over every sale Redis holds (see [`crate::reconcile::sweep`]).
+    /// One sweep over every sale Redis holds (see [`crate::app::reconcile::sweep`]).
     ///
     /// # Errors
     /// When Redis fails.
-    pub async fn sweep(&self) -> Result<crate::reconcile::SweepReport, crate::ports::StoreError> {
-        crate::reconcile::sweep(&self.store, &self.queue, self.timing).await
+    pub async fn sweep(
+        &self,
+    ) -> Result<crate::app::reconcile::SweepReport, crate::ports::StoreError> {
+        crate::app::reconcile::sweep(&self.store, &self.queue, self.timing).await
     }
 }
 

@@ -5,8 +5,8 @@ use crate::adapters::dynamodb::{DynamoStatusStore, StatusSettings};
 use crate::adapters::postgres::{DatabaseSettings, Db};
 use crate::adapters::redis::{RedisSettings, RedisStore};
 use crate::adapters::sqs::{QueueSettings, SqsPublisher};
+use crate::app::settle::{SettleSettings, Settler};
 use crate::metrics::Metrics;
-use crate::settle::{SettleSettings, Settler};
 use crate::signing::SigningSettings;
 use aws_config::SdkConfig;
 

@@ -6,26 +6,26 @@
 //! remaining == stock − confirmed − held − pending.
 
 use crate::helpers::*;
-use crate::stripe::{base as stripe_base, pay_at_stripe, stripe_at};
+use crate::stripe::{base as stripe_base, pay_at_stripe, stripe_at, WHSEC};
 use axum::Router;
 use flashflow::adapters::stripe::signature::sign;
-use flashflow::adapters::stripe::{IntentStatus, NewPaymentIntent};
 use flashflow::api::checkout::{CheckoutState, ROUTES};
-use flashflow::checkout::{Checkout, Payment};
+use flashflow::app::checkout::{Checkout, Payment};
 use flashflow::domain::sale::Checkout as Terms;
 use flashflow::domain::{OrderState, SaleDefinition};
+use flashflow::ports::{CreateIntent, IntentStatus, NewPaymentIntent, ReadIntent};
 use flashflow::ports::{HoldRecord, Holds};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-const WHSEC: &str = "whsec_test_checkout";
 const PRICE: u64 = 12_900;
 
 type Shop = CheckoutState<
     flashflow::adapters::postgres::Db,
     flashflow::adapters::redis::RedisStore,
     flashflow::adapters::dynamodb::DynamoStatusStore,
+    flashflow::adapters::stripe::Stripe,
 >;
 
 /// One test's shop: its own world (schema, queue, table) and checkout on localstripe.
@@ -51,11 +51,10 @@ impl World {
                 holds: db_at(&app.db_url).await,
                 store: app.store.clone(),
                 status: app.status.clone(),
-                stripe: stripe_at(base),
+                payments: stripe_at(base),
                 metrics: flashflow::metrics::Metrics::new("checkout"),
             },
             trust_user_header: true,
-            webhook_secrets: vec![WHSEC.to_owned().into()],
         });
         let router = flashflow::api::app(flashflow::api::checkout::routes(Arc::clone(&shop)));
         Self { app, shop, router }
@@ -279,13 +278,7 @@ async fn a_cancelled_hold_gives_its_unit_back_once_and_the_buyer_may_buy_again()
     );
     assert_eq!(w.assert_books(&def).await, 1, "one unit back, once");
     assert_eq!(w.shown(order).await, Some(OrderState::Cancelled));
-    let at_stripe = w
-        .shop
-        .checkout
-        .stripe
-        .payment_intent(&intent)
-        .await
-        .unwrap();
+    let at_stripe = w.shop.checkout.payments.intent(&intent).await.unwrap();
     assert_eq!(
         at_stripe.status,
         IntentStatus::Canceled,
@@ -349,13 +342,7 @@ async fn expiry_ends_unpaid_holds_and_confirms_one_paid_at_stripe_whose_webhook_
         OrderState::Confirmed,
         "paid at Stripe: not expired"
     );
-    let pi = w
-        .shop
-        .checkout
-        .stripe
-        .payment_intent(&unpaid_pi)
-        .await
-        .unwrap();
+    let pi = w.shop.checkout.payments.intent(&unpaid_pi).await.unwrap();
     assert_eq!(
         pi.status,
         IntentStatus::Canceled,
@@ -403,8 +390,8 @@ async fn a_payment_after_the_hold_ended_is_refunded_and_the_stock_is_not_touched
     let stray = w
         .shop
         .checkout
-        .stripe
-        .create_payment_intent(
+        .payments
+        .create_intent(
             &NewPaymentIntent {
                 amount: PRICE as i64,
                 currency: "eur",
@@ -528,8 +515,8 @@ async fn a_return_interrupted_between_postgres_and_redis_is_finished_once_by_the
     assert!(!moved.stock_returned);
     let live = w.app.store.live_sale(&def.id).await.unwrap().unwrap();
     assert_eq!(live.remaining, 1, "not back in Redis yet");
-    let r1 = w.shop.checkout.finish_unfinished().await.unwrap();
-    let r2 = w.shop.checkout.finish_unfinished().await.unwrap();
+    let r1 = w.shop.checkout.finish_unfinished(now_ms()).await.unwrap();
+    let r2 = w.shop.checkout.finish_unfinished(now_ms()).await.unwrap();
     assert_eq!((r1, r2), (1, 0));
     // And a repeat of the Redis half (a re-sent script) gives nothing more.
     w.shop.checkout.finish(&moved).await;
@@ -681,7 +668,7 @@ async fn redis_losing_its_data_between_the_two_halves_of_a_return_loses_no_unit_
         .unwrap();
     redis.kill_and_restart();
     // While Redis holds no sale, the return waits (it cannot be done, and must not be lost).
-    w.shop.checkout.finish_unfinished().await.unwrap();
+    w.shop.checkout.finish_unfinished(now_ms()).await.unwrap();
     assert!(!w.hold(gone).await.stock_returned);
     // The operator rebuilds the sale from Postgres: the unreturned unit still counts as out...
     let rebuilt = call(
@@ -694,9 +681,10 @@ async fn redis_losing_its_data_between_the_two_halves_of_a_return_loses_no_unit_
         rebuilt.body["remaining"], 1,
         "stock 3, one held, one not back yet"
     );
-    // ...until the next run gives it back, once.
-    w.shop.checkout.finish_unfinished().await.unwrap();
-    w.shop.checkout.finish_unfinished().await.unwrap();
+    // ...until the next run (once the deferred return's wait is over) gives it back, once.
+    let next_run = now_ms() + flashflow::app::checkout::RETRY_AFTER_MS + 1;
+    w.shop.checkout.finish_unfinished(next_run).await.unwrap();
+    w.shop.checkout.finish_unfinished(next_run).await.unwrap();
     assert!(w.hold(gone).await.stock_returned);
     assert_eq!(w.assert_books(&def).await, 2);
     // The buyer whose hold expired may buy again; the one still holding may not.
@@ -760,4 +748,9 @@ async fn a_sale_with_held_orders_is_not_reset_even_when_forced() {
     let done = reset("{}").await;
     assert_eq!(done.status, 200, "{:?}", done.body);
     assert_eq!(done.body["round"], 2);
+}
+
+/// Now, in epoch milliseconds (the expiry job's clock).
+fn now_ms() -> i64 {
+    flashflow::clock::EpochMs::now().get()
 }

@@ -3,9 +3,9 @@
 
 use crate::helpers::*;
 use flashflow::adapters::redis::{RedisSettings, RedisStore, SaleKeys};
+use flashflow::app::reconcile::{sweep_sales, SweepTiming, DEFAULT_FINISHED_TTL};
 use flashflow::domain::{OrderState, SaleDefinition};
 use flashflow::ports::StatusStore;
-use flashflow::reconcile::{sweep_sales, SweepTiming, DEFAULT_FINISHED_TTL};
 use fred::prelude::*;
 use std::collections::HashSet;
 use std::process::Command;

@@ -9,10 +9,10 @@ use flashflow::adapters::dynamodb::DynamoStatusStore;
 use flashflow::adapters::redis::RedisStore;
 use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::api::{self, orders};
+use flashflow::app::reconcile::SweepTiming;
+use flashflow::app::settle::Settler;
 use flashflow::domain::{BuyerId, OrderState, Quantity, Reservation, ReserveRequest};
 use flashflow::ports::{ReservationStore, StatusStore};
-use flashflow::reconcile::SweepTiming;
-use flashflow::settle::Settler;
 use flashflow_local::event_source::{BatchTarget, EventSourceStats, InvokeError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -165,9 +165,9 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
             let timing = SweepTiming {
                 grace: threshold,
                 in_queue_for: Duration::from_secs(3600),
-                finished_ttl: flashflow::reconcile::DEFAULT_FINISHED_TTL,
+                finished_ttl: flashflow::app::reconcile::DEFAULT_FINISHED_TTL,
             };
-            flashflow::reconcile::sweep_sales(store, publisher, timing, sales)
+            flashflow::app::reconcile::sweep_sales(store, publisher, timing, sales)
                 .await
                 .unwrap()
         }
@@ -335,9 +335,9 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     let timing = SweepTiming {
         grace: Duration::from_secs(3600),
         in_queue_for: Duration::from_secs(3600),
-        finished_ttl: flashflow::reconcile::DEFAULT_FINISHED_TTL,
+        finished_ttl: flashflow::app::reconcile::DEFAULT_FINISHED_TTL,
     };
-    let sweep = || flashflow::reconcile::sweep_sales(&store, &publisher, timing, &sales);
+    let sweep = || flashflow::app::reconcile::sweep_sales(&store, &publisher, timing, &sales);
 
     // Sold out but its order is still waiting in the outbox: kept.
     assert_eq!(sweep().await.unwrap().retired, 0);

@@ -6,9 +6,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use flashflow::adapters::dynamodb::DynamoStatusStore;
 use flashflow::adapters::postgres::{Db, Timeouts};
 use flashflow::adapters::sqs::SqsPublisher;
+use flashflow::app::reconcile::{sweep_sales, SweepTiming};
+use flashflow::app::settle::Settler;
 use flashflow::ports::StatusStore;
-use flashflow::reconcile::{sweep_sales, SweepTiming};
-use flashflow::settle::Settler;
 use flashflow_local::event_source::{BatchTarget, InvokeError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -54,7 +54,7 @@ async fn sqs_unreachable_during_a_burst_of_buys_everything_arrives_once_after_re
     let timing = SweepTiming {
         grace: Duration::ZERO,
         in_queue_for: Duration::from_secs(3600),
-        finished_ttl: flashflow::reconcile::DEFAULT_FINISHED_TTL,
+        finished_ttl: flashflow::app::reconcile::DEFAULT_FINISHED_TTL,
     };
     let sales = [def.id.clone()];
     assert_eq!(
@@ -364,7 +364,7 @@ async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper()
     let timing = SweepTiming {
         grace: Duration::from_millis(10),
         in_queue_for: Duration::from_secs(3600),
-        finished_ttl: flashflow::reconcile::DEFAULT_FINISHED_TTL,
+        finished_ttl: flashflow::app::reconcile::DEFAULT_FINISHED_TTL,
     };
     let report = sweep_sales(
         &app.store,

@@ -10,10 +10,10 @@ use flashflow::adapters::postgres::Db;
 use flashflow::adapters::redis::{RedisSettings, RedisStore};
 use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::api::{self, buy};
+use flashflow::app::settle::Settler;
 use flashflow::domain::{
     BuyerId, OrderMessage, Quantity, SaleDefinition, SaleId, ORDER_MESSAGE_VERSION,
 };
-use flashflow::settle::Settler;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;

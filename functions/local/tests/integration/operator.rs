@@ -243,12 +243,12 @@ async fn migrations_apply_once_even_when_run_again() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 6, "0001 to 0006, once each");
+    assert_eq!(n, 7, "0001 to 0007, once each");
 }
 
 #[tokio::test]
 async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not_confirmed() {
-    use flashflow::settle::Settler;
+    use flashflow::app::settle::Settler;
     use fred::prelude::*;
     let url = fresh_schema_url().await;
     let op = operator_app(

@@ -5,7 +5,7 @@ use crate::helpers::*;
 use flashflow::adapters::relay::{Relay, RelaySettings};
 use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::api::{self, buy};
-use flashflow::reconcile::{sweep_sales, SweepTiming, DEFAULT_FINISHED_TTL};
+use flashflow::app::reconcile::{sweep_sales, SweepTiming, DEFAULT_FINISHED_TTL};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use uuid::Uuid;

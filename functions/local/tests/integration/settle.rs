@@ -3,9 +3,9 @@
 use crate::helpers::*;
 use flashflow::adapters::dynamodb::DynamoStatusStore;
 use flashflow::adapters::postgres::Db;
+use flashflow::app::settle::Settler;
 use flashflow::domain::{OrderMessage, OrderState, SaleDefinition};
 use flashflow::ports::StatusStore;
-use flashflow::settle::Settler;
 use uuid::Uuid;
 
 fn body(o: &OrderMessage) -> String {

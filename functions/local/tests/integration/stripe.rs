@@ -1,8 +1,10 @@
 //! The Stripe adapter against localstripe (`make up` runs it on loopback): the calls checkout
 //! makes, as Stripe answers them.
 
-use flashflow::adapters::stripe::{
-    Cancelled, IntentStatus, NewPaymentIntent, Stripe, StripeError, StripeSettings,
+use flashflow::adapters::stripe::{Stripe, StripeSettings};
+use flashflow::ports::{
+    CancelIntent, Cancelled, CreateIntent, IntentStatus, NewPaymentIntent, PaymentError,
+    ReadIntent, RefundPayment,
 };
 use std::process::Command;
 use std::time::Duration;
@@ -12,12 +14,17 @@ pub(crate) fn base() -> String {
     std::env::var("STRIPE_API_BASE").unwrap_or_else(|_| "http://127.0.0.1:8420".into())
 }
 
-/// A Stripe client on `base` with a test key.
+/// The webhook secret of [`stripe_at`]'s client.
+pub(crate) const WHSEC: &str = "whsec_test_checkout";
+
+/// A Stripe client on `base` with a test key, taking webhooks signed with [`WHSEC`].
 pub(crate) fn stripe_at(base: &str) -> Stripe {
     Stripe::new(&StripeSettings {
         api_base: base.into(),
         secret_key: Some("sk_test_flashflow".to_owned().into()),
         secret_key_arn: None,
+        webhook_secret: Some(WHSEC.to_owned().into()),
+        webhook_secret_arn: None,
         timeout: Duration::from_secs(5),
     })
     .unwrap()
@@ -58,9 +65,9 @@ pub(crate) fn pay_at_stripe(intent: &str, card: &str) -> String {
     confirmed["status"].as_str().unwrap_or_default().to_owned()
 }
 
-async fn new_intent(stripe: &Stripe, order: &str) -> flashflow::adapters::stripe::PaymentIntent {
+async fn new_intent(stripe: &Stripe, order: &str) -> flashflow::ports::PaymentIntent {
     stripe
-        .create_payment_intent(
+        .create_intent(
             &NewPaymentIntent {
                 amount: 12_900,
                 currency: "eur",
@@ -83,9 +90,9 @@ async fn a_paid_intent_cannot_be_cancelled_and_is_refunded() {
     assert_eq!(intent.metadata.get("order_id"), Some(&order));
 
     assert_eq!(pay_at_stripe(&intent.id, "4242424242424242"), "succeeded");
-    let paid = stripe.payment_intent(&intent.id).await.unwrap();
+    let paid = stripe.intent(&intent.id).await.unwrap();
     assert_eq!(paid.status, IntentStatus::Succeeded);
-    match stripe.cancel_payment_intent(&intent.id).await.unwrap() {
+    match stripe.cancel_intent(&intent.id).await.unwrap() {
         Cancelled::NotCancellable(now) => assert_eq!(now.status, IntentStatus::Succeeded),
         Cancelled::Canceled(_) => panic!("a paid intent was cancelled"),
     }
@@ -104,15 +111,15 @@ async fn an_unpaid_intent_is_cancelled_and_a_second_cancel_finds_it_cancelled() 
     let stripe = stripe_at(&base());
     let intent = new_intent(&stripe, &uuid::Uuid::now_v7().to_string()).await;
     assert!(matches!(
-        stripe.cancel_payment_intent(&intent.id).await.unwrap(),
+        stripe.cancel_intent(&intent.id).await.unwrap(),
         Cancelled::Canceled(i) if i.status == IntentStatus::Canceled
     ));
     assert!(matches!(
-        stripe.cancel_payment_intent(&intent.id).await.unwrap(),
+        stripe.cancel_intent(&intent.id).await.unwrap(),
         Cancelled::Canceled(_)
     ));
     assert_eq!(
-        stripe.payment_intent(&intent.id).await.unwrap().status,
+        stripe.intent(&intent.id).await.unwrap().status,
         IntentStatus::Canceled
     );
 }
@@ -121,12 +128,12 @@ async fn an_unpaid_intent_is_cancelled_and_a_second_cancel_finds_it_cancelled() 
 async fn stripe_unreachable_is_unavailable_and_an_unknown_intent_is_refused() {
     let down = stripe_at("http://127.0.0.1:9");
     assert!(matches!(
-        down.payment_intent("pi_x").await,
-        Err(StripeError::Unavailable(_))
+        down.intent("pi_x").await,
+        Err(PaymentError::Unavailable(_))
     ));
     let stripe = stripe_at(&base());
     assert!(matches!(
-        stripe.payment_intent("pi_does_not_exist").await,
-        Err(StripeError::Refused { status: 404, .. })
+        stripe.intent("pi_does_not_exist").await,
+        Err(PaymentError::Refused { status: 404, .. })
     ));
 }

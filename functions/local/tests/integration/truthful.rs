@@ -182,7 +182,7 @@ async fn a_sale_redis_lost_is_503_not_404_until_rehydrated() {
         "a keyed retry is not told the sale does not exist"
     );
     // A sale that never existed is still 404 once Redis holds sales again.
-    flashflow::admin::rehydrate(&t.db, &t.store, &def.id)
+    flashflow::app::admin::rehydrate(&t.db, &t.store, &def.id)
         .await
         .unwrap();
     let other = call(&app, local_buy(&fresh_sale_id(), "lee", None)).await;

@@ -7,13 +7,21 @@
 //! - [`queue`]: [`MemoryQueue`], the order queue (SQS).
 //! - [`status`]: [`MemoryStatus`], the status read model (DynamoDB).
 //! - [`ledger`]: [`MemoryLedger`], settlement and sale administration (Postgres).
+//! - [`holds`]: [`MemoryHolds`], checkout's held orders (Postgres).
+//! - [`payments`]: [`MemoryPayments`], the payment provider (Stripe), webhooks signed as Stripe's.
 
+mod holds;
 mod ledger;
+#[cfg(feature = "stripe")]
+mod payments;
 mod queue;
 mod status;
 mod store;
 
+pub use holds::MemoryHolds;
 pub use ledger::{LedgerCounts, MemoryLedger};
+#[cfg(feature = "stripe")]
+pub use payments::{MemoryPayments, MEMORY_WEBHOOK_SECRET};
 pub use queue::MemoryQueue;
 pub use status::MemoryStatus;
 pub use store::MemoryStore;

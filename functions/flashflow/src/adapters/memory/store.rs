@@ -45,6 +45,8 @@ struct MemSale {
     hold_ms: Option<i64>,
     shown: Option<crate::domain::sale::ShownSale>,
     sold_out_answers: i64,
+    /// Checkout's ended holds whose units came back (`return_stock.lua`'s `returned` hash).
+    returned: std::collections::HashSet<Uuid>,
 }
 
 impl MemSale {
@@ -492,5 +494,33 @@ impl crate::ports::AnswerTally for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+impl crate::ports::ReturnStock for MemoryStore {
+    async fn return_stock(
+        &self,
+        hold: &crate::ports::HoldRecord,
+    ) -> Result<crate::ports::Returned, StoreError> {
+        use crate::ports::Returned;
+        self.up()?;
+        let o = &hold.status;
+        let mut keys = lock(&self.keys);
+        let Some(sale) = keys.sales.get_mut(&o.sale_id) else {
+            return Ok(Returned::NotLoaded);
+        };
+        if sale.round != hold.round || !sale.returned.insert(o.order_id) {
+            return Ok(Returned::Before);
+        }
+        let qty = i64::from(o.quantity);
+        sale.remaining += qty;
+        let buyer = o.buyer.as_str().to_owned();
+        let left = sale.buyers.get(&buyer).copied().unwrap_or(0) - qty;
+        if left <= 0 {
+            sale.buyers.remove(&buyer);
+        } else {
+            sale.buyers.insert(buyer, left);
+        }
+        Ok(Returned::Now)
     }
 }

@@ -114,7 +114,9 @@ impl Holds for Db {
         client
             .query(
                 &format!(
-                    "{HOLD} AND o.status = 'HELD' AND o.pay_by <= $1 ORDER BY o.pay_by LIMIT $2"
+                    "{HOLD} AND o.status = 'HELD' AND o.pay_by <= $1
+                       AND (o.retry_at IS NULL OR o.retry_at <= $1)
+                     ORDER BY o.pay_by LIMIT $2"
                 ),
                 &[&ms_to_time(now_ms), &(limit as i64)],
             )
@@ -124,17 +126,45 @@ impl Holds for Db {
             .collect()
     }
 
-    async fn unfinished(&self, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+    async fn unfinished(&self, now_ms: i64, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
         let client = self.client().await?;
         client
             .query(
-                &format!("{HOLD} AND (NOT o.stock_returned OR NOT o.status_written) LIMIT $1"),
-                &[&(limit as i64)],
+                &format!(
+                    "{HOLD} AND (NOT o.stock_returned OR NOT o.status_written)
+                       AND (o.retry_at IS NULL OR o.retry_at <= $1)
+                     ORDER BY o.retry_at NULLS FIRST, o.order_id LIMIT $2"
+                ),
+                &[&ms_to_time(now_ms), &(limit as i64)],
             )
             .await?
             .iter()
             .map(hold_record)
             .collect()
+    }
+
+    async fn defer(&self, order_id: Uuid, until_ms: i64) -> Result<(), DbError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE orders SET retry_at = $2 WHERE order_id = $1",
+                &[&order_id, &ms_to_time(until_ms)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn overdue(&self, before_ms: i64) -> Result<u64, DbError> {
+        let n: i64 = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM orders WHERE status = 'HELD' AND pay_by < $1",
+                &[&ms_to_time(before_ms)],
+            )
+            .await?
+            .try_get(0)?;
+        Ok(n as u64)
     }
 
     async fn finished(

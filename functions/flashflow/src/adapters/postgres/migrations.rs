@@ -37,6 +37,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0006_orders_without_sale_fk",
         include_str!("../../../migrations/0006_orders_without_sale_fk.sql"),
     ),
+    (
+        "0007_hold_retries",
+        include_str!("../../../migrations/0007_hold_retries.sql"),
+    ),
 ];
 
 /// The checksum recorded for a migration's text.

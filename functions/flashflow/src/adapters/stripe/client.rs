@@ -1,11 +1,16 @@
-//! A thin typed client of Stripe's REST API: the calls checkout needs (PaymentIntents: create,
-//! retrieve, cancel; Refunds: create), form-encoded as Stripe takes them, against
-//! `STRIPE_API_BASE`.
+//! A thin typed client of Stripe's REST API behind the [`Payments`](crate::ports::Payments) port:
+//! the calls checkout needs (PaymentIntents: create, retrieve, cancel; Refunds: create),
+//! form-encoded as Stripe takes them, against `STRIPE_API_BASE`; and the webhook's check (its
+//! signature, then the event read as the port's [`PaymentEvent`]).
 //!
 //! Written on hyper-util and hyper-rustls, which the AWS SDK already links into every function:
 //! a Stripe crate (async-stripe) or reqwest would bring a second HTTP and TLS stack, and code for
 //! hundreds of endpoints, into a bootstrap that needs four.
 
+use crate::ports::payments::{
+    CancelIntent, Cancelled, CreateIntent, EventKind, IntentStatus, NewPaymentIntent, PaymentError,
+    PaymentEvent, PaymentIntent, ReadIntent, Refund, RefundPayment, VerifyWebhook, WebhookError,
+};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -15,7 +20,6 @@ use hyper_util::rt::TokioExecutor;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Where Stripe is and how to reach it: `STRIPE_API_BASE` (Stripe's own), the API key
@@ -30,7 +34,14 @@ pub struct StripeSettings {
     /// Secrets Manager id of the API key, read by [`StripeSettings::with_secret`].
     #[serde(rename = "stripe_secret_key_secret_arn")]
     pub secret_key_arn: Option<String>,
-    /// A call not answered within this is failed as [`StripeError::Unavailable`].
+    /// The webhook endpoint's signing secrets (`STRIPE_WEBHOOK_SECRET_ARN`, a Secrets Manager
+    /// secret, as in AWS; or `STRIPE_WEBHOOK_SECRET` itself, as locally); either may list several,
+    /// comma-separated, while a secret is rotated. None: every webhook is refused.
+    #[serde(rename = "stripe_webhook_secret")]
+    pub webhook_secret: Option<SecretString>,
+    #[serde(rename = "stripe_webhook_secret_arn")]
+    pub webhook_secret_arn: Option<String>,
+    /// A call not answered within this is failed as [`PaymentError::Unavailable`].
     #[serde(
         rename = "stripe_timeout_ms",
         default = "default_timeout",
@@ -42,7 +53,8 @@ pub struct StripeSettings {
 impl crate::settings::FromEnv for StripeSettings {}
 
 impl StripeSettings {
-    /// The settings with the API key read from Secrets Manager when an id is configured.
+    /// The settings with the API key and the webhook secrets read from Secrets Manager when their
+    /// ids are configured.
     ///
     /// # Errors
     /// [`crate::secrets::SecretError`] when the secret cannot be read.
@@ -53,7 +65,26 @@ impl StripeSettings {
         if let Some(c) = crate::secrets::read_optional(sdk, self.secret_key_arn.as_deref()).await? {
             self.secret_key = Some(c.password);
         }
+        let arn = self.webhook_secret_arn.as_deref();
+        if let Some(c) = crate::secrets::read_optional(sdk, arn).await? {
+            self.webhook_secret = Some(c.password);
+        }
         Ok(self)
+    }
+}
+
+impl StripeSettings {
+    /// Every configured webhook secret (the setting may list several, comma-separated).
+    pub fn webhook_secrets(&self) -> Vec<SecretString> {
+        let Some(all) = &self.webhook_secret else {
+            return Vec::new();
+        };
+        all.expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect()
     }
 }
 
@@ -63,77 +94,6 @@ fn default_api_base() -> String {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(5)
-}
-
-/// Why a call to Stripe did not give its answer.
-#[derive(Debug, thiserror::Error)]
-pub enum StripeError {
-    /// Stripe could not be reached, did not answer in time, or answered 429 or 5xx. A create or
-    /// refund may have happened: repeat it with the same idempotency key.
-    #[error("stripe unavailable: {0}")]
-    Unavailable(#[source] crate::ports::BoxError),
-    /// Stripe answered that it will not do this (4xx), with its error code and message.
-    #[error("stripe refused ({status}): {message}")]
-    Refused {
-        status: u16,
-        code: Option<String>,
-        message: String,
-    },
-    /// The settings are unusable, or the answer could not be read.
-    #[error("stripe client: {0}")]
-    Failed(#[source] crate::ports::BoxError),
-}
-
-/// A PaymentIntent's state, as Stripe names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IntentStatus {
-    RequiresPaymentMethod,
-    RequiresConfirmation,
-    RequiresAction,
-    Processing,
-    RequiresCapture,
-    Canceled,
-    Succeeded,
-    #[serde(other)]
-    Other,
-}
-
-/// The fields of a PaymentIntent checkout reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PaymentIntent {
-    pub id: String,
-    pub status: IntentStatus,
-    pub amount: i64,
-    pub currency: String,
-    pub client_secret: Option<String>,
-    #[serde(default)]
-    pub metadata: HashMap<String, String>,
-}
-
-/// A refund.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Refund {
-    pub id: String,
-    pub status: String,
-    pub amount: i64,
-}
-
-/// What [`Stripe::cancel_payment_intent`] found.
-#[derive(Debug, Clone)]
-pub enum Cancelled {
-    /// The intent is canceled: no payment can complete any more.
-    Canceled(PaymentIntent),
-    /// Stripe would not cancel it; here it is as Stripe holds it now (`Succeeded`: it was paid).
-    NotCancellable(PaymentIntent),
-}
-
-/// A new PaymentIntent: `amount` in minor units of `currency`, with `metadata`.
-#[derive(Debug, Clone)]
-pub struct NewPaymentIntent<'a> {
-    pub amount: i64,
-    pub currency: &'a str,
-    pub metadata: &'a [(&'a str, &'a str)],
 }
 
 /// Stripe's error body: `{"error": {"code", "message", "type"}}`.
@@ -157,6 +117,7 @@ pub struct Stripe {
     base: String,
     auth: HeaderValue,
     timeout: Duration,
+    webhook_secrets: Vec<SecretString>,
 }
 
 impl Stripe {
@@ -164,9 +125,9 @@ impl Stripe {
     /// `STRIPE_API_BASE` says `http://` (a local stand-in).
     ///
     /// # Errors
-    /// [`StripeError::Failed`] when the roots cannot be loaded or the key is not a header value.
-    pub fn new(settings: &StripeSettings) -> Result<Self, StripeError> {
-        let failed = |e: String| StripeError::Failed(e.into());
+    /// [`PaymentError::Failed`] when the roots cannot be loaded or the key is not a header value.
+    pub fn new(settings: &StripeSettings) -> Result<Self, PaymentError> {
+        let failed = |e: String| PaymentError::Failed(e.into());
         let tls = super::super::tls::verifying(
             super::super::tls::roots("STRIPE_CA_FILE", None).map_err(failed)?,
         )
@@ -182,26 +143,24 @@ impl Stripe {
             )
         })?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-            .map_err(|e| StripeError::Failed(Box::new(e)))?;
+            .map_err(|e| PaymentError::Failed(Box::new(e)))?;
         auth.set_sensitive(true);
         Ok(Self {
             http: Client::builder(TokioExecutor::new()).build(https),
             base: settings.api_base.trim_end_matches('/').to_owned(),
             auth,
             timeout: settings.timeout,
+            webhook_secrets: settings.webhook_secrets(),
         })
     }
 
     /// Create a PaymentIntent, once per `idempotency_key` (Stripe answers a repeat with the first
     /// intent).
-    ///
-    /// # Errors
-    /// [`StripeError`]; after `Unavailable` the intent may exist: repeat with the same key.
-    pub async fn create_payment_intent(
+    async fn create(
         &self,
         intent: &NewPaymentIntent<'_>,
         idempotency_key: &str,
-    ) -> Result<PaymentIntent, StripeError> {
+    ) -> Result<PaymentIntent, PaymentError> {
         let mut form = vec![
             ("amount".to_owned(), intent.amount.to_string()),
             ("currency".to_owned(), intent.currency.to_owned()),
@@ -212,66 +171,14 @@ impl Stripe {
                 .iter()
                 .map(|(k, v)| (format!("metadata[{k}]"), (*v).to_owned())),
         );
-        self.call(
-            Method::POST,
-            "/v1/payment_intents",
-            Some(&form),
-            Some(idempotency_key),
-        )
-        .await
+        let path = "/v1/payment_intents";
+        self.call(Method::POST, path, Some(&form), Some(idempotency_key))
+            .await
     }
 
-    /// The PaymentIntent as Stripe holds it now.
-    ///
-    /// # Errors
-    /// [`StripeError`].
-    pub async fn payment_intent(&self, id: &str) -> Result<PaymentIntent, StripeError> {
-        self.call(
-            Method::GET,
-            &format!("/v1/payment_intents/{id}"),
-            None,
-            None,
-        )
-        .await
-    }
-
-    /// Cancel the intent so that no payment can complete; when Stripe refuses (it was paid, or is
-    /// being processed), the intent read back tells what it is.
-    ///
-    /// # Errors
-    /// [`StripeError`] when Stripe cannot be asked, or refuses and the intent cannot be read.
-    pub async fn cancel_payment_intent(&self, id: &str) -> Result<Cancelled, StripeError> {
-        let path = format!("/v1/payment_intents/{id}/cancel");
-        match self.call(Method::POST, &path, Some(&[]), None).await {
-            Ok(intent) => Ok(Cancelled::Canceled(intent)),
-            Err(StripeError::Refused { .. }) => {
-                let now = self.payment_intent(id).await?;
-                Ok(match now.status {
-                    IntentStatus::Canceled => Cancelled::Canceled(now),
-                    _ => Cancelled::NotCancellable(now),
-                })
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Refund what was paid on `payment_intent`, once per `idempotency_key`.
-    ///
-    /// # Errors
-    /// [`StripeError`]; after `Unavailable` the refund may exist: repeat with the same key.
-    pub async fn refund(
-        &self,
-        payment_intent: &str,
-        idempotency_key: &str,
-    ) -> Result<Refund, StripeError> {
-        let form = [("payment_intent".to_owned(), payment_intent.to_owned())];
-        self.call(
-            Method::POST,
-            "/v1/refunds",
-            Some(&form),
-            Some(idempotency_key),
-        )
-        .await
+    async fn read(&self, id: &str) -> Result<PaymentIntent, PaymentError> {
+        let path = format!("/v1/payment_intents/{id}");
+        self.call(Method::GET, &path, None, None).await
     }
 
     /// One call: the form (if any) as the body, the key as a bearer token, Stripe's
@@ -282,10 +189,10 @@ impl Stripe {
         path: &str,
         form: Option<&[(String, String)]>,
         idempotency_key: Option<&str>,
-    ) -> Result<T, StripeError> {
+    ) -> Result<T, PaymentError> {
         let body = match form {
             Some(pairs) => {
-                serde_urlencoded::to_string(pairs).map_err(|e| StripeError::Failed(Box::new(e)))?
+                serde_urlencoded::to_string(pairs).map_err(|e| PaymentError::Failed(Box::new(e)))?
             }
             None => String::new(),
         };
@@ -301,7 +208,7 @@ impl Stripe {
         }
         let req = req
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| StripeError::Failed(Box::new(e)))?;
+            .map_err(|e| PaymentError::Failed(Box::new(e)))?;
         let answer = async {
             let resp = self.http.request(req).await?;
             let status = resp.status();
@@ -310,23 +217,156 @@ impl Stripe {
         };
         let (status, bytes) = tokio::time::timeout(self.timeout, answer)
             .await
-            .map_err(|_| StripeError::Unavailable("stripe did not answer in time".into()))?
-            .map_err(StripeError::Unavailable)?;
+            .map_err(|_| PaymentError::Unavailable("stripe did not answer in time".into()))?
+            .map_err(PaymentError::Unavailable)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| StripeError::Failed(Box::new(e)));
+            return serde_json::from_slice(&bytes).map_err(|e| PaymentError::Failed(Box::new(e)));
         }
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(StripeError::Unavailable(
+            return Err(PaymentError::Unavailable(
                 format!("stripe answered {status}").into(),
             ));
         }
         let detail = serde_json::from_slice::<ErrorBody>(&bytes).ok();
-        Err(StripeError::Refused {
+        let code = detail.as_ref().and_then(|d| d.error.code.as_deref());
+        if status == StatusCode::CONFLICT && code == Some("idempotency_key_in_use") {
+            return Err(PaymentError::InProgress);
+        }
+        Err(PaymentError::Refused {
             status: status.as_u16(),
             code: detail.as_ref().and_then(|d| d.error.code.clone()),
             message: detail
                 .and_then(|d| d.error.message)
                 .unwrap_or_else(|| format!("HTTP {status}")),
         })
+    }
+}
+
+impl CreateIntent for Stripe {
+    async fn create_intent(
+        &self,
+        intent: &NewPaymentIntent<'_>,
+        idempotency_key: &str,
+    ) -> Result<PaymentIntent, PaymentError> {
+        self.create(intent, idempotency_key).await
+    }
+}
+
+impl ReadIntent for Stripe {
+    async fn intent(&self, id: &str) -> Result<PaymentIntent, PaymentError> {
+        self.read(id).await
+    }
+}
+
+impl CancelIntent for Stripe {
+    /// Stripe refuses to cancel an intent that succeeded or is processing (or was cancelled
+    /// before); the intent read back tells which.
+    async fn cancel_intent(&self, id: &str) -> Result<Cancelled, PaymentError> {
+        let path = format!("/v1/payment_intents/{id}/cancel");
+        match self.call(Method::POST, &path, Some(&[]), None).await {
+            Ok(intent) => Ok(Cancelled::Canceled(intent)),
+            Err(PaymentError::Refused { .. }) => {
+                let now = self.read(id).await?;
+                Ok(match now.status {
+                    IntentStatus::Canceled => Cancelled::Canceled(now),
+                    _ => Cancelled::NotCancellable(now),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl RefundPayment for Stripe {
+    async fn refund(&self, intent: &str, idempotency_key: &str) -> Result<Refund, PaymentError> {
+        let form = [("payment_intent".to_owned(), intent.to_owned())];
+        let path = "/v1/refunds";
+        self.call(Method::POST, path, Some(&form), Some(idempotency_key))
+            .await
+    }
+}
+
+impl VerifyWebhook for Stripe {
+    fn verify_event(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+        now_s: i64,
+    ) -> Result<PaymentEvent, WebhookError> {
+        let tolerance = super::signature::DEFAULT_TOLERANCE;
+        super::signature::verify(body, signature, &self.webhook_secrets, now_s, tolerance)
+            .map_err(|e| WebhookError::Signature(e.to_string()))?;
+        event(body)
+    }
+}
+
+/// A Stripe event as checkout reads it: its type, and the PaymentIntent it carries.
+#[derive(Deserialize)]
+struct StripeEvent {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: EventData,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    object: serde_json::Value,
+}
+
+/// A verified body as the port's event: the intent is `data.object` for `payment_intent.*`
+/// events, its order the intent's `metadata.order_id`.
+pub(crate) fn event(body: &[u8]) -> Result<PaymentEvent, WebhookError> {
+    let event: StripeEvent = serde_json::from_slice(body).map_err(|_| WebhookError::NotAnEvent)?;
+    let object = &event.data.object;
+    let is_intent = event.kind.starts_with("payment_intent.");
+    let intent = object
+        .get("id")
+        .and_then(|v| v.as_str())
+        .filter(|_| is_intent)
+        .map(str::to_owned);
+    let order_id = object
+        .pointer("/metadata/order_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .filter(|_| is_intent);
+    let kind = match event.kind.as_str() {
+        "payment_intent.succeeded" => EventKind::PaymentSucceeded,
+        _ => EventKind::Other(event.kind),
+    };
+    Ok(PaymentEvent {
+        id: event.id,
+        kind,
+        intent,
+        order_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_succeeded_event_names_its_intent_and_the_order_in_its_metadata() {
+        let order = uuid::Uuid::now_v7();
+        let body = serde_json::json!({
+            "id": "evt_1", "type": "payment_intent.succeeded",
+            "data": {"object": {"id": "pi_1", "metadata": {"order_id": order.to_string()}}}
+        });
+        let e = event(body.to_string().as_bytes()).unwrap();
+        assert_eq!(e.kind, EventKind::PaymentSucceeded);
+        assert_eq!(
+            (e.intent.as_deref(), e.order_id),
+            (Some("pi_1"), Some(order))
+        );
+    }
+
+    #[test]
+    fn other_events_and_bodies_that_are_not_events_are_told_apart() {
+        let body = br#"{"id":"evt_2","type":"charge.refunded","data":{"object":{"id":"ch_1"}}}"#;
+        let e = event(body).unwrap();
+        assert_eq!(e.kind, EventKind::Other("charge.refunded".into()));
+        assert_eq!(e.intent, None, "a charge is not an intent");
+        assert_eq!(event(b"[]"), Err(WebhookError::NotAnEvent));
     }
 }

@@ -1,23 +1,26 @@
-//! Checkout: paying for a held order through Stripe, cancelling it, expiring it, and carrying
-//! each change everywhere (units back in Redis, the status in the read model) exactly once.
+//! Checkout: paying for a held order through the payment provider, cancelling it, expiring it,
+//! and carrying each change everywhere (units back in Redis, the status in the read model)
+//! exactly once.
 //!
 //! The rules are [`crate::domain::checkout::on`]; the ledger ([`Holds`]) makes each change once,
-//! whoever asks first; Stripe says whether a payment happened (a signed webhook, or the intent as
-//! Stripe holds it when it is cancelled), never the client.
+//! whoever asks first; the provider ([`Payments`], Stripe in production) says whether a payment
+//! happened (a signed webhook, or the intent as it holds it when it is cancelled), never the
+//! client.
 //!
 //! # Layout
 //! - [`Checkout::pay`]: the order's one PaymentIntent (created once, whatever the retries).
 //! - [`Checkout::cancel`] and [`Checkout::expire_due`]: end a hold, the intent cancelled first.
-//! - [`Checkout::on_event`]: a verified Stripe event (`payment_intent.succeeded`).
+//! - [`Checkout::on_event`]: a verified provider event (`payment_intent.succeeded`).
 //! - [`Checkout::finish`] and [`Checkout::finish_unfinished`]: what follows a change (units back
 //!   in Redis, the status written); the expiry job finishes what a crash left half done.
 
-use crate::adapters::stripe::{Cancelled, IntentStatus, NewPaymentIntent, Stripe, StripeError};
 use crate::domain::checkout::{on, Effect, Event, Hold, IntentCancel, Outcome, Refusal};
 use crate::domain::{BuyerId, OrderState};
 use crate::metrics::{Count, Metrics};
 use crate::ports::{
-    Attached, DbError, HoldRecord, Holds, Outbox, ReturnStock, Returned, StatusStore, StoreError,
+    Attached, Cancelled, DbError, EventKind, HoldRecord, Holds, IntentStatus, NewPaymentIntent,
+    Outbox, PaymentError, PaymentEvent, PaymentIntent, Payments, ReturnStock, Returned,
+    StatusStore, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -26,8 +29,17 @@ use uuid::Uuid;
 /// How many times a change is tried when another one got to the order first (re-read, decide
 /// again): each try sees a later state, and a hold has at most three.
 const TRIES: usize = 3;
-/// Orders one expiry run takes, per kind of work.
+/// Orders one expiry read takes, per kind of work.
 const PAGE: usize = 200;
+/// Pages one expiry run works through at most, per kind of work (a run in Lambda must end well
+/// within its timeout; the next run, a minute later, goes on).
+const PAGES_PER_RUN: usize = 25;
+/// How long an order whose expiry or follow-up could not be done now waits before it is tried
+/// again, out of the way of the others.
+pub const RETRY_AFTER_MS: i64 = 60_000;
+/// A hold still held this long past its `pay_by` is overdue: the expiry job (every minute)
+/// should have ended it; counted as `HoldsOverdue`, which raises an alarm.
+pub const OVERDUE_AFTER_MS: i64 = 120_000;
 
 /// Why a checkout request was not done. Each maps to one HTTP answer in `api::checkout`.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +63,7 @@ pub enum CheckoutError {
     #[error("a payment is being processed")]
     PaymentProcessing,
     #[error(transparent)]
-    Stripe(#[from] StripeError),
+    Payment(#[from] PaymentError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -77,37 +89,37 @@ pub struct ExpiryReport {
     pub expired: usize,
     /// Found paid at Stripe (the webhook had not arrived): confirmed.
     pub confirmed: usize,
-    /// Left for the next run (Stripe unreachable, a payment being processed).
+    /// Tried and left for a later run (Stripe unreachable, a payment being processed): each
+    /// waits [`RETRY_AFTER_MS`] out of the way of the others.
     pub deferred: usize,
     /// Changes carried out that a crash had left half done.
     pub finished: usize,
+    /// Holds still held [`OVERDUE_AFTER_MS`] past their `pay_by` after this run.
+    pub overdue: u64,
 }
 
-/// A Stripe event as checkout reads it; only its type and the PaymentIntent matter.
-#[derive(Debug, Deserialize)]
-pub struct StripeEvent {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub data: EventData,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct EventData {
-    pub object: serde_json::Value,
+/// What [`Checkout::end`] did to a hold.
+enum Ended {
+    /// This call moved it; here it is after.
+    Moved(HoldRecord),
+    /// The payment provider cannot say yet whether it was paid (a payment is processing): it
+    /// stays held, and is decided later.
+    Undecided,
+    /// It already stood elsewhere (someone else moved it first): nothing done.
+    Stands(HoldRecord),
 }
 
 /// Checkout's work, on the ledger's holds (`H`), the reservation store (`R`: returns, and the
-/// outbox to tell a pending order), the status read model (`S`) and Stripe.
-pub struct Checkout<H, R, S> {
+/// outbox to tell a pending order), the status read model (`S`) and the payment provider (`P`).
+pub struct Checkout<H, R, S, P> {
     pub holds: H,
     pub store: R,
     pub status: S,
-    pub stripe: Stripe,
+    pub payments: P,
     pub metrics: Metrics,
 }
 
-impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
+impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments> Checkout<H, R, S, P> {
     /// The buyer's held order's one PaymentIntent: created on the first call (Stripe's own
     /// idempotency key is derived from the order id), the same one on every later call.
     ///
@@ -118,7 +130,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
         let hold = self.buyers_hold(order_id, buyer).await?;
         self.still_payable(&hold)?;
         let intent = match &hold.payment_intent {
-            Some(pi) => self.stripe.payment_intent(pi).await?,
+            Some(pi) => self.payments.intent(pi).await?,
             None => {
                 let created = self.create_intent(&hold).await?;
                 match self.holds.attach_intent(order_id, &created.id).await? {
@@ -126,7 +138,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
                     Attached::Held(pi) => {
                         // Another request attached its intent first: that one is the order's.
                         self.cancel_stray(&created.id).await;
-                        self.stripe.payment_intent(&pi).await?
+                        self.payments.intent(&pi).await?
                     }
                     Attached::NotHeld(now) => {
                         // The hold ended meanwhile (expired, cancelled): nothing may be paid.
@@ -143,7 +155,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
             payment_intent: intent.id,
             amount: intent.amount,
             currency: intent.currency,
-            pay_by: crate::timefmt::format_ms(hold.status.pay_by_ms.unwrap_or_default()),
+            pay_by: crate::domain::timefmt::format_ms(hold.status.pay_by_ms.unwrap_or_default()),
         })
     }
 
@@ -159,7 +171,10 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
         buyer: &BuyerId,
     ) -> Result<HoldRecord, CheckoutError> {
         let hold = self.buyers_hold(order_id, buyer).await?;
-        let (ended, _) = self.end(hold, OrderState::Cancelled).await?;
+        let ended = match self.end(hold, OrderState::Cancelled).await? {
+            Ended::Undecided => return Err(CheckoutError::PaymentProcessing),
+            Ended::Moved(h) | Ended::Stands(h) => h,
+        };
         match ended.status.status {
             OrderState::Cancelled => Ok(ended),
             OrderState::Confirmed | OrderState::Refunded => {
@@ -172,64 +187,83 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
     }
 
     /// The expiry job's run at `now_ms`: every hold past `pay_by` ends (its intent cancelled at
-    /// Stripe first; found paid, it is confirmed instead), and every change a crash left half
-    /// done is finished. Two runs at once do each change once.
+    /// the provider first; found paid, it is confirmed instead), and every change a crash left
+    /// half done is finished. Two runs at once do each change once. A hold that cannot be ended
+    /// now (the provider unreachable, a payment processing) is counted, and waits
+    /// [`RETRY_AFTER_MS`] out of the way, so however many are stuck the others still end.
     ///
     /// # Errors
     /// [`DbError`] when the ledger cannot be read; per-order failures are deferred, not errors.
     pub async fn expire_due(&self, now_ms: i64) -> Result<ExpiryReport, DbError> {
         let mut report = ExpiryReport::default();
-        for hold in self.holds.due(now_ms, PAGE).await? {
-            let id = hold.status.order_id;
-            match self.end(hold, OrderState::Expired).await {
-                // Another run (or the buyer, or the webhook) moved it first.
-                Ok((_, false)) => {}
-                Ok((h, true)) if h.status.status == OrderState::Expired => report.expired += 1,
-                Ok((h, true)) if h.status.status == OrderState::Confirmed => report.confirmed += 1,
-                Ok(_) => report.deferred += 1,
-                Err(e) => {
-                    warn!(order = %id, error = %e, "expiry deferred");
-                    report.deferred += 1;
+        for _ in 0..PAGES_PER_RUN {
+            let due = self.holds.due(now_ms, PAGE).await?;
+            let last_page = due.len() < PAGE;
+            for hold in due {
+                let id = hold.status.order_id;
+                match self.end(hold, OrderState::Expired).await {
+                    Ok(Ended::Moved(h)) if h.status.status == OrderState::Expired => {
+                        report.expired += 1
+                    }
+                    Ok(Ended::Moved(_)) => report.confirmed += 1,
+                    // Another run (or the buyer, or the webhook) moved it first.
+                    Ok(Ended::Stands(_)) => {}
+                    Ok(Ended::Undecided) => self.defer(id, now_ms, &mut report).await,
+                    Err(e) => {
+                        warn!(order = %id, error = %e, "expiry deferred");
+                        self.defer(id, now_ms, &mut report).await;
+                    }
                 }
+            }
+            if last_page {
+                break;
             }
         }
         self.metrics
             .add(Count::ExpiryDeferred, report.deferred as u64);
-        report.finished = self.finish_unfinished().await?;
+        report.finished = self.finish_unfinished(now_ms).await?;
+        report.overdue = self.holds.overdue(now_ms - OVERDUE_AFTER_MS).await?;
+        self.metrics.add(Count::HoldsOverdue, report.overdue);
         if report != ExpiryReport::default() {
             info!(
                 expired = report.expired,
                 confirmed = report.confirmed,
                 deferred = report.deferred,
                 finished = report.finished,
+                overdue = report.overdue,
                 "expiry run"
             );
         }
         Ok(report)
     }
 
-    /// A verified Stripe event. `payment_intent.succeeded` confirms the order it pays for while
+    /// Count a hold that could not be ended now and move it out of the way until
+    /// [`RETRY_AFTER_MS`] from `now_ms`. Should the mark fail, the next run tries it first again:
+    /// it was counted, and the alarm on overdue holds says so if it lasts.
+    async fn defer(&self, id: Uuid, now_ms: i64, report: &mut ExpiryReport) {
+        report.deferred += 1;
+        if let Err(e) = self.holds.defer(id, now_ms + RETRY_AFTER_MS).await {
+            warn!(order = %id, error = %e, "could not defer the hold");
+        }
+    }
+
+    /// A verified provider event. `payment_intent.succeeded` confirms the order it pays for while
     /// held; after its hold ended (or for an intent that is not the order's one) the payment is
     /// refunded and the order, if it ended, is `REFUNDED`. Other events change nothing
     /// (`payment_intent.payment_failed` leaves the hold: the buyer may try again).
     ///
     /// # Errors
     /// [`CheckoutError`] when a dependency failed: the sender should deliver the event again.
-    pub async fn on_event(&self, event: &StripeEvent) -> Result<(), CheckoutError> {
-        if event.kind != "payment_intent.succeeded" {
-            info!(event = %event.id, kind = %event.kind, "stripe event: nothing to do");
+    pub async fn on_event(&self, event: &PaymentEvent) -> Result<(), CheckoutError> {
+        if let EventKind::Other(kind) = &event.kind {
+            info!(event = %event.id, kind = %kind, "payment event: nothing to do");
             return Ok(());
         }
-        let object = &event.data.object;
-        let Some(pi) = object.get("id").and_then(|v| v.as_str()) else {
+        let Some(pi) = event.intent.as_deref() else {
             warn!(event = %event.id, "payment_intent.succeeded without an intent id");
             return Ok(());
         };
-        let order_id = object
-            .pointer("/metadata/order_id")
-            .and_then(|v| v.as_str())
-            .and_then(|s| Uuid::parse_str(s).ok());
-        let Some(order_id) = order_id else {
+        let Some(order_id) = event.order_id else {
             info!(event = %event.id, intent = pi, "a payment that is not for an order: ignored");
             return Ok(());
         };
@@ -261,7 +295,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
             };
             if refund {
                 // Paid after the hold ended: the units went to someone else; the money goes back.
-                self.stripe.refund(pi, &refund_key(pi)).await?;
+                self.payments.refund(pi, &refund_key(pi)).await?;
             }
             let moved = self
                 .holds
@@ -290,7 +324,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
     /// intent than the order's): once per payment (Stripe's idempotency key).
     async fn refund_stray(&self, order_id: Uuid, pi: &str) -> Result<(), CheckoutError> {
         warn!(order = %order_id, intent = pi, "payment for no held order: refunded");
-        self.stripe.refund(pi, &refund_key(pi)).await?;
+        self.payments.refund(pi, &refund_key(pi)).await?;
         self.metrics.add(Count::Refunded, 1);
         Ok(())
     }
@@ -323,28 +357,38 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
                 warn!(order = %id, error = %e, "could not record the follow-up as done");
             }
         }
+        if !returned || written.is_none() {
+            // Out of the way of the others until then: a sale Redis lost, a store away.
+            let later = crate::clock::EpochMs::now().get() + RETRY_AFTER_MS;
+            if let Err(e) = self.holds.defer(id, later).await {
+                warn!(order = %id, error = %e, "could not defer the follow-up");
+            }
+        }
     }
 
-    /// Finish every change a crash (or an outage) left half done; returns how many were seen.
+    /// Finish every change a crash (or an outage) left half done, as of `now_ms`; returns how
+    /// many were seen.
     ///
     /// # Errors
     /// [`DbError`] when the ledger cannot be read.
-    pub async fn finish_unfinished(&self) -> Result<usize, DbError> {
-        let todo = self.holds.unfinished(PAGE).await?;
-        for hold in &todo {
-            self.finish(hold).await;
+    pub async fn finish_unfinished(&self, now_ms: i64) -> Result<usize, DbError> {
+        let mut seen = 0;
+        for _ in 0..PAGES_PER_RUN {
+            let todo = self.holds.unfinished(now_ms, PAGE).await?;
+            for hold in &todo {
+                self.finish(hold).await;
+            }
+            seen += todo.len();
+            if todo.len() < PAGE {
+                break;
+            }
         }
-        Ok(todo.len())
+        Ok(seen)
     }
 
-    /// End a hold (`ended`: `CANCELLED` or `EXPIRED`): cancel its intent at Stripe, then move it
-    /// as [`on`] says, and carry the move out. Returns the order as it stands after, and whether
-    /// this call moved it.
-    async fn end(
-        &self,
-        mut hold: HoldRecord,
-        ended: OrderState,
-    ) -> Result<(HoldRecord, bool), CheckoutError> {
+    /// End a hold (`ended`: `CANCELLED` or `EXPIRED`): cancel its intent at the provider, then
+    /// move it as [`on`] says, and carry the move out.
+    async fn end(&self, mut hold: HoldRecord, ended: OrderState) -> Result<Ended, CheckoutError> {
         for _ in 0..TRIES {
             let Some(now) = as_hold(hold.status.status) else {
                 return Err(CheckoutError::NotAccepted);
@@ -361,7 +405,8 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
             };
             let to = match on(now, event) {
                 Outcome::Move { to, .. } => to,
-                Outcome::Stay | Outcome::Refuse(_) => return Ok((hold, false)),
+                Outcome::Stay if intent == IntentCancel::Unknown => return Ok(Ended::Undecided),
+                Outcome::Stay | Outcome::Refuse(_) => return Ok(Ended::Stands(hold)),
             };
             let id = hold.status.order_id;
             match self
@@ -379,7 +424,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
                     self.count(moved.status.status);
                     info!(order = %id, status = moved.status.status.as_str(), "hold ended");
                     self.finish(&moved).await;
-                    return Ok((moved, true));
+                    return Ok(Ended::Moved(moved));
                 }
                 // Moved meanwhile, or an intent was attached: look again.
                 None => {
@@ -387,7 +432,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
                 }
             }
         }
-        Ok((hold, false))
+        Ok(Ended::Stands(hold))
     }
 
     /// Cancel the order's intent at Stripe and say what that means for the order.
@@ -395,7 +440,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
         let Some(pi) = intent else {
             return Ok(IntentCancel::None);
         };
-        Ok(match self.stripe.cancel_payment_intent(pi).await? {
+        Ok(match self.payments.cancel_intent(pi).await? {
             Cancelled::Canceled(_) => IntentCancel::Cancelled,
             Cancelled::NotCancellable(i) if i.status == IntentStatus::Succeeded => {
                 IntentCancel::Succeeded
@@ -442,10 +487,7 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
         }
     }
 
-    async fn create_intent(
-        &self,
-        hold: &HoldRecord,
-    ) -> Result<crate::adapters::stripe::PaymentIntent, CheckoutError> {
+    async fn create_intent(&self, hold: &HoldRecord) -> Result<PaymentIntent, CheckoutError> {
         let o = &hold.status;
         let (order, sale) = (o.order_id.to_string(), o.sale_id.to_string());
         let intent = NewPaymentIntent {
@@ -454,15 +496,15 @@ impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore> Checkout<H, R, S> {
             metadata: &[("order_id", &order), ("sale_id", &sale)],
         };
         Ok(self
-            .stripe
-            .create_payment_intent(&intent, &format!("ff-intent-{order}"))
+            .payments
+            .create_intent(&intent, &format!("ff-intent-{order}"))
             .await?)
     }
 
     /// Cancel an intent that is not the order's (best effort: nobody has its client secret, so
     /// nobody can pay it; a payment on it would be refunded by [`Checkout::on_event`]).
     async fn cancel_stray(&self, pi: &str) {
-        if let Err(e) = self.stripe.cancel_payment_intent(pi).await {
+        if let Err(e) = self.payments.cancel_intent(pi).await {
             warn!(intent = pi, error = %e, "could not cancel a stray intent");
         }
     }
@@ -505,3 +547,7 @@ fn state_of(h: Hold) -> OrderState {
         Hold::Refunded => OrderState::Refunded,
     }
 }
+
+#[cfg(test)]
+#[path = "checkout_tests.rs"]
+mod tests;
