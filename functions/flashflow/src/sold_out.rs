@@ -10,9 +10,10 @@
 //!   so that request goes to the script, which answers the order.
 //! - It lives at most `max_age` (a setting, at most 1 s): a frozen Lambda, a lost invalidation
 //!   or a store without invalidations can keep it no longer than that.
-//! - An invalidation of its sale (stock returned, reset, rehydrate) removes it, and any
-//!   invalidation that arrives while a snapshot is under way voids that snapshot (the epoch):
-//!   an entry is never installed after the news that would have removed it.
+//! - An invalidation of its sale (stock returned, reset, rehydrate) removes it, and voids a
+//!   snapshot of that sale under way: an entry is never installed after the news that would have
+//!   removed it. Another sale's news voids nothing, so sales that wake often elsewhere never keep
+//!   a sold-out sale from being learned.
 //! - A reconnect or a lagged invalidation stream clears everything.
 //! - It can only say "sold out" or "closed" a little too long. It never reserves: the script
 //!   stays the authority for every unit.
@@ -48,11 +49,12 @@ struct Entry {
 
 #[derive(Default)]
 struct Inner {
-    /// Bumped by every invalidation: a snapshot begun under an older epoch is not installed.
+    /// Bumped by every clear: a snapshot begun under an older epoch is not installed.
     epoch: u64,
     entries: HashMap<SaleId, Entry>,
-    /// Sales whose snapshot is being read, so that one read is in flight per sale.
-    learning: HashSet<SaleId>,
+    /// Sales whose snapshot is being read (one read in flight per sale), and whether news of
+    /// the sale arrived since it began (then it is not installed).
+    learning: HashMap<SaleId, bool>,
 }
 
 /// What [`SoldOutCache::lookup`] found.
@@ -123,7 +125,7 @@ impl SoldOutCache {
         }
         Lookup {
             refusal: self.answer_entry(entry, buyer, key),
-            refresh: age >= self.max_age / 2 && !inner.learning.contains(sale),
+            refresh: age >= self.max_age / 2 && !inner.learning.contains_key(sale),
         }
     }
 
@@ -160,10 +162,10 @@ impl SoldOutCache {
 
     fn begin_read(&self, sale: &SaleId) -> Option<Learning> {
         let mut inner = self.write();
-        if inner.learning.contains(sale) {
+        if inner.learning.contains_key(sale) {
             return None;
         }
-        inner.learning.insert(sale.clone());
+        inner.learning.insert(sale.clone(), false);
         Some(Learning {
             sale: sale.clone(),
             epoch: inner.epoch,
@@ -171,13 +173,13 @@ impl SoldOutCache {
     }
 
     /// Finish a read begun by [`SoldOutCache::begin`] or [`SoldOutCache::refresh`]: install
-    /// `snapshot` unless an invalidation arrived since the read began; `None` (the sale is
-    /// buyable, or the read failed) removes the sale's entry.
+    /// `snapshot` unless news of the sale (or a clear) arrived since the read began; `None` (the
+    /// sale is buyable, or the read failed) removes the sale's entry.
     pub fn learned(&self, learning: Learning, snapshot: Option<Snapshot>) {
         let mut inner = self.write();
-        inner.learning.remove(&learning.sale);
+        let voided = inner.learning.remove(&learning.sale).unwrap_or(true);
         match snapshot {
-            Some(snapshot) if inner.epoch == learning.epoch => {
+            Some(snapshot) if !voided && inner.epoch == learning.epoch => {
                 inner.entries.insert(
                     learning.sale,
                     Entry {
@@ -194,10 +196,12 @@ impl SoldOutCache {
         }
     }
 
-    /// The sale may be buyable again: forget it, and void reads under way.
+    /// The sale may be buyable again: forget it, and void a read of it under way.
     pub fn invalidate(&self, sale: &SaleId) {
         let mut inner = self.write();
-        inner.epoch += 1;
+        if let Some(voided) = inner.learning.get_mut(sale) {
+            *voided = true;
+        }
         inner.entries.remove(sale);
         self.invalidations.fetch_add(1, Ordering::Relaxed);
     }
@@ -212,10 +216,17 @@ impl SoldOutCache {
 
     /// Whether a fresh entry stands for `sale` (for tests and the live view).
     pub fn has_fresh(&self, sale: &SaleId) -> bool {
+        self.age(sale).is_some()
+    }
+
+    /// How long ago the fresh entry for `sale` was learned, if one stands (for tests: an entry
+    /// that went away before its age bound was removed by news, not by age).
+    pub fn age(&self, sale: &SaleId) -> Option<Duration> {
         self.read()
             .entries
             .get(sale)
-            .is_some_and(|e| e.learned.elapsed() < self.max_age)
+            .map(|e| e.learned.elapsed())
+            .filter(|age| *age < self.max_age)
     }
 
     /// Requests answered from memory so far.
@@ -308,6 +319,15 @@ mod tests {
         assert_eq!(cache.answer(&sale(), &buyer(), None), None);
         // The next read, begun after the news, is installed.
         learn(&cache, sold_out(Some(&[])));
+        assert!(cache.has_fresh(&sale()));
+    }
+
+    #[test]
+    fn news_of_another_sale_does_not_void_a_read_under_way() {
+        let cache = SoldOutCache::new(MAX_AGE_LIMIT);
+        let l = cache.begin(&sale()).unwrap();
+        cache.invalidate(&SaleId::parse("elsewhere").unwrap());
+        cache.learned(l, sold_out(Some(&[])));
         assert!(cache.has_fresh(&sale()));
     }
 

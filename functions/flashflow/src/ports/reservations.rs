@@ -15,6 +15,8 @@ pub const ORDER_REMEMBERED_FOR: Duration = Duration::from_secs(600);
 pub trait ReservationStore: Send + Sync + 'static {
     /// Idempotent on `req.order_id`: while the order is remembered ([`ORDER_REMEMBERED_FOR`]), a
     /// call for an order that already reserved answers that reservation and changes nothing.
+    /// Never answered from [`ReservationStore::refusal_from_memory`]'s memory: a repeated call is
+    /// how a caller learns what an in-doubt call did.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] or [`StoreError::Failed`] when nothing was reserved by this

@@ -303,16 +303,16 @@ async fn a_cancelled_unit_wakes_a_sale_answered_sold_out_from_memory_for_the_nex
     let def = w.sale(1, 1).await;
     let order = a_held_order(&w, &def, "cat").await;
     assert_eq!(w.app.buy(&def, "dan").await.body["error"], "sold_out");
-    wait_for_cached(&w.app.store, &def.id, true).await;
+    learn_young(&w.app, &def).await;
     let cache = w.app.store.sold_out_cache().unwrap();
     let answered = cache.answered();
     assert_eq!(w.app.buy(&def, "eve").await.body["error"], "sold_out");
     assert_eq!(cache.answered(), answered + 1, "from memory");
 
+    let age = learn_young(&w.app, &def).await;
+    let news = std::time::Instant::now();
     assert_eq!(w.cancel(order, "cat").await.body["status"], "CANCELLED");
-    let cancelled = std::time::Instant::now();
-    wait_for_cached(&w.app.store, &def.id, false).await;
-    assert!(cancelled.elapsed() < Duration::from_millis(500), "pushed");
+    assert_forgotten_by_news(&w.app.store, &def.id, age, news).await;
     let (next, _) = w.buy(&def, "dan").await;
     w.settle(&def).await;
     assert_eq!(w.state(next).await, OrderState::Held);

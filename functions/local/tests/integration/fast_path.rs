@@ -5,8 +5,8 @@
 
 use crate::helpers::*;
 use flashflow::adapters::redis::RedisStore;
-use flashflow::domain::SaleDefinition;
-use flashflow::ports::{ResetStart, SaleCache};
+use flashflow::domain::{BuyerId, Quantity, Reservation, ReserveRequest, SaleDefinition};
+use flashflow::ports::{ReservationStore, ResetStart, SaleCache};
 use std::time::{Duration, Instant};
 
 struct Shop {
@@ -42,7 +42,7 @@ impl Shop {
         let def = self.app.sale(1, 1).await;
         assert_eq!(self.app.buy(&def, "first").await.status, 202);
         assert_eq!(self.error(&def, "second").await, "sold_out");
-        wait_for_cached(&self.app.store, &def.id, true).await;
+        learn_young(&self.app, &def).await;
         def
     }
 }
@@ -60,13 +60,10 @@ async fn a_sold_out_sale_is_answered_from_memory_and_a_restocked_unit_is_bought_
 
     // A restock (a reset to the next round) writes the wake key: the push makes the process
     // forget the sale.
+    let age = learn_young(&shop.app, &def).await;
+    let news = Instant::now();
     shop.restock(&def).await;
-    let pushed = Instant::now();
-    wait_for_cached(&shop.app.store, &def.id, false).await;
-    assert!(
-        pushed.elapsed() < Duration::from_millis(500),
-        "pushed, not aged out"
-    );
+    assert_forgotten_by_news(&shop.app.store, &def.id, age, news).await;
     assert_eq!(shop.app.buy(&def, "woken").await.status, 202);
 }
 
@@ -93,7 +90,7 @@ async fn a_buyer_retrying_a_key_that_bought_gets_the_order_and_a_new_key_gets_so
     let first = shop.app.buy_with_key(&def, "ada", "k-1").await;
     assert_eq!(first.status, 202);
     assert_eq!(shop.error(&def, "bob").await, "sold_out");
-    wait_for_cached(&shop.app.store, &def.id, true).await;
+    learn_young(&shop.app, &def).await;
 
     let before = shop.answered();
     let again = shop.app.buy_with_key(&def, "ada", "k-1").await;
@@ -118,14 +115,44 @@ async fn a_closed_sale_is_answered_closed_from_memory_and_a_reset_reopens_it() {
     shop.app.db.create_sale(&def).await.unwrap();
     shop.app.store.load_sale(&def, 5).await.unwrap();
     assert_eq!(shop.error(&def, "a").await, "sale_closed");
-    wait_for_cached(&shop.app.store, &def.id, true).await;
+    learn_young(&shop.app, &def).await;
     let before = shop.answered();
     assert_eq!(shop.error(&def, "b").await, "sale_closed");
     assert_eq!(shop.answered(), before + 1);
 
     // Reopened by the operator's rehydrate with a new window: the push wakes it.
     def.closes_at_ms = None;
+    let age = learn_young(&shop.app, &def).await;
+    let news = Instant::now();
     shop.app.store.load_sale(&def, 5).await.unwrap();
-    wait_for_cached(&shop.app.store, &def.id, false).await;
+    assert_forgotten_by_news(&shop.app.store, &def.id, age, news).await;
     assert_eq!(shop.app.buy(&def, "c").await.status, 202);
+}
+
+#[tokio::test]
+async fn an_in_doubt_retry_of_the_order_that_took_the_last_unit_answers_its_reservation_not_sold_out(
+) {
+    let shop = Shop::new(store_with_fast_path(true, Duration::from_secs(1)).await).await;
+    let def = shop.app.sale(1, 1).await;
+    // The first ask takes the last unit, and its answer is lost on the way back (buy then asks
+    // again with the same order id: `reserve_until_known`).
+    let first = ReserveRequest {
+        order_id: uuid::Uuid::now_v7(),
+        sale: def.id.clone(),
+        buyer: BuyerId::parse("ada").unwrap(),
+        quantity: Quantity::default(),
+        idempotency_key: None,
+    };
+    let store = &shop.app.store;
+    assert!(matches!(
+        store.reserve(&first).await,
+        Ok(Reservation::Reserved { .. })
+    ));
+    // Meanwhile the process learns that the sale is sold out.
+    assert_eq!(shop.error(&def, "bob").await, "sold_out");
+    learn_young(&shop.app, &def).await;
+    match store.reserve(&first).await {
+        Ok(Reservation::Reserved { order_id, .. }) => assert_eq!(order_id, first.order_id),
+        other => panic!("the retry must answer the order's reservation, not {other:?}"),
+    }
 }

@@ -405,6 +405,52 @@ pub async fn wait_for_cached(store: &RedisStore, sale: &SaleId, cached: bool) {
     }
 }
 
+/// An entry younger than this cannot age out within the push latency the tests allow.
+const YOUNG: Duration = Duration::from_millis(250);
+
+/// Drive `def` with new buyers until `app`'s process answers it from a sold-out (or closed) entry
+/// learned moments ago, and return that entry's age. Each refusal from the script starts a read,
+/// and an entry past half its age is read again, so asking is what keeps it young; a young entry
+/// that goes before its age bound went by news, not by age ([`assert_forgotten_by_news`]).
+pub async fn learn_young(app: &TestApp, def: &SaleDefinition) -> Duration {
+    let cache = app.store.sold_out_cache().expect("the fast path is on");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    for n in 0.. {
+        if let Some(age) = cache.age(&def.id).filter(|age| *age < YOUNG) {
+            return age;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the sold-out cache did not learn {}",
+            def.id
+        );
+        let a = app.buy(def, &format!("learner-{n}")).await;
+        assert!(matches!(a.status, 403 | 409), "{:?}", a.body);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    unreachable!()
+}
+
+/// Wait until `store`'s process forgets `sale`, and check that news did it: the entry was `age`
+/// old when the news was sent at `news`, and went before it would have aged out.
+pub async fn assert_forgotten_by_news(
+    store: &RedisStore,
+    sale: &SaleId,
+    age: Duration,
+    news: std::time::Instant,
+) {
+    wait_for_cached(store, sale, false).await;
+    let bound = store
+        .sold_out_cache()
+        .expect("the fast path is on")
+        .max_age();
+    assert!(
+        age + news.elapsed() < bound,
+        "forgotten by news, not by age: {age:?} old at the news, gone {:?} after it",
+        news.elapsed()
+    );
+}
+
 /// A sale id no other test (or earlier run) uses.
 pub fn fresh_sale_id() -> SaleId {
     SaleId::parse(&format!("t-{}", Uuid::new_v4().simple())).unwrap()

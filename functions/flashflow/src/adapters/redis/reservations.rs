@@ -10,13 +10,11 @@ use crate::ports::{ReservationStore, StoreError};
 use uuid::Uuid;
 
 impl ReservationStore for RedisStore {
+    /// Always the script, never the sold-out memory: buy asks the memory once, before it makes
+    /// an order id ([`ReservationStore::refusal_from_memory`]), and a call here for an order id
+    /// that was sent before (an in-doubt retry) must get the script's memory of that order, or a
+    /// `409 sold_out` could answer an order that took the last unit.
     async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
-        if let Some(refusal) = self
-            .sold_out_cache()
-            .and_then(|c| c.answer(&req.sale, &req.buyer, req.idempotency_key.as_ref()))
-        {
-            return Ok(Reservation::Refused(refusal));
-        }
         let keys = SaleKeys::new(&req.sale);
         let order_id = req.order_id.to_string();
         let mut script_keys = keys.all();
