@@ -6,6 +6,8 @@ TEST_ENV := set -a; . infra/local/env.sh; . infra/local/test-env.sh; set +a;
 # Lambda bootstraps: whole-program LTO in one codegen unit (about a quarter smaller; slower to link).
 # Only for the Lambda builds: the local server's release build stays quick to rebuild.
 LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+# make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
+BATCH ?= 100,1000
 
 .PHONY: help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability
 
@@ -83,7 +85,7 @@ bench-durability: up ## what a 202 waits for: the Redis outbox (relay) vs the me
 
 bench-settle: up ## settlement orders/s, ledger and handler, each step's time per batch: make bench-settle N=20000 C="1 5" BATCH=100,1000
 	@cargo build --release -q -p flashflow-bench
-	@$(ENV) RUST_LOG=warn target/release/flashflow-bench settle $(or $(N),20000) $(or $(C),1 5) --batch $(or $(BATCH),100,1000)
+	@$(ENV) RUST_LOG=warn target/release/flashflow-bench settle $(or $(N),20000) $(or $(C),1 5) --batch $(BATCH)
 
 profile: up ## where the CPU goes under load (perf record -a): make profile STOCK=100 for the sold-out shape
 	@bash bench/profile.sh $(or $(STOCK),1000000)

@@ -194,7 +194,11 @@ async fn settle() -> anyhow::Result<()> {
     let metrics = Metrics::new("settle");
     metrics.flush_every(MetricsSettings::from_env()?.metrics_flush_ms);
     // One settler (one Postgres connection) per concurrent batch, like one Lambda instance each.
-    let targets = startup::settle::settlers(&sdk, &settings, cfg.max_concurrency, metrics).await?;
+    let clients = startup::settle::clients(&sdk, &settings).await?;
+    let mut targets = Vec::with_capacity(cfg.max_concurrency);
+    for _ in 0..cfg.max_concurrency {
+        targets.push(clients.settler(metrics.clone()).await?);
+    }
     event_source::run(sqs, cfg, targets, stop_rx, stats).await;
     Ok(())
 }

@@ -16,8 +16,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = startup::settle::Settings::from_env()?;
     let sdk = aws::sdk_config().await;
-    let settlers = startup::settle::settlers(&sdk, &settings, 1, Metrics::new("settle")).await?;
-    let settler = Arc::new(settlers.into_iter().next().ok_or("no settler")?);
+    let clients = startup::settle::clients(&sdk, &settings).await?;
+    let settler = Arc::new(clients.settler(Metrics::new("settle")).await?);
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let settler = Arc::clone(&settler);

@@ -75,6 +75,32 @@ pub fn operator(req: &Parts, token: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
+/// The operator token of [`operators_only`] (`None`: IAM alone authorizes).
+pub type OperatorToken = Option<std::sync::Arc<secrecy::SecretString>>;
+
+/// A route layer for the operator's routes: a request goes on to its handler only when
+/// [`operator`] says an operator sent it (IAM, or the bearer `token`); otherwise it is answered
+/// `401`/`403` here, so no operator handler can forget to ask.
+///
+/// Use as `router.route_layer(axum::middleware::from_fn_with_state(token, operators_only))`.
+///
+/// # Errors
+/// As [`operator`].
+pub async fn operators_only(
+    axum::extract::State(token): axum::extract::State<OperatorToken>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    operator(
+        &parts,
+        token.as_deref().map(secrecy::ExposeSecret::expose_secret),
+    )?;
+    Ok(next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await)
+}
+
 /// A buyer when API Gateway's JWT authorizer vouched for one (API Gateway forwards the buyer's
 /// `Authorization: Bearer <jwt>` too, which must not be read as an operator token); else an
 /// operator when IAM or an operator bearer token is present; else a buyer by `X-User-Id`.

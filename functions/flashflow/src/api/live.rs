@@ -3,13 +3,12 @@
 //! expired, cancelled, refunded) and SQS (the queue and DLQ depths). The view turns the
 //! counters into rates.
 
-use super::identity::operator;
+use super::identity::operators_only;
 use super::{json, path_param, ApiError, Route};
 use crate::domain::{OrderMessage, SaleId};
 use crate::ports::{Outbox, QueueDepths, SaleCache, SaleLedger};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -65,21 +64,17 @@ pub struct Snapshot {
 pub fn routes<L: SaleLedger, C: SaleCache + Outbox, Q: QueueDepths>(
     state: LiveState<L, C, Q>,
 ) -> Router {
+    let token = state.token.clone().map(Arc::new);
     Router::new()
         .route(ROUTES[0].path, get(snapshot::<L, C, Q>))
         .with_state(Arc::new(state))
+        .route_layer(axum::middleware::from_fn_with_state(token, operators_only))
 }
 
 async fn snapshot<L: SaleLedger, C: SaleCache + Outbox, Q: QueueDepths>(
     State(state): State<Arc<LiveState<L, C, Q>>>,
     sale: Result<Path<String>, PathRejection>,
-    parts: Parts,
 ) -> Result<Response, ApiError> {
-    let token = state
-        .token
-        .as_ref()
-        .map(secrecy::ExposeSecret::expose_secret);
-    operator(&parts, token)?;
     let id = SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
     let (record, live, (queue_depth, dlq_depth)) = tokio::join!(
         state.db.sale(&id),

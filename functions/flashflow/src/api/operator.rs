@@ -4,6 +4,7 @@
 //! In AWS the routes sit behind IAM authorization; the handlers also accept a bearer token when
 //! `OPERATOR_TOKEN` is set (the local stack uses that).
 
+use super::identity::operators_only;
 use super::{json, json_body, parse_json, path_param, ApiError, Route};
 use crate::app::admin::{self, AdminError, Rehydrated, Reset};
 use crate::domain::sale::{valid_stock, NewSale};
@@ -12,8 +13,8 @@ use crate::domain::{InvalidInput, SaleId};
 use crate::ports::{CreateOutcome, Outbox, SaleCache, SaleLedger, StatusStore};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -135,22 +136,14 @@ type SalePath = Result<Path<String>, PathRejection>;
 pub fn routes<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     state: OperatorState<L, C, S>,
 ) -> Router {
+    let token = state.token.clone().map(Arc::new);
     Router::new()
         .route(ROUTES[0].path, post(create::<L, C, S>))
         .route(ROUTES[1].path, get(show::<L, C, S>))
         .route(ROUTES[2].path, post(reset::<L, C, S>))
         .route(ROUTES[3].path, post(rehydrate::<L, C, S>))
         .with_state(Arc::new(state))
-}
-
-fn authorize<L, C, S>(state: &OperatorState<L, C, S>, parts: &Parts) -> Result<(), ApiError> {
-    super::identity::operator(
-        parts,
-        state
-            .token
-            .as_ref()
-            .map(secrecy::ExposeSecret::expose_secret),
-    )
+        .route_layer(from_fn_with_state(token, operators_only))
 }
 
 fn sale_id(path: SalePath) -> Result<SaleId, ApiError> {
@@ -162,7 +155,6 @@ async fn create<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    authorize(&state, &parts)?;
     let bytes = json_body(&parts.headers, body, MAX_OPERATOR_BODY)
         .await?
         .ok_or_else(|| InvalidInput::new("invalid_body", "body must be a JSON sale definition"))?;
@@ -179,7 +171,7 @@ async fn create<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     };
     // Loading after the insert: a retry of a create whose Redis load failed finishes the job,
     // and a create of a sale Redis lost rebuilds it from the ledger and the outbox.
-    let (_, done) = admin::rehydrate(&state.db, &state.store, &def.id).await?;
+    let done = admin::rehydrate(&state.db, &state.store, &def.id).await?;
     info!(sale = %def.id, stock = def.stock, existed = record.is_some(), "sale created");
     let mut view = view(&state, &def.id).await?;
     view.rehydrated = Some(done);
@@ -189,11 +181,9 @@ async fn create<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
 async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
-    parts: Parts,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &parts)?;
     let id = sale_id(id)?;
-    let (_, done) = admin::rehydrate(&state.db, &state.store, &id).await?;
+    let done = admin::rehydrate(&state.db, &state.store, &id).await?;
     let mut view = view(&state, &id).await?;
     view.rehydrated = Some(done);
     Ok(json(StatusCode::OK, &view))
@@ -202,9 +192,7 @@ async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
 async fn show<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
-    parts: Parts,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &parts)?;
     let id = sale_id(id)?;
     Ok(json(StatusCode::OK, &view(&state, &id).await?))
 }
@@ -215,7 +203,6 @@ async fn reset<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    authorize(&state, &parts)?;
     let id = sale_id(id)?;
     if !state.allow_reset {
         return Err(ApiError::Forbidden);
@@ -225,7 +212,7 @@ async fn reset<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
         Some(bytes) => parse_json::<ResetSale>(&bytes, "invalid_body")?,
     };
     let stock = body.stock.map(valid_stock).transpose()?;
-    let (_, done) = admin::reset(
+    let done = admin::reset(
         &state.db,
         &state.store,
         &state.status,

@@ -3,7 +3,7 @@
 //! on the ports, so its tests run on the in-memory adapters as well as on the real ones.
 
 use crate::domain::rehydrate::plan;
-use crate::domain::{OrderMessage, SaleDefinition, SaleId};
+use crate::domain::{OrderMessage, SaleId};
 use crate::ports::{DbError, Outbox, ResetStart, SaleCache, SaleLedger, StatusStore, StoreError};
 use serde::Serialize;
 use tracing::{info, warn};
@@ -50,7 +50,7 @@ pub async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox>(
     db: &L,
     store: &C,
     id: &SaleId,
-) -> Result<(SaleDefinition, Rehydrated), AdminError> {
+) -> Result<Rehydrated, AdminError> {
     // The outbox before the ledger: an order settled in between is then in both, and counted once.
     let outbox: Vec<OrderMessage> = store
         .entries(id)
@@ -92,7 +92,7 @@ pub async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox>(
     };
     info!(sale = %id, loaded_anew, remaining = done.remaining, buyers = done.buyers,
         keys = done.idempotency_keys, pending = done.pending, "sale rehydrated");
-    Ok((r.definition.clone(), done))
+    Ok(done)
 }
 
 /// What a reset did.
@@ -128,7 +128,7 @@ pub async fn reset<L: SaleLedger, C: SaleCache, S: StatusStore>(
     id: &SaleId,
     stock: Option<u32>,
     force: bool,
-) -> Result<(SaleDefinition, Reset), AdminError> {
+) -> Result<Reset, AdminError> {
     let record = db
         .sale(id)
         .await?
@@ -164,21 +164,18 @@ pub async fn reset<L: SaleLedger, C: SaleCache, S: StatusStore>(
         warn!(sale = %id, failures, "statuses of cancelled orders not written");
     }
     info!(sale = %id, round, stock = def.stock, cancelled = cancelled.len(), "sale reset");
-    Ok((
-        def,
-        Reset {
-            round,
-            cancelled: cancelled.len(),
-            status_write_failures: failures,
-        },
-    ))
+    Ok(Reset {
+        round,
+        cancelled: cancelled.len(),
+        status_write_failures: failures,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::memory::{MemoryLedger, MemoryStatus, MemoryStore};
-    use crate::domain::{BuyerId, Quantity, Reservation, ReserveRequest};
+    use crate::domain::{BuyerId, Quantity, Reservation, ReserveRequest, SaleDefinition};
     use crate::ports::{ReservationStore, SaleCache, SaleLedger};
 
     struct World {
@@ -222,14 +219,14 @@ mod tests {
         let settled = crate::domain::OrderMessage::parse(&message).unwrap();
         w.ledger.settle_orders(&[settled]).await.unwrap();
         w.store.flush();
-        let (_, done) = rehydrate(&w.ledger, &w.store, &w.def.id).await.unwrap();
+        let done = rehydrate(&w.ledger, &w.store, &w.def.id).await.unwrap();
         assert!(done.loaded_anew);
         assert_eq!((done.remaining, done.buyers), (2, 1));
         assert!(
             matches!(buy(&w, "a").await, Reservation::Refused(_)),
             "the buyer's limit survived the loss"
         );
-        let (_, again) = rehydrate(&w.ledger, &w.store, &w.def.id).await.unwrap();
+        let again = rehydrate(&w.ledger, &w.store, &w.def.id).await.unwrap();
         assert!(!again.loaded_anew, "a live sale is not loaded anew");
     }
 
@@ -237,7 +234,7 @@ mod tests {
     async fn a_rebuild_of_a_live_sale_never_hands_out_its_pending_stock_again() {
         let w = world(2).await;
         assert!(matches!(buy(&w, "a").await, Reservation::Reserved { .. }));
-        let (_, done) = rehydrate(&w.ledger, &w.store, &w.def.id).await.unwrap();
+        let done = rehydrate(&w.ledger, &w.store, &w.def.id).await.unwrap();
         assert_eq!((done.remaining, done.pending), (1, 1));
         assert_eq!(w.store.remaining(&w.def.id), Some(1));
     }
@@ -252,7 +249,7 @@ mod tests {
             Err(AdminError::Pending { pending: 1, .. })
         ));
         assert_eq!(w.ledger.sale(&w.def.id).await.unwrap().unwrap().round, 1);
-        let (_, done) = reset(&w.ledger, &w.store, &w.status, &w.def.id, Some(5), true)
+        let done = reset(&w.ledger, &w.store, &w.status, &w.def.id, Some(5), true)
             .await
             .unwrap();
         assert_eq!(
@@ -287,7 +284,7 @@ mod tests {
             "a frozen sale takes no buy"
         );
         // Run again (even unforced): it resumes the reset under way.
-        let (_, done) = reset(&w.ledger, &w.store, &w.status, &w.def.id, None, false)
+        let done = reset(&w.ledger, &w.store, &w.status, &w.def.id, None, false)
             .await
             .unwrap();
         assert_eq!((done.round, done.cancelled), (2, 1));
@@ -308,7 +305,7 @@ mod tests {
         assert!(matches!(buy(&w, "a").await, Reservation::Reserved { .. }));
         w.store.begin_reset(&w.def.id, 2, true).await.unwrap();
         w.ledger.reset_sale(&w.def.id, None, 2).await.unwrap();
-        let (_, done) = reset(&w.ledger, &w.store, &w.status, &w.def.id, None, true)
+        let done = reset(&w.ledger, &w.store, &w.status, &w.def.id, None, true)
             .await
             .unwrap();
         assert_eq!((done.round, done.cancelled), (2, 1), "not a second round");

@@ -25,39 +25,54 @@ crate::composite! {
 /// The settle handler as a Lambda instance runs it.
 pub type RealSettler = Settler<Db, DynamoStatusStore, RedisStore, SqsPublisher>;
 
-/// `instances` settle handlers, each with its own Postgres connection (one per Lambda instance),
-/// sharing the Redis, SQS and DynamoDB clients and `metrics`.
+/// The clients every settle handler of a process shares (Redis, SQS, DynamoDB, the signer), and
+/// the database settings each handler connects with.
+pub struct Clients {
+    database: DatabaseSettings,
+    store: RedisStore,
+    requeue: SqsPublisher,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    signer: crate::signing::Signer,
+    retry_delay: std::time::Duration,
+}
+
+/// Build the shared clients once.
 ///
 /// # Errors
-/// [`StartupError`] when a client cannot be built or Postgres cannot be reached or migrated.
-pub async fn settlers(
-    sdk: &SdkConfig,
-    settings: &Settings,
-    instances: usize,
-    metrics: Metrics,
-) -> Result<Vec<RealSettler>, StartupError> {
-    let database = super::database_settings(sdk, &settings.database).await?;
-    let store = super::redis_ready(sdk, &settings.redis).await?;
+/// [`StartupError`] when a secret cannot be read or Redis cannot be reached.
+pub async fn clients(sdk: &SdkConfig, settings: &Settings) -> Result<Clients, StartupError> {
     let signer = settings.signing.signer(sdk).await?;
-    let requeue = SqsPublisher::new(
-        aws_sdk_sqs::Client::new(sdk),
-        &settings.queue.url,
-        signer.clone(),
-    );
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let mut settlers = Vec::with_capacity(instances);
-    for _ in 0..instances {
-        settlers.push(
-            Settler::new(
-                super::postgres(&database).await?,
-                DynamoStatusStore::new(dynamodb.clone(), &settings.status.table),
-                store.clone(),
-                requeue.clone(),
-                signer.clone(),
-            )
-            .with_retry_delay(settings.settle.retry_delay)
-            .with_metrics(metrics.clone()),
-        );
+    Ok(Clients {
+        database: super::database_settings(sdk, &settings.database).await?,
+        store: super::redis_ready(sdk, &settings.redis).await?,
+        requeue: SqsPublisher::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &settings.queue.url,
+            signer.clone(),
+        ),
+        dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+        table: settings.status.table.clone(),
+        signer,
+        retry_delay: settings.settle.retry_delay,
+    })
+}
+
+impl Clients {
+    /// One settle handler (a Lambda instance's), with its own Postgres connection, counting into
+    /// `metrics`.
+    ///
+    /// # Errors
+    /// [`StartupError`] when Postgres cannot be reached or migrated.
+    pub async fn settler(&self, metrics: Metrics) -> Result<RealSettler, StartupError> {
+        Ok(Settler::new(
+            super::postgres(&self.database).await?,
+            DynamoStatusStore::new(self.dynamodb.clone(), &self.table),
+            self.store.clone(),
+            self.requeue.clone(),
+            self.signer.clone(),
+        )
+        .with_retry_delay(self.retry_delay)
+        .with_metrics(metrics))
     }
-    Ok(settlers)
 }

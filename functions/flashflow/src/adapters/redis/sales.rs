@@ -49,20 +49,15 @@ impl SaleCache for RedisStore {
             .evalsha_with_reload(
                 &self.client,
                 [keys.all(), vec![keys.wake()]].concat(),
-                vec![
-                    "sale".to_owned(),
-                    def.stock.to_string(),
-                    plan.remaining.to_string(),
-                    def.per_user_limit.to_string(),
-                    opt_ms(def.opens_at_ms),
-                    opt_ms(def.closes_at_ms),
-                    plan.round.to_string(),
-                    opt_count(def.attempts_per_minute),
-                    def.checkout
-                        .as_ref()
-                        .map_or(String::new(), |c| c.hold_ms().to_string()),
-                    crate::domain::sale::ShownSale::of(def).to_json(),
-                ],
+                [
+                    vec![
+                        "sale".to_owned(),
+                        plan.remaining.to_string(),
+                        plan.round.to_string(),
+                    ],
+                    sale_args(def),
+                ]
+                .concat(),
             )
             .await?;
         self.register_sale(&def.id).await?;
@@ -111,18 +106,7 @@ impl SaleCache for RedisStore {
             .evalsha_with_reload(
                 &self.client,
                 keys,
-                vec![
-                    def.stock.to_string(),
-                    def.per_user_limit.to_string(),
-                    opt_ms(def.opens_at_ms),
-                    opt_ms(def.closes_at_ms),
-                    round.to_string(),
-                    opt_count(def.attempts_per_minute),
-                    def.checkout
-                        .as_ref()
-                        .map_or(String::new(), |c| c.hold_ms().to_string()),
-                    crate::domain::sale::ShownSale::of(def).to_json(),
-                ],
+                [vec![round.to_string()], sale_args(def)].concat(),
             )
             .await?;
         if done < 0 {
@@ -230,12 +214,20 @@ impl RedisStore {
     }
 }
 
-fn opt_count(n: Option<u32>) -> String {
-    n.map(|v| v.to_string()).unwrap_or_default()
-}
-
-fn opt_ms(ms: Option<i64>) -> String {
-    ms.map(|v| v.to_string()).unwrap_or_default()
+/// The sale's definition as the scripts that write it take it (`rehydrate.lua`,
+/// `finish_reset.lua`), in this order: stock, limit, opens_ms, closes_ms, attempts per minute, a
+/// checkout sale's hold in ms, the storefront's info (JSON); `''` for what the sale does not have.
+fn sale_args(def: &SaleDefinition) -> Vec<String> {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    vec![
+        def.stock.to_string(),
+        def.per_user_limit.to_string(),
+        opt(def.opens_at_ms.map(|v| v.to_string())),
+        opt(def.closes_at_ms.map(|v| v.to_string())),
+        opt(def.attempts_per_minute.map(|v| v.to_string())),
+        opt(def.checkout.as_ref().map(|c| c.hold_ms().to_string())),
+        crate::domain::sale::ShownSale::of(def).to_json(),
+    ]
 }
 
 impl crate::ports::AnswerTally for RedisStore {

@@ -5,24 +5,25 @@
 -- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, attempts, stash hash, the sale's wake key
 -- (its write is what tells buy processes that answered the sale from memory to forget it:
 --  adapters/redis/fast_path.rs; the value does not matter, the key lives an hour)
--- ARGV: stock, limit, opens_ms ('' = none), closes_ms ('' = none), round, attempts per minute
---       ('' = none), a checkout sale's hold in ms ('' = none), the storefront's info (JSON)
---       ('' = none)
+-- ARGV[1] = round, ARGV[2..8] = the sale's definition as `sale_args` (adapters/redis/sales.rs)
+--   writes it: stock, limit, opens_ms ('' = none), closes_ms ('' = none), attempts per minute
+--   ('' = none), a checkout sale's hold in ms ('' = none), the storefront's info (JSON; '' = none)
 -- Returns 1 when it started the round, 0 when the round had started already, -1 when a reset to
 -- another round is under way (nothing changed).
+local round = ARGV[1]
 local resetting = redis.call('HGET', KEYS[1], 'resetting')
-if resetting and resetting ~= ARGV[5] then
+if resetting and resetting ~= round then
   return -1
 end
-if not resetting and redis.call('HGET', KEYS[1], 'round') == ARGV[5] then
+if not resetting and redis.call('HGET', KEYS[1], 'round') == round then
   return 0
 end
 redis.call('DEL', unpack(KEYS))
-redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'remaining', ARGV[1], 'limit', ARGV[2], 'round', ARGV[5])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'opens_ms', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'closes_ms', ARGV[4]) end
+redis.call('HSET', KEYS[1], 'stock', ARGV[2], 'remaining', ARGV[2], 'limit', ARGV[3], 'round', round)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'opens_ms', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'closes_ms', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'attempts', ARGV[6]) end
-if (ARGV[7] or '') ~= '' then redis.call('HSET', KEYS[1], 'hold_ms', ARGV[7]) end
-if (ARGV[8] or '') ~= '' then redis.call('HSET', KEYS[1], 'info', ARGV[8]) end
-redis.call('SET', KEYS[8], ARGV[5], 'EX', 3600)
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'hold_ms', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'info', ARGV[8]) end
+redis.call('SET', KEYS[8], round, 'EX', 3600)
 return 1
