@@ -1,17 +1,22 @@
 //! Typed settings from the environment, read once at start.
 //!
 //! Each adapter and handler owns a settings type whose fields are its environment variables
-//! (`serde` names, upper-cased by `envy`), each with its one default; a function's settings (see
-//! [`crate::startup`]) are made of those groups. The names a type reads come from the type itself
-//! ([`FromEnv::variables`]), so the template check and `flashflow-local --help` cannot drift from
-//! the code. An empty variable counts as unset (the template writes `""` for "not configured").
+//! (`serde` names, upper-cased), typed ([`Millis`], [`Flag`], [`Count`], strings), with its
+//! defaults written once: the type's `Default` is its defaults table, and
+//! `#[serde(default)]` on the type takes every unset variable from it. A function's settings
+//! (see [`crate::startup`]) are made of those groups. The names a type reads come from the type
+//! itself ([`FromEnv::variables`]), so the template check and `flashflow-local --help` cannot
+//! drift from the code. An empty variable counts as unset (the template writes `""` for "not
+//! configured"). A malformed value fails the start, naming its variable.
 //!
 //! # Layout
-//! - [`FromEnv`]: read a settings type, list its variables.
-//! - [`millis`], [`millis_or_zero`], [`flag`], [`count`]: the field readers (`deserialize_with`).
+//! - [`FromEnv`]: read a settings type, list its variables; [`required`] for a variable without
+//!   a default.
+//! - [`Millis`], [`MillisOrZero`], [`Flag`], [`Count`]: the value types.
 //! - [`composite!`](crate::composite): a function's settings made of groups.
+//! - `EnvValue`: one variable's text as serde reads it.
 
-use serde::de::{DeserializeOwned, Deserializer, Error as _};
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -20,15 +25,8 @@ use std::time::Duration;
 pub enum ConfigError {
     #[error("environment variable {name} is required: {hint}")]
     Missing { name: String, hint: &'static str },
-    /// A value did not parse or is out of range. `variables` are those of the group it is in
-    /// (the reader of a single value does not know its name; the group is at most a handful).
-    #[error("invalid setting among {variables}: {reason}")]
-    Invalid {
-        variables: String,
-        reason: String,
-        #[source]
-        source: Option<envy::Error>,
-    },
+    #[error("environment variable {name}: {reason}")]
+    Invalid { name: String, reason: String },
 }
 
 /// Hints for the required variables, shown when one is missing.
@@ -41,7 +39,7 @@ fn hint(name: &str) -> &'static str {
         "ORDERS_QUEUE_URL" => "the SQS queue that settle reads",
         "ORDERS_DLQ_URL" => "the orders queue's dead-letter queue",
         "ORDERS_TABLE" => "the DynamoDB order-status table",
-        _ => "see the README's settings",
+        _ => "see docs/operations.md",
     }
 }
 
@@ -55,10 +53,10 @@ pub trait FromEnv: DeserializeOwned {
             .collect()
     }
 
-    /// Checks across fields, after each field has parsed.
+    /// Checks across fields, and [`required`] variables, after each field has parsed.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] naming the variable.
+    /// [`ConfigError`] naming the variable.
     fn check(&self) -> Result<(), ConfigError> {
         Ok(())
     }
@@ -71,25 +69,32 @@ pub trait FromEnv: DeserializeOwned {
         Self::from_vars(std::env::vars())
     }
 
-    /// Read from `vars` (name, value); empty values count as unset.
+    /// Read from `vars` (name, value); empty values count as unset, and only this type's
+    /// variables are looked at.
     ///
     /// # Errors
     /// As [`FromEnv::from_env`].
     fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let set = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
-        let settings: Self = envy::from_iter(set).map_err(|e| match e {
-            envy::Error::MissingValue(field) => {
-                let name = field.to_ascii_uppercase();
-                ConfigError::Missing {
-                    hint: hint(&name),
-                    name,
+        let wanted = Self::variables();
+        let set: Vec<(String, EnvValue)> = vars
+            .into_iter()
+            .filter(|(name, value)| !value.trim().is_empty() && wanted.contains(name))
+            .map(|(name, value)| (name.to_ascii_lowercase(), EnvValue(value)))
+            .collect();
+        let map = de::value::MapDeserializer::<_, de::value::Error>::new(set.into_iter());
+        let settings: Self = serde_path_to_error::deserialize(map).map_err(|e| {
+            let name = e.path().to_string().to_ascii_uppercase();
+            let reason = e.into_inner().to_string();
+            match reason.strip_prefix("missing field `") {
+                Some(field) => {
+                    let name = field.trim_end_matches('`').to_ascii_uppercase();
+                    ConfigError::Missing {
+                        hint: hint(&name),
+                        name,
+                    }
                 }
+                None => ConfigError::Invalid { name, reason },
             }
-            other => ConfigError::Invalid {
-                variables: Self::variables().join(", "),
-                reason: other.to_string(),
-                source: Some(other),
-            },
         })?;
         settings.check()?;
         Ok(settings)
@@ -99,68 +104,215 @@ pub trait FromEnv: DeserializeOwned {
 /// A [`ConfigError::Invalid`] for one named variable (cross-field checks).
 pub fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        variables: name.to_owned(),
+        name: name.to_owned(),
         reason: reason.into(),
-        source: None,
     }
 }
 
-/// A positive number of milliseconds.
+/// A variable without a default (its field's default is empty): [`ConfigError::Missing`] when
+/// unset, for [`FromEnv::check`].
 ///
 /// # Errors
-/// When the value is not a whole number above zero.
-pub fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    match u64::deserialize(d)? {
-        0 => Err(D::Error::custom(
-            "0 is not a positive number of milliseconds",
-        )),
-        n => Ok(Duration::from_millis(n)),
+/// When `value` is empty.
+pub fn required(name: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(ConfigError::Missing {
+            name: name.to_owned(),
+            hint: hint(name),
+        });
     }
-}
-
-/// A number of milliseconds, zero allowed.
-///
-/// # Errors
-/// When the value is not a whole number.
-pub fn millis_or_zero<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    u64::deserialize(d).map(Duration::from_millis)
-}
-
-/// A boolean flag: `1/true/yes/on` or `0/false/no/off`, any case.
-///
-/// # Errors
-/// For any other word.
-pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    let v = String::deserialize(d)?;
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(D::Error::custom(format!(
-            "{v:?} is not a flag: expected true or false"
-        ))),
-    }
-}
-
-/// A count of at least one.
-///
-/// # Errors
-/// When the value is not a whole number above zero.
-pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    match usize::deserialize(d)? {
-        0 => Err(D::Error::custom("0 is not a count of at least 1")),
-        n => Ok(n),
-    }
+    Ok(())
 }
 
 /// A count within `1..=max`, for [`FromEnv::check`].
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] naming `name`.
-pub fn at_most(name: &str, n: usize, max: usize) -> Result<(), ConfigError> {
-    if n > max {
-        return Err(invalid(name, format!("{n} is above the maximum of {max}")));
+pub fn at_most(name: &str, n: Count, max: usize) -> Result<(), ConfigError> {
+    if n.get() > max {
+        return Err(invalid(
+            name,
+            format!("{} is above the maximum of {max}", n.get()),
+        ));
     }
     Ok(())
+}
+
+/// A positive number of milliseconds (a `…_MS` variable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Millis(Duration);
+
+impl Millis {
+    /// `ms` milliseconds, for defaults tables and tests (only a variable is refused zero).
+    pub const fn ms(ms: u64) -> Self {
+        Self(Duration::from_millis(ms))
+    }
+
+    /// `s` seconds.
+    pub const fn secs(s: u64) -> Self {
+        Self(Duration::from_secs(s))
+    }
+
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl From<Duration> for Millis {
+    fn from(d: Duration) -> Self {
+        Self(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u64::deserialize(d)? {
+            0 => Err(de::Error::custom(
+                "0 is not a positive number of milliseconds",
+            )),
+            n => Ok(Self(Duration::from_millis(n))),
+        }
+    }
+}
+
+/// A number of milliseconds where 0 means "off" (a `…_MS` variable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MillisOrZero(Duration);
+
+impl MillisOrZero {
+    pub const fn ms(ms: u64) -> Self {
+        Self(Duration::from_millis(ms))
+    }
+
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl From<Duration> for MillisOrZero {
+    fn from(d: Duration) -> Self {
+        Self(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for MillisOrZero {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u64::deserialize(d).map(|n| Self(Duration::from_millis(n)))
+    }
+}
+
+/// A boolean flag: `1/true/yes/on` or `0/false/no/off`, any case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flag(pub bool);
+
+impl Flag {
+    pub const fn get(self) -> bool {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = String::deserialize(d)?;
+        match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Self(true)),
+            "0" | "false" | "no" | "off" => Ok(Self(false)),
+            _ => Err(de::Error::custom(format!(
+                "{v:?} is not a flag: expected true or false"
+            ))),
+        }
+    }
+}
+
+/// A count of at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Count(usize);
+
+impl Count {
+    /// `n`, at least one; for defaults tables.
+    pub const fn of(n: usize) -> Self {
+        assert!(n > 0, "a count is at least 1");
+        Self(n)
+    }
+
+    pub const fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match usize::deserialize(d)? {
+            0 => Err(de::Error::custom("0 is not a count of at least 1")),
+            n => Ok(Self(n)),
+        }
+    }
+}
+
+/// One variable's text, as serde reads it: numbers and booleans parsed from it, an unset variable
+/// is `None` (`Option` fields), anything else the text itself.
+///
+/// Written here rather than with `envy`: envy cannot say which variable a value type refused
+/// (its errors name only the values it parses itself), and the map of variables it builds is
+/// the same few lines as this.
+struct EnvValue(String);
+
+impl<'de> IntoDeserializer<'de, de::value::Error> for EnvValue {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+macro_rules! parse_as {
+    ($($method:ident => $visit:ident),* $(,)?) => {
+        $(fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+            let parsed = self.0.trim().parse().map_err(|e| {
+                de::Error::custom(format!("{:?} is not valid here ({e})", self.0))
+            })?;
+            v.$visit(parsed)
+        })*
+    };
+}
+
+impl<'de> Deserializer<'de> for EnvValue {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_string(self.0)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        v.visit_newtype_struct(self)
+    }
+
+    parse_as! {
+        deserialize_bool => visit_bool,
+        deserialize_u8 => visit_u8,
+        deserialize_u16 => visit_u16,
+        deserialize_u32 => visit_u32,
+        deserialize_u64 => visit_u64,
+        deserialize_i8 => visit_i8,
+        deserialize_i16 => visit_i16,
+        deserialize_i32 => visit_i32,
+        deserialize_i64 => visit_i64,
+        deserialize_f32 => visit_f32,
+        deserialize_f64 => visit_f64,
+    }
+
+    serde::forward_to_deserialize_any! {
+        i128 u128 char str string bytes byte_buf unit unit_struct seq tuple tuple_struct map
+        struct enum identifier ignored_any
+    }
 }
 
 /// A function's settings made of groups, each a [`FromEnv`] type read on its own (envy has no
@@ -199,19 +351,32 @@ mod tests {
     use super::*;
 
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)] // read by the tests through Debug and the checks below
+    #[serde(default)]
     struct Sample {
         sample_url: String,
-        #[serde(default = "ten", deserialize_with = "millis")]
-        sample_timeout_ms: Duration,
-        #[serde(default, deserialize_with = "flag")]
-        sample_enabled: bool,
+        sample_timeout_ms: Millis,
+        sample_enabled: Flag,
         sample_file: Option<String>,
+        sample_workers: Count,
     }
-    fn ten() -> Duration {
-        Duration::from_millis(10)
+
+    impl Default for Sample {
+        fn default() -> Self {
+            Self {
+                sample_url: String::new(),
+                sample_timeout_ms: Millis::ms(10),
+                sample_enabled: Flag(false),
+                sample_file: None,
+                sample_workers: Count::of(2),
+            }
+        }
     }
-    impl FromEnv for Sample {}
+
+    impl FromEnv for Sample {
+        fn check(&self) -> Result<(), ConfigError> {
+            required("SAMPLE_URL", &self.sample_url)
+        }
+    }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -228,7 +393,8 @@ mod tests {
                 "SAMPLE_URL",
                 "SAMPLE_TIMEOUT_MS",
                 "SAMPLE_ENABLED",
-                "SAMPLE_FILE"
+                "SAMPLE_FILE",
+                "SAMPLE_WORKERS"
             ]
         );
     }
@@ -241,11 +407,20 @@ mod tests {
             ("SAMPLE_ENABLED", "YES"),
         ]))
         .unwrap();
-        assert_eq!(s.sample_timeout_ms, Duration::from_millis(10));
+        assert_eq!(s.sample_timeout_ms.get(), Duration::from_millis(10));
         assert_eq!(s.sample_file, None, "empty counts as unset");
-        assert!(s.sample_enabled);
-        let s = Sample::from_vars(vars(&[("SAMPLE_URL", "x"), ("SAMPLE_ENABLED", "0")])).unwrap();
-        assert!(!s.sample_enabled);
+        assert!(s.sample_enabled.get());
+        assert_eq!(s.sample_workers.get(), 2);
+        let s = Sample::from_vars(vars(&[
+            ("SAMPLE_URL", "x"),
+            ("SAMPLE_ENABLED", "0"),
+            ("SAMPLE_FILE", "f"),
+            ("SAMPLE_TIMEOUT_MS", "250"),
+        ]))
+        .unwrap();
+        assert!(!s.sample_enabled.get());
+        assert_eq!(s.sample_file.as_deref(), Some("f"));
+        assert_eq!(s.sample_timeout_ms, Millis::ms(250));
     }
 
     #[test]
@@ -258,16 +433,19 @@ mod tests {
     }
 
     #[test]
-    fn malformed_values_are_refused_naming_their_group() {
+    fn a_malformed_value_is_refused_naming_its_variable() {
         for (var, value) in [
             ("SAMPLE_TIMEOUT_MS", "0"),
             ("SAMPLE_TIMEOUT_MS", "soon"),
             ("SAMPLE_ENABLED", "maybe"),
+            ("SAMPLE_WORKERS", "0"),
+            ("SAMPLE_WORKERS", "-1"),
         ] {
             let e = Sample::from_vars(vars(&[("SAMPLE_URL", "x"), (var, value)])).unwrap_err();
-            let text = e.to_string();
-            assert!(matches!(e, ConfigError::Invalid { .. }), "{text}");
-            assert!(text.contains(var), "{var}={value}: {text}");
+            assert!(
+                matches!(&e, ConfigError::Invalid { name, .. } if name == var),
+                "{var}={value}: {e}"
+            );
         }
     }
 }

@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
 async fn api() -> anyhow::Result<()> {
     let server = ServerSettings::from_env()?;
     let mode = ApiMode::from_env()?;
-    let flush = MetricsSettings::from_env()?.metrics_flush_ms;
+    let flush = MetricsSettings::from_env()?.metrics_flush_ms.get();
     let buy = startup::buy::Settings::from_env()?;
     let orders = startup::orders::Settings::from_env()?;
     let operator = startup::operator::Settings::from_env()?;
@@ -135,7 +135,7 @@ async fn api() -> anyhow::Result<()> {
     let sdk = aws::sdk_config().await;
     let metrics = Metrics::new("buy");
     metrics.flush_every(flush);
-    let buy_routes = if mode.buy_relay {
+    let buy_routes = if mode.buy_relay.get() {
         info!(
             ?relay,
             "buy answers from the outbox; the relay sends in batches"
@@ -192,7 +192,7 @@ async fn settle() -> anyhow::Result<()> {
         return Ok(());
     }
     let metrics = Metrics::new("settle");
-    metrics.flush_every(MetricsSettings::from_env()?.metrics_flush_ms);
+    metrics.flush_every(MetricsSettings::from_env()?.metrics_flush_ms.get());
     // One settler (one Postgres connection) per concurrent batch, like one Lambda instance each.
     let clients = startup::settle::clients(&sdk, &settings).await?;
     let mut targets = Vec::with_capacity(cfg.max_concurrency);
@@ -204,7 +204,7 @@ async fn settle() -> anyhow::Result<()> {
 }
 
 async fn reconcile() -> anyhow::Result<()> {
-    let interval = SweepLoop::from_env()?.reconcile_interval_ms;
+    let interval = SweepLoop::from_env()?.reconcile_interval_ms.get();
     let settings = startup::reconcile::Settings::from_env()?;
     let sdk = aws::sdk_config().await;
     let sweeper = startup::reconcile::sweeper(&sdk, &settings).await?;
@@ -218,7 +218,7 @@ async fn reconcile() -> anyhow::Result<()> {
 }
 
 async fn expire() -> anyhow::Result<()> {
-    let interval = ExpireLoop::from_env()?.expire_interval_ms;
+    let interval = ExpireLoop::from_env()?.expire_interval_ms.get();
     let settings = startup::checkout::Settings::from_env()?;
     let sdk = aws::sdk_config().await;
     let state = startup::checkout::state(&sdk, &settings, "expire").await?;

@@ -1,7 +1,8 @@
 //! Settings of what only the local runner does (the HTTP server, the event source, the sweeper's
 //! timer); everything else is read by the functions' own settings in [`flashflow::startup`].
+//! Each type's `Default` is its defaults table (see [`flashflow::settings`]).
 
-use flashflow::settings::{at_most, count, flag, invalid, millis, millis_or_zero, FromEnv};
+use flashflow::settings::{at_most, invalid, required, Count, Flag, FromEnv, Millis, MillisOrZero};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -10,24 +11,29 @@ use std::time::Duration;
 /// (10000, at most 1,000,000), `HTTP_MAX_CONNECTIONS_PER_PEER` (1000, at most the total),
 /// `HTTP_REQUESTS_PER_CONNECTION` (10000). See [`crate::server::Limits`].
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct ServerSettings {
-    #[serde(default = "default_listen_addr")]
     pub listen_addr: String,
-    #[serde(default = "default_header_timeout", deserialize_with = "millis")]
-    pub http_header_timeout_ms: Duration,
-    #[serde(default = "default_request_timeout", deserialize_with = "millis")]
-    pub http_request_timeout_ms: Duration,
-    #[serde(default = "default_handler_timeout", deserialize_with = "millis")]
-    pub http_handler_timeout_ms: Duration,
-    #[serde(default = "default_max_connections", deserialize_with = "count")]
-    pub http_max_connections: usize,
-    #[serde(default = "default_max_per_peer", deserialize_with = "count")]
-    pub http_max_connections_per_peer: usize,
-    #[serde(
-        default = "default_requests_per_connection",
-        deserialize_with = "count"
-    )]
-    pub http_requests_per_connection: usize,
+    pub http_header_timeout_ms: Millis,
+    pub http_request_timeout_ms: Millis,
+    pub http_handler_timeout_ms: Millis,
+    pub http_max_connections: Count,
+    pub http_max_connections_per_peer: Count,
+    pub http_requests_per_connection: Count,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen_addr: "127.0.0.1:3000".into(),
+            http_header_timeout_ms: Millis::secs(5),
+            http_request_timeout_ms: Millis::secs(10),
+            http_handler_timeout_ms: Millis::secs(30),
+            http_max_connections: Count::of(10_000),
+            http_max_connections_per_peer: Count::of(1_000),
+            http_requests_per_connection: Count::of(10_000),
+        }
+    }
 }
 
 impl FromEnv for ServerSettings {
@@ -36,7 +42,7 @@ impl FromEnv for ServerSettings {
         at_most(
             "HTTP_MAX_CONNECTIONS_PER_PEER",
             self.http_max_connections_per_peer,
-            self.http_max_connections,
+            self.http_max_connections.get(),
         )?;
         at_most(
             "HTTP_REQUESTS_PER_CONNECTION",
@@ -50,44 +56,30 @@ impl ServerSettings {
     /// The server's limits (see [`crate::server::Limits`]).
     pub fn limits(&self) -> crate::server::Limits {
         crate::server::Limits {
-            header_read: self.http_header_timeout_ms,
-            request: self.http_request_timeout_ms,
-            handler: self.http_handler_timeout_ms,
-            max_connections: self.http_max_connections,
-            max_per_peer: self.http_max_connections_per_peer,
-            requests_per_connection: self.http_requests_per_connection as u32,
+            header_read: self.http_header_timeout_ms.get(),
+            request: self.http_request_timeout_ms.get(),
+            handler: self.http_handler_timeout_ms.get(),
+            max_connections: self.http_max_connections.get(),
+            max_per_peer: self.http_max_connections_per_peer.get(),
+            requests_per_connection: self.http_requests_per_connection.get() as u32,
         }
     }
-}
-
-fn default_listen_addr() -> String {
-    "127.0.0.1:3000".into()
-}
-fn default_header_timeout() -> Duration {
-    crate::server::Limits::default().header_read
-}
-fn default_request_timeout() -> Duration {
-    crate::server::Limits::default().request
-}
-fn default_handler_timeout() -> Duration {
-    crate::server::Limits::default().handler
-}
-fn default_max_connections() -> usize {
-    crate::server::Limits::default().max_connections
-}
-fn default_max_per_peer() -> usize {
-    crate::server::Limits::default().max_per_peer
-}
-fn default_requests_per_connection() -> usize {
-    crate::server::Limits::default().requests_per_connection as usize
 }
 
 /// How the local API answers buys: `BUY_RELAY` (true: from the outbox, the relay sending behind;
 /// false: after the send, as the Lambda does).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct ApiMode {
-    #[serde(default = "yes", deserialize_with = "flag")]
-    pub buy_relay: bool,
+    pub buy_relay: Flag,
+}
+
+impl Default for ApiMode {
+    fn default() -> Self {
+        Self {
+            buy_relay: Flag(true),
+        }
+    }
 }
 
 impl FromEnv for ApiMode {}
@@ -95,19 +87,20 @@ impl FromEnv for ApiMode {}
 /// How often a long-running process writes its EMF metrics: `METRICS_FLUSH_MS` (10000). A Lambda
 /// writes them after every invocation instead.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct MetricsSettings {
-    #[serde(default = "default_metrics_flush", deserialize_with = "millis")]
-    pub metrics_flush_ms: Duration,
+    pub metrics_flush_ms: Millis,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            metrics_flush_ms: Millis::secs(10),
+        }
+    }
 }
 
 impl FromEnv for MetricsSettings {}
-
-fn yes() -> bool {
-    true
-}
-fn default_metrics_flush() -> Duration {
-    Duration::from_secs(10)
-}
 
 /// The SQS event source (what Lambda's event source mapping does in AWS):
 /// `EVENT_SOURCE_BATCH_SIZE` (10, at most 10,000; above 10 needs a batching window of at least
@@ -116,18 +109,27 @@ fn default_metrics_flush() -> Duration {
 /// `EVENT_SOURCE_INVOKE_URL` (unset: settle in-process; else a Lambda Invoke endpoint such as
 /// `cargo lambda watch`'s) and `AWS_REGION` (us-east-1, for the queue's ARN in events).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct EventSourceSettings {
-    #[serde(default = "default_batch_size", deserialize_with = "count")]
-    pub event_source_batch_size: usize,
-    #[serde(default, deserialize_with = "millis_or_zero")]
-    pub event_source_batching_window_ms: Duration,
-    #[serde(default = "default_concurrency", deserialize_with = "count")]
-    pub event_source_max_concurrency: usize,
-    #[serde(default = "default_poll_wait", deserialize_with = "millis")]
-    pub event_source_poll_wait_ms: Duration,
+    pub event_source_batch_size: Count,
+    pub event_source_batching_window_ms: MillisOrZero,
+    pub event_source_max_concurrency: Count,
+    pub event_source_poll_wait_ms: Millis,
     pub event_source_invoke_url: Option<String>,
-    #[serde(default = "default_region")]
     pub aws_region: String,
+}
+
+impl Default for EventSourceSettings {
+    fn default() -> Self {
+        Self {
+            event_source_batch_size: Count::of(10),
+            event_source_batching_window_ms: MillisOrZero::ms(0),
+            event_source_max_concurrency: Count::of(2),
+            event_source_poll_wait_ms: Millis::secs(20),
+            event_source_invoke_url: None,
+            aws_region: "us-east-1".into(),
+        }
+    }
 }
 
 impl FromEnv for EventSourceSettings {
@@ -142,8 +144,8 @@ impl FromEnv for EventSourceSettings {
             self.event_source_max_concurrency,
             1_000,
         )?;
-        if self.event_source_batch_size > 10
-            && self.event_source_batching_window_ms < Duration::from_secs(1)
+        if self.event_source_batch_size.get() > 10
+            && self.event_source_batching_window_ms.get() < Duration::from_secs(1)
         {
             return Err(invalid(
                 "EVENT_SOURCE_BATCHING_WINDOW_MS",
@@ -158,60 +160,61 @@ impl EventSourceSettings {
     /// The event source's configuration for `queue_url`.
     pub fn config(&self, queue_url: &str) -> crate::event_source::EventSourceConfig {
         let mut cfg = crate::event_source::EventSourceConfig::new(queue_url, &self.aws_region);
-        cfg.batch_size = self.event_source_batch_size;
-        cfg.batching_window = self.event_source_batching_window_ms;
-        cfg.max_concurrency = self.event_source_max_concurrency;
-        cfg.poll_wait = self.event_source_poll_wait_ms;
+        cfg.batch_size = self.event_source_batch_size.get();
+        cfg.batching_window = self.event_source_batching_window_ms.get();
+        cfg.max_concurrency = self.event_source_max_concurrency.get();
+        cfg.poll_wait = self.event_source_poll_wait_ms.get();
         cfg
     }
 }
 
-fn default_batch_size() -> usize {
-    10
-}
-fn default_concurrency() -> usize {
-    2
-}
-fn default_poll_wait() -> Duration {
-    Duration::from_secs(20)
-}
-fn default_region() -> String {
-    "us-east-1".into()
-}
-
 /// The sweeper's timer: `RECONCILE_INTERVAL_MS` (10000); in AWS a schedule runs it.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct SweepLoop {
-    #[serde(default = "default_interval", deserialize_with = "millis")]
-    pub reconcile_interval_ms: Duration,
+    pub reconcile_interval_ms: Millis,
+}
+
+impl Default for SweepLoop {
+    fn default() -> Self {
+        Self {
+            reconcile_interval_ms: Millis::secs(10),
+        }
+    }
 }
 
 impl FromEnv for SweepLoop {}
 
-fn default_interval() -> Duration {
-    Duration::from_secs(10)
-}
-
 /// How often the local expiry job runs: `EXPIRE_INTERVAL_MS` (2000; EventBridge's every minute in
 /// AWS: a hold ends within that of `pay_by`).
 #[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
 pub struct ExpireLoop {
-    #[serde(default = "default_expire_interval", deserialize_with = "millis")]
-    pub expire_interval_ms: Duration,
+    pub expire_interval_ms: Millis,
+}
+
+impl Default for ExpireLoop {
+    fn default() -> Self {
+        Self {
+            expire_interval_ms: Millis::secs(2),
+        }
+    }
 }
 
 impl FromEnv for ExpireLoop {}
 
-fn default_expire_interval() -> Duration {
-    Duration::from_secs(2)
-}
-
 /// The dead-letter queue and where a redrive sends its messages: `ORDERS_DLQ_URL`,
-/// `ORDERS_QUEUE_URL`.
-#[derive(Debug, Clone, Deserialize)]
+/// `ORDERS_QUEUE_URL` (both required).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct DlqSettings {
     pub orders_dlq_url: String,
     pub orders_queue_url: String,
 }
 
-impl FromEnv for DlqSettings {}
+impl FromEnv for DlqSettings {
+    fn check(&self) -> Result<(), flashflow::settings::ConfigError> {
+        required("ORDERS_DLQ_URL", &self.orders_dlq_url)?;
+        required("ORDERS_QUEUE_URL", &self.orders_queue_url)
+    }
+}

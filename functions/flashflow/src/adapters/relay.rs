@@ -13,6 +13,7 @@
 use crate::clock::EpochMs;
 use crate::domain::SaleId;
 use crate::ports::{Delivery, OrderPublisher, Outbox, PublishError};
+use crate::settings::{Count, Millis};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,28 +27,17 @@ const BATCH: usize = 10;
 /// How the relay runs: `RELAY_CAPACITY` (100000, at most 10,000,000), `RELAY_IN_FLIGHT` (16, at
 /// most 1000), `OUTBOX_IN_QUEUE_MS` (4 days).
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(default)]
 pub struct RelaySettings {
     /// Messages held at most; more are refused (left to the sweeper) rather than held in memory.
-    #[serde(
-        rename = "relay_capacity",
-        default = "default_capacity",
-        deserialize_with = "crate::settings::count"
-    )]
-    pub capacity: usize,
+    #[serde(rename = "relay_capacity")]
+    pub capacity: Count,
     /// Batches being sent at once.
-    #[serde(
-        rename = "relay_in_flight",
-        default = "default_in_flight",
-        deserialize_with = "crate::settings::count"
-    )]
-    pub in_flight: usize,
+    #[serde(rename = "relay_in_flight")]
+    pub in_flight: Count,
     /// How long a sent message may stay in the queue unsettled (see `mark_sent`).
-    #[serde(
-        rename = "outbox_in_queue_ms",
-        default = "crate::ports::default_in_queue_for",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub in_queue_for: Duration,
+    #[serde(rename = "outbox_in_queue_ms")]
+    pub in_queue_for: Millis,
 }
 
 impl crate::settings::FromEnv for RelaySettings {
@@ -57,20 +47,12 @@ impl crate::settings::FromEnv for RelaySettings {
     }
 }
 
-fn default_capacity() -> usize {
-    100_000
-}
-
-fn default_in_flight() -> usize {
-    16
-}
-
 impl Default for RelaySettings {
     fn default() -> Self {
         Self {
-            capacity: default_capacity(),
-            in_flight: default_in_flight(),
-            in_queue_for: crate::ports::DEFAULT_IN_QUEUE_FOR,
+            capacity: Count::of(100_000),
+            in_flight: Count::of(16),
+            in_queue_for: crate::ports::IN_QUEUE_FOR,
         }
     }
 }
@@ -109,7 +91,7 @@ impl<P: OrderPublisher> Relay<P> {
         store: S,
         settings: RelaySettings,
     ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(settings.capacity.max(1));
+        let (tx, rx) = mpsc::channel(settings.capacity.get());
         let inner = Arc::new(publisher);
         let stats = Arc::new(RelayStats::default());
         let worker = tokio::spawn(run(
@@ -135,7 +117,7 @@ async fn run<P: OrderPublisher, S: Outbox>(
     settings: RelaySettings,
     stats: Arc<RelayStats>,
 ) {
-    let slots = Arc::new(Semaphore::new(settings.in_flight.max(1)));
+    let slots = Arc::new(Semaphore::new(settings.in_flight.get()));
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
@@ -148,12 +130,19 @@ async fn run<P: OrderPublisher, S: Outbox>(
             Arc::clone(&stats),
         );
         tokio::spawn(async move {
-            send(&*publisher, &*store, work, settings.in_queue_for, &stats).await;
+            send(
+                &*publisher,
+                &*store,
+                work,
+                settings.in_queue_for.get(),
+                &stats,
+            )
+            .await;
             drop(permit);
         });
     }
     // Wait for the batches still in flight.
-    let _ = slots.acquire_many(settings.in_flight.max(1) as u32).await;
+    let _ = slots.acquire_many(settings.in_flight.get() as u32).await;
 }
 
 async fn send<P: OrderPublisher, S: Outbox>(
@@ -275,8 +264,8 @@ mod tests {
         let (queue, store) = (MemoryQueue::default(), MemoryStore::default());
         queue.set_unavailable(true);
         let settings = RelaySettings {
-            capacity: 1,
-            in_flight: 1,
+            capacity: Count::of(1),
+            in_flight: Count::of(1),
             ..RelaySettings::default()
         };
         let (relay, _worker) = Relay::start(queue, store, settings);

@@ -7,6 +7,7 @@ use crate::domain::{
 };
 use crate::metrics::{Count, Metrics};
 use crate::ports::{AnswerTally, Delivery, OrderPublisher, Outbox, ReservationStore, StoreError};
+use crate::settings::{Flag, Millis};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -32,51 +33,31 @@ pub const MAX_BUY_BODY: usize = 1024;
 /// Settings of the buy handler: `TRUST_USER_HEADER` (false), `OUTBOX_IN_QUEUE_MS` (the queue's
 /// retention, 4 days), `BUY_DEADLINE_MS` (3000).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct BuySettings {
     /// Accept the buyer from the `X-User-Id` header when no JWT claim is present. For local use
     /// only: in AWS the API Gateway JWT authorizer supplies the buyer.
-    #[serde(
-        rename = "trust_user_header",
-        default,
-        deserialize_with = "crate::settings::flag"
-    )]
-    pub trust_user_header: bool,
+    pub trust_user_header: Flag,
     /// How long a sent message may stay in the queue unsettled (the queue's retention): until
     /// then the sweeper does not re-send the order.
-    #[serde(
-        rename = "outbox_in_queue_ms",
-        default = "crate::ports::default_in_queue_for",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub in_queue_for: std::time::Duration,
+    #[serde(rename = "outbox_in_queue_ms")]
+    pub in_queue_for: Millis,
     /// How long a buy keeps asking the store again, with the same order id, when an answer did
     /// not come (a timeout or a broken connection). Past it the buyer gets `503 outcome_unknown`
     /// naming the order. A call already sent still ends within the store's command timeout.
-    #[serde(
-        rename = "buy_deadline_ms",
-        default = "default_deadline",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub deadline: std::time::Duration,
+    #[serde(rename = "buy_deadline_ms")]
+    pub deadline: Millis,
 }
 
 impl crate::settings::FromEnv for BuySettings {}
 
-/// [`BuySettings::deadline`]'s default: three tries at Redis' default 1 s command timeout.
-pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
-
-fn default_deadline() -> std::time::Duration {
-    DEFAULT_DEADLINE
-}
-
-pub use crate::ports::DEFAULT_IN_QUEUE_FOR;
-
 impl Default for BuySettings {
     fn default() -> Self {
         Self {
-            trust_user_header: false,
-            in_queue_for: DEFAULT_IN_QUEUE_FOR,
-            deadline: DEFAULT_DEADLINE,
+            trust_user_header: Flag(false),
+            in_queue_for: crate::ports::IN_QUEUE_FOR,
+            // Three tries at Redis' default 1 s command timeout.
+            deadline: Millis::secs(3),
         }
     }
 }
@@ -124,7 +105,7 @@ async fn buy<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
 ) -> Result<Response, ApiError> {
     let sale = SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
     let (parts, body) = req.into_parts();
-    let buyer = super::identity::buyer(&parts, state.settings.trust_user_header)?;
+    let buyer = super::identity::buyer(&parts, state.settings.trust_user_header.get())?;
     let idempotency_key =
         single_header(&parts.headers, "idempotency-key", "invalid_idempotency_key")?
             .map(IdempotencyKey::parse)
@@ -164,7 +145,7 @@ async fn reserve_and_answer<S: ReservationStore + Outbox + AnswerTally, P: Order
 ) -> Result<Response, ApiError> {
     let quantity = request.quantity;
     let reservation =
-        match reserve_until_known(&state.store, &request, state.settings.deadline).await {
+        match reserve_until_known(&state.store, &request, state.settings.deadline.get()).await {
             Ok(r) => r,
             Err(e) => {
                 if !matches!(e, ApiError::Internal(_)) {
@@ -196,7 +177,7 @@ async fn reserve_and_answer<S: ReservationStore + Outbox + AnswerTally, P: Order
                     // mark is lost, the sweeper re-sends once after its grace, which settle absorbs.
                     let (state, sale) = (Arc::clone(&state), request.sale.clone());
                     tokio::spawn(async move {
-                        let until = EpochMs::now().plus(state.settings.in_queue_for);
+                        let until = EpochMs::now().plus(state.settings.in_queue_for.get());
                         if let Err(e) = state.store.mark_sent(&sale, &[order_id], until).await {
                             warn!(sale = %sale, order = %order_id, error = %e, "could not mark as sent");
                         }

@@ -43,9 +43,9 @@ const MAX_WEBHOOK_BODY: usize = 256 * 1024;
 /// The checkout routes' settings: `TRUST_USER_HEADER` (false). The webhook's secrets are the
 /// payment adapter's (`StripeSettings`).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct CheckoutSettings {
-    #[serde(default, deserialize_with = "crate::settings::flag")]
-    pub trust_user_header: bool,
+    pub trust_user_header: crate::settings::Flag,
 }
 
 impl crate::settings::FromEnv for CheckoutSettings {}

@@ -46,15 +46,12 @@ const MAX_OPERATOR_BODY: usize = 16 * 1024;
 
 /// The operator API's settings: `OPERATOR_TOKEN` (unset) and `SALE_RESET_ENABLED` (false).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct OperatorSettings {
     #[serde(rename = "operator_token")]
     pub token: Option<secrecy::SecretString>,
-    #[serde(
-        rename = "sale_reset_enabled",
-        default,
-        deserialize_with = "crate::settings::flag"
-    )]
-    pub allow_reset: bool,
+    #[serde(rename = "sale_reset_enabled")]
+    pub allow_reset: crate::settings::Flag,
 }
 
 impl crate::settings::FromEnv for OperatorSettings {}

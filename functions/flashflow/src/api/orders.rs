@@ -34,10 +34,10 @@ pub const ROUTES: &[Route] = &[
 
 /// Who may ask: `TRUST_USER_HEADER` (false) and `OPERATOR_TOKEN` (unset).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct OrdersSettings {
     /// Accept `X-User-Id` as the buyer (local use only).
-    #[serde(default, deserialize_with = "crate::settings::flag")]
-    pub trust_user_header: bool,
+    pub trust_user_header: crate::settings::Flag,
     /// When set, `Authorization: Bearer <token>` identifies an operator (besides IAM).
     pub operator_token: Option<secrecy::SecretString>,
 }

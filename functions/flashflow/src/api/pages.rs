@@ -35,19 +35,25 @@ pub const ROUTES: &[Route] = &[
 /// `STRIPE_PUBLISHABLE_KEY`, and how buyers identify themselves (`TRUST_USER_HEADER`: a name sent
 /// as `X-User-Id`, local only; otherwise the site's JWT).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct PagesSettings {
-    #[serde(rename = "stripe_js_url", default = "default_stripe_js")]
+    #[serde(rename = "stripe_js_url")]
     pub stripe_js: String,
-    #[serde(rename = "stripe_publishable_key", default)]
+    #[serde(rename = "stripe_publishable_key")]
     pub stripe_key: String,
-    #[serde(default, deserialize_with = "crate::settings::flag")]
-    pub trust_user_header: bool,
+    pub trust_user_header: crate::settings::Flag,
 }
 
 impl crate::settings::FromEnv for PagesSettings {}
 
-fn default_stripe_js() -> String {
-    "https://js.stripe.com/v3/".into()
+impl Default for PagesSettings {
+    fn default() -> Self {
+        Self {
+            stripe_js: "https://js.stripe.com/v3/".into(),
+            stripe_key: String::new(),
+            trust_user_header: crate::settings::Flag(false),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -103,7 +109,7 @@ async fn file(
     let name = path_param(name, "invalid_file")?;
     if name == "config.json" {
         let config = PageConfig {
-            identity: if settings.trust_user_header {
+            identity: if settings.trust_user_header.get() {
                 "header"
             } else {
                 "jwt"

@@ -44,7 +44,7 @@ fn buy_app(stock: u32, limit: u32, trust_user_header: bool) -> Buy {
         store: store.clone(),
         publisher: queue.clone(),
         settings: BuySettings {
-            trust_user_header,
+            trust_user_header: crate::settings::Flag(trust_user_header),
             ..BuySettings::default()
         },
         metrics: crate::metrics::Metrics::new("buy"),
@@ -193,8 +193,8 @@ fn buy_app_losing_answers(lost: usize, deadline_ms: u64) -> Buy {
         store: b.store.clone(),
         publisher: b.queue.clone(),
         settings: BuySettings {
-            trust_user_header: true,
-            deadline: std::time::Duration::from_millis(deadline_ms),
+            trust_user_header: crate::settings::Flag(true),
+            deadline: crate::settings::Millis::ms(deadline_ms),
             ..BuySettings::default()
         },
         metrics: crate::metrics::Metrics::new("buy"),
@@ -657,7 +657,7 @@ fn offline_operator() -> Router {
     let db = Db::new("postgres://nobody@127.0.0.1:9/none").unwrap();
     let store = RedisStore::connect(&crate::adapters::redis::RedisSettings {
         url: "redis://127.0.0.1:9".into(),
-        command_timeout: std::time::Duration::from_millis(200),
+        command_timeout: std::time::Duration::from_millis(200).into(),
         ..Default::default()
     })
     .unwrap();
@@ -1131,7 +1131,7 @@ mod pages_and_public_sale {
             super::super::pages::PagesSettings {
                 stripe_js: "http://127.0.0.1:8420/js.stripe.com/v3/".into(),
                 stripe_key: "pk_test_x".into(),
-                trust_user_header: trust,
+                trust_user_header: crate::settings::Flag(trust),
             },
         ))
     }

@@ -8,6 +8,8 @@
 use crate::clock::EpochMs;
 use crate::domain::SaleId;
 use crate::ports::{OrderPublisher, Outbox, SaleCache, StoreError};
+use crate::settings::Millis;
+#[cfg(test)]
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -28,40 +30,28 @@ const MAX_PER_SALE: usize = 10_000;
 /// Settings: `OUTBOX_THRESHOLD_MS` (60000), `OUTBOX_IN_QUEUE_MS` (4 days),
 /// `FINISHED_SALE_TTL_MS` (a day).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct SweepTiming {
-    #[serde(
-        rename = "outbox_threshold_ms",
-        default = "default_grace",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub grace: Duration,
-    #[serde(
-        rename = "outbox_in_queue_ms",
-        default = "crate::ports::default_in_queue_for",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub in_queue_for: Duration,
+    #[serde(rename = "outbox_threshold_ms")]
+    pub grace: Millis,
+    #[serde(rename = "outbox_in_queue_ms")]
+    pub in_queue_for: Millis,
     /// How long a finished sale's keys stay in Redis once its outbox is empty (replays are
     /// answered from them until then; the ledger and the status store keep everything).
-    #[serde(
-        rename = "finished_sale_ttl_ms",
-        default = "default_finished_ttl",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub finished_ttl: Duration,
+    #[serde(rename = "finished_sale_ttl_ms")]
+    pub finished_ttl: Millis,
 }
 
 impl crate::settings::FromEnv for SweepTiming {}
 
-/// A day: [`SweepTiming::finished_ttl`] unless configured.
-pub const DEFAULT_FINISHED_TTL: Duration = Duration::from_secs(24 * 3600);
-
-fn default_finished_ttl() -> Duration {
-    DEFAULT_FINISHED_TTL
-}
-
-fn default_grace() -> Duration {
-    Duration::from_secs(60)
+impl Default for SweepTiming {
+    fn default() -> Self {
+        Self {
+            grace: Millis::secs(60),
+            in_queue_for: crate::ports::IN_QUEUE_FOR,
+            finished_ttl: Millis::secs(24 * 3600),
+        }
+    }
 }
 
 /// What one sweep did.
@@ -102,8 +92,8 @@ pub async fn sweep_sales<C: Outbox + SaleCache, Q: OrderPublisher>(
 ) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
     let now = EpochMs::now();
-    let before = now.minus(timing.grace);
-    let until = now.plus(timing.in_queue_for);
+    let before = now.minus(timing.grace.get());
+    let until = now.plus(timing.in_queue_for.get());
     for sale in sales {
         report.sales += 1;
         let mut done = 0;
@@ -136,7 +126,7 @@ pub async fn sweep_sales<C: Outbox + SaleCache, Q: OrderPublisher>(
             }
         }
         if store
-            .retire_if_finished(sale, now, timing.finished_ttl)
+            .retire_if_finished(sale, now, timing.finished_ttl.get())
             .await?
         {
             report.retired += 1;
@@ -163,9 +153,9 @@ mod tests {
 
     fn timing() -> SweepTiming {
         SweepTiming {
-            grace: Duration::ZERO,
-            in_queue_for: Duration::from_secs(3600),
-            finished_ttl: DEFAULT_FINISHED_TTL,
+            grace: Millis::ms(0),
+            in_queue_for: Millis::secs(3600),
+            ..SweepTiming::default()
         }
     }
 

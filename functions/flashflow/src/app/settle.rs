@@ -34,24 +34,23 @@ pub const STEPS: &[&str] = &[
     "re-queue unwritten",
 ];
 
-/// How long a batch that met an unavailable or busy ledger waits before it is delivered again.
-pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The settle handler's own setting: `SETTLE_RETRY_DELAY_MS` ([`DEFAULT_RETRY_DELAY`]).
+/// The settle handler's own setting: `SETTLE_RETRY_DELAY_MS` (60000), how long a batch that met
+/// an unavailable or busy ledger waits before it is delivered again.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(default)]
 pub struct SettleSettings {
-    #[serde(
-        rename = "settle_retry_delay_ms",
-        default = "default_retry_delay",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub retry_delay: std::time::Duration,
+    #[serde(rename = "settle_retry_delay_ms")]
+    pub retry_delay: crate::settings::Millis,
 }
 
 impl crate::settings::FromEnv for SettleSettings {}
 
-fn default_retry_delay() -> std::time::Duration {
-    DEFAULT_RETRY_DELAY
+impl Default for SettleSettings {
+    fn default() -> Self {
+        Self {
+            retry_delay: crate::settings::Millis::secs(60),
+        }
+    }
 }
 
 /// What one batch did, for logs and tests.
@@ -80,7 +79,7 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             store,
             queue,
             signer,
-            retry_delay: DEFAULT_RETRY_DELAY,
+            retry_delay: SettleSettings::default().retry_delay.get(),
             metrics: Metrics::new("settle"),
             steps: crate::metrics::StepClock::new(STEPS),
         }

@@ -32,9 +32,7 @@ pub use payments::{
     PaymentEvent, PaymentIntent, Payments, ReadIntent, Refund, RefundPayment, VerifyWebhook,
     WebhookError,
 };
-pub use queue::{
-    default_in_queue_for, Delivery, OrderPublisher, QueueDepths, DEFAULT_IN_QUEUE_FOR,
-};
+pub use queue::{Delivery, OrderPublisher, QueueDepths, IN_QUEUE_FOR};
 pub use reservations::ReservationStore;
 pub use sales::{
     AnswerTally, CheckoutCounts, CreateOutcome, LedgerOfSale, LiveSale, ResetStart, SaleCache,

@@ -6,13 +6,9 @@ use std::future::Future;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// SQS' default message retention, 4 days: how long a sent message may wait in the queue.
-pub const DEFAULT_IN_QUEUE_FOR: Duration = Duration::from_secs(4 * 24 * 3600);
-
-/// [`DEFAULT_IN_QUEUE_FOR`], the default of `OUTBOX_IN_QUEUE_MS` wherever it is read.
-pub fn default_in_queue_for() -> Duration {
-    DEFAULT_IN_QUEUE_FOR
-}
+/// SQS' default message retention, 4 days: how long a sent message may wait in the queue; the
+/// default of `OUTBOX_IN_QUEUE_MS` wherever it is read.
+pub const IN_QUEUE_FOR: crate::settings::Millis = crate::settings::Millis::secs(4 * 24 * 3600);
 
 /// What [`OrderPublisher::publish_order`] did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -55,7 +55,7 @@ pub async fn state(
             payments: stripe,
             metrics: Metrics::new(service),
         },
-        trust_user_header: settings.checkout.trust_user_header,
+        trust_user_header: settings.checkout.trust_user_header.get(),
     }))
 }
 

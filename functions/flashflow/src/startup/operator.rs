@@ -47,7 +47,7 @@ pub async fn routes(sdk: &SdkConfig, settings: &Settings) -> Result<Router, Star
         store,
         status: DynamoStatusStore::new(dynamodb, &settings.status.table),
         token: settings.operator.token.clone(),
-        allow_reset: settings.operator.allow_reset,
+        allow_reset: settings.operator.allow_reset.get(),
     })
     .merge(live))
 }

@@ -31,7 +31,7 @@ pub async fn routes(sdk: &SdkConfig, settings: &Settings) -> Result<Router, Star
     Ok(orders::routes(OrdersState {
         status: DynamoStatusStore::new(dynamodb, &settings.status.table),
         store,
-        trust_user_header: settings.callers.trust_user_header,
+        trust_user_header: settings.callers.trust_user_header.get(),
         operator_token: settings.callers.operator_token.clone(),
     })
     .merge(pages::routes(settings.pages.clone())))

@@ -54,7 +54,7 @@ pub async fn clients(sdk: &SdkConfig, settings: &Settings) -> Result<Clients, St
         dynamodb: aws_sdk_dynamodb::Client::new(sdk),
         table: settings.status.table.clone(),
         signer,
-        retry_delay: settings.settle.retry_delay,
+        retry_delay: settings.settle.retry_delay.get(),
     })
 }
 

@@ -110,7 +110,7 @@ async fn when_sqs_is_unreachable_the_buyer_still_gets_202_and_the_order_waits_in
 async fn when_redis_is_unreachable_the_buyer_gets_503_without_details() {
     let store = RedisStore::connect(&RedisSettings {
         url: "redis://127.0.0.1:9".into(),
-        command_timeout: Duration::from_millis(300),
+        command_timeout: Duration::from_millis(300).into(),
         ..Default::default()
     })
     .unwrap();

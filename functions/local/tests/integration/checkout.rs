@@ -649,7 +649,7 @@ async fn redis_losing_its_data_between_the_two_halves_of_a_return_loses_no_unit_
     app.store = flashflow::adapters::redis::RedisStore::connect(
         &flashflow::adapters::redis::RedisSettings {
             url: redis.url(),
-            command_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2).into(),
             ..Default::default()
         },
     )

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use flashflow::adapters::redis::{RedisSettings, RedisStore, SaleKeys};
-use flashflow::app::reconcile::{sweep_sales, SweepTiming, DEFAULT_FINISHED_TTL};
+use flashflow::app::reconcile::{sweep_sales, SweepTiming};
 use flashflow::domain::{OrderState, SaleDefinition};
 use flashflow::ports::StatusStore;
 use fred::prelude::*;
@@ -99,7 +99,7 @@ async fn buy_settle_sweep_status_and_rehydrate_run_on_a_three_master_cluster() {
     let mut t = TestApp::new().await;
     t.store = RedisStore::connect(&RedisSettings {
         url,
-        command_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(5).into(),
         ..Default::default()
     })
     .unwrap();
@@ -147,9 +147,9 @@ async fn buy_settle_sweep_status_and_rehydrate_run_on_a_three_master_cluster() {
 
     let queue = flashflow::adapters::sqs::SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
     let timing = SweepTiming {
-        grace: Duration::ZERO,
-        in_queue_for: Duration::from_secs(3600),
-        finished_ttl: DEFAULT_FINISHED_TTL,
+        grace: Duration::ZERO.into(),
+        in_queue_for: Duration::from_secs(3600).into(),
+        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
     };
     let ids: Vec<_> = sales.iter().map(|d| d.id.clone()).collect();
     let swept = sweep_sales(&t.store, &queue, timing, &ids).await.unwrap();
@@ -211,12 +211,12 @@ async fn the_sold_out_fast_path_hears_returns_from_every_shard() {
             "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
             nodes[0].port, nodes[1].port, nodes[2].port
         ),
-        command_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(5).into(),
         ..Default::default()
     };
     let fast = flashflow::adapters::redis::FastPathSettings {
-        max_age: Duration::from_secs(1),
-        tracking: true,
+        max_age: Duration::from_secs(1).into(),
+        tracking: flashflow::settings::Flag(true),
     };
     let mut t = TestApp::new().await;
     t.store = RedisStore::connect(&settings)

@@ -159,13 +159,13 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
         panic!()
     };
     let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue, signer());
-    let sweep = |threshold| {
+    let sweep = |threshold: Duration| {
         let (store, publisher, sales) = (&app.store, &publisher, std::slice::from_ref(&def.id));
         async move {
             let timing = SweepTiming {
-                grace: threshold,
-                in_queue_for: Duration::from_secs(3600),
-                finished_ttl: flashflow::app::reconcile::DEFAULT_FINISHED_TTL,
+                grace: threshold.into(),
+                in_queue_for: Duration::from_secs(3600).into(),
+                finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
             };
             flashflow::app::reconcile::sweep_sales(store, publisher, timing, sales)
                 .await
@@ -333,9 +333,9 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     };
     let sales = [sold_out.id.clone(), live.id.clone()];
     let timing = SweepTiming {
-        grace: Duration::from_secs(3600),
-        in_queue_for: Duration::from_secs(3600),
-        finished_ttl: flashflow::app::reconcile::DEFAULT_FINISHED_TTL,
+        grace: Duration::from_secs(3600).into(),
+        in_queue_for: Duration::from_secs(3600).into(),
+        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
     };
     let sweep = || flashflow::app::reconcile::sweep_sales(&store, &publisher, timing, &sales);
 

@@ -52,9 +52,9 @@ async fn sqs_unreachable_during_a_burst_of_buys_everything_arrives_once_after_re
     // duplicate, and settlement runs.
     let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue, signer());
     let timing = SweepTiming {
-        grace: Duration::ZERO,
-        in_queue_for: Duration::from_secs(3600),
-        finished_ttl: flashflow::app::reconcile::DEFAULT_FINISHED_TTL,
+        grace: Duration::ZERO.into(),
+        in_queue_for: Duration::from_secs(3600).into(),
+        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
     };
     let sales = [def.id.clone()];
     assert_eq!(
@@ -362,9 +362,9 @@ async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper()
     tokio::time::sleep(Duration::from_millis(20)).await;
     let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue, signer());
     let timing = SweepTiming {
-        grace: Duration::from_millis(10),
-        in_queue_for: Duration::from_secs(3600),
-        finished_ttl: flashflow::app::reconcile::DEFAULT_FINISHED_TTL,
+        grace: Duration::from_millis(10).into(),
+        in_queue_for: Duration::from_secs(3600).into(),
+        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
     };
     let report = sweep_sales(
         &app.store,

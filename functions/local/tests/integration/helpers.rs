@@ -361,7 +361,7 @@ pub async fn counts(db: &Db, sale: &SaleDefinition) -> Counts {
 pub fn redis_settings() -> RedisSettings {
     RedisSettings {
         url: env("REDIS_URL"),
-        command_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(5).into(),
         ..Default::default()
     }
 }
@@ -379,7 +379,10 @@ pub async fn store() -> RedisStore {
 /// A connected store with the sold-out fast path (`tracking`: learn returns through `CLIENT
 /// TRACKING`; entries live at most `max_age`).
 pub async fn store_with_fast_path(tracking: bool, max_age: Duration) -> RedisStore {
-    let fast = flashflow::adapters::redis::FastPathSettings { max_age, tracking };
+    let fast = flashflow::adapters::redis::FastPathSettings {
+        max_age: max_age.into(),
+        tracking: flashflow::settings::Flag(tracking),
+    };
     let store = RedisStore::connect(&redis_settings())
         .and_then(|s| s.with_fast_path(&fast, &redis_settings()))
         .unwrap();
@@ -664,7 +667,7 @@ pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> 
         store,
         publisher: SqsPublisher::new(sqs, queue_url, signer()),
         settings: buy::BuySettings {
-            trust_user_header: true,
+            trust_user_header: flashflow::settings::Flag(true),
             ..buy::BuySettings::default()
         },
         metrics: flashflow::metrics::Metrics::new("buy"),

@@ -15,7 +15,7 @@ async fn script_flush_and_a_redis_restart_during_a_burst_cost_buyers_only_latenc
     let mut t = TestApp::new().await;
     t.store = RedisStore::connect(&RedisSettings {
         url: redis.url(),
-        command_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2).into(),
         ..Default::default()
     })
     .unwrap();

@@ -5,7 +5,7 @@ use crate::helpers::*;
 use flashflow::adapters::relay::{Relay, RelaySettings};
 use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::api::{self, buy};
-use flashflow::app::reconcile::{sweep_sales, SweepTiming, DEFAULT_FINISHED_TTL};
+use flashflow::app::reconcile::{sweep_sales, SweepTiming};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use uuid::Uuid;
@@ -39,7 +39,7 @@ fn relayed_app(
         store: t.store.clone(),
         publisher: relay,
         settings: buy::BuySettings {
-            trust_user_header: true,
+            trust_user_header: flashflow::settings::Flag(true),
             ..Default::default()
         },
         metrics: flashflow::metrics::Metrics::new("buy"),
@@ -50,9 +50,9 @@ fn relayed_app(
 /// Run the sweeper once over `def` with `grace`; returns how many it re-sent.
 async fn sweep(t: &TestApp, def: &flashflow::domain::SaleDefinition, grace: Duration) -> usize {
     let timing = SweepTiming {
-        grace,
-        in_queue_for: Duration::from_secs(3600),
-        finished_ttl: DEFAULT_FINISHED_TTL,
+        grace: grace.into(),
+        in_queue_for: Duration::from_secs(3600).into(),
+        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
     };
     let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
     sweep_sales(&t.store, &publisher, timing, std::slice::from_ref(&def.id))

@@ -25,7 +25,7 @@ pub(crate) fn stripe_at(base: &str) -> Stripe {
         secret_key_arn: None,
         webhook_secret: Some(WHSEC.to_owned().into()),
         webhook_secret_arn: None,
-        timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(5).into(),
     })
     .unwrap()
 }

@@ -174,7 +174,7 @@ async fn buy_works_over_tls_with_the_auth_token_from_secrets_manager() {
 
     let settings = RedisSettings {
         url: format!("rediss://localhost:{tls_port}"),
-        command_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2).into(),
         ca_file: Some(pki.path("ca.pem")),
         secret: Some(secret),
         auth: None,
@@ -203,7 +203,7 @@ async fn without_the_auth_token_the_tls_connection_is_refused() {
     let (_redis, tls_port) = tls_redis(&pki, "the-right-token-0001");
     let settings = RedisSettings {
         url: format!("rediss://localhost:{tls_port}"),
-        command_timeout: Duration::from_secs(1),
+        command_timeout: Duration::from_secs(1).into(),
         ca_file: Some(pki.path("ca.pem")),
         ..Default::default()
     };
@@ -220,7 +220,7 @@ async fn a_redis_certificate_signed_by_another_ca_is_refused() {
     let (_redis, tls_port) = tls_redis(&pki, "tok-other-ca-000001");
     let err = connect(&RedisSettings {
         url: format!("rediss://:tok-other-ca-000001@localhost:{tls_port}"),
-        command_timeout: Duration::from_secs(1),
+        command_timeout: Duration::from_secs(1).into(),
         ca_file: Some(pki.path("other-ca.pem")),
         ..Default::default()
     })
@@ -231,7 +231,7 @@ async fn a_redis_certificate_signed_by_another_ca_is_refused() {
     // The same server, the right CA: it is the CA that made the difference.
     connect(&RedisSettings {
         url: format!("rediss://:tok-other-ca-000001@localhost:{tls_port}"),
-        command_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2).into(),
         ca_file: Some(pki.path("ca.pem")),
         ..Default::default()
     })
@@ -246,7 +246,7 @@ async fn rediss_never_falls_back_to_plaintext() {
     let (redis, _tls_port) = tls_redis(&pki, "tok-plain-000000001");
     let settings = RedisSettings {
         url: format!("rediss://:tok-plain-000000001@localhost:{}", redis.port),
-        command_timeout: Duration::from_millis(500),
+        command_timeout: Duration::from_millis(500).into(),
         ca_file: Some(pki.path("ca.pem")),
         ..Default::default()
     };
@@ -336,7 +336,7 @@ async fn buy_works_on_a_tls_cluster_with_the_endpoint_name_checked_on_every_node
     let nodes = start_tls_cluster(&pki);
     let store = connect(&RedisSettings {
         url: format!("rediss-cluster://localhost:{}", nodes[0].1),
-        command_timeout: Duration::from_secs(3),
+        command_timeout: Duration::from_secs(3).into(),
         ca_file: Some(pki.path("ca.pem")),
         ..Default::default()
     })

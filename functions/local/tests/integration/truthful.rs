@@ -13,7 +13,7 @@ use std::time::Duration;
 async fn private_store(redis: &PrivateRedis, timeout: Duration) -> RedisStore {
     let store = RedisStore::connect(&RedisSettings {
         url: redis.url(),
-        command_timeout: timeout,
+        command_timeout: timeout.into(),
         ..Default::default()
     })
     .unwrap();

@@ -17,6 +17,7 @@ mod sales;
 mod settlement;
 
 use crate::ports::DbError;
+use crate::settings::Millis;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -95,10 +96,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            statement: default_statement_timeout(),
-            lock: default_lock_timeout(),
-        }
+        DatabaseSettings::default().timeouts()
     }
 }
 
@@ -123,7 +121,9 @@ impl std::ops::DerefMut for Conn<'_> {
 /// `DATABASE_SECRET_ARN` (user and password in Secrets Manager), and the session limits
 /// `DATABASE_STATEMENT_TIMEOUT_MS` (10000) and `DATABASE_LOCK_TIMEOUT_MS` (3000).
 #[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
 pub struct DatabaseSettings {
+    /// Required.
     #[serde(rename = "database_url")]
     pub url: String,
     #[serde(rename = "database_ca_file")]
@@ -131,31 +131,32 @@ pub struct DatabaseSettings {
     /// Secrets Manager id of the user and password, read by [`DatabaseSettings::with_secret`].
     #[serde(rename = "database_secret_arn")]
     pub secret: Option<String>,
-    #[serde(
-        rename = "database_statement_timeout_ms",
-        default = "default_statement_timeout",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub statement_timeout: Duration,
-    #[serde(
-        rename = "database_lock_timeout_ms",
-        default = "default_lock_timeout",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub lock_timeout: Duration,
+    #[serde(rename = "database_statement_timeout_ms")]
+    pub statement_timeout: Millis,
+    #[serde(rename = "database_lock_timeout_ms")]
+    pub lock_timeout: Millis,
     /// User and password (they replace any in the URL).
     #[serde(skip)]
     pub auth: Option<crate::secrets::Credentials>,
 }
 
-impl crate::settings::FromEnv for DatabaseSettings {}
-
-fn default_statement_timeout() -> Duration {
-    Duration::from_secs(10)
+impl crate::settings::FromEnv for DatabaseSettings {
+    fn check(&self) -> Result<(), crate::settings::ConfigError> {
+        crate::settings::required("DATABASE_URL", &self.url)
+    }
 }
 
-fn default_lock_timeout() -> Duration {
-    Duration::from_secs(3)
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            ca_file: None,
+            secret: None,
+            statement_timeout: Millis::secs(10),
+            lock_timeout: Millis::secs(3),
+            auth: None,
+        }
+    }
 }
 
 impl DatabaseSettings {
@@ -163,19 +164,15 @@ impl DatabaseSettings {
     pub fn of_url(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            ca_file: None,
-            secret: None,
-            statement_timeout: default_statement_timeout(),
-            lock_timeout: default_lock_timeout(),
-            auth: None,
+            ..Self::default()
         }
     }
 
     /// The session limits these settings ask for.
     pub fn timeouts(&self) -> Timeouts {
         Timeouts {
-            statement: self.statement_timeout,
-            lock: self.lock_timeout,
+            statement: self.statement_timeout.get(),
+            lock: self.lock_timeout.get(),
         }
     }
 }

@@ -19,6 +19,7 @@
 use super::{build_client, client_config, failed, RedisSettings, RedisStore, SaleKeys};
 use crate::domain::{Refusal, SaleId};
 use crate::ports::StoreError;
+use crate::settings::{Flag, MillisOrZero};
 use crate::sold_out::{Learning, Snapshot, SoldOutCache};
 use fred::interfaces::{ClientInterface, EventInterface, TrackingInterface};
 use fred::prelude::*;
@@ -26,7 +27,6 @@ use fred::types::scripts::Script;
 use fred::types::RespVersion;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Duration;
 use tracing::{info, warn};
 
 /// The prefix of every sale's wake key (`ffw:{sale}`: the hash tag keeps it in its sale's slot).
@@ -41,38 +41,23 @@ pub const MAX_SNAPSHOT_KEYS: usize = 20_000;
 /// Settings of the sold-out fast path: `SOLD_OUT_CACHE_MS` (1000; 0 turns it off, above 1000
 /// counts as 1000) and `REDIS_TRACKING` (true; false where Redis has no `CLIENT TRACKING`).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct FastPathSettings {
     /// How long a process may answer a sale as sold out or closed from memory, at most.
-    #[serde(
-        rename = "sold_out_cache_ms",
-        default = "default_max_age",
-        deserialize_with = "crate::settings::millis_or_zero"
-    )]
-    pub max_age: Duration,
+    #[serde(rename = "sold_out_cache_ms")]
+    pub max_age: MillisOrZero,
     /// Learn at once when stock comes back, through Redis' `CLIENT TRACKING` (RESP3).
-    #[serde(
-        rename = "redis_tracking",
-        default = "default_tracking",
-        deserialize_with = "crate::settings::flag"
-    )]
-    pub tracking: bool,
+    #[serde(rename = "redis_tracking")]
+    pub tracking: Flag,
 }
 
 impl crate::settings::FromEnv for FastPathSettings {}
 
-fn default_max_age() -> Duration {
-    crate::sold_out::MAX_AGE_LIMIT
-}
-
-fn default_tracking() -> bool {
-    true
-}
-
 impl Default for FastPathSettings {
     fn default() -> Self {
         Self {
-            max_age: default_max_age(),
-            tracking: default_tracking(),
+            max_age: MillisOrZero::ms(crate::sold_out::MAX_AGE_LIMIT.as_millis() as u64),
+            tracking: Flag(true),
         }
     }
 }
@@ -97,11 +82,11 @@ impl RedisStore {
         fast: &FastPathSettings,
         redis: &RedisSettings,
     ) -> Result<Self, StoreError> {
-        if fast.max_age.is_zero() {
+        if fast.max_age.get().is_zero() {
             return Ok(self);
         }
-        let cache = Arc::new(SoldOutCache::new(fast.max_age));
-        let tracking = if fast.tracking {
+        let cache = Arc::new(SoldOutCache::new(fast.max_age.get()));
+        let tracking = if fast.tracking.get() {
             Some(track(redis, Arc::clone(&cache))?)
         } else {
             None
@@ -300,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_push_forgets_its_sale_and_a_keyless_or_foreign_push_forgets_all() {
-        let cache = SoldOutCache::new(Duration::from_secs(1));
+        let cache = SoldOutCache::new(std::time::Duration::from_secs(1));
         let install = |id: &str| {
             let l = cache.begin(&SaleId::parse(id).unwrap()).unwrap();
             cache.learned(

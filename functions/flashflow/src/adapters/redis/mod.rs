@@ -24,6 +24,7 @@ pub use sales::SALES_KEY;
 use crate::domain::SaleId;
 use crate::ports::StoreError;
 use crate::secrets::{Credentials, SecretError};
+use crate::settings::Millis;
 use fred::prelude::*;
 use fred::types::config::{TlsConfig, TlsConnector, TlsHostMapping};
 use fred::types::scripts::Script;
@@ -167,18 +168,16 @@ pub struct RedisStore {
 /// Settings for [`RedisStore::connect`], from `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (1000),
 /// `REDIS_CA_FILE` and `REDIS_SECRET_ARN`.
 #[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
 pub struct RedisSettings {
     /// `redis://host:port[/db]`, `rediss://…` (TLS), `redis-cluster://…` / `rediss-cluster://…`
     /// (cluster mode, TLS with the configuration endpoint's name checked on every node).
+    /// Required.
     #[serde(rename = "redis_url")]
     pub url: String,
     /// A command not answered within this is failed, so a buyer gets a 503 instead of a hang.
-    #[serde(
-        rename = "redis_command_timeout_ms",
-        default = "default_command_timeout",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub command_timeout: Duration,
+    #[serde(rename = "redis_command_timeout_ms")]
+    pub command_timeout: Millis,
     /// PEM file of the CA that signed the server's certificate (`rediss` only); the system roots
     /// otherwise, as ElastiCache needs.
     #[serde(rename = "redis_ca_file")]
@@ -191,17 +190,17 @@ pub struct RedisSettings {
     pub auth: Option<Credentials>,
 }
 
-impl crate::settings::FromEnv for RedisSettings {}
-
-fn default_command_timeout() -> Duration {
-    Duration::from_secs(1)
+impl crate::settings::FromEnv for RedisSettings {
+    fn check(&self) -> Result<(), crate::settings::ConfigError> {
+        crate::settings::required("REDIS_URL", &self.url)
+    }
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
         Self {
-            url: "redis://127.0.0.1:6379".into(),
-            command_timeout: default_command_timeout(),
+            url: String::new(),
+            command_timeout: Millis::secs(1),
             ca_file: None,
             secret: None,
             auth: None,
@@ -259,9 +258,9 @@ fn client_config(settings: &RedisSettings) -> Result<Config, StoreError> {
 /// not yet connecting.
 fn build_client(config: Config, settings: &RedisSettings) -> Result<Client, StoreError> {
     Builder::from_config(config)
-        .with_performance_config(|p| p.default_command_timeout = settings.command_timeout)
+        .with_performance_config(|p| p.default_command_timeout = settings.command_timeout.get())
         .with_connection_config(|c| {
-            c.connection_timeout = settings.command_timeout;
+            c.connection_timeout = settings.command_timeout.get();
             c.tcp.nodelay = Some(true);
         })
         .set_policy(reconnect_policy())

@@ -26,8 +26,9 @@ use std::time::Duration;
 /// (`STRIPE_SECRET_KEY_SECRET_ARN`, a Secrets Manager secret holding it as a bare string, as in
 /// AWS; or `STRIPE_SECRET_KEY` itself, as locally), `STRIPE_TIMEOUT_MS` (5000).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct StripeSettings {
-    #[serde(rename = "stripe_api_base", default = "default_api_base")]
+    #[serde(rename = "stripe_api_base")]
     pub api_base: String,
     #[serde(rename = "stripe_secret_key")]
     pub secret_key: Option<SecretString>,
@@ -42,12 +43,8 @@ pub struct StripeSettings {
     #[serde(rename = "stripe_webhook_secret_arn")]
     pub webhook_secret_arn: Option<String>,
     /// A call not answered within this is failed as [`PaymentError::Unavailable`].
-    #[serde(
-        rename = "stripe_timeout_ms",
-        default = "default_timeout",
-        deserialize_with = "crate::settings::millis"
-    )]
-    pub timeout: Duration,
+    #[serde(rename = "stripe_timeout_ms")]
+    pub timeout: crate::settings::Millis,
 }
 
 impl crate::settings::FromEnv for StripeSettings {}
@@ -88,12 +85,17 @@ impl StripeSettings {
     }
 }
 
-fn default_api_base() -> String {
-    "https://api.stripe.com".into()
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(5)
+impl Default for StripeSettings {
+    fn default() -> Self {
+        Self {
+            api_base: "https://api.stripe.com".into(),
+            secret_key: None,
+            secret_key_arn: None,
+            webhook_secret: None,
+            webhook_secret_arn: None,
+            timeout: crate::settings::Millis::secs(5),
+        }
+    }
 }
 
 /// Stripe's error body: `{"error": {"code", "message", "type"}}`.
@@ -149,7 +151,7 @@ impl Stripe {
             http: Client::builder(TokioExecutor::new()).build(https),
             base: settings.api_base.trim_end_matches('/').to_owned(),
             auth,
-            timeout: settings.timeout,
+            timeout: settings.timeout.get(),
             webhook_secrets: settings.webhook_secrets(),
         })
     }
