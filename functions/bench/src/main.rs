@@ -15,6 +15,7 @@ mod ceiling;
 mod cost;
 mod settle;
 mod sqs_rate;
+mod steps;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -76,14 +77,15 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    lambda_http::tracing::init_default_subscriber();
+    let steps = steps::StepTimes::default();
+    init_tracing(steps.clone());
     match cli.command {
         Command::Ceiling { listen } => ceiling(&listen).await,
         Command::Settle {
             orders,
             concurrency,
             batch,
-        } => settle(orders, &concurrency, &batch).await,
+        } => settle(orders, &concurrency, &batch, steps).await,
         Command::CountProxy {
             listen,
             sqs,
@@ -120,7 +122,25 @@ async fn ceiling(addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn settle(n: usize, levels: &[usize], batches: &[usize]) -> anyhow::Result<()> {
+/// Logs as `RUST_LOG` says (info by default), and every step span timed by `steps` whatever the
+/// log level.
+fn init_tracing(steps: steps::StepTimes) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{filter, fmt, EnvFilter, Layer};
+    let logs = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(fmt::layer().with_filter(logs))
+        .with(steps.with_filter(filter::LevelFilter::INFO))
+        .init();
+}
+
+async fn settle(
+    n: usize,
+    levels: &[usize],
+    batches: &[usize],
+    steps: steps::StepTimes,
+) -> anyhow::Result<()> {
     use settle::{handler, ledger, through_queue, Stack};
     let settings = startup::settle::Settings::from_env()?;
     let sdk = aws::sdk_config().await;
@@ -137,6 +157,7 @@ async fn settle(n: usize, levels: &[usize], batches: &[usize]) -> anyhow::Result
             signer.clone(),
         ),
         signer,
+        steps,
     };
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());

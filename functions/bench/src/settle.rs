@@ -32,6 +32,8 @@ pub struct Stack {
     pub table: String,
     pub requeue: SqsPublisher,
     pub signer: Signer,
+    /// The step spans' times (see [`crate::steps`]).
+    pub steps: crate::steps::StepTimes,
 }
 
 /// One measured run.
@@ -39,30 +41,9 @@ pub struct Stack {
 pub struct Figures {
     pub orders: usize,
     pub seconds: f64,
-    /// Where a batch's time went: each step's mean per batch (summed over the instances).
+    /// Where a batch's time went: each step's mean time (its spans' lifetimes, over every
+    /// instance).
     pub steps: Vec<(&'static str, std::time::Duration)>,
-}
-
-/// Each step's mean time per batch, over every instance's clock.
-fn per_batch<'a>(
-    clocks: impl Iterator<Item = &'a flashflow::metrics::StepClock>,
-) -> Vec<(&'static str, std::time::Duration)> {
-    let mut runs = 0;
-    let mut sums: Vec<(&'static str, std::time::Duration)> = Vec::new();
-    for clock in clocks {
-        let (r, steps) = clock.totals();
-        runs += r;
-        if sums.is_empty() {
-            sums = steps;
-        } else {
-            for (sum, (_, d)) in sums.iter_mut().zip(steps) {
-                sum.1 += d;
-            }
-        }
-    }
-    sums.into_iter()
-        .map(|(name, d)| (name, d / runs.max(1) as u32))
-        .collect()
 }
 
 impl Figures {
@@ -171,6 +152,7 @@ pub async fn ledger(
     concurrency: usize,
     batch: usize,
 ) -> anyhow::Result<Figures> {
+    stack.steps.reset();
     let url = fresh_schema(&stack.database_url).await?;
     let setup = Db::new(&url)?;
     setup.migrate().await.context("migrating")?;
@@ -208,7 +190,9 @@ pub async fn ledger(
     Ok(Figures {
         orders: n,
         seconds,
-        steps: per_batch(dbs.iter().map(|d| d.settle_steps())),
+        steps: stack
+            .steps
+            .means(flashflow::adapters::postgres::LEDGER_STEPS),
     })
 }
 
@@ -219,6 +203,7 @@ pub async fn handler(
     concurrency: usize,
     batch: usize,
 ) -> anyhow::Result<Figures> {
+    stack.steps.reset();
     let url = fresh_schema(&stack.database_url).await?;
     let setup = Db::new(&url)?;
     setup.migrate().await.context("migrating")?;
@@ -260,7 +245,7 @@ pub async fn handler(
     Ok(Figures {
         orders: n,
         seconds,
-        steps: per_batch(settlers.iter().map(|s| s.steps())),
+        steps: stack.steps.means(flashflow::app::settle::STEPS),
     })
 }
 
@@ -305,6 +290,7 @@ pub async fn through_queue(
     batch: usize,
 ) -> anyhow::Result<Figures> {
     use flashflow_local::event_source::{self, EventSourceConfig, EventSourceStats};
+    stack.steps.reset();
     let url = fresh_schema(&stack.database_url).await?;
     let setup = Db::new(&url)?;
     setup.migrate().await.context("migrating")?;

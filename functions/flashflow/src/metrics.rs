@@ -238,69 +238,9 @@ impl Metrics {
     }
 }
 
-/// Where a batch's time goes: the time spent in each named step, summed over the runs, in
-/// process memory (two clock reads per step: nothing is sent anywhere). `make bench-settle`
-/// prints it per batch.
-pub struct StepClock {
-    names: &'static [&'static str],
-    nanos: Vec<AtomicU64>,
-    runs: AtomicU64,
-}
-
-impl StepClock {
-    /// A clock for the steps `names`, in the order they run.
-    pub fn new(names: &'static [&'static str]) -> Self {
-        Self {
-            names,
-            nanos: names.iter().map(|_| AtomicU64::new(0)).collect(),
-            runs: AtomicU64::new(0),
-        }
-    }
-
-    /// Add `since`'s elapsed time to step `step` and return now, for the next step.
-    pub fn lap(&self, step: usize, since: std::time::Instant) -> std::time::Instant {
-        let now = std::time::Instant::now();
-        if let Some(n) = self.nanos.get(step) {
-            n.fetch_add((now - since).as_nanos() as u64, Ordering::Relaxed);
-        }
-        now
-    }
-
-    /// Count one run (a batch).
-    pub fn ran(&self) {
-        self.runs.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The runs so far, and each step's total time.
-    pub fn totals(&self) -> (u64, Vec<(&'static str, Duration)>) {
-        let steps = self
-            .names
-            .iter()
-            .zip(&self.nanos)
-            .map(|(name, n)| (*name, Duration::from_nanos(n.load(Ordering::Relaxed))))
-            .collect();
-        (self.runs.load(Ordering::Relaxed), steps)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_step_clock_adds_each_lap_to_its_step_and_counts_runs() {
-        let clock = StepClock::new(&["a", "b"]);
-        let t = std::time::Instant::now() - Duration::from_millis(5);
-        let t = clock.lap(0, t);
-        clock.lap(1, t);
-        clock.lap(7, t); // no such step: ignored
-        clock.ran();
-        let (runs, steps) = clock.totals();
-        assert_eq!(runs, 1);
-        assert_eq!(steps[0].0, "a");
-        assert!(steps[0].1 >= Duration::from_millis(5));
-        assert!(steps[1].1 < Duration::from_millis(5));
-    }
 
     fn one_line(lines: &Mutex<Vec<String>>) -> Value {
         let lines = lines.lock().unwrap();

@@ -1,5 +1,9 @@
 //! Settlement: an SQS batch of order messages into the ledger, then the status into the status
 //! store and the reservation out of the outbox.
+//!
+//! Each step of a batch runs in a `tracing` span named `settle.<step>` ([`STEPS`]): how long
+//! each took is measured by whoever listens (`flashflow-bench settle` adds up the spans' times),
+//! not by the flow itself.
 
 use crate::domain::rehydrate::KeyHolder;
 use crate::domain::settlement::replay_answer;
@@ -9,7 +13,7 @@ use crate::ports::{Ledger, OrderPublisher, Outbox, StatusStore};
 use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use tracing::{error, info, warn};
+use tracing::{error, info, info_span, warn, Instrument};
 use uuid::Uuid;
 
 /// The settle handler: one per function instance (it owns the instance's Postgres connection).
@@ -21,17 +25,17 @@ pub struct Settler<L, S, R, Q> {
     signer: Signer,
     retry_delay: std::time::Duration,
     metrics: Metrics,
-    steps: crate::metrics::StepClock,
 }
 
-/// A batch's steps in [`Settler::settle`], in the order they run ([`Settler::steps`]).
-pub const STEPS: &[&str] = &[
-    "verify signatures",
-    "ledger (Postgres)",
-    "re-queue what waits",
-    "statuses (DynamoDB)",
-    "outbox cleanup (Redis)",
-    "re-queue unwritten",
+/// The spans of a batch's steps in [`Settler::settle`], in the order they run, with what each
+/// does.
+pub const STEPS: &[(&str, &str)] = &[
+    ("settle.verify", "verify signatures"),
+    ("settle.ledger", "ledger (Postgres)"),
+    ("settle.requeue_waiting", "re-queue what waits"),
+    ("settle.statuses", "statuses (DynamoDB)"),
+    ("settle.outbox", "outbox cleanup (Redis)"),
+    ("settle.requeue_unwritten", "re-queue unwritten"),
 ];
 
 /// The settle handler's own setting: `SETTLE_RETRY_DELAY_MS` (60000), how long a batch that met
@@ -81,7 +85,6 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             signer,
             retry_delay: SettleSettings::default().retry_delay.get(),
             metrics: Metrics::new("settle"),
-            steps: crate::metrics::StepClock::new(STEPS),
         }
     }
 
@@ -129,21 +132,21 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
     /// message, record the orders in the ledger, re-queue what the ledger could not take now,
     /// write the statuses, clean the outbox, report.
     pub async fn settle(&self, event: SqsEvent) -> BatchReport {
-        let clock = &self.steps;
-        clock.ran();
-        let t = std::time::Instant::now();
         let mut report = BatchReport::default();
-        let verified = self.verify(event);
+        let verified = info_span!("settle.verify").in_scope(|| self.verify(event));
         report.failed.extend(verified.refused);
         if verified.orders.is_empty() {
             return report;
         }
-        let t = clock.lap(0, t);
-        let recorded = self.record(&verified.orders).await;
+        let recorded = self
+            .record(&verified.orders)
+            .instrument(info_span!("settle.ledger"))
+            .await;
         report.failed.extend(recorded.refused.iter().cloned());
-        let t = clock.lap(1, t);
-        let requeued = self.requeue(&verified.orders, &recorded.transient).await;
-        let t = clock.lap(2, t);
+        let requeued = self
+            .requeue(&verified.orders, &recorded.transient)
+            .instrument(info_span!("settle.requeue_waiting"))
+            .await;
         report.requeued = requeued.requeued;
         report.failed.extend(requeued.failed);
         let orders: Vec<(String, OrderMessage)> = verified
@@ -151,8 +154,10 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             .into_iter()
             .filter(|(id, _)| !recorded.refused.contains(id) && !recorded.transient.contains(id))
             .collect();
-        let statuses = self.write_statuses(&orders, &recorded.outcome).await;
-        let t = clock.lap(3, t);
+        let statuses = self
+            .write_statuses(&orders, &recorded.outcome)
+            .instrument(info_span!("settle.statuses"))
+            .await;
         (
             report.confirmed,
             report.held,
@@ -166,8 +171,8 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
         );
         let unsettled = self
             .clean_outbox(&orders, &recorded.outcome, &statuses)
+            .instrument(info_span!("settle.outbox"))
             .await;
-        let t = clock.lap(4, t);
         report.failed.extend(unsettled.failed);
         // Recorded, but the status store did not take the status, or the outbox kept the entry
         // (which the sweeper leaves alone while it is marked in the queue): the order is fine, so
@@ -180,8 +185,10 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             })
             .map(|(id, _)| id.clone())
             .collect();
-        let again = self.requeue(&orders, &unwritten).await;
-        clock.lap(5, t);
+        let again = self
+            .requeue(&orders, &unwritten)
+            .instrument(info_span!("settle.requeue_unwritten"))
+            .await;
         report.requeued += again.requeued;
         report.failed.extend(again.failed);
         info!(
@@ -194,11 +201,6 @@ impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q
             "batch settled"
         );
         report
-    }
-
-    /// Time spent in each step of the batches this handler settled ([`STEPS`]).
-    pub fn steps(&self) -> &crate::metrics::StepClock {
-        &self.steps
     }
 
     /// Parse each message on its own and check that buy (or the sweeper) signed it, so one bad

@@ -16,6 +16,8 @@ mod rows;
 mod sales;
 mod settlement;
 
+pub use settlement::STEPS as LEDGER_STEPS;
+
 use crate::ports::DbError;
 use crate::settings::Millis;
 use std::collections::HashMap;
@@ -80,8 +82,6 @@ pub struct Db {
     generation: AtomicU64,
     /// Statements prepared on connection `.0`.
     statements: std::sync::Mutex<(u64, HashMap<&'static str, Statement>)>,
-    /// Where settlement's transactions spend their time ([`Db::settle_steps`]).
-    pub(super) steps: crate::metrics::StepClock,
 }
 
 /// Limits set on every session, so a stuck lock or a runaway statement fails cleanly (as
@@ -227,7 +227,6 @@ impl Db {
             timeouts: Timeouts::default(),
             generation: AtomicU64::new(0),
             statements: std::sync::Mutex::new((0, HashMap::new())),
-            steps: crate::metrics::StepClock::new(settlement::STEPS),
         })
     }
 

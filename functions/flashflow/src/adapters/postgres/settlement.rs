@@ -17,6 +17,7 @@ use crate::ports::{DbError, Ledger};
 use std::collections::HashMap;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Statement, Transaction};
+use tracing::{info_span, Instrument};
 use uuid::Uuid;
 
 /// A statement parameter.
@@ -50,22 +51,16 @@ const INSERT_ORDERS: &str =
 const ADD_CONFIRMED: &str = "UPDATE sales s SET confirmed = s.confirmed + d.c, held = s.held + d.h
        FROM unnest($1::text[], $2::int[], $3::int[]) AS d(id, c, h) WHERE s.id = d.id";
 
-/// A settlement transaction's steps, in the order they run ([`Db::settle_steps`]).
-pub const STEPS: &[&str] = &[
-    "connect + begin",
-    "lock + read (one round trip)",
-    "decide (in memory)",
-    "insert orders",
-    "count (sales row)",
-    "commit",
+/// The spans of a settlement transaction's steps, in the order they run, with what each does
+/// (`tracing`: whoever listens measures them, as `flashflow-bench settle` does).
+pub const STEPS: &[(&str, &str)] = &[
+    ("ledger.begin", "connect + begin"),
+    ("ledger.lock_read", "lock + read (one round trip)"),
+    ("ledger.decide", "decide (in memory)"),
+    ("ledger.insert", "insert orders"),
+    ("ledger.count", "count (sales row)"),
+    ("ledger.commit", "commit"),
 ];
-
-impl Db {
-    /// Time spent in each step of the settlement transactions this `Db` ran ([`STEPS`]).
-    pub fn settle_steps(&self) -> &crate::metrics::StepClock {
-        &self.steps
-    }
-}
 
 impl Ledger for Db {
     /// A connection that broke (e.g. while a Lambda instance was frozen) is replaced and the batch
@@ -94,27 +89,31 @@ impl Db {
         if orders.is_empty() {
             return Ok(HashMap::new());
         }
-        let clock = &self.steps;
-        let t = std::time::Instant::now();
-        let mut conn = self.client().await?;
+        let begin = info_span!("ledger.begin");
+        let mut conn = self.client().instrument(begin.clone()).await?;
         // Read while holding the connection: it cannot be replaced meanwhile.
         let generation = self.generation();
-        let tx = conn.transaction().await?;
-        let statements = Statements::prepare(self, &tx, generation).await?;
-        let t = clock.lap(0, t);
-        let read = lock_and_read(&tx, &statements, orders).await?;
-        let t = clock.lap(1, t);
-        let decided = decide(read.books, orders, &read.recorded);
-        let t = clock.lap(2, t);
-        let inserted = insert_orders(&tx, &statements, &decided.orders).await?;
-        let archived = decided.stale.insert(&tx).await?;
-        let raced = read_raced(&tx, &decided, &inserted, &archived).await?;
-        let t = clock.lap(3, t);
-        add_confirmed(&tx, &statements, &inserted).await?;
-        let t = clock.lap(4, t);
-        tx.commit().await?;
-        clock.lap(5, t);
-        clock.ran();
+        let tx = conn.transaction().instrument(begin.clone()).await?;
+        let statements = Statements::prepare(self, &tx, generation)
+            .instrument(begin)
+            .await?;
+        let read = lock_and_read(&tx, &statements, orders)
+            .instrument(info_span!("ledger.lock_read"))
+            .await?;
+        let decided =
+            info_span!("ledger.decide").in_scope(|| decide(read.books, orders, &read.recorded));
+        let (inserted, archived, raced) = async {
+            let inserted = insert_orders(&tx, &statements, &decided.orders).await?;
+            let archived = decided.stale.insert(&tx).await?;
+            let raced = read_raced(&tx, &decided, &inserted, &archived).await?;
+            Ok::<_, DbError>((inserted, archived, raced))
+        }
+        .instrument(info_span!("ledger.insert"))
+        .await?;
+        add_confirmed(&tx, &statements, &inserted)
+            .instrument(info_span!("ledger.count"))
+            .await?;
+        tx.commit().instrument(info_span!("ledger.commit")).await?;
         Ok(outcome(
             read.recorded,
             read.originals,
