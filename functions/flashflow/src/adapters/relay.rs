@@ -12,7 +12,7 @@
 
 use crate::clock::EpochMs;
 use crate::domain::SaleId;
-use crate::ports::{Delivery, OrderPublisher, Outbox, PublishError};
+use crate::ports::{Delivery, OrderPublisher, PublishError, SentMarks};
 use crate::settings::{Count, Millis};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,7 +86,7 @@ pub struct Relay<P> {
 impl<P: OrderPublisher> Relay<P> {
     /// Start the relay's worker on the current Tokio runtime. It runs until every [`Relay`]
     /// handle is dropped and its buffer is drained; the returned handle finishes then.
-    pub fn start<S: Outbox>(
+    pub fn start<S: SentMarks>(
         publisher: P,
         store: S,
         settings: RelaySettings,
@@ -110,7 +110,7 @@ impl<P: OrderPublisher> Relay<P> {
     }
 }
 
-async fn run<P: OrderPublisher, S: Outbox>(
+async fn run<P: OrderPublisher, S: SentMarks>(
     publisher: Arc<P>,
     store: Arc<S>,
     mut rx: mpsc::Receiver<Pending>,
@@ -145,7 +145,7 @@ async fn run<P: OrderPublisher, S: Outbox>(
     let _ = slots.acquire_many(settings.in_flight.get() as u32).await;
 }
 
-async fn send<P: OrderPublisher, S: Outbox>(
+async fn send<P: OrderPublisher, S: SentMarks>(
     publisher: &P,
     store: &S,
     work: Vec<Pending>,

@@ -6,7 +6,9 @@ use crate::domain::{
     IdempotencyKey, OrderState, Quantity, Refusal, Reservation, ReserveRequest, SaleId,
 };
 use crate::metrics::{Count, Metrics};
-use crate::ports::{AnswerTally, Delivery, OrderPublisher, Outbox, ReservationStore, StoreError};
+use crate::ports::{
+    AnswerTally, Delivery, OrderPublisher, ReservationStore, SentMarks, StoreError,
+};
 use crate::settings::{Flag, Millis};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -90,7 +92,7 @@ struct BuyBody {
 }
 
 /// The buy function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
+pub fn routes<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
     state: BuyState<S, P>,
 ) -> Router {
     Router::new()
@@ -98,7 +100,7 @@ pub fn routes<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
         .with_state(Arc::new(state))
 }
 
-async fn buy<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
+async fn buy<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
     State(state): State<Arc<BuyState<S, P>>>,
     sale: Result<Path<String>, PathRejection>,
     req: Request,
@@ -139,7 +141,7 @@ async fn buy<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
     task.await.map_err(|e| ApiError::Internal(Box::new(e)))?
 }
 
-async fn reserve_and_answer<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
+async fn reserve_and_answer<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
     state: Arc<BuyState<S, P>>,
     request: ReserveRequest,
 ) -> Result<Response, ApiError> {
@@ -220,7 +222,7 @@ async fn reserve_and_answer<S: ReservationStore + Outbox + AnswerTally, P: Order
 }
 
 /// A refusal's answer, counted (and a sold-out one tallied for the live view).
-fn refused<S: ReservationStore + Outbox + AnswerTally, P: OrderPublisher>(
+fn refused<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
     state: &Arc<BuyState<S, P>>,
     sale: &SaleId,
     refusal: Refusal,

@@ -7,7 +7,9 @@ use super::{json, path_param, ApiError, Route};
 use crate::app::checkout::{Checkout, CheckoutError};
 use crate::domain::checkout::Refusal;
 use crate::domain::InvalidInput;
-use crate::ports::{Holds, Outbox, PaymentError, Payments, ReturnStock, StatusStore, WebhookError};
+use crate::ports::{
+    Holds, PaymentError, Payments, PendingOrders, ReturnStock, StatusStore, WebhookError,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -59,7 +61,7 @@ pub struct CheckoutState<H, R, S, P> {
 type Shared<H, R, S, P> = State<Arc<CheckoutState<H, R, S, P>>>;
 
 /// The checkout function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
+pub fn routes<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments>(
     state: Arc<CheckoutState<H, R, S, P>>,
 ) -> Router {
     Router::new()
@@ -69,7 +71,7 @@ pub fn routes<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
         .with_state(state)
 }
 
-async fn pay<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
+async fn pay<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments>(
     State(state): Shared<H, R, S, P>,
     order_id: Result<Path<String>, PathRejection>,
     parts: Parts,
@@ -80,7 +82,7 @@ async fn pay<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
     Ok(json(StatusCode::OK, &payment))
 }
 
-async fn cancel<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
+async fn cancel<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments>(
     State(state): Shared<H, R, S, P>,
     order_id: Result<Path<String>, PathRejection>,
     parts: Parts,
@@ -95,7 +97,7 @@ async fn cancel<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
 }
 
 /// Nothing in the body is read before the signature checks out; a bad one changes nothing.
-async fn webhook<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments>(
+async fn webhook<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments>(
     State(state): Shared<H, R, S, P>,
     headers: HeaderMap,
     body: Bytes,

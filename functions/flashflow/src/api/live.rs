@@ -6,7 +6,7 @@
 use super::identity::operators_only;
 use super::{json, path_param, ApiError, Route};
 use crate::domain::{OrderMessage, SaleId};
-use crate::ports::{Outbox, QueueDepths, SaleCache, SaleLedger};
+use crate::ports::{LiveSales, PendingOrders, QueueDepths, SaleLedger};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -61,7 +61,7 @@ pub struct Snapshot {
 }
 
 /// The live view's routes.
-pub fn routes<L: SaleLedger, C: SaleCache + Outbox, Q: QueueDepths>(
+pub fn routes<L: SaleLedger, C: LiveSales + PendingOrders, Q: QueueDepths>(
     state: LiveState<L, C, Q>,
 ) -> Router {
     let token = state.token.clone().map(Arc::new);
@@ -71,7 +71,7 @@ pub fn routes<L: SaleLedger, C: SaleCache + Outbox, Q: QueueDepths>(
         .route_layer(axum::middleware::from_fn_with_state(token, operators_only))
 }
 
-async fn snapshot<L: SaleLedger, C: SaleCache + Outbox, Q: QueueDepths>(
+async fn snapshot<L: SaleLedger, C: LiveSales + PendingOrders, Q: QueueDepths>(
     State(state): State<Arc<LiveState<L, C, Q>>>,
     sale: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {

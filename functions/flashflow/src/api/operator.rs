@@ -10,7 +10,7 @@ use crate::app::admin::{self, AdminError, Rehydrated, Reset};
 use crate::domain::sale::{valid_stock, NewSale};
 use crate::domain::timefmt::format_ms;
 use crate::domain::{InvalidInput, SaleId};
-use crate::ports::{CreateOutcome, Outbox, SaleCache, SaleLedger, StatusStore};
+use crate::ports::{CreateOutcome, PendingOrders, SaleCache, SaleLedger, StatusStore};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -130,7 +130,7 @@ type Shared<L, C, S> = State<Arc<OperatorState<L, C, S>>>;
 type SalePath = Result<Path<String>, PathRejection>;
 
 /// The operator function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+pub fn routes<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     state: OperatorState<L, C, S>,
 ) -> Router {
     let token = state.token.clone().map(Arc::new);
@@ -147,7 +147,7 @@ fn sale_id(path: SalePath) -> Result<SaleId, ApiError> {
     Ok(SaleId::parse(&path_param(path, "invalid_sale_id")?)?)
 }
 
-async fn create<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+async fn create<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     State(state): Shared<L, C, S>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -175,7 +175,7 @@ async fn create<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     Ok(json(status, &view))
 }
 
-async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+async fn rehydrate<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
 ) -> Result<Response, ApiError> {
@@ -186,7 +186,7 @@ async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     Ok(json(StatusCode::OK, &view))
 }
 
-async fn show<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+async fn show<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
 ) -> Result<Response, ApiError> {
@@ -194,7 +194,7 @@ async fn show<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
     Ok(json(StatusCode::OK, &view(&state, &id).await?))
 }
 
-async fn reset<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+async fn reset<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
     req: Request,
@@ -254,7 +254,7 @@ fn not_found(id: &SaleId) -> ApiError {
     }
 }
 
-async fn view<L: SaleLedger, C: SaleCache + Outbox, S: StatusStore>(
+async fn view<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     state: &OperatorState<L, C, S>,
     id: &SaleId,
 ) -> Result<SaleView, ApiError> {

@@ -5,7 +5,7 @@
 use super::identity::{caller, Caller};
 use super::{json, path_param, ApiError, Route};
 use crate::domain::{InvalidInput, OrderState, OrderStatus};
-use crate::ports::{Outbox, SaleCache, StatusStore};
+use crate::ports::{LiveSales, PendingOrders, StatusStore};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
@@ -55,7 +55,7 @@ pub struct OrdersState<T, S> {
 }
 
 /// The order-status function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<T: StatusStore, S: Outbox + SaleCache>(state: OrdersState<T, S>) -> Router {
+pub fn routes<T: StatusStore, S: PendingOrders + LiveSales>(state: OrdersState<T, S>) -> Router {
     let handler = get(order::<T, S>);
     Router::new()
         .route(ROUTES[0].path, handler.clone())
@@ -85,7 +85,7 @@ pub struct PublicSale {
     pub now_ms: i64,
 }
 
-async fn public_sale<T: StatusStore, S: Outbox + SaleCache>(
+async fn public_sale<T: StatusStore, S: PendingOrders + LiveSales>(
     State(state): State<Arc<OrdersState<T, S>>>,
     sale: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
@@ -122,7 +122,7 @@ async fn public_sale<T: StatusStore, S: Outbox + SaleCache>(
     Ok(resp)
 }
 
-async fn order<T: StatusStore, S: Outbox>(
+async fn order<T: StatusStore, S: PendingOrders>(
     State(state): State<Arc<OrdersState<T, S>>>,
     order_id: Result<Path<String>, PathRejection>,
     parts: Parts,

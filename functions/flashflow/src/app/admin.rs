@@ -4,7 +4,9 @@
 
 use crate::domain::rehydrate::plan;
 use crate::domain::{OrderMessage, SaleId};
-use crate::ports::{DbError, Outbox, ResetStart, SaleCache, SaleLedger, StatusStore, StoreError};
+use crate::ports::{
+    DbError, PendingOrders, ResetStart, SaleLedger, SaleLoader, SaleResets, StatusStore, StoreError,
+};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -46,7 +48,7 @@ pub struct Rehydrated {
 /// # Errors
 /// [`AdminError::NotFound`] for a sale the ledger does not have; store or database failures
 /// (the call can be repeated).
-pub async fn rehydrate<L: SaleLedger, C: SaleCache + Outbox>(
+pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
     db: &L,
     store: &C,
     id: &SaleId,
@@ -121,7 +123,7 @@ pub struct Reset {
 /// # Errors
 /// [`AdminError::NotFound`], [`AdminError::Pending`] and [`AdminError::Held`] (nothing changed), or store and database
 /// failures (the sale may stay frozen until the reset is run again).
-pub async fn reset<L: SaleLedger, C: SaleCache, S: StatusStore>(
+pub async fn reset<L: SaleLedger, C: SaleResets, S: StatusStore>(
     db: &L,
     store: &C,
     status: &S,
@@ -176,7 +178,7 @@ mod tests {
     use super::*;
     use crate::adapters::memory::{MemoryLedger, MemoryStatus, MemoryStore};
     use crate::domain::{BuyerId, Quantity, Reservation, ReserveRequest, SaleDefinition};
-    use crate::ports::{ReservationStore, SaleCache, SaleLedger};
+    use crate::ports::prelude::*;
 
     struct World {
         ledger: MemoryLedger,

@@ -19,7 +19,7 @@ use crate::domain::{BuyerId, OrderState};
 use crate::metrics::{Count, Metrics};
 use crate::ports::{
     Attached, Cancelled, DbError, EventKind, HoldRecord, Holds, IntentStatus, NewPaymentIntent,
-    Outbox, PaymentError, PaymentEvent, PaymentIntent, Payments, ReturnStock, Returned,
+    PaymentError, PaymentEvent, PaymentIntent, Payments, PendingOrders, ReturnStock, Returned,
     StatusStore, StoreError,
 };
 use serde::{Deserialize, Serialize};
@@ -119,7 +119,7 @@ pub struct Checkout<H, R, S, P> {
     pub metrics: Metrics,
 }
 
-impl<H: Holds, R: ReturnStock + Outbox, S: StatusStore, P: Payments> Checkout<H, R, S, P> {
+impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Checkout<H, R, S, P> {
     /// The buyer's held order's one PaymentIntent: created on the first call (Stripe's own
     /// idempotency key is derived from the order id), the same one on every later call.
     ///

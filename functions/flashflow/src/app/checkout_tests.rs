@@ -7,7 +7,7 @@ use crate::adapters::memory::{MemoryHolds, MemoryPayments, MemoryStatus, MemoryS
 use crate::clock::EpochMs;
 use crate::domain::sale::Checkout as Terms;
 use crate::domain::{OrderMessage, OrderStatus, Quantity, Reservation, ReserveRequest, SaleId};
-use crate::ports::{CreateIntent, ReservationStore, StatusStore};
+use crate::ports::prelude::*;
 
 const PRICE: u64 = 12_900;
 const HOLD_MS: i64 = 60_000;
@@ -90,7 +90,6 @@ impl Shop {
             self.checkout
                 .payments
                 .signed_event("payment_intent.succeeded", intent, now);
-        use crate::ports::VerifyWebhook;
         self.checkout
             .payments
             .verify_event(&body, Some(&sig), now)

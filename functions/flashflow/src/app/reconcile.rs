@@ -7,7 +7,7 @@
 
 use crate::clock::EpochMs;
 use crate::domain::SaleId;
-use crate::ports::{OrderPublisher, Outbox, SaleCache, StoreError};
+use crate::ports::{LiveSales, OrderPublisher, OutboxSweep, SaleRetirement, StoreError};
 use crate::settings::Millis;
 #[cfg(test)]
 use std::time::Duration;
@@ -72,7 +72,7 @@ pub struct SweepReport {
 ///
 /// # Errors
 /// [`StoreError`] when Redis fails (a failed send is counted, not an error: the next sweep retries).
-pub async fn sweep<C: Outbox + SaleCache, Q: OrderPublisher>(
+pub async fn sweep<C: OutboxSweep + LiveSales + SaleRetirement, Q: OrderPublisher>(
     store: &C,
     queue: &Q,
     timing: SweepTiming,
@@ -84,7 +84,7 @@ pub async fn sweep<C: Outbox + SaleCache, Q: OrderPublisher>(
 ///
 /// # Errors
 /// [`StoreError`] when Redis fails.
-pub async fn sweep_sales<C: Outbox + SaleCache, Q: OrderPublisher>(
+pub async fn sweep_sales<C: OutboxSweep + SaleRetirement, Q: OrderPublisher>(
     store: &C,
     queue: &Q,
     timing: SweepTiming,
@@ -149,7 +149,7 @@ mod tests {
     use super::*;
     use crate::adapters::memory::{MemoryQueue, MemoryStore};
     use crate::domain::{BuyerId, Quantity, Reservation, ReserveRequest};
-    use crate::ports::ReservationStore;
+    use crate::ports::{LiveSales, ReservationStore};
 
     fn timing() -> SweepTiming {
         SweepTiming {

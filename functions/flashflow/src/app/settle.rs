@@ -9,7 +9,7 @@ use crate::domain::rehydrate::KeyHolder;
 use crate::domain::settlement::replay_answer;
 use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleId, Settled};
 use crate::metrics::{Count, Metrics};
-use crate::ports::{Ledger, OrderPublisher, Outbox, StatusStore};
+use crate::ports::{Ledger, OrderPublisher, SettledOrders, StatusStore};
 use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -73,7 +73,7 @@ pub struct BatchReport {
     pub failed: Vec<String>,
 }
 
-impl<L: Ledger, S: StatusStore, R: Outbox, Q: OrderPublisher> Settler<L, S, R, Q> {
+impl<L: Ledger, S: StatusStore, R: SettledOrders, Q: OrderPublisher> Settler<L, S, R, Q> {
     /// `signer` checks that each message was sent by buy or the sweeper (see [`crate::signing`]);
     /// `queue` takes back, for later, orders the ledger could not take now.
     pub fn new(ledger: L, status: S, store: R, queue: Q, signer: Signer) -> Self {

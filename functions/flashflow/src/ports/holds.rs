@@ -34,8 +34,9 @@ pub enum Attached {
     NotHeld(HoldRecord),
 }
 
-/// Checkout orders in the ledger.
-pub trait Holds: Send + Sync + 'static {
+/// Checkout orders in the ledger: read ([`HoldReader`]), changed once each ([`HoldChanges`]),
+/// worked through by the expiry job ([`ExpiryWork`]); [`Holds`] is all of them.
+pub trait HoldReader: Send + Sync + 'static {
     /// The checkout order `order_id` (of this round), or `None` when the ledger has no such
     /// checkout order.
     ///
@@ -45,7 +46,10 @@ pub trait Holds: Send + Sync + 'static {
         &self,
         order_id: Uuid,
     ) -> impl Future<Output = Result<Option<HoldRecord>, DbError>> + Send;
+}
 
+/// The changes of a held order, each made once whoever asks first.
+pub trait HoldChanges: Send + Sync + 'static {
     /// Attach `intent` to the held order unless it has one: the first intent attached is the
     /// order's one.
     ///
@@ -75,9 +79,12 @@ pub trait Holds: Send + Sync + 'static {
         intent: Option<&str>,
         paid_with: Option<&str>,
     ) -> impl Future<Output = Result<Option<HoldRecord>, DbError>> + Send;
+}
 
+/// What the expiry job works through: holds past `pay_by`, follow-ups a crash left undone.
+pub trait ExpiryWork: Send + Sync + 'static {
     /// Held orders whose `pay_by` is at or before `now_ms`, oldest first, at most `limit`;
-    /// those [deferred](Holds::defer) past `now_ms` wait.
+    /// those [deferred](ExpiryWork::defer) past `now_ms` wait.
     ///
     /// # Errors
     /// [`DbError`] when the database fails.
@@ -89,7 +96,7 @@ pub trait Holds: Send + Sync + 'static {
 
     /// Orders whose last change is not yet carried everywhere (units back in Redis, status in
     /// the read model), at most `limit`, the longest waiting first; those
-    /// [deferred](Holds::defer) past `now_ms` wait.
+    /// [deferred](ExpiryWork::defer) past `now_ms` wait.
     ///
     /// # Errors
     /// [`DbError`] when the database fails.
@@ -116,7 +123,10 @@ pub trait Holds: Send + Sync + 'static {
     /// # Errors
     /// [`DbError`] when the database fails.
     fn overdue(&self, before_ms: i64) -> impl Future<Output = Result<u64, DbError>> + Send;
+}
 
+/// Follow-ups of a change (units back in Redis, the status in the read model) recorded as done.
+pub trait FollowUps: Send + Sync + 'static {
     /// Record that the order's units are back in Redis and/or its status `written` (the state
     /// the caller wrote: a change made since is still to be written).
     ///
@@ -129,6 +139,11 @@ pub trait Holds: Send + Sync + 'static {
         written: Option<OrderState>,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
 }
+
+/// Every checkout ledger operation.
+pub trait Holds: HoldReader + HoldChanges + ExpiryWork + FollowUps {}
+
+impl<T: HoldReader + HoldChanges + ExpiryWork + FollowUps> Holds for T {}
 
 /// What [`ReturnStock::return_stock`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

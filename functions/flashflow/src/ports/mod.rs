@@ -24,9 +24,12 @@ pub mod reservations;
 pub mod sales;
 pub mod status;
 
-pub use holds::{Attached, HoldRecord, Holds, ReturnStock, Returned};
+pub use holds::{
+    Attached, ExpiryWork, FollowUps, HoldChanges, HoldReader, HoldRecord, Holds, ReturnStock,
+    Returned,
+};
 pub use ledger::Ledger;
-pub use outbox::{Outbox, StaleEntry};
+pub use outbox::{Outbox, OutboxSweep, PendingOrders, SentMarks, SettledOrders, StaleEntry};
 pub use payments::{
     CancelIntent, Cancelled, CreateIntent, EventKind, IntentStatus, NewPaymentIntent, PaymentError,
     PaymentEvent, PaymentIntent, Payments, ReadIntent, Refund, RefundPayment, VerifyWebhook,
@@ -35,10 +38,23 @@ pub use payments::{
 pub use queue::{Delivery, OrderPublisher, QueueDepths, IN_QUEUE_FOR};
 pub use reservations::ReservationStore;
 pub use sales::{
-    AnswerTally, CheckoutCounts, CreateOutcome, LedgerOfSale, LiveSale, ResetStart, SaleCache,
-    SaleLedger, SaleRecord,
+    AnswerTally, CheckoutCounts, CreateOutcome, LedgerOfSale, LiveSale, LiveSales, ResetStart,
+    SaleCache, SaleLedger, SaleLoader, SaleRecord, SaleResets, SaleRetirement,
 };
 pub use status::StatusStore;
+
+/// Every port trait, to bring their methods into scope at once (`use crate::ports::prelude::*`):
+/// for tests and tools that call adapters directly; the application asks for the traits it
+/// needs by name.
+pub mod prelude {
+    pub use super::{
+        AnswerTally, CancelIntent, CreateIntent, ExpiryWork, FollowUps, HoldChanges, HoldReader,
+        Holds, Ledger, LiveSales, OrderPublisher, Outbox, OutboxSweep, Payments, PendingOrders,
+        QueueDepths, ReadIntent, RefundPayment, ReservationStore, ReturnStock, SaleCache,
+        SaleLedger, SaleLoader, SaleResets, SaleRetirement, SentMarks, SettledOrders, StatusStore,
+        VerifyWebhook,
+    };
+}
 
 /// The cause of a port's error, whatever the adapter.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

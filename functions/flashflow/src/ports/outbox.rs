@@ -12,8 +12,9 @@ use uuid::Uuid;
 pub type StaleEntry = (String, Option<String>);
 
 /// Each sale's outbox: every reserved order's message until settle records it. The sweeper
-/// re-sends what may have been lost; buy and the relay record what is in the queue.
-pub trait Outbox: Send + Sync + 'static {
+/// re-sends what may have been lost; buy and the relay record what is in the queue. Each trait
+/// says one thing; [`Outbox`] is all of them.
+pub trait PendingOrders: Send + Sync + 'static {
     /// The reserved, unsettled order with this id, in any sale, if any.
     ///
     /// # Errors
@@ -31,7 +32,10 @@ pub trait Outbox: Send + Sync + 'static {
         &self,
         sale: &SaleId,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+}
 
+/// Buy and the relay: what is in the queue.
+pub trait SentMarks: Send + Sync + 'static {
     /// Record that these orders' messages are in the queue: the sweeper leaves them alone until
     /// `until` (when a message can no longer be there unsettled).
     ///
@@ -44,7 +48,10 @@ pub trait Outbox: Send + Sync + 'static {
         order_ids: &[Uuid],
         until: EpochMs,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
+/// Settle: what is recorded leaves the outbox.
+pub trait SettledOrders: Send + Sync + 'static {
     /// Remove settled orders from the sale's outbox, and record each settled idempotency key's
     /// order and state (`keys`), so a replay of the request answers the order's outcome.
     ///
@@ -57,7 +64,10 @@ pub trait Outbox: Send + Sync + 'static {
         order_ids: &[Uuid],
         keys: &[KeyHolder],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
+/// The sweeper: entries whose message may be lost.
+pub trait OutboxSweep: Send + Sync + 'static {
     /// Entries of `sale` reserved (or last marked) before `before`, at most `limit`.
     ///
     /// # Errors
@@ -82,3 +92,8 @@ pub trait Outbox: Send + Sync + 'static {
         until: EpochMs,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// The whole outbox.
+pub trait Outbox: PendingOrders + SentMarks + SettledOrders + OutboxSweep {}
+
+impl<T: PendingOrders + SentMarks + SettledOrders + OutboxSweep> Outbox for T {}

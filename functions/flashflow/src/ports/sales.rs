@@ -39,7 +39,7 @@ pub trait AnswerTally: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// What [`SaleCache::begin_reset`] did.
+/// What [`SaleResets::begin_reset`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResetStart {
     /// Orders are reserved and not settled: nothing changed.
@@ -50,8 +50,9 @@ pub enum ResetStart {
 }
 
 /// The sale as the reservation script sees it (Redis): loaded from the ledger, rebuilt after a
-/// loss, reset to a new round, retired when finished.
-pub trait SaleCache: Send + Sync + 'static {
+/// loss ([`SaleLoader`]), reset to a new round ([`SaleResets`]), read ([`LiveSales`]), retired
+/// when finished ([`SaleRetirement`]); [`SaleCache`] is all of them.
+pub trait SaleLoader: Send + Sync + 'static {
     /// Make the cache hold the sale as `plan` says: buyers' counts and idempotency keys first,
     /// then the sale itself, so buys (refused as an unknown sale until then) start against the
     /// complete state. On a live sale of the same round it never raises the remaining stock and
@@ -66,11 +67,11 @@ pub trait SaleCache: Send + Sync + 'static {
         plan: &Plan,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Load a new sale (first round, nothing sold) with `available` stock: [`SaleCache::rehydrate`]
+    /// Load a new sale (first round, nothing sold) with `available` stock: [`SaleLoader::rehydrate`]
     /// with an empty ledger.
     ///
     /// # Errors
-    /// As [`SaleCache::rehydrate`].
+    /// As [`SaleLoader::rehydrate`].
     fn load_sale(
         &self,
         def: &SaleDefinition,
@@ -84,11 +85,14 @@ pub trait SaleCache: Send + Sync + 'static {
         };
         async move { self.rehydrate(def, &plan).await }
     }
+}
 
+/// A sale's next round in the cache.
+pub trait SaleResets: Send + Sync + 'static {
     /// Begin a reset to `round`, in one step with its pending check: when orders are reserved
     /// and not settled and `force` is off, nothing changes ([`ResetStart::Pending`]); otherwise
     /// the sale is frozen (buys are refused, nothing reserved, until
-    /// [`SaleCache::finish_reset`]) and its outbox is moved aside for the caller to record. When a
+    /// [`SaleResets::finish_reset`]) and its outbox is moved aside for the caller to record. When a
     /// reset is already under way this answers that one's round and orders, whatever `round` and
     /// `force` say, so a reset that stopped half-way is resumed by running it again.
     ///
@@ -102,7 +106,7 @@ pub trait SaleCache: Send + Sync + 'static {
         force: bool,
     ) -> impl Future<Output = Result<ResetStart, StoreError>> + Send;
 
-    /// Finish the reset to `round` begun by [`SaleCache::begin_reset`]: full stock, no buyers,
+    /// Finish the reset to `round` begun by [`SaleResets::begin_reset`]: full stock, no buyers,
     /// keys or outbox, and buys are taken again. Repeating it changes nothing.
     ///
     /// # Errors
@@ -114,8 +118,8 @@ pub trait SaleCache: Send + Sync + 'static {
         round: u32,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Start the sale's `round` at once, forced: [`SaleCache::begin_reset`] then
-    /// [`SaleCache::finish_reset`]. Returns the outbox's messages as they were, reserved orders
+    /// Start the sale's `round` at once, forced: [`SaleResets::begin_reset`] then
+    /// [`SaleResets::finish_reset`]. Returns the outbox's messages as they were, reserved orders
     /// the caller must still record. For tests and tools; the operator's reset is
     /// [`crate::app::admin::reset`].
     ///
@@ -135,7 +139,10 @@ pub trait SaleCache: Send + Sync + 'static {
             Ok(dropped)
         }
     }
+}
 
+/// The sales the cache holds and their counters.
+pub trait LiveSales: Send + Sync + 'static {
     /// The sale's live counters, or `None` when the cache does not hold the sale.
     ///
     /// # Errors
@@ -150,9 +157,12 @@ pub trait SaleCache: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store fails.
     fn sales(&self) -> impl Future<Output = Result<Vec<SaleId>, StoreError>> + Send;
+}
 
+/// Finished sales leave the cache.
+pub trait SaleRetirement: Send + Sync + 'static {
     /// Retire a finished sale (sold out or closed at `now`, nothing in its outbox): its keys
-    /// expire after `ttl` and it leaves [`SaleCache::sales`]. Returns whether it was retired.
+    /// expire after `ttl` and it leaves [`LiveSales::sales`]. Returns whether it was retired.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
@@ -163,6 +173,11 @@ pub trait SaleCache: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
+
+/// The whole sale cache.
+pub trait SaleCache: SaleLoader + SaleResets + LiveSales + SaleRetirement {}
+
+impl<T: SaleLoader + SaleResets + LiveSales + SaleRetirement> SaleCache for T {}
 
 /// What [`SaleLedger::create_sale`] found.
 #[derive(Debug)]

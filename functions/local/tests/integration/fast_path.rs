@@ -6,7 +6,7 @@
 use crate::helpers::*;
 use flashflow::adapters::redis::RedisStore;
 use flashflow::domain::{BuyerId, Quantity, Reservation, ReserveRequest, SaleDefinition};
-use flashflow::ports::{ReservationStore, ResetStart, SaleCache};
+use flashflow::ports::{ReservationStore, ResetStart};
 use std::time::{Duration, Instant};
 
 struct Shop {

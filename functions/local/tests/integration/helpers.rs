@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The ports' traits, so every test module (`use crate::helpers::*`) calls the adapters' methods.
-pub use flashflow::ports::{
-    OrderPublisher, Outbox, ReservationStore, SaleCache, SaleLedger, StatusStore,
-};
+pub use flashflow::ports::prelude::*;
 
 /// The order-message signer the local stack uses (`ORDER_SIGNING_KEY`).
 pub fn signer() -> flashflow::signing::Signer {

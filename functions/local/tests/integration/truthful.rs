@@ -4,7 +4,7 @@
 
 use crate::helpers::*;
 use flashflow::adapters::redis::{RedisSettings, RedisStore};
-use flashflow::ports::{Outbox, ReservationStore, SaleCache, SaleLedger};
+use flashflow::ports::{ReservationStore, SaleLedger};
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 use super::{lock, switched_off};
 use crate::domain::{OrderState, OrderStatus};
-use crate::ports::{Attached, DbError, HoldRecord, Holds};
+use crate::ports::{Attached, DbError, ExpiryWork, FollowUps, HoldChanges, HoldReader, HoldRecord};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -65,11 +65,13 @@ impl MemoryHolds {
     }
 }
 
-impl Holds for MemoryHolds {
+impl HoldReader for MemoryHolds {
     async fn hold(&self, order_id: Uuid) -> Result<Option<HoldRecord>, DbError> {
         Ok(self.book()?.holds.get(&order_id).cloned())
     }
+}
 
+impl HoldChanges for MemoryHolds {
     async fn attach_intent(&self, order_id: Uuid, intent: &str) -> Result<Attached, DbError> {
         let mut book = self.book()?;
         let hold = book
@@ -112,7 +114,9 @@ impl Holds for MemoryHolds {
         }
         Ok(Some(hold.clone()))
     }
+}
 
+impl ExpiryWork for MemoryHolds {
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
         let book = self.book()?;
         let mut due: Vec<HoldRecord> = book
@@ -160,7 +164,9 @@ impl Holds for MemoryHolds {
             })
             .count() as u64)
     }
+}
 
+impl FollowUps for MemoryHolds {
     async fn finished(
         &self,
         order_id: Uuid,

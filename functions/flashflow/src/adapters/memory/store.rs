@@ -10,7 +10,8 @@ use crate::domain::{
     ORDER_MESSAGE_VERSION,
 };
 use crate::ports::{
-    LiveSale, Outbox, ReservationStore, ResetStart, SaleCache, StaleEntry, StoreError,
+    LiveSale, LiveSales, OutboxSweep, PendingOrders, ReservationStore, ResetStart, SaleLoader,
+    SaleResets, SaleRetirement, SentMarks, SettledOrders, StaleEntry, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -255,7 +256,7 @@ impl MemoryStore {
     }
 }
 
-impl Outbox for MemoryStore {
+impl PendingOrders for MemoryStore {
     async fn find_pending(&self, order_id: Uuid) -> Result<Option<OrderMessage>, StoreError> {
         self.up()?;
         let keys = lock(&self.keys);
@@ -275,7 +276,9 @@ impl Outbox for MemoryStore {
             .map(|(id, m)| (id.to_string(), m))
             .collect())
     }
+}
 
+impl SentMarks for MemoryStore {
     async fn mark_sent(
         &self,
         sale: &SaleId,
@@ -289,7 +292,9 @@ impl Outbox for MemoryStore {
         self.marked.notify_waiters();
         Ok(())
     }
+}
 
+impl SettledOrders for MemoryStore {
     async fn remove_settled(
         &self,
         sale: &SaleId,
@@ -314,7 +319,9 @@ impl Outbox for MemoryStore {
         }
         Ok(())
     }
+}
 
+impl OutboxSweep for MemoryStore {
     async fn stale(
         &self,
         sale: &SaleId,
@@ -364,7 +371,7 @@ impl Outbox for MemoryStore {
     }
 }
 
-impl SaleCache for MemoryStore {
+impl SaleLoader for MemoryStore {
     /// `rehydrate.lua`'s rules.
     async fn rehydrate(&self, def: &SaleDefinition, plan: &Plan) -> Result<bool, StoreError> {
         self.up()?;
@@ -389,7 +396,9 @@ impl SaleCache for MemoryStore {
         all.loaded = true;
         Ok(fresh)
     }
+}
 
+impl SaleResets for MemoryStore {
     /// `begin_reset.lua`'s rules.
     async fn begin_reset(
         &self,
@@ -440,7 +449,9 @@ impl SaleCache for MemoryStore {
         all.loaded = true;
         Ok(())
     }
+}
 
+impl LiveSales for MemoryStore {
     async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {
         self.up()?;
         Ok(lock(&self.keys).sales.get(sale).map(|s| LiveSale {
@@ -459,7 +470,9 @@ impl SaleCache for MemoryStore {
         self.up()?;
         Ok(lock(&self.keys).registry.iter().cloned().collect())
     }
+}
 
+impl SaleRetirement for MemoryStore {
     /// `retire.lua`'s rules (the expiry itself is only recorded).
     async fn retire_if_finished(
         &self,

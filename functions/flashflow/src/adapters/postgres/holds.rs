@@ -5,7 +5,7 @@
 use super::rows::{ms_to_time, order_status};
 use super::Db;
 use crate::domain::OrderState;
-use crate::ports::{Attached, DbError, HoldRecord, Holds};
+use crate::ports::{Attached, DbError, ExpiryWork, FollowUps, HoldChanges, HoldReader, HoldRecord};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ const HOLD: &str = "SELECT o.order_id, o.sale_id, o.buyer, o.quantity, o.status,
                       FROM orders o JOIN sales s ON s.id = o.sale_id
                      WHERE s.price IS NOT NULL";
 
-impl Holds for Db {
+impl HoldReader for Db {
     async fn hold(&self, order_id: Uuid) -> Result<Option<HoldRecord>, DbError> {
         let client = self.client().await?;
         let row = client
@@ -24,7 +24,9 @@ impl Holds for Db {
             .await?;
         row.as_ref().map(hold_record).transpose()
     }
+}
 
+impl HoldChanges for Db {
     async fn attach_intent(&self, order_id: Uuid, intent: &str) -> Result<Attached, DbError> {
         let client = self.client().await?;
         client
@@ -108,7 +110,9 @@ impl Holds for Db {
         tx.commit().await?;
         hold_record(&row).map(Some)
     }
+}
 
+impl ExpiryWork for Db {
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
         let client = self.client().await?;
         client
@@ -166,7 +170,9 @@ impl Holds for Db {
             .try_get(0)?;
         Ok(n as u64)
     }
+}
 
+impl FollowUps for Db {
     async fn finished(
         &self,
         order_id: Uuid,

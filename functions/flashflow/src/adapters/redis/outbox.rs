@@ -5,11 +5,13 @@ use super::{RedisStore, SaleKeys};
 use crate::clock::EpochMs;
 use crate::domain::rehydrate::{idem_field, idem_value, KeyHolder};
 use crate::domain::{OrderMessage, SaleId};
-use crate::ports::{Outbox, SaleCache, StaleEntry, StoreError};
+use crate::ports::{
+    LiveSales, OutboxSweep, PendingOrders, SentMarks, SettledOrders, StaleEntry, StoreError,
+};
 use fred::prelude::*;
 use uuid::Uuid;
 
-impl Outbox for RedisStore {
+impl PendingOrders for RedisStore {
     /// Searches every registered sale's outbox in one pipelined round trip.
     async fn find_pending(&self, order_id: Uuid) -> Result<Option<OrderMessage>, StoreError> {
         let sales = self.sales().await?;
@@ -35,7 +37,9 @@ impl Outbox for RedisStore {
             self.client.hgetall(&keys.outbox).await?;
         Ok(all.into_iter().collect())
     }
+}
 
+impl SentMarks for RedisStore {
     async fn mark_sent(
         &self,
         sale: &SaleId,
@@ -45,7 +49,9 @@ impl Outbox for RedisStore {
         let ids: Vec<String> = order_ids.iter().map(Uuid::to_string).collect();
         self.touch(sale, &ids, &[], until).await
     }
+}
 
+impl SettledOrders for RedisStore {
     async fn remove_settled(
         &self,
         sale: &SaleId,
@@ -74,7 +80,9 @@ impl Outbox for RedisStore {
             .await?;
         Ok(())
     }
+}
 
+impl OutboxSweep for RedisStore {
     async fn stale(
         &self,
         sale: &SaleId,

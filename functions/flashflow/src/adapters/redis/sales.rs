@@ -6,7 +6,9 @@ use super::{failed, RedisStore, SaleKeys};
 use crate::clock::EpochMs;
 use crate::domain::rehydrate::Plan;
 use crate::domain::{SaleDefinition, SaleId};
-use crate::ports::{LiveSale, ResetStart, SaleCache, StoreError};
+use crate::ports::{
+    LiveSale, LiveSales, ResetStart, SaleLoader, SaleResets, SaleRetirement, StoreError,
+};
 use fred::prelude::*;
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ const REHYDRATE_CHUNK: usize = 500;
 /// sweeper removes finished ones (and puts one back if a reload raced it).
 pub const SALES_KEY: &str = "ff:sales";
 
-impl SaleCache for RedisStore {
+impl SaleLoader for RedisStore {
     async fn rehydrate(&self, def: &SaleDefinition, plan: &Plan) -> Result<bool, StoreError> {
         let keys = SaleKeys::new(&def.id);
         for chunk in plan.buyers.chunks(REHYDRATE_CHUNK) {
@@ -63,7 +65,9 @@ impl SaleCache for RedisStore {
         self.register_sale(&def.id).await?;
         Ok(fresh == 1)
     }
+}
 
+impl SaleResets for RedisStore {
     async fn begin_reset(
         &self,
         sale: &SaleId,
@@ -117,7 +121,9 @@ impl SaleCache for RedisStore {
         }
         self.register_sale(&def.id).await
     }
+}
 
+impl LiveSales for RedisStore {
     async fn live_sale(&self, sale: &SaleId) -> Result<Option<LiveSale>, StoreError> {
         let keys = SaleKeys::new(sale);
         type Fields = (
@@ -164,7 +170,9 @@ impl SaleCache for RedisStore {
         let ids: Vec<String> = self.client.smembers(SALES_KEY).await?;
         Ok(ids.iter().filter_map(|s| SaleId::parse(s).ok()).collect())
     }
+}
 
+impl SaleRetirement for RedisStore {
     /// A reload or reset re-registers the sale; the re-check after the removal puts it back if
     /// one ran in between.
     async fn retire_if_finished(
