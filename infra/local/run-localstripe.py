@@ -14,8 +14,15 @@ does for Stripe.js, the browser may create a card PaymentMethod and attach it to
 PaymentIntent with a publishable key (`key=pk_...` in the form body, a CORS-simple request) and,
 for the intent, that intent's client secret; and the stand-in's `confirmCardPayment` does so with
 the card its Element holds.
+
+It also answers `Idempotency-Key` as Stripe documents it, which localstripe ignores: a POST
+repeated with the same key (and the same parameters) gets the first response again and does
+nothing twice; the same key with other parameters is `400 idempotency_error`; a request whose
+key is still being worked on is `409 idempotency_key_in_use`. Tests may slow one key's first
+request (`POST /_flashflow/slow_key` with `key` and `ms`) to make two requests overlap.
 """
 
+import asyncio
 import logging
 import re
 import socket
@@ -84,6 +91,55 @@ async def browser_middleware(request, handler):
     return await handler(request)
 
 
+# (api key, idempotency key) -> (path and parameters, status, body); and the keys in flight.
+IDEMPOTENT = {}
+IN_FLIGHT = set()
+# Idempotency key -> milliseconds its first request is held in flight (tests only).
+SLOW_KEYS = {}
+
+
+def stripe_error(status, kind, message, code=None):
+    error = {"type": kind, "message": message}
+    if code:
+        error["code"] = code
+    return web.json_response({"error": error}, status=status)
+
+
+@web.middleware
+async def idempotency_middleware(request, handler):
+    if request.method == "POST" and request.path == "/_flashflow/slow_key":
+        data = await request.post()
+        SLOW_KEYS[str(data["key"])] = int(data.get("ms", "500"))
+        return web.json_response({"slow": True})
+    key = request.headers.get("Idempotency-Key")
+    if request.method != "POST" or not key:
+        return await handler(request)
+    data = await request.post()
+    scope = (request.headers.get("Authorization", ""), key)
+    params = (request.path, sorted((k, str(v)) for k, v in data.items()))
+    if scope in IN_FLIGHT:
+        return stripe_error(409, "idempotency_error", "There is currently another in-progress "
+                            "request using this Idempotency-Key", "idempotency_key_in_use")
+    if scope in IDEMPOTENT:
+        first, status, body = IDEMPOTENT[scope]
+        if first != params:
+            return stripe_error(400, "idempotency_error", "Keys for idempotent requests can only "
+                                "be used with the same parameters they were first used with.")
+        return web.Response(status=status, body=body, content_type="application/json",
+                            headers={"Idempotent-Replayed": "true"})
+    IN_FLIGHT.add(scope)
+    try:
+        delay = SLOW_KEYS.pop(key, 0)
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        resp = await handler(request)
+    finally:
+        IN_FLIGHT.discard(scope)
+    if resp.status < 500 and resp.body is not None:
+        IDEMPOTENT[scope] = (params, resp.status, resp.body)
+    return resp
+
+
 original_get_api_key = server.get_api_key
 
 
@@ -99,6 +155,7 @@ def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8420
     server.get_api_key = get_api_key
     app.middlewares.insert(0, browser_middleware)
+    app.middlewares.insert(1, idempotency_middleware)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))

@@ -1,32 +1,151 @@
-//! The ports' contracts (`flashflow::testing::contract`) on the real adapters: the same checks
-//! the in-memory adapters pass in the unit tests.
+//! The ports' contracts (`flashflow::testing::contract`) on the real adapters: the same
+//! behaviours the in-memory adapters keep in the unit tests, one test each.
 
 use crate::helpers::*;
+use flashflow::adapters::postgres::Db;
 use flashflow::adapters::sqs::SqsPublisher;
-use flashflow::testing::contract;
+use flashflow::domain::sale::Checkout as Terms;
+use flashflow::domain::{BuyerId, OrderMessage, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION};
+use flashflow::testing::contract::holds::{HeldOrders, MakeHeld};
+use flashflow::testing::contract::ledger::Books;
+use flashflow::testing::contract::payments::{Provided, Provider};
+use flashflow::testing::contract::publisher::Queue;
+use flashflow::testing::contract::status::Statuses;
+use flashflow::testing::contract::store::Store;
+use uuid::Uuid;
 
-#[tokio::test]
-async fn redis_keeps_the_reservation_outbox_and_sale_contract() {
-    contract::reservations(&store().await, &fresh_sale_id()).await;
+mod on_redis {
+    use super::*;
+    flashflow::store_contract!(async {
+        Store {
+            store: store().await,
+            id: fresh_sale_id(),
+        }
+    });
+}
+
+mod on_postgres {
+    use super::*;
+    flashflow::ledger_contract!(async {
+        Books {
+            ledger: fresh_db().await,
+            id: fresh_sale_id(),
+        }
+    });
+}
+
+/// Held orders made as settlement makes them: a checkout sale's reservations settled.
+struct Settled {
+    db: Db,
+    sale: SaleDefinition,
+}
+
+/// The hold of [`Settled`]'s sale.
+const HOLD_MS: i64 = 60_000;
+
+impl MakeHeld for Settled {
+    async fn held(&self, pay_by_ms: i64) -> Uuid {
+        let order = OrderMessage {
+            v: ORDER_MESSAGE_VERSION,
+            order_id: Uuid::now_v7(),
+            sale_id: self.sale.id.clone(),
+            buyer: BuyerId::parse(&format!("b-{}", Uuid::new_v4().simple())).unwrap(),
+            quantity: Quantity::default(),
+            reserved_at_ms: pay_by_ms - HOLD_MS,
+            idempotency_key: None,
+            round: 1,
+            pay_by_ms: Some(pay_by_ms),
+        };
+        self.db
+            .settle_orders(std::slice::from_ref(&order))
+            .await
+            .unwrap();
+        order.order_id
+    }
+}
+
+mod on_postgres_holds {
+    use super::*;
+    flashflow::holds_contract!(async {
+        let url = fresh_schema_url().await;
+        let mut def = sale(&fresh_sale_id(), 100, 1);
+        def.checkout = Some(Terms {
+            hold_seconds: (HOLD_MS / 1000) as u32,
+            price: 100,
+            currency: "eur".into(),
+        });
+        let db = db_at(&url).await;
+        db.create_sale(&def).await.unwrap();
+        HeldOrders {
+            holds: db_at(&url).await,
+            make: Settled { db, sale: def },
+        }
+    });
+}
+
+mod on_dynamodb {
+    use super::*;
+    flashflow::status_contract!(async {
+        Statuses {
+            store: fresh_status_store().await,
+            id: fresh_sale_id(),
+        }
+    });
+}
+
+mod on_sqs {
+    use super::*;
+    flashflow::publisher_contract!(async {
+        let sqs = sqs().await;
+        let queue = fresh_queue(&sqs).await;
+        Queue {
+            queue: SqsPublisher::new(sqs, &queue, signer()),
+        }
+    });
 }
 
 #[tokio::test]
-async fn postgres_keeps_the_ledger_contract() {
-    contract::ledger(&fresh_db().await, &fresh_sale_id()).await;
-}
-
-#[tokio::test]
-async fn dynamodb_keeps_the_status_contract() {
-    contract::status(&fresh_status_store().await, &fresh_sale_id()).await;
-}
-
-#[tokio::test]
-async fn sqs_keeps_the_publisher_contract() {
+async fn sqs_holds_what_was_sent_now_and_what_was_sent_for_later_once_due() {
+    use flashflow::testing::contract::publisher::*;
     let sqs = sqs().await;
     let queue = fresh_queue(&sqs).await;
-    contract::publisher(&SqsPublisher::new(sqs.clone(), &queue, signer())).await;
+    let t = Queue {
+        queue: SqsPublisher::new(sqs.clone(), &queue, signer()),
+    };
+    a_message_is_taken_now(&t).await;
+    many_messages_are_taken_at_once_past_a_batch_of_ten(&t).await;
+    messages_are_taken_for_later(&t).await;
     // 1 + 12 now, and the 2 sent for later once their delay is over.
     wait_for_depth(&sqs, &queue, 15, std::time::Duration::from_secs(15)).await;
+}
+
+/// localstripe as the buyer's browser and Stripe's webhooks see it.
+struct Localstripe;
+
+impl Provider for Localstripe {
+    async fn pay(&self, intent: &str) {
+        let intent = intent.to_owned();
+        let status = tokio::task::spawn_blocking(move || {
+            crate::stripe::pay_at_stripe(&intent, "4242424242424242")
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, "succeeded");
+    }
+
+    fn webhook_secret(&self) -> String {
+        crate::stripe::WHSEC.to_owned()
+    }
+}
+
+mod on_localstripe {
+    use super::*;
+    flashflow::payments_contract!(async {
+        Provided {
+            payments: crate::stripe::stripe_at(&crate::stripe::base()),
+            provider: Localstripe,
+        }
+    });
 }
 
 #[tokio::test]

@@ -18,8 +18,8 @@ pub const MEMORY_WEBHOOK_SECRET: &str = "whsec_memory_payments";
 #[derive(Default)]
 struct State {
     intents: HashMap<String, PaymentIntent>,
-    /// Idempotency key -> the intent it created.
-    created: HashMap<String, String>,
+    /// Idempotency key -> the intent it created, and the parameters it was created with.
+    created: HashMap<String, (String, String)>,
     /// Idempotency key -> the refund it made.
     refunds: HashMap<String, Refund>,
     /// Intent -> refunds made for it (a second refund of one payment is refused).
@@ -131,7 +131,16 @@ impl CreateIntent for MemoryPayments {
             s.in_progress_once.remove(at);
             return Err(PaymentError::InProgress);
         }
-        if let Some(id) = s.created.get(idempotency_key) {
+        let params = format!("{intent:?}");
+        if let Some((id, first)) = s.created.get(idempotency_key) {
+            if *first != params {
+                // As Stripe: a key is for one request, whatever is sent with it later.
+                return Err(PaymentError::Refused {
+                    status: 400,
+                    code: None,
+                    message: "idempotency key reused with other parameters".into(),
+                });
+            }
             return Ok(s.intents[id].clone());
         }
         let id = format!("pi_mem_{}", uuid::Uuid::new_v4().simple());
@@ -147,7 +156,8 @@ impl CreateIntent for MemoryPayments {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         };
-        s.created.insert(idempotency_key.to_owned(), id.clone());
+        s.created
+            .insert(idempotency_key.to_owned(), (id.clone(), params));
         s.intents.insert(id, created.clone());
         Ok(created)
     }
