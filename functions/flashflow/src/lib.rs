@@ -58,3 +58,46 @@ pub mod sold_out;
 pub mod startup;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+#[cfg(test)]
+mod layering {
+    /// The source files under `src/<dir>`, but their tests (`tests.rs`, `*_tests.rs`).
+    fn sources(dir: &str) -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src")
+            .join(dir);
+        let mut files = Vec::new();
+        let mut todo = vec![root];
+        while let Some(d) = todo.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    todo.push(path);
+                } else if name.ends_with(".rs")
+                    && name != "tests.rs"
+                    && !name.ends_with("_tests.rs")
+                {
+                    files.push((name, std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        files
+    }
+
+    /// Entry points and use cases go through ports (their tests may use the memory adapters).
+    #[test]
+    fn the_routers_and_the_use_cases_name_no_adapter() {
+        for dir in ["api", "app"] {
+            let files = sources(dir);
+            assert!(!files.is_empty(), "{dir}");
+            for (name, text) in files {
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                assert!(
+                    !code.contains("adapters::"),
+                    "src/{dir}/{name} names an adapter: go through a port"
+                );
+            }
+        }
+    }
+}
