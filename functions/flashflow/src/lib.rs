@@ -1,45 +1,26 @@
 //! FlashFlow: a flash-sale and settlement engine for AWS Lambda.
 //!
 //! A buy is one atomic Redis Lua script (check the sale, the buyer's limit and idempotency key,
-//! take stock, record the order in a per-sale outbox), then one SQS message; settlement writes
-//! orders to Postgres, the authority for stock.
-//!
-//! # Glossary
-//! - **sale**: stock of one item offered from `opens_at` to `closes_at`, with a per-buyer limit;
-//!   Postgres holds it, Redis holds a copy for the reservation script.
-//! - **round**: one run of a sale; a reset starts the next round, earlier rounds' orders move to
-//!   the archive and can no longer take stock.
-//! - **reservation**: stock taken in Redis for one buy, atomically, answered `202` with an order id.
-//! - **outbox**: a sale's reserved orders, kept in Redis from the reservation until settled, so
-//!   the sweeper can re-send any whose message was lost.
-//! - **settlement**: recording a batch of reserved orders in the ledger, exactly once each.
-//! - **ledger**: Postgres, the authority for stock: a sale's confirmed count never passes its stock.
-//! - **order state**: `PENDING` (reserved, not settled), then `CONFIRMED`, `REJECTED` (past the
-//!   stock or the limit) or `DUPLICATE` (a retry of an earlier order); a checkout sale's orders
-//!   settle `HELD` (units held until `pay_by`) and end `CONFIRMED` (paid), `EXPIRED`,
-//!   `CANCELLED` (units back) or `REFUNDED` (paid after the hold ended).
-//! - **hold**: a checkout order's units, kept for its buyer until paid or `pay_by`.
+//! take stock, record the signed order in a per-sale outbox), then one SQS message; settlement
+//! writes orders to Postgres, the authority for stock. `docs/architecture.md` has the glossary
+//! and the reasons.
 //!
 //! # Layout
 //! - [`domain`]: validated types and the rules (reservation, allocation, replays, sale
-//!   validation), no I/O.
-//! - [`ports`]: one trait a concern (reservations, outbox, sale cache and ledger, queue, status,
-//!   settlement) and their errors.
-//! - [`adapters`]: the ports on Redis (Lua scripts in `adapters/redis/lua/`), SQS, DynamoDB and
-//!   Postgres; in memory behind the `testing` feature.
+//!   validation, checkout, RFC 3339), no I/O.
+//! - [`ports`]: one trait per outside capability, composed where a use case needs several, and
+//!   their errors.
+//! - [`adapters`]: the ports on Redis (Lua scripts in `adapters/redis/lua/`), SQS, DynamoDB,
+//!   Postgres and Stripe; in memory behind the `testing` feature.
+//! - [`app`]: the use cases spanning ports: settle, checkout, admin, reconcile.
+//! - [`api`]: one `axum::Router` per HTTP function and the one error-to-HTTP mapping.
 //! - [`settings`] and [`startup`]: each function's typed settings and its wiring, shared by the
 //!   Lambda mains and `flashflow-local`.
-//! - [`api`]: one `axum::Router` per HTTP function (buy, orders, operator) and the one
-//!   error-to-HTTP mapping.
-//! - [`admin`]: operator work spanning the ports: rehydrating the cache, resetting a sale.
-//! - [`checkout`]: pay for a held order through Stripe, cancel it, expire it; each change once.
-//! - [`settle`]: an SQS batch into the ledger, then the status store and the outbox cleanup.
-//! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
 //! - [`sold_out`]: the sold-out fast path: sales answered from memory while nothing can be bought.
 //! - [`signing`]: the signature that lets settle tell buy's messages from anyone else's.
 //! - [`secrets`]: database, Redis and signing-key credentials from Secrets Manager, read at start.
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines (counts per outcome, batch duration).
-//! - [`aws`], [`clock`], [`timefmt`]: the AWS SDK configuration, epoch milliseconds, RFC 3339.
+//! - [`aws`], [`clock`]: the AWS SDK configuration, epoch milliseconds.
 //! - `testing` (feature): the ports' contract tests and HTTP helpers for tests.
 
 pub mod adapters;
