@@ -39,7 +39,7 @@ pub use queue::{Delivery, OrderPublisher, QueueDepths, IN_QUEUE_FOR};
 pub use reservations::ReservationStore;
 pub use sales::{
     AnswerTally, CheckoutCounts, CreateOutcome, LedgerOfSale, LiveSale, LiveSales, ResetStart,
-    SaleCache, SaleLedger, SaleLoader, SaleRecord, SaleResets, SaleRetirement,
+    SaleCache, SaleLedger, SaleLoader, SaleRecord, SaleResets, SaleRetirement, HOLDS_END_WITHIN,
 };
 pub use status::StatusStore;
 

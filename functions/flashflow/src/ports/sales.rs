@@ -159,9 +159,15 @@ pub trait LiveSales: Send + Sync + 'static {
     fn sales(&self) -> impl Future<Output = Result<Vec<SaleId>, StoreError>> + Send;
 }
 
+/// How long past its last hold's `pay_by` a checkout sale may still get units back: the expiry
+/// job (every minute) ends every hold well within it. Until then the sale is not finished.
+pub const HOLDS_END_WITHIN: Duration = Duration::from_secs(600);
+
 /// Finished sales leave the cache.
 pub trait SaleRetirement: Send + Sync + 'static {
-    /// Retire a finished sale (sold out or closed at `now`, nothing in its outbox): its keys
+    /// Retire a finished sale (sold out or closed at `now`, nothing in its outbox, and for a
+    /// checkout sale no hold that may still end and give units back: its last `pay_by` is more
+    /// than [`HOLDS_END_WITHIN`] before `now`): its keys
     /// expire after `ttl` and it leaves [`LiveSales::sales`]. Returns whether it was retired.
     ///
     /// # Errors

@@ -11,6 +11,7 @@ use crate::domain::{
 };
 use crate::ports::{
     LiveSale, LiveSales, OutboxSweep, PendingOrders, ReservationStore, ResetStart, SaleLoader,
+    HOLDS_END_WITHIN,
     SaleResets, SaleRetirement, SentMarks, SettledOrders, StaleEntry, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -48,6 +49,8 @@ struct MemSale {
     sold_out_answers: i64,
     /// Checkout's ended holds whose units came back (`return_stock.lua`'s `returned` hash).
     returned: std::collections::HashSet<Uuid>,
+    /// A checkout sale's last reservation's `pay_by` (`reserve.lua`'s `holds_until`).
+    holds_until: Option<i64>,
 }
 
 impl MemSale {
@@ -244,6 +247,7 @@ impl MemoryStore {
             pay_by_ms: sale.hold_ms.map(|h| now + h),
         };
         let pay_by_ms = message.pay_by_ms;
+        sale.holds_until = sale.holds_until.max(pay_by_ms);
         let message = message.to_json();
         sale.outbox.insert(req.order_id, message.clone());
         sale.outbox_at.insert(req.order_id, now);
@@ -490,6 +494,10 @@ impl SaleRetirement for MemoryStore {
             if s.remaining > 0 && !closed {
                 return Ok(false);
             }
+            let holds_end = s.holds_until.map(|t| t + HOLDS_END_WITHIN.as_millis() as i64);
+            if holds_end.is_some_and(|t| now.get() < t) {
+                return Ok(false);
+            }
             s.expiring = true;
         }
         all.registry.remove(sale);
@@ -527,6 +535,8 @@ impl crate::ports::ReturnStock for MemoryStore {
         }
         let qty = i64::from(o.quantity);
         sale.remaining += qty;
+        // Buyable again: live, whatever a retirement said.
+        sale.expiring = false;
         let buyer = o.buyer.as_str().to_owned();
         let left = sale.buyers.get(&buyer).copied().unwrap_or(0) - qty;
         if left <= 0 {
@@ -534,6 +544,7 @@ impl crate::ports::ReturnStock for MemoryStore {
         } else {
             sale.buyers.insert(buyer, left);
         }
+        keys.registry.insert(o.sale_id.clone());
         Ok(Returned::Now)
     }
 }

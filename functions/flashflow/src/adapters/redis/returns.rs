@@ -11,12 +11,16 @@ impl ReturnStock for RedisStore {
             .return_stock
             .evalsha_with_reload(
                 &self.client,
-                vec![
-                    keys.sale.clone(),
-                    keys.buyers.clone(),
-                    keys.returned(),
-                    keys.wake(),
-                ],
+                [
+                    vec![
+                        keys.sale.clone(),
+                        keys.buyers.clone(),
+                        keys.returned(),
+                        keys.wake(),
+                    ],
+                    keys.all()[2..].to_vec(),
+                ]
+                .concat(),
                 vec![
                     o.order_id.to_string(),
                     o.buyer.as_str().to_owned(),
@@ -26,7 +30,11 @@ impl ReturnStock for RedisStore {
             )
             .await?;
         Ok(match answer.as_str() {
-            "RETURNED" => Returned::Now,
+            "RETURNED" => {
+                // Buyable again: back in the registry the sweeper and order lookups walk.
+                self.register_sale(&o.sale_id).await?;
+                Returned::Now
+            }
             "ALREADY" | "OTHER_ROUND" => Returned::Before,
             "NO_SALE" => Returned::NotLoaded,
             other => {

@@ -8,6 +8,7 @@ use crate::domain::rehydrate::Plan;
 use crate::domain::{SaleDefinition, SaleId};
 use crate::ports::{
     LiveSale, LiveSales, ResetStart, SaleLoader, SaleResets, SaleRetirement, StoreError,
+    HOLDS_END_WITHIN,
 };
 use fred::prelude::*;
 use std::time::Duration;
@@ -105,6 +106,7 @@ impl SaleResets for RedisStore {
         let mut keys = k.all();
         keys.push(k.stash.clone());
         keys.push(k.wake());
+        keys.push(k.returned());
         let done: i64 = self
             .finish_reset
             .evalsha_with_reload(
@@ -182,10 +184,16 @@ impl SaleRetirement for RedisStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let keys = SaleKeys::new(sale);
-        let args = vec![now.to_string(), ttl.as_secs().max(1).to_string()];
+        let args = vec![
+            now.to_string(),
+            ttl.as_secs().max(1).to_string(),
+            HOLDS_END_WITHIN.as_millis().to_string(),
+        ];
+        let mut expiring = keys.all();
+        expiring.extend([keys.returned(), keys.stats()]);
         let retired: i64 = self
             .retire
-            .evalsha_with_reload(&self.client, keys.all(), args)
+            .evalsha_with_reload(&self.client, expiring, args)
             .await?;
         if retired == 0 {
             return Ok(false);
@@ -209,7 +217,7 @@ pub const LOADED_KEY: &str = "ff:loaded";
 
 impl RedisStore {
     /// Record that Redis holds this sale.
-    async fn register_sale(&self, sale: &SaleId) -> Result<(), StoreError> {
+    pub(super) async fn register_sale(&self, sale: &SaleId) -> Result<(), StoreError> {
         let _: i64 = self.client.sadd(SALES_KEY, sale.as_str()).await?;
         let _: () = self.client.set(LOADED_KEY, 1, None, None, false).await?;
         Ok(())

@@ -4,10 +4,11 @@ use super::{buy, sale};
 use crate::clock::EpochMs;
 use crate::domain::rehydrate::KeyHolder;
 use crate::domain::{
-    IdempotencyKey, OrderMessage, OrderState, Refusal, Reservation, SaleDefinition, SaleId,
+    IdempotencyKey, OrderMessage, OrderState, OrderStatus, Refusal, Reservation, SaleDefinition,
+    SaleId,
 };
 use crate::ports::prelude::*;
-use crate::ports::ResetStart;
+use crate::ports::{HoldRecord, ResetStart, Returned};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -44,6 +45,9 @@ macro_rules! store_contract {
                 a_new_round_forgets_the_old_keys,
                 a_sale_with_pending_orders_is_not_retired,
                 a_sold_out_sale_with_nothing_pending_is_retired_and_leaves_the_registry,
+                a_sold_out_checkout_sale_is_not_retired_while_a_hold_may_still_end,
+                a_unit_given_back_makes_a_retired_sale_live_again,
+                a_unit_is_given_back_once,
             ]
         );
     };
@@ -61,7 +65,7 @@ fn reserved(r: Reservation) -> (Uuid, OrderMessage) {
     }
 }
 
-impl<S: ReservationStore + Outbox + SaleCache> Store<S> {
+impl<S: ReservationStore + Outbox + SaleCache + ReturnStock> Store<S> {
     /// The sale of this test, loaded with `stock`.
     async fn loaded(&self, stock: u32) -> SaleDefinition {
         let def = sale(&self.id, stock);
@@ -88,16 +92,44 @@ impl<S: ReservationStore + Outbox + SaleCache> Store<S> {
     }
 
     async fn retired(&self) -> bool {
+        self.retired_at(EpochMs::now()).await
+    }
+
+    async fn retired_at(&self, now: EpochMs) -> bool {
         let ttl = Duration::from_secs(60);
-        let now = EpochMs::now();
-        self.store
-            .retire_if_finished(&self.id, now, ttl)
-            .await
-            .unwrap()
+        self.store.retire_if_finished(&self.id, now, ttl).await.unwrap()
+    }
+
+    /// A checkout sale of `stock` (holds of a minute), loaded.
+    async fn checkout(&self, stock: u32) -> SaleDefinition {
+        let def = SaleDefinition {
+            per_user_limit: 5,
+            checkout: Some(crate::domain::sale::Checkout {
+                hold_seconds: 60,
+                price: 100,
+                currency: "eur".into(),
+            }),
+            ..sale(&self.id, stock)
+        };
+        self.store.load_sale(&def, stock).await.unwrap();
+        def
+    }
+
+    /// A held order ended (expired or cancelled), as the ledger records it.
+    fn ended(&self, message: &OrderMessage) -> HoldRecord {
+        HoldRecord {
+            status: OrderStatus::of(message, OrderState::Expired),
+            payment_intent: None,
+            price: 100,
+            currency: "eur".into(),
+            round: message.round,
+            stock_returned: false,
+            status_written: false,
+        }
     }
 }
 
-pub async fn a_new_sale_loads_anew_and_is_listed<S: ReservationStore + Outbox + SaleCache>(
+pub async fn a_new_sale_loads_anew_and_is_listed<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
     t: &Store<S>,
 ) {
     assert!(t.store.load_sale(&sale(&t.id, 2), 2).await.unwrap());
@@ -105,7 +137,7 @@ pub async fn a_new_sale_loads_anew_and_is_listed<S: ReservationStore + Outbox + 
 }
 
 pub async fn a_reservation_takes_stock_and_keeps_the_order_in_the_outbox<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -127,7 +159,7 @@ pub async fn a_reservation_takes_stock_and_keeps_the_order_in_the_outbox<
 }
 
 pub async fn the_same_order_again_answers_its_reservation_and_takes_nothing_more<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -140,7 +172,7 @@ pub async fn the_same_order_again_answers_its_reservation_and_takes_nothing_more
 }
 
 pub async fn a_replayed_key_answers_its_order_and_takes_nothing<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -153,7 +185,7 @@ pub async fn a_replayed_key_answers_its_order_and_takes_nothing<
 }
 
 pub async fn a_key_sent_again_with_another_quantity_is_refused_naming_its_order<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -165,7 +197,7 @@ pub async fn a_key_sent_again_with_another_quantity_is_refused_naming_its_order<
     );
 }
 
-pub async fn a_buyer_at_the_limit_is_refused<S: ReservationStore + Outbox + SaleCache>(
+pub async fn a_buyer_at_the_limit_is_refused<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
     t: &Store<S>,
 ) {
     t.loaded(2).await;
@@ -176,7 +208,7 @@ pub async fn a_buyer_at_the_limit_is_refused<S: ReservationStore + Outbox + Sale
     );
 }
 
-pub async fn a_sale_with_nothing_left_is_sold_out<S: ReservationStore + Outbox + SaleCache>(
+pub async fn a_sale_with_nothing_left_is_sold_out<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
     t: &Store<S>,
 ) {
     t.loaded(1).await;
@@ -191,7 +223,7 @@ pub async fn a_sale_with_nothing_left_is_sold_out<S: ReservationStore + Outbox +
 /// Two calls could straddle a minute; then the third is allowed, so the check asks for two
 /// refusals in five tries.
 pub async fn attempts_past_a_minutes_limit_are_refused_take_nothing_and_hold_no_one_else_back<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -220,7 +252,7 @@ pub async fn attempts_past_a_minutes_limit_are_refused_take_nothing_and_hold_no_
 }
 
 pub async fn a_reload_of_a_live_sale_never_hands_out_stock_twice<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -232,7 +264,7 @@ pub async fn a_reload_of_a_live_sale_never_hands_out_stock_twice<
 }
 
 pub async fn an_entry_marked_sent_waits_and_an_unmarked_one_is_stale<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -250,7 +282,7 @@ pub async fn an_entry_marked_sent_waits_and_an_unmarked_one_is_stale<
 }
 
 pub async fn a_settled_order_leaves_the_outbox_and_its_key_answers_its_state<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -278,7 +310,7 @@ pub async fn a_settled_order_leaves_the_outbox_and_its_key_answers_its_state<
 }
 
 pub async fn an_index_entry_whose_order_settled_is_forgotten<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -292,7 +324,7 @@ pub async fn an_index_entry_whose_order_settled_is_forgotten<
 }
 
 pub async fn a_reset_that_is_not_forced_does_not_start_while_an_order_is_pending<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -310,7 +342,7 @@ pub async fn a_reset_that_is_not_forced_does_not_start_while_an_order_is_pending
 }
 
 pub async fn a_forced_reset_hands_back_what_was_pending_and_starts_the_round_full<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -332,7 +364,7 @@ pub async fn a_forced_reset_hands_back_what_was_pending_and_starts_the_round_ful
 }
 
 pub async fn a_finished_reset_run_again_changes_nothing<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -344,7 +376,7 @@ pub async fn a_finished_reset_run_again_changes_nothing<
     assert_eq!((live.remaining, live.pending), (1, 1));
 }
 
-pub async fn a_new_round_forgets_the_old_keys<S: ReservationStore + Outbox + SaleCache>(
+pub async fn a_new_round_forgets_the_old_keys<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
     t: &Store<S>,
 ) {
     let def = t.loaded(2).await;
@@ -355,7 +387,7 @@ pub async fn a_new_round_forgets_the_old_keys<S: ReservationStore + Outbox + Sal
     assert_eq!(message.round, 2);
 }
 
-pub async fn a_sale_with_pending_orders_is_not_retired<S: ReservationStore + Outbox + SaleCache>(
+pub async fn a_sale_with_pending_orders_is_not_retired<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
     t: &Store<S>,
 ) {
     t.loaded(1).await;
@@ -365,7 +397,7 @@ pub async fn a_sale_with_pending_orders_is_not_retired<S: ReservationStore + Out
 }
 
 pub async fn a_sold_out_sale_with_nothing_pending_is_retired_and_leaves_the_registry<
-    S: ReservationStore + Outbox + SaleCache,
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
 >(
     t: &Store<S>,
 ) {
@@ -377,6 +409,52 @@ pub async fn a_sold_out_sale_with_nothing_pending_is_retired_and_leaves_the_regi
         .unwrap();
     assert!(t.retired().await);
     assert!(!t.store.sales().await.unwrap().contains(&t.id));
+}
+
+pub async fn a_sold_out_checkout_sale_is_not_retired_while_a_hold_may_still_end<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
+    t: &Store<S>,
+) {
+    t.checkout(1).await;
+    let (order_id, message) = t.take("alice", None).await;
+    t.store.remove_settled(&t.id, &[order_id], &[]).await.unwrap();
+    assert!(!t.retired().await, "its hold may end and give the unit back");
+    assert!(t.store.sales().await.unwrap().contains(&t.id));
+    let pay_by = message.pay_by_ms.expect("a hold");
+    let all_ended = pay_by + crate::ports::HOLDS_END_WITHIN.as_millis() as i64 + 1;
+    assert!(t.retired_at(EpochMs(all_ended)).await);
+}
+
+pub async fn a_unit_given_back_makes_a_retired_sale_live_again<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
+    t: &Store<S>,
+) {
+    t.checkout(1).await;
+    let (order_id, message) = t.take("alice", None).await;
+    t.store.remove_settled(&t.id, &[order_id], &[]).await.unwrap();
+    let far = EpochMs::now().plus(Duration::from_secs(24 * 3600));
+    assert!(t.retired_at(far).await);
+    let back = t.store.return_stock(&t.ended(&message)).await.unwrap();
+    assert_eq!(back, Returned::Now);
+    assert!(t.store.sales().await.unwrap().contains(&t.id), "live again");
+    assert_eq!(t.live().await.remaining, 1);
+    assert!(matches!(
+        t.answer("bob", 1, None).await,
+        Reservation::Reserved { .. }
+    ));
+}
+
+pub async fn a_unit_is_given_back_once<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
+    t: &Store<S>,
+) {
+    t.checkout(2).await;
+    let (_, message) = t.take("alice", None).await;
+    let hold = t.ended(&message);
+    assert_eq!(t.store.return_stock(&hold).await.unwrap(), Returned::Now);
+    assert_eq!(t.store.return_stock(&hold).await.unwrap(), Returned::Before);
+    assert_eq!(t.live().await.remaining, 2);
 }
 
 #[cfg(test)]

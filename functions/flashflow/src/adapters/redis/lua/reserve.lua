@@ -2,7 +2,8 @@
 -- Redis Cluster too.
 --
 -- KEYS[1] sale hash   {remaining, limit, opens_ms, closes_ms, stock, round, resetting, attempts,
---                      hold_ms (a checkout sale)}
+--                      hold_ms and holds_until (a checkout sale: its hold, and the last pay_by
+--                      given, which retire.lua waits for)}
 -- KEYS[2] buyers hash  buyer -> quantity reserved so far
 -- KEYS[3] idem hash    buyer .. "\n" .. idempotency key -> order id .. " " .. quantity, then
 --                      " " .. STATE once settle recorded it (domain/rehydrate.rs writes the same)
@@ -121,11 +122,13 @@ local order = {
 if idem_field then
   order.idempotency_key = ARGV[5]
 end
--- A checkout sale holds the units for the buyer from now (Redis' clock) until pay_by.
+-- A checkout sale holds the units for the buyer from now (Redis' clock) until pay_by; until the
+-- last hold given has ended, units may come back and the sale is not finished (retire.lua).
 local pay_by = ''
 if sale[8] then
   order.pay_by_ms = now_ms + tonumber(sale[8])
   pay_by = tostring(order.pay_by_ms)
+  redis.call('HSET', KEYS[1], 'holds_until', pay_by)
 end
 local body = cjson.encode(order)
 redis.call('HSET', KEYS[4], ARGV[1], body)

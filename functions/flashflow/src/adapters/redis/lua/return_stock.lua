@@ -1,8 +1,9 @@
 -- Give an ended hold's units back (checkout: expiry, cancel), once per order. Re-sent (a retry
 -- after a timeout, the expiry job finishing a return) it changes nothing more.
 --
--- KEYS[1] sale hash, KEYS[2] buyers hash, KEYS[3] returned hash (order id -> round), KEYS[4] the
--- sale's wake key (its write is what tells buy processes that answered the sale from memory to forget it:
+-- KEYS[1] sale hash, KEYS[2] buyers hash, KEYS[3] returned hash (order id -> round), KEYS[5..] the
+-- sale's other keys (made persistent again: a sale with a unit back is live, whatever a
+-- retirement said; the caller registers it again), KEYS[4] the sale's wake key (its write is what tells buy processes that answered the sale from memory to forget it:
 --  adapters/redis/fast_path.rs; the value does not matter, the key lives an hour)
 -- ARGV: order id, buyer, quantity, the order's round
 --
@@ -25,4 +26,7 @@ if redis.call('HINCRBY', KEYS[2], ARGV[2], -qty) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
 end
 redis.call('SET', KEYS[4], ARGV[1], 'EX', 3600)
+for i = 1, #KEYS do
+  if i ~= 4 then redis.call('PERSIST', KEYS[i]) end
+end
 return 'RETURNED'
