@@ -99,8 +99,7 @@ async fn main() -> anyhow::Result<()> {
         } => cost::drive(&url, n, concurrency, &prefix).await,
         Command::SqsRate { messages } => {
             let sdk = aws::sdk_config().await;
-            let signing = flashflow::signing::SigningSettings::from_env()?;
-            sqs_rate::run(&sdk, signing.signer(&sdk).await?, messages).await
+            sqs_rate::run(&sdk, messages).await
         }
     }
 }
@@ -154,7 +153,6 @@ async fn settle(
         requeue: flashflow::adapters::sqs::SqsPublisher::new(
             aws_sdk_sqs::Client::new(&sdk),
             &settings.queue.url,
-            signer.clone(),
         ),
         signer,
         steps,

@@ -11,7 +11,7 @@
 //! more than the stock. Runs in a fresh schema of `DATABASE_URL`'s database.
 
 use anyhow::{ensure, Context};
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore};
 use flashflow::app::settle::Settler;
@@ -19,7 +19,7 @@ use flashflow::domain::{
     sale::NewSale, BuyerId, OrderMessage, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION,
 };
 use flashflow::ports::{Ledger, OrderPublisher, SaleLedger};
-use flashflow::signing::{Signer, SIGNATURE_ATTRIBUTE};
+use flashflow::signing::Signer;
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
@@ -78,6 +78,7 @@ fn messages(sale: &SaleDefinition, n: usize) -> Vec<OrderMessage> {
             idempotency_key: None,
             round: 1,
             pay_by_ms: None,
+            sig: None,
         })
         .collect()
 }
@@ -88,14 +89,10 @@ fn events(signer: &Signer, orders: &[OrderMessage], batch: usize) -> Vec<SqsEven
         .map(|chunk| {
             let mut event = SqsEvent::default();
             for o in chunk {
-                let body = serde_json::to_string(o).expect("serializable");
-                let mut sig = SqsMessageAttribute::default();
-                sig.string_value = Some(signer.sign(&body));
-                sig.data_type = Some("String".into());
+                let body = signer.signed(o.clone()).to_json();
                 let mut m = SqsMessage::default();
                 m.message_id = Some(Uuid::new_v4().to_string());
                 m.body = Some(body);
-                m.message_attributes.insert(SIGNATURE_ATTRIBUTE.into(), sig);
                 event.records.push(m);
             }
             event
@@ -306,10 +303,10 @@ pub async fn through_queue(
         .queue_url()
         .unwrap_or_default()
         .to_owned();
-    let publisher = SqsPublisher::new(sqs.clone(), &queue_url, stack.signer.clone());
+    let publisher = SqsPublisher::new(sqs.clone(), &queue_url);
     let bodies: Vec<String> = messages(&sale, n)
-        .iter()
-        .map(|o| serde_json::to_string(o).expect("serializable"))
+        .into_iter()
+        .map(|o| stack.signer.signed(o).to_json())
         .collect();
     let refused = send_all(&publisher, &bodies, 16).await?;
     ensure!(refused == 0, "the queue refused {refused} messages");

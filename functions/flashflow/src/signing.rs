@@ -1,16 +1,34 @@
-//! Order-message signatures: buy and the sweeper sign every message they send, settle confirms
-//! only messages whose signature checks out. A message that anyone else put on the queue (a made
-//! up order, a copy with another buyer or quantity) is refused and ends in the DLQ.
+//! Order signatures: buy signs each order it reserves, before the reservation script runs, and
+//! the script writes the signature into the order message itself (`OrderMessage::sig`); settle
+//! confirms only orders whose signature checks out. A message anyone else made (a made-up order,
+//! an outbox entry copied under another order id or buyer) is refused and ends in the DLQ, and
+//! whoever forwards a message (the sweeper, a redrive) holds no key and cannot sign one.
 //!
-//! HMAC-SHA256 over the exact body, hex-encoded, in the SQS message attribute
-//! [`SIGNATURE_ATTRIBUTE`]. The key (`ORDER_SIGNING_KEY`, at least 32 bytes) is shared by buy,
-//! reconcile and settle only.
+//! HMAC-SHA256, hex-encoded, over what identifies the order: its id, sale, buyer, quantity and
+//! Idempotency-Key ([`order_text`]). The fields Redis' script adds (the reservation time, the
+//! round, a hold's end) are not signed: they order and time an order buy did reserve. The key
+//! (`ORDER_SIGNING_KEY`, at least 32 bytes) is shared by buy and settle only.
 
+use crate::domain::{BuyerId, IdempotencyKey, OrderMessage, ReserveRequest, SaleId};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use uuid::Uuid;
 
-/// The SQS message attribute that carries the signature.
-pub const SIGNATURE_ATTRIBUTE: &str = "ff-sig";
+/// What an order's signature covers, one field a line (none of them can hold a line break).
+pub fn order_text(
+    order_id: Uuid,
+    sale: &SaleId,
+    buyer: &BuyerId,
+    quantity: u32,
+    key: Option<&IdempotencyKey>,
+) -> String {
+    let key = key.map_or("", |k| k.as_str());
+    format!(
+        "flashflow-order-v2\n{order_id}\n{sale}\n{}\n{quantity}\n{key}",
+        buyer.as_str()
+    )
+}
+
 /// The shortest key accepted.
 pub const MIN_KEY_LEN: usize = 32;
 
@@ -21,7 +39,8 @@ pub struct Signer {
 }
 
 /// Where the key comes from: `ORDER_SIGNING_KEY_SECRET_ARN` (a Secrets Manager secret holding the
-/// key as a bare string, as the template generates it) or else `ORDER_SIGNING_KEY` itself.
+/// key as a bare string, as the template generates it) or else `ORDER_SIGNING_KEY` itself. Buy and
+/// settle read it; nothing else does.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct SigningSettings {
     #[serde(rename = "order_signing_key")]
@@ -82,6 +101,44 @@ impl Signer {
         })
     }
 
+    /// The signature buy gives the order `req` is about to reserve.
+    pub fn sign_order(&self, req: &ReserveRequest) -> String {
+        self.sign(&order_text(
+            req.order_id,
+            &req.sale,
+            &req.buyer,
+            req.quantity.get(),
+            req.idempotency_key.as_ref(),
+        ))
+    }
+
+    /// `order` with buy's signature of it: for tests and tools that play buy's part.
+    pub fn signed(&self, mut order: OrderMessage) -> OrderMessage {
+        order.sig = Some(self.sign(&order_text(
+            order.order_id,
+            &order.sale_id,
+            &order.buyer,
+            order.quantity.get(),
+            order.idempotency_key.as_ref(),
+        )));
+        order
+    }
+
+    /// Whether `order` carries buy's signature of itself.
+    pub fn verifies_order(&self, order: &OrderMessage) -> bool {
+        let text = order_text(
+            order.order_id,
+            &order.sale_id,
+            &order.buyer,
+            order.quantity.get(),
+            order.idempotency_key.as_ref(),
+        );
+        order
+            .sig
+            .as_deref()
+            .is_some_and(|sig| self.verify(&text, sig))
+    }
+
     /// The signature of `body`.
     pub fn sign(&self, body: &str) -> String {
         let mut mac = self.keyed.clone();
@@ -122,6 +179,44 @@ mod tests {
         assert!(!s.verify(r#"{"quantity":1}"#, ""));
         let other = Signer::new(b"another key of thirty-two bytes!").unwrap();
         assert!(!other.verify(r#"{"quantity":1}"#, &sig));
+    }
+
+    fn request(buyer: &str, quantity: i64) -> ReserveRequest {
+        ReserveRequest {
+            order_id: Uuid::nil(),
+            sale: SaleId::parse("s").unwrap(),
+            buyer: BuyerId::parse(buyer).unwrap(),
+            quantity: crate::domain::Quantity::new(quantity).unwrap(),
+            idempotency_key: None,
+        }
+    }
+
+    fn message(req: &ReserveRequest, sig: Option<String>) -> OrderMessage {
+        OrderMessage {
+            v: crate::domain::ORDER_MESSAGE_VERSION,
+            order_id: req.order_id,
+            sale_id: req.sale.clone(),
+            buyer: req.buyer.clone(),
+            quantity: req.quantity,
+            reserved_at_ms: 1_764_000_000_000,
+            idempotency_key: None,
+            round: 1,
+            pay_by_ms: None,
+            sig,
+        }
+    }
+
+    #[test]
+    fn an_order_verifies_with_buys_signature_and_not_when_copied_to_another_buyer() {
+        let s = Signer::new(KEY).unwrap();
+        let req = request("ada", 1);
+        let sig = s.sign_order(&req);
+        assert!(s.verifies_order(&message(&req, Some(sig.clone()))));
+        assert!(!s.verifies_order(&message(&req, None)), "unsigned");
+        let copied = message(&request("mallory", 1), Some(sig.clone()));
+        assert!(!s.verifies_order(&copied), "another buyer");
+        let more = message(&request("ada", 2), Some(sig));
+        assert!(!s.verifies_order(&more), "another quantity");
     }
 
     #[test]

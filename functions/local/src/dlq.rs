@@ -69,9 +69,10 @@ pub async fn show(sqs: &Client, dlq: &str, max: usize) -> Result<Vec<DeadLetter>
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
                     .and_then(|v| v.parse().ok()),
                 signed: m
-                    .message_attributes
-                    .as_ref()
-                    .is_some_and(|a| a.contains_key(flashflow::signing::SIGNATURE_ATTRIBUTE)),
+                    .body
+                    .as_deref()
+                    .and_then(|b| flashflow::domain::OrderMessage::parse(b).ok())
+                    .is_some_and(|o| o.sig.is_some()),
             });
         }
         if seen.len() >= max {
@@ -81,8 +82,8 @@ pub async fn show(sqs: &Client, dlq: &str, max: usize) -> Result<Vec<DeadLetter>
     Ok(seen.into_values().take(max).collect())
 }
 
-/// Move every message of the DLQ back to `queue`, body and attributes (the signature) as they
-/// are; each is deleted from the DLQ only after the queue accepted it. Returns how many moved.
+/// Move every message of the DLQ back to `queue`, body (with buy's signature inside) and
+/// attributes as they are; each is deleted from the DLQ only after the queue accepted it. Returns how many moved.
 ///
 /// # Errors
 /// [`DlqError`] when SQS fails; what moved before stays moved.

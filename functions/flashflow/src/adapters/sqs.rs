@@ -1,8 +1,6 @@
 //! The SQS adapter of the order queue: where reserved orders go to be settled.
 
 use crate::ports::{OrderPublisher, PublishError};
-use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
-use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 
 /// The order queue: `ORDERS_QUEUE_URL`.
@@ -15,29 +13,20 @@ pub struct QueueSettings {
 impl crate::settings::FromEnv for QueueSettings {}
 
 /// SQS adapter. The endpoint comes from the standard AWS settings (`AWS_ENDPOINT_URL_SQS`, …).
+/// It sends order messages as they are: each carries buy's signature inside
+/// ([`crate::signing`]), so no key is needed to send one.
 #[derive(Clone, Debug)]
 pub struct SqsPublisher {
     client: Client,
     queue_url: String,
-    signer: Signer,
 }
 
 impl SqsPublisher {
-    /// Every message sent is signed with `signer` (see [`crate::signing`]).
-    pub fn new(client: Client, queue_url: impl Into<String>, signer: Signer) -> Self {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
             queue_url: queue_url.into(),
-            signer,
         }
-    }
-
-    fn signature(&self, body: &str) -> Option<MessageAttributeValue> {
-        MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(self.signer.sign(body))
-            .build()
-            .ok()
     }
 
     pub fn queue_url(&self) -> &str {
@@ -62,9 +51,6 @@ impl SqsPublisher {
                         .id(i.to_string())
                         .message_body(body)
                         .delay_seconds(delay_s)
-                        .set_message_attributes(self.signature(body).map(|sig| {
-                            std::collections::HashMap::from([(SIGNATURE_ATTRIBUTE.to_owned(), sig)])
-                        }))
                         .build()
                         .ok()
                 })
@@ -108,9 +94,6 @@ impl OrderPublisher for SqsPublisher {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(message)
-            .set_message_attributes(self.signature(message).map(|sig| {
-                std::collections::HashMap::from([(SIGNATURE_ATTRIBUTE.to_owned(), sig)])
-            }))
             .send()
             .await
             .map(|_| ())

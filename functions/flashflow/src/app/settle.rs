@@ -10,7 +10,7 @@ use crate::domain::settlement::replay_answer;
 use crate::domain::{OrderMessage, OrderState, OrderStatus, SaleId, Settled};
 use crate::metrics::{Count, Metrics};
 use crate::ports::{Ledger, OrderPublisher, SettledOrders, StatusStore};
-use crate::signing::{Signer, SIGNATURE_ATTRIBUTE};
+use crate::signing::Signer;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use tracing::{error, info, info_span, warn, Instrument};
@@ -74,7 +74,7 @@ pub struct BatchReport {
 }
 
 impl<L: Ledger, S: StatusStore, R: SettledOrders, Q: OrderPublisher> Settler<L, S, R, Q> {
-    /// `signer` checks that each message was sent by buy or the sweeper (see [`crate::signing`]);
+    /// `signer` checks that buy signed each order (see [`crate::signing`]);
     /// `queue` takes back, for later, orders the ledger could not take now.
     pub fn new(ledger: L, status: S, store: R, queue: Q, signer: Signer) -> Self {
         Self {
@@ -203,9 +203,10 @@ impl<L: Ledger, S: StatusStore, R: SettledOrders, Q: OrderPublisher> Settler<L, 
         report
     }
 
-    /// Parse each message on its own and check that buy (or the sweeper) signed it, so one bad
-    /// message fails alone. A message anyone else wrote is never confirmed and takes no stock: it
-    /// goes back, and on to the DLQ.
+    /// Parse each message on its own and check that buy signed the order it carries, so one bad
+    /// message fails alone. A message anyone else made (a made-up order, an outbox entry copied
+    /// under another id or buyer) is never confirmed and takes no stock: it goes back, and on to
+    /// the DLQ.
     fn verify(&self, event: SqsEvent) -> Verified {
         let mut verified = Verified::default();
         for record in event.records {
@@ -215,17 +216,13 @@ impl<L: Ledger, S: StatusStore, R: SettledOrders, Q: OrderPublisher> Settler<L, 
                 verified.refused.push(id);
                 continue;
             };
-            let signature = record
-                .message_attributes
-                .get(SIGNATURE_ATTRIBUTE)
-                .and_then(|a| a.string_value.as_deref());
             match OrderMessage::parse(body) {
-                Ok(order) if signature.is_some_and(|sig| self.signer.verify(body, sig)) => {
+                Ok(order) if self.signer.verifies_order(&order) => {
                     verified.orders.push((id, order));
                 }
                 Ok(order) => {
                     warn!(message_id = %id, order = %order.order_id, sale = %order.sale_id,
-                        signed = signature.is_some(), "order message not signed by buy: refused");
+                        signed = order.sig.is_some(), "order not signed by buy: refused");
                     verified.refused.push(id);
                 }
                 Err(e) => {

@@ -28,7 +28,10 @@ fn fixture(stock: u32) -> Fixture {
         checkout: None,
     };
     let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
-    let (queue, store) = (MemoryQueue::default(), MemoryStore::default());
+    let (queue, store) = (
+        MemoryQueue::default(),
+        MemoryStore::default().with_signer(signer()),
+    );
     ledger.create_sale_now(&def);
     Fixture {
         settler: Settler::new(
@@ -46,8 +49,9 @@ fn fixture(stock: u32) -> Fixture {
     }
 }
 
+/// An order of `sale` reserved `at` ms after T0, signed as buy signs it.
 fn order(sale: &str, at: i64) -> String {
-    OrderMessage {
+    let order = OrderMessage {
         v: ORDER_MESSAGE_VERSION,
         order_id: Uuid::now_v7(),
         sale_id: SaleId::parse(sale).unwrap(),
@@ -57,8 +61,9 @@ fn order(sale: &str, at: i64) -> String {
         idempotency_key: None,
         round: 1,
         pay_by_ms: None,
-    }
-    .to_json()
+        sig: None,
+    };
+    signer().signed(order).to_json()
 }
 
 /// What the ledger should hold: confirmed orders, rejected orders, confirmed quantity.
@@ -74,7 +79,7 @@ fn signer() -> Signer {
     Signer::new(b"unit-test-order-signing-key-0123456789").unwrap()
 }
 
-/// An SQS event of `bodies`, each signed with `signer()`.
+/// An SQS event of `bodies`.
 fn event(bodies: &[String]) -> (SqsEvent, Vec<String>) {
     let mut event = SqsEvent::default();
     let ids: Vec<String> = (0..bodies.len()).map(|i| format!("m{i}")).collect();
@@ -82,39 +87,35 @@ fn event(bodies: &[String]) -> (SqsEvent, Vec<String>) {
         let mut m = SqsMessage::default();
         m.message_id = Some(id.clone());
         m.body = Some(b.clone());
-        let mut sig = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
-        sig.string_value = Some(signer().sign(b));
-        sig.data_type = Some("String".into());
-        m.message_attributes.insert(SIGNATURE_ATTRIBUTE.into(), sig);
         event.records.push(m);
     }
     (event, ids)
 }
 
+/// `body` with its signature replaced: `None` removes it.
+fn resigned(body: &str, sig: Option<String>) -> String {
+    let mut m = OrderMessage::parse(body).unwrap();
+    m.sig = sig;
+    m.to_json()
+}
+
 #[tokio::test]
 async fn a_message_not_signed_by_buy_is_never_confirmed_and_takes_no_stock() {
     let f = fixture(1);
-    let (mut ev, ids) = event(&[order("s", 0), order("s", 1), order("s", 2)]);
-    // A made-up order, unsigned; one signed with another key; and a signed body altered after.
-    ev.records[0].message_attributes.clear();
+    // A made-up order, unsigned; one signed with another key; a signed order whose quantity
+    // was altered after; and a real order's entry copied under a new id and another buyer.
     let other = Signer::new(b"someone-else's-key-0123456789abcdef").unwrap();
-    let body = ev.records[1].body.clone().unwrap();
-    ev.records[1]
-        .message_attributes
-        .get_mut(SIGNATURE_ATTRIBUTE)
-        .unwrap()
-        .string_value = Some(other.sign(&body));
-    let sig = ev.records[2].message_attributes[SIGNATURE_ATTRIBUTE].clone();
+    let unsigned = resigned(&order("s", 0), None);
+    let theirs = other
+        .signed(OrderMessage::parse(&order("s", 1)).unwrap())
+        .to_json();
+    let altered = order("s", 2).replace("\"quantity\":1", "\"quantity\":2");
+    let mut copy = OrderMessage::parse(&order("s", 4)).unwrap();
+    copy.order_id = Uuid::now_v7();
+    copy.buyer = BuyerId::parse("mallory").unwrap();
+    let (mut ev, ids) = event(&[unsigned, theirs, altered, copy.to_json()]);
     let (mut good, good_ids) = event(&[order("s", 3)]);
-    let forged = ev.records[2]
-        .body
-        .clone()
-        .unwrap()
-        .replace("\"quantity\":1", "\"quantity\":2");
-    ev.records[2].body = Some(forged);
-    ev.records[2]
-        .message_attributes
-        .insert(SIGNATURE_ATTRIBUTE.into(), sig);
+    good.records[0].message_id = Some("good".into());
     ev.records.append(&mut good.records);
     let report = f.settler.settle(ev).await;
     assert_eq!(report.failed, ids);

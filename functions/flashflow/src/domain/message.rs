@@ -6,8 +6,10 @@ use super::{BuyerId, IdempotencyKey, InvalidInput, Quantity, SaleId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Version of [`OrderMessage`] this code writes and reads.
-pub const ORDER_MESSAGE_VERSION: u32 = 1;
+/// Version of [`OrderMessage`] this code writes and reads. Version 2 carries buy's signature
+/// (`sig`) inside the message; version 1 (signed in an SQS attribute by whoever sent it) is
+/// refused.
+pub const ORDER_MESSAGE_VERSION: u32 = 2;
 
 /// Reservation times outside this range (2020-01-01 .. 2100-01-01 in ms) are not Redis' clock.
 const RESERVED_AT_RANGE: std::ops::Range<i64> = 1_577_836_800_000..4_102_444_800_000;
@@ -33,6 +35,11 @@ pub struct OrderMessage {
     /// A checkout sale's order: when its hold ends (reserved_at_ms + the sale's hold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pay_by_ms: Option<i64>,
+    /// Buy's signature of the order (`crate::signing::Signer::sign_order`), written by the
+    /// reservation script with the order: settle confirms nothing else. Whoever forwards the
+    /// message (the sweeper, a redrive) needs no key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
 }
 
 fn first_round() -> u32 {
@@ -74,7 +81,7 @@ impl OrderMessage {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"{"v":1,"order_id":"0190f3a2-6c1e-7cc0-9b1e-3a6c2f0e8d11","sale_id":"s","buyer":"b","quantity":1,"reserved_at_ms":1764000000000,"round":1}"#;
+    const GOOD: &str = r#"{"v":2,"order_id":"0190f3a2-6c1e-7cc0-9b1e-3a6c2f0e8d11","sale_id":"s","buyer":"b","quantity":1,"reserved_at_ms":1764000000000,"round":1}"#;
 
     #[test]
     fn a_valid_message_parses_and_serializes_back_to_the_same_fields() {
@@ -95,11 +102,14 @@ mod tests {
 
     #[test]
     fn order_message_of_an_unknown_version_is_refused() {
-        let v2 = GOOD.replace("\"v\":1", "\"v\":2");
-        assert_eq!(
-            OrderMessage::parse(&v2).unwrap_err().code,
-            "invalid_message"
-        );
+        for v in ["1", "3"] {
+            let other = GOOD.replace("\"v\":2", &format!("\"v\":{v}"));
+            assert_eq!(
+                OrderMessage::parse(&other).unwrap_err().code,
+                "invalid_message",
+                "version {v}"
+            );
+        }
     }
 
     #[test]
@@ -121,7 +131,7 @@ mod tests {
                 r#""reserved_at_ms":1764000000000"#,
                 r#""reserved_at_ms":1764000000000,"idempotency_key":"k\u0000""#,
             ),
-            (r#""v":1"#, r#""v":1,"extra":true"#),
+            (r#""v":2"#, r#""v":2,"extra":true"#),
         ] {
             let body = GOOD.replace(from, to);
             assert_eq!(

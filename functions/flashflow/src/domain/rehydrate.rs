@@ -107,6 +107,7 @@ mod tests {
             idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
             round,
             pay_by_ms: None,
+            sig: None,
         }
     }
 

@@ -189,6 +189,7 @@ mod tests {
             idempotency_key: None,
             round: 1,
             pay_by_ms: None,
+            sig: None,
         }
     }
 

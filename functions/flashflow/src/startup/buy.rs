@@ -67,11 +67,12 @@ async fn clients(
     settings: &Settings,
 ) -> Result<(RedisStore, SqsPublisher), StartupError> {
     let redis = settings.redis.clone().with_secret(sdk).await?;
+    let signer = settings.signing.signer(sdk).await?;
     let store = RedisStore::connect(&redis)
         .and_then(|s| s.with_fast_path(&settings.fast_path, &redis))
-        .map_err(StartupError::Redis)?;
+        .map_err(StartupError::Redis)?
+        .with_signer(signer);
     super::ready(&store).await?;
-    let signer = settings.signing.signer(sdk).await?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    Ok((store, SqsPublisher::new(sqs, &settings.queue.url, signer)))
+    Ok((store, SqsPublisher::new(sqs, &settings.queue.url)))
 }

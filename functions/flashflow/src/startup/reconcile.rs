@@ -1,10 +1,10 @@
-//! The reconcile function: the outbox sweeper.
+//! The reconcile function: the outbox sweeper. It holds no signing key: what it re-sends is
+//! signed by buy inside the message.
 
 use super::StartupError;
 use crate::adapters::redis::{RedisSettings, RedisStore};
 use crate::adapters::sqs::{QueueSettings, SqsPublisher};
 use crate::app::reconcile::SweepTiming;
-use crate::signing::SigningSettings;
 use aws_config::SdkConfig;
 
 crate::composite! {
@@ -12,7 +12,6 @@ crate::composite! {
     pub struct Settings {
         redis: RedisSettings,
         queue: QueueSettings,
-        signing: SigningSettings,
         timing: SweepTiming,
     }
 }
@@ -42,8 +41,8 @@ impl Sweeper {
 /// [`StartupError`] when a client cannot be built.
 pub async fn sweeper(sdk: &SdkConfig, settings: &Settings) -> Result<Sweeper, StartupError> {
     let store = super::redis_ready(sdk, &settings.redis).await?;
-    let signer = settings.signing.signer(sdk).await?;
-    let queue = SqsPublisher::new(aws_sdk_sqs::Client::new(sdk), &settings.queue.url, signer);
+    // No signing key: the sweeper forwards messages as buy signed them.
+    let queue = SqsPublisher::new(aws_sdk_sqs::Client::new(sdk), &settings.queue.url);
     Ok(Sweeper {
         store,
         queue,

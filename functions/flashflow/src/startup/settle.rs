@@ -46,11 +46,7 @@ pub async fn clients(sdk: &SdkConfig, settings: &Settings) -> Result<Clients, St
     Ok(Clients {
         database: super::database_settings(sdk, &settings.database).await?,
         store: super::redis_ready(sdk, &settings.redis).await?,
-        requeue: SqsPublisher::new(
-            aws_sdk_sqs::Client::new(sdk),
-            &settings.queue.url,
-            signer.clone(),
-        ),
+        requeue: SqsPublisher::new(aws_sdk_sqs::Client::new(sdk), &settings.queue.url),
         dynamodb: aws_sdk_dynamodb::Client::new(sdk),
         table: settings.status.table.clone(),
         signer,

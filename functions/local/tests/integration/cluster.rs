@@ -145,7 +145,7 @@ async fn buy_settle_sweep_status_and_rehydrate_run_on_a_three_master_cluster() {
     let pending = t.store.find_pending(lost.order_id()).await.unwrap();
     assert!(pending.is_some(), "found across shards");
 
-    let queue = flashflow::adapters::sqs::SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
+    let queue = flashflow::adapters::sqs::SqsPublisher::new(t.sqs.clone(), &t.queue);
     let timing = SweepTiming {
         grace: Duration::ZERO.into(),
         in_queue_for: Duration::from_secs(3600).into(),

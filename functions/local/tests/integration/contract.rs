@@ -55,6 +55,7 @@ impl MakeHeld for Settled {
             idempotency_key: None,
             round: 1,
             pay_by_ms: Some(pay_by_ms),
+            sig: None,
         };
         self.db
             .settle_orders(std::slice::from_ref(&order))
@@ -99,7 +100,7 @@ mod on_sqs {
         let sqs = sqs().await;
         let queue = fresh_queue(&sqs).await;
         Queue {
-            queue: SqsPublisher::new(sqs, &queue, signer()),
+            queue: SqsPublisher::new(sqs, &queue),
         }
     });
 }
@@ -110,7 +111,7 @@ async fn sqs_holds_what_was_sent_now_and_what_was_sent_for_later_once_due() {
     let sqs = sqs().await;
     let queue = fresh_queue(&sqs).await;
     let t = Queue {
-        queue: SqsPublisher::new(sqs.clone(), &queue, signer()),
+        queue: SqsPublisher::new(sqs.clone(), &queue),
     };
     a_message_is_taken_now(&t).await;
     many_messages_are_taken_at_once_past_a_batch_of_ten(&t).await;

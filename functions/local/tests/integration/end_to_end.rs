@@ -9,9 +9,9 @@ use flashflow::adapters::dynamodb::DynamoStatusStore;
 use flashflow::adapters::redis::RedisStore;
 use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::api::{self, orders};
-use flashflow::app::reconcile::SweepTiming;
+use flashflow::app::reconcile::{sweep_sales, SweepTiming};
 use flashflow::app::settle::Settler;
-use flashflow::domain::{BuyerId, OrderState, Quantity, Reservation, ReserveRequest};
+use flashflow::domain::{BuyerId, OrderMessage, OrderState, Quantity, Reservation, ReserveRequest};
 use flashflow::ports::{ReservationStore, StatusStore};
 use flashflow_local::event_source::{BatchTarget, EventSourceStats, InvokeError};
 use std::sync::atomic::Ordering;
@@ -158,7 +158,7 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
     else {
         panic!()
     };
-    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue, signer());
+    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue);
     let sweep = |threshold: Duration| {
         let (store, publisher, sales) = (&app.store, &publisher, std::slice::from_ref(&def.id));
         async move {
@@ -308,7 +308,7 @@ async fn order_status_is_pending_then_confirmed_and_only_its_buyer_or_an_operato
 async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keeps_live_ones() {
     use fred::prelude::*;
     let (store, sqs) = (store().await, sqs().await);
-    let publisher = SqsPublisher::new(sqs.clone(), fresh_queue(&sqs).await, signer());
+    let publisher = SqsPublisher::new(sqs.clone(), fresh_queue(&sqs).await);
     let sold_out = loaded_sale(&store, 1, 1).await;
     let live = loaded_sale(&store, 5, 1).await;
     let reserve = |sale: &flashflow::domain::SaleId| ReserveRequest {
@@ -394,4 +394,71 @@ async fn forged_and_poison_messages_among_good_orders_reach_the_dlq_and_take_no_
         app.status.get(forged.order_id).await.unwrap().is_none(),
         "the forged order has no status"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outbox_entry_someone_copied_under_another_order_and_buyer_is_refused_never_confirmed() {
+    let app = TestApp::with_max_receive(2).await;
+    let def = app.sale(5, 1).await;
+    // One real buy; then someone who can write to Redis copies its outbox entry under a new
+    // order id with the buyer renamed, scored as old, for the sweeper to find.
+    let real = app.buy(&def, "ann").await.order_id();
+    let (_, body) = app.store.entries(&def.id).await.unwrap().pop().unwrap();
+    let mut copy = OrderMessage::parse(&body).unwrap();
+    copy.order_id = Uuid::now_v7();
+    copy.buyer = BuyerId::parse("mallory").unwrap();
+    let keys = flashflow::adapters::redis::SaleKeys::new(&def.id);
+    use fred::interfaces::{HashesInterface, SortedSetsInterface};
+    let client = app.store.client();
+    let forged = copy.order_id.to_string();
+    let _: i64 = client
+        .hset(&keys.outbox, (forged.as_str(), copy.to_json()))
+        .await
+        .unwrap();
+    let _: i64 = client
+        .zadd(
+            &keys.outbox_at,
+            None,
+            None,
+            false,
+            false,
+            (1.0, forged.as_str()),
+        )
+        .await
+        .unwrap();
+    // The sweeper forwards it (it holds no key and signs nothing); settle refuses it.
+    let timing = SweepTiming {
+        grace: Duration::ZERO.into(),
+        in_queue_for: Duration::from_secs(3600).into(),
+        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
+    };
+    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue);
+    let sales = [def.id.clone()];
+    let swept = sweep_sales(&app.store, &publisher, timing, &sales)
+        .await
+        .unwrap();
+    assert!(swept.resent >= 1, "{swept:?}");
+    let settlement = app.start_settlement(1).await;
+    app.wait_for_settled(&def, 1).await;
+    wait_for_depth(&app.sqs, &app.dlq, 1, Duration::from_secs(30)).await;
+    settlement.stop().await;
+    let confirmed = app.status.get(real).await.unwrap().map(|s| s.status);
+    assert_eq!(confirmed, Some(OrderState::Confirmed));
+    assert!(
+        app.status.get(copy.order_id).await.unwrap().is_none(),
+        "never confirmed"
+    );
+    let in_postgres: i64 = app
+        .db
+        .client()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM orders WHERE sale_id = $1",
+            &[&def.id.as_str()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_postgres, 1, "only the order buy reserved");
 }

@@ -50,7 +50,7 @@ async fn sqs_unreachable_during_a_burst_of_buys_everything_arrives_once_after_re
 
     // SQS is back: the sweeper sends what never made it, twice over to be sure it does not
     // duplicate, and settlement runs.
-    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue, signer());
+    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue);
     let timing = SweepTiming {
         grace: Duration::ZERO.into(),
         in_queue_for: Duration::from_secs(3600).into(),
@@ -134,7 +134,7 @@ async fn the_status_store_down_for_several_visibility_timeouts_sends_no_good_ord
         db_at(&app.db_url).await,
         DynamoStatusStore::new(unreachable_dynamodb().await, app.status.table()),
         app.store.clone(),
-        SqsPublisher::new(app.sqs.clone(), &app.queue, signer()),
+        SqsPublisher::new(app.sqs.clone(), &app.queue),
         signer(),
     )
     .with_retry_delay(Duration::from_secs(1));
@@ -360,7 +360,7 @@ async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper()
         accepted.push(order_id);
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue, signer());
+    let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue);
     let timing = SweepTiming {
         grace: Duration::from_millis(10).into(),
         in_queue_for: Duration::from_secs(3600).into(),

@@ -142,7 +142,7 @@ impl TestApp {
             db,
             self.status.clone(),
             self.store.clone(),
-            SqsPublisher::new(self.sqs.clone(), &self.queue, signer()),
+            SqsPublisher::new(self.sqs.clone(), &self.queue),
             signer(),
         )
         .with_retry_delay(Duration::from_secs(1))
@@ -158,10 +158,15 @@ impl TestApp {
         depth(&self.sqs, queue).await
     }
 
-    /// Put a message body on this test's order queue, signed as buy signs it.
+    /// Put a message body on this test's order queue, its order signed as buy signs it (a body
+    /// that is no order goes as it is).
     pub async fn send(&self, body: &str) {
-        SqsPublisher::new(self.sqs.clone(), &self.queue, signer())
-            .publish_many(&[body.to_owned()])
+        let body = match OrderMessage::parse(body) {
+            Ok(order) => signer().signed(order).to_json(),
+            Err(_) => body.to_owned(),
+        };
+        SqsPublisher::new(self.sqs.clone(), &self.queue)
+            .publish_many(&[body])
             .await;
     }
 
@@ -364,9 +369,11 @@ pub fn redis_settings() -> RedisSettings {
     }
 }
 
-/// A connected store.
+/// A connected store, signing the orders it reserves as buy's does.
 pub async fn store() -> RedisStore {
-    let store = RedisStore::connect(&redis_settings()).unwrap();
+    let store = RedisStore::connect(&redis_settings())
+        .unwrap()
+        .with_signer(signer());
     store
         .ready(Duration::from_secs(5))
         .await
@@ -383,7 +390,8 @@ pub async fn store_with_fast_path(tracking: bool, max_age: Duration) -> RedisSto
     };
     let store = RedisStore::connect(&redis_settings())
         .and_then(|s| s.with_fast_path(&fast, &redis_settings()))
-        .unwrap();
+        .unwrap()
+        .with_signer(signer());
     store
         .ready(Duration::from_secs(5))
         .await
@@ -489,6 +497,7 @@ pub fn order(sale: &SaleDefinition, buyer: &str, quantity: i64, at: i64) -> Orde
         idempotency_key: None,
         round: 1,
         pay_by_ms: None,
+        sig: None,
     }
 }
 
@@ -660,10 +669,11 @@ pub async fn unreachable_dynamodb() -> aws_sdk_dynamodb::Client {
 }
 
 /// The buy router on `store` and `queue_url`, trusting `X-User-Id`.
+/// Buy's routes on `store` (signing each order, as buy's store does) and the queue.
 pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> Router {
     api::app(buy::routes(buy::BuyState {
-        store,
-        publisher: SqsPublisher::new(sqs, queue_url, signer()),
+        store: store.with_signer(signer()),
+        publisher: SqsPublisher::new(sqs, queue_url),
         settings: buy::BuySettings {
             trust_user_header: flashflow::settings::Flag(true),
             ..buy::BuySettings::default()
@@ -684,7 +694,7 @@ pub use flashflow::testing::http::{call, event, local_buy, request, Answer};
 
 /// A publisher whose queue refuses connections: for settle handlers that must not re-queue.
 pub async fn no_requeue() -> SqsPublisher {
-    SqsPublisher::new(unreachable_sqs().await, "http://127.0.0.1:9/q", signer())
+    SqsPublisher::new(unreachable_sqs().await, "http://127.0.0.1:9/q")
 }
 
 /// An SQS event with one record per body, each with a fresh message id and signed as buy signs
@@ -704,13 +714,11 @@ pub fn sqs_event(bodies: &[String]) -> (aws_lambda_events::event::sqs::SqsEvent,
     (event, ids)
 }
 
-/// Sign a record's body as buy would.
+/// Sign a record's order as buy would (a body that is no order is left as it is).
 pub fn sign_record(m: &mut aws_lambda_events::event::sqs::SqsMessage) {
-    let mut sig = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
-    sig.string_value = Some(signer().sign(m.body.as_deref().unwrap_or_default()));
-    sig.data_type = Some("String".into());
-    m.message_attributes
-        .insert(flashflow::signing::SIGNATURE_ATTRIBUTE.into(), sig);
+    if let Some(order) = m.body.as_deref().and_then(|b| OrderMessage::parse(b).ok()) {
+        m.body = Some(signer().signed(order).to_json());
+    }
 }
 
 /// The message ids a batch response reports as failed.

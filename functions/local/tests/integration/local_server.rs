@@ -48,11 +48,7 @@ async fn the_merged_local_app_answers_404_for_an_unknown_path_and_405_with_allow
     let app = flashflow_local::server::app(
         flashflow::api::buy::routes(flashflow::api::buy::BuyState {
             store: store.clone(),
-            publisher: flashflow::adapters::sqs::SqsPublisher::new(
-                sqs,
-                "http://127.0.0.1:9/q",
-                signer(),
-            ),
+            publisher: flashflow::adapters::sqs::SqsPublisher::new(sqs, "http://127.0.0.1:9/q"),
             settings: Default::default(),
             metrics: flashflow::metrics::Metrics::new("buy"),
         }),

@@ -54,7 +54,7 @@ async fn sweep(t: &TestApp, def: &flashflow::domain::SaleDefinition, grace: Dura
         in_queue_for: Duration::from_secs(3600).into(),
         finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
     };
-    let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue, signer());
+    let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue);
     sweep_sales(&t.store, &publisher, timing, std::slice::from_ref(&def.id))
         .await
         .unwrap()
@@ -65,8 +65,7 @@ async fn sweep(t: &TestApp, def: &flashflow::domain::SaleDefinition, grace: Dura
 async fn relayed_buys_are_sent_in_batches_and_each_settles_once() {
     let t = TestApp::new().await;
     let def = t.sale(60, 1).await;
-    let (app, stats, worker) =
-        relayed_app(&t, SqsPublisher::new(t.sqs.clone(), &t.queue, signer()));
+    let (app, stats, worker) = relayed_app(&t, SqsPublisher::new(t.sqs.clone(), &t.queue));
     // Concurrent buyers, so batches can form.
     let mut tasks = Vec::new();
     for chunk in 0..6 {
@@ -120,7 +119,7 @@ async fn when_the_queue_refuses_the_relay_the_sweeper_delivers_every_202() {
     let def = t.sale(5, 1).await;
     let (app, stats, worker) = relayed_app(
         &t,
-        SqsPublisher::new(unreachable_sqs().await, "http://127.0.0.1:9/q", signer()),
+        SqsPublisher::new(unreachable_sqs().await, "http://127.0.0.1:9/q"),
     );
     let accepted = buy_many(&app, &def, 3).await;
     drop(app);

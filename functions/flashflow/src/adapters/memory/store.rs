@@ -11,8 +11,7 @@ use crate::domain::{
 };
 use crate::ports::{
     LiveSale, LiveSales, OutboxSweep, PendingOrders, ReservationStore, ResetStart, SaleLoader,
-    HOLDS_END_WITHIN,
-    SaleResets, SaleRetirement, SentMarks, SettledOrders, StaleEntry, StoreError,
+    SaleResets, SaleRetirement, SentMarks, SettledOrders, StaleEntry, StoreError, HOLDS_END_WITHIN,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -86,10 +85,18 @@ pub struct MemoryStore {
     down: Arc<AtomicBool>,
     /// Reservations still to run whose answer is then lost (a timeout after the script ran).
     lost_answers: Arc<AtomicUsize>,
+    /// Signs each reserved order, as buy's Redis store does.
+    signer: Option<crate::signing::Signer>,
 }
 
 impl MemoryStore {
-    /// Load a new sale with `available` stock at once (what [`SaleCache::load_sale`] does).
+    /// This store signing each order it reserves (as buy's store does), so settle confirms them.
+    pub fn with_signer(mut self, signer: crate::signing::Signer) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Load a new sale with `available` stock at once (what [`SaleLoader::load_sale`] does).
     pub fn load_sale_now(&self, def: &SaleDefinition, available: u32) {
         let mut keys = lock(&self.keys);
         let sale = keys.sales.entry(def.id.clone()).or_default();
@@ -245,6 +252,7 @@ impl MemoryStore {
             idempotency_key: req.idempotency_key.clone(),
             round: sale.round,
             pay_by_ms: sale.hold_ms.map(|h| now + h),
+            sig: self.signer.as_ref().map(|s| s.sign_order(req)),
         };
         let pay_by_ms = message.pay_by_ms;
         sale.holds_until = sale.holds_until.max(pay_by_ms);
@@ -494,7 +502,9 @@ impl SaleRetirement for MemoryStore {
             if s.remaining > 0 && !closed {
                 return Ok(false);
             }
-            let holds_end = s.holds_until.map(|t| t + HOLDS_END_WITHIN.as_millis() as i64);
+            let holds_end = s
+                .holds_until
+                .map(|t| t + HOLDS_END_WITHIN.as_millis() as i64);
             if holds_end.is_some_and(|t| now.get() < t) {
                 return Ok(false);
             }

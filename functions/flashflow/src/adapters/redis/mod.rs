@@ -163,6 +163,8 @@ pub struct RedisStore {
     return_stock: Script,
     /// The sold-out fast path, when this process buys ([`RedisStore::with_fast_path`]).
     fast_path: Option<Arc<fast_path::FastPath>>,
+    /// Signs each order this process reserves ([`RedisStore::with_signer`]): buy's only.
+    signer: Option<crate::signing::Signer>,
 }
 
 /// Settings for [`RedisStore::connect`], from `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (1000),
@@ -304,7 +306,15 @@ impl RedisStore {
             settled: Script::from_lua(SETTLED_LUA),
             return_stock: Script::from_lua(RETURN_STOCK_LUA),
             fast_path: None,
+            signer: None,
         })
+    }
+
+    /// This store signing each order it reserves, so settle confirms it (see
+    /// [`crate::signing`]): the buy function's store, the only one that reserves.
+    pub fn with_signer(mut self, signer: crate::signing::Signer) -> Self {
+        self.signer = Some(signer);
+        self
     }
 
     /// Wait until connected, for at most `timeout`, and load the scripts so the first buy does not

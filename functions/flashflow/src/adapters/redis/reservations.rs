@@ -33,6 +33,10 @@ impl ReservationStore for RedisStore {
                     req.idempotency_key.as_ref().map_or("", |k| k.as_str()),
                     &ORDER_MESSAGE_VERSION.to_string(),
                     &ORDER_REMEMBERED_FOR.as_millis().to_string(),
+                    &self
+                        .signer
+                        .as_ref()
+                        .map_or(String::new(), |s| s.sign_order(req)),
                 ],
             )
             .await

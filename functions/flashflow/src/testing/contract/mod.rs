@@ -72,6 +72,7 @@ pub fn order(sale: &SaleId, buyer: &str, at: i64, key: Option<&str>, round: u32)
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
         round,
         pay_by_ms: None,
+        sig: None,
     }
 }
 

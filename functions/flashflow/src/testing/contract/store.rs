@@ -97,7 +97,10 @@ impl<S: ReservationStore + Outbox + SaleCache + ReturnStock> Store<S> {
 
     async fn retired_at(&self, now: EpochMs) -> bool {
         let ttl = Duration::from_secs(60);
-        self.store.retire_if_finished(&self.id, now, ttl).await.unwrap()
+        self.store
+            .retire_if_finished(&self.id, now, ttl)
+            .await
+            .unwrap()
     }
 
     /// A checkout sale of `stock` (holds of a minute), loaded.
@@ -129,7 +132,9 @@ impl<S: ReservationStore + Outbox + SaleCache + ReturnStock> Store<S> {
     }
 }
 
-pub async fn a_new_sale_loads_anew_and_is_listed<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
+pub async fn a_new_sale_loads_anew_and_is_listed<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
     t: &Store<S>,
 ) {
     assert!(t.store.load_sale(&sale(&t.id, 2), 2).await.unwrap());
@@ -197,7 +202,9 @@ pub async fn a_key_sent_again_with_another_quantity_is_refused_naming_its_order<
     );
 }
 
-pub async fn a_buyer_at_the_limit_is_refused<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
+pub async fn a_buyer_at_the_limit_is_refused<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
     t: &Store<S>,
 ) {
     t.loaded(2).await;
@@ -208,7 +215,9 @@ pub async fn a_buyer_at_the_limit_is_refused<S: ReservationStore + Outbox + Sale
     );
 }
 
-pub async fn a_sale_with_nothing_left_is_sold_out<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
+pub async fn a_sale_with_nothing_left_is_sold_out<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
     t: &Store<S>,
 ) {
     t.loaded(1).await;
@@ -376,7 +385,9 @@ pub async fn a_finished_reset_run_again_changes_nothing<
     assert_eq!((live.remaining, live.pending), (1, 1));
 }
 
-pub async fn a_new_round_forgets_the_old_keys<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
+pub async fn a_new_round_forgets_the_old_keys<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
     t: &Store<S>,
 ) {
     let def = t.loaded(2).await;
@@ -387,7 +398,9 @@ pub async fn a_new_round_forgets_the_old_keys<S: ReservationStore + Outbox + Sal
     assert_eq!(message.round, 2);
 }
 
-pub async fn a_sale_with_pending_orders_is_not_retired<S: ReservationStore + Outbox + SaleCache + ReturnStock>(
+pub async fn a_sale_with_pending_orders_is_not_retired<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
     t: &Store<S>,
 ) {
     t.loaded(1).await;
@@ -418,8 +431,14 @@ pub async fn a_sold_out_checkout_sale_is_not_retired_while_a_hold_may_still_end<
 ) {
     t.checkout(1).await;
     let (order_id, message) = t.take("alice", None).await;
-    t.store.remove_settled(&t.id, &[order_id], &[]).await.unwrap();
-    assert!(!t.retired().await, "its hold may end and give the unit back");
+    t.store
+        .remove_settled(&t.id, &[order_id], &[])
+        .await
+        .unwrap();
+    assert!(
+        !t.retired().await,
+        "its hold may end and give the unit back"
+    );
     assert!(t.store.sales().await.unwrap().contains(&t.id));
     let pay_by = message.pay_by_ms.expect("a hold");
     let all_ended = pay_by + crate::ports::HOLDS_END_WITHIN.as_millis() as i64 + 1;
@@ -433,7 +452,10 @@ pub async fn a_unit_given_back_makes_a_retired_sale_live_again<
 ) {
     t.checkout(1).await;
     let (order_id, message) = t.take("alice", None).await;
-    t.store.remove_settled(&t.id, &[order_id], &[]).await.unwrap();
+    t.store
+        .remove_settled(&t.id, &[order_id], &[])
+        .await
+        .unwrap();
     let far = EpochMs::now().plus(Duration::from_secs(24 * 3600));
     assert!(t.retired_at(far).await);
     let back = t.store.return_stock(&t.ended(&message)).await.unwrap();

@@ -15,7 +15,8 @@
 --                      again for the same order id (fred re-sends after a reconnect, buy asks again
 --                      after a timeout) answers the first run's RESERVED and changes nothing
 -- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version,
---       how long the order key is kept (ms)
+--       how long the order key is kept (ms), buy's signature of the order (written into the
+--       message: the sweeper forwards it as is, settle checks it)
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
 -- Returns {status, detail} (RESERVED: {status, detail, pay_by_ms or ''}):
@@ -121,6 +122,9 @@ local order = {
 }
 if idem_field then
   order.idempotency_key = ARGV[5]
+end
+if ARGV[8] ~= '' then
+  order.sig = ARGV[8]
 end
 -- A checkout sale holds the units for the buyer from now (Redis' clock) until pay_by; until the
 -- last hold given has ended, units may come back and the sale is not finished (retire.lua).
