@@ -81,6 +81,9 @@ pub struct PublicSale {
     pub currency: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_seconds: Option<u32>,
+    /// The currency's minor-unit digits: the price shown is `price / 10^currency_exponent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency_exponent: Option<u32>,
     /// The server's clock (ms since the epoch), so a page counts down by it, not by the device's.
     pub now_ms: i64,
 }
@@ -100,6 +103,7 @@ async fn public_sale<T: StatusStore, S: PendingOrders + LiveSales>(
         price: None,
         currency: None,
         hold_seconds: None,
+        currency_exponent: None,
     });
     let view = PublicSale {
         id: id.to_string(),
@@ -112,6 +116,7 @@ async fn public_sale<T: StatusStore, S: PendingOrders + LiveSales>(
         price: shown.price,
         currency: shown.currency,
         hold_seconds: shown.hold_seconds,
+        currency_exponent: shown.currency_exponent,
         now_ms: crate::clock::EpochMs::now().get(),
     };
     let mut resp = json(StatusCode::OK, &view);

@@ -132,7 +132,7 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
         let intent = match &hold.payment_intent {
             Some(pi) => self.payments.intent(pi).await?,
             None => {
-                let created = self.create_intent(&hold).await?;
+                let created = self.create_intent_once(&hold).await?;
                 match self.holds.attach_intent(order_id, &created.id).await? {
                     Attached::Held(pi) if pi == created.id => created,
                     Attached::Held(pi) => {
@@ -485,6 +485,24 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
             OrderState::Cancelled => Err(CheckoutError::OrderCancelled),
             _ => Err(CheckoutError::NotAccepted),
         }
+    }
+
+    /// [`Checkout::create_intent`], waiting out another request for the same order that is
+    /// creating it right now (the provider answers `InProgress` for the same idempotency key):
+    /// once it is done, asking again answers that request's intent, so concurrent payments of one
+    /// order get one intent. Past about a second, `PaymentProcessing` (the client retries).
+    async fn create_intent_once(&self, hold: &HoldRecord) -> Result<PaymentIntent, CheckoutError> {
+        let mut pause = std::time::Duration::from_millis(25);
+        for _ in 0..6 {
+            match self.create_intent(hold).await {
+                Err(CheckoutError::Payment(PaymentError::InProgress)) => {
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => return other,
+            }
+        }
+        Err(CheckoutError::PaymentProcessing)
     }
 
     async fn create_intent(&self, hold: &HoldRecord) -> Result<PaymentIntent, CheckoutError> {

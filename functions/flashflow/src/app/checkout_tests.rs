@@ -421,3 +421,15 @@ async fn holds_stuck_at_the_provider_do_not_stop_later_holds_from_ending_and_are
     assert_eq!(after.deferred, PAGE + 5);
     assert!(stuck.iter().all(|o| s.state(*o) == OrderState::Held));
 }
+
+#[tokio::test]
+async fn a_payment_asked_for_while_another_creates_the_intent_gets_that_same_intent() {
+    let s = shop();
+    let order = s.held("ann").await;
+    // The provider is still working on the other request with this order's key.
+    s.checkout.payments.busy_once(&format!("ff-intent-{order}"));
+    let first = s.checkout.pay(order, &buyer("ann")).await.unwrap();
+    let again = s.checkout.pay(order, &buyer("ann")).await.unwrap();
+    assert_eq!(first.payment_intent, again.payment_intent);
+    assert_eq!(s.checkout.payments.intents().len(), 1);
+}

@@ -4,6 +4,7 @@
 //! - [`ids`]: sale id, buyer, idempotency key, quantity.
 //! - [`sale`]: a sale's definition and the validation of an operator's request for one.
 //! - [`message`]: the order message (outbox, SQS), with its one definition and version.
+//! - [`money`]: the currencies the payment provider charges in, their minor units and limits.
 //! - [`reservation`]: what a buy asks for, the reservation rule and its outcomes.
 //! - [`settlement`]: first come, first served allocation of a batch against the remaining stock.
 //! - [`rehydrate`]: rebuilding a sale in Redis from the ledger and the outbox.
@@ -14,6 +15,7 @@
 pub mod checkout;
 pub mod ids;
 pub mod message;
+pub mod money;
 pub mod rehydrate;
 pub mod reservation;
 pub mod sale;

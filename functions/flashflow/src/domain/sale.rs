@@ -34,8 +34,8 @@ pub struct SaleDefinition {
 
 /// Shortest and longest hold a checkout sale may give, in seconds.
 pub const HOLD_SECONDS: std::ops::RangeInclusive<u32> = 60..=3600;
-/// Largest unit price in minor units (Stripe's limit for most currencies is 8 digits).
-pub const MAX_PRICE: u64 = 99_999_999;
+/// Largest unit price in minor units: one charge is at most [`super::money::MAX_AMOUNT`].
+pub const MAX_PRICE: u64 = super::money::MAX_AMOUNT;
 
 /// How a checkout sale is paid: each unit costs `price` minor units of `currency`, and the buyer
 /// has `hold_seconds` from the reservation (Redis' clock) to pay.
@@ -65,15 +65,23 @@ pub struct ShownSale {
     pub currency: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_seconds: Option<u32>,
+    /// The currency's minor-unit digits (`price` is `units × 10^exponent`): what a page needs
+    /// to show the price the buyer pays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency_exponent: Option<u32>,
 }
 
 impl ShownSale {
     pub fn of(def: &SaleDefinition) -> Self {
+        let checkout = def.checkout.as_ref();
         Self {
             name: def.name.clone(),
-            price: def.checkout.as_ref().map(|c| c.price),
-            currency: def.checkout.as_ref().map(|c| c.currency.clone()),
-            hold_seconds: def.checkout.as_ref().map(|c| c.hold_seconds),
+            price: checkout.map(|c| c.price),
+            currency: checkout.map(|c| c.currency.clone()),
+            hold_seconds: checkout.map(|c| c.hold_seconds),
+            currency_exponent: checkout
+                .and_then(|c| super::money::Currency::of(&c.currency))
+                .map(|c| c.exponent),
         }
     }
 
@@ -120,13 +128,20 @@ impl NewCheckout {
                     ),
                 )
             })?;
-        let currency = self.currency.to_ascii_lowercase();
-        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(InvalidInput::new(
+        let currency = super::money::Currency::of(&self.currency).ok_or_else(|| {
+            InvalidInput::new(
                 "invalid_currency",
-                "checkout.currency must be a three-letter ISO 4217 code, e.g. \"eur\"",
+                "checkout.currency must be an ISO 4217 code the payment provider charges in, \
+                 e.g. \"eur\" (see docs/api.md)",
+            )
+        })?;
+        if let Some(why) = currency.refuses(price) {
+            return Err(InvalidInput::new(
+                "invalid_price",
+                format!("checkout.price (minor units of {}): {why}", currency.code),
             ));
         }
+        let currency = currency.code.to_owned();
         Ok(Checkout {
             hold_seconds,
             price,
@@ -205,6 +220,17 @@ impl NewSale {
             }
         };
         let checkout = self.checkout.map(NewCheckout::validate).transpose()?;
+        if let Some(c) = &checkout {
+            // An order of up to the per-buyer limit is one charge: it must be chargeable too.
+            let most = c.price * u64::from(self.per_user_limit as u32);
+            if let Some(why) = super::money::Currency::of(&c.currency).and_then(|m| m.refuses(most))
+            {
+                return Err(InvalidInput::new(
+                    "invalid_price",
+                    format!("checkout.price × per_user_limit is one buyer's largest charge: {why}"),
+                ));
+            }
+        }
         Ok(SaleDefinition {
             id,
             name,
@@ -293,12 +319,12 @@ mod tests {
             ),
             (
                 r#""per_user_limit":1"#,
-                r#""per_user_limit":1,"checkout":{"hold_seconds":59,"price":1,"currency":"eur"}"#,
+                r#""per_user_limit":1,"checkout":{"hold_seconds":59,"price":100,"currency":"eur"}"#,
                 "invalid_hold_seconds",
             ),
             (
                 r#""per_user_limit":1"#,
-                r#""per_user_limit":1,"checkout":{"hold_seconds":3601,"price":1,"currency":"eur"}"#,
+                r#""per_user_limit":1,"checkout":{"hold_seconds":3601,"price":100,"currency":"eur"}"#,
                 "invalid_hold_seconds",
             ),
             (
@@ -328,6 +354,47 @@ mod tests {
                 "{to}"
             );
         }
+    }
+
+    /// A checkout sale's body with these terms and per-buyer limit.
+    fn checkout(price: i64, currency: &str, limit: i64) -> String {
+        format!(
+            r#"{{"id":"s","name":"n","stock":1,"per_user_limit":{limit},
+            "checkout":{{"hold_seconds":600,"price":{price},"currency":"{currency}"}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_currency_the_payment_provider_does_not_charge_in_is_refused() {
+        for currency in ["xyz", "btc", "abc"] {
+            let e = create(&checkout(500, currency, 1)).unwrap_err();
+            assert_eq!(e.code, "invalid_currency", "{currency}");
+        }
+        assert!(create(&checkout(500, "JPY", 1)).is_ok());
+    }
+
+    #[test]
+    fn a_price_a_charge_cannot_have_is_refused_at_creation() {
+        let refused = |price, currency, limit| create(&checkout(price, currency, limit));
+        // Below the currency's minimum charge (EUR 0.50), off KWD's step of ten.
+        assert_eq!(refused(49, "eur", 1).unwrap_err().code, "invalid_price");
+        assert_eq!(refused(1_255, "kwd", 1).unwrap_err().code, "invalid_price");
+        // One buyer's largest order (price × limit) above Stripe's eight digits.
+        assert_eq!(
+            refused(50_000_000, "eur", 2).unwrap_err().code,
+            "invalid_price"
+        );
+        assert!(refused(50_000_000, "eur", 1).is_ok());
+    }
+
+    #[test]
+    fn the_storefront_is_told_the_minor_unit_digits_of_the_price() {
+        let shown = |currency| {
+            let def = create(&checkout(500, currency, 1)).unwrap();
+            ShownSale::of(&def).currency_exponent
+        };
+        assert_eq!(shown("jpy"), Some(0), "¥500, not ¥5");
+        assert_eq!(shown("eur"), Some(2));
     }
 
     #[test]

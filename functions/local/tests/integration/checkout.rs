@@ -754,3 +754,39 @@ async fn a_sale_with_held_orders_is_not_reset_even_when_forced() {
 fn now_ms() -> i64 {
     flashflow::clock::EpochMs::now().get()
 }
+
+/// Make localstripe hold the first request with idempotency key `key` for `ms` (the launcher's
+/// test hook), so a second request with the key arrives while Stripe is still on the first.
+fn slow_key(key: &str, ms: u64) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-X",
+            "POST",
+            &format!("{}/_flashflow/slow_key", stripe_base()),
+        ])
+        .args(["-d", &format!("key={key}"), "-d", &format!("ms={ms}")])
+        .output()
+        .expect("curl");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("slow"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_payments_asked_for_at_once_get_the_one_intent_not_a_500() {
+    let w = World::new().await;
+    let def = w.sale(2, 1).await;
+    let order = a_held_order(&w, &def, "pia").await;
+    slow_key(&format!("ff-intent-{order}"), 400);
+    let (a, b) = tokio::join!(w.payment(order, "pia"), w.payment(order, "pia"));
+    assert_eq!(
+        (a.status, b.status),
+        (200, 200),
+        "{:?} / {:?}",
+        a.body,
+        b.body
+    );
+    assert_eq!(a.body["payment_intent"], b.body["payment_intent"]);
+}

@@ -39,12 +39,18 @@
     return h;
   }
 
-  function money(minor, currency) {
+  // `minor` units of `currency`, whose minor-unit digits the server says (`exponent`: 0 for JPY,
+  // 2 for EUR, 3 for KWD): the price the buyer will be charged, never a guess.
+  function money(minor, currency, exponent) {
+    const digits = Number.isInteger(exponent) ? exponent : 2;
+    const units = minor / Math.pow(10, digits);
     try {
-      return new Intl.NumberFormat(undefined, { style: 'currency', currency: currency.toUpperCase() })
-        .format(minor / 100);
+      return new Intl.NumberFormat(undefined, {
+        style: 'currency', currency: currency.toUpperCase(),
+        minimumFractionDigits: digits, maximumFractionDigits: digits,
+      }).format(units);
     } catch (e) {
-      return `${(minor / 100).toFixed(2)} ${currency}`;
+      return `${units.toFixed(digits)} ${currency.toUpperCase()}`;
     }
   }
 
@@ -90,7 +96,8 @@
     if (!info) return;
     $('name').textContent = info.name || info.id;
     document.title = `${info.name || info.id} · FlashFlow`;
-    $('price').textContent = info.price ? money(info.price, info.currency) : '';
+    $('price').textContent = info.price
+      ? money(info.price, info.currency, info.currency_exponent) : '';
     $('remaining').textContent = info.remaining;
     $('remaining-label').textContent = `of ${info.stock} left`;
     const wait = opensIn();
