@@ -8,12 +8,16 @@ It drives:
   - the storefront: buy -> HELD with its timer -> pay with a test card in the card Element ->
     CONFIRMED (Stripe's webhook, never the page's word); a double click -> one order; a buy with
     the Enter key on a phone-width window; a sold-out sale -> its message;
-  - the live view: the operator's token, then its counts moving during a small load.
+  - the live view: the operator's token, then its counts moving during a small load;
+  - sign-in by link (`#token=`, the JWT mode of a deployment, served by a second API process with
+    TRUST_USER_HEADER=false): who is signed in is shown, and a link never signs in someone else
+    silently.
 Screenshots of both pages go to DIR (bench/reports/). Prints `browser: N passed, M failed`.
 Standard library only: WebDriver is JSON over HTTP.
 """
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -227,6 +231,64 @@ def test_sold_out_says_so(b):
     assert b.js("return document.getElementById('buy').disabled")
 
 
+def jwt(sub):
+    """A token naming `sub` (unsigned: the page only reads who it names; the API checks tokens)."""
+    part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+    return f"{part({'alg': 'none'})}.{part({'sub': sub})}.x"
+
+
+def jwt_api():
+    """A second local API whose pages identify buyers by JWT, as a deployment's do."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, TRUST_USER_HEADER="false", LISTEN_ADDR=f"127.0.0.1:{port}")
+    proc = subprocess.Popen([os.environ["FLASHFLOW_LOCAL_BIN"], "api"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            if http("GET", f"{base}/pages/config.json")[1]["identity"] == "jwt":
+                return proc, base
+        except OSError:
+            pass
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError("the JWT-mode API did not start")
+        time.sleep(0.2)
+
+
+def test_a_link_never_signs_in_someone_else_silently(b):
+    sale = new_sale(3)
+    proc, base = jwt_api()
+    try:
+        b.go(f"{base}/pages/config.json")
+        b.js("sessionStorage.clear(); localStorage.clear();")
+        who = lambda: b.text("#who-name")  # noqa: E731
+        asked = lambda: b.js("return !document.getElementById('switch').hidden")  # noqa: E731
+        # Not signed in: the link (the sign-in page's redirect) signs in, and says who.
+        b.go(f"{base}/shop/{sale}#token={jwt('alice')}")
+        b.wait(lambda: who() == "alice", "signed in as alice")
+        assert "token=" not in b.js("return location.href"), "the token left the address bar"
+        # Signed in: someone else's link is a question, and nothing changes until it is answered.
+        b.go(f"{base}/shop/{sale}#token={jwt('mallory')}")
+        b.wait(asked, "the question")
+        assert who() == "alice" and "mallory" in b.text("#switch-text")
+        b.click("#switch-stay")
+        assert who() == "alice" and not asked()
+        b.go(f"{base}/shop/{sale}")
+        b.wait(lambda: who() == "alice", "still alice after a reload")
+        # Choosing to switch does switch.
+        b.go(f"{base}/shop/{sale}#token={jwt('bob')}")
+        b.wait(asked, "the question again")
+        b.click("#switch-go")
+        b.wait(lambda: who() == "bob", "signed in as bob")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_live_view_counts_move(b, shots):
     sale = new_sale(40, checkout=False)
     b.go(f"{API}/pages/config.json")
@@ -270,6 +332,7 @@ def main():
             ("a countdown before the opening", lambda: test_countdown_before_the_opening(phone)),
             ("a sold-out sale says so", lambda: test_sold_out_says_so(phone)),
             ("the live view's counts move", lambda: test_live_view_counts_move(wide, args.screenshots)),
+            ("a link never signs someone else in silently", lambda: test_a_link_never_signs_in_someone_else_silently(wide)),
         ]
         for name, test in tests:
             start = time.time()

@@ -83,29 +83,72 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// What the pages' handlers share: the settings and the pages' security policy.
+struct Pages {
+    settings: PagesSettings,
+    policy: HeaderValue,
+}
+
 /// The pages' routes.
 pub fn routes(settings: PagesSettings) -> Router {
+    let policy = content_security_policy(&settings.stripe_js);
     Router::new()
         .route(ROUTES[0].path, get(shop))
         .route(ROUTES[1].path, get(file))
         .route(ROUTES[2].path, get(live))
-        .with_state(Arc::new(settings))
+        .with_state(Arc::new(Pages { settings, policy }))
 }
 
-async fn shop(sale: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
-    crate::domain::SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
-    Ok(page("text/html; charset=utf-8", SHOP_HTML, "no-cache"))
+/// The pages' Content-Security-Policy: scripts, styles and fetches from this origin only, and
+/// Stripe.js (its script, its API, its card frames) from where the settings say it is; no page
+/// may be framed (the storefront takes card details: no clickjacking), no plugin, no `<base>`.
+fn content_security_policy(stripe_js: &str) -> HeaderValue {
+    let stripe = origin_of(stripe_js).unwrap_or_else(|| "https://js.stripe.com".into());
+    let policy = format!(
+        "default-src 'none'; script-src 'self' {stripe}; connect-src 'self' {stripe} \
+         https://api.stripe.com; frame-src {stripe} https://js.stripe.com https://hooks.stripe.com; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    );
+    // Origins are printable ASCII; a URL that is not one falls back to Stripe's own.
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; object-src 'none'")
+    })
 }
 
-async fn live(sale: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+/// `scheme://host[:port]` of `url`, when it has one.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let ok = matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    ok.then(|| format!("{scheme}://{host}"))
+}
+
+async fn shop(
+    State(pages): State<Arc<Pages>>,
+    sale: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
     crate::domain::SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
-    Ok(page("text/html; charset=utf-8", LIVE_HTML, "no-cache"))
+    Ok(page(&pages, "text/html; charset=utf-8", SHOP_HTML))
+}
+
+async fn live(
+    State(pages): State<Arc<Pages>>,
+    sale: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    crate::domain::SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
+    Ok(page(&pages, "text/html; charset=utf-8", LIVE_HTML))
 }
 
 async fn file(
-    State(settings): State<Arc<PagesSettings>>,
+    State(pages): State<Arc<Pages>>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let settings = &pages.settings;
     let name = path_param(name, "invalid_file")?;
     if name == "config.json" {
         let config = PageConfig {
@@ -127,18 +170,26 @@ async fn file(
                 code: "file_not_found",
                 message: format!("no page file {name:?}"),
             })?;
-    // `no-cache`: revalidated on every load, so a deploy is seen at once.
-    Ok(page(kind, body, "no-cache"))
+    Ok(page(&pages, kind, body))
 }
 
-fn page(kind: &'static str, body: &'static str, cache: &'static str) -> Response {
+/// A page's file with its headers: `no-cache` (revalidated on every load, so a deploy is seen at
+/// once), no MIME sniffing, the security policy, no framing (also for browsers that predate
+/// `frame-ancestors`), and no `Referer` leaving the site (a sale's URL says what was bought).
+fn page(pages: &Pages, kind: &'static str, body: &'static str) -> Response {
     let mut resp = body.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CONTENT_SECURITY_POLICY, pages.policy.clone());
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
     );
     resp
 }

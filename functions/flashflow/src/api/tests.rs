@@ -1156,6 +1156,41 @@ mod pages_and_public_sale {
     }
 
     #[tokio::test]
+    async fn every_page_forbids_framing_and_sniffing_and_keeps_its_referrer_and_scripts_at_home() {
+        for path in [
+            "/shop/drop",
+            "/admin/live/drop",
+            "/pages/shop.js",
+            "/pages/pages.css",
+        ] {
+            let resp = tower::ServiceExt::oneshot(
+                pages_app(true),
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+            let h = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default()
+            };
+            let csp = h("content-security-policy");
+            assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+            assert!(
+                csp.contains("script-src 'self' http://127.0.0.1:8420"),
+                "{csp}"
+            );
+            assert!(csp.contains("default-src 'none'"), "{csp}");
+            assert_eq!(h("x-frame-options"), "DENY", "{path}");
+            assert_eq!(h("referrer-policy"), "strict-origin-when-cross-origin");
+            assert_eq!(h("x-content-type-options"), "nosniff");
+        }
+    }
+
+    #[tokio::test]
     async fn the_page_config_says_how_buyers_identify_and_where_stripe_js_is() {
         let a = call(
             &pages_app(true),

@@ -21,6 +21,50 @@
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const now = () => Date.now() + skew;
 
+  // Who a JWT names (its `sub` claim), read only to show it: the API checks the token itself.
+  function subOf(token) {
+    try {
+      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const sub = JSON.parse(atob(part)).sub;
+      return typeof sub === 'string' && sub ? sub : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function showWho() {
+    const token = sessionStorage.getItem('flashflow:token');
+    $('who').hidden = !token;
+    $('who-name').textContent = token ? (subOf(token) || 'an unnamed account') : '';
+  }
+
+  // The identity a link brings (`#token=`) never replaces a signed-in buyer silently: a link
+  // someone else made would have the visitor pay for that account's order (login fixation). A
+  // visitor not signed in is signed in by it (the sign-in page's redirect); one signed in as
+  // someone else is asked, and nothing changes until they choose.
+  function adoptLinkToken() {
+    const offered = new URLSearchParams(location.hash.slice(1)).get('token');
+    if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+    const current = sessionStorage.getItem('flashflow:token');
+    if (!offered || offered === current) return;
+    if (!current) {
+      sessionStorage.setItem('flashflow:token', offered);
+      return;
+    }
+    const [to, from] = [subOf(offered) || 'another account', subOf(current) || 'your account'];
+    $('switch-to').textContent = to;
+    $('switch-go-name').textContent = to;
+    $('switch-from').textContent = from;
+    $('switch-stay-name').textContent = from;
+    $('switch').hidden = false;
+    $('switch-stay').onclick = () => { $('switch').hidden = true; };
+    $('switch-go').onclick = () => {
+      sessionStorage.clear(); // the other account's order and intent stay theirs
+      sessionStorage.setItem('flashflow:token', offered);
+      location.reload();
+    };
+  }
+
   function say(text, kind) {
     const m = $('message');
     m.textContent = text;
@@ -279,11 +323,14 @@
       if (r.ok) config = await r.json();
     } catch (e) { /* the defaults */ }
     if (config.identity === 'jwt') {
-      const token = new URLSearchParams(location.hash.slice(1)).get('token');
-      if (token) {
-        sessionStorage.setItem('flashflow:token', token);
-        history.replaceState(null, '', location.pathname);
-      }
+      adoptLinkToken();
+      showWho();
+      // A link followed on this very page changes only the fragment: the same rule applies.
+      window.addEventListener('hashchange', () => { adoptLinkToken(); showWho(); });
+      $('sign-out').onclick = () => {
+        sessionStorage.clear();
+        location.reload();
+      };
       $('buyer').hidden = true;
       $('who-label').hidden = true;
       $('buyer').required = false;
