@@ -98,6 +98,13 @@ pub struct LiveRules {
     pub closes_at_ms: Option<i64>,
 }
 
+/// The refusal of a buy before the sale's opening, if it is before. Asked before the buyer's
+/// attempts are counted: refreshing during the countdown must not spend the opening minute's.
+pub fn not_open_yet(opens_at_ms: Option<i64>, now_ms: i64) -> Option<Refusal> {
+    let opens_at_ms = opens_at_ms.filter(|&o| now_ms < o)?;
+    Some(Refusal::NotOpen { opens_at_ms })
+}
+
 /// The reservation rule, for a sale that exists and a request whose idempotency key is new:
 /// the window first, then the buyer's limit, then the stock.
 ///

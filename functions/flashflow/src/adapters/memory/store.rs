@@ -4,7 +4,9 @@
 use super::{lock, switched_off};
 use crate::clock::EpochMs;
 use crate::domain::rehydrate::{idem_field, idem_value, KeyHolder, Plan};
-use crate::domain::reservation::{attempt, check, replay, Attempts, KeyEntry, LiveRules};
+use crate::domain::reservation::{
+    attempt, check, not_open_yet, replay, Attempts, KeyEntry, LiveRules,
+};
 use crate::domain::{
     OrderMessage, Refusal, Reservation, ReserveRequest, SaleDefinition, SaleId,
     ORDER_MESSAGE_VERSION,
@@ -214,6 +216,9 @@ impl MemoryStore {
             return Ok(replay(held, req.quantity));
         }
         let now = EpochMs::now().get();
+        if let Some(refusal) = not_open_yet(sale.opens_ms, now) {
+            return Ok(Reservation::Refused(refusal));
+        }
         if let Some(limit) = sale.attempts_limit {
             let seen = sale.attempts.get(req.buyer.as_str()).copied();
             match attempt(seen, limit, now) {

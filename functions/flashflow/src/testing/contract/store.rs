@@ -48,6 +48,7 @@ macro_rules! store_contract {
                 a_sold_out_checkout_sale_is_not_retired_while_a_hold_may_still_end,
                 a_unit_given_back_makes_a_retired_sale_live_again,
                 a_unit_is_given_back_once,
+                attempts_before_the_opening_are_not_counted_against_the_opening_minute,
             ]
         );
     };
@@ -477,6 +478,34 @@ pub async fn a_unit_is_given_back_once<S: ReservationStore + Outbox + SaleCache 
     assert_eq!(t.store.return_stock(&hold).await.unwrap(), Returned::Now);
     assert_eq!(t.store.return_stock(&hold).await.unwrap(), Returned::Before);
     assert_eq!(t.live().await.remaining, 2);
+}
+
+pub async fn attempts_before_the_opening_are_not_counted_against_the_opening_minute<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
+    t: &Store<S>,
+) {
+    let opens = EpochMs::now().plus(Duration::from_millis(1_500));
+    let countdown = SaleDefinition {
+        attempts_per_minute: Some(2),
+        opens_at_ms: Some(opens.get()),
+        ..sale(&t.id, 10)
+    };
+    t.store.load_sale(&countdown, 10).await.unwrap();
+    for _ in 0..5 {
+        let early = t.answer("dan", 1, None).await;
+        assert!(
+            matches!(early, Reservation::Refused(Refusal::NotOpen { .. })),
+            "{early:?}"
+        );
+    }
+    let wait = opens.get() + 100 - EpochMs::now().get();
+    tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)).await;
+    let first = t.answer("dan", 1, None).await;
+    assert!(
+        matches!(first, Reservation::Reserved { .. }),
+        "the opening's first attempt: {first:?}"
+    );
 }
 
 #[cfg(test)]

@@ -67,6 +67,13 @@ end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- Before the opening nothing is counted: a buyer refreshing during the countdown keeps every
+-- attempt of the opening minute.
+local opens = tonumber(sale[3])
+if opens and now_ms < opens then
+  return {'NOT_OPEN', tostring(opens)}
+end
+
 -- A buyer's attempts in this minute, when the sale limits them (domain/reservation.rs `attempt`):
 -- past the limit nothing is taken, and the answer says when the next minute starts.
 if sale[7] then
@@ -82,11 +89,7 @@ if sale[7] then
   end
   redis.call('HSET', KEYS[6], ARGV[3], minute .. ':' .. count)
 end
-local opens = tonumber(sale[3])
 local closes = tonumber(sale[4])
-if opens and now_ms < opens then
-  return {'NOT_OPEN', tostring(opens)}
-end
 if closes and now_ms >= closes then
   return {'CLOSED', tostring(closes)}
 end
