@@ -5,7 +5,8 @@
 use crate::domain::rehydrate::plan;
 use crate::domain::{OrderMessage, SaleId};
 use crate::ports::{
-    DbError, PendingOrders, ResetStart, SaleLedger, SaleLoader, SaleResets, StatusStore, StoreError,
+    DbError, LedgerReset, PendingOrders, ResetStart, SaleLedger, SaleLoader, SaleResets,
+    StatusStore, StoreError,
 };
 use serde::Serialize;
 use tracing::{info, warn};
@@ -150,10 +151,19 @@ pub async fn reset<L: SaleLedger, C: SaleResets, S: StatusStore>(
         }
         ResetStart::Frozen { round, dropped } => (round, dropped),
     };
-    let def = db
-        .reset_sale(id, stock, round)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(id.clone()))?;
+    let def = match db.reset_sale(id, stock, round).await? {
+        LedgerReset::Started(def) => def,
+        LedgerReset::NoSuchSale => return Err(AdminError::NotFound(id.clone())),
+        // A hold settled after the look above: the sale stays frozen (buys answer 503, nothing
+        // is taken) until the reset is run again once its holds have ended.
+        LedgerReset::OrdersInPlay(held) => {
+            warn!(sale = %id, held, "reset waits: orders held for payment");
+            return Err(AdminError::Held {
+                sale: id.clone(),
+                held,
+            });
+        }
+    };
     let orders: Vec<OrderMessage> = dropped
         .iter()
         .filter_map(|body| OrderMessage::parse(body).ok())

@@ -129,7 +129,12 @@ async fn a_reset_stopped_after_the_ledger_moved_resumes_in_the_same_round() {
     let w = world(2).await;
     assert!(matches!(buy(&w, "a").await, Reservation::Reserved { .. }));
     w.store.begin_reset(&w.def.id, 2, true).await.unwrap();
-    w.ledger.reset_sale(&w.def.id, None, 2).await.unwrap();
+    w.ledger
+        .reset_sale(&w.def.id, None, 2)
+        .await
+        .unwrap()
+        .started()
+        .unwrap();
     let done = reset(&w.ledger, &w.store, &w.status, &w.def.id, None, true)
         .await
         .unwrap();

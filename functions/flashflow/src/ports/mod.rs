@@ -38,8 +38,9 @@ pub use payments::{
 pub use queue::{Delivery, OrderPublisher, QueueDepths, IN_QUEUE_FOR};
 pub use reservations::ReservationStore;
 pub use sales::{
-    AnswerTally, CheckoutCounts, CreateOutcome, LedgerOfSale, LiveSale, LiveSales, ResetStart,
-    SaleCache, SaleLedger, SaleLoader, SaleRecord, SaleResets, SaleRetirement, HOLDS_END_WITHIN,
+    AnswerTally, CheckoutCounts, CreateOutcome, LedgerOfSale, LedgerReset, LiveSale, LiveSales,
+    ResetStart, SaleCache, SaleLedger, SaleLoader, SaleRecord, SaleResets, SaleRetirement,
+    HOLDS_END_WITHIN,
 };
 pub use status::StatusStore;
 

@@ -195,6 +195,27 @@ pub enum CreateOutcome {
     Conflict(SaleRecord),
 }
 
+/// What [`SaleLedger::reset_sale`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerReset {
+    /// The sale is in the asked round now (or was already): its definition.
+    Started(SaleDefinition),
+    /// No such sale.
+    NoSuchSale,
+    /// Nothing changed: these orders are held for payment or their follow-up is not done yet.
+    OrdersInPlay(u64),
+}
+
+impl LedgerReset {
+    /// The definition, when the round started.
+    pub fn started(self) -> Option<SaleDefinition> {
+        match self {
+            Self::Started(def) => Some(def),
+            _ => None,
+        }
+    }
+}
+
 /// A sale as the ledger holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleRecord {
@@ -271,7 +292,8 @@ pub trait SaleLedger: Send + Sync + 'static {
     /// Start the sale's `round`, the one after its current one: its orders move to the archive
     /// (kept, and still the answer for their ids), its confirmed count goes back to zero, and
     /// optionally a new stock is set. When the sale is in `round` already (a repeated reset),
-    /// nothing changes. Returns the definition, or `None` when the sale does not exist.
+    /// nothing changes. Refused, in the same transaction, while an order is held for payment or
+    /// an ended hold's follow-up is not done: archived, its payment could not be recorded.
     ///
     /// # Errors
     /// [`DbError::Raced`] when the sale is in neither round (another reset ran); [`DbError`] when
@@ -281,7 +303,7 @@ pub trait SaleLedger: Send + Sync + 'static {
         id: &SaleId,
         stock: Option<u32>,
         round: u32,
-    ) -> impl Future<Output = Result<Option<SaleDefinition>, DbError>> + Send;
+    ) -> impl Future<Output = Result<LedgerReset, DbError>> + Send;
 
     /// Record reserved orders that a forced reset took out of the cache before they settled: as
     /// rejected, in their round's history, unless already recorded. Returns every one's status as

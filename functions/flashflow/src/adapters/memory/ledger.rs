@@ -7,7 +7,9 @@ use crate::domain::settlement::{allocate, SaleBook};
 use crate::domain::{
     BuyerId, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId, Settled, Settlement,
 };
-use crate::ports::{CreateOutcome, DbError, Ledger, LedgerOfSale, SaleLedger, SaleRecord};
+use crate::ports::{
+    CreateOutcome, DbError, Ledger, LedgerOfSale, LedgerReset, SaleLedger, SaleRecord,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,8 @@ use uuid::Uuid;
 struct LedgerSale {
     definition: SaleDefinition,
     confirmed: u32,
+    /// Quantity of this round's held orders (a checkout sale; this ledger never ends a hold).
+    held: u32,
     round: u32,
 }
 
@@ -48,7 +52,11 @@ impl Books {
             rejected_orders: count(|s| *s == Settlement::Rejected),
             duplicate_orders: count(|s| matches!(s, Settlement::Duplicate { .. })),
             round: sale.round,
-            checkout: Default::default(),
+            checkout: crate::ports::CheckoutCounts {
+                held_quantity: sale.held,
+                held_orders: count(|s| *s == Settlement::Held),
+                ..Default::default()
+            },
         })
     }
 }
@@ -89,6 +97,7 @@ impl MemoryLedger {
             .or_insert(LedgerSale {
                 definition: def.clone(),
                 confirmed: 0,
+                held: 0,
                 round: 1,
             });
     }
@@ -160,13 +169,16 @@ impl Ledger for MemoryLedger {
             .iter()
             .map(|(id, sale)| {
                 let mut book = SaleBook {
-                    available: i64::from(sale.definition.stock) - i64::from(sale.confirmed),
+                    available: i64::from(sale.definition.stock)
+                        - i64::from(sale.confirmed)
+                        - i64::from(sale.held),
+                    hold_ms: sale.definition.checkout.as_ref().map(|c| c.hold_ms()),
                     per_user_limit: i64::from(sale.definition.per_user_limit),
                     round: sale.round,
                     ..SaleBook::default()
                 };
                 for (o, s) in books.orders.values().filter(|(o, _)| &o.sale_id == id) {
-                    if *s == Settlement::Confirmed {
+                    if matches!(s, Settlement::Confirmed | Settlement::Held) {
                         *book.bought.entry(o.buyer.clone()).or_default() +=
                             i64::from(o.quantity.get());
                     }
@@ -191,9 +203,11 @@ impl Ledger for MemoryLedger {
                     books.archive.insert(o.order_id, (o.clone(), settled));
                 }
                 _ => {
-                    if settled == Settlement::Confirmed {
-                        if let Some(sale) = books.sales.get_mut(&o.sale_id) {
-                            sale.confirmed += o.quantity.get();
+                    if let Some(sale) = books.sales.get_mut(&o.sale_id) {
+                        match settled {
+                            Settlement::Confirmed => sale.confirmed += o.quantity.get(),
+                            Settlement::Held => sale.held += o.quantity.get(),
+                            _ => {}
                         }
                     }
                     books.orders.insert(o.order_id, (o.clone(), settled));
@@ -228,6 +242,7 @@ impl SaleLedger for MemoryLedger {
             LedgerSale {
                 definition: def.clone(),
                 confirmed: 0,
+                held: 0,
                 round: 1,
             },
         );
@@ -244,19 +259,30 @@ impl SaleLedger for MemoryLedger {
         id: &SaleId,
         stock: Option<u32>,
         round: u32,
-    ) -> Result<Option<SaleDefinition>, DbError> {
+    ) -> Result<LedgerReset, DbError> {
         self.up()?;
         let mut books = lock(&self.books);
         let Some(now) = books.sales.get(id).map(|s| s.round) else {
-            return Ok(None);
+            return Ok(LedgerReset::NoSuchSale);
         };
         if now == round {
-            return Ok(books.sales.get(id).map(|s| s.definition.clone()));
+            let def = books.sales.get(id).map(|s| s.definition.clone());
+            return Ok(def.map_or(LedgerReset::NoSuchSale, LedgerReset::Started));
         }
         if now + 1 != round {
             return Err(DbError::Raced {
                 what: format!("sale {id} (in round {now}, not before round {round})"),
             });
+        }
+        // This ledger never ends a hold (checkout's holds are `MemoryHolds`): a held order here
+        // stays in play.
+        let held = books
+            .orders
+            .values()
+            .filter(|(o, s)| &o.sale_id == id && *s == Settlement::Held)
+            .count();
+        if held > 0 {
+            return Ok(LedgerReset::OrdersInPlay(held as u64));
         }
         let moved: Vec<Uuid> = books
             .orders
@@ -270,14 +296,15 @@ impl SaleLedger for MemoryLedger {
             }
         }
         let Some(sale) = books.sales.get_mut(id) else {
-            return Ok(None);
+            return Ok(LedgerReset::NoSuchSale);
         };
         sale.confirmed = 0;
+        sale.held = 0;
         sale.round += 1;
         if let Some(stock) = stock {
             sale.definition.stock = stock;
         }
-        Ok(Some(sale.definition.clone()))
+        Ok(LedgerReset::Started(sale.definition.clone()))
     }
 
     async fn cancel_orders(&self, orders: &[OrderMessage]) -> Result<Vec<OrderStatus>, DbError> {

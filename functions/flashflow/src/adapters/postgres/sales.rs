@@ -7,7 +7,9 @@ use crate::domain::rehydrate::KeyHolder;
 use crate::domain::{
     BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId,
 };
-use crate::ports::{CheckoutCounts, CreateOutcome, DbError, LedgerOfSale, SaleLedger, SaleRecord};
+use crate::ports::{
+    CheckoutCounts, CreateOutcome, DbError, LedgerOfSale, LedgerReset, SaleLedger, SaleRecord,
+};
 use uuid::Uuid;
 
 impl SaleLedger for Db {
@@ -58,7 +60,7 @@ impl SaleLedger for Db {
         id: &SaleId,
         stock: Option<u32>,
         round: u32,
-    ) -> Result<Option<SaleDefinition>, DbError> {
+    ) -> Result<LedgerReset, DbError> {
         let mut conn = self.client().await?;
         let tx = conn.transaction().await?;
         // The sale row first, as settle does: a batch in progress finishes before the move.
@@ -69,17 +71,31 @@ impl SaleLedger for Db {
             )
             .await?
         else {
-            return Ok(None);
+            return Ok(LedgerReset::NoSuchSale);
         };
         let now = current.try_get::<_, i32>("round")? as u32;
         if now == round {
             // A repeated reset: this round has started already.
-            return Ok(Some(sale_definition(id, &current)?));
+            return Ok(LedgerReset::Started(sale_definition(id, &current)?));
         }
         if now + 1 != round {
             return Err(DbError::Raced {
                 what: format!("sale {id} (in round {now}, not before round {round})"),
             });
+        }
+        // Under the sale's lock, as every hold's change takes it: none can be settled or end
+        // between this look and the move.
+        let in_play: i64 = tx
+            .query_one(
+                "SELECT count(*) FROM orders
+                  WHERE sale_id = $1
+                    AND (status = 'HELD' OR NOT stock_returned OR NOT status_written)",
+                &[&id.as_str()],
+            )
+            .await?
+            .try_get(0)?;
+        if in_play > 0 {
+            return Ok(LedgerReset::OrdersInPlay(in_play as u64));
         }
         tx.execute(
             "WITH moved AS (DELETE FROM orders WHERE sale_id = $1 RETURNING *)
@@ -105,7 +121,7 @@ impl SaleLedger for Db {
             )
             .await?;
         tx.commit().await?;
-        Ok(Some(sale_definition(id, &row)?))
+        Ok(LedgerReset::Started(sale_definition(id, &row)?))
     }
 
     async fn cancel_orders(&self, orders: &[OrderMessage]) -> Result<Vec<OrderStatus>, DbError> {

@@ -33,6 +33,7 @@ macro_rules! ledger_contract {
                 orders_a_forced_reset_moved_aside_are_recorded_rejected_once,
                 an_archived_order_still_answers_for_its_id,
                 an_order_of_a_sale_the_ledger_does_not_know_is_not_recorded,
+                a_reset_is_refused_while_an_order_is_held_for_payment,
             ]
         );
     };
@@ -166,9 +167,10 @@ pub async fn a_reset_starts_the_next_round_and_repeating_it_changes_nothing<
     t.created(2).await;
     t.settle(&[order(&t.id, "alice", 1, None, 1)]).await;
     let after = t.ledger.reset_sale(&t.id, Some(3), 2).await.unwrap();
-    assert_eq!(after.unwrap().stock, 3);
+    assert_eq!(after.started().unwrap().stock, 3);
     let again = t.ledger.reset_sale(&t.id, Some(4), 2).await.unwrap();
-    assert_eq!(again.unwrap().stock, 3, "the same round: nothing changes");
+    let again = again.started().unwrap();
+    assert_eq!(again.stock, 3, "the same round: nothing changes");
     let record = t.ledger.sale(&t.id).await.unwrap().unwrap();
     assert_eq!((record.confirmed_quantity, record.round), (0, 2));
 }
@@ -230,6 +232,34 @@ pub async fn an_order_of_a_sale_the_ledger_does_not_know_is_not_recorded<L: Ledg
     let outcome = t.settle(std::slice::from_ref(&unknown)).await;
     assert_eq!(outcome.get(&unknown.order_id), Some(&Settled::UnknownSale));
     assert!(t.ledger.sale(&t.id).await.unwrap().is_none());
+}
+
+pub async fn a_reset_is_refused_while_an_order_is_held_for_payment<L: Ledger + SaleLedger>(
+    t: &Books<L>,
+) {
+    let def = SaleDefinition {
+        checkout: Some(crate::domain::sale::Checkout {
+            hold_seconds: 60,
+            price: 100,
+            currency: "eur".into(),
+        }),
+        ..sale(&t.id, 2)
+    };
+    t.ledger.create_sale(&def).await.unwrap();
+    let mut held = order(&t.id, "alice", 1, None, 1);
+    held.pay_by_ms = Some(held.reserved_at_ms + 60_000);
+    let outcome = t.settle(std::slice::from_ref(&held)).await;
+    assert_eq!(state_of(&outcome, held.order_id).status, OrderState::Held);
+    let reset = t.ledger.reset_sale(&t.id, None, 2).await.unwrap();
+    assert_eq!(reset, crate::ports::LedgerReset::OrdersInPlay(1));
+    let record = t.ledger.sale(&t.id).await.unwrap().unwrap();
+    assert_eq!(record.round, 1, "nothing moved");
+    let again = t.settle(std::slice::from_ref(&held)).await;
+    assert_eq!(
+        state_of(&again, held.order_id).status,
+        OrderState::Held,
+        "still here"
+    );
 }
 
 #[cfg(test)]
