@@ -41,7 +41,7 @@ pub async fn state(
     settings: &Settings,
     service: &'static str,
 ) -> Result<State, StartupError> {
-    let db = super::postgres(&super::database_settings(sdk, &settings.database).await?).await?;
+    let db = super::postgres(&super::database_settings(sdk, &settings.database).await?)?;
     let store = super::redis(sdk, &settings.redis).await?;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let stripe_settings = settings.stripe.clone().with_secret(sdk).await?;

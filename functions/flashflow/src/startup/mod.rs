@@ -111,17 +111,30 @@ pub async fn database_settings(
     Ok(settings.clone().with_secret(sdk).await?)
 }
 
-/// One Postgres connection (one per function instance), migrated.
+/// One Postgres connection (one per function instance), made on first use: an instance that is
+/// never asked for anything needing the ledger (a webhook whose signature is refused) never takes
+/// one of the database's connections. The schema is the operator's to migrate.
+///
+/// # Errors
+/// [`StartupError::Postgres`] when the URL is unusable.
+#[cfg(feature = "postgres")]
+pub fn postgres(
+    settings: &crate::adapters::postgres::DatabaseSettings,
+) -> Result<crate::adapters::postgres::Db, StartupError> {
+    crate::adapters::postgres::Db::from_settings(settings).map_err(StartupError::Postgres)
+}
+
+/// [`postgres`], migrated: the operator's (a sale is created through it before anything else
+/// uses the ledger), so the functions that take traffic never run migrations at start.
 ///
 /// # Errors
 /// [`StartupError::Postgres`] when the URL is unusable, Postgres cannot be reached or a migration
 /// fails (or was edited after it was applied).
 #[cfg(feature = "postgres")]
-pub async fn postgres(
+pub async fn postgres_migrated(
     settings: &crate::adapters::postgres::DatabaseSettings,
 ) -> Result<crate::adapters::postgres::Db, StartupError> {
-    let db =
-        crate::adapters::postgres::Db::from_settings(settings).map_err(StartupError::Postgres)?;
+    let db = postgres(settings)?;
     db.migrate().await.map_err(StartupError::Postgres)?;
     Ok(db)
 }

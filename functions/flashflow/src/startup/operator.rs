@@ -28,7 +28,7 @@ crate::composite! {
 /// [`StartupError`] when a client cannot be built or Postgres cannot be migrated.
 pub async fn routes(sdk: &SdkConfig, settings: &Settings) -> Result<Router, StartupError> {
     let db_settings = super::database_settings(sdk, &settings.database).await?;
-    let db = super::postgres(&db_settings).await?;
+    let db = super::postgres_migrated(&db_settings).await?;
     let store = super::redis(sdk, &settings.redis).await?;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let live = live::routes(LiveState {

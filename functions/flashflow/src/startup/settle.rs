@@ -62,7 +62,7 @@ impl Clients {
     /// [`StartupError`] when Postgres cannot be reached or migrated.
     pub async fn settler(&self, metrics: Metrics) -> Result<RealSettler, StartupError> {
         Ok(Settler::new(
-            super::postgres(&self.database).await?,
+            super::postgres(&self.database)?,
             DynamoStatusStore::new(self.dynamodb.clone(), &self.table),
             self.store.clone(),
             self.requeue.clone(),
