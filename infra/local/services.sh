@@ -24,10 +24,17 @@ stop_one() {
   rm -f "$f"
 }
 
+# Each process logs in to Redis as its function's ACL user (infra/local/redis-users.sh); expire
+# is checkout's.
+redis_user() {
+  case "$1" in api) echo api ;; settle) echo settle ;; reconcile) echo reconcile ;; expire) echo checkout ;; esac
+}
+
 start_one() {
   stop_one "$1"
   [ -x "$BIN" ] || die "$BIN is missing: run 'make build'"
   # A short long-poll wait, so a stopped event source leaves no long poll behind for long.
+  REDIS_SECRET_ARN="${REDIS_SECRET_ARN:-flashflow/redis/$(redis_user "$1")}" \
   LISTEN_ADDR="127.0.0.1:$API_PORT" TRUST_USER_HEADER=1 RUST_LOG="${RUST_LOG:-warn}" \
     EVENT_SOURCE_POLL_WAIT_MS="${EVENT_SOURCE_POLL_WAIT_MS:-2000}" OUTBOX_THRESHOLD_MS="${OUTBOX_THRESHOLD_MS:-30000}" \
     nohup "$BIN" "$1" >"$LOG_DIR/$1.log" 2>&1 &

@@ -111,4 +111,5 @@ fi
 # --- Resources (the same script Docker LocalStack runs from its ready.d hook)
 DYNAMODB_ENDPOINT="$AWS_ENDPOINT_URL_DYNAMODB" bash "$ROOT/localstack/init/ready.d/10-flashflow.sh" >"$LOG_DIR/init.log" 2>&1 \
   || { cat "$LOG_DIR/init.log" >&2; die "creating the queue, table and secret failed"; }
+bash "$HERE/redis-users.sh" 2>>"$LOG_DIR/init.log" || { cat "$LOG_DIR/init.log" >&2; die "creating the Redis users failed"; }
 say "local stack up: SQS $AWS_ENDPOINT_URL_SQS, DynamoDB $AWS_ENDPOINT_URL_DYNAMODB, Stripe $STRIPE_API_BASE, Redis $REDIS_URL, Postgres $DATABASE_URL"

@@ -1239,3 +1239,37 @@ mod pages_and_public_sale {
         );
     }
 }
+
+/// The template's ElastiCache users carry the rules of `infra/redis/acl-users.txt`, which the
+/// integration tests prove on a real Redis (`acl.rs`), so what deploys is what was tested.
+#[test]
+fn the_templates_redis_users_have_the_rules_the_tests_prove() {
+    const USERS: &str = include_str!("../../../../infra/redis/acl-users.txt");
+    let doc: serde_yaml::Value = serde_yaml::from_str(TEMPLATE).unwrap();
+    let resources = doc["Resources"].as_mapping().unwrap();
+    let mut checked = 0;
+    for line in USERS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (function, rules) = line.split_once(' ').unwrap();
+        let user = resources
+            .values()
+            .find(|r| {
+                r["Type"] == "AWS::ElastiCache::User"
+                    && format!("{:?}", r["Properties"]["UserId"])
+                        .contains(&format!("-{function}\""))
+            })
+            .unwrap_or_else(|| panic!("no ElastiCache user for {function} in template.yaml"));
+        assert_eq!(
+            user["Properties"]["AccessString"].as_str(),
+            Some(rules),
+            "{function}'s rules differ between template.yaml and infra/redis/acl-users.txt"
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 6,
+        "buy, orders, settle, reconcile, operator, checkout"
+    );
+}

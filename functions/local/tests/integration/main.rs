@@ -5,6 +5,8 @@
 
 mod helpers;
 
+mod acl;
+
 mod buy;
 mod checkout;
 mod cluster;

@@ -1,0 +1,232 @@
+//! Each function's Redis ACL user (`infra/redis/acl-users.txt`, the same rules as the template's
+//! ElastiCache users) on the real Redis: it can do its function's work, and no user but buy's can
+//! take stock.
+
+use crate::helpers::*;
+use flashflow::adapters::redis::{RedisSettings, RedisStore};
+use flashflow::domain::{BuyerId, OrderState, OrderStatus, Quantity, Reservation, ReserveRequest};
+use flashflow::ports::{HoldRecord, Returned, StoreError};
+use flashflow::secrets::Credentials;
+use std::time::Duration;
+use uuid::Uuid;
+
+const USERS: &str = include_str!("../../../../infra/redis/acl-users.txt");
+
+/// The ACL rules of `function`.
+fn rules(function: &str) -> &'static str {
+    USERS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(function)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no ACL user for {function}"))
+}
+
+/// A store logged in as a fresh Redis user with `function`'s rules.
+async fn store_as(function: &str) -> (RedisStore, RedisSettings) {
+    use fred::interfaces::ClientLike;
+    let name = format!("t-{function}-{}", Uuid::new_v4().simple());
+    let password = format!("pw-{}", Uuid::new_v4().simple());
+    let mut args: Vec<String> = vec!["SETUSER".into(), name.clone(), "reset".into()];
+    args.extend(rules(function).split_whitespace().map(str::to_owned));
+    args.push(format!(">{password}"));
+    let admin = store().await;
+    let _: String = admin
+        .client()
+        .custom(fred::cmd!("ACL"), args)
+        .await
+        .expect("ACL SETUSER");
+    let settings = RedisSettings {
+        auth: Some(Credentials {
+            username: Some(name),
+            password: password.into(),
+        }),
+        ..redis_settings()
+    };
+    let store = RedisStore::connect(&settings).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), store.client().wait_for_connect())
+        .await
+        .expect("connected in time")
+        .expect("logged in");
+    (store, settings)
+}
+
+fn buy_of(def: &flashflow::domain::SaleDefinition, buyer: &str) -> ReserveRequest {
+    ReserveRequest {
+        order_id: Uuid::now_v7(),
+        sale: def.id.clone(),
+        buyer: BuyerId::parse(buyer).unwrap(),
+        quantity: Quantity::default(),
+        idempotency_key: None,
+    }
+}
+
+/// Whether `e` is Redis refusing a command this user may not run (`NOPERM` for the script
+/// itself; inside a script, Redis refuses the first command the user may not run).
+fn no_permission(e: &StoreError) -> bool {
+    let text = e.to_string();
+    text.contains("NOPERM") || text.contains("can't run this command")
+}
+
+#[tokio::test]
+async fn buys_user_reserves_marks_what_it_sent_and_learns_a_sale_sold_out() {
+    let (store, settings) = store_as("buy").await;
+    store.ready(Duration::from_secs(5)).await.unwrap();
+    let fast = flashflow::adapters::redis::FastPathSettings::default();
+    let store = store
+        .with_fast_path(&fast, &settings)
+        .unwrap()
+        .with_signer(signer());
+    let def = loaded_sale(&store_admin().await, 1, 1).await;
+    let Reservation::Reserved { order_id, .. } = store.reserve(&buy_of(&def, "a")).await.unwrap()
+    else {
+        panic!("not reserved")
+    };
+    let until = flashflow::clock::EpochMs::now().plus(Duration::from_secs(60));
+    store.mark_sent(&def.id, &[order_id], until).await.unwrap();
+    let sold_out = store.reserve(&buy_of(&def, "b")).await.unwrap();
+    assert_eq!(
+        sold_out,
+        Reservation::Refused(flashflow::domain::Refusal::SoldOut)
+    );
+    let cache = store.sold_out_cache().unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while !cache.has_fresh(&def.id) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the snapshot was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_orders_user_reads_orders_and_sales_but_cannot_run_the_reservation_script() {
+    let admin = store_admin().await;
+    let def = loaded_sale(&admin, 2, 1).await;
+    let Reservation::Reserved { order_id, .. } = admin.reserve(&buy_of(&def, "a")).await.unwrap()
+    else {
+        panic!("not reserved")
+    };
+    let (orders, _) = store_as("orders").await;
+    assert!(orders.find_pending(order_id).await.unwrap().is_some());
+    assert_eq!(
+        orders.live_sale(&def.id).await.unwrap().unwrap().remaining,
+        1
+    );
+    assert!(orders.sales().await.unwrap().contains(&def.id));
+    let refused = orders.reserve(&buy_of(&def, "b")).await.unwrap_err();
+    assert!(no_permission(&refused), "{refused}");
+    assert_eq!(
+        admin.live_sale(&def.id).await.unwrap().unwrap().remaining,
+        1
+    );
+}
+
+#[tokio::test]
+async fn no_user_but_buys_can_take_stock() {
+    let admin = store_admin().await;
+    let def = loaded_sale(&admin, 5, 5).await;
+    for function in ["settle", "reconcile", "operator", "checkout"] {
+        let (store, _) = store_as(function).await;
+        store.ready(Duration::from_secs(5)).await.unwrap();
+        let refused = store.reserve(&buy_of(&def, "x")).await.unwrap_err();
+        assert!(no_permission(&refused), "{function}: {refused}");
+    }
+    let live = admin.live_sale(&def.id).await.unwrap().unwrap();
+    assert_eq!((live.remaining, live.pending), (5, 0), "nothing taken");
+}
+
+#[tokio::test]
+async fn settles_user_takes_settled_orders_out_of_the_outbox() {
+    let admin = store_admin().await;
+    let def = loaded_sale(&admin, 2, 1).await;
+    let Reservation::Reserved { order_id, .. } = admin.reserve(&buy_of(&def, "a")).await.unwrap()
+    else {
+        panic!("not reserved")
+    };
+    let (settle, _) = store_as("settle").await;
+    settle.ready(Duration::from_secs(5)).await.unwrap();
+    settle
+        .remove_settled(&def.id, &[order_id], &[])
+        .await
+        .unwrap();
+    assert_eq!(admin.live_sale(&def.id).await.unwrap().unwrap().pending, 0);
+}
+
+#[tokio::test]
+async fn the_sweepers_user_finds_stale_entries_marks_them_and_retires_finished_sales() {
+    let admin = store_admin().await;
+    let def = loaded_sale(&admin, 1, 1).await;
+    let Reservation::Reserved { order_id, .. } = admin.reserve(&buy_of(&def, "a")).await.unwrap()
+    else {
+        panic!("not reserved")
+    };
+    let (sweeper, _) = store_as("reconcile").await;
+    sweeper.ready(Duration::from_secs(5)).await.unwrap();
+    let soon = flashflow::clock::EpochMs::now().plus(Duration::from_secs(5));
+    assert_eq!(sweeper.stale(&def.id, soon, 10).await.unwrap().len(), 1);
+    let later = soon.plus(Duration::from_secs(3600));
+    let resent = [order_id.to_string()];
+    sweeper.touch(&def.id, &resent, &[], later).await.unwrap();
+    assert!(sweeper.sales().await.unwrap().contains(&def.id));
+    admin
+        .remove_settled(&def.id, &[order_id], &[])
+        .await
+        .unwrap();
+    let now = flashflow::clock::EpochMs::now();
+    let ttl = Duration::from_secs(60);
+    assert!(sweeper.retire_if_finished(&def.id, now, ttl).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_operators_user_loads_rebuilds_and_resets_a_sale() {
+    let (operator, _) = store_as("operator").await;
+    operator.ready(Duration::from_secs(5)).await.unwrap();
+    let def = sale(&fresh_sale_id(), 3, 1);
+    assert!(operator.load_sale(&def, 3).await.unwrap());
+    assert!(
+        !operator.load_sale(&def, 3).await.unwrap(),
+        "a live sale stays"
+    );
+    assert!(operator.entries(&def.id).await.unwrap().is_empty());
+    operator.reset_sale(&def, 2).await.unwrap();
+    let live = operator.live_sale(&def.id).await.unwrap().unwrap();
+    assert_eq!((live.remaining, live.pending), (3, 0));
+}
+
+#[tokio::test]
+async fn checkouts_user_gives_an_ended_holds_unit_back() {
+    let admin = store_admin().await;
+    let def = loaded_sale(&admin, 1, 1).await;
+    let Reservation::Reserved { message, .. } = admin.reserve(&buy_of(&def, "a")).await.unwrap()
+    else {
+        panic!("not reserved")
+    };
+    let order = flashflow::domain::OrderMessage::parse(&message).unwrap();
+    let (checkout, _) = store_as("checkout").await;
+    checkout.ready(Duration::from_secs(5)).await.unwrap();
+    assert!(checkout
+        .find_pending(order.order_id)
+        .await
+        .unwrap()
+        .is_some());
+    let hold = HoldRecord {
+        status: OrderStatus::of(&order, OrderState::Expired),
+        payment_intent: None,
+        price: 100,
+        currency: "eur".into(),
+        round: 1,
+        stock_returned: false,
+        status_written: false,
+    };
+    assert_eq!(checkout.return_stock(&hold).await.unwrap(), Returned::Now);
+    assert_eq!(
+        admin.live_sale(&def.id).await.unwrap().unwrap().remaining,
+        1
+    );
+}
+
+/// The test Redis as its default user (everything allowed): to set a sale up.
+async fn store_admin() -> RedisStore {
+    store().await
+}
