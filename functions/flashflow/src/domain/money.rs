@@ -59,7 +59,7 @@ impl Currency {
                 self.format(MAX_AMOUNT)
             ));
         }
-        if self.exponent == 3 && amount % 10 != 0 {
+        if self.exponent == 3 && !amount.is_multiple_of(10) {
             return Some(format!("{c} amounts must be multiples of 10 minor units"));
         }
         None
