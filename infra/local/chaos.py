@@ -19,6 +19,15 @@ the run checks:
   - Redis remaining == stock - confirmed - pending;
   - the queue and the DLQ are empty.
 
+A checkout sale runs beside it in the same faults (the expiry job among the processes killed,
+localstripe among those frozen): its buyers hold, pay at localstripe (the webhook may be lost: the
+expiry reads the intent), abandon or cancel, retrying as real clients do. Once every hold has
+ended it checks, from localstripe's own records (the PaymentIntents listed), Postgres, Redis and
+GET /orders: every promised order ends CONFIRMED, EXPIRED, CANCELLED or REFUNDED, the same
+everywhere; every succeeded, unrefunded intent belongs to a CONFIRMED order that names it, and
+every CONFIRMED order's intent succeeded; no charge refunded twice; held == 0 and
+confirmed <= stock; Redis remaining == stock - confirmed (each unit back exactly once).
+
 It prints one table row and exits non-zero when a check fails. Standard library only.
 """
 
@@ -42,6 +51,8 @@ RUN_DIR = ENV["RUN_DIR"]
 DATABASE_URL = ENV["DATABASE_URL"]
 REDIS_URL = ENV["REDIS_URL"]
 TOKEN = ENV.get("OPERATOR_TOKEN", "local-operator-token")
+STRIPE = ENV.get("STRIPE_API_BASE", "http://127.0.0.1:8420")
+STRIPE_KEY = ENV.get("STRIPE_SECRET_KEY", "sk_test_local_not_a_secret")
 
 
 def log(msg):
@@ -151,6 +162,10 @@ class Ledger:
         with self.lock:
             self.unknown[order] = buyer
 
+    def note_paid(self, order, status):
+        with self.lock:
+            self.answers[f"paid at stripe: {status}"] += 1
+
 
 def buyer_loop(sale, ledger, stop, rng_seed, index):
     rng = random.Random(rng_seed)
@@ -184,6 +199,90 @@ def buyer_loop(sale, ledger, stop, rng_seed, index):
         time.sleep(0.08 + rng.random() * 0.08)
 
 
+# ------------------------------------------------------------------ checkout buyers
+
+
+def stripe(method, path, form=None, timeout=10):
+    """(status, json) from localstripe; (0, {}) when it did not answer (frozen, say)."""
+    import base64
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    data = urllib.parse.urlencode(form or {}).encode() if method == "POST" else None
+    auth = base64.b64encode(f"{STRIPE_KEY}:".encode()).decode()
+    req = urllib.request.Request(STRIPE + path, data=data, method=method,
+                                 headers={"authorization": f"Basic {auth}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+    except (OSError, ValueError):
+        return 0, {}
+
+
+def pay_at_stripe(intent):
+    """What the buyer's browser does: a card, attached, then the intent confirmed."""
+    for _ in range(10):
+        st, pm = stripe("POST", "/v1/payment_methods", {
+            "type": "card", "card[number]": "4242424242424242", "card[exp_month]": "12",
+            "card[exp_year]": "2031", "card[cvc]": "123"})
+        if st == 200:
+            st, _ = stripe("POST", f"/v1/payment_intents/{intent}", {"payment_method": pm["id"]})
+            st2, done = stripe("POST", f"/v1/payment_intents/{intent}/confirm")
+            if st2 == 200 or done.get("error"):
+                return done.get("status")
+        time.sleep(0.5)
+    return None
+
+
+def retrying(method, path, headers, ok, rng, tries=40):
+    """Ask until an answer in `ok` (a real client: on no answer, 408, 409 pending, 429, 5xx)."""
+    for _ in range(tries):
+        st, body, _ = call(method, path, {}, headers)
+        if st in ok:
+            return st, body
+        if st in (400, 403, 404) or (st == 409 and body.get("error") not in
+                                     ("order_pending", "payment_processing")):
+            return st, body
+        time.sleep(0.3 + rng.random() * 0.4)
+    return 0, {}
+
+
+def checkout_buyer_loop(sale, ledger, stop, rng_seed, index):
+    """Hold, then pay (most), abandon, or cancel, as shoppers do."""
+    rng = random.Random(rng_seed)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        buyer = f"k{index}-{n}"
+        key = str(uuid.UUID(int=rng.getrandbits(128)))
+        headers = {"x-user-id": buyer, "idempotency-key": key}
+        order = None
+        for _ in range(20):
+            st, body, _ = call("POST", f"/sales/{sale}/buy", {"quantity": 1}, headers)
+            if st in (200, 202):
+                order = body["order_id"]
+                ledger.promise(order, buyer)
+                break
+            if st in (403, 409):
+                break
+            time.sleep(0.3 + rng.random() * 0.3)
+        if order is None:
+            time.sleep(0.5)
+            continue
+        choice = rng.random()
+        who = {"x-user-id": buyer}
+        if choice < 0.6:
+            st, pay = retrying("POST", f"/orders/{order}/payment", who, (200,), rng)
+            if st == 200:
+                ledger.note_paid(order, pay_at_stripe(pay["payment_intent"]))
+        elif choice < 0.8:
+            retrying("POST", f"/orders/{order}/cancel", who, (200,), rng)
+        # else: walks away; the hold runs out.
+        time.sleep(0.3 + rng.random() * 0.5)
+
+
 # ------------------------------------------------------------------ faults
 
 
@@ -191,9 +290,10 @@ def fault_loop(rng, stop, injected, bin_env):
     local_pids = {
         "localstack": lambda: pid_of("localstack"),
         "dynamodb": lambda: pid_of("dynamodb"),
+        "localstripe": lambda: pid_of("localstripe"),
     }
-    faults = ["kill-api", "kill-settle", "kill-reconcile", "freeze-localstack",
-              "freeze-dynamodb", "restart-postgres", "pause-redis"]
+    faults = ["kill-api", "kill-settle", "kill-reconcile", "kill-expire", "freeze-localstack",
+              "freeze-dynamodb", "freeze-localstripe", "restart-postgres", "pause-redis"]
     while not stop.wait(rng.uniform(1.0, 4.0)):
         fault = rng.choice(faults)
         injected[fault] += 1
@@ -225,7 +325,7 @@ def fault_loop(rng, stop, injected, bin_env):
 
 def find_stack_pids():
     """LocalStack's and DynamoDB Local's pids, written by up.sh."""
-    for name in ("localstack", "dynamodb"):
+    for name in ("localstack", "dynamodb", "localstripe"):
         if pid_of(name) is None:
             log(f"warning: no pid file for {name}: it will not be frozen")
 
@@ -238,6 +338,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--buyers", type=int, default=16)
+    ap.add_argument("--shoppers", type=int, default=4)
     ap.add_argument("--drain-seconds", type=int, default=240)
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
@@ -258,17 +359,27 @@ def main():
     for url in (ENV["ORDERS_QUEUE_URL"], ENV["ORDERS_DLQ_URL"]):
         subprocess.run(["awslocal", "sqs", "purge-queue", "--queue-url", url],
                        capture_output=True, check=False)
-    if services("start", "api", "settle", "reconcile", quiet=False) != 0:
+    if services("start", "api", "settle", "reconcile", "expire", quiet=False) != 0:
         sys.exit("chaos: the services did not start")
     status, body, _ = operator("POST", "/admin/sales", {
         "id": sale, "name": "Chaos drop", "stock": stock, "per_user_limit": 1})
     if status not in (200, 201):
         sys.exit(f"chaos: creating the sale answered {status} {body}")
+    shop, shop_stock = f"{sale}-shop", 30
+    status, body, _ = operator("POST", "/admin/sales", {
+        "id": shop, "name": "Chaos shop", "stock": shop_stock, "per_user_limit": 1,
+        "checkout": {"hold_seconds": 60, "price": 12900, "currency": "eur"}})
+    if status not in (200, 201):
+        sys.exit(f"chaos: creating the checkout sale answered {status} {body}")
 
     ledger, stop, stop_faults = Ledger(), threading.Event(), threading.Event()
+    shoppers = Ledger()
     injected = Counter()
     threads = [threading.Thread(target=buyer_loop, args=(sale, ledger, stop, rng.random(), i),
                                 daemon=True) for i in range(args.buyers)]
+    threads += [threading.Thread(target=checkout_buyer_loop,
+                                 args=(shop, shoppers, stop, rng.random(), i), daemon=True)
+                for i in range(args.shoppers)]
     faults = threading.Thread(target=fault_loop, args=(random.Random(rng.random()), stop_faults,
                                                        injected, None), daemon=True)
     for t in threads:
@@ -282,10 +393,11 @@ def main():
         t.join()
     log(f"faults injected: {dict(injected)}")
     log(f"answers: {dict(ledger.answers)}")
+    log(f"checkout answers: {dict(shoppers.answers)}")
 
     # Everything back up, then wait for settlement to drain.
-    services("start", "api", "settle", "reconcile")
-    for name in ("localstack", "dynamodb"):
+    services("start", "api", "settle", "reconcile", "expire")
+    for name in ("localstack", "dynamodb", "localstripe"):
         pid = pid_of(name)
         if pid:
             os.kill(pid, signal.SIGCONT)
@@ -299,6 +411,21 @@ def main():
             break
         if time.time() > deadline:
             log(f"drain did not finish: pending {pending}, queue {q}")
+            break
+        time.sleep(2)
+
+    log("waiting for every hold to end (holds of 60 s, the expiry job every 2 s)")
+    hold_deadline = time.time() + 240
+    while True:
+        held = int(psql(f"SELECT count(*) FROM orders WHERE sale_id = '{shop}' AND status = 'HELD'")
+                   or 0)
+        pending = int(redis("HLEN", f"ff:{{{shop}}}:outbox") or 0)
+        unfinished = int(psql(f"SELECT count(*) FROM orders WHERE sale_id = '{shop}' AND "
+                              "(NOT stock_returned OR NOT status_written)") or 0)
+        if held == 0 and pending == 0 and unfinished == 0:
+            break
+        if time.time() > hold_deadline:
+            log(f"holds did not end: held {held}, pending {pending}, unfinished {unfinished}")
             break
         time.sleep(2)
 
@@ -330,7 +457,8 @@ def main():
     q, dlq = depth(q_url), depth(dlq_url)
     ok_unknown = sum(1 for o in unknown if o in confirmed)
 
-    checks = [
+    shop_checks, shop_summary = checkout_checks(shop, shop_stock, shoppers)
+    checks = shop_checks + [
         ("promised orders lost", len(lost), 0),
         ("promised orders REJECTED", len(rejected), 0),
         ("CONFIRMED orders nobody was told of", len(hidden), 0),
@@ -348,6 +476,7 @@ def main():
           f"(of which CONFIRMED: {ok_unknown}); CONFIRMED in Postgres: {len(confirmed)}")
     print(f"  CONFIRMED orders of buyers cut off without an Idempotency-Key (no answer reached "
           f"them; not a check): {len(unknowable)}")
+    print(f"  checkout sale: {shop_summary}")
     failed = 0
     for label, value, want in checks:
         mark = "ok" if value == want else f"FAIL (expected {want})"
@@ -359,10 +488,81 @@ def main():
             print(f"  e.g. {what}: {items[:5]}")
     print(f"| {seed} | {args.seconds} s | {sum(injected.values())} | {len(promised)} | {len(lost)} "
           f"| {len(hidden)} | {len(duplicated)} | {len(rejected)} | {dlq} |")
-    services("stop", "api", "settle", "reconcile")
+    services("stop", "api", "settle", "reconcile", "expire")
     if failed:
         sys.exit(f"chaos: {failed} check(s) failed (logs: {ENV.get('LOG_DIR')})")
     print("chaos: 1 passed, 0 failed")
+
+
+def intents_of(sale):
+    """Every PaymentIntent localstripe holds for `sale` (its metadata), paged as Stripe pages."""
+    found, after = [], None
+    for _ in range(1000):
+        path = "/v1/payment_intents?limit=100" + (f"&starting_after={after}" if after else "")
+        st, page = stripe("GET", path)
+        if st != 200:
+            time.sleep(1)
+            continue
+        data = page.get("data", [])
+        found += [i for i in data if (i.get("metadata") or {}).get("sale_id") == sale]
+        if not page.get("has_more") or not data:
+            return found
+        after = data[-1]["id"]
+    return found
+
+
+def checkout_checks(shop, stock, shoppers):
+    """The checkout sale's books, from Stripe's records, Postgres, Redis and GET /orders."""
+    rows = psql(f"SELECT order_id, buyer, status, coalesce(payment_intent, '') FROM orders "
+                f"WHERE sale_id = '{shop}'")
+    recorded = {}
+    for line in filter(None, rows.splitlines()):
+        order, buyer, st, pi = line.split("|")
+        recorded[order] = (buyer, st, pi)
+    ended = ("CONFIRMED", "EXPIRED", "CANCELLED", "REFUNDED")
+    not_ended = [o for o in shoppers.promised if recorded.get(o, ("", "", ""))[1] not in ended]
+    shown_wrong = []
+    for o, buyer in shoppers.promised.items():
+        st, body, _ = call("GET", f"/orders/{o}", headers={"x-user-id": buyer})
+        if o in recorded and (st != 200 or body.get("status") != recorded[o][1]):
+            shown_wrong.append((o, recorded[o][1], st, body.get("status", body.get("error"))))
+    intents = intents_of(shop)
+    by_id = {i["id"]: i for i in intents}
+
+    def charge(i):
+        return ((i.get("charges") or {}).get("data") or [{}])[0]
+
+    succeeded = [i for i in intents if i.get("status") == "succeeded"]
+    kept = [i for i in succeeded if not charge(i).get("amount_refunded")]
+    confirmed = {o: v for o, v in recorded.items() if v[1] == "CONFIRMED"}
+    confirmed_intents = {v[2] for v in confirmed.values()}
+    charged_no_order = [i["id"] for i in kept if i["id"] not in confirmed_intents]
+    confirmed_unpaid = [o for o, v in confirmed.items()
+                        if by_id.get(v[2], {}).get("status") != "succeeded"
+                        or charge(by_id[v[2]]).get("amount_refunded")]
+    refunded_twice = [i["id"] for i in succeeded
+                      if len(((charge(i).get("refunds") or {}).get("data")) or []) > 1]
+    counts = psql(f"SELECT confirmed, held, stock FROM sales WHERE id = '{shop}'").split("|")
+    pg_confirmed, pg_held, pg_stock = (int(x) for x in counts)
+    remaining = int(redis("HGET", f"ff:{{{shop}}}:sale", "remaining") or -1)
+    states = Counter(v[1] for v in recorded.values())
+    checks = [
+        ("checkout: promised orders not ended", len(not_ended), 0),
+        ("checkout: GET /orders differs from Postgres", len(shown_wrong), 0),
+        ("checkout: charged, unrefunded, no CONFIRMED order", len(charged_no_order), 0),
+        ("checkout: CONFIRMED without a kept payment", len(confirmed_unpaid), 0),
+        ("checkout: charges refunded twice", len(refunded_twice), 0),
+        ("checkout: held at the end", pg_held, 0),
+        ("checkout: confirmed over the stock", max(0, pg_confirmed - pg_stock), 0),
+        ("checkout: Redis remaining - (stock - confirmed)", remaining - (stock - pg_confirmed), 0),
+    ]
+    for what, items in (("not ended", not_ended), ("shown", shown_wrong),
+                        ("charged", charged_no_order), ("unpaid", confirmed_unpaid)):
+        if items:
+            print(f"  e.g. checkout {what}: {items[:5]}")
+    summary = (f"{len(shoppers.promised)} promised; {dict(states)}; {len(intents)} intents, "
+               f"{len(succeeded)} succeeded, {len(succeeded) - len(kept)} refunded")
+    return checks, summary
 
 
 if __name__ == "__main__":
