@@ -9,7 +9,7 @@ LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UN
 # make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
 BATCH ?= 100,1000
 
-.PHONY: docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability
+.PHONY: openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,16 +29,23 @@ demo: up ## the flash sale end to end on the local stack
 unit: ## fast tests: domain rules and handlers on in-memory adapters (no service needed)
 	@bash infra/local/run-tests.sh unit
 
-test: up ## format, clippy, unused dependencies, template and docs checks, unit + integration + chaos + browser tests
+test: up ## format, clippy, unused dependencies, template and docs checks, unit + integration + chaos + browser + fuzz tests
 	cargo fmt --all -- --check
 	@python3 infra/local/check-docs.py
 	@$(ENV) sam validate --lint --region "$$AWS_REGION"
 	cargo clippy --workspace --all-targets -- -D warnings
 	@$(ENV) cargo machete
-	@$(TEST_ENV) bash infra/local/run-tests.sh unit integration chaos browser
+	@$(TEST_ENV) bash infra/local/run-tests.sh unit integration chaos browser fuzz
 
 chaos: up ## a sale under random faults, every promise checked: make chaos DURATION=300 SEED=42
 	@$(ENV) CHAOS_SECONDS=$(or $(DURATION),60) CHAOS_SEED=$(SEED) bash infra/local/run-tests.sh chaos
+
+fuzz: up ## schemathesis against a local API with the OpenAPI document: make fuzz SEED=42
+	@$(ENV) FUZZ_SEED=$(SEED) bash infra/local/run-tests.sh fuzz
+
+openapi: ## write docs/openapi.json, the API's OpenAPI document, from the code (a test keeps them equal)
+	cargo run -q -p flashflow-local -- openapi > docs/openapi.json.new
+	mv docs/openapi.json.new docs/openapi.json
 
 docs-check: ## every path, link and make target the docs name exists
 	@python3 infra/local/check-docs.py

@@ -7,6 +7,8 @@
 #                flashflow-local that the integration level built
 #   browser      the storefront and the live view in headless Chromium (infra/local/browser.py),
 #                against the API, settle and expire (the same debug build) and localstripe
+#   fuzz         schemathesis, an outside client, against an API of its own with the API's OpenAPI
+#                document (infra/local/fuzz-api.sh): FUZZ_SEED (random, printed)
 set -uo pipefail
 rc=0; total_passed=0; total_failed=0
 levels=("$@"); [ ${#levels[@]} -gt 0 ] || levels=(unit integration)
@@ -28,13 +30,17 @@ for level in "${levels[@]}"; do
       bash infra/local/services.sh start api settle expire >/dev/null
       trap 'bash infra/local/services.sh stop api settle expire' EXIT
       cmd=(python3 infra/local/browser.py --screenshots bench/reports) ;;
-    *) echo "unknown test level: $level (unit, integration, chaos, browser)" >&2; exit 2 ;;
+    fuzz)
+      cargo build -q -p flashflow-local
+      export FLASHFLOW_LOCAL_BIN="${CARGO_TARGET_DIR:-target}/debug/flashflow-local"
+      cmd=(bash infra/local/fuzz-api.sh ${FUZZ_SEED:+--seed "$FUZZ_SEED"}) ;;
+    *) echo "unknown test level: $level (unit, integration, chaos, browser, fuzz)" >&2; exit 2 ;;
   esac
   log=$(mktemp)
   start=$(date +%s)
   "${cmd[@]}" 2>&1 | tee "$log"
   r=${PIPESTATUS[0]}; [ "$r" -eq 0 ] || rc=$r
-  sum() { grep -E '^(test result|chaos|browser):' "$log" | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
+  sum() { grep -E '^(test result|chaos|browser|fuzz):' "$log" | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
   p=$(sum passed); f=$(sum failed)
   [ "$r" -eq 0 ] || [ "$f" -gt 0 ] || f=1   # a level that failed before counting still counts
   echo "$level: $p passed, $f failed in $(( $(date +%s) - start ))s"

@@ -80,4 +80,10 @@ if [ ! -x "$SAM_VENV/bin/sam" ]; then
   python3 -m venv "$SAM_VENV"
   "$SAM_VENV/bin/pip" install -q --disable-pip-version-check aws-sam-cli==1.170.0
 fi
+# --- schemathesis (PyPI): an outside client that fuzzes the local API with its OpenAPI document.
+if [ ! -x "$FUZZ_VENV/bin/st" ] || ! "$FUZZ_VENV/bin/st" --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
+  say "installing schemathesis $SCHEMATHESIS_VERSION"
+  python3 -m venv "$FUZZ_VENV"
+  "$FUZZ_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
 say "setup complete ($FLASHFLOW_HOME)"

@@ -50,6 +50,9 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Print the API's OpenAPI document, generated from the code (`make openapi` writes it to
+    /// docs/openapi.json, which the functions serve at GET /openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +122,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Reconcile => reconcile().await,
         Command::Expire => expire().await,
         Command::Dlq { action } => dlq(action).await,
+        Command::Openapi => {
+            print!("{}", flashflow::api::openapi::to_json());
+            Ok(())
+        }
     }
 }
 

@@ -76,18 +76,21 @@ pub struct BuyState<S, P> {
 /// The answer to a buy: `202` with `PENDING`, or for a replay of a settled order `200` with its
 /// state.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
     pub order_id: Uuid,
     pub sale_id: SaleId,
     pub status: OrderState,
     /// A checkout sale's order: pay before this (RFC 3339), or the hold ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub pay_by: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BuyBody {
+    #[serde(default, deserialize_with = "crate::domain::integer::optional")]
     quantity: Option<i64>,
 }
 
@@ -100,6 +103,40 @@ pub fn routes<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
         .with_state(Arc::new(state))
 }
 
+/// Reserve: the answer says what happened, and only a `503 outcome_unknown` leaves it open (it
+/// names the order).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/sales/{sale_id}/buy", tag = "buy",
+    summary = "Reserve units of a sale",
+    description = "Takes stock at once and answers 202 with the order, which settles \
+        (CONFIRMED, or HELD until paid in a checkout sale) within seconds. Send an \
+        Idempotency-Key: a retry with it gets the same order and takes nothing more.",
+    params(
+        ("sale_id" = SaleId, Path, description = "the sale"),
+        ("Idempotency-Key" = Option<crate::domain::IdempotencyKey>, Header,
+            description = "the buyer's key for this request: a retry with it answers the same order"),
+    ),
+    request_body(content = Option<super::openapi::schemas::BuyRequest>,
+        content_type = "application/json", description = "optional: no body buys one"),
+    responses(
+        (status = 202, description = "reserved: the order is PENDING until settled", body = Accepted,
+            links(
+                ("GetOrder" = (operation_id = "order",
+                    parameters(("order_id" = "$response.body#/order_id")),
+                    description = "where the order stands")),
+                ("PayOrder" = (operation_id = "pay",
+                    parameters(("order_id" = "$response.body#/order_id")),
+                    description = "a checkout sale's order: pay before pay_by")),
+                ("CancelOrder" = (operation_id = "cancel",
+                    parameters(("order_id" = "$response.body#/order_id")),
+                    description = "a checkout sale's order: give it up")),
+            )),
+        (status = 200, description = "a retry of an order already settled: where it stands now",
+            body = Accepted),
+        super::openapi::errors::BuyErrors,
+    ),
+    security(("buyer_jwt" = []), ("buyer_header" = [])),
+))]
 async fn buy<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
     State(state): State<Arc<BuyState<S, P>>>,
     sale: Result<Path<String>, PathRejection>,

@@ -71,6 +71,19 @@ pub fn routes<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payme
         .with_state(state)
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/orders/{order_id}/payment", tag = "checkout",
+    summary = "Pay for a held order",
+    description = "The order's one Stripe PaymentIntent (made on the first call, the same on \
+        every later one): the page pays with Stripe.js and the client_secret. The order is \
+        CONFIRMED when Stripe says it is paid, never on the client's word.",
+    params(("order_id" = Uuid, Path, description = "the order")),
+    responses(
+        (status = 200, description = "the order's payment", body = crate::app::checkout::Payment),
+        super::openapi::errors::CheckoutErrors,
+    ),
+    security(("buyer_jwt" = []), ("buyer_header" = [])),
+))]
 async fn pay<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments>(
     State(state): Shared<H, R, S, P>,
     order_id: Result<Path<String>, PathRejection>,
@@ -82,6 +95,19 @@ async fn pay<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Paymen
     Ok(json(StatusCode::OK, &payment))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/orders/{order_id}/cancel", tag = "checkout",
+    summary = "Cancel a held order",
+    description = "Cancels the order's intent at Stripe, then ends the hold: its units go back \
+        on sale at once; cancelling again answers the same. An order Stripe says is paid is \
+        confirmed instead (409 already_paid).",
+    params(("order_id" = Uuid, Path, description = "the order")),
+    responses(
+        (status = 200, description = "the order, CANCELLED", body = super::orders::OrderView),
+        super::openapi::errors::CheckoutErrors,
+    ),
+    security(("buyer_jwt" = []), ("buyer_header" = [])),
+))]
 async fn cancel<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments>(
     State(state): Shared<H, R, S, P>,
     order_id: Result<Path<String>, PathRejection>,
@@ -97,6 +123,19 @@ async fn cancel<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Pay
 }
 
 /// Nothing in the body is read before the signature checks out; a bad one changes nothing.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/webhooks/stripe", tag = "checkout",
+    summary = "Stripe's events",
+    description = "Only an event whose Stripe-Signature checks out is read (5 minutes of \
+        tolerance); payment_intent.succeeded confirms a held order, or refunds a payment that \
+        came after its hold ended.",
+    request_body(content = super::openapi::schemas::StripeEvent, content_type = "application/json"),
+    responses(
+        (status = 200, description = "the event was taken", body = super::openapi::schemas::Received),
+        super::openapi::errors::WebhookErrors,
+    ),
+    security(("stripe_signature" = [])),
+))]
 async fn webhook<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments>(
     State(state): Shared<H, R, S, P>,
     headers: HeaderMap,

@@ -36,6 +36,7 @@ pub struct LiveState<L, C, Q> {
 
 /// One snapshot of a sale.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     pub at_ms: i64,
     pub stock: i64,
@@ -71,6 +72,16 @@ pub fn routes<L: SaleLedger, C: LiveSales + PendingOrders, Q: QueueDepths>(
         .route_layer(axum::middleware::from_fn_with_state(token, operators_only))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/admin/sales/{sale_id}/live", tag = "operator",
+    summary = "One snapshot of a sale for the live view",
+    params(("sale_id" = SaleId, Path, description = "the sale")),
+    responses(
+        (status = 200, description = "the sale now (not cached)", body = Snapshot),
+        super::openapi::errors::OperatorErrors,
+    ),
+    security(("operator_iam" = []), ("operator_token" = [])),
+))]
 async fn snapshot<L: SaleLedger, C: LiveSales + PendingOrders, Q: QueueDepths>(
     State(state): State<Arc<LiveState<L, C, Q>>>,
     sale: Result<Path<String>, PathRejection>,

@@ -14,6 +14,8 @@ pub mod checkout;
 pub mod identity;
 #[cfg(feature = "postgres")]
 pub mod live;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod operator;
 pub mod orders;
 pub mod pages;

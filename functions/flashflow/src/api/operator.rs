@@ -73,6 +73,7 @@ pub struct OperatorState<L, C, S> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ResetSale {
+    #[serde(default, deserialize_with = "crate::domain::integer::optional")]
     stock: Option<i64>,
     /// Reset even with reserved, unsettled orders: they are recorded as rejected.
     #[serde(default)]
@@ -81,12 +82,15 @@ struct ResetSale {
 
 /// A sale as the operator sees it.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SaleView {
     pub id: String,
     pub name: String,
     pub stock: u32,
     pub per_user_limit: u32,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub opens_at: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub closes_at: Option<String>,
     /// Buy attempts one buyer may make per minute (absent: not limited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +123,7 @@ pub struct SaleView {
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settled {
     pub confirmed_quantity: u32,
     pub confirmed_orders: u64,
@@ -147,6 +152,20 @@ fn sale_id(path: SalePath) -> Result<SaleId, ApiError> {
     Ok(SaleId::parse(&path_param(path, "invalid_sale_id")?)?)
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/admin/sales", tag = "operator",
+    summary = "Create a sale",
+    description = "Records the sale in Postgres and loads it into Redis. Creating the same sale \
+        again answers 200 with it (and loads it again if Redis lost it); another sale with the \
+        same id is 409 sale_exists.",
+    request_body(content = super::openapi::schemas::NewSale, content_type = "application/json"),
+    responses(
+        (status = 201, description = "created", body = SaleView),
+        (status = 200, description = "this same sale existed", body = SaleView),
+        super::openapi::errors::OperatorBodyErrors,
+    ),
+    security(("operator_iam" = []), ("operator_token" = [])),
+))]
 async fn create<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     State(state): Shared<L, C, S>,
     req: Request,
@@ -175,6 +194,18 @@ async fn create<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     Ok(json(status, &view))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/admin/sales/{sale_id}/rehydrate", tag = "operator",
+    summary = "Rebuild a sale in Redis from Postgres and the outbox",
+    description = "Safe on a live sale: it never raises the remaining stock and never lowers a \
+        buyer's count.",
+    params(("sale_id" = SaleId, Path, description = "the sale")),
+    responses(
+        (status = 200, description = "the sale, with what the rebuild did", body = SaleView),
+        super::openapi::errors::OperatorErrors,
+    ),
+    security(("operator_iam" = []), ("operator_token" = [])),
+))]
 async fn rehydrate<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
@@ -186,6 +217,16 @@ async fn rehydrate<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     Ok(json(StatusCode::OK, &view))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/admin/sales/{sale_id}", tag = "operator",
+    summary = "A sale: its terms, Redis' and Postgres' counts",
+    params(("sale_id" = SaleId, Path, description = "the sale")),
+    responses(
+        (status = 200, description = "the sale", body = SaleView),
+        super::openapi::errors::OperatorErrors,
+    ),
+    security(("operator_iam" = []), ("operator_token" = [])),
+))]
 async fn show<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
@@ -194,6 +235,20 @@ async fn show<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     Ok(json(StatusCode::OK, &view(&state, &id).await?))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/admin/sales/{sale_id}/reset", tag = "operator",
+    summary = "Start a sale's next round",
+    description = "Only where SALE_RESET_ENABLED (off in AWS; else 403 forbidden). Refused while \
+        orders are reserved and unsettled (unless force) or held for payment.",
+    params(("sale_id" = SaleId, Path, description = "the sale")),
+    request_body(content = Option<super::openapi::schemas::ResetRequest>,
+        content_type = "application/json", description = "optional"),
+    responses(
+        (status = 200, description = "the sale's new round", body = SaleView),
+        super::openapi::errors::OperatorBodyErrors,
+    ),
+    security(("operator_iam" = []), ("operator_token" = [])),
+))]
 async fn reset<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,

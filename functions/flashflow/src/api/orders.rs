@@ -30,7 +30,15 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/sales/{sale_id}",
     },
+    Route {
+        method: "GET",
+        path: "/openapi.json",
+    },
 ];
+
+/// The API's OpenAPI document, as committed (`make openapi` writes it from the code; a test
+/// keeps the two equal). Served as it is: no Lambda links the generator.
+pub const OPENAPI_JSON: &str = include_str!("../../../../docs/openapi.json");
 
 /// Who may ask: `TRUST_USER_HEADER` (false) and `OPERATOR_TOKEN` (unset).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -56,23 +64,41 @@ pub struct OrdersState<T, S> {
 
 /// The order-status function's routes, without the shared fallbacks (see [`super::app`]).
 pub fn routes<T: StatusStore, S: PendingOrders + LiveSales>(state: OrdersState<T, S>) -> Router {
-    let handler = get(order::<T, S>);
     Router::new()
-        .route(ROUTES[0].path, handler.clone())
-        .route(ROUTES[1].path, handler)
+        .route(ROUTES[0].path, get(order::<T, S>))
+        .route(ROUTES[1].path, get(admin_order::<T, S>))
         .route(ROUTES[2].path, get(public_sale::<T, S>))
+        .route(ROUTES[3].path, get(openapi))
         .with_state(Arc::new(state))
+}
+
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/openapi.json", tag = "public",
+    summary = "This document",
+    responses((status = 200, description = "the OpenAPI 3.1 document of every route",
+        content_type = "application/json", body = Object)),
+))]
+async fn openapi() -> Response {
+    let mut resp = axum::response::IntoResponse::into_response(OPENAPI_JSON);
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 /// A sale as its storefront shows it, refreshed while the page is open.
 #[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicSale {
     pub id: String,
     pub name: Option<String>,
     pub stock: i64,
     pub remaining: i64,
     pub per_user_limit: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub opens_at: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub closes_at: Option<String>,
     /// A checkout sale's unit price (minor units), currency and hold.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +114,15 @@ pub struct PublicSale {
     pub now_ms: i64,
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/sales/{sale_id}", tag = "public",
+    summary = "A sale as its storefront shows it",
+    params(("sale_id" = crate::domain::SaleId, Path, description = "the sale")),
+    responses(
+        (status = 200, description = "the sale now (not cached)", body = PublicSale),
+        super::openapi::errors::PublicSaleErrors,
+    ),
+))]
 async fn public_sale<T: StatusStore, S: PendingOrders + LiveSales>(
     State(state): State<Arc<OrdersState<T, S>>>,
     sale: Result<Path<String>, PathRejection>,
@@ -127,6 +162,19 @@ async fn public_sale<T: StatusStore, S: PendingOrders + LiveSales>(
     Ok(resp)
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/orders/{order_id}", tag = "orders",
+    summary = "One of the buyer's orders",
+    description = "Where the order stands: PENDING (reserved, settling), then CONFIRMED, \
+        REJECTED or DUPLICATE; a checkout order HELD until paid, then CONFIRMED, EXPIRED, \
+        CANCELLED or REFUNDED. Someone else's order is 404, as an unknown one is.",
+    params(("order_id" = Uuid, Path, description = "the order")),
+    responses(
+        (status = 200, description = "the order", body = OrderView),
+        super::openapi::errors::OrderErrors,
+    ),
+    security(("buyer_jwt" = []), ("buyer_header" = [])),
+))]
 async fn order<T: StatusStore, S: PendingOrders>(
     State(state): State<Arc<OrdersState<T, S>>>,
     order_id: Result<Path<String>, PathRejection>,
@@ -166,12 +214,32 @@ async fn order<T: StatusStore, S: PendingOrders>(
     }
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/admin/orders/{order_id}", tag = "operator",
+    summary = "Any order (operators)",
+    params(("order_id" = Uuid, Path, description = "the order")),
+    responses(
+        (status = 200, description = "the order", body = OrderView),
+        super::openapi::errors::OrderErrors,
+    ),
+    security(("operator_iam" = []), ("operator_token" = [])),
+))]
+async fn admin_order<T: StatusStore, S: PendingOrders>(
+    state: State<Arc<OrdersState<T, S>>>,
+    order_id: Result<Path<String>, PathRejection>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    order(state, order_id, parts).await
+}
+
 /// An order as the API shows it: its status, and a checkout order's `pay_by` (RFC 3339).
 #[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderView<'a> {
     #[serde(flatten)]
     pub status: &'a OrderStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub pay_by: Option<String>,
 }
 

@@ -57,6 +57,7 @@ impl Default for PagesSettings {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct PageConfig<'a> {
     identity: &'static str,
     stripe_js: &'a str,
@@ -128,6 +129,15 @@ fn origin_of(url: &str) -> Option<String> {
     ok.then(|| format!("{scheme}://{host}"))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/shop/{sale_id}", tag = "pages",
+    summary = "The storefront page",
+    params(("sale_id" = crate::domain::SaleId, Path, description = "the sale")),
+    responses(
+        (status = 200, description = "the page", content_type = "text/html", body = String),
+        super::openapi::errors::PageErrors,
+    ),
+))]
 async fn shop(
     State(pages): State<Arc<Pages>>,
     sale: Result<Path<String>, PathRejection>,
@@ -136,6 +146,17 @@ async fn shop(
     Ok(page(&pages, "text/html; charset=utf-8", SHOP_HTML))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/admin/live/{sale_id}", tag = "pages",
+    summary = "The live sale view (it reads the operator API with the operator's credentials)",
+    description = "In AWS on the operator's API, behind IAM; the page itself holds no data.",
+    params(("sale_id" = crate::domain::SaleId, Path, description = "the sale")),
+    responses(
+        (status = 200, description = "the page", content_type = "text/html", body = String),
+        super::openapi::errors::PageErrors,
+    ),
+    security((), ("operator_iam" = [])),
+))]
 async fn live(
     State(pages): State<Arc<Pages>>,
     sale: Result<Path<String>, PathRejection>,
@@ -144,6 +165,19 @@ async fn live(
     Ok(page(&pages, "text/html; charset=utf-8", LIVE_HTML))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/pages/{file}", tag = "pages",
+    summary = "The pages' files, and config.json (what the storefront needs to know)",
+    params(("file" = String, Path, description = "shop.js, live.js, pages.css or config.json")),
+    responses(
+        (status = 200, description = "the file", content(
+            (PageConfig = "application/json"),
+            (String = "text/javascript"),
+            (String = "text/css"),
+        )),
+        super::openapi::errors::PageErrors,
+    ),
+))]
 async fn file(
     State(pages): State<Arc<Pages>>,
     name: Result<Path<String>, PathRejection>,

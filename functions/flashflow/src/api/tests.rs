@@ -285,6 +285,16 @@ async fn a_buy_without_identity_is_refused_with_401_even_with_a_user_header_unle
     assert_eq!(b.store.remaining(&b.sale.id), Some(10));
 }
 
+/// Found by schemathesis: JSON has one number type, and the document's `"type": "integer"`
+/// admits `2.0`; a buy that asks for it is a buy of two.
+#[tokio::test]
+async fn a_quantity_written_as_a_whole_float_buys_that_many() {
+    let b = buy_app(10, 5, true);
+    let a = call(&b.app, local_buy("alice", r#"{"quantity":2.0}"#)).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(b.store.remaining(&b.sale.id), Some(8));
+}
+
 #[tokio::test]
 async fn the_readme_example_without_a_content_type_is_accepted() {
     let b = buy_app(10, 2, true);

@@ -31,6 +31,7 @@ pub enum AdminError {
 
 /// What a rehydration found and did.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rehydrated {
     /// Redis did not hold the sale (or held an earlier round) and got it anew.
     pub loaded_anew: bool,
@@ -100,6 +101,7 @@ pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
 
 /// What a reset did.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reset {
     /// The round that starts now.
     pub round: u32,

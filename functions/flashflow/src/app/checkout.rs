@@ -72,6 +72,7 @@ pub enum CheckoutError {
 
 /// `POST /orders/{id}/payment`'s answer: what the buyer's page needs to pay.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     pub order_id: Uuid,
     pub payment_intent: String,
@@ -80,6 +81,7 @@ pub struct Payment {
     pub amount: i64,
     pub currency: String,
     /// RFC 3339.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub pay_by: String,
 }
 

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`ids`]: sale id, buyer, idempotency key, quantity.
+//! - [`integer`]: integers in a JSON body as JSON Schema counts them (`2.0` is 2).
 //! - [`sale`]: a sale's definition and the validation of an operator's request for one.
 //! - [`message`]: the order message (outbox, SQS), with its one definition and version.
 //! - [`money`]: the currencies the payment provider charges in, their minor units and limits.
@@ -14,6 +15,7 @@
 
 pub mod checkout;
 pub mod ids;
+pub mod integer;
 pub mod message;
 pub mod money;
 pub mod rehydrate;

@@ -43,6 +43,15 @@ impl Currency {
         })
     }
 
+    /// Every currency code Stripe charges in (lower case).
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        TWO_DECIMAL
+            .iter()
+            .chain(ZERO_DECIMAL)
+            .chain(THREE_DECIMAL)
+            .copied()
+    }
+
     /// Why `amount` (minor units) cannot be charged in this currency, if it cannot.
     pub fn refuses(&self, amount: u64) -> Option<String> {
         let c = self.code;

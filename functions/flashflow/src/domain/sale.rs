@@ -40,6 +40,7 @@ pub const MAX_PRICE: u64 = super::money::MAX_AMOUNT;
 /// How a checkout sale is paid: each unit costs `price` minor units of `currency`, and the buyer
 /// has `hold_seconds` from the reservation (Redis' clock) to pay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Checkout {
     pub hold_seconds: u32,
     pub price: u64,
@@ -95,7 +96,9 @@ impl ShownSale {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewCheckout {
+    #[serde(deserialize_with = "super::integer::required")]
     pub hold_seconds: i64,
+    #[serde(deserialize_with = "super::integer::required")]
     pub price: i64,
     pub currency: String,
 }
@@ -157,10 +160,13 @@ impl NewCheckout {
 pub struct NewSale {
     pub id: String,
     pub name: String,
+    #[serde(deserialize_with = "super::integer::required")]
     pub stock: i64,
+    #[serde(deserialize_with = "super::integer::required")]
     pub per_user_limit: i64,
     pub opens_at: Option<String>,
     pub closes_at: Option<String>,
+    #[serde(default, deserialize_with = "super::integer::optional")]
     pub attempts_per_minute: Option<i64>,
     pub checkout: Option<NewCheckout>,
 }
@@ -265,6 +271,20 @@ mod tests {
 
     fn create(json: &str) -> Result<SaleDefinition, InvalidInput> {
         serde_json::from_str::<NewSale>(json).unwrap().validate()
+    }
+
+    /// Found by schemathesis: `"type": "integer"` in the document admits `10.0`.
+    #[test]
+    fn whole_numbers_written_as_floats_are_the_integers_they_are() {
+        let def = create(
+            r#"{"id":"s","name":"n","stock":10.0,"per_user_limit":2.0,"attempts_per_minute":5.0,
+            "checkout":{"hold_seconds":600.0,"price":1000.0,"currency":"eur"}}"#,
+        )
+        .unwrap();
+        assert_eq!((def.stock, def.per_user_limit), (10, 2));
+        assert_eq!(def.attempts_per_minute, Some(5));
+        let checkout = def.checkout.unwrap();
+        assert_eq!((checkout.hold_seconds, checkout.price), (600, 1000));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use uuid::Uuid;
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrderState {
     /// Reserved in Redis, not settled yet.
     Pending,
@@ -85,6 +86,7 @@ impl OrderState {
 
 /// One order's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderStatus {
     pub order_id: Uuid,
     pub sale_id: SaleId,

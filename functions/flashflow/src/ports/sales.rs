@@ -232,6 +232,7 @@ pub struct SaleRecord {
 
 /// Where a checkout sale's orders stand in the ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckoutCounts {
     /// Quantity of held orders (waiting for payment).
     pub held_quantity: u32,

@@ -313,7 +313,8 @@ struct StripeEvent {
 
 #[derive(Deserialize)]
 struct EventData {
-    object: serde_json::Value,
+    /// Always an object in Stripe's events (the document says so too): anything else is not one.
+    object: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A verified body as the port's event: the intent is `data.object` for `payment_intent.*`
@@ -328,7 +329,8 @@ pub(crate) fn event(body: &[u8]) -> Result<PaymentEvent, WebhookError> {
         .filter(|_| is_intent)
         .map(str::to_owned);
     let order_id = object
-        .pointer("/metadata/order_id")
+        .get("metadata")
+        .and_then(|m| m.get("order_id"))
         .and_then(|v| v.as_str())
         .and_then(|s| uuid::Uuid::parse_str(s).ok())
         .filter(|_| is_intent);
@@ -370,5 +372,20 @@ mod tests {
         assert_eq!(e.kind, EventKind::Other("charge.refunded".into()));
         assert_eq!(e.intent, None, "a charge is not an intent");
         assert_eq!(event(b"[]"), Err(WebhookError::NotAnEvent));
+    }
+
+    /// Found by schemathesis: an event whose `data.object` is not an object was taken (200).
+    #[test]
+    fn an_event_whose_object_is_not_an_object_is_not_an_event() {
+        for object in ["[null, null]", "null", "\"pi_1\"", "7"] {
+            let body = format!(
+                r#"{{"id":"evt_3","type":"payment_intent.succeeded","data":{{"object":{object}}}}}"#
+            );
+            assert_eq!(
+                event(body.as_bytes()),
+                Err(WebhookError::NotAnEvent),
+                "{object}"
+            );
+        }
     }
 }

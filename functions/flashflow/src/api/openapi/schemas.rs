@@ -1,0 +1,214 @@
+//! Schemas the derives cannot say: the ids (strings with a pattern), and the request bodies,
+//! whose limits are the domain's constants (utoipa's `#[schema(maximum = …)]` takes only
+//! literals, and a second copy of each limit would drift from the validator).
+
+use crate::domain::ids::{MAX_BUYER_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_ID_LEN, MAX_QUANTITY};
+use crate::domain::money::{Currency, MAX_AMOUNT};
+use crate::domain::sale::{MAX_ATTEMPTS_PER_MINUTE, MAX_NAME_LEN, MAX_STOCK};
+use crate::domain::{BuyerId, SaleId};
+use serde_json::{json, Value};
+use std::borrow::Cow;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
+
+/// A schema written as JSON. Only this module's own literals come here, so a schema that does not
+/// deserialize is a bug in them, caught by every test that builds the document.
+pub fn from_json(value: Value) -> Schema {
+    serde_json::from_value(value).expect("a valid JSON Schema literal")
+}
+
+/// The pattern of a sale id.
+pub fn sale_id_pattern() -> String {
+    format!("^[A-Za-z0-9_-]{{1,{MAX_ID_LEN}}}$")
+}
+
+impl PartialSchema for SaleId {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "string",
+            "pattern": sale_id_pattern(),
+            "description": "A sale's id: 1-64 of A-Z, a-z, 0-9, '-' and '_'.",
+            "examples": ["drop-42"],
+        })))
+    }
+}
+
+impl ToSchema for SaleId {
+    fn name() -> Cow<'static, str> {
+        "SaleId".into()
+    }
+}
+
+impl PartialSchema for BuyerId {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "string",
+            "pattern": format!("^[!-~]{{1,{MAX_BUYER_LEN}}}$"),
+            "description": "The buyer: the JWT's `sub` (locally, X-User-Id).",
+        })))
+    }
+}
+
+impl ToSchema for BuyerId {
+    fn name() -> Cow<'static, str> {
+        "BuyerId".into()
+    }
+}
+
+/// The body of `POST /sales/{sale_id}/buy` (optional: no body buys one).
+pub struct BuyRequest;
+
+impl PartialSchema for BuyRequest {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "quantity": {
+                    "type": ["integer", "null"], "minimum": 1, "maximum": MAX_QUANTITY,
+                    "description": "how many (default 1); at most the sale's per-buyer limit",
+                },
+            },
+        })))
+    }
+}
+
+impl ToSchema for BuyRequest {}
+
+/// The body of `POST /admin/sales`.
+pub struct NewSale;
+
+impl PartialSchema for NewSale {
+    fn schema() -> RefOr<Schema> {
+        let currencies: Vec<&str> = Currency::codes().collect();
+        RefOr::T(from_json(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["id", "name", "stock", "per_user_limit"],
+            "properties": {
+                "id": {"type": "string", "pattern": sale_id_pattern()},
+                "name": {
+                    "type": "string", "minLength": 1, "maxLength": MAX_NAME_LEN,
+                    "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+                    "description": "shown on the storefront; no control characters",
+                },
+                "stock": {"type": "integer", "minimum": 1, "maximum": MAX_STOCK},
+                "per_user_limit": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
+                "opens_at": {
+                    "type": ["string", "null"], "format": "date-time",
+                    "description": "RFC 3339; buys before it are refused (403 sale_not_open)",
+                },
+                "closes_at": {
+                    "type": ["string", "null"], "format": "date-time",
+                    "description": "RFC 3339, after opens_at; buys from it on are refused",
+                },
+                "attempts_per_minute": {
+                    "type": ["integer", "null"], "minimum": 1, "maximum": MAX_ATTEMPTS_PER_MINUTE,
+                    "description": "buy attempts one buyer may make per minute (429 past it)",
+                },
+                "checkout": {
+                    "oneOf": [{"type": "null"}, {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["hold_seconds", "price", "currency"],
+                        "description": "a checkout sale: each order is held until paid through \
+                            Stripe or hold_seconds ran out",
+                        "properties": {
+                            "hold_seconds": {"type": "integer", "minimum": 60, "maximum": 3600},
+                            "price": {
+                                "type": "integer", "minimum": 1, "maximum": MAX_AMOUNT,
+                                "description": "one unit's price in the currency's minor units; \
+                                    at least the currency's minimum charge, and price × \
+                                    per_user_limit at most 99,999,999 (400 invalid_price)",
+                            },
+                            "currency": {"type": "string", "enum": currencies},
+                        },
+                    }],
+                },
+            },
+        })))
+    }
+}
+
+impl ToSchema for NewSale {}
+
+/// The body of `POST /admin/sales/{sale_id}/reset` (optional).
+pub struct ResetRequest;
+
+impl PartialSchema for ResetRequest {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "stock": {
+                    "type": ["integer", "null"], "minimum": 1, "maximum": MAX_STOCK,
+                    "description": "the next round's stock (default: the sale's)",
+                },
+                "force": {
+                    "type": "boolean", "default": false,
+                    "description": "record reserved, unsettled orders as rejected",
+                },
+            },
+        })))
+    }
+}
+
+impl ToSchema for ResetRequest {}
+
+/// A Stripe event as Stripe sends it; only a signed one is read.
+pub struct StripeEvent;
+
+impl PartialSchema for StripeEvent {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "object",
+            "description": "https://docs.stripe.com/api/events/object: checkout reads \
+                payment_intent.succeeded (data.object is the PaymentIntent, its \
+                metadata.order_id the order) and answers every other event 200 unread",
+            "required": ["id", "type", "data"],
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"type": "string", "examples": ["payment_intent.succeeded"]},
+                "data": {
+                    "type": "object",
+                    "required": ["object"],
+                    "properties": {"object": {"type": "object", "description": "the event's object"}},
+                },
+            },
+        })))
+    }
+}
+
+impl ToSchema for StripeEvent {}
+
+/// The webhook's answer to an event it took.
+pub struct Received;
+
+impl PartialSchema for Received {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "object",
+            "required": ["received"],
+            "properties": {"received": {"type": "boolean", "const": true}},
+        })))
+    }
+}
+
+impl ToSchema for Received {}
+
+impl PartialSchema for crate::domain::IdempotencyKey {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "string",
+            "pattern": format!("^[!-~]{{1,{MAX_IDEMPOTENCY_KEY_LEN}}}$"),
+            "description": "1-128 printable ASCII characters without spaces",
+        })))
+    }
+}
+
+impl ToSchema for crate::domain::IdempotencyKey {
+    fn name() -> Cow<'static, str> {
+        "IdempotencyKey".into()
+    }
+}
