@@ -65,7 +65,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     e(
         "invalid_stock",
         400,
-        "stock not an integer in 1..=10,000,000",
+        "stock not an integer in 0..=10,000,000",
     ),
     e(
         "invalid_per_user_limit",

@@ -92,7 +92,7 @@ impl PartialSchema for NewSale {
                     "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
                     "description": "shown on the storefront; no control characters",
                 },
-                "stock": {"type": "integer", "minimum": 1, "maximum": MAX_STOCK},
+                "stock": {"type": "integer", "minimum": 0, "maximum": MAX_STOCK},
                 "per_user_limit": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
                 "opens_at": {
                     "type": ["string", "null"], "format": "date-time",
@@ -142,7 +142,7 @@ impl PartialSchema for ResetRequest {
             "additionalProperties": false,
             "properties": {
                 "stock": {
-                    "type": ["integer", "null"], "minimum": 1, "maximum": MAX_STOCK,
+                    "type": ["integer", "null"], "minimum": 0, "maximum": MAX_STOCK,
                     "description": "the next round's stock (default: the sale's)",
                 },
                 "force": {
