@@ -19,9 +19,11 @@
 : "${DATABASE_SECRET_ARN:=flashflow/database}"
 # Signs order messages (buy, sweeper) so settle can refuse anyone else's; a local-only value.
 : "${ORDER_SIGNING_KEY:=local-order-signing-key-not-a-secret-0001}"
+# Signs the waiting room's tickets and admission tokens (queue function, buy); a local-only value.
+: "${ADMISSION_KEY:=local-admission-key-not-a-secret-000000001}"
 
 export FLASHFLOW_HOME AWS_REGION LOCALSTACK_PORT DYNAMODB_PORT STRIPE_PORT API_PORT ORDERS_QUEUE ORDERS_DLQ \
-  ORDERS_TABLE REDIS_URL DATABASE_URL DATABASE_SECRET_ARN OPERATOR_TOKEN ORDER_SIGNING_KEY SALE_RESET_ENABLED
+  ORDERS_TABLE REDIS_URL DATABASE_URL DATABASE_SECRET_ARN OPERATOR_TOKEN ORDER_SIGNING_KEY ADMISSION_KEY SALE_RESET_ENABLED
 export AWS_DEFAULT_REGION="$AWS_REGION"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
 export AWS_ENDPOINT_URL_SQS="${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:$LOCALSTACK_PORT}"

@@ -2,15 +2,15 @@
 # Give the local Redis FlashFlow's ACL users (infra/redis/acl-users.txt: one per function, as the
 # template gives ElastiCache), and their credentials to LocalStack's Secrets Manager as
 # flashflow/redis/<function>, where the local processes read them at start as the Lambdas do.
-# `flashflow-local api` serves four functions' routers in one process, so it logs in as `api`:
-# the union of buy's, orders', operator's and checkout's rules. Idempotent.
+# `flashflow-local api` serves five functions' routers in one process, so it logs in as `api`:
+# the union of buy's, orders', operator's, checkout's and queue's rules. Idempotent.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
 USERS="$ROOT/infra/redis/acl-users.txt"
 REDIS_ADMIN_URL=${REDIS_ADMIN_URL:-redis://127.0.0.1:6379}
 
-# name rules... -> each user line; the api user is the union of four.
+# name rules... -> each user line; the api user is the union of five.
 lines=$(python3 - "$USERS" <<'PY'
 import sys
 users = {}
@@ -20,7 +20,7 @@ for line in open(sys.argv[1]):
     name, rules = line.split(None, 1)
     users[name] = rules.split()
 keys, cmds = [], []
-for name in ("buy", "orders", "operator", "checkout"):
+for name in ("buy", "orders", "operator", "checkout", "queue"):
     for r in users[name]:
         if r.startswith("~") and r not in keys:
             keys.append(r)

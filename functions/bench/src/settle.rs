@@ -110,6 +110,7 @@ async fn new_sale(db: &Db, n: usize, tag: &str) -> anyhow::Result<SaleDefinition
         closes_at: None,
         attempts_per_minute: None,
         checkout: None,
+        waiting_room: None,
     }
     .validate()?;
     db.create_sale(&def).await?;

@@ -51,9 +51,19 @@ pub enum Count {
     ExpiryDeferred,
     /// Holds still held well past `pay_by` after an expiry run (a gauge: the run's count).
     HoldsOverdue,
+    /// Places taken in a waiting room's queue (first joins and joins again after an expiry).
+    Joined,
+    /// Places the inlet admitted.
+    Admitted,
+    /// Buys that used an admission.
+    AdmissionUsed,
+    /// Admissions that expired unused (no-shows).
+    AdmissionExpired,
+    /// Buys refused for want of a valid admission (`403 not_admitted`).
+    NotAdmitted,
 }
 
-const COUNTS: [Count; 14] = [
+const COUNTS: [Count; 19] = [
     Count::Accepted,
     Count::SoldOut,
     Count::LimitReached,
@@ -68,6 +78,11 @@ const COUNTS: [Count; 14] = [
     Count::Refunded,
     Count::ExpiryDeferred,
     Count::HoldsOverdue,
+    Count::Joined,
+    Count::Admitted,
+    Count::AdmissionUsed,
+    Count::AdmissionExpired,
+    Count::NotAdmitted,
 ];
 
 impl Count {
@@ -88,6 +103,11 @@ impl Count {
             Count::Refunded => "Refunded",
             Count::ExpiryDeferred => "ExpiryDeferred",
             Count::HoldsOverdue => "HoldsOverdue",
+            Count::Joined => "Joined",
+            Count::Admitted => "Admitted",
+            Count::AdmissionUsed => "AdmissionUsed",
+            Count::AdmissionExpired => "AdmissionExpired",
+            Count::NotAdmitted => "NotAdmitted",
         }
     }
 }

@@ -84,6 +84,59 @@ impl SigningSettings {
     }
 }
 
+/// The waiting room's key, which signs its tickets, admission tokens and challenges:
+/// `ADMISSION_KEY_SECRET_ARN` (a Secrets Manager secret holding the key as a bare string) or
+/// else `ADMISSION_KEY`. The queue function and buy read it; nothing else does.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct AdmissionSettings {
+    #[serde(rename = "admission_key")]
+    pub key: Option<secrecy::SecretString>,
+    #[serde(rename = "admission_key_secret_arn")]
+    pub secret: Option<String>,
+}
+
+impl crate::settings::FromEnv for AdmissionSettings {}
+
+impl AdmissionSettings {
+    /// The keys, when configured (`None`: this deployment has no waiting room key, and no
+    /// admission checks out).
+    ///
+    /// # Errors
+    /// [`SignerError`] when the secret cannot be read or the key is short.
+    pub async fn keys(
+        &self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Option<crate::domain::waiting_room::tokens::TokenKeys>, SignerError> {
+        use secrecy::ExposeSecret;
+        let key = match (&self.secret, &self.key) {
+            (Some(id), _) => crate::secrets::read(sdk, id).await?.password,
+            (None, Some(key)) => key.clone(),
+            (None, None) => return Ok(None),
+        };
+        crate::domain::waiting_room::tokens::TokenKeys::new(key.expose_secret().as_bytes())
+            .map(Some)
+            .ok_or(SignerError::Weak(WeakKey))
+    }
+
+    /// The keys, which the waiting room's own function cannot do without.
+    ///
+    /// # Errors
+    /// As [`AdmissionSettings::keys`], and when none is configured.
+    pub async fn required_keys(
+        &self,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<crate::domain::waiting_room::tokens::TokenKeys, SignerError> {
+        self.keys(sdk).await?.ok_or_else(|| {
+            crate::settings::ConfigError::Missing {
+                name: "ADMISSION_KEY".into(),
+                hint: "a secret of at least 32 bytes shared by the queue function and buy (or ADMISSION_KEY_SECRET_ARN)",
+            }
+            .into()
+        })
+    }
+}
+
 /// The key is too short to be a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("the order signing key must be at least {MIN_KEY_LEN} bytes")]
@@ -183,6 +236,7 @@ mod tests {
 
     fn request(buyer: &str, quantity: i64) -> ReserveRequest {
         ReserveRequest {
+            admission: None,
             order_id: Uuid::nil(),
             sale: SaleId::parse("s").unwrap(),
             buyer: BuyerId::parse(buyer).unwrap(),

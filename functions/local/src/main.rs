@@ -87,6 +87,7 @@ fn api_variables() -> Vec<String> {
         startup::orders::Settings::variables(),
         startup::operator::Settings::variables(),
         startup::checkout::Settings::variables(),
+        startup::queue::Settings::variables(),
     ])
 }
 
@@ -138,6 +139,7 @@ async fn api() -> anyhow::Result<()> {
     let operator = startup::operator::Settings::from_env()?;
     let relay = flashflow::adapters::relay::RelaySettings::from_env()?;
     let checkout = startup::checkout::Settings::from_env()?;
+    let queue = startup::queue::Settings::from_env()?;
 
     let sdk = aws::sdk_config().await;
     let metrics = Metrics::new("buy");
@@ -153,9 +155,13 @@ async fn api() -> anyhow::Result<()> {
     };
     let checkout_state = startup::checkout::state(&sdk, &checkout, "checkout").await?;
     checkout_state.checkout.metrics.flush_every(flush);
+    let queue_metrics = Metrics::new("queue");
+    queue_metrics.flush_every(flush);
     let app = server::app(
         buy_routes,
-        startup::orders::routes(&sdk, &orders).await?,
+        startup::orders::routes(&sdk, &orders)
+            .await?
+            .merge(startup::queue::routes(&sdk, &queue, queue_metrics).await?),
         startup::operator::routes(&sdk, &operator)
             .await?
             .merge(startup::checkout::routes(checkout_state)),

@@ -69,6 +69,8 @@ pub struct BuyState<S, P> {
     pub store: S,
     pub publisher: P,
     pub settings: BuySettings,
+    /// Admission tokens of sales with a waiting room, checked in the process.
+    pub gate: crate::app::waiting_room::gate::AdmissionGate,
     /// Outcome counts (EMF); the Lambda flushes after each request, the local server on a timer.
     pub metrics: Metrics,
 }
@@ -115,6 +117,9 @@ pub fn routes<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
         ("sale_id" = SaleId, Path, description = "the sale"),
         ("Idempotency-Key" = Option<crate::domain::IdempotencyKey>, Header,
             description = "the buyer's key for this request: a retry with it answers the same order"),
+        ("Admission-Token" = Option<String>, Header,
+            description = "a sale with a waiting room: the admission token of the buyer's place \
+                (GET /sales/{sale_id}/queue/{ticket}); without a valid one, 403 not_admitted"),
     ),
     request_body(content = Option<super::openapi::schemas::BuyRequest>,
         content_type = "application/json", description = "optional: no body buys one"),
@@ -156,6 +161,16 @@ async fn buy<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
             Some(n) => Quantity::new(n)?,
         },
     };
+    // A sale with a waiting room: the admission token is checked here, no store asked.
+    let token = single_header(&parts.headers, "admission-token", "invalid_admission_token")?;
+    let admission = match state.gate.check(&sale, &buyer, token, EpochMs::now().get()) {
+        Ok(admission) => admission,
+        Err(why) => {
+            state.metrics.add(Count::NotAdmitted, 1);
+            info!(sale = %sale, reason = %why, "not admitted");
+            return Err(ApiError::Refused(Refusal::NotAdmitted));
+        }
+    };
 
     // A sale this process knows to be sold out or closed is answered here, before an order id
     // or a task is made: most of a drop's requests end on this line.
@@ -171,6 +186,7 @@ async fn buy<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
         buyer,
         quantity,
         idempotency_key,
+        admission,
     };
     // From here on the buy runs to its answer in a task of its own: a client that goes away (or
     // a server deadline) must not cut it between the reservation and the answer.
@@ -202,6 +218,9 @@ async fn reserve_and_answer<S: ReservationStore + SentMarks + AnswerTally, P: Or
         } => {
             pay_by = pay_by_ms.map(crate::domain::timefmt::format_ms);
             state.metrics.add(Count::Accepted, 1);
+            if request.admission.is_some() {
+                state.metrics.add(Count::AdmissionUsed, 1);
+            }
             // A failed send is not the buyer's problem: the reservation is in the outbox and
             // the sweeper delivers it.
             match state
@@ -277,6 +296,11 @@ fn refused<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher>(
             }
         }
         Refusal::LimitReached { .. } => state.metrics.add(Count::LimitReached, 1),
+        Refusal::NotAdmitted => {
+            // The script knows the sale has a waiting room: from now on this process does too.
+            state.gate.learn(sale);
+            state.metrics.add(Count::NotAdmitted, 1);
+        }
         _ => {}
     }
     ApiError::Refused(refusal)

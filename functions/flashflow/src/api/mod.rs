@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod operator;
 pub mod orders;
 pub mod pages;
+pub mod queue;
 
 use crate::domain::{InvalidInput, Refusal};
 use crate::ports::{DbError, StoreError};
@@ -296,6 +297,13 @@ fn refusal_parts(r: &Refusal) -> (StatusCode, &'static str, String) {
             StatusCode::CONFLICT,
             "insufficient_stock",
             format!("only {remaining} left"),
+        ),
+        Refusal::NotAdmitted => (
+            StatusCode::FORBIDDEN,
+            "not_admitted",
+            "this sale lets buyers in through its waiting room: join its queue \
+             (POST /sales/{sale_id}/queue) and buy with the Admission-Token your place is given"
+                .into(),
         ),
         Refusal::TooManyAttempts { retry_after_s } => (
             StatusCode::TOO_MANY_REQUESTS,

@@ -10,7 +10,9 @@ use crate::app::admin::{self, AdminError, Rehydrated, Reset};
 use crate::domain::sale::{valid_stock, NewSale};
 use crate::domain::timefmt::format_ms;
 use crate::domain::{InvalidInput, SaleId};
-use crate::ports::{CreateOutcome, PendingOrders, SaleCache, SaleLedger, StatusStore};
+use crate::ports::{
+    CreateOutcome, PendingOrders, SaleCache, SaleLedger, StatusStore, WaitingRooms,
+};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -39,6 +41,10 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "POST",
         path: "/admin/sales/{sale_id}/rehydrate",
+    },
+    Route {
+        method: "POST",
+        path: "/admin/sales/{sale_id}/queue",
     },
 ];
 
@@ -81,7 +87,7 @@ struct ResetSale {
 }
 
 /// A sale as the operator sees it.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SaleView {
     pub id: String,
@@ -120,6 +126,25 @@ pub struct SaleView {
     /// What the reset of this call did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset: Option<Reset>,
+    /// The sale's waiting room: its terms and its queue now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<WaitingRoomView>,
+}
+
+/// A waiting room as the operator sees it.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WaitingRoomView {
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub opens_at: String,
+    pub admission_seconds: u32,
+    /// The pace of the terms (`null`: as fast as the stock allows); the queue's `admit_per_second`
+    /// is the one in force.
+    pub admit_per_second: Option<u32>,
+    pub pow_bits: u8,
+    /// The queue now (`null` while Redis does not hold the sale).
+    #[serde(skip_deserializing)]
+    pub queue: Option<crate::app::waiting_room::QueueView>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -135,7 +160,7 @@ type Shared<L, C, S> = State<Arc<OperatorState<L, C, S>>>;
 type SalePath = Result<Path<String>, PathRejection>;
 
 /// The operator function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
+pub fn routes<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
     state: OperatorState<L, C, S>,
 ) -> Router {
     let token = state.token.clone().map(Arc::new);
@@ -144,6 +169,7 @@ pub fn routes<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
         .route(ROUTES[1].path, get(show::<L, C, S>))
         .route(ROUTES[2].path, post(reset::<L, C, S>))
         .route(ROUTES[3].path, post(rehydrate::<L, C, S>))
+        .route(ROUTES[4].path, post(queue::<L, C, S>))
         .with_state(Arc::new(state))
         .route_layer(from_fn_with_state(token, operators_only))
 }
@@ -166,7 +192,7 @@ fn sale_id(path: SalePath) -> Result<SaleId, ApiError> {
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 ))]
-async fn create<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
+async fn create<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
     State(state): Shared<L, C, S>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -206,7 +232,7 @@ async fn create<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 ))]
-async fn rehydrate<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
+async fn rehydrate<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
 ) -> Result<Response, ApiError> {
@@ -227,7 +253,7 @@ async fn rehydrate<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 ))]
-async fn show<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
+async fn show<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
 ) -> Result<Response, ApiError> {
@@ -249,7 +275,7 @@ async fn show<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 ))]
-async fn reset<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
+async fn reset<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
     State(state): Shared<L, C, S>,
     id: SalePath,
     req: Request,
@@ -278,6 +304,60 @@ async fn reset<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
     Ok(json(StatusCode::OK, &view))
 }
 
+/// `POST /admin/sales/{sale_id}/queue`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueControl {
+    paused: Option<bool>,
+    /// Absent: unchanged; `null`: as fast as the stock allows.
+    #[serde(default, deserialize_with = "some_integer")]
+    admit_per_second: Option<Option<i64>>,
+}
+
+/// A present field, `null` or an integer, as `Some`: absent stays `None` (`#[serde(default)]`).
+fn some_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    crate::domain::integer::optional(d).map(Some)
+}
+
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/admin/sales/{sale_id}/queue", tag = "operator",
+    summary = "Pause or resume a waiting room's inlet, or set its pace",
+    params(("sale_id" = SaleId, Path, description = "the sale")),
+    request_body(content = super::openapi::schemas::QueueControlRequest,
+        content_type = "application/json"),
+    responses(
+        (status = 200, description = "the queue now", body = crate::app::waiting_room::QueueView),
+        super::openapi::errors::OperatorBodyErrors,
+    ),
+    security(("operator_iam" = []), ("operator_token" = [])),
+))]
+async fn queue<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
+    State(state): Shared<L, C, S>,
+    id: SalePath,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let id = sale_id(id)?;
+    let bytes = json_body(&parts.headers, body, MAX_OPERATOR_BODY)
+        .await?
+        .ok_or_else(|| InvalidInput::new("invalid_body", "body must be a JSON object"))?;
+    let control = parse_json::<QueueControl>(&bytes, "invalid_body")?;
+    let pace = match control.admit_per_second {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(n)) => Some(Some(u32::try_from(n).map_err(|_| {
+            InvalidInput::new(
+                "invalid_admit_per_second",
+                "admit_per_second must be an integer from 1 to 100000, or null",
+            )
+        })?)),
+    };
+    let view = crate::app::waiting_room::control(&state.store, &id, control.paused, pace)
+        .await?
+        .ok_or(crate::app::waiting_room::QueueError::NoQueue)?;
+    Ok(json(StatusCode::OK, &view))
+}
+
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match e {
@@ -296,6 +376,12 @@ impl From<AdminError> for ApiError {
                      paid, cancelled or expired (force does not apply: their buyers may still pay)"
                 ),
             },
+            AdminError::WaitingRoom(sale) => ApiError::Conflict {
+                code: "sale_has_waiting_room",
+                message: format!(
+                    "sale {sale} has a waiting room: its draw is this round's, so it is not reset"
+                ),
+            },
             AdminError::Store(e) => e.into(),
             AdminError::Db(e) => e.into(),
         }
@@ -309,7 +395,7 @@ fn not_found(id: &SaleId) -> ApiError {
     }
 }
 
-async fn view<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
+async fn view<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
     state: &OperatorState<L, C, S>,
     id: &SaleId,
 ) -> Result<SaleView, ApiError> {
@@ -339,5 +425,15 @@ async fn view<L: SaleLedger, C: SaleCache + PendingOrders, S: StatusStore>(
         round: record.round,
         rehydrated: None,
         reset: None,
+        waiting_room: match &d.waiting_room {
+            None => None,
+            Some(w) => Some(WaitingRoomView {
+                opens_at: format_ms(w.opens_at_ms),
+                admission_seconds: w.admission_seconds,
+                admit_per_second: w.admit_per_second,
+                pow_bits: w.pow_bits,
+                queue: crate::app::waiting_room::operator_view(&state.store, id).await?,
+            }),
+        },
     })
 }

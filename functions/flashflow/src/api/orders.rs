@@ -112,6 +112,19 @@ pub struct PublicSale {
     pub currency_exponent: Option<u32>,
     /// The server's clock (ms since the epoch), so a page counts down by it, not by the device's.
     pub now_ms: i64,
+    /// The sale's waiting room: buyers join its queue (`POST /sales/{sale_id}/queue`) and buy
+    /// once admitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<PublicWaitingRoom>,
+}
+
+/// A waiting room as anyone may see it.
+#[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PublicWaitingRoom {
+    /// When joining opens (the draw is at the sale's `opens_at`).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub opens_at: String,
 }
 
 #[cfg_attr(feature = "openapi", utoipa::path(
@@ -153,6 +166,9 @@ async fn public_sale<T: StatusStore, S: PendingOrders + LiveSales>(
         hold_seconds: shown.hold_seconds,
         currency_exponent: shown.currency_exponent,
         now_ms: crate::clock::EpochMs::now().get(),
+        waiting_room: live.queue_opens_at_ms.map(|ms| PublicWaitingRoom {
+            opens_at: crate::domain::timefmt::format_ms(ms),
+        }),
     };
     let mut resp = json(StatusCode::OK, &view);
     resp.headers_mut().insert(

@@ -26,6 +26,7 @@ fn sale(id: &str, stock: u32, limit: u32) -> SaleDefinition {
         closes_at_ms: None,
         attempts_per_minute: None,
         checkout: None,
+        waiting_room: None,
     }
 }
 
@@ -47,6 +48,7 @@ fn buy_app(stock: u32, limit: u32, trust_user_header: bool) -> Buy {
             trust_user_header: crate::settings::Flag(trust_user_header),
             ..BuySettings::default()
         },
+        gate: Default::default(),
         metrics: crate::metrics::Metrics::new("buy"),
     }));
     Buy {
@@ -197,6 +199,7 @@ fn buy_app_losing_answers(lost: usize, deadline_ms: u64) -> Buy {
             deadline: crate::settings::Millis::ms(deadline_ms),
             ..BuySettings::default()
         },
+        gate: Default::default(),
         metrics: crate::metrics::Metrics::new("buy"),
     }));
     Buy { app, ..b }
@@ -556,6 +559,7 @@ async fn reserve(store: &MemoryStore, buyer: &str) -> OrderMessage {
     use crate::domain::{BuyerId, Quantity, Reservation, ReserveRequest};
     use crate::ports::ReservationStore;
     let req = ReserveRequest {
+        admission: None,
         order_id: uuid::Uuid::now_v7(),
         sale: SaleId::parse("drop").unwrap(),
         buyer: BuyerId::parse(buyer).unwrap(),
@@ -878,6 +882,10 @@ fn template_yaml_and_the_routers_declare_the_same_routes() {
         template_routes("CheckoutFunction"),
         rust_routes(super::checkout::ROUTES)
     );
+    assert_eq!(
+        template_routes("QueueFunction"),
+        rust_routes(super::queue::ROUTES)
+    );
 }
 
 #[tokio::test]
@@ -1022,6 +1030,7 @@ fn every_variable_a_function_reads_is_declared_in_the_template() {
         ),
         ("CheckoutFunction", startup::checkout::Settings::variables()),
         ("ExpireFunction", startup::checkout::Settings::variables()),
+        ("QueueFunction", startup::queue::Settings::variables()),
     ];
     for (function, read) in functions {
         let own = doc["Resources"][function]["Properties"]["Environment"]["Variables"]
@@ -1035,6 +1044,7 @@ fn every_variable_a_function_reads_is_declared_in_the_template() {
             // The keys themselves are for local runs; in AWS their secrets' ARNs are declared.
             if [
                 "ORDER_SIGNING_KEY",
+                "ADMISSION_KEY",
                 "STRIPE_SECRET_KEY",
                 "STRIPE_WEBHOOK_SECRET",
             ]
@@ -1279,7 +1289,7 @@ fn the_templates_redis_users_have_the_rules_the_tests_prove() {
         checked += 1;
     }
     assert_eq!(
-        checked, 6,
-        "buy, orders, settle, reconcile, operator, checkout"
+        checked, 7,
+        "buy, orders, settle, reconcile, operator, checkout, queue"
     );
 }

@@ -23,6 +23,10 @@ pub enum AdminError {
     /// while their buyers can still pay, and such a payment could not be recorded.
     #[error("sale {sale} has {held} orders held for payment")]
     Held { sale: SaleId, held: u64 },
+    /// Reset refused: the sale's waiting room published its draw's commitment for this round;
+    /// a second round would reuse a seed that may be revealed.
+    #[error("sale {0} has a waiting room")]
+    WaitingRoom(SaleId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -78,7 +82,7 @@ pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
         .filter(|o| !ledger.settled.contains(&o.order_id))
         .collect();
     let r = &ledger.record;
-    let p = plan(
+    let mut p = plan(
         r.definition.stock,
         r.taken_for_redis(),
         r.round,
@@ -86,6 +90,9 @@ pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
         &ledger.keys,
         &pending,
     );
+    if r.definition.waiting_room.is_some() {
+        p.draw_seed = Some(fresh_seed()?);
+    }
     let loaded_anew = store.rehydrate(&r.definition, &p).await?;
     let done = Rehydrated {
         loaded_anew,
@@ -97,6 +104,14 @@ pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
     info!(sale = %id, loaded_anew, remaining = done.remaining, buyers = done.buyers,
         keys = done.idempotency_keys, pending = done.pending, "sale rehydrated");
     Ok(done)
+}
+
+/// 32 bytes from the operating system's generator: a draw's seed nobody can guess.
+fn fresh_seed() -> Result<crate::domain::waiting_room::draw::Seed, AdminError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| AdminError::Store(StoreError::Failed(e.to_string().into())))?;
+    Ok(crate::domain::waiting_room::draw::Seed::new(bytes))
 }
 
 /// What a reset did.
@@ -138,6 +153,9 @@ pub async fn reset<L: SaleLedger, C: SaleResets, S: StatusStore>(
         .sale(id)
         .await?
         .ok_or_else(|| AdminError::NotFound(id.clone()))?;
+    if record.definition.waiting_room.is_some() {
+        return Err(AdminError::WaitingRoom(id.clone()));
+    }
     if record.checkout.held_orders > 0 {
         return Err(AdminError::Held {
             sale: id.clone(),

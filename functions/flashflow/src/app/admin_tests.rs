@@ -27,6 +27,7 @@ async fn world(stock: u32) -> World {
 
 async fn buy(w: &World, buyer: &str) -> Reservation {
     let req = ReserveRequest {
+        admission: None,
         order_id: uuid::Uuid::now_v7(),
         sale: w.def.id.clone(),
         buyer: BuyerId::parse(buyer).unwrap(),
@@ -98,6 +99,7 @@ async fn a_reset_stopped_after_the_freeze_takes_no_buys_and_running_it_again_fin
     let started = w.store.begin_reset(&w.def.id, 2, true).await.unwrap();
     assert!(matches!(started, ResetStart::Frozen { round: 2, ref dropped } if dropped.len() == 1));
     let req = ReserveRequest {
+        admission: None,
         order_id: uuid::Uuid::now_v7(),
         sale: w.def.id.clone(),
         buyer: BuyerId::parse("b").unwrap(),

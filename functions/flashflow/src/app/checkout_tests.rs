@@ -48,6 +48,7 @@ impl Shop {
     /// A unit reserved by `who` and recorded as held until `HOLD_MS` from now.
     async fn held(&self, who: &str) -> Uuid {
         let req = ReserveRequest {
+            admission: None,
             order_id: Uuid::now_v7(),
             sale: self.sale.clone(),
             buyer: buyer(who),
@@ -294,6 +295,7 @@ async fn someone_elses_order_looks_like_no_order() {
 async fn an_order_reserved_but_not_recorded_yet_is_pending() {
     let s = shop();
     let req = ReserveRequest {
+        admission: None,
         order_id: Uuid::now_v7(),
         sale: s.sale.clone(),
         buyer: buyer("ann"),

@@ -8,9 +8,11 @@
 //! - [`checkout`]: pay for a held order, cancel it, expire it; each change once.
 //! - [`admin`]: operator work: loading and rebuilding a sale in Redis, resetting it.
 //! - [`reconcile`]: the outbox sweeper that re-sends reservations whose message never made it.
+//! - [`waiting_room`]: the queue in front of an opening: join, status, the draw, buy's gate.
 
 pub mod admin;
 pub mod checkout;
 pub mod reconcile;
 #[cfg(feature = "sqs-events")]
 pub mod settle;
+pub mod waiting_room;

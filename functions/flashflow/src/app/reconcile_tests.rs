@@ -16,6 +16,7 @@ fn timing() -> SweepTiming {
 
 async fn reserve(store: &MemoryStore, sale: &SaleId, buyer: &str) -> uuid::Uuid {
     let req = ReserveRequest {
+        admission: None,
         order_id: uuid::Uuid::now_v7(),
         sale: sale.clone(),
         buyer: BuyerId::parse(buyer).unwrap(),

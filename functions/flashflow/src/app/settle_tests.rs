@@ -26,6 +26,7 @@ fn fixture(stock: u32) -> Fixture {
         closes_at_ms: None,
         attempts_per_minute: None,
         checkout: None,
+        waiting_room: None,
     };
     let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
     let (queue, store) = (
@@ -246,6 +247,7 @@ async fn orders_whose_outbox_entry_could_not_be_removed_come_back_and_are_cleane
     f.store
         .load_sale_now(&crate::testing::contract::sale(&f.sale, 10), 10);
     let req = ReserveRequest {
+        admission: None,
         order_id: Uuid::now_v7(),
         sale: f.sale.clone(),
         buyer: BuyerId::parse("b").unwrap(),

@@ -12,6 +12,7 @@
 //! - [`status`]: an order's status as buyers see it.
 //! - [`checkout`]: what payment, cancel and expiry do to a held order.
 //! - [`timefmt`]: RFC 3339 to and from epoch milliseconds.
+//! - [`waiting_room`]: the queue in front of an opening: its terms, the draw, tokens, the inlet.
 
 pub mod checkout;
 pub mod ids;
@@ -24,6 +25,7 @@ pub mod sale;
 pub mod settlement;
 pub mod status;
 pub mod timefmt;
+pub mod waiting_room;
 
 pub use ids::*;
 pub use message::{OrderMessage, ORDER_MESSAGE_VERSION};

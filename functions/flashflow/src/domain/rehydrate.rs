@@ -45,6 +45,9 @@ pub struct Plan {
     /// Idempotency entries: `(field, value, authoritative)`. Settled ones (from the ledger)
     /// overwrite what Redis has; pending ones (from the outbox) only fill a gap.
     pub keys: Vec<(String, String, bool)>,
+    /// A seed for the waiting room's draw, should the sale have one and Redis none yet (the
+    /// first load's seed stands: its commitment may have been published).
+    pub draw_seed: Option<super::waiting_room::draw::Seed>,
 }
 
 /// The plan for a sale of `stock` of which `confirmed` is confirmed in this `round`.
@@ -88,6 +91,7 @@ pub fn plan(
         round,
         buyers: buyers.into_iter().map(|(b, n)| (b.to_owned(), n)).collect(),
         keys: entries,
+        draw_seed: None,
     }
 }
 

@@ -15,6 +15,9 @@ pub struct ReserveRequest {
     pub buyer: BuyerId,
     pub quantity: Quantity,
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The buyer's admission through the sale's waiting room, checked by buy (a sale with a
+    /// waiting room takes none without one).
+    pub admission: Option<super::waiting_room::tokens::Admission>,
 }
 
 /// What the store answered for one buy.
@@ -64,6 +67,8 @@ pub enum Refusal {
     TooManyAttempts {
         retry_after_s: u32,
     },
+    /// The sale has a waiting room and the buy brought no admission that is valid now.
+    NotAdmitted,
 }
 
 /// A buyer's attempts in one minute: the minute (since the epoch) and how many.
@@ -103,6 +108,18 @@ pub struct LiveRules {
 pub fn not_open_yet(opens_at_ms: Option<i64>, now_ms: i64) -> Option<Refusal> {
     let opens_at_ms = opens_at_ms.filter(|&o| now_ms < o)?;
     Some(Refusal::NotOpen { opens_at_ms })
+}
+
+/// The refusal of a buy of a sale with a waiting room (`has_room`) that brings no admission valid
+/// at `now_ms` (by the store's clock: buy checked the token by its own). Asked after the
+/// idempotency key, so a retry still gets its order once the admission expired.
+pub fn not_admitted(
+    has_room: bool,
+    admission: Option<&super::waiting_room::tokens::Admission>,
+    now_ms: i64,
+) -> Option<Refusal> {
+    let valid = admission.is_some_and(|a| now_ms < a.expires_ms);
+    (has_room && !valid).then_some(Refusal::NotAdmitted)
 }
 
 /// The reservation rule, for a sale that exists and a request whose idempotency key is new:

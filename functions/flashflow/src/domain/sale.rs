@@ -30,6 +30,9 @@ pub struct SaleDefinition {
     /// instant sale (a reservation settles CONFIRMED without payment).
     #[serde(default)]
     pub checkout: Option<Checkout>,
+    /// A queue in front of the opening: buys need an admission. `None`: buyers race, as before.
+    #[serde(default)]
+    pub waiting_room: Option<super::waiting_room::WaitingRoom>,
 }
 
 /// Shortest and longest hold a checkout sale may give, in seconds.
@@ -169,13 +172,15 @@ pub struct NewSale {
     #[serde(default, deserialize_with = "super::integer::optional")]
     pub attempts_per_minute: Option<i64>,
     pub checkout: Option<NewCheckout>,
+    pub waiting_room: Option<super::waiting_room::NewWaitingRoom>,
 }
 
 impl NewSale {
     /// # Errors
     /// One code per field: `invalid_sale_id`, `invalid_name`, `invalid_stock`,
     /// `invalid_per_user_limit`, `invalid_opens_at`, `invalid_closes_at`, `invalid_window`,
-    /// `invalid_attempts_per_minute`, and the checkout terms' (see [`NewCheckout::validate`]).
+    /// `invalid_attempts_per_minute`, and the checkout terms' (see [`NewCheckout::validate`]) and
+    /// the waiting room's (see [`super::waiting_room::NewWaitingRoom::validate`]).
     pub fn validate(self) -> Result<SaleDefinition, InvalidInput> {
         let id = SaleId::parse(&self.id)?;
         let name = self.name.trim().to_owned();
@@ -237,6 +242,10 @@ impl NewSale {
                 ));
             }
         }
+        let waiting_room = self
+            .waiting_room
+            .map(|w| w.validate(opens_at_ms))
+            .transpose()?;
         Ok(SaleDefinition {
             id,
             name,
@@ -246,6 +255,7 @@ impl NewSale {
             closes_at_ms,
             attempts_per_minute,
             checkout,
+            waiting_room,
         })
     }
 }

@@ -13,6 +13,7 @@
 //! - [`ledger`]: [`Ledger`], settlement.
 //! - [`holds`]: [`Holds`], checkout's held orders: pay, cancel, expire, each change once.
 //! - [`payments`]: [`Payments`], the payment provider (Stripe): intents, refunds, webhooks.
+//! - [`waiting_room`]: [`WaitingRooms`], a sale's queue: places, the inlet's steps, controls.
 //! - this file: the errors, each keeping its cause as its `source`.
 
 pub mod holds;
@@ -23,6 +24,7 @@ pub mod queue;
 pub mod reservations;
 pub mod sales;
 pub mod status;
+pub mod waiting_room;
 
 pub use holds::{
     Attached, ExpiryWork, FollowUps, HoldChanges, HoldReader, HoldRecord, Holds, ReturnStock,
@@ -43,6 +45,7 @@ pub use sales::{
     HOLDS_END_WITHIN,
 };
 pub use status::StatusStore;
+pub use waiting_room::{JoinOutcome, QueueControls, QueueJoins, QueueSteps, WaitingRooms};
 
 /// Every port trait, to bring their methods into scope at once (`use crate::ports::prelude::*`):
 /// for tests and tools that call adapters directly; the application asks for the traits it
@@ -51,9 +54,9 @@ pub mod prelude {
     pub use super::{
         AnswerTally, CancelIntent, CreateIntent, ExpiryWork, FollowUps, HoldChanges, HoldReader,
         Holds, Ledger, LiveSales, OrderPublisher, Outbox, OutboxSweep, Payments, PendingOrders,
-        QueueDepths, ReadIntent, RefundPayment, ReservationStore, ReturnStock, SaleCache,
-        SaleLedger, SaleLoader, SaleResets, SaleRetirement, SentMarks, SettledOrders, StatusStore,
-        VerifyWebhook,
+        QueueControls, QueueDepths, QueueJoins, QueueSteps, ReadIntent, RefundPayment,
+        ReservationStore, ReturnStock, SaleCache, SaleLedger, SaleLoader, SaleResets,
+        SaleRetirement, SentMarks, SettledOrders, StatusStore, VerifyWebhook,
     };
 }
 

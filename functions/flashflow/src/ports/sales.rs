@@ -24,6 +24,8 @@ pub struct LiveSale {
     pub shown: Option<crate::domain::sale::ShownSale>,
     /// Buys answered sold out so far, as the buy processes counted them (see [`AnswerTally`]).
     pub sold_out_answers: i64,
+    /// When the sale's waiting room opens, if it has one.
+    pub queue_opens_at_ms: Option<i64>,
 }
 
 /// Counts of answers the buy processes gave, per sale, for the live view: added in batches, off
@@ -68,7 +70,8 @@ pub trait SaleLoader: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Load a new sale (first round, nothing sold) with `available` stock: [`SaleLoader::rehydrate`]
-    /// with an empty ledger.
+    /// with an empty ledger. For tests and tools: a waiting room gets a seed made of the sale's
+    /// id, which anyone can guess.
     ///
     /// # Errors
     /// As [`SaleLoader::rehydrate`].
@@ -82,6 +85,12 @@ pub trait SaleLoader: Send + Sync + 'static {
             round: 1,
             buyers: Vec::new(),
             keys: Vec::new(),
+            draw_seed: def.waiting_room.as_ref().map(|_| {
+                use sha2::Digest;
+                crate::domain::waiting_room::draw::Seed::new(
+                    sha2::Sha256::digest(def.id.as_str().as_bytes()).into(),
+                )
+            }),
         };
         async move { self.rehydrate(def, &plan).await }
     }

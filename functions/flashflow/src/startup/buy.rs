@@ -5,8 +5,9 @@ use crate::adapters::redis::{FastPathSettings, RedisSettings, RedisStore};
 use crate::adapters::relay::{Relay, RelaySettings};
 use crate::adapters::sqs::{QueueSettings, SqsPublisher};
 use crate::api::buy::{self, BuySettings, BuyState};
+use crate::app::waiting_room::gate::AdmissionGate;
 use crate::metrics::Metrics;
-use crate::signing::SigningSettings;
+use crate::signing::{AdmissionSettings, SigningSettings};
 use aws_config::SdkConfig;
 use axum::Router;
 
@@ -17,6 +18,7 @@ crate::composite! {
         fast_path: FastPathSettings,
         queue: QueueSettings,
         signing: SigningSettings,
+        admission: AdmissionSettings,
         handler: BuySettings,
     }
 }
@@ -31,11 +33,12 @@ pub async fn routes(
     settings: &Settings,
     metrics: Metrics,
 ) -> Result<Router, StartupError> {
-    let (store, publisher) = clients(sdk, settings).await?;
+    let (store, publisher, gate) = clients(sdk, settings).await?;
     Ok(buy::routes(BuyState {
         store,
         publisher,
         settings: settings.handler.clone(),
+        gate,
         metrics,
     }))
 }
@@ -52,12 +55,13 @@ pub async fn relayed_routes(
     relay: RelaySettings,
     metrics: Metrics,
 ) -> Result<Router, StartupError> {
-    let (store, publisher) = clients(sdk, settings).await?;
+    let (store, publisher, gate) = clients(sdk, settings).await?;
     let (relay, _worker) = Relay::start(publisher, store.clone(), relay);
     Ok(buy::routes(BuyState {
         store,
         publisher: relay,
         settings: settings.handler.clone(),
+        gate,
         metrics,
     }))
 }
@@ -65,7 +69,7 @@ pub async fn relayed_routes(
 async fn clients(
     sdk: &SdkConfig,
     settings: &Settings,
-) -> Result<(RedisStore, SqsPublisher), StartupError> {
+) -> Result<(RedisStore, SqsPublisher, AdmissionGate), StartupError> {
     let redis = settings.redis.clone().with_secret(sdk).await?;
     let signer = settings.signing.signer(sdk).await?;
     let store = RedisStore::connect(&redis)
@@ -73,6 +77,7 @@ async fn clients(
         .map_err(StartupError::Redis)?
         .with_signer(signer);
     super::ready(&store).await?;
+    let gate = AdmissionGate::new(settings.admission.keys(sdk).await?);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    Ok((store, SqsPublisher::new(sqs, &settings.queue.url)))
+    Ok((store, SqsPublisher::new(sqs, &settings.queue.url), gate))
 }

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - this file: the clients every function shares (Redis, Postgres) and [`StartupError`].
-//! - [`buy`], [`orders`], [`operator`], [`settle`], [`reconcile`]: one function each;
+//! - [`buy`], [`orders`], [`operator`], [`settle`], [`reconcile`], [`queue`]: one function each;
 //!   [`checkout`]: the checkout routes and the expiry job, on the same clients.
 
 #[cfg(all(feature = "sqs", feature = "http"))]
@@ -27,6 +27,8 @@ pub mod checkout;
 pub mod operator;
 #[cfg(all(feature = "dynamodb", feature = "http"))]
 pub mod orders;
+#[cfg(feature = "http")]
+pub mod queue;
 #[cfg(feature = "sqs")]
 pub mod reconcile;
 #[cfg(all(

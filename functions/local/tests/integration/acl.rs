@@ -52,6 +52,7 @@ async fn store_as(function: &str) -> (RedisStore, RedisSettings) {
 
 fn buy_of(def: &flashflow::domain::SaleDefinition, buyer: &str) -> ReserveRequest {
     ReserveRequest {
+        admission: None,
         order_id: Uuid::now_v7(),
         sale: def.id.clone(),
         buyer: BuyerId::parse(buyer).unwrap(),

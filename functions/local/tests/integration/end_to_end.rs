@@ -147,6 +147,7 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
     let Reservation::Reserved { order_id, .. } = app
         .store
         .reserve(&ReserveRequest {
+            admission: None,
             order_id: Uuid::now_v7(),
             sale: def.id.clone(),
             buyer: BuyerId::parse("lost").unwrap(),
@@ -312,6 +313,7 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     let sold_out = loaded_sale(&store, 1, 1).await;
     let live = loaded_sale(&store, 5, 1).await;
     let reserve = |sale: &flashflow::domain::SaleId| ReserveRequest {
+        admission: None,
         order_id: Uuid::now_v7(),
         sale: sale.clone(),
         buyer: flashflow::domain::BuyerId::parse("r").unwrap(),

@@ -137,6 +137,7 @@ async fn an_in_doubt_retry_of_the_order_that_took_the_last_unit_answers_its_rese
     // The first ask takes the last unit, and its answer is lost on the way back (buy then asks
     // again with the same order id: `reserve_until_known`).
     let first = ReserveRequest {
+        admission: None,
         order_id: uuid::Uuid::now_v7(),
         sale: def.id.clone(),
         buyer: BuyerId::parse("ada").unwrap(),

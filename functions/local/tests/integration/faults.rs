@@ -346,6 +346,7 @@ async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper()
         let reserved = app
             .store
             .reserve(&ReserveRequest {
+                admission: None,
                 order_id: Uuid::now_v7(),
                 sale: def.id.clone(),
                 buyer: BuyerId::parse(&format!("d{i}")).unwrap(),

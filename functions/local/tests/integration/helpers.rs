@@ -475,6 +475,7 @@ pub fn sale(id: &SaleId, stock: u32, limit: u32) -> SaleDefinition {
         closes_at_ms: None,
         attempts_per_minute: None,
         checkout: None,
+        waiting_room: None,
     }
 }
 
@@ -678,6 +679,7 @@ pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> 
             trust_user_header: flashflow::settings::Flag(true),
             ..buy::BuySettings::default()
         },
+        gate: Default::default(),
         metrics: flashflow::metrics::Metrics::new("buy"),
     }))
 }

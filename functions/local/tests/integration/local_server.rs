@@ -50,6 +50,7 @@ async fn the_merged_local_app_answers_404_for_an_unknown_path_and_405_with_allow
             store: store.clone(),
             publisher: flashflow::adapters::sqs::SqsPublisher::new(sqs, "http://127.0.0.1:9/q"),
             settings: Default::default(),
+            gate: Default::default(),
             metrics: flashflow::metrics::Metrics::new("buy"),
         }),
         flashflow::api::orders::routes(flashflow::api::orders::OrdersState {

@@ -42,6 +42,7 @@ fn relayed_app(
             trust_user_header: flashflow::settings::Flag(true),
             ..Default::default()
         },
+        gate: Default::default(),
         metrics: flashflow::metrics::Metrics::new("buy"),
     }));
     (app, stats, worker)

@@ -21,6 +21,7 @@ fn request(
     key: Option<&str>,
 ) -> ReserveRequest {
     ReserveRequest {
+        admission: None,
         order_id: Uuid::now_v7(),
         sale: sale.clone(),
         buyer: BuyerId::parse(buyer).unwrap(),

@@ -196,6 +196,7 @@ async fn settling_removes_the_reservation_from_the_outbox_and_writes_the_status(
         order_id, message, ..
     } = store
         .reserve(&ReserveRequest {
+            admission: None,
             order_id: Uuid::now_v7(),
             sale: f.sale.id.clone(),
             buyer: BuyerId::parse("o").unwrap(),

@@ -228,6 +228,7 @@ async fn a_redis_killed_right_after_its_answers_keeps_every_promised_order() {
     );
     let again = store
         .reserve(&flashflow::domain::ReserveRequest {
+            admission: None,
             order_id: uuid::Uuid::now_v7(),
             sale: def.id.clone(),
             buyer: flashflow::domain::BuyerId::parse("k0").unwrap(),

@@ -5,7 +5,7 @@ use super::{lock, switched_off};
 use crate::clock::EpochMs;
 use crate::domain::rehydrate::{idem_field, idem_value, KeyHolder, Plan};
 use crate::domain::reservation::{
-    attempt, check, not_open_yet, replay, Attempts, KeyEntry, LiveRules,
+    attempt, check, not_admitted, not_open_yet, replay, Attempts, KeyEntry, LiveRules,
 };
 use crate::domain::{
     OrderMessage, Refusal, Reservation, ReserveRequest, SaleDefinition, SaleId,
@@ -52,6 +52,9 @@ struct MemSale {
     returned: std::collections::HashSet<Uuid>,
     /// A checkout sale's last reservation's `pay_by` (`reserve.lua`'s `holds_until`).
     holds_until: Option<i64>,
+    /// When its waiting room opens, if it has one: buys need an admission. (The queue itself is
+    /// Redis' alone: the memory store has none.)
+    queue_opens_ms: Option<i64>,
 }
 
 impl MemSale {
@@ -63,6 +66,7 @@ impl MemSale {
         self.attempts_limit = def.attempts_per_minute;
         self.hold_ms = def.checkout.as_ref().map(|c| c.hold_ms());
         self.shown = Some(crate::domain::sale::ShownSale::of(def));
+        self.queue_opens_ms = def.waiting_room.as_ref().map(|w| w.opens_at_ms);
         self.round = round;
     }
 }
@@ -216,6 +220,11 @@ impl MemoryStore {
             return Ok(replay(held, req.quantity));
         }
         let now = EpochMs::now().get();
+        if let Some(refusal) =
+            not_admitted(sale.queue_opens_ms.is_some(), req.admission.as_ref(), now)
+        {
+            return Ok(Reservation::Refused(refusal));
+        }
         if let Some(refusal) = not_open_yet(sale.opens_ms, now) {
             return Ok(Reservation::Refused(refusal));
         }
@@ -480,6 +489,7 @@ impl LiveSales for MemoryStore {
             closes_at_ms: s.closes_ms,
             shown: s.shown.clone(),
             sold_out_answers: s.sold_out_answers,
+            queue_opens_at_ms: s.queue_opens_ms,
         }))
     }
 
@@ -561,5 +571,43 @@ impl crate::ports::ReturnStock for MemoryStore {
         }
         keys.registry.insert(o.sale_id.clone());
         Ok(Returned::Now)
+    }
+}
+
+/// The memory store keeps no queues: a waiting room's flow is Redis' (its tests run there). Its
+/// sales with a waiting room still refuse buys without an admission (`reserve.lua`'s rule), and
+/// these answer as for a sale without one.
+impl crate::ports::QueueSteps for MemoryStore {
+    async fn step(
+        &self,
+        _sale: &SaleId,
+    ) -> Result<Option<crate::domain::waiting_room::queue::QueueState>, StoreError> {
+        self.up()?;
+        Ok(None)
+    }
+}
+
+impl crate::ports::QueueJoins for MemoryStore {
+    async fn join(
+        &self,
+        _sale: &SaleId,
+        _buyer: &crate::domain::BuyerId,
+        _requeue: Option<u64>,
+        _challenge: Option<&str>,
+    ) -> Result<crate::ports::JoinOutcome, StoreError> {
+        self.up()?;
+        Ok(crate::ports::JoinOutcome::NoQueue)
+    }
+}
+
+impl crate::ports::QueueControls for MemoryStore {
+    async fn control(
+        &self,
+        _sale: &SaleId,
+        _paused: Option<bool>,
+        _pace: Option<Option<u32>>,
+    ) -> Result<bool, StoreError> {
+        self.up()?;
+        Ok(false)
     }
 }

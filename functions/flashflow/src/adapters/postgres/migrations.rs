@@ -41,6 +41,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0007_hold_retries",
         include_str!("../../../migrations/0007_hold_retries.sql"),
     ),
+    (
+        "0008_waiting_room",
+        include_str!("../../../migrations/0008_waiting_room.sql"),
+    ),
 ];
 
 /// The checksum recorded for a migration's text.

@@ -1,6 +1,7 @@
 //! Rows to domain types, by column name, and the SQL both sales and settlement use.
 
 use crate::domain::sale::Checkout;
+use crate::domain::waiting_room::WaitingRoom;
 use crate::domain::{
     BuyerId, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId, Settlement,
 };
@@ -56,7 +57,7 @@ pub(super) fn order_status(r: &Row) -> Result<OrderStatus, DbError> {
 /// The columns [`sale_definition`] reads.
 pub(super) const SALE_COLUMNS: &str =
     "name, stock, per_user_limit, opens_at, closes_at, attempts_per_minute, hold_seconds, price,
-     currency";
+     currency, queue_opens_at, admission_seconds, admit_per_second, pow_bits";
 
 /// A sale's definition from a row with [`SALE_COLUMNS`].
 ///
@@ -88,6 +89,17 @@ pub(super) fn sale_definition(id: &SaleId, r: &Row) -> Result<SaleDefinition, Db
                 currency,
             }),
             _ => None,
+        },
+        waiting_room: match r.try_get::<_, Option<SystemTime>>("queue_opens_at")? {
+            Some(opens) => Some(WaitingRoom {
+                opens_at_ms: time_to_ms(opens),
+                admission_seconds: r.try_get::<_, i32>("admission_seconds")? as u32,
+                admit_per_second: r
+                    .try_get::<_, Option<i32>>("admit_per_second")?
+                    .map(|n| n as u32),
+                pow_bits: r.try_get::<_, i16>("pow_bits")? as u8,
+            }),
+            None => None,
         },
     })
 }

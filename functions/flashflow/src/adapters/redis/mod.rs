@@ -11,12 +11,14 @@
 //! - [`sales`]: load, rehydrate, reset, retire and the registry of sales ([`SaleCache`](crate::ports::SaleCache)).
 //! - [`fast_path`]: the sold-out fast path's snapshot and invalidations (`CLIENT TRACKING`).
 //! - [`returns`]: checkout's ended holds' units back, `return_stock.lua` ([`ReturnStock`](crate::ports::ReturnStock)).
+//! - [`waiting_room`]: a sale's queue, the `queue_*.lua` scripts ([`WaitingRooms`](crate::ports::WaitingRooms)).
 
 mod fast_path;
 mod outbox;
 mod reservations;
 mod returns;
 mod sales;
+mod waiting_room;
 
 pub use fast_path::{FastPathSettings, MAX_SNAPSHOT_KEYS, WAKE_PREFIX};
 pub use sales::SALES_KEY;
@@ -40,6 +42,10 @@ const FINISH_RESET_LUA: &str = include_str!("lua/finish_reset.lua");
 const RETIRE_LUA: &str = include_str!("lua/retire.lua");
 const SETTLED_LUA: &str = include_str!("lua/settled.lua");
 const RETURN_STOCK_LUA: &str = include_str!("lua/return_stock.lua");
+const QUEUE_LOAD_LUA: &str = include_str!("lua/queue_load.lua");
+const QUEUE_JOIN_LUA: &str = include_str!("lua/queue_join.lua");
+const QUEUE_STEP_LUA: &str = include_str!("lua/queue_step.lua");
+const QUEUE_CONTROL_LUA: &str = include_str!("lua/queue_control.lua");
 
 /// The Redis keys of one sale.
 #[derive(Debug, Clone)]
@@ -86,6 +92,40 @@ impl SaleKeys {
     pub fn returned(&self) -> String {
         let tag = self.sale.strip_suffix(":sale").unwrap_or(&self.sale);
         format!("{tag}:returned")
+    }
+
+    /// The sale's waiting room: its terms, counters and inlet (`queue_step.lua`).
+    pub fn room(&self) -> String {
+        format!("{}:wr", self.tag())
+    }
+
+    /// The waiting room's places: buyer -> join index.
+    pub fn room_places(&self) -> String {
+        format!("{}:wr:places", self.tag())
+    }
+
+    /// The proof-of-work challenges used to join.
+    pub fn room_challenges(&self) -> String {
+        format!("{}:wr:challenges", self.tag())
+    }
+
+    /// The inlet's batches whose admissions may still be used.
+    pub fn room_batches(&self) -> String {
+        format!("{}:wr:batches", self.tag())
+    }
+
+    /// Admissions used, per batch.
+    pub fn room_batch_uses(&self) -> String {
+        format!("{}:wr:batch_uses", self.tag())
+    }
+
+    /// The join indexes whose admission was used.
+    pub fn room_used(&self) -> String {
+        format!("{}:wr:used", self.tag())
+    }
+
+    fn tag(&self) -> &str {
+        self.sale.strip_suffix(":sale").unwrap_or(&self.sale)
     }
 
     /// Written by every script that can make a sold-out or closed sale buyable again; its
@@ -161,6 +201,10 @@ pub struct RedisStore {
     retire: Script,
     settled: Script,
     return_stock: Script,
+    queue_load: Script,
+    queue_join: Script,
+    queue_step: Script,
+    queue_control: Script,
     /// The sold-out fast path, when this process buys ([`RedisStore::with_fast_path`]).
     fast_path: Option<Arc<fast_path::FastPath>>,
     /// Signs each order this process reserves ([`RedisStore::with_signer`]): buy's only.
@@ -305,6 +349,10 @@ impl RedisStore {
             retire: Script::from_lua(RETIRE_LUA),
             settled: Script::from_lua(SETTLED_LUA),
             return_stock: Script::from_lua(RETURN_STOCK_LUA),
+            queue_load: Script::from_lua(QUEUE_LOAD_LUA),
+            queue_join: Script::from_lua(QUEUE_JOIN_LUA),
+            queue_step: Script::from_lua(QUEUE_STEP_LUA),
+            queue_control: Script::from_lua(QUEUE_CONTROL_LUA),
             fast_path: None,
             signer: None,
         })

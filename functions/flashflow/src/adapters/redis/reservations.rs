@@ -19,6 +19,10 @@ impl ReservationStore for RedisStore {
         let order_id = req.order_id.to_string();
         let mut script_keys = keys.all();
         script_keys.push(keys.order(req.order_id));
+        script_keys.extend([keys.room(), keys.room_used(), keys.room_batch_uses()]);
+        let admission = req.admission.map_or(String::new(), |a| {
+            format!("{} {} {}", a.index, a.batch, a.expires_ms)
+        });
         let before = self.before_sending();
         let reply: Vec<String> = self
             .reserve
@@ -37,6 +41,7 @@ impl ReservationStore for RedisStore {
                         .signer
                         .as_ref()
                         .map_or(String::new(), |s| s.sign_order(req)),
+                    &admission,
                 ],
             )
             .await
@@ -110,6 +115,7 @@ fn parse_reply(
             order_id: id(&detail)?,
         }),
         "NO_SALE" => Reservation::Refused(Refusal::UnknownSale),
+        "NOT_ADMITTED" => Reservation::Refused(Refusal::NotAdmitted),
         "RESETTING" => {
             return Err(StoreError::Unavailable(
                 format!("the sale is being reset to round {detail}").into(),

@@ -63,6 +63,7 @@ impl SaleLoader for RedisStore {
                 .concat(),
             )
             .await?;
+        self.load_room(def, plan.draw_seed.as_ref()).await?;
         self.register_sale(&def.id).await?;
         Ok(fresh == 1)
     }
@@ -151,6 +152,7 @@ impl LiveSales for RedisStore {
             )
             .await?;
         let pending: i64 = self.client.hlen(&keys.outbox).await?;
+        let queue_opens: Option<i64> = self.client.hget(keys.room(), "opens_ms").await?;
         let sold_out: Option<i64> = self.client.hget(keys.stats(), "sold_out").await?;
         Ok(match (stock, remaining) {
             (Some(stock), Some(remaining)) => Some(LiveSale {
@@ -162,6 +164,7 @@ impl LiveSales for RedisStore {
                 closes_at_ms: closes,
                 shown: info.and_then(|i| serde_json::from_str(&i).ok()),
                 sold_out_answers: sold_out.unwrap_or(0),
+                queue_opens_at_ms: queue_opens,
             }),
             _ => None,
         })

@@ -19,7 +19,7 @@
 pub mod errors;
 pub mod schemas;
 
-use super::{buy, checkout, live, operator, orders, pages};
+use super::{buy, checkout, live, operator, orders, pages, queue};
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Schema};
@@ -48,6 +48,11 @@ use utoipa::{Modify, OpenApi};
         operator::show,
         operator::reset,
         operator::rehydrate,
+        operator::queue,
+        queue::join,
+        queue::status,
+        queue::draw,
+        queue::challenge,
         live::snapshot,
         pages::shop,
         pages::file,
@@ -59,6 +64,7 @@ use utoipa::{Modify, OpenApi};
         (name = "buy", description = "Reserving units of a sale"),
         (name = "orders", description = "A buyer's orders"),
         (name = "checkout", description = "Paying for, cancelling and confirming held orders"),
+        (name = "waiting room", description = "A sale's queue: join, poll, the draw, admission"),
         (name = "public", description = "What anyone may read"),
         (name = "operator", description = "Running sales (IAM in AWS; a bearer token locally)"),
         (name = "pages", description = "The storefront and the live view"),

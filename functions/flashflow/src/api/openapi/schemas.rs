@@ -5,6 +5,8 @@
 use crate::domain::ids::{MAX_BUYER_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_ID_LEN, MAX_QUANTITY};
 use crate::domain::money::{Currency, MAX_AMOUNT};
 use crate::domain::sale::{MAX_ATTEMPTS_PER_MINUTE, MAX_NAME_LEN, MAX_STOCK};
+use crate::domain::waiting_room::tokens::MAX_NONCE_LEN;
+use crate::domain::waiting_room::{ADMISSION_SECONDS, ADMIT_PER_SECOND, MAX_POW_BITS};
 use crate::domain::{BuyerId, SaleId};
 use serde_json::{json, Value};
 use std::borrow::Cow;
@@ -106,6 +108,33 @@ impl PartialSchema for NewSale {
                     "type": ["integer", "null"], "minimum": 1, "maximum": MAX_ATTEMPTS_PER_MINUTE,
                     "description": "buy attempts one buyer may make per minute (429 past it)",
                 },
+                "waiting_room": {
+                    "oneOf": [{"type": "null"}, {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["opens_at", "admission_seconds"],
+                        "description": "a queue in front of the opening: buys need an admission \
+                            token; the sale must have an opens_at, after the queue's",
+                        "properties": {
+                            "opens_at": {"type": "string", "format": "date-time",
+                                "description": "joining opens; before the sale's opens_at"},
+                            "admission_seconds": {
+                                "type": "integer",
+                                "minimum": ADMISSION_SECONDS.start(), "maximum": ADMISSION_SECONDS.end(),
+                                "description": "how long an admission may be used",
+                            },
+                            "admit_per_second": {
+                                "type": ["integer", "null"],
+                                "minimum": ADMIT_PER_SECOND.start(), "maximum": ADMIT_PER_SECOND.end(),
+                                "description": "the inlet's pace (absent: as fast as the stock allows)",
+                            },
+                            "pow_bits": {
+                                "type": ["integer", "null"], "minimum": 0, "maximum": MAX_POW_BITS,
+                                "description": "proof of work asked of a joiner, in leading zero bits",
+                            },
+                        },
+                    }],
+                },
                 "checkout": {
                     "oneOf": [{"type": "null"}, {
                         "type": "object",
@@ -131,6 +160,50 @@ impl PartialSchema for NewSale {
 }
 
 impl ToSchema for NewSale {}
+
+/// The body of `POST /sales/{sale_id}/queue`: a proof of work, when the sale asks for one.
+pub struct JoinRequest;
+
+impl PartialSchema for JoinRequest {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["challenge", "nonce"],
+            "properties": {
+                "challenge": {"type": "string", "description": "from GET /sales/{sale_id}/queue/challenge"},
+                "nonce": {
+                    "type": "string", "minLength": 1, "maxLength": MAX_NONCE_LEN,
+                    "description": "SHA-256(challenge ‖ nonce) starts with the challenge's bits zero bits",
+                },
+            },
+        })))
+    }
+}
+
+impl ToSchema for JoinRequest {}
+
+/// The body of `POST /admin/sales/{sale_id}/queue`.
+pub struct QueueControlRequest;
+
+impl PartialSchema for QueueControlRequest {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "paused": {"type": "boolean", "description": "stop or resume admitting"},
+                "admit_per_second": {
+                    "type": ["integer", "null"],
+                    "minimum": ADMIT_PER_SECOND.start(), "maximum": ADMIT_PER_SECOND.end(),
+                    "description": "the inlet's pace; null: as fast as the stock allows",
+                },
+            },
+        })))
+    }
+}
+
+impl ToSchema for QueueControlRequest {}
 
 /// The body of `POST /admin/sales/{sale_id}/reset` (optional).
 pub struct ResetRequest;

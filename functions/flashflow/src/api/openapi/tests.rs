@@ -34,6 +34,7 @@ fn routes() -> BTreeSet<(String, String)> {
         operator::ROUTES,
         live::ROUTES,
         pages::ROUTES,
+        queue::ROUTES,
     ]
     .into_iter()
     .flatten()

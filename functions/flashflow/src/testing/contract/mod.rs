@@ -41,6 +41,7 @@ pub fn sale(id: &SaleId, stock: u32) -> SaleDefinition {
         closes_at_ms: None,
         attempts_per_minute: None,
         checkout: None,
+        waiting_room: None,
     }
 }
 
@@ -52,6 +53,7 @@ pub fn fresh_sale_id() -> SaleId {
 /// A buy of `quantity` by `buyer`, with an Idempotency-Key when given.
 pub fn buy(sale: &SaleId, buyer: &str, quantity: i64, key: Option<&str>) -> ReserveRequest {
     ReserveRequest {
+        admission: None,
         order_id: Uuid::now_v7(),
         sale: sale.clone(),
         buyer: BuyerId::parse(buyer).expect("a valid buyer"),

@@ -14,14 +14,19 @@
 -- KEYS[7] order key    this order's message once it reserved, kept ARGV[7] ms: running the script
 --                      again for the same order id (fred re-sends after a reconnect, buy asks again
 --                      after a timeout) answers the first run's RESERVED and changes nothing
+-- KEYS[8] waiting room hash, KEYS[9] its used admissions (set of join indexes), KEYS[10] its
+--                      batches' uses (batch id -> count): a sale whose hash has `wr` takes only
+--                      buys with an admission, and counts each admission's first use
+--                      (queue_step.lua reads the counts)
 -- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version,
 --       how long the order key is kept (ms), buy's signature of the order (written into the
---       message: the sweeper forwards it as is, settle checks it)
+--       message: the sweeper forwards it as is, settle checks it), the admission buy checked
+--       ("join-index batch expires_ms"; '' = none)
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
 -- Returns {status, detail} (RESERVED: {status, detail, pay_by_ms or ''}):
 --   RESERVED order-json | DUPLICATE order-id[ STATE] | KEY_REUSED order-id | NO_SALE
---   | RESETTING round | TOO_MANY seconds-to-the-next-minute | NOT_OPEN opens_ms
+--   | RESETTING round | NOT_ADMITTED | TOO_MANY seconds-to-the-next-minute | NOT_OPEN opens_ms
 --   | CLOSED closes_ms
 --   LIMIT remaining-allowance | SOLD_OUT | INSUFFICIENT remaining
 
@@ -33,7 +38,7 @@ if first then
 end
 
 local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms', 'round',
-  'resetting', 'attempts', 'hold_ms')
+  'resetting', 'attempts', 'hold_ms', 'wr')
 if not sale[1] then
   return {'NO_SALE', ''}
 end
@@ -66,6 +71,18 @@ end
 -- Redis' clock, not the caller's: every buy process judges the window by the same clock.
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- A sale with a waiting room takes only buys with an admission valid now, by this clock
+-- (domain/reservation.rs `not_admitted`). Buy checked the token; this is the same rule where
+-- the stock is.
+local admission = false
+if sale[9] then
+  local index, batch, expires = string.match(ARGV[9] or '', '^(%d+) (%d+) (%d+)$')
+  if not index or now_ms >= tonumber(expires) then
+    return {'NOT_ADMITTED', ''}
+  end
+  admission = {index = index, batch = batch}
+end
 
 -- Before the opening nothing is counted: a buyer refreshing during the countdown keeps every
 -- attempt of the opening minute.
@@ -136,6 +153,11 @@ if sale[8] then
   order.pay_by_ms = now_ms + tonumber(sale[8])
   pay_by = tostring(order.pay_by_ms)
   redis.call('HSET', KEYS[1], 'holds_until', pay_by)
+end
+-- An admission's first use: the inlet counts it as used, not as a no-show.
+if admission and redis.call('SADD', KEYS[9], admission.index) == 1 then
+  redis.call('HINCRBY', KEYS[8], 'used', 1)
+  redis.call('HINCRBY', KEYS[10], admission.batch, 1)
 end
 local body = cjson.encode(order)
 redis.call('HSET', KEYS[4], ARGV[1], body)

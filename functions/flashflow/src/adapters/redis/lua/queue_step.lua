@@ -1,0 +1,114 @@
+-- One step of a sale's queue, then its state. A step: the draw once the sale has opened, the
+-- expiry of admissions not used in time, and the inlet (domain/waiting_room/queue.rs: `allowance`
+-- and `to_admit` are the same rule in Rust). At most one step per ARGV[1] ms per sale, whoever
+-- asks: a call within it only reads. Atomic, so a process killed mid-step loses nobody's place.
+--
+-- KEYS[1] waiting room hash  {opens_ms, sale_opens_ms, admission_ms, pow_bits, seed, commitment,
+--                             joined, cohort, drawn_ms, admitted (places 1..admitted admitted),
+--                             used (reserve.lua), expired, next_batch, last_step_ms, carry, rate,
+--                             pace ('' or absent = as fast as the stock allows), paused}
+-- KEYS[2] batches list       "id first last expires_ms", oldest first, while they may be used
+-- KEYS[3] batch uses hash    batch id -> admissions of it used (reserve.lua)
+-- KEYS[4] sale hash          {remaining, hold_ms, holds_until}
+-- ARGV: step ms, the most a late step admits for (ms), the most the inlet overbooks (a factor),
+--       how long after the last hold's end units may still come back (ms)
+-- Returns {} for a sale without a waiting room, else field/value pairs, then 'batches' and
+-- the live batches.
+local w = {}
+local flat = redis.call('HGETALL', KEYS[1])
+if #flat == 0 then
+  return {}
+end
+for i = 1, #flat, 2 do
+  w[flat[i]] = flat[i + 1]
+end
+local function num(v) return tonumber(v or '0') or 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local step_ms, max_tick, overbook, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+
+if not w.cohort and now >= num(w.sale_opens_ms) then
+  w.cohort = w.joined or '0'
+  redis.call('HSET', KEYS[1], 'cohort', w.cohort, 'drawn_ms', now)
+end
+
+local sale = redis.call('HMGET', KEYS[4], 'remaining', 'hold_ms', 'holds_until')
+local remaining = num(sale[1])
+local last = w.last_step_ms and tonumber(w.last_step_ms)
+if w.cohort and (not last or now - last >= step_ms) then
+  -- Admissions whose batch expired: the unused ones are no-shows.
+  local expired = num(w.expired)
+  local expired_before = expired
+  while true do
+    local b = redis.call('LINDEX', KEYS[2], 0)
+    if not b then break end
+    local id, first, last_place, exp = string.match(b, '^(%d+) (%d+) (%d+) (%d+)$')
+    if tonumber(exp) > now then break end
+    local size = tonumber(last_place) - tonumber(first) + 1
+    local used_of = num(redis.call('HGET', KEYS[3], id))
+    expired = expired + math.max(size - used_of, 0)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('LPOP', KEYS[2])
+  end
+  local admitted, used, joined = num(w.admitted), num(w.used), num(w.joined)
+  local outstanding = math.max(admitted - used - expired, 0)
+  -- allowance(): never more outstanding than the units left can serve, widened by no-shows.
+  local allowance = 0
+  if remaining > 0 then
+    local no_show = 0
+    if used + expired > 0 then no_show = expired / (used + expired) end
+    allowance = math.floor(remaining / math.max(1 - no_show, 1 / overbook))
+  end
+  -- to_admit(): the pace due since the last step, within the allowance and who waits.
+  local room = math.max(math.min(allowance - outstanding, joined - admitted), 0)
+  local elapsed = step_ms
+  if last then elapsed = now - last end
+  local n, carry = 0, 0
+  if w.paused then
+    n, carry = 0, num(w.carry)
+  elseif w.pace and w.pace ~= '' then
+    local due = tonumber(w.pace) * math.max(math.min(elapsed, max_tick), 0) / 1000 + num(w.carry)
+    local whole = math.floor(due)
+    n = math.min(whole, room)
+    if n < whole then carry = 0 else carry = due - whole end
+  else
+    n = room
+  end
+  if n > 0 then
+    local id = redis.call('HINCRBY', KEYS[1], 'next_batch', 1)
+    redis.call('RPUSH', KEYS[2], id .. ' ' .. (admitted + 1) .. ' ' .. (admitted + n) .. ' ' ..
+      (now + num(w.admission_ms)))
+    admitted = admitted + n
+  end
+  -- The pace measured: places admitted per second, smoothed over steps.
+  local rate = num(w.rate) * 0.7 + (n * 1000 / math.max(elapsed, 1)) * 0.3
+  w.admitted, w.expired, w.rate = tostring(admitted), tostring(expired), tostring(rate)
+  redis.call('HSET', KEYS[1], 'admitted', admitted, 'expired', expired, 'carry', tostring(carry),
+    'rate', w.rate, 'last_step_ms', now)
+  redis.call('HINCRBY', KEYS[1], 'steps', 1)
+  if n > 0 then w.step_admitted = tostring(n) end
+  if expired > expired_before then w.step_expired = tostring(expired - expired_before) end
+end
+
+-- Sold out for good: no unit left and none held that could come back.
+local holds_end = num(sale[3])
+local sold_out = w.cohort and remaining <= 0 and (not sale[2] or now >= holds_end + grace)
+local reply = {
+  'now_ms', tostring(now), 'opens_ms', w.opens_ms, 'sale_opens_ms', w.sale_opens_ms or '0',
+  'admission_ms', w.admission_ms or '0', 'pow_bits', w.pow_bits or '0',
+  'commitment', w.commitment or '', 'joined', w.joined or '0', 'cohort', w.cohort or '',
+  'admitted', w.admitted or '0', 'used', w.used or '0', 'expired', w.expired or '0',
+  'paused', w.paused or '', 'pace', w.pace or '', 'rate', w.rate or '0',
+  'sold_out', sold_out and '1' or '', 'stepped', w.step_admitted or '',
+  'stepped_expired', w.step_expired or '',
+}
+-- The seed stays secret until the draw.
+if w.cohort then
+  table.insert(reply, 'seed')
+  table.insert(reply, w.seed or '')
+end
+table.insert(reply, 'batches')
+for _, b in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  table.insert(reply, b)
+end
+return reply

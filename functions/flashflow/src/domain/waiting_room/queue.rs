@@ -1,0 +1,352 @@
+//! A sale's queue as its store keeps it, where one place stands in it, and how many places the
+//! inlet admits at each step.
+//!
+//! Places are numbered in queue order: after the draw the pre-queue's `cohort` joiners hold
+//! places `1..=cohort` in drawn order, and join index `n ≥ cohort` holds place `n + 1`. The inlet
+//! admits places in that order, in batches: places `1..=admitted` have been admitted; a batch's
+//! admissions expire together. Nobody's place depends on anyone polling: an abandoned place is
+//! admitted in its turn and expires, and the measured no-show rate widens the inlet for it.
+
+use super::draw::Seed;
+use super::tokens::Admission;
+use serde::Serialize;
+
+/// The longest a batch admits for: a configured pace never admits more than this many seconds'
+/// worth at once (a tick that came late does not flood the sale).
+pub const MAX_TICK_MS: i64 = 5_000;
+/// However many admitted buyers do not show, the inlet never lets out more than this many times
+/// the units that are left.
+pub const MAX_OVERBOOKING: f64 = 4.0;
+
+/// One of the inlet's batches, while its admissions may still be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub id: u64,
+    /// Its places: `first..=last`.
+    pub first: u64,
+    pub last: u64,
+    pub expires_ms: i64,
+}
+
+/// A sale's queue, read in one step from its store (by the store's clock, `now_ms`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueState {
+    pub now_ms: i64,
+    /// When joining opens, and when the sale (and the draw) does.
+    pub opens_at_ms: i64,
+    pub sale_opens_at_ms: i64,
+    pub admission_ms: i64,
+    pub pow_bits: u8,
+    /// `hex(SHA-256(seed))`, public from the queue's opening.
+    pub commitment: String,
+    /// The draw's seed and the pre-queue's size, once drawn.
+    pub drawn: Option<(Seed, u64)>,
+    /// Join indexes handed out so far (`0..joined`).
+    pub joined: u64,
+    /// Places `1..=admitted` have been admitted.
+    pub admitted: u64,
+    /// Admissions used to buy, and admissions that expired unused.
+    pub used: u64,
+    pub expired: u64,
+    /// The batches whose admissions have not expired yet, oldest first.
+    pub batches: Vec<Batch>,
+    pub paused: bool,
+    /// The pace set (`None`: as fast as the stock allows).
+    pub pace: Option<u32>,
+    /// Places admitted per second, measured.
+    pub admit_rate: f64,
+    /// No place not yet admitted will be: the stock is gone and nothing held can come back.
+    pub sold_out: bool,
+    /// What the step of this read did: places admitted, admissions found expired unused (both 0
+    /// when another process's step had just run).
+    pub stepped: (u64, u64),
+}
+
+impl QueueState {
+    /// Admitted, neither used nor expired.
+    pub fn outstanding(&self) -> u64 {
+        self.admitted.saturating_sub(self.used + self.expired)
+    }
+
+    /// Of the admissions that ended, the share that expired unused.
+    pub fn no_show_rate(&self) -> f64 {
+        no_show_rate(self.used, self.expired)
+    }
+
+    /// Joined and not yet admitted.
+    pub fn waiting(&self) -> u64 {
+        self.joined.saturating_sub(self.admitted)
+    }
+
+    /// The place of join index `index`, once drawn; `places` is the pre-queue's
+    /// ([`super::draw::places`] of the revealed seed).
+    pub fn place_of(&self, index: u64, places: &[u32]) -> Option<u64> {
+        let (_, cohort) = self.drawn.as_ref()?;
+        if index < *cohort {
+            places.get(index as usize).map(|p| u64::from(*p))
+        } else {
+            Some(index + 1)
+        }
+    }
+
+    /// Seconds until the queue reaches `ahead + 1` more places, at the pace measured (or set).
+    fn eta_seconds(&self, places: u64) -> Option<u64> {
+        let rate = if self.admit_rate > 0.0 {
+            self.admit_rate
+        } else {
+            f64::from(self.pace?)
+        };
+        Some((places as f64 / rate).ceil() as u64)
+    }
+}
+
+/// Of the admissions that ended, the share that expired unused (0 while none ended).
+pub fn no_show_rate(used: u64, expired: u64) -> f64 {
+    if used + expired == 0 {
+        0.0
+    } else {
+        expired as f64 / (used + expired) as f64
+    }
+}
+
+/// Where one place stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Place {
+    /// Joined before the opening: the draw has not placed it yet.
+    PreQueue { eta_seconds: Option<u64> },
+    /// `position` 1 is the next to be admitted; `ahead` still wait in front.
+    Waiting {
+        position: u64,
+        ahead: u64,
+        eta_seconds: Option<u64>,
+    },
+    /// May buy until the admission expires.
+    #[serde(skip)]
+    Admitted(Admission),
+    /// Admitted and not used in time: joining again goes to the back.
+    Expired,
+    /// The queue will not reach this place.
+    SoldOut,
+}
+
+/// Where join index `index` stands in `state`.
+pub fn place(state: &QueueState, index: u64, places: &[u32]) -> Place {
+    let Some(position) = state.place_of(index, places) else {
+        let to_opening = (state.sale_opens_at_ms - state.now_ms).max(0) as u64;
+        return Place::PreQueue {
+            eta_seconds: Some(to_opening.div_ceil(1000)),
+        };
+    };
+    if position <= state.admitted {
+        return match state
+            .batches
+            .iter()
+            .find(|b| (b.first..=b.last).contains(&position))
+        {
+            Some(b) if state.now_ms < b.expires_ms => Place::Admitted(Admission {
+                index,
+                batch: b.id,
+                expires_ms: b.expires_ms,
+            }),
+            _ => Place::Expired,
+        };
+    }
+    if state.sold_out {
+        return Place::SoldOut;
+    }
+    let ahead = position - state.admitted - 1;
+    Place::Waiting {
+        position: ahead + 1,
+        ahead,
+        eta_seconds: state.eta_seconds(ahead + 1),
+    }
+}
+
+/// How many admissions may be outstanding: never more than the units that can still be bought
+/// can serve, widened by the measured share of admitted buyers who do not show.
+pub fn allowance(obtainable: i64, no_show_rate: f64) -> u64 {
+    if obtainable <= 0 {
+        return 0;
+    }
+    let showing = (1.0 - no_show_rate).max(1.0 / MAX_OVERBOOKING);
+    (obtainable as f64 / showing).floor() as u64
+}
+
+/// How many places one step of the inlet admits: what the pace allows since the last step
+/// (`None`: no pace set, as many as the allowance), within the allowance, and no more than
+/// wait. `carry` is the fraction of a place the pace left over from the last step; the second
+/// value is this step's.
+pub fn to_admit(
+    pace: Option<u32>,
+    elapsed_ms: i64,
+    carry: f64,
+    allowance: u64,
+    outstanding: u64,
+    waiting: u64,
+) -> (u64, f64) {
+    let room = allowance.saturating_sub(outstanding).min(waiting);
+    match pace {
+        None => (room, 0.0),
+        Some(rate) => {
+            let due = f64::from(rate) * elapsed_ms.clamp(0, MAX_TICK_MS) as f64 / 1000.0 + carry;
+            let whole = due.floor() as u64;
+            let n = whole.min(room);
+            // A step held back by the allowance does not bank its pace for later.
+            let carry = if n < whole { 0.0 } else { due - whole as f64 };
+            (n, carry)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_796_000_000_000;
+
+    fn state() -> QueueState {
+        QueueState {
+            now_ms: NOW,
+            opens_at_ms: NOW - 60_000,
+            sale_opens_at_ms: NOW - 1_000,
+            admission_ms: 60_000,
+            pow_bits: 0,
+            commitment: String::new(),
+            drawn: Some((Seed::new([1; 32]), 3)),
+            joined: 10,
+            admitted: 4,
+            used: 0,
+            expired: 0,
+            batches: vec![
+                Batch {
+                    id: 1,
+                    first: 1,
+                    last: 2,
+                    expires_ms: NOW - 1,
+                },
+                Batch {
+                    id: 2,
+                    first: 3,
+                    last: 4,
+                    expires_ms: NOW + 30_000,
+                },
+            ],
+            paused: false,
+            pace: None,
+            admit_rate: 2.0,
+            sold_out: false,
+            stepped: (0, 0),
+        }
+    }
+
+    /// The pre-queue of 3 was drawn into places 3, 1, 2.
+    const PLACES: [u32; 3] = [3, 1, 2];
+
+    #[test]
+    fn a_pre_queue_place_is_its_drawn_place_and_a_later_join_queues_behind() {
+        let s = state();
+        assert_eq!(s.place_of(0, &PLACES), Some(3));
+        assert_eq!(s.place_of(1, &PLACES), Some(1));
+        assert_eq!(s.place_of(3, &PLACES), Some(4));
+        assert_eq!(s.place_of(9, &PLACES), Some(10));
+    }
+
+    #[test]
+    fn an_admitted_place_has_its_batchs_admission_until_it_expires() {
+        let s = state();
+        assert_eq!(
+            place(&s, 0, &PLACES),
+            Place::Admitted(Admission {
+                index: 0,
+                batch: 2,
+                expires_ms: NOW + 30_000
+            })
+        );
+        assert_eq!(
+            place(&s, 1, &PLACES),
+            Place::Expired,
+            "place 1: batch 1 expired"
+        );
+    }
+
+    #[test]
+    fn a_waiting_place_counts_who_is_ahead_and_estimates_the_wait_from_the_measured_pace() {
+        let s = state();
+        assert_eq!(
+            place(&s, 9, &PLACES),
+            Place::Waiting {
+                position: 6,
+                ahead: 5,
+                eta_seconds: Some(3)
+            }
+        );
+        assert_eq!(
+            place(&s, 4, &PLACES),
+            Place::Waiting {
+                position: 1,
+                ahead: 0,
+                eta_seconds: Some(1)
+            }
+        );
+    }
+
+    #[test]
+    fn before_the_draw_a_place_waits_for_the_opening() {
+        let mut s = state();
+        s.drawn = None;
+        s.sale_opens_at_ms = NOW + 2_500;
+        assert_eq!(
+            place(&s, 0, &[]),
+            Place::PreQueue {
+                eta_seconds: Some(3)
+            }
+        );
+    }
+
+    #[test]
+    fn once_sold_out_every_waiting_place_is_told_so_and_admitted_ones_keep_their_admission() {
+        let mut s = state();
+        s.sold_out = true;
+        assert_eq!(place(&s, 9, &PLACES), Place::SoldOut);
+        assert!(matches!(place(&s, 0, &PLACES), Place::Admitted(_)));
+    }
+
+    #[test]
+    fn with_no_no_shows_outstanding_admissions_never_exceed_the_units_left() {
+        assert_eq!(allowance(10, 0.0), 10);
+        assert_eq!(
+            to_admit(None, 1000, 0.0, allowance(10, 0.0), 4, 100),
+            (6, 0.0)
+        );
+        assert_eq!(
+            to_admit(None, 1000, 0.0, allowance(10, 0.0), 10, 100),
+            (0, 0.0)
+        );
+        assert_eq!(allowance(0, 0.0), 0);
+        assert_eq!(allowance(-3, 0.5), 0);
+    }
+
+    #[test]
+    fn no_shows_widen_the_allowance_within_a_bound() {
+        assert_eq!(allowance(70, 0.3), 100);
+        assert_eq!(allowance(10, 0.99), 40, "at most four times the units left");
+        assert!((no_show_rate(7, 3) - 0.3).abs() < 1e-9);
+        assert_eq!(no_show_rate(0, 0), 0.0);
+    }
+
+    #[test]
+    fn a_set_pace_admits_its_rate_per_second_carrying_fractions_and_not_more_than_wait() {
+        assert_eq!(to_admit(Some(10), 1000, 0.0, 1000, 0, 1000), (10, 0.0));
+        let (n, carry) = to_admit(Some(3), 500, 0.0, 1000, 0, 1000);
+        assert_eq!(n, 1);
+        assert!((carry - 0.5).abs() < 1e-9);
+        assert_eq!(to_admit(Some(3), 500, carry, 1000, 0, 1000).0, 2);
+        assert_eq!(to_admit(Some(10), 1000, 0.0, 1000, 0, 4), (4, 0.0));
+        assert_eq!(
+            to_admit(Some(10), 60_000, 0.0, 1000, 0, 1000).0,
+            50,
+            "a late tick is capped"
+        );
+    }
+}

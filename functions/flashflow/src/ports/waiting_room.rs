@@ -1,0 +1,74 @@
+//! A sale's waiting room as a store keeps it: places taken, the inlet's steps, the operator's
+//! controls. All of a queue's state lives in the store, so any process may serve any request,
+//! and a process killed mid-step loses nobody's place.
+
+use super::StoreError;
+use crate::domain::waiting_room::queue::QueueState;
+use crate::domain::{BuyerId, SaleId};
+use std::future::Future;
+
+/// What a join did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// A new place, at this join index.
+    Joined(u64),
+    /// The buyer's place, taken before (one place per buyer).
+    Existing(u64),
+    /// The sale has no waiting room (or the store does not hold it).
+    NoQueue,
+    /// Joining opens then.
+    NotOpen { opens_at_ms: i64 },
+    /// The proof of work's challenge was used before.
+    ChallengeReused,
+}
+
+/// Places in a sale's queue.
+pub trait QueueJoins: Send + Sync + 'static {
+    /// Take a place for `buyer`, or answer the one they have. `requeue`: the join index of the
+    /// buyer's place, found expired, which a new place at the back replaces. `challenge`: the
+    /// single-use id of the proof of work that came with the join, recorded with the place.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; a join repeated after a lost answer answers
+    /// `Existing` with the place the first one took.
+    fn join(
+        &self,
+        sale: &SaleId,
+        buyer: &BuyerId,
+        requeue: Option<u64>,
+        challenge: Option<&str>,
+    ) -> impl Future<Output = Result<JoinOutcome, StoreError>> + Send;
+}
+
+/// The queue's state, moved on by whoever reads it.
+pub trait QueueSteps: Send + Sync + 'static {
+    /// One step of the queue (the draw once the sale opens, the expiry of admissions not used in
+    /// time, the inlet), at most one a second per sale whoever asks, then its state; `None` for
+    /// a sale without a waiting room.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; a step is atomic, so a failed one did nothing.
+    fn step(
+        &self,
+        sale: &SaleId,
+    ) -> impl Future<Output = Result<Option<QueueState>, StoreError>> + Send;
+}
+
+/// The operator's hand on the inlet.
+pub trait QueueControls: Send + Sync + 'static {
+    /// Pause or resume admission, and set the pace (`Some(None)`: as fast as the stock allows).
+    /// `false` when the sale has no waiting room.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn control(
+        &self,
+        sale: &SaleId,
+        paused: Option<bool>,
+        pace: Option<Option<u32>>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Everything the waiting room's routes ask of the store.
+pub trait WaitingRooms: QueueJoins + QueueSteps + QueueControls {}
+impl<T: QueueJoins + QueueSteps + QueueControls> WaitingRooms for T {}
