@@ -30,7 +30,8 @@ pub trait QueueJoins: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError`] when the store fails; a join repeated after a lost answer answers
-    /// `Existing` with the place the first one took.
+    /// `Existing` with the place the first one took (or `ChallengeReused` when it brought the
+    /// same proof of work: the client asks for a new challenge).
     fn join(
         &self,
         sale: &SaleId,

@@ -24,3 +24,4 @@ mod settle;
 mod stripe;
 mod tls;
 mod truthful;
+mod waiting_room;

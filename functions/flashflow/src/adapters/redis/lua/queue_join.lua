@@ -21,12 +21,13 @@ end
 if not room[4] and now >= tonumber(room[2]) then
   redis.call('HSET', KEYS[1], 'cohort', room[3] or '0', 'drawn_ms', now)
 end
+-- A challenge is single use, whatever the join does with it.
+if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then
+  return {'REUSED', ''}
+end
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing and existing ~= ARGV[2] then
   return {'EXISTING', existing}
-end
-if ARGV[3] ~= '' and redis.call('SADD', KEYS[3], ARGV[3]) == 0 then
-  return {'REUSED', ''}
 end
 local n = redis.call('HINCRBY', KEYS[1], 'joined', 1) - 1
 redis.call('HSET', KEYS[2], ARGV[1], n)

@@ -1,0 +1,794 @@
+//! The waiting room on Redis: the draw, the inlet tied to the units left, abandonment, tokens
+//! checked by buy without a Redis round trip, proof of work, the queue's routes.
+//!
+//! Each test's sale is its own. Where a test needs time to pass faster than the terms allow (an
+//! admission window of seconds, an opening now), it changes its sale's waiting-room hash in
+//! Redis directly, as the clock would.
+
+use crate::helpers::*;
+use axum::Router;
+use flashflow::api::queue::QueueState;
+use flashflow::app::waiting_room::gate::AdmissionGate;
+use flashflow::app::waiting_room::{Queue, TicketView};
+use flashflow::clock::EpochMs;
+use flashflow::domain::waiting_room::draw::{self, Seed};
+use flashflow::domain::waiting_room::tokens::{solve, Admission, TokenKeys};
+use flashflow::domain::waiting_room::WaitingRoom;
+use flashflow::domain::{BuyerId, SaleDefinition};
+use flashflow::ports::{JoinOutcome, QueueControls, QueueJoins};
+use fred::interfaces::HashesInterface;
+use std::time::Duration;
+
+/// The waiting room's key the local stack uses (`ADMISSION_KEY`).
+pub fn keys() -> TokenKeys {
+    let key = std::env::var("ADMISSION_KEY").expect("ADMISSION_KEY is set by make test");
+    TokenKeys::new(key.as_bytes()).expect("a long enough key")
+}
+
+fn buyer(name: &str) -> BuyerId {
+    BuyerId::parse(name).unwrap()
+}
+
+/// One test's sale with a waiting room, its queue routes and a buy router that checks tokens.
+struct Room {
+    t: TestApp,
+    def: SaleDefinition,
+    queue: Router,
+    buy: Router,
+    /// The queue's use cases on the same store (for checks that need no HTTP).
+    direct: Queue<flashflow::adapters::redis::RedisStore>,
+}
+
+impl Room {
+    /// A sale of `stock` (limit `limit`) whose queue opened a second ago and which opens
+    /// `opens_in` from now; `pow_bits` of proof of work.
+    async fn new(stock: u32, limit: u32, opens_in: Duration, pow_bits: u8) -> Self {
+        Self::on(TestApp::new().await, stock, limit, opens_in, pow_bits, None).await
+    }
+
+    async fn on(
+        t: TestApp,
+        stock: u32,
+        limit: u32,
+        opens_in: Duration,
+        pow_bits: u8,
+        checkout: Option<flashflow::domain::sale::Checkout>,
+    ) -> Self {
+        let now = EpochMs::now().get();
+        let mut def = sale(&fresh_sale_id(), stock, limit);
+        def.opens_at_ms = Some(now + opens_in.as_millis() as i64);
+        def.checkout = checkout;
+        def.waiting_room = Some(WaitingRoom {
+            opens_at_ms: now - 1_000,
+            admission_seconds: 60,
+            admit_per_second: None,
+            pow_bits,
+        });
+        t.db.create_sale(&def).await.unwrap();
+        t.store.load_sale(&def, stock).await.unwrap();
+        let queue = flashflow::api::app(flashflow::api::queue::routes(QueueState {
+            queue: Queue::new(
+                t.store.clone(),
+                keys(),
+                flashflow::metrics::Metrics::new("queue"),
+            ),
+            trust_user_header: true,
+        }));
+        let buy = gated_buy_app(&t, Some(keys()));
+        let direct = Queue::new(
+            t.store.clone(),
+            keys(),
+            flashflow::metrics::Metrics::new("queue"),
+        );
+        Self {
+            t,
+            def,
+            queue,
+            buy,
+            direct,
+        }
+    }
+
+    fn room_key(&self) -> String {
+        format!("ff:{{{}}}:wr", self.def.id)
+    }
+
+    /// Change a field of the sale's waiting-room hash, as time would.
+    async fn set(&self, field: &str, value: i64) {
+        let _: i64 = admin_redis()
+            .await
+            .hset(self.room_key(), (field, value))
+            .await
+            .unwrap();
+    }
+
+    /// The opening comes now: the draw happens at the next read, and buys are open.
+    async fn open_now(&self) {
+        let now = EpochMs::now().get();
+        self.set("sale_opens_ms", now).await;
+        let _: i64 = admin_redis()
+            .await
+            .hset(format!("ff:{{{}}}:sale", self.def.id), ("opens_ms", now))
+            .await
+            .unwrap();
+    }
+
+    async fn join(&self, who: &str) -> Answer {
+        call(
+            &self.queue,
+            request(
+                "POST",
+                &format!("/sales/{}/queue", self.def.id),
+                &[("x-user-id", who)],
+                None,
+            ),
+        )
+        .await
+    }
+
+    async fn status(&self, who: &str, ticket: &str) -> Answer {
+        call(
+            &self.queue,
+            request(
+                "GET",
+                &format!("/sales/{}/queue/{ticket}", self.def.id),
+                &[("x-user-id", who)],
+                None,
+            ),
+        )
+        .await
+    }
+
+    async fn buy(&self, who: &str, token: Option<&str>) -> Answer {
+        let mut headers = vec![("x-user-id", who)];
+        if let Some(t) = token {
+            headers.push(("admission-token", t));
+        }
+        call(
+            &self.buy,
+            request(
+                "POST",
+                &format!("/sales/{}/buy", self.def.id),
+                &headers,
+                None,
+            ),
+        )
+        .await
+    }
+
+    async fn remaining(&self) -> i64 {
+        self.t
+            .store
+            .live_sale(&self.def.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .remaining
+    }
+
+    /// The operator's view of the queue (a fresh read of the store).
+    async fn view(&self) -> flashflow::app::waiting_room::QueueView {
+        flashflow::app::waiting_room::operator_view(&self.t.store, &self.def.id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+/// A client of the local Redis as its administrator (for what time would change).
+async fn admin_redis() -> fred::clients::Client {
+    use fred::interfaces::ClientLike;
+    let url = std::env::var("REDIS_URL").unwrap();
+    let client = fred::clients::Client::new(
+        fred::types::config::Config::from_url(&url).unwrap(),
+        None,
+        None,
+        None,
+    );
+    client.init().await.unwrap();
+    client
+}
+
+/// Buy's routes with its admission gate (`keys`: the waiting room's key, if this buy has it).
+fn gated_buy_app(t: &TestApp, keys: Option<TokenKeys>) -> Router {
+    flashflow::api::app(flashflow::api::buy::routes(flashflow::api::buy::BuyState {
+        store: t.store.clone().with_signer(signer()),
+        publisher: flashflow::adapters::sqs::SqsPublisher::new(t.sqs.clone(), &t.queue),
+        settings: flashflow::api::buy::BuySettings {
+            trust_user_header: flashflow::settings::Flag(true),
+            ..Default::default()
+        },
+        gate: AdmissionGate::new(keys),
+        metrics: flashflow::metrics::Metrics::new("buy"),
+    }))
+}
+
+fn view(a: &Answer) -> TicketView {
+    let b = &a.body;
+    TicketView {
+        ticket: b["ticket"].as_str().unwrap_or_default().to_owned(),
+        state: match b["state"].as_str().unwrap_or_default() {
+            "waiting" => "waiting",
+            "admitted" => "admitted",
+            "expired" => "expired",
+            "sold_out" => "sold_out",
+            other => panic!("unknown state {other}: {b}"),
+        },
+        position: b["position"].as_u64(),
+        ahead: b["ahead"].as_u64(),
+        eta_seconds: b["eta_seconds"].as_u64(),
+        admission_token: b["admission_token"].as_str().map(str::to_owned),
+        admission_expires_at: b["admission_expires_at"].as_str().map(str::to_owned),
+        join_index: b["join_index"].as_u64(),
+    }
+}
+
+/// Spearman's rank correlation of two rankings of the same items (no ties).
+fn spearman(a: &[u64], b: &[u64]) -> f64 {
+    let n = a.len() as f64;
+    let d2: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
+    1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+}
+
+#[tokio::test]
+async fn ten_thousand_joiners_before_the_opening_are_drawn_into_a_fair_order_anyone_can_check() {
+    let r = Room::new(100, 1, Duration::from_secs(3600), 0).await;
+    // The inlet waits, so every place reads as its drawn position.
+    r.t.store
+        .control(&r.def.id, Some(true), None)
+        .await
+        .unwrap();
+    const N: u64 = 10_000;
+    for i in 0..N {
+        let joined =
+            r.t.store
+                .join(&r.def.id, &buyer(&format!("p{i}")), None, None)
+                .await
+                .unwrap();
+        assert_eq!(
+            joined,
+            JoinOutcome::Joined(i),
+            "arrival order is the join index"
+        );
+    }
+    let before = r.direct.draw(&r.def.id).await.unwrap();
+    assert_eq!(
+        (before.seed.clone(), before.cohort),
+        (None, None),
+        "no seed before the draw"
+    );
+    r.open_now().await;
+    tokio::time::sleep(flashflow::app::waiting_room::states::FRESH_FOR).await;
+
+    let mut places = Vec::new();
+    for i in 0..N {
+        let who = buyer(&format!("p{i}"));
+        let ticket = keys().ticket(&r.def.id, &who, i);
+        let v = r.direct.status(&r.def.id, &who, &ticket).await.unwrap();
+        assert_eq!((v.state, v.join_index), ("waiting", Some(i)));
+        places.push(v.position.unwrap());
+    }
+    let mut sorted = places.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        (1..=N).collect::<Vec<_>>(),
+        "a permutation: no gaps, no ties"
+    );
+    let arrival: Vec<u64> = (1..=N).collect();
+    let rho = spearman(&arrival, &places);
+    assert!(rho.abs() < 0.05, "Spearman's rho {rho}");
+
+    let record = r.direct.draw(&r.def.id).await.unwrap();
+    let seed = Seed::from_hex(record.seed.as_deref().unwrap()).unwrap();
+    assert_eq!(record.cohort, Some(N));
+    assert_eq!(
+        record.commitment, before.commitment,
+        "committed before anyone joined"
+    );
+    assert_eq!(
+        seed.commitment(),
+        record.commitment,
+        "the seed matches its commitment"
+    );
+    let recomputed: Vec<u64> = draw::places(&seed, N as u32)
+        .into_iter()
+        .map(u64::from)
+        .collect();
+    assert_eq!(
+        recomputed, places,
+        "the published seed reproduces every place"
+    );
+
+    // After the opening: first come, first served, behind the whole pre-queue.
+    let mut last = N;
+    for i in 0..50 {
+        let a = r.join(&format!("late{i}")).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        let p = view(&a).position.unwrap();
+        assert!(p > last, "late joiner {i} at {p}, after {last}");
+        assert_eq!(view(&a).join_index, None, "not in the pre-queue");
+        last = p;
+    }
+}
+
+#[tokio::test]
+async fn outstanding_admissions_never_exceed_the_units_left_and_a_sold_out_queue_says_so() {
+    let r = Room::new(5, 1, Duration::from_secs(3600), 0).await;
+    let mut tickets = Vec::new();
+    for i in 0..20 {
+        let a = r.join(&format!("b{i}")).await;
+        assert_eq!(a.status, 201, "{}", a.body);
+        tickets.push((format!("b{i}"), view(&a).ticket));
+    }
+    r.open_now().await;
+    let mut bought = 0;
+    let start = std::time::Instant::now();
+    loop {
+        let v = r.view().await;
+        let left = r.remaining().await;
+        assert!(
+            v.outstanding as i64 <= left,
+            "{} admissions outstanding with {left} units left",
+            v.outstanding
+        );
+        if v.sold_out {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never sold out: {v:?}"
+        );
+        // Admitted buyers buy, one at a time, so the inlet is read between buys.
+        for (who, ticket) in &tickets {
+            let s = view(&r.status(who, ticket).await);
+            if s.state == "admitted" {
+                let a = r.buy(who, s.admission_token.as_deref()).await;
+                if a.status == 202 {
+                    bought += 1;
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(bought, 5);
+    // Sold out, nothing held: every place still waiting hears so within two seconds.
+    let told = std::time::Instant::now();
+    for (who, ticket) in &tickets {
+        loop {
+            let s = view(&r.status(who, ticket).await);
+            if matches!(s.state, "sold_out" | "admitted") {
+                break;
+            }
+            assert!(
+                told.elapsed() < Duration::from_secs(2),
+                "{who} still {}",
+                s.state
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hold_that_ends_admits_the_next_in_line() {
+    let checkout = flashflow::domain::sale::Checkout {
+        hold_seconds: 60,
+        price: 1_000,
+        currency: "eur".into(),
+    };
+    let r = Room::on(
+        TestApp::new().await,
+        1,
+        1,
+        Duration::from_secs(3600),
+        0,
+        Some(checkout),
+    )
+    .await;
+    let first = view(&r.join("first").await);
+    let second = view(&r.join("second").await);
+    r.open_now().await;
+    let token = loop {
+        let a = view(&r.status("first", &first.ticket).await);
+        let b = view(&r.status("second", &second.ticket).await);
+        if a.state == "admitted" || b.state == "admitted" {
+            break if a.state == "admitted" {
+                (
+                    "first",
+                    a.admission_token.unwrap(),
+                    second.ticket.clone(),
+                    "second",
+                )
+            } else {
+                (
+                    "second",
+                    b.admission_token.unwrap(),
+                    first.ticket.clone(),
+                    "first",
+                )
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (admitted, admission, next_ticket, next) = token;
+    let a = r.buy(admitted, Some(&admission)).await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    // One unit, held: the next in line waits (not sold out: the hold may end).
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(view(&r.status(next, &next_ticket).await).state, "waiting");
+    // The hold ends (expired or cancelled): its unit goes back, and the next is admitted.
+    let message = r.t.store.entries(&r.def.id).await.unwrap().remove(0).1;
+    let order = flashflow::domain::OrderMessage::parse(&message).unwrap();
+    let hold = flashflow::ports::HoldRecord {
+        status: flashflow::domain::OrderStatus::of(&order, flashflow::domain::OrderState::Expired),
+        payment_intent: None,
+        price: 1_000,
+        currency: "eur".into(),
+        round: 1,
+        stock_returned: false,
+        status_written: true,
+    };
+    r.t.store.return_stock(&hold).await.unwrap();
+    wait_until(
+        "the next in line admitted",
+        Duration::from_secs(5),
+        || async { view(&r.status(next, &next_ticket).await).state == "admitted" },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn admitted_buyers_who_never_buy_do_not_stall_the_queue_and_the_sale_sells_out() {
+    let r = Room::new(10, 1, Duration::from_secs(3600), 0).await;
+    let mut tickets = Vec::new();
+    for i in 0..30 {
+        tickets.push((
+            format!("a{i}"),
+            view(&r.join(&format!("a{i}")).await).ticket,
+        ));
+    }
+    // Admissions last 2 s here (the terms allow 60 s at least: time runs faster in this test).
+    r.set("admission_ms", 2_000).await;
+    r.open_now().await;
+    let start = std::time::Instant::now();
+    let mut bought = 0;
+    let mut no_shows = 0;
+    let mut seen = std::collections::HashSet::new();
+    while bought < 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "stalled: {bought} bought, {:?}",
+            r.view().await
+        );
+        for (i, (who, ticket)) in tickets.iter().enumerate() {
+            let s = view(&r.status(who, ticket).await);
+            if s.state != "admitted" || !seen.insert(who.clone()) {
+                continue;
+            }
+            // Three in ten admitted buyers walk away.
+            if i % 10 < 3 {
+                no_shows += 1;
+                continue;
+            }
+            if r.buy(who, s.admission_token.as_deref()).await.status == 202 {
+                bought += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(r.remaining().await, 0, "sold out");
+    assert!(no_shows > 0, "the test had walkers-away");
+    let v = r.view().await;
+    assert!(
+        v.expired > 0 || v.no_show_rate > 0.0 || v.outstanding > 0,
+        "{v:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_admission_token_is_refused_in_the_process_without_a_redis_command() {
+    use fred::interfaces::ClientLike;
+    let redis = PrivateRedis::start(&[]);
+    let store = flashflow::adapters::redis::RedisStore::connect(
+        &flashflow::adapters::redis::RedisSettings {
+            url: redis.url(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store.ready(Duration::from_secs(5)).await.unwrap();
+    let mut def = sale(&fresh_sale_id(), 10, 1);
+    let now = EpochMs::now().get();
+    def.opens_at_ms = Some(now - 1_000);
+    def.waiting_room = Some(WaitingRoom {
+        opens_at_ms: now - 2_000,
+        admission_seconds: 60,
+        admit_per_second: None,
+        pow_bits: 0,
+    });
+    store.load_sale(&def, 10).await.unwrap();
+    let t = TestApp::new().await;
+    let mut t = t;
+    t.store = store.clone();
+    let buy = gated_buy_app(&t, Some(keys()));
+    let alice = buyer("alice");
+    let valid = Admission {
+        index: 0,
+        batch: 1,
+        expires_ms: now + 60_000,
+    };
+    let token = keys().admission(&def.id, &alice, valid);
+    let other_key = TokenKeys::new(&[9u8; 32])
+        .unwrap()
+        .admission(&def.id, &alice, valid);
+    let (payload, _) = token.split_once('.').unwrap();
+    let altered = format!("{payload}.{}", "A".repeat(43));
+    let expired = keys().admission(
+        &def.id,
+        &alice,
+        Admission {
+            expires_ms: now - 1,
+            ..valid
+        },
+    );
+    let others = keys().admission(&def.id, &buyer("mallory"), valid);
+    let other_sale = keys().admission(&fresh_sale_id(), &alice, valid);
+    let post = |token: Option<String>| {
+        let buy = buy.clone();
+        let path = format!("/sales/{}/buy", def.id);
+        async move {
+            let mut h = vec![("x-user-id", "alice".to_owned())];
+            if let Some(t) = token {
+                h.push(("admission-token", t));
+            }
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            call(&buy, request("POST", &path, &h, None)).await
+        }
+    };
+    // The first buy without a token teaches this process that the sale has a waiting room
+    // (the script refuses it, reserving nothing).
+    assert_eq!(post(None).await.body["error"], "not_admitted");
+
+    let admin = fred::clients::Client::new(
+        fred::types::config::Config::from_url(&redis.url()).unwrap(),
+        None,
+        None,
+        None,
+    );
+    admin.init().await.unwrap();
+    let calls = || async {
+        let info: String = admin
+            .info(Some(fred::types::InfoKind::CommandStats))
+            .await
+            .unwrap();
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum::<u64>()
+    };
+    let before = calls().await;
+    for (what, token) in [
+        ("missing", None),
+        ("forged", Some(other_key)),
+        ("altered", Some(altered)),
+        ("expired", Some(expired)),
+        ("another buyer's", Some(others)),
+        ("another sale's", Some(other_sale)),
+    ] {
+        let a = post(token).await;
+        assert_eq!(
+            (a.status, a.body["error"].as_str()),
+            (403, Some("not_admitted")),
+            "{what}"
+        );
+    }
+    assert_eq!(
+        calls().await - before,
+        0,
+        "Redis commands for six refused buys"
+    );
+    let live = store.live_sale(&def.id).await.unwrap().unwrap();
+    assert_eq!(live.remaining, 10, "nothing reserved");
+    // And the valid token buys.
+    assert_eq!(post(Some(token)).await.status, 202);
+}
+
+#[tokio::test]
+async fn a_wrong_reused_or_someone_elses_proof_of_work_is_refused() {
+    let r = Room::new(10, 1, Duration::from_secs(3600), 8).await;
+    let challenge = |who: &str| {
+        let q = r.queue.clone();
+        let path = format!("/sales/{}/queue/challenge", r.def.id);
+        let who = who.to_owned();
+        async move {
+            call(&q, request("GET", &path, &[("x-user-id", &who)], None))
+                .await
+                .body["challenge"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let join = |who: &str, body: Option<String>| {
+        let q = r.queue.clone();
+        let path = format!("/sales/{}/queue", r.def.id);
+        let who = who.to_owned();
+        async move {
+            call(
+                &q,
+                request(
+                    "POST",
+                    &path,
+                    &[("x-user-id", &who), ("content-type", "application/json")],
+                    body.as_deref(),
+                ),
+            )
+            .await
+        }
+    };
+    let proof =
+        |c: &str, n: &str| Some(serde_json::json!({"challenge": c, "nonce": n}).to_string());
+    let refused = |a: &Answer| a.status == 400 && a.body["error"] == "invalid_proof";
+
+    assert!(refused(&join("alice", None).await), "no proof");
+    let c = challenge("alice").await;
+    let wrong = (0u64..)
+        .map(|n| n.to_string())
+        .find(|n| !flashflow::domain::waiting_room::tokens::meets(&c, n, 8))
+        .unwrap();
+    assert!(
+        refused(&join("alice", proof(&c, &wrong)).await),
+        "a wrong answer"
+    );
+    let right = solve(&c, 8);
+    assert!(
+        refused(&join("bob", proof(&c, &right)).await),
+        "alice's answer, sent by bob"
+    );
+    let a = join("alice", proof(&c, &right)).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert!(
+        refused(&join("alice", proof(&c, &right)).await),
+        "the same answer again"
+    );
+    assert_eq!(r.view().await.waiting, 1, "one place taken");
+}
+
+#[tokio::test]
+async fn the_queue_answers_not_open_not_found_and_one_place_per_buyer() {
+    let r = Room::new(10, 1, Duration::from_secs(3600), 0).await;
+    // Before the queue opens: 409 queue_not_open.
+    r.set("opens_ms", EpochMs::now().get() + 60_000).await;
+    tokio::time::sleep(flashflow::app::waiting_room::states::FRESH_FOR).await;
+    let a = r.join("alice").await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (409, Some("queue_not_open"))
+    );
+    r.set("opens_ms", EpochMs::now().get() - 1_000).await;
+    tokio::time::sleep(flashflow::app::waiting_room::states::FRESH_FOR).await;
+    // One place per buyer: the same ticket again.
+    let first = r.join("alice").await;
+    let again = r.join("alice").await;
+    assert_eq!((first.status, again.status), (201, 200));
+    assert_eq!(view(&first).ticket, view(&again).ticket);
+    // Someone else's ticket is no ticket.
+    let t = view(&first).ticket;
+    assert_eq!(
+        r.status("mallory", &t).await.body["error"],
+        "ticket_not_found"
+    );
+    // A sale without a waiting room has no queue.
+    let plain = r.t.sale(5, 1).await;
+    let a = call(
+        &r.queue,
+        request(
+            "POST",
+            &format!("/sales/{}/queue", plain.id),
+            &[("x-user-id", "alice")],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body["error"].as_str()),
+        (404, Some("queue_not_found"))
+    );
+}
+
+#[tokio::test]
+async fn an_admission_not_used_in_time_expires_and_joining_again_goes_to_the_back() {
+    let r = Room::new(1, 1, Duration::from_secs(3600), 0).await;
+    let first = view(&r.join("first").await);
+    let _second = view(&r.join("second").await);
+    r.set("admission_ms", 1_000).await;
+    r.open_now().await;
+    wait_until("someone admitted", Duration::from_secs(5), || async {
+        r.view().await.admitted >= 1
+    })
+    .await;
+    // Whoever was admitted lets it lapse; the other is admitted next.
+    wait_until("an admission expired", Duration::from_secs(10), || async {
+        r.view().await.expired >= 1
+    })
+    .await;
+    let s = view(&r.status("first", &first.ticket).await);
+    if s.state == "expired" {
+        let again = r.join("first").await;
+        assert_eq!(again.status, 201, "a new place: {}", again.body);
+        assert_ne!(view(&again).ticket, first.ticket);
+        let joined = r.view().await;
+        assert_eq!(
+            joined.waiting + joined.admitted,
+            3,
+            "a third place, at the back"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_operator_pauses_the_inlet_and_sets_its_pace() {
+    let r = Room::new(100, 1, Duration::from_secs(3600), 0).await;
+    for i in 0..10 {
+        r.join(&format!("c{i}")).await;
+    }
+    let op = r.t.operator().await;
+    let a = call(
+        &op,
+        admin(
+            "POST",
+            &format!("/admin/sales/{}/queue", r.def.id),
+            Some(r#"{"paused": true}"#),
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["paused"], true);
+    r.open_now().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(r.view().await.admitted, 0, "paused: nobody admitted");
+    let a = call(
+        &op,
+        admin(
+            "POST",
+            &format!("/admin/sales/{}/queue", r.def.id),
+            Some(r#"{"paused": false, "admit_per_second": 2}"#),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (
+            a.body["paused"].as_bool(),
+            a.body["admit_per_second"].as_u64()
+        ),
+        (Some(false), Some(2))
+    );
+    wait_until("admitted at 2 a second", Duration::from_secs(5), || async {
+        r.view().await.admitted >= 2
+    })
+    .await;
+    assert!(r.view().await.admitted < 10, "not all at once");
+    let shown = call(
+        &op,
+        admin("GET", &format!("/admin/sales/{}", r.def.id), None),
+    )
+    .await;
+    assert!(
+        shown.body["waiting_room"]["queue"]["commitment"].is_string(),
+        "{}",
+        shown.body
+    );
+}
