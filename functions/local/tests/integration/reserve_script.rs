@@ -254,6 +254,29 @@ async fn buys_outside_the_sale_window_are_refused() {
     );
 }
 
+/// Found by schemathesis: a sale opening in the year 9999 (a valid RFC 3339 time) made every buy
+/// a 500, Lua writing the opening's milliseconds with an exponent.
+#[tokio::test]
+async fn a_sale_opening_far_in_the_future_is_refused_as_not_open_not_failed() {
+    let store = store().await;
+    let far = flashflow::domain::timefmt::parse_ms("9999-12-31T23:59:59Z", "", "").unwrap();
+    let mut def = sale(&fresh_sale_id(), 5, 1);
+    def.opens_at_ms = Some(far);
+    store.load_sale(&def, 5).await.unwrap();
+    assert_eq!(
+        store.reserve(&request(&def.id, "h", 1, None)).await.unwrap(),
+        Reservation::Refused(Refusal::NotOpen { opens_at_ms: far })
+    );
+    let mut closed = sale(&fresh_sale_id(), 5, 1);
+    closed.opens_at_ms = Some(far - 2_000);
+    closed.closes_at_ms = Some(far - 1_000);
+    store.load_sale(&closed, 5).await.unwrap();
+    assert!(matches!(
+        store.reserve(&request(&closed.id, "h", 1, None)).await.unwrap(),
+        Reservation::Refused(Refusal::NotOpen { .. })
+    ));
+}
+
 #[tokio::test]
 async fn the_script_survives_a_flushed_script_cache() {
     let store = store().await;

@@ -88,7 +88,9 @@ end
 -- attempt of the opening minute.
 local opens = tonumber(sale[3])
 if opens and now_ms < opens then
-  return {'NOT_OPEN', tostring(opens)}
+  -- The stored text, not tostring(): Lua writes numbers past 1e14 (a sale opening after the year
+  -- 5138) with an exponent, which is no integer.
+  return {'NOT_OPEN', sale[3]}
 end
 
 -- A buyer's attempts in this minute, when the sale limits them (domain/reservation.rs `attempt`):
@@ -108,7 +110,7 @@ if sale[7] then
 end
 local closes = tonumber(sale[4])
 if closes and now_ms >= closes then
-  return {'CLOSED', tostring(closes)}
+  return {'CLOSED', sale[4]}
 end
 
 local qty = tonumber(ARGV[4])
