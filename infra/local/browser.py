@@ -9,6 +9,8 @@ It drives:
     CONFIRMED (Stripe's webhook, never the page's word); a double click -> one order; a buy with
     the Enter key on a phone-width window; a sold-out sale -> its message;
   - the live view: the operator's token, then its counts moving during a small load;
+  - the waiting room: join before the opening (with a proof of work) -> "you're in the queue"
+    -> admitted -> buy -> pay; a place that waits while the only unit sells -> sold out;
   - sign-in by link (`#token=`, the JWT mode of a deployment, served by a second API process with
     TRUST_USER_HEADER=false): who is signed in is shown, and a link never signs in someone else
     silently.
@@ -231,6 +233,78 @@ def test_sold_out_says_so(b):
     assert b.js("return document.getElementById('buy').disabled")
 
 
+def room_sale(stock, opens_in, pow_bits=0, checkout=True):
+    """A sale with a waiting room: the queue open now, the sale (and the draw) `opens_in` s on."""
+    sale = f"web-room-{int(time.time() * 1000) % 10**10}-{stock}"
+    at = lambda s: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s))
+    body = {"id": sale, "name": "Queued drop", "stock": stock, "per_user_limit": 1,
+            "opens_at": at(time.time() + opens_in),
+            "waiting_room": {"opens_at": at(time.time() - 1), "admission_seconds": 120,
+                             "pow_bits": pow_bits}}
+    if checkout:
+        body["checkout"] = {"hold_seconds": 600, "price": 12900, "currency": "eur"}
+    status, answer = admin("POST", "/admin/sales", body)
+    assert status in (200, 201), f"creating {sale}: {status} {answer}"
+    return sale
+
+
+def test_queue_countdown_position_admission_buy_and_pay(b, shots):
+    # Two people ahead joined through the API; this visitor joins in the browser, with a proof
+    # of work, before the opening: "you're in the queue", then a place, then the buy button.
+    sale = room_sale(3, opens_in=8, pow_bits=8)
+    fresh_buyer(b, sale, "queued-alice")
+    assert "Opens in" in b.wait(lambda: b.text("#countdown"), "the countdown")
+    assert b.js("return document.getElementById('buy').hidden"), "no buy button before admission"
+    b.wait(lambda: not b.js("return document.getElementById('join').disabled"), "the join button")
+    b.click("#join")
+    b.wait(lambda: b.text("#queue-state") == "You're in the queue.", "in the pre-queue", 30)
+    if shots:
+        b.screenshot(os.path.join(shots, "queue.png"))
+    # After the opening: admitted (three units, three places), the buy button, then pay.
+    b.wait(lambda: "your turn" in (b.text("#queue-state") or ""), "admitted", 30)
+    b.wait(lambda: b.js("return !document.getElementById('buy').disabled"), "the buy button")
+    b.click("#buy")
+    b.wait(lambda: b.text("#order-status") == "HELD", "HELD", 20)
+    b.one("#card input[placeholder=number]")
+    for field, value in (("number", "4242424242424242"), ("exp_month", "12"),
+                         ("exp_year", "31"), ("cvc", "123"), ("postal_code", "10115")):
+        b.type(f"#card input[placeholder={field}]", value)
+    b.click("#pay")
+    b.wait(lambda: b.text("#order-status") == "CONFIRMED", "CONFIRMED", 30)
+
+
+def test_queue_position_moves_then_sold_out_while_waiting(b):
+    # One unit; three people joined before the opening, the visitor after it, so the visitor
+    # queues behind them all. Whoever is admitted buys the unit: the visitor's page says sold
+    # out (an instant sale: nothing held can come back).
+    sale = room_sale(1, opens_in=2, checkout=False)
+    ahead = []
+    for i in range(3):
+        _, t = http("POST", f"{API}/sales/{sale}/queue", None, {"x-user-id": f"early-{i}"})
+        ahead.append((f"early-{i}", t["ticket"]))
+    deadline = time.time() + 10
+    while http("GET", f"{API}/sales/{sale}/queue/draw")[1].get("seed") is None:
+        assert time.time() < deadline, "the draw did not happen"
+        time.sleep(0.2)
+    fresh_buyer(b, sale, "late-dave")
+    b.wait(lambda: not b.js("return document.getElementById('join').disabled"), "the join button")
+    b.click("#join")
+    b.wait(lambda: "in line" in (b.text("#queue-state") or ""), "a place in line", 20)
+    assert b.js("return document.getElementById('buy').hidden"), "no buy button while waiting"
+    bought = False
+    while not bought:
+        assert time.time() < deadline + 20, "nobody ahead was admitted"
+        for who, ticket in ahead:
+            _, s = http("GET", f"{API}/sales/{sale}/queue/{ticket}", None, {"x-user-id": who})
+            if s.get("state") == "admitted":
+                st, _ = http("POST", f"{API}/sales/{sale}/buy", {"quantity": 1},
+                             {"x-user-id": who, "admission-token": s["admission_token"]})
+                bought = bought or st == 202
+        time.sleep(0.3)
+    b.wait(lambda: "Sold out" in (b.text("#queue-state") or ""), "sold out while waiting", 10)
+    assert b.js("return document.getElementById('buy').hidden")
+
+
 def jwt(sub):
     """A token naming `sub` (unsigned: the page only reads who it names; the API checks tokens)."""
     part = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
@@ -331,6 +405,8 @@ def main():
             ("Enter buys, phone width", lambda: test_enter_key_buys_on_a_phone_width_screen(phone, sale)),
             ("a countdown before the opening", lambda: test_countdown_before_the_opening(phone)),
             ("a sold-out sale says so", lambda: test_sold_out_says_so(phone)),
+            ("the queue: countdown, place, admitted, buy, pay", lambda: test_queue_countdown_position_admission_buy_and_pay(phone, args.screenshots)),
+            ("the queue says sold out while waiting", lambda: test_queue_position_moves_then_sold_out_while_waiting(wide)),
             ("the live view's counts move", lambda: test_live_view_counts_move(wide, args.screenshots)),
             ("a link never signs someone else in silently", lambda: test_a_link_never_signs_in_someone_else_silently(wide)),
         ]
@@ -348,7 +424,7 @@ def main():
     finally:
         phone.close()
         wide.close()
-    print(f"screenshots: {args.screenshots}/shop.png, {args.screenshots}/live.png")
+    print(f"screenshots: {args.screenshots}/shop.png, queue.png, live.png")
     print(f"browser: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

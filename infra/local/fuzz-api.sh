@@ -59,5 +59,5 @@ else
   echo "--- api log (last 40 lines)"; tail -n 40 "$logs/api.log"
   echo "fuzz: 0 passed, 1 failed"
 fi
-rm -rf "$logs"
+[ -n "${FUZZ_KEEP_LOGS:-}" ] && cp "$logs"/*.log /tmp/ ; rm -rf "$logs"
 exit "$rc"

@@ -264,7 +264,10 @@ async fn a_sale_opening_far_in_the_future_is_refused_as_not_open_not_failed() {
     def.opens_at_ms = Some(far);
     store.load_sale(&def, 5).await.unwrap();
     assert_eq!(
-        store.reserve(&request(&def.id, "h", 1, None)).await.unwrap(),
+        store
+            .reserve(&request(&def.id, "h", 1, None))
+            .await
+            .unwrap(),
         Reservation::Refused(Refusal::NotOpen { opens_at_ms: far })
     );
     let mut closed = sale(&fresh_sale_id(), 5, 1);
@@ -272,7 +275,10 @@ async fn a_sale_opening_far_in_the_future_is_refused_as_not_open_not_failed() {
     closed.closes_at_ms = Some(far - 1_000);
     store.load_sale(&closed, 5).await.unwrap();
     assert!(matches!(
-        store.reserve(&request(&closed.id, "h", 1, None)).await.unwrap(),
+        store
+            .reserve(&request(&closed.id, "h", 1, None))
+            .await
+            .unwrap(),
         Reservation::Refused(Refusal::NotOpen { .. })
     ));
 }

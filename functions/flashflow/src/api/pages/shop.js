@@ -1,6 +1,11 @@
 // The storefront: the sale (refreshed every 2 s), a countdown to its opening, one buy per intent,
 // the hold's timer, the payment with Stripe Elements, the outcome.
 //
+// A sale with a waiting room: the buyer joins its queue (with a proof of work computed here with
+// WebCrypto when the sale asks for one), the page polls the place every second (position, a
+// progress bar, the estimated wait), and the buy button comes once admitted; the admission token
+// is kept for the tab (sessionStorage), as the Idempotency-Key is, and sent with the buy.
+//
 // One Idempotency-Key per intent: it is made on the first click, kept in sessionStorage until the
 // order is known, and sent again on every retry (a double click, no answer, a 5xx, a reload), so
 // the API gives the same order back instead of a second one. The known order is kept too, so a
@@ -11,6 +16,10 @@
   const sale = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop());
   const intentKey = `flashflow:intent:${sale}`;
   const orderKey = `flashflow:order:${sale}`;
+  const ticketKey = `flashflow:ticket:${sale}`;
+  const admissionKey = `flashflow:admission:${sale}`;
+  let place = null; // the last status of this tab's place in the queue
+  let firstAhead = null; // how many were ahead when the place was first seen waiting
   let config = { identity: 'header' };
   let info = null;
   let skew = 0; // server clock - device clock, ms
@@ -113,6 +122,9 @@
     sale_not_found: 'There is no such sale.',
     unauthenticated: 'Enter your name (or sign in) first.',
     invalid_buyer: 'That name cannot be used.',
+    not_admitted: 'Your admission is not valid (it may have expired): join the queue again.',
+    queue_not_open: 'The queue has not opened yet.',
+    invalid_proof: 'The queue did not take the proof of work: try again.',
   };
 
   async function refresh() {
@@ -149,8 +161,139 @@
     cd.hidden = wait <= 0;
     if (wait > 0) cd.textContent = `Opens in ${left(wait)}`;
     const closed = info.closes_at && Date.parse(info.closes_at) <= now();
-    $('buy').disabled = buying || !!order || wait > 0 || closed || info.remaining <= 0;
-    if (!order && !buying && info.remaining <= 0) say(REFUSALS.sold_out, 'error');
+    const room = !!info.waiting_room;
+    $('queue').hidden = !room || !!order;
+    const admitted = !room || (place && place.state === 'admitted');
+    $('buy').hidden = !admitted;
+    $('buy').disabled = buying || !!order || wait > 0 || closed || info.remaining <= 0 || !admitted;
+    if (room) renderQueue();
+    if (!order && !buying && info.remaining <= 0 && (!room || !place || place.state !== 'waiting')) {
+      say(REFUSALS.sold_out, 'error');
+    }
+  }
+
+  // ---- the waiting room
+  function renderQueue() {
+    const state = $('queue-state'), detail = $('queue-detail'), bar = $('queue-progress');
+    const joinOpens = Date.parse(info.waiting_room.opens_at) - now();
+    $('join').hidden = !!place && place.state !== 'expired';
+    $('join').disabled = joinOpens > 0;
+    bar.hidden = true;
+    detail.textContent = '';
+    if (!place) {
+      state.textContent = joinOpens > 0
+        ? `The queue opens in ${left(joinOpens)}.`
+        : 'This sale lets buyers in through a queue. Join it: where you stand does not depend on how fast you click.';
+      return;
+    }
+    if (place.state === 'waiting' && place.position == null) {
+      state.textContent = "You're in the queue.";
+      detail.textContent = 'Everyone who joined before the opening is drawn into a random order then.';
+      return;
+    }
+    if (place.state === 'waiting') {
+      if (firstAhead == null) firstAhead = Math.max(place.ahead, 1);
+      state.textContent = `You're number ${place.position} in line` +
+        (place.ahead ? ` (${place.ahead} ahead of you).` : ': next!');
+      bar.hidden = false;
+      bar.value = Math.max(0, Math.min(1, 1 - place.ahead / firstAhead));
+      if (place.eta_seconds != null) detail.textContent = `About ${left(place.eta_seconds * 1000)} to wait.`;
+      return;
+    }
+    if (place.state === 'admitted') {
+      const until = Date.parse(place.admission_expires_at) - now();
+      state.textContent = "It's your turn: you may buy now.";
+      detail.textContent = until > 0 ? `Your turn lasts ${left(until)} more.` : '';
+      return;
+    }
+    if (place.state === 'expired') {
+      state.textContent = 'Your turn passed unused. Join again to queue at the back.';
+      return;
+    }
+    if (place.state === 'sold_out') {
+      state.textContent = 'Sold out: the queue will not reach your place. Sorry.';
+    }
+  }
+
+  function hex(buf) {
+    return Array.from(new Uint8Array(buf)).map((b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  function zeroBits(buf) {
+    let bits = 0;
+    for (const b of new Uint8Array(buf)) {
+      if (b === 0) { bits += 8; continue; }
+      return bits + Math.clz32(b) - 24;
+    }
+    return bits;
+  }
+
+  // A nonce such that SHA-256(challenge ‖ nonce) starts with `bits` zero bits (WebCrypto).
+  async function proofOfWork(challenge, bits) {
+    const enc = new TextEncoder();
+    for (let n = 0; ; n++) {
+      const digest = await crypto.subtle.digest('SHA-256', enc.encode(challenge + n));
+      if (zeroBits(digest) >= bits) return String(n);
+      if (n % 2000 === 0) $('queue-detail').textContent = `Proving you are not a script… (${n})`;
+    }
+  }
+
+  async function join() {
+    if (config.identity !== 'jwt' && !$('buyer').value.trim()) {
+      say(REFUSALS.unauthenticated, 'error');
+      $('buyer').focus();
+      return;
+    }
+    localStorage.setItem('flashflow:buyer', $('buyer').value.trim());
+    $('join').disabled = true;
+    try {
+      let body;
+      const c = await fetch(`/sales/${encodeURIComponent(sale)}/queue/challenge`, { headers: headers() });
+      const challenge = await c.json().catch(() => ({}));
+      if (c.ok && challenge.bits > 0) {
+        const nonce = await proofOfWork(challenge.challenge, challenge.bits);
+        body = JSON.stringify({ challenge: challenge.challenge, nonce });
+      }
+      const r = await fetch(`/sales/${encodeURIComponent(sale)}/queue`, { method: 'POST', headers: headers(), body });
+      const b = await r.json().catch(() => ({}));
+      if (!r.ok) {
+        say(REFUSALS[b.error] || b.message || `The queue refused (${r.status}).`, 'error');
+        return;
+      }
+      say('');
+      sessionStorage.removeItem(admissionKey);
+      sessionStorage.setItem(ticketKey, b.ticket);
+      firstAhead = null;
+      seen(b);
+    } catch (e) {
+      say('The queue did not answer: try again.', 'error');
+    } finally {
+      $('join').disabled = false;
+      render();
+    }
+  }
+
+  function seen(status) {
+    place = status;
+    if (status.state === 'admitted' && status.admission_token) {
+      sessionStorage.setItem(admissionKey, status.admission_token);
+    }
+  }
+
+  async function poll() {
+    const ticket = sessionStorage.getItem(ticketKey);
+    if (!ticket || !info || !info.waiting_room || order) return;
+    try {
+      const r = await fetch(`/sales/${encodeURIComponent(sale)}/queue/${encodeURIComponent(ticket)}`,
+        { headers: headers(), cache: 'no-store' });
+      if (r.status === 404) {
+        sessionStorage.removeItem(ticketKey); // another buyer's ticket, or a queue gone
+        place = null;
+      } else if (r.ok) {
+        seen(await r.json());
+      }
+    } catch (e) { /* asked again on the next tick */ }
+    render();
   }
 
   async function buy(ev) {
@@ -174,8 +317,11 @@
       for (let attempt = 0; ; attempt++) {
         let r = null, body = {};
         try {
+          const extra = { 'idempotency-key': key };
+          const admission = sessionStorage.getItem(admissionKey);
+          if (admission) extra['admission-token'] = admission;
           r = await fetch(`/sales/${encodeURIComponent(sale)}/buy`, {
-            method: 'POST', headers: headers({ 'idempotency-key': key }), body: '{"quantity":1}',
+            method: 'POST', headers: headers(extra), body: '{"quantity":1}',
           });
           body = await r.json().catch(() => ({}));
         } catch (e) {
@@ -341,9 +487,12 @@
     $('buy-form').addEventListener('submit', buy);
     $('pay-form').addEventListener('submit', pay);
     $('cancel').addEventListener('click', cancel);
+    $('join').addEventListener('click', join);
     await refresh();
     setInterval(refresh, 2000);
     setInterval(render, 500);
+    await poll();
+    setInterval(poll, 1000);
     if (order) {
       $('buyer').value = order.buyer || $('buyer').value;
       known(order);
