@@ -9,7 +9,7 @@ LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UN
 # make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
 BATCH ?= 100,1000
 
-.PHONY: openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability
+.PHONY: openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ bench: up ## FlashFlow vs the seed design vs a ceiling server, two scenarios, on
 
 bench-opening: up ## the opening as an arrival rate (k6, HTML report): make bench-opening RATE=1500
 	@bash bench/opening.sh $(or $(RATE),1500)
+
+bench-waiting-room: up ## the waiting room: joins, polls of a 100,000-place queue, buys with a token, the bot race, the opening
+	@bash bench/waiting-room.sh
 
 bench-lambdas: up ## each function's bootstrap size and init time, lean vs every adapter linked
 	@$(ENV) bash bench/lambdas.sh

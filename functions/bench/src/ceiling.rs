@@ -10,28 +10,51 @@ use axum::Router;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 
-/// The ceiling's router on a connected `client`.
+/// The ceiling's router on a connected `client`: the buy route, and a GET of the same cost for
+/// the waiting room's polls (`make bench-waiting-room`).
 pub fn router(client: Client) -> Router {
     let script = Script::from_lua("return 1");
-    Router::new().route(
-        "/sales/{sale_id}/buy",
-        post(move || {
-            let (client, script) = (client.clone(), script.clone());
-            async move {
-                match script
-                    .evalsha_with_reload::<i64, _, _>(
-                        &client,
-                        Vec::<String>::new(),
-                        Vec::<String>::new(),
-                    )
-                    .await
-                {
-                    Ok(_) => (StatusCode::ACCEPTED, r#"{"status":"PENDING"}"#).into_response(),
-                    Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    let get_client = client.clone();
+    let get_script = script.clone();
+    Router::new()
+        .route(
+            "/sales/{sale_id}/queue/{ticket}",
+            axum::routing::get(move || {
+                let (client, script) = (get_client.clone(), get_script.clone());
+                async move {
+                    match script
+                        .evalsha_with_reload::<i64, _, _>(
+                            &client,
+                            Vec::<String>::new(),
+                            Vec::<String>::new(),
+                        )
+                        .await
+                    {
+                        Ok(_) => (StatusCode::OK, r#"{"state":"waiting"}"#).into_response(),
+                        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    }
                 }
-            }
-        }),
-    )
+            }),
+        )
+        .route(
+            "/sales/{sale_id}/buy",
+            post(move || {
+                let (client, script) = (client.clone(), script.clone());
+                async move {
+                    match script
+                        .evalsha_with_reload::<i64, _, _>(
+                            &client,
+                            Vec::<String>::new(),
+                            Vec::<String>::new(),
+                        )
+                        .await
+                    {
+                        Ok(_) => (StatusCode::ACCEPTED, r#"{"status":"PENDING"}"#).into_response(),
+                        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    }
+                }
+            }),
+        )
 }
 
 /// A connected client for `url`, as the API builds its own (one multiplexed connection).

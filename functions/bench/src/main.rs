@@ -7,6 +7,8 @@
 //!   (`make bench-settle`).
 //! - [`sqs_rate`]: the emulator's own SQS rate, printed beside the drain in `make bench`.
 //! - [`cost`]: the counting proxy and the exact-count driver of `make bench-cost`.
+//! - [`waiting_room`]: a queue's places and tokens made in bulk, and a crowd (and a bot) at an
+//!   opening, with or without a waiting room (`make bench-waiting-room`).
 //!
 //! Settings (`REDIS_URL`, `DATABASE_URL`, `ORDERS_QUEUE_URL`, …) come from the environment as for
 //! the functions; `--help` lists the subcommands.
@@ -16,6 +18,7 @@ mod cost;
 mod settle;
 mod sqs_rate;
 mod steps;
+mod waiting_room;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -72,6 +75,60 @@ enum Command {
         #[arg(default_value_t = 20_000)]
         messages: usize,
     },
+    /// The waiting room's tools (REDIS_URL, ADMISSION_KEY).
+    WaitingRoom {
+        #[command(subcommand)]
+        action: RoomAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoomAction {
+    /// N places in SALE's queue for buyers PREFIX-i, straight through the store; their tickets
+    /// to OUT ("buyer ticket" lines).
+    Fill {
+        sale: String,
+        n: usize,
+        #[arg(long, default_value = "poller")]
+        prefix: String,
+        #[arg(long)]
+        out: String,
+    },
+    /// N admission tokens for SALE and buyers PREFIX-i to OUT ("buyer token" lines).
+    Tokens {
+        sale: String,
+        n: usize,
+        #[arg(long, default_value = "admitted")]
+        prefix: String,
+        #[arg(long)]
+        out: String,
+    },
+    /// A crowd at an opening: people arriving over a window (and a bot), joining the queue,
+    /// polling and buying once admitted (--room), or buying at once (a sale without one).
+    /// Times are ms relative to the opening (OPENS_MS, since the epoch).
+    Crowd {
+        api: String,
+        sale: String,
+        opens_ms: i64,
+        #[arg(long, default_value_t = 5_000)]
+        people: usize,
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        arrive_from: i64,
+        #[arg(long, default_value_t = 2_000, allow_hyphen_values = true)]
+        arrive_to: i64,
+        #[arg(long, default_value_t = 0)]
+        bot_ids: usize,
+        #[arg(long, default_value_t = 5)]
+        bot_connections: usize,
+        #[arg(long, default_value_t = -2_000, allow_hyphen_values = true)]
+        bot_from: i64,
+        #[arg(long)]
+        room: bool,
+        #[arg(long, default_value_t = 1_000)]
+        poll_ms: u64,
+        #[arg(long, default_value_t = 30_000)]
+        until: i64,
+    },
 }
 
 #[tokio::main]
@@ -101,6 +158,50 @@ async fn main() -> anyhow::Result<()> {
             let sdk = aws::sdk_config().await;
             sqs_rate::run(&sdk, messages).await
         }
+        Command::WaitingRoom { action } => match action {
+            RoomAction::Fill {
+                sale,
+                n,
+                prefix,
+                out,
+            } => waiting_room::fill(&sale, n, &prefix, &out).await,
+            RoomAction::Tokens {
+                sale,
+                n,
+                prefix,
+                out,
+            } => waiting_room::tokens(&sale, n, &prefix, &out),
+            RoomAction::Crowd {
+                api,
+                sale,
+                opens_ms,
+                people,
+                arrive_from,
+                arrive_to,
+                bot_ids,
+                bot_connections,
+                bot_from,
+                room,
+                poll_ms,
+                until,
+            } => {
+                waiting_room::crowd(waiting_room::Crowd {
+                    api,
+                    sale,
+                    opens_ms,
+                    people,
+                    arrive_from_ms: opens_ms + arrive_from,
+                    arrive_to_ms: opens_ms + arrive_to,
+                    bot_ids,
+                    bot_connections,
+                    bot_from_ms: opens_ms + bot_from,
+                    room,
+                    poll_every: std::time::Duration::from_millis(poll_ms),
+                    until_ms: opens_ms + until,
+                })
+                .await
+            }
+        },
     }
 }
 

@@ -6,7 +6,7 @@
 use super::identity::operators_only;
 use super::{json, path_param, ApiError, Route};
 use crate::domain::{OrderMessage, SaleId};
-use crate::ports::{LiveSales, PendingOrders, QueueDepths, SaleLedger};
+use crate::ports::{LiveSales, PendingOrders, QueueDepths, QueueSteps, SaleLedger};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -59,10 +59,13 @@ pub struct Snapshot {
     pub rejected: u64,
     pub queue_depth: Option<i64>,
     pub dlq_depth: Option<i64>,
+    /// The sale's waiting room now (absent for a sale without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<crate::app::waiting_room::QueueView>,
 }
 
 /// The live view's routes.
-pub fn routes<L: SaleLedger, C: LiveSales + PendingOrders, Q: QueueDepths>(
+pub fn routes<L: SaleLedger, C: LiveSales + PendingOrders + QueueSteps, Q: QueueDepths>(
     state: LiveState<L, C, Q>,
 ) -> Router {
     let token = state.token.clone().map(Arc::new);
@@ -82,15 +85,16 @@ pub fn routes<L: SaleLedger, C: LiveSales + PendingOrders, Q: QueueDepths>(
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 ))]
-async fn snapshot<L: SaleLedger, C: LiveSales + PendingOrders, Q: QueueDepths>(
+async fn snapshot<L: SaleLedger, C: LiveSales + PendingOrders + QueueSteps, Q: QueueDepths>(
     State(state): State<Arc<LiveState<L, C, Q>>>,
     sale: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = SaleId::parse(&path_param(sale, "invalid_sale_id")?)?;
-    let (record, live, (queue_depth, dlq_depth)) = tokio::join!(
+    let (record, live, (queue_depth, dlq_depth), room) = tokio::join!(
         state.db.sale(&id),
         state.store.live_sale(&id),
-        state.queues.depths()
+        state.queues.depths(),
+        crate::app::waiting_room::operator_view(&state.store, &id)
     );
     let record = record?.ok_or_else(|| ApiError::NotFound {
         code: "sale_not_found",
@@ -135,6 +139,7 @@ async fn snapshot<L: SaleLedger, C: LiveSales + PendingOrders, Q: QueueDepths>(
         rejected: record.rejected_orders,
         queue_depth,
         dlq_depth,
+        waiting_room: room?,
     };
     let mut resp = json(StatusCode::OK, &snap);
     resp.headers_mut().insert(

@@ -15,6 +15,12 @@
     ['refunded', 'refunded'], ['accepted_per_s', 'accepted/s'], ['sold_out_per_s', 'sold out/s'],
     ['queue_depth', 'queue'], ['dlq_depth', 'DLQ'], ['settlement_lag_s', 'settlement lag (s)'],
   ];
+  // A sale with a waiting room: its queue too.
+  const ROOM = [
+    ['waiting', 'waiting'], ['admitted', 'admitted'], ['used', 'used'], ['outstanding', 'admitted, unused'],
+    ['no_show_pct', 'no-shows %'], ['admitted_per_second', 'admitted/s'],
+    ['eta_last_seconds', 'wait of the last (s)'], ['paused', 'paused'],
+  ];
   const CHARTS = ['remaining', 'accepted_per_s', 'sold_out_per_s', 'pending', 'held'];
 
   function token() {
@@ -53,8 +59,21 @@
     }
     view.settlement_lag_s = s.oldest_pending_ms == null ? 0 : Math.round((s.at_ms - s.oldest_pending_ms) / 100) / 10;
     last = s;
-    $('numbers').innerHTML = NUMBERS.map(([k, label]) =>
+    const rows = NUMBERS.slice();
+    if (s.waiting_room) {
+      Object.assign(view, s.waiting_room);
+      view.no_show_pct = Math.round(s.waiting_room.no_show_rate * 100);
+      view.paused = s.waiting_room.paused ? 'yes' : 'no';
+      rows.push(...ROOM);
+    }
+    $('numbers').innerHTML = rows.map(([k, label]) =>
       `<div class="stat" data-name="${k}">${label}<b>${view[k] == null ? '–' : view[k]}</b></div>`).join('');
+    if (s.waiting_room) {
+      const r = s.waiting_room;
+      $('draw').hidden = false;
+      $('draw').textContent = `Draw: commitment ${r.commitment}` +
+        (r.seed ? `; seed ${r.seed}, ${r.cohort} in the pre-queue` : '; seed revealed at the opening');
+    }
     for (const k of CHARTS) {
       (series[k] = series[k] || []).push(Number(view[k]) || 0);
       if (series[k].length > KEEP) series[k].shift();
