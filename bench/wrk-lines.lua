@@ -2,7 +2,7 @@
 --   MODE=poll   GET PATH_PREFIX/<value> as buyer        (a waiting room's polls: value = ticket)
 --   MODE=token  POST PATH as buyer with Admission-Token (buys with a token: value = the token)
 --   MODE=plain  POST PATH as buyer                      (the same buys without a waiting room)
--- Counts the answers by status ("statuses: 200=… 202=… 4xx=… 5xx=…").
+-- OFFSET (0) skips that many lines first (another run's buyers). Counts the answers by status ("statuses: 200=… 202=… 4xx=… 5xx=…").
 local lines, threads = {}, {}
 local i, tid, nthreads = 0, 0, 2
 s2xx, s4xx, s5xx = 0, 0, 0
@@ -18,7 +18,7 @@ function init(args)
     if who then table.insert(lines, { who, value }) end
   end
   nthreads = 2
-  i = tid - 1
+  i = (tonumber(os.getenv("OFFSET") or "0") or 0) + tid - 1
 end
 function request()
   local l = lines[(i % #lines) + 1]

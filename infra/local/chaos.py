@@ -28,6 +28,12 @@ everywhere; every succeeded, unrefunded intent belongs to a CONFIRMED order that
 every CONFIRMED order's intent succeeded; no charge refunded twice; held == 0 and
 confirmed <= stock; Redis remaining == stock - confirmed (each unit back exactly once).
 
+A sale with a waiting room runs beside them too: its buyers join the queue (before and after the
+opening), poll their place and buy with their admission token, through the same faults (the API
+killed mid-admission, Redis paused, Postgres restarted). It checks that every place a join
+answered still answers its owner's poll (nobody lost a place), no buyer has two orders, each
+admission used is counted once by the inlet, and every promised order is CONFIRMED.
+
 It prints one table row and exits non-zero when a check fails. Standard library only.
 """
 
@@ -283,6 +289,104 @@ def checkout_buyer_loop(sale, ledger, stop, rng_seed, index):
         time.sleep(0.3 + rng.random() * 0.5)
 
 
+# ------------------------------------------------------------------ waiting-room buyers
+
+
+class Queue:
+    """What the waiting room told its buyers."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.tickets = {}       # buyer -> ticket, from a 201/200 join
+        self.admitted = Counter()  # buyer -> admissions seen
+        self.promised = {}      # order id -> buyer
+        self.answers = Counter()
+
+    def note(self, what, status, body):
+        with self.lock:
+            self.answers[f"{what} {status} {body.get('error', body.get('state', ''))}".strip()] += 1
+
+
+def queue_buyer_loop(sale, q, stop, rng_seed, index):
+    """Join the queue, poll the place, buy once admitted (retrying as a real client does)."""
+    rng = random.Random(rng_seed)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        buyer = f"w{index}-{n}"
+        who = {"x-user-id": buyer}
+        ticket = None
+        for _ in range(20):
+            st, body, _ = call("POST", f"/sales/{sale}/queue", {}, who)
+            q.note("join", st, body)
+            if st in (200, 201):
+                ticket = body["ticket"]
+                with q.lock:
+                    q.tickets[buyer] = ticket
+                break
+            if stop.is_set() or st in (400, 404):
+                break
+            time.sleep(0.3 + rng.random() * 0.3)
+        if ticket is None:
+            continue
+        token, polls = None, 0
+        while not stop.is_set() and polls < 240:
+            polls += 1
+            st, body, _ = call("GET", f"/sales/{sale}/queue/{ticket}", None, who)
+            if st == 200 and body.get("state") == "admitted":
+                token = body["admission_token"]
+                with q.lock:
+                    q.admitted[buyer] += 1
+                break
+            if st == 200 and body.get("state") in ("sold_out", "expired"):
+                q.note("poll", st, body)
+                break
+            time.sleep(0.5)
+        if token is None:
+            continue
+        key = str(uuid.UUID(int=rng.getrandbits(128)))
+        for _ in range(20):
+            st, body, _ = call("POST", f"/sales/{sale}/buy", {"quantity": 1},
+                               {**who, "idempotency-key": key, "admission-token": token})
+            q.note("buy", st, body)
+            if st in (200, 202):
+                with q.lock:
+                    q.promised[body["order_id"]] = buyer
+                break
+            if st in (403, 409) or (400 <= st < 500 and st not in (408, 429)):
+                break
+            time.sleep(0.3 + rng.random() * 0.3)
+
+
+def queue_checks(room, stock, q):
+    """Nobody lost a place, nobody was admitted twice, every promise kept."""
+    lost_places = []
+    for buyer, ticket in list(q.tickets.items()):
+        st, body, _ = call("GET", f"/sales/{room}/queue/{ticket}", None, {"x-user-id": buyer})
+        if st != 200 or body.get("state") not in ("waiting", "admitted", "expired", "sold_out"):
+            lost_places.append((buyer, st, body.get("error")))
+    rows = psql(f"SELECT order_id, buyer, status FROM orders WHERE sale_id = '{room}'")
+    recorded = {}
+    for line in filter(None, rows.splitlines()):
+        order, buyer, st = line.split("|")
+        recorded[order] = (buyer, st)
+    per_buyer = Counter(b for b, _ in recorded.values())
+    lost = [o for o in q.promised if o not in recorded or recorded[o][1] != "CONFIRMED"]
+    _, view, _ = operator("GET", f"/admin/sales/{room}")
+    used = ((view.get("waiting_room") or {}).get("queue") or {}).get("used", -1)
+    twice = [b for b, n in per_buyer.items() if n > 1]
+    checks = [
+        ("waiting room: places lost", len(lost_places), 0),
+        ("waiting room: buyers with two orders", len(twice), 0),
+        ("waiting room: admissions used (the inlet's count) - orders", used - len(recorded), 0),
+        ("waiting room: promised orders not CONFIRMED", len(lost), 0),
+        ("waiting room: orders beyond the stock", max(0, len(recorded) - stock), 0),
+    ]
+    summary = (f"{len(q.tickets)} places taken, {sum(q.admitted.values())} admissions seen, "
+               f"{len(q.promised)} promised, {len(recorded)} orders; answers {dict(q.answers)}")
+    return checks, summary
+
+
 # ------------------------------------------------------------------ faults
 
 
@@ -339,6 +443,7 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--buyers", type=int, default=16)
     ap.add_argument("--shoppers", type=int, default=4)
+    ap.add_argument("--queuers", type=int, default=4)
     ap.add_argument("--drain-seconds", type=int, default=240)
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
@@ -372,14 +477,28 @@ def main():
     if status not in (200, 201):
         sys.exit(f"chaos: creating the checkout sale answered {status} {body}")
 
+    # A sale with a waiting room beside them: its queue open, the sale (and the draw) in 3 s.
+    room, room_stock = f"{sale}-room", 40
+    at = lambda s: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s))
+    status, body, _ = operator("POST", "/admin/sales", {
+        "id": room, "name": "Chaos queue", "stock": room_stock, "per_user_limit": 1,
+        "opens_at": at(time.time() + 3),
+        "waiting_room": {"opens_at": at(time.time() - 1), "admission_seconds": 60}})
+    if status not in (200, 201):
+        sys.exit(f"chaos: creating the waiting-room sale answered {status} {body}")
+
     ledger, stop, stop_faults = Ledger(), threading.Event(), threading.Event()
     shoppers = Ledger()
+    queued = Queue()
     injected = Counter()
     threads = [threading.Thread(target=buyer_loop, args=(sale, ledger, stop, rng.random(), i),
                                 daemon=True) for i in range(args.buyers)]
     threads += [threading.Thread(target=checkout_buyer_loop,
                                  args=(shop, shoppers, stop, rng.random(), i), daemon=True)
                 for i in range(args.shoppers)]
+    threads += [threading.Thread(target=queue_buyer_loop,
+                                 args=(room, queued, stop, rng.random(), i), daemon=True)
+                for i in range(args.queuers)]
     faults = threading.Thread(target=fault_loop, args=(random.Random(rng.random()), stop_faults,
                                                        injected, None), daemon=True)
     for t in threads:
@@ -394,6 +513,7 @@ def main():
     log(f"faults injected: {dict(injected)}")
     log(f"answers: {dict(ledger.answers)}")
     log(f"checkout answers: {dict(shoppers.answers)}")
+    log(f"waiting-room answers: {dict(queued.answers)}")
 
     # Everything back up, then wait for settlement to drain.
     services("start", "api", "settle", "reconcile", "expire")
@@ -405,7 +525,8 @@ def main():
     deadline = time.time() + args.drain_seconds
     q_url, dlq_url = ENV["ORDERS_QUEUE_URL"], ENV["ORDERS_DLQ_URL"]
     while True:
-        pending = int(redis("HLEN", f"ff:{{{sale}}}:outbox") or 0)
+        pending = int(redis("HLEN", f"ff:{{{sale}}}:outbox") or 0) + \
+            int(redis("HLEN", f"ff:{{{room}}}:outbox") or 0)
         q = depth(q_url)
         if pending == 0 and q == 0:
             break
@@ -458,7 +579,8 @@ def main():
     ok_unknown = sum(1 for o in unknown if o in confirmed)
 
     shop_checks, shop_summary = checkout_checks(shop, shop_stock, shoppers)
-    checks = shop_checks + [
+    room_checks, room_summary = queue_checks(room, room_stock, queued)
+    checks = shop_checks + room_checks + [
         ("promised orders lost", len(lost), 0),
         ("promised orders REJECTED", len(rejected), 0),
         ("CONFIRMED orders nobody was told of", len(hidden), 0),
@@ -477,6 +599,7 @@ def main():
     print(f"  CONFIRMED orders of buyers cut off without an Idempotency-Key (no answer reached "
           f"them; not a check): {len(unknowable)}")
     print(f"  checkout sale: {shop_summary}")
+    print(f"  waiting-room sale: {room_summary}")
     failed = 0
     for label, value, want in checks:
         mark = "ok" if value == want else f"FAIL (expected {want})"

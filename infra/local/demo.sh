@@ -7,7 +7,10 @@
 #  5. verify and print: requests, req/s, p50/p99, 202s, sold-outs, other responses, orders in
 #     Postgres (100), CONFIRMED in DynamoDB (100), queue and DLQ empty. Exit non-zero if any fails;
 #  6. checkout (infra/local/demo-checkout.py): a sale whose buyers hold, pay through localstripe or
-#     walk away; the expired holds' units are bought by later buyers; the books are checked.
+#     walk away; the expired holds' units are bought by later buyers; the books are checked;
+#  7. a waiting room: 1,000 people and a bot (200 made-up ids) join a sale's queue before its
+#     opening, are drawn into an order, poll and buy once admitted; the draw is checked against its
+#     commitment, and every unit is sold and CONFIRMED.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
@@ -25,7 +28,7 @@ depth() {
 }
 
 say "building (release)"
-cargo build --release -q -p flashflow-local
+cargo build --release -q -p flashflow-local -p flashflow-bench
 awsl sqs purge-queue --queue-url "$ORDERS_QUEUE_URL" || true
 awsl sqs purge-queue --queue-url "$ORDERS_DLQ_URL" || true
 trap 'bash "$HERE/services.sh" stop' EXIT
@@ -111,4 +114,29 @@ check "DLQ depth" "$dlq" 0
 [ "$fails" -eq 0 ] || die "$fails check(s) failed (logs: $LOG_DIR)"
 
 python3 "$HERE/demo-checkout.py" || die "the checkout demo failed (logs: $LOG_DIR)"
+
+ROOM=${SALE}-room; ROOM_STOCK=50
+now=$(date +%s%3N); opens=$(( now + 6000 ))
+iso() { date -u -d "@$(( $1 / 1000 ))" +%Y-%m-%dT%H:%M:%SZ; }
+say "a waiting room: sale $ROOM, $ROOM_STOCK items, its queue open now, the sale (and the draw) at $(iso "$opens")"
+curl -sf "${auth[@]}" -X POST "$API/admin/sales" -d "{\"id\":\"$ROOM\",\"name\":\"Queued drop\",\"stock\":$ROOM_STOCK,
+  \"per_user_limit\":1,\"opens_at\":\"$(iso "$opens")\",\"waiting_room\":{\"opens_at\":\"$(iso $(( now - 1000 )))\",\"admission_seconds\":120}}" >/dev/null
+echo "  the draw's commitment, published before anyone joins: $(curl -s "$API/sales/$ROOM/queue/draw" | jq -r .commitment)"
+say "1,000 people join in the 4 s before the opening, a bot joins 200 made-up ids on 20 connections; all poll every second and buy once admitted"
+target/release/flashflow-bench waiting-room crowd "$API" "$ROOM" "$opens" --room --people 1000 --arrive-from -4000 \
+  --arrive-to 0 --bot-ids 200 --bot-connections 20 --bot-from -5000 --until 25000 | sed 's/^/  /'
+draw=$(curl -s "$API/sales/$ROOM/queue/draw")
+seed=$(jq -r .seed <<<"$draw"); commitment=$(jq -r .commitment <<<"$draw")
+echo "  the draw: seed $seed revealed, $(jq -r .cohort <<<"$draw") in the pre-queue"
+checked=$(python3 -c "import hashlib,sys; print(hashlib.sha256(bytes.fromhex(sys.argv[1])).hexdigest())" "$seed")
+for _ in $(seq 60); do
+  c=$(psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM orders WHERE sale_id='$ROOM' AND status='CONFIRMED'")
+  [ "$c" -ge "$ROOM_STOCK" ] && break; sleep 0.5
+done
+queue=$(curl -sf "${auth[@]}" "$API/admin/sales/$ROOM" | jq -c '.waiting_room.queue | {waiting, admitted, used, expired, sold_out}')
+echo "  the queue at the end: $queue"
+check "SHA-256(seed) = the commitment" "$checked" "$commitment"
+check "waiting-room units CONFIRMED" "$c" "$ROOM_STOCK"
+check "the queue says sold out" "$(jq -r .sold_out <<<"$queue")" true
+[ "$fails" -eq 0 ] || die "$fails check(s) failed (logs: $LOG_DIR)"
 say "demo OK"

@@ -19,11 +19,18 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Requests in flight at once: one machine's sockets, not one per buyer (each of 20,000 buyers
+/// would be a connection of their own). A request is timed from its turn.
+const IN_FLIGHT: usize = 512;
 
 fn keys() -> anyhow::Result<TokenKeys> {
     let key = std::env::var("ADMISSION_KEY")?;
@@ -120,19 +127,58 @@ impl Timings {
 }
 
 /// What happened to the crowd.
-#[derive(Default)]
 struct Tally {
     joins: Timings,
     polls: Timings,
     buys: Timings,
-    people_bought: std::sync::atomic::AtomicU64,
-    bot_bought: std::sync::atomic::AtomicU64,
-    people_admitted: std::sync::atomic::AtomicU64,
-    bot_admitted: std::sync::atomic::AtomicU64,
-    sold_out_told: std::sync::atomic::AtomicU64,
-    errors: std::sync::atomic::AtomicU64,
-    last_buy_ms: std::sync::atomic::AtomicI64,
+    challenges: Timings,
     pow: Timings,
+    people_bought: AtomicU64,
+    bot_bought: AtomicU64,
+    people_admitted: AtomicU64,
+    bot_admitted: AtomicU64,
+    sold_out_told: AtomicU64,
+    last_buy_ms: AtomicI64,
+    /// Answers by request kind and status (0: no answer).
+    statuses: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    turns: tokio::sync::Semaphore,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            joins: Timings::default(),
+            polls: Timings::default(),
+            buys: Timings::default(),
+            challenges: Timings::default(),
+            pow: Timings::default(),
+            people_bought: AtomicU64::new(0),
+            bot_bought: AtomicU64::new(0),
+            people_admitted: AtomicU64::new(0),
+            bot_admitted: AtomicU64::new(0),
+            sold_out_told: AtomicU64::new(0),
+            last_buy_ms: AtomicI64::new(0),
+            statuses: Mutex::default(),
+            turns: tokio::sync::Semaphore::new(IN_FLIGHT),
+        }
+    }
+
+    /// The same tallies for the bot or for people.
+    fn bought(&self, bot: bool) -> &AtomicU64 {
+        if bot {
+            &self.bot_bought
+        } else {
+            &self.people_bought
+        }
+    }
+
+    fn admitted(&self, bot: bool) -> &AtomicU64 {
+        if bot {
+            &self.bot_admitted
+        } else {
+            &self.people_admitted
+        }
+    }
 }
 
 /// The crowd's settings.
@@ -141,7 +187,7 @@ pub struct Crowd {
     pub sale: String,
     /// The sale's opening (ms since the epoch, the server's clock).
     pub opens_ms: i64,
-    /// People, each arriving once at a uniform time in `[arrive_from_ms, arrive_to_ms)`.
+    /// People, each arriving once at a time spread over `[arrive_from_ms, arrive_to_ms)`.
     pub people: usize,
     pub arrive_from_ms: i64,
     pub arrive_to_ms: i64,
@@ -156,20 +202,51 @@ pub struct Crowd {
     pub until_ms: i64,
 }
 
+/// One request of `kind` in its turn (see [`IN_FLIGHT`]), timed from its turn and counted.
+struct Request<'a> {
+    kind: &'static str,
+    method: http::Method,
+    url: String,
+    who: &'a str,
+    token: Option<&'a str>,
+    body: Option<String>,
+}
+
+impl Tally {
+    async fn send(
+        &self,
+        client: &HttpClient,
+        timings: &Timings,
+        r: Request<'_>,
+    ) -> Option<(u16, serde_json::Value)> {
+        let _turn = self.turns.acquire().await.ok()?;
+        let started = Instant::now();
+        let answer = send(client, r.method, &r.url, r.who, r.token, r.body).await;
+        timings.add(started.elapsed());
+        *self
+            .statuses
+            .lock()
+            .expect("statuses")
+            .entry((r.kind, answer.as_ref().map_or(0, |(s, _)| *s)))
+            .or_default() += 1;
+        answer
+    }
+}
+
 async fn send(
     client: &HttpClient,
     method: http::Method,
     url: &str,
     who: &str,
-    extra: Option<(&str, &str)>,
+    token: Option<&str>,
     body: Option<String>,
 ) -> Option<(u16, serde_json::Value)> {
     let mut req = http::Request::builder()
         .method(method)
         .uri(url)
         .header("x-user-id", who);
-    if let Some((k, v)) = extra {
-        req = req.header(k, v);
+    if let Some(token) = token {
+        req = req.header("admission-token", token);
     }
     if body.is_some() {
         req = req.header("content-type", "application/json");
@@ -202,19 +279,24 @@ async fn through_the_queue(
     who: String,
     bot: bool,
 ) {
-    use std::sync::atomic::Ordering::Relaxed;
     let base = format!("{}/sales/{}", c.api, c.sale);
+    let get = |kind, url: String| Request {
+        kind,
+        method: http::Method::GET,
+        url,
+        who: &who,
+        token: None,
+        body: None,
+    };
     let mut body = None;
-    if let Some((200, ch)) = send(
-        &client,
-        http::Method::GET,
-        &format!("{base}/queue/challenge"),
-        &who,
-        None,
-        None,
-    )
-    .await
-    {
+    let challenge = t
+        .send(
+            &client,
+            &t.challenges,
+            get("challenge", format!("{base}/queue/challenge")),
+        )
+        .await;
+    if let Some((200, ch)) = challenge {
         let bits = ch["bits"].as_u64().unwrap_or(0) as u8;
         if bits > 0 {
             let challenge = ch["challenge"].as_str().unwrap_or_default().to_owned();
@@ -229,73 +311,38 @@ async fn through_the_queue(
             body = Some(serde_json::json!({"challenge": challenge, "nonce": nonce}).to_string());
         }
     }
-    let started = Instant::now();
-    let Some((status, joined)) = send(
-        &client,
-        http::Method::POST,
-        &format!("{base}/queue"),
-        &who,
-        None,
+    let join = Request {
+        kind: "join",
+        method: http::Method::POST,
+        url: format!("{base}/queue"),
+        who: &who,
+        token: None,
         body,
-    )
-    .await
-    else {
-        t.errors.fetch_add(1, Relaxed);
+    };
+    let Some((200 | 201, joined)) = t.send(&client, &t.joins, join).await else {
         return;
     };
-    t.joins.add(started.elapsed());
-    if !(status == 200 || status == 201) {
-        t.errors.fetch_add(1, Relaxed);
-        return;
-    }
     let ticket = joined["ticket"].as_str().unwrap_or_default().to_owned();
-    loop {
-        if now_ms() > c.until_ms {
-            return;
-        }
+    while now_ms() < c.until_ms {
         tokio::time::sleep(c.poll_every).await;
-        let started = Instant::now();
-        let Some((200, place)) = send(
-            &client,
-            http::Method::GET,
-            &format!("{base}/queue/{ticket}"),
-            &who,
-            None,
-            None,
-        )
-        .await
-        else {
+        let poll = get("poll", format!("{base}/queue/{ticket}"));
+        let Some((200, place)) = t.send(&client, &t.polls, poll).await else {
             continue;
         };
-        t.polls.add(started.elapsed());
         match place["state"].as_str() {
             Some("admitted") => {
-                if bot {
-                    t.bot_admitted.fetch_add(1, Relaxed);
-                } else {
-                    t.people_admitted.fetch_add(1, Relaxed);
-                }
-                let token = place["admission_token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                let started = Instant::now();
-                let bought = send(
-                    &client,
-                    http::Method::POST,
-                    &format!("{base}/buy"),
-                    &who,
-                    Some(("admission-token", &token)),
-                    None,
-                )
-                .await;
-                t.buys.add(started.elapsed());
-                if let Some((202, _)) = bought {
-                    if bot {
-                        t.bot_bought.fetch_add(1, Relaxed);
-                    } else {
-                        t.people_bought.fetch_add(1, Relaxed);
-                    }
+                t.admitted(bot).fetch_add(1, Relaxed);
+                let token = place["admission_token"].as_str().unwrap_or_default();
+                let buy = Request {
+                    kind: "buy",
+                    method: http::Method::POST,
+                    url: format!("{base}/buy"),
+                    who: &who,
+                    token: Some(token),
+                    body: None,
+                };
+                if let Some((202, _)) = t.send(&client, &t.buys, buy).await {
+                    t.bought(bot).fetch_add(1, Relaxed);
                     t.last_buy_ms.fetch_max(now_ms(), Relaxed);
                 }
                 return;
@@ -310,51 +357,40 @@ async fn through_the_queue(
     }
 }
 
-/// One buyer racing: one buy at their arrival.
-async fn racing(client: HttpClient, c: Arc<Crowd>, t: Arc<Tally>, who: String, bot: bool) -> bool {
-    use std::sync::atomic::Ordering::Relaxed;
-    let started = Instant::now();
-    let answer = send(
-        &client,
-        http::Method::POST,
-        &format!("{}/sales/{}/buy", c.api, c.sale),
-        &who,
-        None,
-        None,
-    )
-    .await;
-    t.buys.add(started.elapsed());
-    match answer {
+/// One buyer racing: one buy at their arrival. `true` once the sale is sold out.
+async fn racing(client: &HttpClient, c: &Crowd, t: &Tally, who: &str, bot: bool) -> bool {
+    let buy = Request {
+        kind: "buy",
+        method: http::Method::POST,
+        url: format!("{}/sales/{}/buy", c.api, c.sale),
+        who,
+        token: None,
+        body: None,
+    };
+    match t.send(client, &t.buys, buy).await {
         Some((202, _)) => {
-            if bot {
-                t.bot_bought.fetch_add(1, Relaxed);
-            } else {
-                t.people_bought.fetch_add(1, Relaxed);
-            }
+            t.bought(bot).fetch_add(1, Relaxed);
             t.last_buy_ms.fetch_max(now_ms(), Relaxed);
-            true
-        }
-        Some((409, _)) => false,
-        _ => {
-            t.errors.fetch_add(1, Relaxed);
             false
         }
+        Some((409, _)) => true,
+        // Not open yet (the bot, early), or no answer: the bot tries its next id.
+        _ => false,
     }
 }
 
 /// Run the crowd and print what it got.
 pub async fn crowd(c: Crowd) -> anyhow::Result<()> {
-    use std::sync::atomic::Ordering::Relaxed;
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(256)
+        .pool_max_idle_per_host(IN_FLIGHT)
         .build(connector);
     let c = Arc::new(c);
-    let t = Arc::new(Tally::default());
+    let t = Arc::new(Tally::new());
     let mut tasks = tokio::task::JoinSet::new();
-    // People: each arrives once, at a uniform time over the window (a fixed spread, seeded by
-    // the index: the run is the same each time).
+    // People: each arrives once; the arrivals are spread evenly over the window in a fixed
+    // shuffled order (index × a prime), so the run is the same each time.
     for i in 0..c.people {
         let (client, c, t) = (client.clone(), Arc::clone(&c), Arc::clone(&t));
         let span = (c.arrive_to_ms - c.arrive_from_ms).max(1);
@@ -365,12 +401,12 @@ pub async fn crowd(c: Crowd) -> anyhow::Result<()> {
             if c.room {
                 through_the_queue(client, c, t, who, false).await;
             } else {
-                racing(client, c, t, who, false).await;
+                racing(&client, &c, &t, &who, false).await;
             }
         });
     }
     // The bot: made-up ids over a few connections, as fast as it can from its start.
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
     for _ in 0..c.bot_connections {
         let (client, c, t, next) = (
             client.clone(),
@@ -390,21 +426,37 @@ pub async fn crowd(c: Crowd) -> anyhow::Result<()> {
                     // Each made-up id is a place of its own; the bot polls them all.
                     let (client, c, t) = (client.clone(), Arc::clone(&c), Arc::clone(&t));
                     tokio::spawn(through_the_queue(client, c, t, who, true));
-                } else {
-                    racing(client.clone(), Arc::clone(&c), Arc::clone(&t), who, true).await;
+                } else if racing(&client, &c, &t, &who, true).await {
+                    return;
                 }
             }
         });
     }
     while tasks.join_next().await.is_some() {}
-    // The bot's spawned places finish by `until_ms`.
+    // The bot's places poll until `until_ms`.
     sleep_until(c.until_ms + 1_500).await;
+    report(&client, &c, &t).await;
+    Ok(())
+}
+
+async fn report(client: &HttpClient, c: &Crowd, t: &Tally) {
     let (people, bot) = (t.people_bought.load(Relaxed), t.bot_bought.load(Relaxed));
     let sold = people + bot;
+    let share = |n: u64, of: u64| {
+        if of > 0 {
+            n as f64 * 100.0 / of as f64
+        } else {
+            0.0
+        }
+    };
     println!(
         "crowd: {} people, a bot with {} ids on {} connections, {}",
         c.people,
-        c.bot_ids,
+        if c.room {
+            c.bot_ids.to_string()
+        } else {
+            "fresh".into()
+        },
         c.bot_connections,
         if c.room {
             "through the waiting room"
@@ -414,13 +466,19 @@ pub async fn crowd(c: Crowd) -> anyhow::Result<()> {
     );
     println!(
         "  units bought: {sold} (people {people}, bot {bot}: the bot's share {:.1}%)",
-        if sold > 0 {
-            bot as f64 * 100.0 / sold as f64
-        } else {
-            0.0
-        }
+        share(bot, sold)
     );
     if c.room {
+        let url = format!("{}/sales/{}/queue/draw", c.api, c.sale);
+        if let Some((200, draw)) = send(client, http::Method::GET, &url, "anyone", None, None).await
+        {
+            let cohort = draw["cohort"].as_u64().unwrap_or(0);
+            println!(
+                "  the draw: {cohort} places in the pre-queue, {} of them the bot's ids ({:.1}%)",
+                c.bot_ids,
+                share(c.bot_ids as u64, cohort)
+            );
+        }
         println!(
             "  admitted: people {}, bot {}; told sold out while waiting: {}",
             t.people_admitted.load(Relaxed),
@@ -439,9 +497,12 @@ pub async fn crowd(c: Crowd) -> anyhow::Result<()> {
             (last - c.opens_ms) as f64 / 1000.0
         );
     }
-    println!(
-        "  errors (no answer, or an answer no buyer expects): {}",
-        t.errors.load(Relaxed)
-    );
-    Ok(())
+    let answers: Vec<String> = t
+        .statuses
+        .lock()
+        .expect("statuses")
+        .iter()
+        .map(|((kind, status), n)| format!("{kind} {status}: {n}"))
+        .collect();
+    println!("  answers (0: none): {}", answers.join(", "));
 }

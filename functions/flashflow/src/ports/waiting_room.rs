@@ -53,6 +53,15 @@ pub trait QueueSteps: Send + Sync + 'static {
         &self,
         sale: &SaleId,
     ) -> impl Future<Output = Result<Option<QueueState>, StoreError>> + Send;
+
+    /// The state as the last step left it, moving nothing (the operator's view).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn peek(
+        &self,
+        sale: &SaleId,
+    ) -> impl Future<Output = Result<Option<QueueState>, StoreError>> + Send;
 }
 
 /// The operator's hand on the inlet.

@@ -70,6 +70,9 @@ fn no_permission(e: &StoreError) -> bool {
 
 #[tokio::test]
 async fn buys_user_reserves_marks_what_it_sent_and_learns_a_sale_sold_out() {
+    // Loaded before buy's store listens for news: the load's own news (its wake key) would void
+    // a snapshot being read when it arrives (the fast path forgets a sale it hears of).
+    let def = loaded_sale(&store_admin().await, 1, 1).await;
     let (store, settings) = store_as("buy").await;
     store.ready(Duration::from_secs(5)).await.unwrap();
     let fast = flashflow::adapters::redis::FastPathSettings::default();
@@ -77,7 +80,8 @@ async fn buys_user_reserves_marks_what_it_sent_and_learns_a_sale_sold_out() {
         .with_fast_path(&fast, &settings)
         .unwrap()
         .with_signer(signer());
-    let def = loaded_sale(&store_admin().await, 1, 1).await;
+    // Ready once its tracking connection listens (its first connection forgets what came before).
+    store.ready(Duration::from_secs(5)).await.unwrap();
     let Reservation::Reserved { order_id, .. } = store.reserve(&buy_of(&def, "a")).await.unwrap()
     else {
         panic!("not reserved")
@@ -127,7 +131,7 @@ async fn the_orders_user_reads_orders_and_sales_but_cannot_run_the_reservation_s
 async fn no_user_but_buys_can_take_stock() {
     let admin = store_admin().await;
     let def = loaded_sale(&admin, 5, 5).await;
-    for function in ["settle", "reconcile", "operator", "checkout"] {
+    for function in ["settle", "reconcile", "operator", "checkout", "queue"] {
         let (store, _) = store_as(function).await;
         store.ready(Duration::from_secs(5)).await.unwrap();
         let refused = store.reserve(&buy_of(&def, "x")).await.unwrap_err();
@@ -230,4 +234,33 @@ async fn checkouts_user_gives_an_ended_holds_unit_back() {
 /// The test Redis as its default user (everything allowed): to set a sale up.
 async fn store_admin() -> RedisStore {
     store().await
+}
+
+#[tokio::test]
+async fn the_queue_user_runs_the_waiting_room_and_the_operator_user_loads_and_reads_it() {
+    use flashflow::domain::waiting_room::WaitingRoom;
+    use flashflow::ports::{JoinOutcome, QueueJoins, QueueSteps};
+    let (operator, _) = store_as("operator").await;
+    let (queue, _) = store_as("queue").await;
+    operator.ready(Duration::from_secs(5)).await.unwrap();
+    queue.ready(Duration::from_secs(5)).await.unwrap();
+    let now = flashflow::clock::EpochMs::now().get();
+    let mut def = sale(&fresh_sale_id(), 5, 1);
+    def.opens_at_ms = Some(now + 3_600_000);
+    def.waiting_room = Some(WaitingRoom {
+        opens_at_ms: now - 1_000,
+        admission_seconds: 60,
+        admit_per_second: None,
+        pow_bits: 0,
+    });
+    operator.load_sale(&def, 5).await.unwrap();
+    let buyer = flashflow::domain::BuyerId::parse("q").unwrap();
+    assert_eq!(
+        queue.join(&def.id, &buyer, None, Some("c1")).await.unwrap(),
+        JoinOutcome::Joined(0)
+    );
+    assert_eq!(queue.step(&def.id).await.unwrap().unwrap().joined, 1);
+    assert_eq!(operator.peek(&def.id).await.unwrap().unwrap().joined, 1);
+    // The operator reads a queue; it may not step one (no TIME: nor run reserve.lua's writes).
+    assert!(no_permission(&operator.step(&def.id).await.unwrap_err()));
 }

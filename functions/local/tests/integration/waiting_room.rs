@@ -166,12 +166,11 @@ impl Room {
             .remaining
     }
 
-    /// The operator's view of the queue (a fresh read of the store).
+    /// The queue after a step (as any reader's: at most one a second).
     async fn view(&self) -> flashflow::app::waiting_room::QueueView {
-        flashflow::app::waiting_room::operator_view(&self.t.store, &self.def.id)
-            .await
-            .unwrap()
-            .unwrap()
+        use flashflow::ports::QueueSteps;
+        let state = self.t.store.step(&self.def.id).await.unwrap().unwrap();
+        flashflow::app::waiting_room::QueueView::of(&state)
     }
 }
 
@@ -791,4 +790,56 @@ async fn the_operator_pauses_the_inlet_and_sets_its_pace() {
         "{}",
         shown.body
     );
+}
+
+/// `queue_step.lua`'s inlet is `domain::waiting_room::queue`'s `allowance` and `to_admit`: one
+/// table of cases through both.
+#[tokio::test]
+async fn the_scripts_inlet_admits_what_the_rust_rule_says() {
+    use flashflow::domain::waiting_room::queue::{allowance, no_show_rate, to_admit};
+    // (units left, admitted, used, expired, joined, pace)
+    let cases: [(i64, u64, u64, u64, u64, Option<u32>); 8] = [
+        (10, 0, 0, 0, 50, None),
+        (10, 6, 2, 0, 50, None),
+        (3, 10, 4, 3, 50, None),
+        (0, 5, 5, 0, 50, None),
+        (100, 0, 0, 0, 7, None),
+        (100, 0, 0, 0, 1_000, Some(10)),
+        (5, 0, 0, 0, 1_000, Some(10)),
+        (40, 20, 10, 10, 1_000, Some(3)),
+    ];
+    for (i, (left, admitted, used, expired, joined, pace)) in cases.into_iter().enumerate() {
+        let r = Room::new(1_000, 1, Duration::from_secs(3600), 0).await;
+        r.open_now().await;
+        // The state before a step a second and a half after the last.
+        let now = EpochMs::now().get();
+        for (field, value) in [
+            ("admitted", admitted as i64),
+            ("used", used as i64),
+            ("expired", expired as i64),
+            ("joined", joined as i64),
+            ("cohort", 0),
+            ("last_step_ms", now - 1_500),
+        ] {
+            r.set(field, value).await;
+        }
+        if let Some(p) = pace {
+            r.set("pace", i64::from(p)).await;
+        }
+        let _: i64 = admin_redis()
+            .await
+            .hset(format!("ff:{{{}}}:sale", r.def.id), ("remaining", left))
+            .await
+            .unwrap();
+        let after = r.view().await.admitted;
+        let (want, _) = to_admit(
+            pace,
+            1_500,
+            0.0,
+            allowance(left, no_show_rate(used, expired)),
+            admitted - used - expired,
+            joined - admitted,
+        );
+        assert_eq!(after - admitted, want, "case {i}");
+    }
 }

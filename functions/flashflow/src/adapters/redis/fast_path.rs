@@ -27,6 +27,7 @@ use fred::types::scripts::Script;
 use fred::types::RespVersion;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// The prefix of every sale's wake key (`ffw:{sale}`: the hash tag keeps it in its sale's slot).
@@ -68,6 +69,8 @@ pub(super) struct FastPath {
     snapshot: Script,
     /// Kept so the connection lives as long as the store.
     _tracking: Option<Client>,
+    /// `true` once the tracking connection asked for its pushes (and forgot what came before).
+    listening: tokio::sync::watch::Receiver<bool>,
 }
 
 impl RedisStore {
@@ -86,8 +89,9 @@ impl RedisStore {
             return Ok(self);
         }
         let cache = Arc::new(SoldOutCache::new(fast.max_age.get()));
+        let (heard, listening) = tokio::sync::watch::channel(!fast.tracking.get());
         let tracking = if fast.tracking.get() {
-            Some(track(redis, Arc::clone(&cache))?)
+            Some(track(redis, Arc::clone(&cache), heard)?)
         } else {
             None
         };
@@ -95,8 +99,22 @@ impl RedisStore {
             cache,
             snapshot: Script::from_lua(SNAPSHOT_LUA),
             _tracking: tracking,
+            listening,
         }));
         Ok(self)
+    }
+
+    /// Wait (at most `timeout`) until the tracking connection listens: its first connection
+    /// forgets what the cache learned before it, so a sale learned sooner is learned again.
+    pub(super) async fn fast_path_listening(&self, timeout: Duration) {
+        let Some(fast) = &self.fast_path else { return };
+        let mut listening = fast.listening.clone();
+        if tokio::time::timeout(timeout, listening.wait_for(|l| *l))
+            .await
+            .is_err()
+        {
+            warn!("sold-out cache: the tracking connection is not up yet");
+        }
     }
 
     /// The fast path's memory, when it is on (tests and counts).
@@ -192,7 +210,11 @@ fn parse_snapshot(reply: Vec<String>) -> Result<Option<Snapshot>, StoreError> {
 }
 
 /// The tracking connection: RESP3, BCAST on [`WAKE_PREFIX`], each push forgetting its sale.
-fn track(redis: &RedisSettings, cache: Arc<SoldOutCache>) -> Result<Client, StoreError> {
+fn track(
+    redis: &RedisSettings,
+    cache: Arc<SoldOutCache>,
+    heard: tokio::sync::watch::Sender<bool>,
+) -> Result<Client, StoreError> {
     let mut config = client_config(redis)?;
     config.version = RespVersion::RESP3;
     let client = build_client(config, redis)?;
@@ -215,8 +237,9 @@ fn track(redis: &RedisSettings, cache: Arc<SoldOutCache>) -> Result<Client, Stor
     // learned without it. A failure leaves the cache on its age bound.
     let asker = client.clone();
     // The listener runs as long as the client; its handle is not needed.
+    let heard = Arc::new(heard);
     drop(client.on_reconnect(move |server| {
-        let (client, cache) = (asker.clone(), Arc::clone(&cache));
+        let (client, cache, heard) = (asker.clone(), Arc::clone(&cache), Arc::clone(&heard));
         async move {
             match enable(&client, &server).await {
                 Ok(()) => info!(server = %server, "sold-out cache: tracking on"),
@@ -224,6 +247,7 @@ fn track(redis: &RedisSettings, cache: Arc<SoldOutCache>) -> Result<Client, Stor
                     "sold-out cache: no tracking, entries live by their age bound alone"),
             }
             cache.clear();
+            heard.send_replace(true);
             Ok(())
         }
     }));

@@ -114,14 +114,9 @@ impl SaleKeys {
         format!("{}:wr:batches", self.tag())
     }
 
-    /// Admissions used, per batch.
+    /// Admissions used, per batch (`reserve.lua` counts, `queue_step.lua` totals them).
     pub fn room_batch_uses(&self) -> String {
         format!("{}:wr:batch_uses", self.tag())
-    }
-
-    /// The join indexes whose admission was used.
-    pub fn room_used(&self) -> String {
-        format!("{}:wr:used", self.tag())
     }
 
     fn tag(&self) -> &str {
@@ -389,6 +384,7 @@ impl RedisStore {
         ] {
             script.load(&self.client).await?;
         }
+        self.fast_path_listening(timeout).await;
         Ok(())
     }
 

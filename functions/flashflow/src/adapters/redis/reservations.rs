@@ -19,7 +19,7 @@ impl ReservationStore for RedisStore {
         let order_id = req.order_id.to_string();
         let mut script_keys = keys.all();
         script_keys.push(keys.order(req.order_id));
-        script_keys.extend([keys.room(), keys.room_used(), keys.room_batch_uses()]);
+        script_keys.push(keys.room_batch_uses());
         let admission = req.admission.map_or(String::new(), |a| {
             format!("{} {} {}", a.index, a.batch, a.expires_ms)
         });

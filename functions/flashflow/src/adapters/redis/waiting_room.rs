@@ -92,7 +92,29 @@ impl QueueJoins for RedisStore {
 
 impl QueueSteps for RedisStore {
     async fn step(&self, sale: &SaleId) -> Result<Option<QueueState>, StoreError> {
+        self.run_step(sale, &[]).await
+    }
+
+    async fn peek(&self, sale: &SaleId) -> Result<Option<QueueState>, StoreError> {
+        let now = crate::clock::EpochMs::now().get().to_string();
+        self.run_step(sale, &["peek".to_owned(), now]).await
+    }
+}
+
+impl RedisStore {
+    async fn run_step(
+        &self,
+        sale: &SaleId,
+        mode: &[String],
+    ) -> Result<Option<QueueState>, StoreError> {
         let keys = SaleKeys::new(sale);
+        let mut args = vec![
+            STEP_MS.to_string(),
+            MAX_TICK_MS.to_string(),
+            MAX_OVERBOOKING.to_string(),
+            HOLDS_GRACE_MS.to_string(),
+        ];
+        args.extend_from_slice(mode);
         let reply: Vec<String> = self
             .queue_step
             .evalsha_with_reload(
@@ -103,12 +125,7 @@ impl QueueSteps for RedisStore {
                     keys.room_batch_uses(),
                     keys.sale.clone(),
                 ],
-                vec![
-                    STEP_MS.to_string(),
-                    MAX_TICK_MS.to_string(),
-                    MAX_OVERBOOKING.to_string(),
-                    HOLDS_GRACE_MS.to_string(),
-                ],
+                args,
             )
             .await?;
         if reply.is_empty() {

@@ -122,7 +122,8 @@ pub struct QueueView {
 }
 
 impl QueueView {
-    fn of(s: &QueueState) -> Self {
+    /// The view of a queue's state.
+    pub fn of(s: &QueueState) -> Self {
         let waiting = s.waiting();
         let rate = if s.admit_rate > 0.01 {
             Some(s.admit_rate)
@@ -360,7 +361,7 @@ impl<W: WaitingRooms> Queue<W> {
     }
 }
 
-/// The operator's view of `sale`'s queue, read from the store (a step, as any reader's).
+/// The operator's view of `sale`'s queue, as its last step left it (the readers step it).
 ///
 /// # Errors
 /// The store's.
@@ -368,7 +369,7 @@ pub async fn operator_view<W: crate::ports::QueueSteps>(
     store: &W,
     sale: &SaleId,
 ) -> Result<Option<QueueView>, StoreError> {
-    Ok(store.step(sale).await?.as_ref().map(QueueView::of))
+    Ok(store.peek(sale).await?.as_ref().map(QueueView::of))
 }
 
 /// Pause or resume `sale`'s inlet and set its pace.

@@ -5,13 +5,17 @@
 --
 -- KEYS[1] waiting room hash  {opens_ms, sale_opens_ms, admission_ms, pow_bits, seed, commitment,
 --                             joined, cohort, drawn_ms, admitted (places 1..admitted admitted),
---                             used (reserve.lua), expired, next_batch, last_step_ms, carry, rate,
+--                             used (of the batches gone), expired, next_batch, last_step_ms,
+--                             carry, rate,
 --                             pace ('' or absent = as fast as the stock allows), paused}
 -- KEYS[2] batches list       "id first last expires_ms", oldest first, while they may be used
--- KEYS[3] batch uses hash    batch id -> admissions of it used (reserve.lua)
+-- KEYS[3] batch uses hash    batch id -> admissions of it used (reserve.lua); a batch's count
+--                             moves to `used` when the batch goes
 -- KEYS[4] sale hash          {remaining, hold_ms, holds_until}
 -- ARGV: step ms, the most a late step admits for (ms), the most the inlet overbooks (a factor),
---       how long after the last hold's end units may still come back (ms)
+--       how long after the last hold's end units may still come back (ms); then 'peek' and the
+--       caller's clock (ms) to read the state as the last step left it, writing nothing and
+--       asking Redis for no TIME (the operator's view: its Redis user may not step a queue)
 -- Returns {} for a sale without a waiting room, else field/value pairs, then 'batches' and
 -- the live batches.
 local w = {}
@@ -23,22 +27,37 @@ for i = 1, #flat, 2 do
   w[flat[i]] = flat[i + 1]
 end
 local function num(v) return tonumber(v or '0') or 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local peek = ARGV[5] == 'peek'
+local now
+if peek then
+  now = tonumber(ARGV[6])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local step_ms, max_tick, overbook, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 
-if not w.cohort and now >= num(w.sale_opens_ms) then
+if not peek and not w.cohort and now >= num(w.sale_opens_ms) then
   w.cohort = w.joined or '0'
   redis.call('HSET', KEYS[1], 'cohort', w.cohort, 'drawn_ms', now)
 end
 
 local sale = redis.call('HMGET', KEYS[4], 'remaining', 'hold_ms', 'holds_until')
 local remaining = num(sale[1])
+-- Admissions used: those of the batches gone, and those of the live ones.
+local function live_used()
+  local n = 0
+  for _, b in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    n = n + num(redis.call('HGET', KEYS[3], string.match(b, '^(%d+)')))
+  end
+  return n
+end
 local last = w.last_step_ms and tonumber(w.last_step_ms)
-if w.cohort and (not last or now - last >= step_ms) then
+if not peek and w.cohort and (not last or now - last >= step_ms) then
   -- Admissions whose batch expired: the unused ones are no-shows.
   local expired = num(w.expired)
   local expired_before = expired
+  local used_gone = num(w.used)
   while true do
     local b = redis.call('LINDEX', KEYS[2], 0)
     if not b then break end
@@ -47,10 +66,12 @@ if w.cohort and (not last or now - last >= step_ms) then
     local size = tonumber(last_place) - tonumber(first) + 1
     local used_of = num(redis.call('HGET', KEYS[3], id))
     expired = expired + math.max(size - used_of, 0)
+    used_gone = used_gone + used_of
     redis.call('HDEL', KEYS[3], id)
     redis.call('LPOP', KEYS[2])
   end
-  local admitted, used, joined = num(w.admitted), num(w.used), num(w.joined)
+  local admitted, joined = num(w.admitted), num(w.joined)
+  local used = used_gone + live_used()
   local outstanding = math.max(admitted - used - expired, 0)
   -- allowance(): never more outstanding than the units left can serve, widened by no-shows.
   local allowance = 0
@@ -83,7 +104,9 @@ if w.cohort and (not last or now - last >= step_ms) then
   -- The pace measured: places admitted per second, smoothed over steps.
   local rate = num(w.rate) * 0.7 + (n * 1000 / math.max(elapsed, 1)) * 0.3
   w.admitted, w.expired, w.rate = tostring(admitted), tostring(expired), tostring(rate)
-  redis.call('HSET', KEYS[1], 'admitted', admitted, 'expired', expired, 'carry', tostring(carry),
+  w.used = tostring(used_gone)
+  redis.call('HSET', KEYS[1], 'admitted', admitted, 'expired', expired, 'used', used_gone,
+    'carry', tostring(carry),
     'rate', w.rate, 'last_step_ms', now)
   redis.call('HINCRBY', KEYS[1], 'steps', 1)
   if n > 0 then w.step_admitted = tostring(n) end
@@ -97,7 +120,7 @@ local reply = {
   'now_ms', tostring(now), 'opens_ms', w.opens_ms, 'sale_opens_ms', w.sale_opens_ms or '0',
   'admission_ms', w.admission_ms or '0', 'pow_bits', w.pow_bits or '0',
   'commitment', w.commitment or '', 'joined', w.joined or '0', 'cohort', w.cohort or '',
-  'admitted', w.admitted or '0', 'used', w.used or '0', 'expired', w.expired or '0',
+  'admitted', w.admitted or '0', 'used', tostring(num(w.used) + live_used()), 'expired', w.expired or '0',
   'paused', w.paused or '', 'pace', w.pace or '', 'rate', w.rate or '0',
   'sold_out', sold_out and '1' or '', 'stepped', w.step_admitted or '',
   'stepped_expired', w.step_expired or '',

@@ -14,10 +14,9 @@
 -- KEYS[7] order key    this order's message once it reserved, kept ARGV[7] ms: running the script
 --                      again for the same order id (fred re-sends after a reconnect, buy asks again
 --                      after a timeout) answers the first run's RESERVED and changes nothing
--- KEYS[8] waiting room hash, KEYS[9] its used admissions (set of join indexes), KEYS[10] its
---                      batches' uses (batch id -> count): a sale whose hash has `wr` takes only
---                      buys with an admission, and counts each admission's first use
---                      (queue_step.lua reads the counts)
+-- KEYS[8] the waiting room's batches' uses (batch id -> count): a sale whose hash has `wr`
+--                      takes only buys with an admission, and counts an admission as used when its
+--                      buyer makes their first buy of the sale (queue_step.lua reads the counts)
 -- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version,
 --       how long the order key is kept (ms), buy's signature of the order (written into the
 --       message: the sweeper forwards it as is, settle checks it), the admission buy checked
@@ -81,7 +80,7 @@ if sale[9] then
   if not index or now_ms >= tonumber(expires) then
     return {'NOT_ADMITTED', ''}
   end
-  admission = {index = index, batch = batch}
+  admission = batch
 end
 
 -- Before the opening nothing is counted: a buyer refreshing during the countdown keeps every
@@ -156,10 +155,10 @@ if sale[8] then
   pay_by = tostring(order.pay_by_ms)
   redis.call('HSET', KEYS[1], 'holds_until', pay_by)
 end
--- An admission's first use: the inlet counts it as used, not as a no-show.
-if admission and redis.call('SADD', KEYS[9], admission.index) == 1 then
-  redis.call('HINCRBY', KEYS[8], 'used', 1)
-  redis.call('HINCRBY', KEYS[10], admission.batch, 1)
+-- An admission used: the inlet counts it as used, not as a no-show (one write: the buyer's
+-- first buy of the sale is the admission's use).
+if admission and bought == 0 then
+  redis.call('HINCRBY', KEYS[8], admission, 1)
 end
 local body = cjson.encode(order)
 redis.call('HSET', KEYS[4], ARGV[1], body)
