@@ -343,6 +343,7 @@ def queue_buyer_loop(sale, q, stop, rng_seed, index):
                 break
             time.sleep(0.5)
         if token is None:
+            time.sleep(0.5)  # sold out or expired: the next buyer comes a little later
             continue
         key = str(uuid.UUID(int=rng.getrandbits(128)))
         for _ in range(20):
@@ -376,6 +377,8 @@ def queue_checks(room, stock, q):
     used = ((view.get("waiting_room") or {}).get("queue") or {}).get("used", -1)
     twice = [b for b, n in per_buyer.items() if n > 1]
     checks = [
+        ("waiting room: nobody got a place (the flow did not run)", len(q.tickets) == 0, False),
+        ("waiting room: nobody bought (the flow did not run)", len(recorded) == 0, False),
         ("waiting room: places lost", len(lost_places), 0),
         ("waiting room: buyers with two orders", len(twice), 0),
         ("waiting room: admissions used (the inlet's count) - orders", used - len(recorded), 0),
@@ -478,12 +481,14 @@ def main():
         sys.exit(f"chaos: creating the checkout sale answered {status} {body}")
 
     # A sale with a waiting room beside them: its queue open, the sale (and the draw) in 3 s.
-    room, room_stock = f"{sale}-room", 40
+    # Three admitted a second: it sells through the whole run, faults and all.
+    room, room_stock = f"{sale}-room", 150
     at = lambda s: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s))
     status, body, _ = operator("POST", "/admin/sales", {
         "id": room, "name": "Chaos queue", "stock": room_stock, "per_user_limit": 1,
         "opens_at": at(time.time() + 3),
-        "waiting_room": {"opens_at": at(time.time() - 1), "admission_seconds": 60}})
+        "waiting_room": {"opens_at": at(time.time() - 1), "admission_seconds": 60,
+                         "admit_per_second": 3}})
     if status not in (200, 201):
         sys.exit(f"chaos: creating the waiting-room sale answered {status} {body}")
 

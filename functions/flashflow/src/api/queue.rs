@@ -49,11 +49,12 @@ pub struct QueueState<W> {
 type Shared<W> = State<Arc<QueueState<W>>>;
 type SalePath = Result<Path<String>, PathRejection>;
 
+/// A join's body: `{}` (or none) without a proof of work.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Proof {
-    challenge: String,
-    nonce: String,
+    challenge: Option<String>,
+    nonce: Option<String>,
 }
 
 /// The queue function's routes, without the shared fallbacks (see [`super::app`]).
@@ -103,19 +104,24 @@ async fn join<W: WaitingRooms>(
     let (parts, body) = req.into_parts();
     let buyer = buyer(&parts, state.trust_user_header)?;
     let proof = match json_body(&parts.headers, body, MAX_JOIN_BODY).await? {
-        None => None,
-        Some(bytes) => Some(parse_json::<Proof>(&bytes, "invalid_body")?),
+        None => Proof {
+            challenge: None,
+            nonce: None,
+        },
+        Some(bytes) => parse_json::<Proof>(&bytes, "invalid_body")?,
     };
-    let (created, view) = state
-        .queue
-        .join(
-            &sale,
-            &buyer,
-            proof
-                .as_ref()
-                .map(|p| (p.challenge.as_str(), p.nonce.as_str())),
-        )
-        .await?;
+    let proof = match (&proof.challenge, &proof.nonce) {
+        (Some(c), Some(n)) => Some((c.as_str(), n.as_str())),
+        (None, None) => None,
+        _ => {
+            return Err(InvalidInput::new(
+                "invalid_proof",
+                "a proof of work is a challenge and a nonce, both",
+            )
+            .into())
+        }
+    };
+    let (created, view) = state.queue.join(&sale, &buyer, proof).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -169,7 +169,7 @@ impl PartialSchema for JoinRequest {
         RefOr::T(from_json(json!({
             "type": "object",
             "additionalProperties": false,
-            "required": ["challenge", "nonce"],
+            "description": "both or neither: {} (or no body) brings no proof",
             "properties": {
                 "challenge": {"type": "string", "description": "from GET /sales/{sale_id}/queue/challenge"},
                 "nonce": {
