@@ -166,17 +166,24 @@ pub struct JoinRequest;
 
 impl PartialSchema for JoinRequest {
     fn schema() -> RefOr<Schema> {
+        // Both or neither: an empty object, or a challenge with its nonce.
         RefOr::T(from_json(json!({
-            "type": "object",
-            "additionalProperties": false,
-            "description": "both or neither: {} (or no body) brings no proof",
-            "properties": {
-                "challenge": {"type": "string", "description": "from GET /sales/{sale_id}/queue/challenge"},
-                "nonce": {
-                    "type": "string", "minLength": 1, "maxLength": MAX_NONCE_LEN,
-                    "description": "SHA-256(challenge ‖ nonce) starts with the challenge's bits zero bits",
+            "anyOf": [
+                {"type": "object", "additionalProperties": false, "maxProperties": 0,
+                 "description": "no proof of work (a sale that asks for none)"},
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["challenge", "nonce"],
+                    "properties": {
+                        "challenge": {"type": "string", "description": "from GET /sales/{sale_id}/queue/challenge"},
+                        "nonce": {
+                            "type": "string", "minLength": 1, "maxLength": MAX_NONCE_LEN,
+                            "description": "SHA-256(challenge ‖ nonce) starts with the challenge's bits zero bits",
+                        },
+                    },
                 },
-            },
+            ],
         })))
     }
 }
