@@ -8,7 +8,7 @@
 #   browser      the storefront and the live view in headless Chromium (infra/local/browser.py),
 #                against the API, settle and expire (the same debug build) and localstripe
 #   fuzz         schemathesis, an outside client, against an API of its own with the API's OpenAPI
-#                document (infra/local/fuzz-api.sh): FUZZ_SEED (random, printed)
+#                document (infra/local/fuzz-api.sh): FUZZ_SEED (random, printed; `make test` fixes it)
 set -uo pipefail
 rc=0; total_passed=0; total_failed=0
 levels=("$@"); [ ${#levels[@]} -gt 0 ] || levels=(unit integration)

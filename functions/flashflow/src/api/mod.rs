@@ -86,6 +86,10 @@ pub enum ApiError {
     Refused(Refusal),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Work that began and stopped half-way, to be resumed by sending the same request again;
+    /// the message says what state it left.
+    #[error("{message}")]
+    Incomplete { code: &'static str, message: String },
     /// A dependency is down; the client may retry. The detail is logged, not sent.
     #[error("unavailable: {0}")]
     Unavailable(#[source] crate::ports::BoxError),
@@ -116,9 +120,12 @@ impl From<StoreError> for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Unavailable(_) => Self::Unavailable(Box::new(e)),
-            _ => Self::Internal(Box::new(e)),
+        // Away, busy (a deadlock, a serialization failure, a lock timeout) or raced: the
+        // statement was rolled back, and the same call may succeed when repeated.
+        if e.is_transient() {
+            Self::Unavailable(Box::new(e))
+        } else {
+            Self::Internal(Box::new(e))
         }
     }
 }
@@ -177,6 +184,9 @@ impl ApiError {
             ),
             Self::Refused(r) => refusal_parts(r),
             Self::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
+            Self::Incomplete { code, message } => {
+                (StatusCode::SERVICE_UNAVAILABLE, code, message.clone())
+            }
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "service_unavailable",

@@ -376,6 +376,14 @@ impl From<AdminError> for ApiError {
                      paid, cancelled or expired (force does not apply: their buyers may still pay)"
                 ),
             },
+            AdminError::ResetWaits { sale, in_play } => ApiError::Incomplete {
+                code: "reset_incomplete",
+                message: format!(
+                    "the reset of sale {sale} began and waits for {in_play} orders still in play \
+                     (held for payment, or a return or status being written); the sale is paused \
+                     (buys answer 503, nothing is taken) until the reset is run again after they end"
+                ),
+            },
             AdminError::WaitingRoom(sale) => ApiError::Conflict {
                 code: "sale_has_waiting_room",
                 message: format!(

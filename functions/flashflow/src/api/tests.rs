@@ -1293,3 +1293,32 @@ fn the_templates_redis_users_have_the_rules_the_tests_prove() {
         "buy, orders, settle, reconcile, operator, checkout, queue"
     );
 }
+
+#[test]
+fn a_deadlock_or_a_race_in_the_ledger_is_503_retry_and_a_refused_statement_is_500() {
+    let busy = ApiError::from(DbError::Busy("40P01: deadlock detected".into()));
+    assert_eq!(busy.parts().0, StatusCode::SERVICE_UNAVAILABLE);
+    let raced = ApiError::from(DbError::Raced {
+        what: "sale s".into(),
+    });
+    assert_eq!(raced.parts().0, StatusCode::SERVICE_UNAVAILABLE);
+    let refused = ApiError::from(DbError::Query("23514: check violation".into()));
+    assert_eq!(refused.parts().0, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[test]
+fn a_reset_that_began_and_waits_for_orders_in_play_says_the_sale_is_paused() {
+    let e = ApiError::from(crate::app::admin::AdminError::ResetWaits {
+        sale: SaleId::parse("s").unwrap(),
+        in_play: 2,
+    });
+    let (status, code, message) = e.parts();
+    assert_eq!(
+        (status, code),
+        (StatusCode::SERVICE_UNAVAILABLE, "reset_incomplete")
+    );
+    assert!(
+        message.contains("paused") && message.contains("run again"),
+        "{message}"
+    );
+}

@@ -23,6 +23,11 @@ pub enum AdminError {
     /// while their buyers can still pay, and such a payment could not be recorded.
     #[error("sale {sale} has {held} orders held for payment")]
     Held { sale: SaleId, held: u64 },
+    /// The reset began (the sale is frozen: buys answer 503, nothing is taken) and then found
+    /// orders still in play in the ledger (a hold, or a return or status still being written);
+    /// it resumes where it stopped when run again once they end.
+    #[error("sale {sale}'s reset waits for {in_play} orders in play")]
+    ResetWaits { sale: SaleId, in_play: u64 },
     /// Reset refused: the sale's waiting room published its draw's commitment for this round;
     /// a second round would reuse a seed that may be revealed.
     #[error("sale {0} has a waiting room")]
@@ -139,8 +144,9 @@ pub struct Reset {
 /// answer 503, nothing reserved) and running the reset again resumes it where it stopped.
 ///
 /// # Errors
-/// [`AdminError::NotFound`], [`AdminError::Pending`] and [`AdminError::Held`] (nothing changed), or store and database
-/// failures (the sale may stay frozen until the reset is run again).
+/// [`AdminError::NotFound`], [`AdminError::Pending`] and [`AdminError::Held`] (nothing changed);
+/// [`AdminError::ResetWaits`], store and database failures (the sale may stay frozen until the
+/// reset is run again).
 pub async fn reset<L: SaleLedger, C: SaleResets, S: StatusStore>(
     db: &L,
     store: &C,
@@ -174,13 +180,14 @@ pub async fn reset<L: SaleLedger, C: SaleResets, S: StatusStore>(
     let def = match db.reset_sale(id, stock, round).await? {
         LedgerReset::Started(def) => def,
         LedgerReset::NoSuchSale => return Err(AdminError::NotFound(id.clone())),
-        // A hold settled after the look above: the sale stays frozen (buys answer 503, nothing
-        // is taken) until the reset is run again once its holds have ended.
-        LedgerReset::OrdersInPlay(held) => {
-            warn!(sale = %id, held, "reset waits: orders held for payment");
-            return Err(AdminError::Held {
+        // A hold settled after the look above, or a return or status is still being written:
+        // the sale stays frozen (buys answer 503, nothing is taken) until the reset is run again
+        // once they have ended. The answer says so: the reset did begin.
+        LedgerReset::OrdersInPlay(in_play) => {
+            warn!(sale = %id, in_play, "reset waits: orders in play");
+            return Err(AdminError::ResetWaits {
                 sale: id.clone(),
-                held,
+                in_play,
             });
         }
     };

@@ -286,3 +286,33 @@ async fn the_status_written_for_a_redelivered_order_is_what_postgres_recorded() 
     assert_eq!((st.buyer.as_str(), st.quantity), ("owner", 1));
     assert_eq!(counts(&f.check, &f.sale).await, expect(1, 0, 1, 1));
 }
+
+#[tokio::test]
+async fn a_forced_resets_cancellations_and_late_messages_of_the_same_orders_never_deadlock() {
+    use flashflow::ports::{Ledger, SaleLedger};
+    let url = fresh_schema_url().await;
+    let (settling, resetting) = (db_at(&url).await, db_at(&url).await);
+    let sale = sale(&fresh_sale_id(), 1_000, 5);
+    settling.create_sale(&sale).await.unwrap();
+    resetting.reset_sale(&sale.id, None, 2).await.unwrap();
+    // Orders of round 1, reserved before the reset: the reset records them as rejected while
+    // their messages, still in flight, settle into the same archive. The two write the same rows
+    // in opposite orders, which is how two transactions deadlock if nothing orders them.
+    for attempt in 0..20 {
+        let late: Vec<OrderMessage> = (0..40)
+            .map(|i| order(&sale, &format!("r{attempt}-{i}"), 1, i))
+            .collect();
+        let dropped: Vec<OrderMessage> = late.iter().rev().cloned().collect();
+        let (settled, cancelled) = tokio::join!(
+            settling.settle_orders(&late),
+            resetting.cancel_orders(&dropped)
+        );
+        let (settled, cancelled) = (settled.unwrap(), cancelled.unwrap());
+        assert_eq!(
+            (settled.len(), cancelled.len()),
+            (40, 40),
+            "attempt {attempt}"
+        );
+        assert!(cancelled.iter().all(|s| s.status == OrderState::Rejected));
+    }
+}

@@ -141,6 +141,17 @@ impl SaleLedger for Db {
         }
         let mut conn = self.client().await?;
         let tx = conn.transaction().await?;
+        // The sale rows first, in id order, as settle takes them: a late message of one of these
+        // orders writes the same archive row, and two transactions that take the same rows in
+        // no agreed order deadlock (each holds what the other's next insert waits for).
+        let mut sales: Vec<&str> = orders.iter().map(|o| o.sale_id.as_str()).collect();
+        sales.sort_unstable();
+        sales.dedup();
+        tx.execute(
+            "SELECT 1 FROM sales WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            &[&sales],
+        )
+        .await?;
         rows.insert(&tx).await?;
         let recorded = recorded_orders(&tx, &rows.ids).await?;
         tx.commit().await?;

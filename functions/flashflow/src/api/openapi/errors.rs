@@ -19,7 +19,8 @@ const fn e(code: &'static str, status: u16, when: &'static str) -> ErrorCode {
 }
 
 /// Every `error` the API answers. A `4xx` changed nothing; a `503` changed nothing, except
-/// `outcome_unknown`, which names the order whose outcome is not known.
+/// `outcome_unknown`, which names the order whose outcome is not known, and `reset_incomplete`,
+/// which says the reset began and how to finish it.
 #[rustfmt::skip]
 pub const ERROR_CODES: &[ErrorCode] = &[
     e("invalid_body", 400, "malformed JSON, not an object, an unknown field or a wrong type"),
@@ -82,6 +83,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     e("too_many_requests", 429, "the buyer tried more often this minute than the sale allows (Retry-After)"),
     e("internal_error", 500, "a bug; nothing the client sent (logged, never detailed)"),
     e("service_unavailable", 503, "a dependency is down; nothing changed (Retry-After)"),
+    e("reset_incomplete", 503, "a reset began and waits for orders in play: the sale is paused until it is run again"),
     e("outcome_unknown", 503, "the reservation may have happened: order_id names it (Retry-After)"),
 ];
 
