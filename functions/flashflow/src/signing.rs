@@ -69,16 +69,12 @@ impl SigningSettings {
     /// [`SignerError`] when no key is configured, the secret cannot be read, or the key is short.
     pub async fn signer(&self, sdk: &aws_config::SdkConfig) -> Result<Signer, SignerError> {
         use secrecy::ExposeSecret;
-        let key = match (&self.secret, &self.key) {
-            (Some(id), _) => crate::secrets::read(sdk, id).await?.password,
-            (None, Some(key)) => key.clone(),
-            (None, None) => {
-                return Err(crate::settings::ConfigError::Missing {
-                    name: "ORDER_SIGNING_KEY".into(),
-                    hint: "a secret of at least 32 bytes shared by buy, reconcile and settle (or ORDER_SIGNING_KEY_SECRET_ARN)",
-                }
-                .into())
+        let Some(key) = key_from(sdk, self.secret.as_deref(), self.key.as_ref()).await? else {
+            return Err(crate::settings::ConfigError::Missing {
+                name: "ORDER_SIGNING_KEY".into(),
+                hint: "a secret of at least 32 bytes shared by buy, reconcile and settle (or ORDER_SIGNING_KEY_SECRET_ARN)",
             }
+            .into());
         };
         Signer::new(key.expose_secret().as_bytes()).map_err(SignerError::Weak)
     }
@@ -109,10 +105,8 @@ impl AdmissionSettings {
         sdk: &aws_config::SdkConfig,
     ) -> Result<Option<crate::domain::waiting_room::tokens::TokenKeys>, SignerError> {
         use secrecy::ExposeSecret;
-        let key = match (&self.secret, &self.key) {
-            (Some(id), _) => crate::secrets::read(sdk, id).await?.password,
-            (None, Some(key)) => key.clone(),
-            (None, None) => return Ok(None),
+        let Some(key) = key_from(sdk, self.secret.as_deref(), self.key.as_ref()).await? else {
+            return Ok(None);
         };
         crate::domain::waiting_room::tokens::TokenKeys::new(key.expose_secret().as_bytes())
             .map(Some)
@@ -135,6 +129,18 @@ impl AdmissionSettings {
             .into()
         })
     }
+}
+
+/// A key from its Secrets Manager secret when one is named, else from the environment.
+async fn key_from(
+    sdk: &aws_config::SdkConfig,
+    secret: Option<&str>,
+    key: Option<&secrecy::SecretString>,
+) -> Result<Option<secrecy::SecretString>, SignerError> {
+    Ok(match (secret, key) {
+        (Some(id), _) => Some(crate::secrets::read(sdk, id).await?.password),
+        (None, key) => key.cloned(),
+    })
 }
 
 /// The key is too short to be a secret.

@@ -428,3 +428,55 @@ fn credentials_of(url: &str) -> (String, String) {
     let (user, password) = url[s..at].split_once(':').unwrap_or((&url[s..at], ""));
     (user.to_owned(), password.to_owned())
 }
+
+#[tokio::test]
+async fn the_order_signing_key_and_the_admission_key_are_read_from_their_named_secrets() {
+    use flashflow::domain::{BuyerId, SaleId};
+    use flashflow::signing::{AdmissionSettings, SigningSettings};
+    let key = format!(
+        "key-{}-{}",
+        Uuid::new_v4().simple(),
+        Uuid::new_v4().simple()
+    );
+    let secret = put_secret(&key).await;
+    let sdk = aws::sdk_config().await;
+    let env_key = || Some(key.clone().into());
+    // The secret wins over a key in the environment, as the template sets only the secret.
+    let decoy = || Some("a-different-key-of-at-least-32-bytes!!".to_owned().into());
+
+    let from_secret = SigningSettings {
+        key: decoy(),
+        secret: Some(secret.clone()),
+    };
+    let from_env = SigningSettings {
+        key: env_key(),
+        secret: None,
+    };
+    let (a, b) = (
+        from_secret.signer(&sdk).await.unwrap(),
+        from_env.signer(&sdk).await.unwrap(),
+    );
+    assert_eq!(a.sign("body"), b.sign("body"), "the secret's key signs");
+
+    let rooms = AdmissionSettings {
+        key: decoy(),
+        secret: Some(secret),
+    };
+    let keys = rooms.keys(&sdk).await.unwrap().expect("a key");
+    let (sale, buyer) = (SaleId::parse("s").unwrap(), BuyerId::parse("b").unwrap());
+    let env_keys = AdmissionSettings {
+        key: env_key(),
+        secret: None,
+    };
+    let ticket = env_keys
+        .required_keys(&sdk)
+        .await
+        .unwrap()
+        .ticket(&sale, &buyer, 7);
+    assert_eq!(keys.open_ticket(&ticket, &sale, &buyer), Some(7));
+    assert!(AdmissionSettings::default()
+        .keys(&sdk)
+        .await
+        .unwrap()
+        .is_none());
+}
