@@ -16,13 +16,13 @@
 #                every second and buying once admitted (stock 1,000): time from the opening to
 #                the last unit, admitted, bought, p99 of each step
 # Release builds; the API (with settle) as `make services` runs it. Reports in $LOG_DIR/bench.
-#   usage: bench/waiting-room.sh
+#   usage: bench/waiting-room.sh            (SECTIONS="3 5" runs only those)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 . infra/local/env.sh
 for tool in wrk k6 jq bc; do command -v "$tool" >/dev/null || die "$tool is missing: run 'make setup'"; done
 RATES=${RATES:-"5000 10000"}; POLL_PLACES=${POLL_PLACES:-100000}; POW_BITS=${POW_BITS:-12}
-OPENING_PEOPLE=${OPENING_PEOPLE:-20000}; C=${C:-100}; D=${D:-5}; CEILING_PORT=${CEILING_PORT:-3001}
+OPENING_PEOPLE=${OPENING_PEOPLE:-20000}; SECTIONS=${SECTIONS:-"1 2 3 4 5"}; C=${C:-100}; D=${D:-5}; CEILING_PORT=${CEILING_PORT:-3001}
 API="http://127.0.0.1:$API_PORT"; BENCH="$ROOT/target/release/flashflow-bench"
 OUT="$LOG_DIR/bench"; mkdir -p "$OUT"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
@@ -64,7 +64,9 @@ k6_join() { # name url rate
 
 bash infra/local/services.sh start api settle >/dev/null
 RUN=$(date +%s)
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
+if section 1; then
 echo; echo "1. Joins: a burst of distinct buyers (k6 constant-arrival-rate, 3 s), the ceiling at the same rate"
 for rate in $RATES; do
   ceiling_start; k6_join ceiling "http://127.0.0.1:$CEILING_PORT/sales/x/buy" "$rate"; ceiling_stop
@@ -72,6 +74,9 @@ for rate in $RATES; do
   k6_join flashflow "$API/sales/$S/queue" "$rate"
 done
 
+fi
+
+if section 2; then
 echo; echo "2. Polls of a $POLL_PLACES-place queue (wrk -t2 -c$C -d${D}s), the ceiling's GET (one Redis round trip)"
 S=wr-poll-$RUN; t=$(now_ms); sale "$S" 1000 1 $(( t + 3600000 )) $(( t - 1000 ))
 "$BENCH" waiting-room fill "$S" "$POLL_PLACES" --out "$OUT/places.txt"
@@ -85,20 +90,27 @@ polls=$(grep -oE '[0-9]+ requests in' "$OUT/poll-flashflow.txt" | awk '{print $1
 printf '  Redis commands during the polls: %s for %s polls (%.5f per poll)\n' "$(( after - before ))" "$polls" \
   "$(echo "($after - $before) / $polls" | bc -l)"
 
+fi
+
+if section 3; then
 echo; echo "3. Buys with an admission token vs the same buys without a waiting room (wrk -t2 -c$C -d${D}s, stock 1,000,000)"
 SP=wr-plain-$RUN; ST=wr-token-$RUN; t=$(now_ms)
 sale "$SP" 1000000 1; sale "$ST" 1000000 1 $(( t + 2000 )) $(( t - 1000 ))
 "$BENCH" waiting-room tokens "$ST" 400000 --out "$OUT/tokens.txt"
 sleep 2.5
-for round in 1 2; do
-  # Each round its own buyers: each buys once (the limit), in both sales alike.
-  wrk_lines "buys, no waiting room ($round)" "$API" plain "/sales/$SP/buy" "$OUT/tokens.txt" "$OUT/buy-plain-$round.txt" $(( (round - 1) * 150000 ))
-  wrk_lines "buys with an admission token ($round)" "$API" token "/sales/$ST/buy" "$OUT/tokens.txt" "$OUT/buy-token-$round.txt" $(( (round - 1) * 150000 ))
-done
+plain() { wrk_lines "buys, no waiting room ($1)" "$API" plain "/sales/$SP/buy" "$OUT/tokens.txt" "$OUT/buy-plain-$1.txt" $(( ($1 - 1) * 150000 )); }
+token() { wrk_lines "buys with an admission token ($1)" "$API" token "/sales/$ST/buy" "$OUT/tokens.txt" "$OUT/buy-token-$1.txt" $(( ($1 - 1) * 150000 )); }
+# Each round its own buyers: each buys once (the limit), in both sales alike. The order swaps in
+# the second round: a run pays for the settlement of the run before it (the same cores).
+plain 1; token 1
+token 2; plain 2
 rate() { grep -ohE 'Requests/sec: +[0-9.]+' "$@" | awk '{s += $2} END {print s / NR}'; }
 rp=$(rate "$OUT"/buy-plain-?.txt); rt=$(rate "$OUT"/buy-token-?.txt)
 printf '  mean req/s: without %.0f, with a token %.0f; with / without: %.3f\n' "$rp" "$rt" "$(echo "$rt / $rp" | bc -l)"
 
+fi
+
+if section 4; then
 echo; echo "4. The race: 5,000 people arriving over the opening's first 2 s, a bot with 1,000 made-up ids on 50 connections from 2 s before (stock 1,000)"
 S=race-plain-$RUN; t=$(( $(now_ms) + 4000 ))
 curl -sf "${auth[@]}" -X POST "$API/admin/sales" -d "{\"id\":\"$S\",\"name\":\"race\",\"stock\":1000,\"per_user_limit\":1,\"opens_at\":\"$(date -u -d "@$(( t / 1000 ))" +%Y-%m-%dT%H:%M:%S).$(printf %03d $(( t % 1000 )))Z\"}" >/dev/null
@@ -109,7 +121,11 @@ for bits in 0 "$POW_BITS"; do
   "$BENCH" waiting-room crowd "$API" "$S" "$t" --room --people 5000 --arrive-from -2000 --arrive-to 0 --bot-ids 1000 --bot-connections 50 --bot-from -5500 --until 40000 | sed 's/^/    /'
 done
 
+fi
+
+if section 5; then
 echo; echo "5. The opening: $OPENING_PEOPLE buyers joining in the 4 s before it, polling every second, buying once admitted (stock 1,000)"
 S=wr-opening-$RUN; t0=$(now_ms); t=$(( t0 + 6000 )); sale "$S" 1000 1 "$t" $(( t0 - 500 ))
 "$BENCH" waiting-room crowd "$API" "$S" "$t" --room --people "$OPENING_PEOPLE" --arrive-from -4000 --arrive-to 0 --until 60000 | sed 's/^/  /'
 curl -sf "${auth[@]}" "$API/admin/sales/$S" | jq -c '.waiting_room.queue | {waiting, admitted, used, expired, sold_out, cohort}' | sed 's/^/  queue: /'
+fi
