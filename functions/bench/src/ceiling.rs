@@ -4,7 +4,7 @@
 //! FlashFlow's own figures are judged against it, measured in the same run.
 
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use fred::prelude::*;
@@ -14,47 +14,44 @@ use fred::types::scripts::Script;
 /// the waiting room's polls (`make bench-waiting-room`).
 pub fn router(client: Client) -> Router {
     let script = Script::from_lua("return 1");
-    let get_client = client.clone();
-    let get_script = script.clone();
+    let answer = |status, body| Answer {
+        client: client.clone(),
+        script: script.clone(),
+        status,
+        body,
+    };
     Router::new()
         .route(
             "/sales/{sale_id}/queue/{ticket}",
-            axum::routing::get(move || {
-                let (client, script) = (get_client.clone(), get_script.clone());
-                async move {
-                    match script
-                        .evalsha_with_reload::<i64, _, _>(
-                            &client,
-                            Vec::<String>::new(),
-                            Vec::<String>::new(),
-                        )
-                        .await
-                    {
-                        Ok(_) => (StatusCode::OK, r#"{"state":"waiting"}"#).into_response(),
-                        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-                    }
-                }
-            }),
+            axum::routing::get(one_round_trip)
+                .with_state(answer(StatusCode::OK, r#"{"state":"waiting"}"#)),
         )
         .route(
             "/sales/{sale_id}/buy",
-            post(move || {
-                let (client, script) = (client.clone(), script.clone());
-                async move {
-                    match script
-                        .evalsha_with_reload::<i64, _, _>(
-                            &client,
-                            Vec::<String>::new(),
-                            Vec::<String>::new(),
-                        )
-                        .await
-                    {
-                        Ok(_) => (StatusCode::ACCEPTED, r#"{"status":"PENDING"}"#).into_response(),
-                        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-                    }
-                }
-            }),
+            post(one_round_trip)
+                .with_state(answer(StatusCode::ACCEPTED, r#"{"status":"PENDING"}"#)),
         )
+}
+
+/// What a route of the ceiling answers after its one Redis round trip.
+#[derive(Clone)]
+struct Answer {
+    client: Client,
+    script: Script,
+    status: StatusCode,
+    body: &'static str,
+}
+
+/// One Redis round trip (the script), then the route's answer; 503 when Redis does not answer.
+async fn one_round_trip(axum::extract::State(a): axum::extract::State<Answer>) -> Response {
+    match a
+        .script
+        .evalsha_with_reload::<i64, _, _>(&a.client, Vec::<String>::new(), Vec::<String>::new())
+        .await
+    {
+        Ok(_) => (a.status, a.body).into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// A connected client for `url`, as the API builds its own (one multiplexed connection).
