@@ -22,8 +22,8 @@ mod waiting_room;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use flashflow::settings::FromEnv;
-use flashflow::{aws, startup};
+use flashflow_adapters::aws;
+use flashflow_settings::FromEnv;
 use tracing::info;
 
 #[derive(Parser)]
@@ -206,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn ceiling(addr: &str) -> anyhow::Result<()> {
-    let redis = flashflow::adapters::redis::RedisSettings::from_env()?;
+    let redis = flashflow_adapters::redis::RedisSettings::from_env()?;
     let client = ceiling::client(&redis.url).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -242,16 +242,16 @@ async fn settle(
     steps: steps::StepTimes,
 ) -> anyhow::Result<()> {
     use settle::{handler, ledger, through_queue, Stack};
-    let settings = startup::settle::Settings::from_env()?;
+    let settings = ::settle::Settings::from_env()?;
     let sdk = aws::sdk_config().await;
-    let database = startup::database_settings(&sdk, &settings.database).await?;
+    let database = flashflow_adapters::clients::database_settings(&sdk, &settings.database).await?;
     let signer = settings.signing.signer(&sdk).await?;
     let stack = Stack {
         database_url: database.url.clone(),
-        store: startup::redis_ready(&sdk, &settings.redis).await?,
+        store: flashflow_adapters::clients::redis_ready(&sdk, &settings.redis).await?,
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         table: settings.status.table.clone(),
-        requeue: flashflow::adapters::sqs::SqsPublisher::new(
+        requeue: flashflow_adapters::sqs::SqsPublisher::new(
             aws_sdk_sqs::Client::new(&sdk),
             &settings.queue.url,
         ),

@@ -10,16 +10,17 @@
 //! After each run it checks the invariants in Postgres: N orders, each once, all CONFIRMED, no
 //! more than the stock. Runs in a fresh schema of `DATABASE_URL`'s database.
 
+use ::settle::SqsBatches;
 use anyhow::{ensure, Context};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use flashflow::adapters::sqs::SqsPublisher;
-use flashflow::adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore};
-use flashflow::app::settle::Settler;
+use flashflow::domain::signing::Signer;
 use flashflow::domain::{
     sale::NewSale, BuyerId, OrderMessage, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION,
 };
 use flashflow::ports::{Ledger, OrderPublisher, SaleLedger};
-use flashflow::signing::Signer;
+use flashflow_adapters::sqs::SqsPublisher;
+use flashflow_adapters::{dynamodb::DynamoStatusStore, postgres::Db, redis::RedisStore};
+use flashflow_app::settle::Settler;
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
@@ -66,7 +67,7 @@ async fn fresh_schema(database_url: &str) -> anyhow::Result<String> {
 }
 
 fn messages(sale: &SaleDefinition, n: usize) -> Vec<OrderMessage> {
-    let now = flashflow::clock::EpochMs::now().get();
+    let now = flashflow::domain::EpochMs::now().get();
     (0..n)
         .map(|i| OrderMessage {
             v: ORDER_MESSAGE_VERSION,
@@ -190,7 +191,7 @@ pub async fn ledger(
         seconds,
         steps: stack
             .steps
-            .means(flashflow::adapters::postgres::LEDGER_STEPS),
+            .means(flashflow_adapters::postgres::LEDGER_STEPS),
     })
 }
 
@@ -243,7 +244,7 @@ pub async fn handler(
     Ok(Figures {
         orders: n,
         seconds,
-        steps: stack.steps.means(flashflow::app::settle::STEPS),
+        steps: stack.steps.means(flashflow_app::settle::STEPS),
     })
 }
 

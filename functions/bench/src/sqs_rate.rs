@@ -8,7 +8,7 @@ use std::sync::Arc;
 ///
 /// # Errors
 /// When the scratch queue cannot be created or a sending task panicked.
-pub async fn run(sdk: &flashflow::aws::SdkConfig, n: usize) -> anyhow::Result<()> {
+pub async fn run(sdk: &flashflow_adapters::aws::SdkConfig, n: usize) -> anyhow::Result<()> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let name = format!("flashflow-sqs-rate-{}", std::process::id());
     let url = sqs
@@ -19,7 +19,7 @@ pub async fn run(sdk: &flashflow::aws::SdkConfig, n: usize) -> anyhow::Result<()
         .queue_url()
         .unwrap_or_default()
         .to_owned();
-    let publisher = flashflow::adapters::sqs::SqsPublisher::new(sqs.clone(), &url);
+    let publisher = flashflow_adapters::sqs::SqsPublisher::new(sqs.clone(), &url);
     let body = "x".repeat(200);
     let start = std::time::Instant::now();
     let failed = crate::settle::send_all(&publisher, &vec![body; n], 16).await?;

@@ -1,6 +1,6 @@
 //! Where settlement's time goes: a `tracing` layer that adds up how long each of the product's
-//! step spans lived (`settle.*`, `ledger.*`: see `flashflow::app::settle::STEPS` and
-//! `flashflow::adapters::postgres::LEDGER_STEPS`). The product only names its steps; measuring
+//! step spans lived (`settle.*`, `ledger.*`: see `flashflow_app::settle::STEPS` and
+//! `flashflow_adapters::postgres::LEDGER_STEPS`). The product only names its steps; measuring
 //! them is this bench's business.
 
 use std::collections::HashMap;

@@ -10,11 +10,11 @@
 //! tasks here, and would be 20,000 JavaScript runtimes there.
 
 use bytes::Bytes;
-use flashflow::adapters::redis::{RedisSettings, RedisStore};
 use flashflow::domain::waiting_room::tokens::{solve, Admission, TokenKeys};
 use flashflow::domain::{BuyerId, SaleId};
 use flashflow::ports::{JoinOutcome, QueueJoins};
-use flashflow::settings::FromEnv;
+use flashflow_adapters::redis::{RedisSettings, RedisStore};
+use flashflow_settings::FromEnv;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -79,7 +79,7 @@ pub async fn fill(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Resu
 pub fn tokens(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Result<()> {
     let sale = SaleId::parse(sale)?;
     let keys = keys()?;
-    let expires_ms = flashflow::clock::EpochMs::now().get() + 3_600_000;
+    let expires_ms = flashflow::domain::EpochMs::now().get() + 3_600_000;
     let mut f = std::io::BufWriter::new(std::fs::File::create(out)?);
     for i in 0..n {
         let buyer = BuyerId::parse(&format!("{prefix}-{i}"))?;
@@ -261,7 +261,7 @@ async fn send(
 }
 
 fn now_ms() -> i64 {
-    flashflow::clock::EpochMs::now().get()
+    flashflow::domain::EpochMs::now().get()
 }
 
 async fn sleep_until(ms: i64) {

@@ -1,18 +1,18 @@
 //! The buy function: `POST /sales/{sale_id}/buy` behind API Gateway (HTTP API, JWT authorizer).
 //!
-//! Settings: [`flashflow::startup::buy::Settings`] (`REDIS_URL`, `ORDERS_QUEUE_URL`,
-//! `ORDER_SIGNING_KEY_SECRET_ARN`, …). Writes EMF metrics (`Service=buy`) after each request.
+//! Settings: [`buy::Settings`] (`REDIS_URL`, `ORDERS_QUEUE_URL`, `ORDER_SIGNING_KEY_SECRET_ARN`,
+//! …). Writes EMF metrics (`Service=buy`) after each request.
 
-use flashflow::metrics::Metrics;
-use flashflow::{api, aws, startup};
+use flashflow_app::metrics::Metrics;
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let settings = startup::buy::Settings::from_env()?;
-    let sdk = aws::sdk_config().await;
+    let settings = buy::Settings::from_env()?;
+    let sdk = flashflow_adapters::aws::sdk_config().await;
     let metrics = Metrics::new("buy");
-    let routes = startup::buy::routes(&sdk, &settings, metrics.clone()).await?;
-    lambda_http::run(api::flushing_metrics(api::app(routes), metrics)).await
+    let routes = buy::routes(&sdk, &settings, metrics.clone()).await?;
+    let app = flashflow_http::flushing_metrics(flashflow_http::app(routes), metrics);
+    lambda_http::run(app).await
 }

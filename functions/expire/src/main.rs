@@ -3,24 +3,25 @@
 //! the order is confirmed instead — and their units go back; changes a crash left half done are
 //! finished.
 //!
-//! Settings: [`flashflow::startup::checkout::Settings`] (as the checkout function).
+//! Settings: [`expire::Settings`].
 
-use flashflow::{aws, clock::EpochMs, startup};
+use flashflow::domain::EpochMs;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = startup::checkout::Settings::from_env()?;
-    let sdk = aws::sdk_config().await;
-    let state = startup::checkout::state(&sdk, &settings, "expire").await?;
+    let settings = expire::Settings::from_env()?;
+    let sdk = flashflow_adapters::aws::sdk_config().await;
+    let checkout = Arc::new(expire::checkout(&sdk, &settings, "expire").await?);
 
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
-        let state = state.clone();
+        let checkout = Arc::clone(&checkout);
         async move {
-            let report = state.checkout.expire_due(EpochMs::now().get()).await;
+            let report = checkout.expire_due(EpochMs::now().get()).await;
             // Written before the instance may freeze.
-            state.checkout.metrics.flush();
+            checkout.metrics.flush();
             let report = report?;
             Ok::<_, Error>(serde_json::json!({
                 "expired": report.expired,

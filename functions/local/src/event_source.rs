@@ -14,8 +14,9 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use flashflow::app::settle::Settler;
 use flashflow::ports::{Ledger, OrderPublisher, Outbox, StatusStore};
+use flashflow_app::settle::Settler;
+use settle::SqsBatches;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

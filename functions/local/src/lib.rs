@@ -6,6 +6,7 @@
 //! - [`event_source`]: feeds the settle handler from SQS as Lambda's event source mapping does
 //!   (LocalStack cannot run Lambdas without Docker).
 //! - [`settings`]: what only the local runner reads (server limits, event source, sweep timer).
+//! - `template_check` (tests): every variable each function reads is declared in `template.yaml`.
 //!
 //! The binary (`src/main.rs`) runs them: `flashflow-local api|settle|reconcile|dlq show|dlq redrive`
 //! (`--help` lists each one's settings). The benchmarks live in `functions/bench`.
@@ -14,3 +15,5 @@ pub mod dlq;
 pub mod event_source;
 pub mod server;
 pub mod settings;
+#[cfg(test)]
+mod template_check;

@@ -4,15 +4,15 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use flashflow::metrics::Metrics;
-use flashflow::settings::FromEnv;
-use flashflow::{aws, startup};
+use flashflow_adapters::aws;
+use flashflow_app::metrics::Metrics;
 use flashflow_local::event_source::{self, EventSourceStats, HttpInvokeTarget};
 use flashflow_local::server;
 use flashflow_local::settings::{
     ApiMode, DlqSettings, EventSourceSettings, ExpireLoop, MetricsSettings, ServerSettings,
     SweepLoop,
 };
+use flashflow_settings::FromEnv;
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -82,35 +82,29 @@ fn api_variables() -> Vec<String> {
         ServerSettings::variables(),
         ApiMode::variables(),
         MetricsSettings::variables(),
-        flashflow::adapters::relay::RelaySettings::variables(),
-        startup::buy::Settings::variables(),
-        startup::orders::Settings::variables(),
-        startup::operator::Settings::variables(),
-        startup::checkout::Settings::variables(),
-        startup::queue::Settings::variables(),
+        flashflow_adapters::relay::RelaySettings::variables(),
+        buy::Settings::variables(),
+        orders::Settings::variables(),
+        operator::Settings::variables(),
+        checkout::Settings::variables(),
+        queue::Settings::variables(),
     ])
 }
 
 fn expire_variables() -> Vec<String> {
-    union(&[
-        ExpireLoop::variables(),
-        startup::checkout::Settings::variables(),
-    ])
+    union(&[ExpireLoop::variables(), expire::Settings::variables()])
 }
 
 fn settle_variables() -> Vec<String> {
     union(&[
         EventSourceSettings::variables(),
         MetricsSettings::variables(),
-        startup::settle::Settings::variables(),
+        settle::Settings::variables(),
     ])
 }
 
 fn reconcile_variables() -> Vec<String> {
-    union(&[
-        SweepLoop::variables(),
-        startup::reconcile::Settings::variables(),
-    ])
+    union(&[SweepLoop::variables(), reconcile::Settings::variables()])
 }
 
 #[tokio::main]
@@ -124,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Expire => expire().await,
         Command::Dlq { action } => dlq(action).await,
         Command::Openapi => {
-            print!("{}", flashflow::api::openapi::to_json());
+            print!("{}", flashflow_http::openapi::to_json());
             Ok(())
         }
     }
@@ -134,12 +128,12 @@ async fn api() -> anyhow::Result<()> {
     let server = ServerSettings::from_env()?;
     let mode = ApiMode::from_env()?;
     let flush = MetricsSettings::from_env()?.metrics_flush_ms.get();
-    let buy = startup::buy::Settings::from_env()?;
-    let orders = startup::orders::Settings::from_env()?;
-    let operator = startup::operator::Settings::from_env()?;
-    let relay = flashflow::adapters::relay::RelaySettings::from_env()?;
-    let checkout = startup::checkout::Settings::from_env()?;
-    let queue = startup::queue::Settings::from_env()?;
+    let buy = buy::Settings::from_env()?;
+    let orders = orders::Settings::from_env()?;
+    let operator = operator::Settings::from_env()?;
+    let relay = flashflow_adapters::relay::RelaySettings::from_env()?;
+    let checkout_settings = checkout::Settings::from_env()?;
+    let queue = queue::Settings::from_env()?;
 
     let sdk = aws::sdk_config().await;
     let metrics = Metrics::new("buy");
@@ -149,22 +143,22 @@ async fn api() -> anyhow::Result<()> {
             ?relay,
             "buy answers from the outbox; the relay sends in batches"
         );
-        startup::buy::relayed_routes(&sdk, &buy, relay, metrics).await?
+        buy::relayed_routes(&sdk, &buy, relay, metrics).await?
     } else {
-        startup::buy::routes(&sdk, &buy, metrics).await?
+        buy::routes(&sdk, &buy, metrics).await?
     };
-    let checkout_state = startup::checkout::state(&sdk, &checkout, "checkout").await?;
+    let checkout_state = checkout::state(&sdk, &checkout_settings).await?;
     checkout_state.checkout.metrics.flush_every(flush);
     let queue_metrics = Metrics::new("queue");
     queue_metrics.flush_every(flush);
     let app = server::app(
         buy_routes,
-        startup::orders::routes(&sdk, &orders)
+        orders::routes(&sdk, &orders)
             .await?
-            .merge(startup::queue::routes(&sdk, &queue, queue_metrics).await?),
-        startup::operator::routes(&sdk, &operator)
+            .merge(queue::routes(&sdk, &queue, queue_metrics).await?),
+        operator::routes(&sdk, &operator)
             .await?
-            .merge(startup::checkout::routes(checkout_state)),
+            .merge(checkout::routes(checkout_state)),
     );
 
     let addr = &server.listen_addr;
@@ -178,7 +172,7 @@ async fn api() -> anyhow::Result<()> {
 
 async fn settle() -> anyhow::Result<()> {
     let source = EventSourceSettings::from_env()?;
-    let settings = startup::settle::Settings::from_env()?;
+    let settings = settle::Settings::from_env()?;
     let cfg = source.config(&settings.queue.url);
     let sdk = aws::sdk_config().await;
     let sqs = aws::long_poll_sqs(&sdk, cfg.poll_wait);
@@ -207,7 +201,7 @@ async fn settle() -> anyhow::Result<()> {
     let metrics = Metrics::new("settle");
     metrics.flush_every(MetricsSettings::from_env()?.metrics_flush_ms.get());
     // One settler (one Postgres connection) per concurrent batch, like one Lambda instance each.
-    let clients = startup::settle::clients(&sdk, &settings).await?;
+    let clients = settle::clients(&sdk, &settings).await?;
     let mut targets = Vec::with_capacity(cfg.max_concurrency);
     for _ in 0..cfg.max_concurrency {
         targets.push(clients.settler(metrics.clone()).await?);
@@ -218,9 +212,9 @@ async fn settle() -> anyhow::Result<()> {
 
 async fn reconcile() -> anyhow::Result<()> {
     let interval = SweepLoop::from_env()?.reconcile_interval_ms.get();
-    let settings = startup::reconcile::Settings::from_env()?;
+    let settings = reconcile::Settings::from_env()?;
     let sdk = aws::sdk_config().await;
-    let sweeper = startup::reconcile::sweeper(&sdk, &settings).await?;
+    let sweeper = reconcile::sweeper(&sdk, &settings).await?;
     info!(timing = ?sweeper.timing, ?interval, "outbox sweeper started");
     loop {
         if let Err(e) = sweeper.sweep().await {
@@ -232,16 +226,16 @@ async fn reconcile() -> anyhow::Result<()> {
 
 async fn expire() -> anyhow::Result<()> {
     let interval = ExpireLoop::from_env()?.expire_interval_ms.get();
-    let settings = startup::checkout::Settings::from_env()?;
+    let settings = expire::Settings::from_env()?;
     let sdk = aws::sdk_config().await;
-    let state = startup::checkout::state(&sdk, &settings, "expire").await?;
+    let checkout = expire::checkout(&sdk, &settings, "expire").await?;
     info!(?interval, "expiry job started");
     loop {
-        let now = flashflow::clock::EpochMs::now().get();
-        if let Err(e) = state.checkout.expire_due(now).await {
+        let now = flashflow::domain::EpochMs::now().get();
+        if let Err(e) = checkout.expire_due(now).await {
             warn!(error = %e, "expiry run failed");
         }
-        state.checkout.metrics.flush();
+        checkout.metrics.flush();
         tokio::time::sleep(interval).await;
     }
 }

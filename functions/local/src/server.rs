@@ -15,7 +15,7 @@
 //! descriptors) is logged and waited out, never fatal.
 //!
 //! The handler's own work is not cut by a client deadline: a buy that has read its body runs to
-//! its answer (see `flashflow::api::buy`), so no timeout here can hide a reservation. A backstop,
+//! its answer (see `flashflow_http::buy`), so no timeout here can hide a reservation. A backstop,
 //! [`Limits::handler`], answers `503` only for a handler stuck on a dependency past every timeout
 //! of its own.
 
@@ -25,8 +25,8 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use flashflow::api;
-use flashflow::api::body_deadline::DeadlineBody;
+
+use flashflow_http::body_deadline::DeadlineBody;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -41,7 +41,7 @@ use tracing::{debug, warn};
 
 /// The merged app of the three HTTP functions, with the shared fallbacks.
 pub fn app(buy: Router, orders: Router, operator: Router) -> Router {
-    api::app(buy.merge(orders).merge(operator))
+    flashflow_http::app(buy.merge(orders).merge(operator))
 }
 
 /// What one client may hold of the server.
@@ -191,14 +191,14 @@ async fn deadlines(State(limits): State<Limits>, req: Request, next: Next) -> Re
                 limit = ?(limits.request + limits.handler),
                 "a handler outlived every deadline"
             );
-            let body = api::ErrorBody {
+            let body = flashflow_http::ErrorBody {
                 error: "service_unavailable",
                 message: "the service did not answer in time, retry shortly".into(),
                 order_id: None,
             };
             (
                 [("connection", "close"), ("retry-after", "1")],
-                api::json(StatusCode::SERVICE_UNAVAILABLE, &body),
+                flashflow_http::json(StatusCode::SERVICE_UNAVAILABLE, &body),
             )
                 .into_response()
         }

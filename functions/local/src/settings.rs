@@ -1,8 +1,8 @@
 //! Settings of what only the local runner does (the HTTP server, the event source, the sweeper's
 //! timer); everything else is read by the functions' own settings in [`flashflow::startup`].
-//! Each type's `Default` is its defaults table (see [`flashflow::settings`]).
+//! Each type's `Default` is its defaults table (see [`flashflow_settings`]).
 
-use flashflow::settings::{at_most, invalid, required, Count, Flag, FromEnv, Millis, MillisOrZero};
+use flashflow_settings::{at_most, invalid, required, Count, Flag, FromEnv, Millis, MillisOrZero};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ impl Default for ServerSettings {
 }
 
 impl FromEnv for ServerSettings {
-    fn check(&self) -> Result<(), flashflow::settings::ConfigError> {
+    fn check(&self) -> Result<(), flashflow_settings::ConfigError> {
         at_most("HTTP_MAX_CONNECTIONS", self.http_max_connections, 1_000_000)?;
         at_most(
             "HTTP_MAX_CONNECTIONS_PER_PEER",
@@ -133,7 +133,7 @@ impl Default for EventSourceSettings {
 }
 
 impl FromEnv for EventSourceSettings {
-    fn check(&self) -> Result<(), flashflow::settings::ConfigError> {
+    fn check(&self) -> Result<(), flashflow_settings::ConfigError> {
         at_most(
             "EVENT_SOURCE_BATCH_SIZE",
             self.event_source_batch_size,
@@ -213,7 +213,7 @@ pub struct DlqSettings {
 }
 
 impl FromEnv for DlqSettings {
-    fn check(&self) -> Result<(), flashflow::settings::ConfigError> {
+    fn check(&self) -> Result<(), flashflow_settings::ConfigError> {
         required("ORDERS_DLQ_URL", &self.orders_dlq_url)?;
         required("ORDERS_QUEUE_URL", &self.orders_queue_url)
     }

@@ -1,16 +1,15 @@
 //! The order-status function: `GET /orders/{order_id}` for buyers (JWT) and
-//! `GET /admin/orders/{order_id}` for operators (IAM).
+//! `GET /admin/orders/{order_id}` for operators (IAM), the public sale view and the pages.
 //!
-//! Settings: [`flashflow::startup::orders::Settings`] (`REDIS_URL`, `ORDERS_TABLE`, …).
+//! Settings: [`orders::Settings`] (`REDIS_URL`, `ORDERS_TABLE`, …).
 
-use flashflow::{api, aws, startup};
 use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let settings = startup::orders::Settings::from_env()?;
-    let sdk = aws::sdk_config().await;
-    let routes = startup::orders::routes(&sdk, &settings).await?;
-    lambda_http::run(api::app(routes)).await
+    let settings = orders::Settings::from_env()?;
+    let sdk = flashflow_adapters::aws::sdk_config().await;
+    let routes = orders::routes(&sdk, &settings).await?;
+    lambda_http::run(flashflow_http::app(routes)).await
 }

@@ -1,19 +1,18 @@
 //! The reconcile function (scheduled): re-sends reservations that stayed in an outbox longer than
 //! `OUTBOX_THRESHOLD_MS`, and retires finished sales.
 //!
-//! Settings: [`flashflow::startup::reconcile::Settings`] (`REDIS_URL`, `ORDERS_QUEUE_URL`,
+//! Settings: [`reconcile::Settings`] (`REDIS_URL`, `ORDERS_QUEUE_URL`,
 //! `OUTBOX_THRESHOLD_MS`, `OUTBOX_IN_QUEUE_MS`, `FINISHED_SALE_TTL_MS`, …).
 
-use flashflow::{aws, startup};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = startup::reconcile::Settings::from_env()?;
-    let sdk = aws::sdk_config().await;
-    let sweeper = Arc::new(startup::reconcile::sweeper(&sdk, &settings).await?);
+    let settings = reconcile::Settings::from_env()?;
+    let sdk = flashflow_adapters::aws::sdk_config().await;
+    let sweeper = Arc::new(reconcile::sweeper(&sdk, &settings).await?);
 
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let sweeper = Arc::clone(&sweeper);

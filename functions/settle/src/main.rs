@@ -2,21 +2,21 @@
 //! status into DynamoDB and the reservation out of the Redis outbox. Reports partial batch
 //! failures. Migrations run at start.
 //!
-//! Settings: [`flashflow::startup::settle::Settings`] (`DATABASE_URL`, `REDIS_URL`,
+//! Settings: [`settle::Settings`] (`DATABASE_URL`, `REDIS_URL`,
 //! `ORDERS_TABLE`, `ORDERS_QUEUE_URL`, `SETTLE_RETRY_DELAY_MS`, …).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashflow::metrics::Metrics;
-use flashflow::{aws, startup};
+use flashflow_app::metrics::Metrics;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use settle::SqsBatches;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let settings = startup::settle::Settings::from_env()?;
-    let sdk = aws::sdk_config().await;
-    let clients = startup::settle::clients(&sdk, &settings).await?;
+    let settings = settle::Settings::from_env()?;
+    let sdk = flashflow_adapters::aws::sdk_config().await;
+    let clients = settle::clients(&sdk, &settings).await?;
     let settler = Arc::new(clients.settler(Metrics::new("settle")).await?);
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {

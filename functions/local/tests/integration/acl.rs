@@ -3,10 +3,10 @@
 //! take stock.
 
 use crate::helpers::*;
-use flashflow::adapters::redis::{RedisSettings, RedisStore};
 use flashflow::domain::{BuyerId, OrderState, OrderStatus, Quantity, Reservation, ReserveRequest};
 use flashflow::ports::{HoldRecord, Returned, StoreError};
-use flashflow::secrets::Credentials;
+use flashflow_adapters::redis::{RedisSettings, RedisStore};
+use flashflow_adapters::secrets::Credentials;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -58,7 +58,9 @@ fn buy_of(def: &flashflow::domain::SaleDefinition, buyer: &str) -> ReserveReques
         buyer: BuyerId::parse(buyer).unwrap(),
         quantity: Quantity::default(),
         idempotency_key: None,
+        signature: None,
     }
+    .signed(&signer())
 }
 
 /// Whether `e` is Redis refusing a command this user may not run (`NOPERM` for the script
@@ -75,18 +77,15 @@ async fn buys_user_reserves_marks_what_it_sent_and_learns_a_sale_sold_out() {
     let def = loaded_sale(&store_admin().await, 1, 1).await;
     let (store, settings) = store_as("buy").await;
     store.ready(Duration::from_secs(5)).await.unwrap();
-    let fast = flashflow::adapters::redis::FastPathSettings::default();
-    let store = store
-        .with_fast_path(&fast, &settings)
-        .unwrap()
-        .with_signer(signer());
+    let fast = flashflow_adapters::redis::FastPathSettings::default();
+    let store = store.with_fast_path(&fast, &settings).unwrap();
     // Ready once its tracking connection listens (its first connection forgets what came before).
     store.ready(Duration::from_secs(5)).await.unwrap();
     let Reservation::Reserved { order_id, .. } = store.reserve(&buy_of(&def, "a")).await.unwrap()
     else {
         panic!("not reserved")
     };
-    let until = flashflow::clock::EpochMs::now().plus(Duration::from_secs(60));
+    let until = flashflow::domain::EpochMs::now().plus(Duration::from_secs(60));
     store.mark_sent(&def.id, &[order_id], until).await.unwrap();
     let sold_out = store.reserve(&buy_of(&def, "b")).await.unwrap();
     assert_eq!(
@@ -168,7 +167,7 @@ async fn the_sweepers_user_finds_stale_entries_marks_them_and_retires_finished_s
     };
     let (sweeper, _) = store_as("reconcile").await;
     sweeper.ready(Duration::from_secs(5)).await.unwrap();
-    let soon = flashflow::clock::EpochMs::now().plus(Duration::from_secs(5));
+    let soon = flashflow::domain::EpochMs::now().plus(Duration::from_secs(5));
     assert_eq!(sweeper.stale(&def.id, soon, 10).await.unwrap().len(), 1);
     let later = soon.plus(Duration::from_secs(3600));
     let resent = [order_id.to_string()];
@@ -178,7 +177,7 @@ async fn the_sweepers_user_finds_stale_entries_marks_them_and_retires_finished_s
         .remove_settled(&def.id, &[order_id], &[])
         .await
         .unwrap();
-    let now = flashflow::clock::EpochMs::now();
+    let now = flashflow::domain::EpochMs::now();
     let ttl = Duration::from_secs(60);
     assert!(sweeper.retire_if_finished(&def.id, now, ttl).await.unwrap());
 }
@@ -244,7 +243,7 @@ async fn the_queue_user_runs_the_waiting_room_and_the_operator_user_loads_and_re
     let (queue, _) = store_as("queue").await;
     operator.ready(Duration::from_secs(5)).await.unwrap();
     queue.ready(Duration::from_secs(5)).await.unwrap();
-    let now = flashflow::clock::EpochMs::now().get();
+    let now = flashflow::domain::EpochMs::now().get();
     let mut def = sale(&fresh_sale_id(), 5, 1);
     def.opens_at_ms = Some(now + 3_600_000);
     def.waiting_room = Some(WaitingRoom {

@@ -2,8 +2,8 @@
 //! requests. (Every bad-input case is also covered, faster, on the in-memory adapters.)
 
 use crate::helpers::*;
-use flashflow::adapters::redis::{RedisSettings, RedisStore};
 use flashflow::domain::OrderMessage;
+use flashflow_adapters::redis::{RedisSettings, RedisStore};
 use std::time::Duration;
 
 async fn receive_all(sqs: &aws_sdk_sqs::Client, queue: &str) -> Vec<String> {

@@ -8,13 +8,13 @@
 use crate::helpers::*;
 use crate::stripe::{base as stripe_base, pay_at_stripe, stripe_at, WHSEC};
 use axum::Router;
-use flashflow::adapters::stripe::signature::sign;
-use flashflow::api::checkout::{CheckoutState, ROUTES};
-use flashflow::app::checkout::{Checkout, Payment};
 use flashflow::domain::sale::Checkout as Terms;
 use flashflow::domain::{OrderState, SaleDefinition};
 use flashflow::ports::HoldRecord;
-use flashflow::ports::{CreateIntent, IntentStatus, NewPaymentIntent, ReadIntent};
+use flashflow::ports::{CreateIntent, IntentState, NewIntent, ReadIntent};
+use flashflow_adapters::stripe::signature::sign;
+use flashflow_app::checkout::{Checkout, Payment};
+use flashflow_http::checkout::{CheckoutState, ROUTES};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -22,10 +22,10 @@ use uuid::Uuid;
 const PRICE: u64 = 12_900;
 
 type Shop = CheckoutState<
-    flashflow::adapters::postgres::Db,
-    flashflow::adapters::redis::RedisStore,
-    flashflow::adapters::dynamodb::DynamoStatusStore,
-    flashflow::adapters::stripe::Stripe,
+    flashflow_adapters::postgres::Db,
+    flashflow_adapters::redis::RedisStore,
+    flashflow_adapters::dynamodb::DynamoStatusStore,
+    flashflow_adapters::stripe::Stripe,
 >;
 
 /// One test's shop: its own world (schema, queue, table) and checkout on localstripe.
@@ -52,11 +52,11 @@ impl World {
                 store: app.store.clone(),
                 status: app.status.clone(),
                 payments: stripe_at(base),
-                metrics: flashflow::metrics::Metrics::new("checkout"),
+                metrics: flashflow_app::metrics::Metrics::new("checkout"),
             },
             trust_user_header: true,
         });
-        let router = flashflow::api::app(flashflow::api::checkout::routes(Arc::clone(&shop)));
+        let router = flashflow_http::app(flashflow_http::checkout::routes(Arc::clone(&shop)));
         Self { app, shop, router }
     }
 
@@ -95,7 +95,12 @@ impl World {
             .into_iter()
             .map(|(_, m)| m)
             .collect();
-        let report = self.app.settler().await.settle(sqs_event(&bodies).0).await;
+        let report = self
+            .app
+            .settler()
+            .await
+            .settle_event(sqs_event(&bodies).0)
+            .await;
         assert!(report.failed.is_empty(), "{report:?}");
     }
 
@@ -179,7 +184,7 @@ impl World {
 }
 
 fn now_s() -> i64 {
-    flashflow::clock::EpochMs::now().get() / 1000
+    flashflow::domain::EpochMs::now().get() / 1000
 }
 
 /// The event Stripe sends when `intent` was paid for `order`.
@@ -195,7 +200,7 @@ fn succeeded(intent: &str, order: Uuid) -> serde_json::Value {
 
 /// Past every 60 s hold taken now.
 fn after_the_holds() -> i64 {
-    flashflow::clock::EpochMs::now().get() + 61_000
+    flashflow::domain::EpochMs::now().get() + 61_000
 }
 
 async fn a_held_order(w: &World, def: &SaleDefinition, buyer: &str) -> Uuid {
@@ -280,8 +285,8 @@ async fn a_cancelled_hold_gives_its_unit_back_once_and_the_buyer_may_buy_again()
     assert_eq!(w.shown(order).await, Some(OrderState::Cancelled));
     let at_stripe = w.shop.checkout.payments.intent(&intent).await.unwrap();
     assert_eq!(
-        at_stripe.status,
-        IntentStatus::Canceled,
+        at_stripe.state,
+        IntentState::Canceled,
         "nothing can be paid any more"
     );
     // The buyer's allowance came back too: the same buyer takes the unit again.
@@ -330,7 +335,7 @@ async fn expiry_ends_unpaid_holds_and_confirms_one_paid_at_stripe_whose_webhook_
     let paid_pi = payment_of(&w.payment(paid, "gus").await).payment_intent;
     assert_eq!(pay_at_stripe(&paid_pi, "4242424242424242"), "succeeded");
     // Nothing is due before pay_by.
-    let now = flashflow::clock::EpochMs::now().get();
+    let now = flashflow::domain::EpochMs::now().get();
     assert_eq!(w.shop.checkout.expire_due(now).await.unwrap().expired, 0);
 
     let report = w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
@@ -344,8 +349,8 @@ async fn expiry_ends_unpaid_holds_and_confirms_one_paid_at_stripe_whose_webhook_
     );
     let pi = w.shop.checkout.payments.intent(&unpaid_pi).await.unwrap();
     assert_eq!(
-        pi.status,
-        IntentStatus::Canceled,
+        pi.state,
+        IntentState::Canceled,
         "cancelled before the order expired"
     );
     assert_eq!(w.books(&def).await, (1, 0));
@@ -392,10 +397,11 @@ async fn a_payment_after_the_hold_ended_is_refunded_and_the_stock_is_not_touched
         .checkout
         .payments
         .create_intent(
-            &NewPaymentIntent {
+            &NewIntent {
                 amount: PRICE as i64,
                 currency: "eur",
-                metadata: &[("order_id", &order.to_string())],
+                order_id: order,
+                sale: &def.id,
             },
             &format!("late-{order}"),
         )
@@ -569,7 +575,7 @@ async fn two_thousand_buyers_on_a_hundred_units_with_thirty_percent_abandoning_e
         assert!(next_buyer <= 2_000, "more than 2,000 buyers needed");
         let answers = futures_join_all(arrivals.iter().map(|b| {
             let app = buy_app.clone();
-            let req = flashflow::testing::http::local_buy(&def.id, b, None);
+            let req = flashflow_http::testing::local_buy(&def.id, b, None);
             async move { call(&app, req).await }
         }))
         .await;
@@ -646,14 +652,13 @@ async fn redis_losing_its_data_between_the_two_halves_of_a_return_loses_no_unit_
     // Its own Redis, without persistence: a restart loses everything.
     let mut redis = PrivateRedis::start(&[]);
     let mut app = TestApp::new().await;
-    app.store = flashflow::adapters::redis::RedisStore::connect(
-        &flashflow::adapters::redis::RedisSettings {
+    app.store =
+        flashflow_adapters::redis::RedisStore::connect(&flashflow_adapters::redis::RedisSettings {
             url: redis.url(),
             command_timeout: Duration::from_secs(2).into(),
             ..Default::default()
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let w = World::on(app, &stripe_base()).await;
     let def = w.sale(3, 1).await;
     let gone = a_held_order(&w, &def, "mo").await;
@@ -682,7 +687,7 @@ async fn redis_losing_its_data_between_the_two_halves_of_a_return_loses_no_unit_
         "stock 3, one held, one not back yet"
     );
     // ...until the next run (once the deferred return's wait is over) gives it back, once.
-    let next_run = now_ms() + flashflow::app::checkout::RETRY_AFTER_MS + 1;
+    let next_run = now_ms() + flashflow_app::checkout::RETRY_AFTER_MS + 1;
     w.shop.checkout.finish_unfinished(next_run).await.unwrap();
     w.shop.checkout.finish_unfinished(next_run).await.unwrap();
     assert!(w.hold(gone).await.stock_returned);
@@ -752,7 +757,7 @@ async fn a_sale_with_held_orders_is_not_reset_even_when_forced() {
 
 /// Now, in epoch milliseconds (the expiry job's clock).
 fn now_ms() -> i64 {
-    flashflow::clock::EpochMs::now().get()
+    flashflow::domain::EpochMs::now().get()
 }
 
 /// Make localstripe hold the first request with idempotency key `key` for `ms` (the launcher's

@@ -2,10 +2,10 @@
 //! key of a sale carries its hash tag, so no script or pipeline meets a CROSSSLOT error.
 
 use crate::helpers::*;
-use flashflow::adapters::redis::{RedisSettings, RedisStore, SaleKeys};
-use flashflow::app::reconcile::{sweep_sales, SweepTiming};
 use flashflow::domain::{OrderState, SaleDefinition};
 use flashflow::ports::StatusStore;
+use flashflow_adapters::redis::{RedisSettings, RedisStore, SaleKeys};
+use flashflow_app::reconcile::{sweep_sales, SweepTiming};
 use fred::prelude::*;
 use std::collections::HashSet;
 use std::process::Command;
@@ -145,11 +145,11 @@ async fn buy_settle_sweep_status_and_rehydrate_run_on_a_three_master_cluster() {
     let pending = t.store.find_pending(lost.order_id()).await.unwrap();
     assert!(pending.is_some(), "found across shards");
 
-    let queue = flashflow::adapters::sqs::SqsPublisher::new(t.sqs.clone(), &t.queue);
+    let queue = flashflow_adapters::sqs::SqsPublisher::new(t.sqs.clone(), &t.queue);
     let timing = SweepTiming {
         grace: Duration::ZERO.into(),
         in_queue_for: Duration::from_secs(3600).into(),
-        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
+        finished_ttl: flashflow_app::reconcile::SweepTiming::default().finished_ttl,
     };
     let ids: Vec<_> = sales.iter().map(|d| d.id.clone()).collect();
     let swept = sweep_sales(&t.store, &queue, timing, &ids).await.unwrap();
@@ -214,9 +214,9 @@ async fn the_sold_out_fast_path_hears_returns_from_every_shard() {
         command_timeout: Duration::from_secs(5).into(),
         ..Default::default()
     };
-    let fast = flashflow::adapters::redis::FastPathSettings {
+    let fast = flashflow_adapters::redis::FastPathSettings {
         max_age: Duration::from_secs(1).into(),
-        tracking: flashflow::settings::Flag(true),
+        tracking: flashflow_settings::Flag(true),
     };
     let mut t = TestApp::new().await;
     t.store = RedisStore::connect(&settings)

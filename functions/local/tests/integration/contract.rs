@@ -1,22 +1,22 @@
-//! The ports' contracts (`flashflow::testing::contract`) on the real adapters: the same
+//! The ports' contracts (`flashflow_adapters::contract`) on the real adapters: the same
 //! behaviours the in-memory adapters keep in the unit tests, one test each.
 
 use crate::helpers::*;
-use flashflow::adapters::postgres::Db;
-use flashflow::adapters::sqs::SqsPublisher;
 use flashflow::domain::sale::Checkout as Terms;
 use flashflow::domain::{BuyerId, OrderMessage, Quantity, SaleDefinition, ORDER_MESSAGE_VERSION};
-use flashflow::testing::contract::holds::{HeldOrders, MakeHeld};
-use flashflow::testing::contract::ledger::Books;
-use flashflow::testing::contract::payments::{Provided, Provider};
-use flashflow::testing::contract::publisher::Queue;
-use flashflow::testing::contract::status::Statuses;
-use flashflow::testing::contract::store::Store;
+use flashflow_adapters::contract::holds::{HeldOrders, MakeHeld};
+use flashflow_adapters::contract::ledger::Books;
+use flashflow_adapters::contract::payments::{Provided, Provider};
+use flashflow_adapters::contract::publisher::Queue;
+use flashflow_adapters::contract::status::Statuses;
+use flashflow_adapters::contract::store::Store;
+use flashflow_adapters::postgres::Db;
+use flashflow_adapters::sqs::SqsPublisher;
 use uuid::Uuid;
 
 mod on_redis {
     use super::*;
-    flashflow::store_contract!(async {
+    flashflow_adapters::store_contract!(async {
         Store {
             store: store().await,
             id: fresh_sale_id(),
@@ -26,7 +26,7 @@ mod on_redis {
 
 mod on_postgres {
     use super::*;
-    flashflow::ledger_contract!(async {
+    flashflow_adapters::ledger_contract!(async {
         Books {
             ledger: fresh_db().await,
             id: fresh_sale_id(),
@@ -67,7 +67,7 @@ impl MakeHeld for Settled {
 
 mod on_postgres_holds {
     use super::*;
-    flashflow::holds_contract!(async {
+    flashflow_adapters::holds_contract!(async {
         let url = fresh_schema_url().await;
         let mut def = sale(&fresh_sale_id(), 100, 1);
         def.checkout = Some(Terms {
@@ -86,7 +86,7 @@ mod on_postgres_holds {
 
 mod on_dynamodb {
     use super::*;
-    flashflow::status_contract!(async {
+    flashflow_adapters::status_contract!(async {
         Statuses {
             store: fresh_status_store().await,
             id: fresh_sale_id(),
@@ -96,7 +96,7 @@ mod on_dynamodb {
 
 mod on_sqs {
     use super::*;
-    flashflow::publisher_contract!(async {
+    flashflow_adapters::publisher_contract!(async {
         let sqs = sqs().await;
         let queue = fresh_queue(&sqs).await;
         Queue {
@@ -107,7 +107,7 @@ mod on_sqs {
 
 #[tokio::test]
 async fn sqs_holds_what_was_sent_now_and_what_was_sent_for_later_once_due() {
-    use flashflow::testing::contract::publisher::*;
+    use flashflow_adapters::contract::publisher::*;
     let sqs = sqs().await;
     let queue = fresh_queue(&sqs).await;
     let t = Queue {
@@ -134,14 +134,30 @@ impl Provider for Localstripe {
         assert_eq!(status, "succeeded");
     }
 
-    fn webhook_secret(&self) -> String {
-        crate::stripe::WHSEC.to_owned()
+    /// Stripe's event as its webhook sends it: the intent in `data.object`, its metadata with
+    /// it, signed with the endpoint's secret (`Stripe-Signature`).
+    fn signed_success(&self, intent: &flashflow::ports::Intent, now_s: i64) -> (Vec<u8>, String) {
+        let body = serde_json::json!({
+            "id": "evt_contract",
+            "type": "payment_intent.succeeded",
+            "data": {"object": {
+                "id": intent.id,
+                "metadata": {"order_id": intent.order_id, "sale_id": "contract"},
+            }},
+        })
+        .to_string();
+        let sig = flashflow_adapters::stripe::signature::sign(
+            body.as_bytes(),
+            crate::stripe::WHSEC,
+            now_s,
+        );
+        (body.into_bytes(), sig)
     }
 }
 
 mod on_localstripe {
     use super::*;
-    flashflow::payments_contract!(async {
+    flashflow_adapters::payments_contract!(async {
         Provided {
             payments: crate::stripe::stripe_at(&crate::stripe::base()),
             provider: Localstripe,
@@ -162,7 +178,7 @@ async fn an_applied_migration_that_was_edited_is_refused_at_start() {
         )
         .await
         .unwrap();
-    let e = flashflow::adapters::postgres::Db::new(&url)
+    let e = flashflow_adapters::postgres::Db::new(&url)
         .unwrap()
         .migrate()
         .await
@@ -174,7 +190,7 @@ async fn an_applied_migration_that_was_edited_is_refused_at_start() {
     // An unedited history migrates again without complaint.
     let fresh = fresh_schema_url().await;
     db_at(&fresh).await;
-    flashflow::adapters::postgres::Db::new(&fresh)
+    flashflow_adapters::postgres::Db::new(&fresh)
         .unwrap()
         .migrate()
         .await

@@ -5,14 +5,14 @@ use crate::helpers::*;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use axum::body::Body;
 use axum::Router;
-use flashflow::adapters::dynamodb::DynamoStatusStore;
-use flashflow::adapters::redis::RedisStore;
-use flashflow::adapters::sqs::SqsPublisher;
-use flashflow::api::{self, orders};
-use flashflow::app::reconcile::{sweep_sales, SweepTiming};
-use flashflow::app::settle::Settler;
 use flashflow::domain::{BuyerId, OrderMessage, OrderState, Quantity, Reservation, ReserveRequest};
 use flashflow::ports::{ReservationStore, StatusStore};
+use flashflow_adapters::dynamodb::DynamoStatusStore;
+use flashflow_adapters::redis::RedisStore;
+use flashflow_adapters::sqs::SqsPublisher;
+use flashflow_app::reconcile::{sweep_sales, SweepTiming};
+use flashflow_app::settle::Settler;
+use flashflow_http::{self, orders};
 use flashflow_local::event_source::{BatchTarget, EventSourceStats, InvokeError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -146,14 +146,18 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
     // The buy process "died" after the script: reserved, never sent.
     let Reservation::Reserved { order_id, .. } = app
         .store
-        .reserve(&ReserveRequest {
-            admission: None,
-            order_id: Uuid::now_v7(),
-            sale: def.id.clone(),
-            buyer: BuyerId::parse("lost").unwrap(),
-            quantity: Quantity::default(),
-            idempotency_key: None,
-        })
+        .reserve(
+            &ReserveRequest {
+                admission: None,
+                order_id: Uuid::now_v7(),
+                sale: def.id.clone(),
+                buyer: BuyerId::parse("lost").unwrap(),
+                quantity: Quantity::default(),
+                idempotency_key: None,
+                signature: None,
+            }
+            .signed(&signer()),
+        )
         .await
         .unwrap()
     else {
@@ -166,9 +170,9 @@ async fn the_sweeper_resends_a_reservation_whose_message_was_never_sent_and_it_s
             let timing = SweepTiming {
                 grace: threshold.into(),
                 in_queue_for: Duration::from_secs(3600).into(),
-                finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
+                finished_ttl: flashflow_app::reconcile::SweepTiming::default().finished_ttl,
             };
-            flashflow::app::reconcile::sweep_sales(store, publisher, timing, sales)
+            flashflow_app::reconcile::sweep_sales(store, publisher, timing, sales)
                 .await
                 .unwrap()
         }
@@ -201,7 +205,7 @@ fn answer(a: Answer) -> (u16, serde_json::Value) {
 }
 
 fn orders_app(status: DynamoStatusStore, store: RedisStore, token: Option<&str>) -> Router {
-    api::app(orders::routes(orders::OrdersState {
+    flashflow_http::app(orders::routes(orders::OrdersState {
         status,
         store,
         trust_user_header: true,
@@ -312,13 +316,17 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     let publisher = SqsPublisher::new(sqs.clone(), fresh_queue(&sqs).await);
     let sold_out = loaded_sale(&store, 1, 1).await;
     let live = loaded_sale(&store, 5, 1).await;
-    let reserve = |sale: &flashflow::domain::SaleId| ReserveRequest {
-        admission: None,
-        order_id: Uuid::now_v7(),
-        sale: sale.clone(),
-        buyer: flashflow::domain::BuyerId::parse("r").unwrap(),
-        quantity: flashflow::domain::Quantity::new(1).unwrap(),
-        idempotency_key: None,
+    let reserve = |sale: &flashflow::domain::SaleId| {
+        ReserveRequest {
+            admission: None,
+            order_id: Uuid::now_v7(),
+            sale: sale.clone(),
+            buyer: flashflow::domain::BuyerId::parse("r").unwrap(),
+            quantity: flashflow::domain::Quantity::new(1).unwrap(),
+            idempotency_key: None,
+            signature: None,
+        }
+        .signed(&signer())
     };
     let Reservation::Reserved { order_id, .. } =
         store.reserve(&reserve(&sold_out.id)).await.unwrap()
@@ -328,7 +336,7 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     let registered = |id: &flashflow::domain::SaleId| {
         let (c, id) = (store.client().clone(), id.to_string());
         async move {
-            c.sismember::<bool, _, _>(flashflow::adapters::redis::SALES_KEY, id)
+            c.sismember::<bool, _, _>(flashflow_adapters::redis::SALES_KEY, id)
                 .await
                 .unwrap()
         }
@@ -337,9 +345,9 @@ async fn the_sweeper_retires_a_sold_out_sale_once_everything_is_settled_but_keep
     let timing = SweepTiming {
         grace: Duration::from_secs(3600).into(),
         in_queue_for: Duration::from_secs(3600).into(),
-        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
+        finished_ttl: flashflow_app::reconcile::SweepTiming::default().finished_ttl,
     };
-    let sweep = || flashflow::app::reconcile::sweep_sales(&store, &publisher, timing, &sales);
+    let sweep = || flashflow_app::reconcile::sweep_sales(&store, &publisher, timing, &sales);
 
     // Sold out but its order is still waiting in the outbox: kept.
     assert_eq!(sweep().await.unwrap().retired, 0);
@@ -409,7 +417,7 @@ async fn an_outbox_entry_someone_copied_under_another_order_and_buyer_is_refused
     let mut copy = OrderMessage::parse(&body).unwrap();
     copy.order_id = Uuid::now_v7();
     copy.buyer = BuyerId::parse("mallory").unwrap();
-    let keys = flashflow::adapters::redis::SaleKeys::new(&def.id);
+    let keys = flashflow_adapters::redis::SaleKeys::new(&def.id);
     use fred::interfaces::{HashesInterface, SortedSetsInterface};
     let client = app.store.client();
     let forged = copy.order_id.to_string();
@@ -432,7 +440,7 @@ async fn an_outbox_entry_someone_copied_under_another_order_and_buyer_is_refused
     let timing = SweepTiming {
         grace: Duration::ZERO.into(),
         in_queue_for: Duration::from_secs(3600).into(),
-        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
+        finished_ttl: flashflow_app::reconcile::SweepTiming::default().finished_ttl,
     };
     let publisher = SqsPublisher::new(app.sqs.clone(), &app.queue);
     let sales = [def.id.clone()];

@@ -4,9 +4,9 @@
 //! `checkout.rs`.)
 
 use crate::helpers::*;
-use flashflow::adapters::redis::RedisStore;
 use flashflow::domain::{BuyerId, Quantity, Reservation, ReserveRequest, SaleDefinition};
 use flashflow::ports::{ReservationStore, ResetStart};
+use flashflow_adapters::redis::RedisStore;
 use std::time::{Duration, Instant};
 
 struct Shop {
@@ -143,7 +143,9 @@ async fn an_in_doubt_retry_of_the_order_that_took_the_last_unit_answers_its_rese
         buyer: BuyerId::parse("ada").unwrap(),
         quantity: Quantity::default(),
         idempotency_key: None,
-    };
+        signature: None,
+    }
+    .signed(&signer());
     let store = &shop.app.store;
     assert!(matches!(
         store.reserve(&first).await,

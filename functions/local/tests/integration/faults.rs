@@ -3,12 +3,12 @@
 
 use crate::helpers::*;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use flashflow::adapters::dynamodb::DynamoStatusStore;
-use flashflow::adapters::postgres::{Db, Timeouts};
-use flashflow::adapters::sqs::SqsPublisher;
-use flashflow::app::reconcile::{sweep_sales, SweepTiming};
-use flashflow::app::settle::Settler;
 use flashflow::ports::StatusStore;
+use flashflow_adapters::dynamodb::DynamoStatusStore;
+use flashflow_adapters::postgres::{Db, Timeouts};
+use flashflow_adapters::sqs::SqsPublisher;
+use flashflow_app::reconcile::{sweep_sales, SweepTiming};
+use flashflow_app::settle::Settler;
 use flashflow_local::event_source::{BatchTarget, InvokeError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -54,7 +54,7 @@ async fn sqs_unreachable_during_a_burst_of_buys_everything_arrives_once_after_re
     let timing = SweepTiming {
         grace: Duration::ZERO.into(),
         in_queue_for: Duration::from_secs(3600).into(),
-        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
+        finished_ttl: flashflow_app::reconcile::SweepTiming::default().finished_ttl,
     };
     let sales = [def.id.clone()];
     assert_eq!(
@@ -345,14 +345,18 @@ async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper()
         // The script ran; the process died before SendMessage.
         let reserved = app
             .store
-            .reserve(&ReserveRequest {
-                admission: None,
-                order_id: Uuid::now_v7(),
-                sale: def.id.clone(),
-                buyer: BuyerId::parse(&format!("d{i}")).unwrap(),
-                quantity: Quantity::default(),
-                idempotency_key: None,
-            })
+            .reserve(
+                &ReserveRequest {
+                    admission: None,
+                    order_id: Uuid::now_v7(),
+                    sale: def.id.clone(),
+                    buyer: BuyerId::parse(&format!("d{i}")).unwrap(),
+                    quantity: Quantity::default(),
+                    idempotency_key: None,
+                    signature: None,
+                }
+                .signed(&signer()),
+            )
             .await
             .unwrap();
         let Reservation::Reserved { order_id, .. } = reserved else {
@@ -365,7 +369,7 @@ async fn buy_dying_between_the_script_and_the_send_is_delivered_by_the_sweeper()
     let timing = SweepTiming {
         grace: Duration::from_millis(10).into(),
         in_queue_for: Duration::from_secs(3600).into(),
-        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
+        finished_ttl: flashflow_app::reconcile::SweepTiming::default().finished_ttl,
     };
     let report = sweep_sales(
         &app.store,
@@ -414,7 +418,7 @@ async fn a_connection_that_died_between_batches_is_replaced_and_the_next_batch_s
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let bodies: Vec<String> = (0..3).map(|i| order(&def, "c", 1, i).to_json()).collect();
-    let report = settler.settle(sqs_event(&bodies).0).await;
+    let report = settler.settle_event(sqs_event(&bodies).0).await;
     assert_eq!(
         (report.confirmed, report.requeued, report.failed.len()),
         (3, 0, 0)

@@ -5,30 +5,32 @@
 use aws_sdk_sqs::types::QueueAttributeName;
 use axum::body::Body;
 use axum::Router;
-use flashflow::adapters::dynamodb::DynamoStatusStore;
-use flashflow::adapters::postgres::Db;
-use flashflow::adapters::redis::{RedisSettings, RedisStore};
-use flashflow::adapters::sqs::SqsPublisher;
-use flashflow::api::{self, buy};
-use flashflow::app::settle::Settler;
 use flashflow::domain::{
     BuyerId, OrderMessage, Quantity, SaleDefinition, SaleId, ORDER_MESSAGE_VERSION,
 };
+use flashflow_adapters::dynamodb::DynamoStatusStore;
+use flashflow_adapters::postgres::Db;
+use flashflow_adapters::redis::{RedisSettings, RedisStore};
+use flashflow_adapters::sqs::SqsPublisher;
+use flashflow_app::settle::Settler;
+use flashflow_http::{self, buy};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The ports' traits, so every test module (`use crate::helpers::*`) calls the adapters' methods.
 pub use flashflow::ports::prelude::*;
+/// Settle's SQS event handling, as the Lambda runs it (`settler.handle(event)`).
+pub use settle::SqsBatches;
 
 /// The order-message signer the local stack uses (`ORDER_SIGNING_KEY`).
-pub fn signer() -> flashflow::signing::Signer {
-    use flashflow::settings::FromEnv;
-    let key = flashflow::signing::SigningSettings::from_env()
+pub fn signer() -> flashflow::domain::signing::Signer {
+    use flashflow_settings::FromEnv;
+    let key = flashflow_adapters::keys::SigningSettings::from_env()
         .ok()
         .and_then(|s| s.key)
         .expect("ORDER_SIGNING_KEY is set by make test");
-    flashflow::signing::Signer::new(secrecy::ExposeSecret::expose_secret(&key).as_bytes())
+    flashflow::domain::signing::Signer::new(secrecy::ExposeSecret::expose_secret(&key).as_bytes())
         .expect("a long enough key")
 }
 
@@ -105,13 +107,15 @@ impl TestApp {
     /// The operator router on this test's schema, Redis and status table (token [`OPERATOR`],
     /// resets allowed).
     pub async fn operator(&self) -> Router {
-        api::app(api::operator::routes(api::operator::OperatorState {
-            db: db_at(&self.db_url).await,
-            store: self.store.clone(),
-            status: self.status.clone(),
-            token: Some(OPERATOR.into()),
-            allow_reset: true,
-        }))
+        flashflow_http::app(flashflow_http::operator::routes(
+            flashflow_http::operator::OperatorState {
+                db: db_at(&self.db_url).await,
+                store: self.store.clone(),
+                status: self.status.clone(),
+                token: Some(OPERATOR.into()),
+                allow_reset: true,
+            },
+        ))
     }
 
     /// Buy one unit of `sale` as `buyer` with an `Idempotency-Key`.
@@ -369,11 +373,9 @@ pub fn redis_settings() -> RedisSettings {
     }
 }
 
-/// A connected store, signing the orders it reserves as buy's does.
+/// A connected store.
 pub async fn store() -> RedisStore {
-    let store = RedisStore::connect(&redis_settings())
-        .unwrap()
-        .with_signer(signer());
+    let store = RedisStore::connect(&redis_settings()).unwrap();
     store
         .ready(Duration::from_secs(5))
         .await
@@ -384,14 +386,13 @@ pub async fn store() -> RedisStore {
 /// A connected store with the sold-out fast path (`tracking`: learn returns through `CLIENT
 /// TRACKING`; entries live at most `max_age`).
 pub async fn store_with_fast_path(tracking: bool, max_age: Duration) -> RedisStore {
-    let fast = flashflow::adapters::redis::FastPathSettings {
+    let fast = flashflow_adapters::redis::FastPathSettings {
         max_age: max_age.into(),
-        tracking: flashflow::settings::Flag(tracking),
+        tracking: flashflow_settings::Flag(tracking),
     };
     let store = RedisStore::connect(&redis_settings())
         .and_then(|s| s.with_fast_path(&fast, &redis_settings()))
-        .unwrap()
-        .with_signer(signer());
+        .unwrap();
     store
         .ready(Duration::from_secs(5))
         .await
@@ -531,7 +532,7 @@ pub async fn fresh_db() -> Db {
 }
 
 pub async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&flashflow::aws::sdk_config().await)
+    aws_sdk_dynamodb::Client::new(&flashflow_adapters::aws::sdk_config().await)
 }
 
 /// A new DynamoDB table shaped like the order-status table.
@@ -564,7 +565,7 @@ pub async fn fresh_status_store() -> DynamoStatusStore {
 }
 
 pub async fn sqs() -> aws_sdk_sqs::Client {
-    aws_sdk_sqs::Client::new(&flashflow::aws::sdk_config().await)
+    aws_sdk_sqs::Client::new(&flashflow_adapters::aws::sdk_config().await)
 }
 
 /// A new, empty queue; returns its URL.
@@ -655,7 +656,7 @@ pub async fn wait_for_depth(sqs: &aws_sdk_sqs::Client, queue: &str, n: i64, time
 
 /// An SQS client whose endpoint refuses connections: "SQS is down".
 pub async fn unreachable_sqs() -> aws_sdk_sqs::Client {
-    let conf = aws_sdk_sqs::config::Builder::from(&flashflow::aws::sdk_config().await)
+    let conf = aws_sdk_sqs::config::Builder::from(&flashflow_adapters::aws::sdk_config().await)
         .endpoint_url("http://127.0.0.1:9")
         .build();
     aws_sdk_sqs::Client::from_conf(conf)
@@ -663,24 +664,38 @@ pub async fn unreachable_sqs() -> aws_sdk_sqs::Client {
 
 /// A DynamoDB client whose endpoint refuses connections: "the status store is down".
 pub async fn unreachable_dynamodb() -> aws_sdk_dynamodb::Client {
-    let conf = aws_sdk_dynamodb::config::Builder::from(&flashflow::aws::sdk_config().await)
-        .endpoint_url("http://127.0.0.1:9")
-        .build();
+    let conf =
+        aws_sdk_dynamodb::config::Builder::from(&flashflow_adapters::aws::sdk_config().await)
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
 
-/// The buy router on `store` and `queue_url`, trusting `X-User-Id`.
-/// Buy's routes on `store` (signing each order, as buy's store does) and the queue.
+/// Buy's routes on `store` and the queue at `queue_url` (each order signed, as buy signs it),
+/// trusting `X-User-Id`.
 pub fn buy_app(store: RedisStore, sqs: aws_sdk_sqs::Client, queue_url: &str) -> Router {
-    api::app(buy::routes(buy::BuyState {
-        store: store.with_signer(signer()),
-        publisher: SqsPublisher::new(sqs, queue_url),
-        settings: buy::BuySettings {
-            trust_user_header: flashflow::settings::Flag(true),
-            ..buy::BuySettings::default()
+    buy_routes(store, SqsPublisher::new(sqs, queue_url), Default::default())
+}
+
+/// Buy's routes on `store` and `publisher` with `gate`, each order signed with [`signer`],
+/// trusting `X-User-Id`.
+pub fn buy_routes<P: flashflow::ports::OrderPublisher>(
+    store: RedisStore,
+    publisher: P,
+    gate: flashflow_app::waiting_room::gate::AdmissionGate,
+) -> Router {
+    let buy = flashflow_app::buy::Buy::new(
+        store,
+        publisher,
+        signer(),
+        gate,
+        flashflow_app::metrics::Metrics::new("buy"),
+    );
+    flashflow_http::app(buy::routes(buy::BuyState {
+        buy: std::sync::Arc::new(buy),
+        callers: buy::BuyCallers {
+            trust_user_header: flashflow_settings::Flag(true),
         },
-        gate: Default::default(),
-        metrics: flashflow::metrics::Metrics::new("buy"),
     }))
 }
 
@@ -692,7 +707,7 @@ pub const ADMIN_SHOW_EVENT: &str = include_str!("../../../../events/apigw-admin-
 pub const SQS_BATCH_EVENT: &str = include_str!("../../../../events/sqs-orders-batch.json");
 
 /// Requests and answers, shared with the handler tests.
-pub use flashflow::testing::http::{call, event, local_buy, request, Answer};
+pub use flashflow_http::testing::{call, event, local_buy, request, Answer};
 
 /// A publisher whose queue refuses connections: for settle handlers that must not re-queue.
 pub async fn no_requeue() -> SqsPublisher {

@@ -46,20 +46,23 @@ async fn the_local_server_serves_the_buy_router_and_refuses_oversized_bodies() {
 async fn the_merged_local_app_answers_404_for_an_unknown_path_and_405_with_allow() {
     let (store, sqs) = (store().await, sqs().await);
     let app = flashflow_local::server::app(
-        flashflow::api::buy::routes(flashflow::api::buy::BuyState {
-            store: store.clone(),
-            publisher: flashflow::adapters::sqs::SqsPublisher::new(sqs, "http://127.0.0.1:9/q"),
-            settings: Default::default(),
-            gate: Default::default(),
-            metrics: flashflow::metrics::Metrics::new("buy"),
+        flashflow_http::buy::routes(flashflow_http::buy::BuyState {
+            buy: std::sync::Arc::new(flashflow_app::buy::Buy::new(
+                store.clone(),
+                flashflow_adapters::sqs::SqsPublisher::new(sqs, "http://127.0.0.1:9/q"),
+                signer(),
+                Default::default(),
+                flashflow_app::metrics::Metrics::new("buy"),
+            )),
+            callers: Default::default(),
         }),
-        flashflow::api::orders::routes(flashflow::api::orders::OrdersState {
+        flashflow_http::orders::routes(flashflow_http::orders::OrdersState {
             status: fresh_status_store().await,
             store: store.clone(),
             trust_user_header: false,
             operator_token: None,
         }),
-        flashflow::api::operator::routes(flashflow::api::operator::OperatorState {
+        flashflow_http::operator::routes(flashflow_http::operator::OperatorState {
             db: fresh_db().await,
             store,
             status: fresh_status_store().await,

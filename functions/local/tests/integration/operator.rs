@@ -3,18 +3,18 @@
 use crate::helpers::*;
 use axum::body::Body;
 use axum::Router;
-use flashflow::adapters::postgres::Db;
-use flashflow::api::{self, operator};
+use flashflow_adapters::postgres::Db;
+use flashflow_http::{self, operator};
 
 const TOKEN: &str = "test-operator-token";
 
 fn operator_app(
     db: Db,
-    store: flashflow::adapters::redis::RedisStore,
-    status: flashflow::adapters::dynamodb::DynamoStatusStore,
+    store: flashflow_adapters::redis::RedisStore,
+    status: flashflow_adapters::dynamodb::DynamoStatusStore,
     token: Option<&str>,
 ) -> Router {
-    api::app(operator::routes(operator::OperatorState {
+    flashflow_http::app(operator::routes(operator::OperatorState {
         db,
         store,
         status,
@@ -248,7 +248,7 @@ async fn migrations_apply_once_even_when_run_again() {
 
 #[tokio::test]
 async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not_confirmed() {
-    use flashflow::app::settle::Settler;
+    use flashflow_app::settle::Settler;
     use fred::prelude::*;
     let url = fresh_schema_url().await;
     let op = operator_app(
@@ -281,7 +281,7 @@ async fn after_redis_loses_a_sale_recreating_it_loads_only_what_postgres_has_not
         .batch_item_failures
         .is_empty());
     let store = store().await;
-    let keys = flashflow::adapters::redis::SaleKeys::new(&id);
+    let keys = flashflow_adapters::redis::SaleKeys::new(&id);
     let _: i64 = store
         .client()
         .del(vec![keys.sale, keys.buyers, keys.idem])
@@ -372,7 +372,7 @@ async fn a_sales_attempts_per_minute_is_kept_by_postgres_and_survives_a_rehydrat
     );
 
     // Redis loses the sale; the rehydrate loads the limit back from Postgres.
-    let k = flashflow::adapters::redis::SaleKeys::new(&id);
+    let k = flashflow_adapters::redis::SaleKeys::new(&id);
     let _: i64 = fred::prelude::KeysInterface::del(
         t.store.client(),
         vec![k.sale, k.buyers, k.idem, k.outbox, k.outbox_at, k.attempts],

@@ -2,9 +2,9 @@
 //! Redis makes, and the operator can rebuild Redis from it.
 
 use crate::helpers::*;
-use flashflow::adapters::redis::{RedisStore, SaleKeys};
 use flashflow::domain::{IdempotencyKey, OrderState, SaleDefinition, SaleId};
 use flashflow::ports::StatusStore;
+use flashflow_adapters::redis::{RedisStore, SaleKeys};
 use fred::prelude::*;
 use std::time::Duration;
 use uuid::Uuid;

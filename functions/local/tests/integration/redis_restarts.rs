@@ -3,7 +3,7 @@
 //! restarting it disturbs no other test.
 
 use crate::helpers::*;
-use flashflow::adapters::redis::{RedisSettings, RedisStore};
+use flashflow_adapters::redis::{RedisSettings, RedisStore};
 use fred::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

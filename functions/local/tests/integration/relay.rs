@@ -2,10 +2,9 @@
 //! behind them; and when the queue refuses, the sweeper delivers what the relay could not.
 
 use crate::helpers::*;
-use flashflow::adapters::relay::{Relay, RelaySettings};
-use flashflow::adapters::sqs::SqsPublisher;
-use flashflow::api::{self, buy};
-use flashflow::app::reconcile::{sweep_sales, SweepTiming};
+use flashflow_adapters::relay::{Relay, RelaySettings};
+use flashflow_adapters::sqs::SqsPublisher;
+use flashflow_app::reconcile::{sweep_sales, SweepTiming};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use uuid::Uuid;
@@ -30,21 +29,12 @@ fn relayed_app(
     publisher: SqsPublisher,
 ) -> (
     axum::Router,
-    std::sync::Arc<flashflow::adapters::relay::RelayStats>,
+    std::sync::Arc<flashflow_adapters::relay::RelayStats>,
     tokio::task::JoinHandle<()>,
 ) {
     let (relay, worker) = Relay::start(publisher, t.store.clone(), RelaySettings::default());
     let stats = relay.stats();
-    let app = api::app(buy::routes(buy::BuyState {
-        store: t.store.clone(),
-        publisher: relay,
-        settings: buy::BuySettings {
-            trust_user_header: flashflow::settings::Flag(true),
-            ..Default::default()
-        },
-        gate: Default::default(),
-        metrics: flashflow::metrics::Metrics::new("buy"),
-    }));
+    let app = buy_routes(t.store.clone(), relay, Default::default());
     (app, stats, worker)
 }
 
@@ -53,7 +43,7 @@ async fn sweep(t: &TestApp, def: &flashflow::domain::SaleDefinition, grace: Dura
     let timing = SweepTiming {
         grace: grace.into(),
         in_queue_for: Duration::from_secs(3600).into(),
-        finished_ttl: flashflow::app::reconcile::SweepTiming::default().finished_ttl,
+        finished_ttl: flashflow_app::reconcile::SweepTiming::default().finished_ttl,
     };
     let publisher = SqsPublisher::new(t.sqs.clone(), &t.queue);
     sweep_sales(&t.store, &publisher, timing, std::slice::from_ref(&def.id))

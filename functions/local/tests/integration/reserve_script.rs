@@ -2,13 +2,13 @@
 //! Rust definition of the order message.
 
 use crate::helpers::*;
-use flashflow::adapters::memory::MemoryStore;
-use flashflow::adapters::redis::SaleKeys;
 use flashflow::domain::{
     BuyerId, IdempotencyKey, OrderMessage, Quantity, Refusal, Reservation, ReserveRequest,
     ORDER_MESSAGE_VERSION,
 };
 use flashflow::ports::ReservationStore;
+use flashflow_adapters::memory::MemoryStore;
+use flashflow_adapters::redis::SaleKeys;
 use fred::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +27,9 @@ fn request(
         buyer: BuyerId::parse(buyer).unwrap(),
         quantity: Quantity::new(qty).unwrap(),
         idempotency_key: key.map(|k| IdempotencyKey::parse(k).unwrap()),
+        signature: None,
     }
+    .signed(&signer())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

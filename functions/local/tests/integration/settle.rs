@@ -1,11 +1,11 @@
 //! Settlement against real Postgres (fresh schema per test), DynamoDB Local and Redis.
 
 use crate::helpers::*;
-use flashflow::adapters::dynamodb::DynamoStatusStore;
-use flashflow::adapters::postgres::Db;
-use flashflow::app::settle::Settler;
 use flashflow::domain::{OrderMessage, OrderState, SaleDefinition};
 use flashflow::ports::StatusStore;
+use flashflow_adapters::dynamodb::DynamoStatusStore;
+use flashflow_adapters::postgres::Db;
+use flashflow_app::settle::Settler;
 use uuid::Uuid;
 
 fn body(o: &OrderMessage) -> String {
@@ -94,7 +94,7 @@ async fn orders_past_the_stock_are_recorded_as_rejected_never_dropped() {
         .map(|i| order(&f.sale, &format!("r{i}"), 1, 100 - i))
         .collect();
     let (event, _) = sqs_event(&orders.iter().map(body).collect::<Vec<_>>());
-    let report = f.settler.settle(event).await;
+    let report = f.settler.settle_event(event).await;
     assert_eq!(
         (report.confirmed, report.rejected, report.failed.len()),
         (3, 2, 0)
@@ -115,7 +115,7 @@ async fn orders_past_the_stock_are_recorded_as_rejected_never_dropped() {
     }
     // A later batch can confirm nothing more.
     let (event, _) = sqs_event(&[body(&order(&f.sale, "late", 1, 1))]);
-    assert_eq!(f.settler.settle(event).await.rejected, 1);
+    assert_eq!(f.settler.settle_event(event).await.rejected, 1);
     assert_eq!(counts(&f.check, &f.sale).await.confirmed_quantity, 3);
 }
 
@@ -195,14 +195,18 @@ async fn settling_removes_the_reservation_from_the_outbox_and_writes_the_status(
     let Reservation::Reserved {
         order_id, message, ..
     } = store
-        .reserve(&ReserveRequest {
-            admission: None,
-            order_id: Uuid::now_v7(),
-            sale: f.sale.id.clone(),
-            buyer: BuyerId::parse("o").unwrap(),
-            quantity: flashflow::domain::Quantity::new(2).unwrap(),
-            idempotency_key: None,
-        })
+        .reserve(
+            &ReserveRequest {
+                admission: None,
+                order_id: Uuid::now_v7(),
+                sale: f.sale.id.clone(),
+                buyer: BuyerId::parse("o").unwrap(),
+                quantity: flashflow::domain::Quantity::new(2).unwrap(),
+                idempotency_key: None,
+                signature: None,
+            }
+            .signed(&signer()),
+        )
         .await
         .unwrap()
     else {

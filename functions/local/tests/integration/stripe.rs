@@ -2,8 +2,8 @@
 //! contract does not cover (`contract.rs` runs that on localstripe), and the helpers that play
 //! the buyer's browser.
 
-use flashflow::adapters::stripe::{Stripe, StripeSettings};
 use flashflow::ports::{PaymentError, ReadIntent};
+use flashflow_adapters::stripe::{Stripe, StripeSettings};
 use std::process::Command;
 use std::time::Duration;
 

@@ -3,9 +3,9 @@
 //! throwaway CA made here, and the local Postgres' self-signed certificate.
 
 use crate::helpers::*;
-use flashflow::adapters::postgres::{DatabaseSettings, Db};
-use flashflow::adapters::redis::{RedisSettings, RedisStore};
-use flashflow::aws;
+use flashflow_adapters::aws;
+use flashflow_adapters::postgres::{DatabaseSettings, Db};
+use flashflow_adapters::redis::{RedisSettings, RedisStore};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -432,7 +432,7 @@ fn credentials_of(url: &str) -> (String, String) {
 #[tokio::test]
 async fn the_order_signing_key_and_the_admission_key_are_read_from_their_named_secrets() {
     use flashflow::domain::{BuyerId, SaleId};
-    use flashflow::signing::{AdmissionSettings, SigningSettings};
+    use flashflow_adapters::keys::{AdmissionSettings, SigningSettings};
     let key = format!(
         "key-{}-{}",
         Uuid::new_v4().simple(),

@@ -3,8 +3,8 @@
 //! Redis process killed right after it answered.
 
 use crate::helpers::*;
-use flashflow::adapters::redis::{RedisSettings, RedisStore};
 use flashflow::ports::{ReservationStore, SaleLedger};
+use flashflow_adapters::redis::{RedisSettings, RedisStore};
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::Duration;
@@ -182,7 +182,7 @@ async fn a_sale_redis_lost_is_503_not_404_until_rehydrated() {
         "a keyed retry is not told the sale does not exist"
     );
     // A sale that never existed is still 404 once Redis holds sales again.
-    flashflow::app::admin::rehydrate(&t.db, &t.store, &def.id)
+    flashflow_app::admin::rehydrate(&t.db, &t.store, &def.id)
         .await
         .unwrap();
     let other = call(&app, local_buy(&fresh_sale_id(), "lee", None)).await;
@@ -227,14 +227,18 @@ async fn a_redis_killed_right_after_its_answers_keeps_every_promised_order() {
         300
     );
     let again = store
-        .reserve(&flashflow::domain::ReserveRequest {
-            admission: None,
-            order_id: uuid::Uuid::now_v7(),
-            sale: def.id.clone(),
-            buyer: flashflow::domain::BuyerId::parse("k0").unwrap(),
-            quantity: flashflow::domain::Quantity::default(),
-            idempotency_key: None,
-        })
+        .reserve(
+            &flashflow::domain::ReserveRequest {
+                admission: None,
+                order_id: uuid::Uuid::now_v7(),
+                sale: def.id.clone(),
+                buyer: flashflow::domain::BuyerId::parse("k0").unwrap(),
+                quantity: flashflow::domain::Quantity::default(),
+                idempotency_key: None,
+                signature: None,
+            }
+            .signed(&signer()),
+        )
         .await
         .unwrap();
     assert!(

@@ -7,15 +7,15 @@
 
 use crate::helpers::*;
 use axum::Router;
-use flashflow::api::queue::QueueState;
-use flashflow::app::waiting_room::gate::AdmissionGate;
-use flashflow::app::waiting_room::{Queue, TicketView};
-use flashflow::clock::EpochMs;
 use flashflow::domain::waiting_room::draw::{self, Seed};
 use flashflow::domain::waiting_room::tokens::{solve, Admission, TokenKeys};
 use flashflow::domain::waiting_room::WaitingRoom;
+use flashflow::domain::EpochMs;
 use flashflow::domain::{BuyerId, SaleDefinition};
 use flashflow::ports::{JoinOutcome, QueueControls, QueueJoins};
+use flashflow_app::waiting_room::gate::AdmissionGate;
+use flashflow_app::waiting_room::{Queue, TicketView};
+use flashflow_http::queue::QueueState;
 use fred::interfaces::HashesInterface;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ struct Room {
     queue: Router,
     buy: Router,
     /// The queue's use cases on the same store (for checks that need no HTTP).
-    direct: Queue<flashflow::adapters::redis::RedisStore>,
+    direct: Queue<flashflow_adapters::redis::RedisStore>,
 }
 
 impl Room {
@@ -66,11 +66,11 @@ impl Room {
         });
         t.db.create_sale(&def).await.unwrap();
         t.store.load_sale(&def, stock).await.unwrap();
-        let queue = flashflow::api::app(flashflow::api::queue::routes(QueueState {
+        let queue = flashflow_http::app(flashflow_http::queue::routes(QueueState {
             queue: Queue::new(
                 t.store.clone(),
                 keys(),
-                flashflow::metrics::Metrics::new("queue"),
+                flashflow_app::metrics::Metrics::new("queue"),
             ),
             trust_user_header: true,
         }));
@@ -78,7 +78,7 @@ impl Room {
         let direct = Queue::new(
             t.store.clone(),
             keys(),
-            flashflow::metrics::Metrics::new("queue"),
+            flashflow_app::metrics::Metrics::new("queue"),
         );
         Self {
             t,
@@ -167,10 +167,10 @@ impl Room {
     }
 
     /// The queue after a step (as any reader's: at most one a second).
-    async fn view(&self) -> flashflow::app::waiting_room::QueueView {
+    async fn view(&self) -> flashflow_app::waiting_room::QueueView {
         use flashflow::ports::QueueSteps;
         let state = self.t.store.step(&self.def.id).await.unwrap().unwrap();
-        flashflow::app::waiting_room::QueueView::of(&state)
+        flashflow_app::waiting_room::QueueView::of(&state)
     }
 }
 
@@ -190,16 +190,11 @@ async fn admin_redis() -> fred::clients::Client {
 
 /// Buy's routes with its admission gate (`keys`: the waiting room's key, if this buy has it).
 fn gated_buy_app(t: &TestApp, keys: Option<TokenKeys>) -> Router {
-    flashflow::api::app(flashflow::api::buy::routes(flashflow::api::buy::BuyState {
-        store: t.store.clone().with_signer(signer()),
-        publisher: flashflow::adapters::sqs::SqsPublisher::new(t.sqs.clone(), &t.queue),
-        settings: flashflow::api::buy::BuySettings {
-            trust_user_header: flashflow::settings::Flag(true),
-            ..Default::default()
-        },
-        gate: AdmissionGate::new(keys),
-        metrics: flashflow::metrics::Metrics::new("buy"),
-    }))
+    buy_routes(
+        t.store.clone(),
+        flashflow_adapters::sqs::SqsPublisher::new(t.sqs.clone(), &t.queue),
+        AdmissionGate::new(keys),
+    )
 }
 
 fn view(a: &Answer) -> TicketView {
@@ -261,7 +256,7 @@ async fn ten_thousand_joiners_before_the_opening_are_drawn_into_a_fair_order_any
         "no seed before the draw"
     );
     r.open_now().await;
-    tokio::time::sleep(flashflow::app::waiting_room::states::FRESH_FOR).await;
+    tokio::time::sleep(flashflow_app::waiting_room::states::FRESH_FOR).await;
 
     let mut places = Vec::new();
     for i in 0..N {
@@ -494,13 +489,12 @@ async fn admitted_buyers_who_never_buy_do_not_stall_the_queue_and_the_sale_sells
 async fn a_bad_admission_token_is_refused_in_the_process_without_a_redis_command() {
     use fred::interfaces::ClientLike;
     let redis = PrivateRedis::start(&[]);
-    let store = flashflow::adapters::redis::RedisStore::connect(
-        &flashflow::adapters::redis::RedisSettings {
+    let store =
+        flashflow_adapters::redis::RedisStore::connect(&flashflow_adapters::redis::RedisSettings {
             url: redis.url(),
             ..Default::default()
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     store.ready(Duration::from_secs(5)).await.unwrap();
     let mut def = sale(&fresh_sale_id(), 10, 1);
     let now = EpochMs::now().get();
@@ -671,14 +665,14 @@ async fn the_queue_answers_not_open_not_found_and_one_place_per_buyer() {
     let r = Room::new(10, 1, Duration::from_secs(3600), 0).await;
     // Before the queue opens: 409 queue_not_open.
     r.set("opens_ms", EpochMs::now().get() + 60_000).await;
-    tokio::time::sleep(flashflow::app::waiting_room::states::FRESH_FOR).await;
+    tokio::time::sleep(flashflow_app::waiting_room::states::FRESH_FOR).await;
     let a = r.join("alice").await;
     assert_eq!(
         (a.status, a.body["error"].as_str()),
         (409, Some("queue_not_open"))
     );
     r.set("opens_ms", EpochMs::now().get() - 1_000).await;
-    tokio::time::sleep(flashflow::app::waiting_room::states::FRESH_FOR).await;
+    tokio::time::sleep(flashflow_app::waiting_room::states::FRESH_FOR).await;
     // One place per buyer: the same ticket again.
     let first = r.join("alice").await;
     let again = r.join("alice").await;

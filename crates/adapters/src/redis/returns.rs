@@ -1,0 +1,49 @@
+//! Checkout's returns: an ended hold's units back in Redis, once per order (`return_stock.lua`).
+
+use super::OrStoreError;
+use super::{failed, RedisStore, SaleKeys};
+use flashflow::ports::{HoldRecord, ReturnStock, Returned, StoreError};
+
+impl ReturnStock for RedisStore {
+    async fn return_stock(&self, hold: &HoldRecord) -> Result<Returned, StoreError> {
+        let o = &hold.status;
+        let keys = SaleKeys::new(&o.sale_id);
+        let answer: String = self
+            .return_stock
+            .evalsha_with_reload(
+                &self.client,
+                [
+                    vec![
+                        keys.sale.clone(),
+                        keys.buyers.clone(),
+                        keys.returned(),
+                        keys.wake(),
+                    ],
+                    keys.all()[2..].to_vec(),
+                ]
+                .concat(),
+                vec![
+                    o.order_id.to_string(),
+                    o.buyer.as_str().to_owned(),
+                    o.quantity.to_string(),
+                    hold.round.to_string(),
+                ],
+            )
+            .await
+            .or_store()?;
+        Ok(match answer.as_str() {
+            "RETURNED" => {
+                // Buyable again: back in the registry the sweeper and order lookups walk.
+                self.register_sale(&o.sale_id).await?;
+                Returned::Now
+            }
+            "ALREADY" | "OTHER_ROUND" => Returned::Before,
+            "NO_SALE" => Returned::NotLoaded,
+            other => {
+                return Err(failed(format!(
+                    "return_stock.lua: unknown answer {other:?}"
+                )))
+            }
+        })
+    }
+}

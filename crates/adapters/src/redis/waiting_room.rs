@@ -1,0 +1,240 @@
+//! A sale's waiting room in Redis: its terms given on every load (`queue_load.lua`), places
+//! (`queue_join.lua`), the inlet's steps (`queue_step.lua`) and the operator's controls
+//! (`queue_control.lua`). Every key carries the sale's hash tag.
+
+use super::OrStoreError;
+use super::{failed, RedisStore, SaleKeys};
+use flashflow::domain::waiting_room::draw::Seed;
+use flashflow::domain::waiting_room::queue::{Batch, QueueState, MAX_OVERBOOKING, MAX_TICK_MS};
+use flashflow::domain::{BuyerId, SaleDefinition, SaleId};
+use flashflow::ports::{JoinOutcome, QueueControls, QueueJoins, QueueSteps, StoreError};
+use std::collections::HashMap;
+
+/// At most one step of a queue per this many ms, whoever asks.
+pub const STEP_MS: i64 = 1_000;
+/// Units held for payment may come back until this long after the last hold's end.
+pub const HOLDS_GRACE_MS: i64 = 30_000;
+
+impl RedisStore {
+    /// Give the sale its waiting room's terms (and a seed, kept if it has one).
+    pub(super) async fn load_room(
+        &self,
+        def: &SaleDefinition,
+        seed: Option<&Seed>,
+    ) -> Result<(), StoreError> {
+        let Some(room) = &def.waiting_room else {
+            return Ok(());
+        };
+        let seed = seed.ok_or_else(|| failed("a waiting room's first load needs a seed".into()))?;
+        let keys = SaleKeys::new(&def.id);
+        let _: i64 = self
+            .queue_load
+            .evalsha_with_reload(
+                &self.client,
+                vec![keys.sale.clone(), keys.room()],
+                vec![
+                    room.opens_at_ms.to_string(),
+                    def.opens_at_ms.unwrap_or_default().to_string(),
+                    room.admission_ms().to_string(),
+                    room.admit_per_second
+                        .map_or(String::new(), |p| p.to_string()),
+                    room.pow_bits.to_string(),
+                    seed.hex(),
+                    seed.commitment(),
+                ],
+            )
+            .await
+            .or_store()?;
+        Ok(())
+    }
+}
+
+impl QueueJoins for RedisStore {
+    async fn join(
+        &self,
+        sale: &SaleId,
+        buyer: &BuyerId,
+        requeue: Option<u64>,
+        challenge: Option<&str>,
+    ) -> Result<JoinOutcome, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let reply: Vec<String> = self
+            .queue_join
+            .evalsha_with_reload(
+                &self.client,
+                vec![keys.room(), keys.room_places(), keys.room_challenges()],
+                vec![
+                    buyer.as_str().to_owned(),
+                    requeue.map_or(String::new(), |n| n.to_string()),
+                    challenge.unwrap_or_default().to_owned(),
+                ],
+            )
+            .await
+            .or_store()?;
+        let (status, detail) = (
+            reply.first().map_or("", String::as_str),
+            reply.get(1).map_or("", String::as_str),
+        );
+        let number = || -> Result<i64, StoreError> {
+            detail
+                .parse()
+                .map_err(|_| failed(format!("queue_join.lua: bad number {detail:?}")))
+        };
+        Ok(match status {
+            "JOINED" => JoinOutcome::Joined(number()? as u64),
+            "EXISTING" => JoinOutcome::Existing(number()? as u64),
+            "NO_QUEUE" => JoinOutcome::NoQueue,
+            "NOT_OPEN" => JoinOutcome::NotOpen {
+                opens_at_ms: number()?,
+            },
+            "REUSED" => JoinOutcome::ChallengeReused,
+            other => return Err(failed(format!("queue_join.lua: unknown status {other:?}"))),
+        })
+    }
+}
+
+impl QueueSteps for RedisStore {
+    async fn step(&self, sale: &SaleId) -> Result<Option<QueueState>, StoreError> {
+        self.run_step(sale, &[]).await
+    }
+
+    async fn peek(&self, sale: &SaleId) -> Result<Option<QueueState>, StoreError> {
+        let now = flashflow::domain::EpochMs::now().get().to_string();
+        self.run_step(sale, &["peek".to_owned(), now]).await
+    }
+}
+
+impl RedisStore {
+    async fn run_step(
+        &self,
+        sale: &SaleId,
+        mode: &[String],
+    ) -> Result<Option<QueueState>, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let mut args = vec![
+            STEP_MS.to_string(),
+            MAX_TICK_MS.to_string(),
+            MAX_OVERBOOKING.to_string(),
+            HOLDS_GRACE_MS.to_string(),
+        ];
+        args.extend_from_slice(mode);
+        let reply: Vec<String> = self
+            .queue_step
+            .evalsha_with_reload(
+                &self.client,
+                vec![
+                    keys.room(),
+                    keys.room_batches(),
+                    keys.room_batch_uses(),
+                    keys.sale.clone(),
+                ],
+                args,
+            )
+            .await
+            .or_store()?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        parse_state(reply).map(Some)
+    }
+}
+
+impl QueueControls for RedisStore {
+    async fn control(
+        &self,
+        sale: &SaleId,
+        paused: Option<bool>,
+        pace: Option<Option<u32>>,
+    ) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let done: i64 = self
+            .queue_control
+            .evalsha_with_reload(
+                &self.client,
+                vec![keys.room()],
+                vec![
+                    match paused {
+                        Some(true) => "1".to_owned(),
+                        Some(false) => "0".to_owned(),
+                        None => String::new(),
+                    },
+                    match pace {
+                        None => String::new(),
+                        Some(None) => "auto".to_owned(),
+                        Some(Some(n)) => n.to_string(),
+                    },
+                ],
+            )
+            .await
+            .or_store()?;
+        Ok(done == 1)
+    }
+}
+
+/// `queue_step.lua`'s reply: field/value pairs, then `batches` and the live batches.
+fn parse_state(reply: Vec<String>) -> Result<QueueState, StoreError> {
+    let split = reply
+        .iter()
+        .position(|f| f == "batches")
+        .ok_or_else(|| failed("queue_step.lua: no batches".into()))?;
+    let fields: HashMap<&str, &str> = reply[..split]
+        .chunks(2)
+        .filter_map(|p| Some((p.first()?.as_str(), p.get(1)?.as_str())))
+        .collect();
+    let text = |k: &str| fields.get(k).copied().unwrap_or_default();
+    let int = |k: &str| -> Result<i64, StoreError> {
+        let v = text(k);
+        if v.is_empty() {
+            return Ok(0);
+        }
+        v.parse()
+            .map_err(|_| failed(format!("queue_step.lua: bad {k} {v:?}")))
+    };
+    let batches = reply[split + 1..]
+        .iter()
+        .map(|b| parse_batch(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let drawn = match (text("cohort"), fields.get("seed")) {
+        ("", _) | (_, None) => None,
+        (_, Some(seed)) => Some((
+            Seed::from_hex(seed).ok_or_else(|| failed("queue_step.lua: bad seed".into()))?,
+            int("cohort")? as u64,
+        )),
+    };
+    Ok(QueueState {
+        now_ms: int("now_ms")?,
+        opens_at_ms: int("opens_ms")?,
+        sale_opens_at_ms: int("sale_opens_ms")?,
+        admission_ms: int("admission_ms")?,
+        pow_bits: int("pow_bits")? as u8,
+        commitment: text("commitment").to_owned(),
+        drawn,
+        joined: int("joined")? as u64,
+        admitted: int("admitted")? as u64,
+        used: int("used")? as u64,
+        expired: int("expired")? as u64,
+        batches,
+        paused: !text("paused").is_empty(),
+        pace: text("pace").parse().ok(),
+        admit_rate: text("rate").parse().unwrap_or(0.0),
+        sold_out: text("sold_out") == "1",
+        stepped: (int("stepped")? as u64, int("stepped_expired")? as u64),
+    })
+}
+
+fn parse_batch(b: &str) -> Result<Batch, StoreError> {
+    let n: Vec<i64> = b
+        .split(' ')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| failed(format!("queue_step.lua: bad batch {b:?}")))?;
+    match n.as_slice() {
+        [id, first, last, expires_ms] => Ok(Batch {
+            id: *id as u64,
+            first: *first as u64,
+            last: *last as u64,
+            expires_ms: *expires_ms,
+        }),
+        _ => Err(failed(format!("queue_step.lua: bad batch {b:?}"))),
+    }
+}

@@ -1,0 +1,393 @@
+//! The waiting room's use cases: join a sale's queue, see where one's place stands, read the
+//! draw's record, get a proof-of-work challenge, and the operator's controls; and buy's admission
+//! check ([`gate`]).
+//!
+//! A poll reads the state this process holds ([`states`]): no store round trip per request. A
+//! ticket carries its join index, signed, so where it stands is computed here from the state; an
+//! admitted place's token is signed here, and buy checks it in its own process.
+//!
+//! # Layout
+//! - `mod.rs`: [`Queue`], the use cases of the queue's routes.
+//! - [`gate`]: [`gate::AdmissionGate`], buy's check of an admission token.
+//! - [`states`]: each sale's queue state as this process holds it.
+
+pub mod gate;
+pub mod states;
+
+use crate::metrics::{Count, Metrics};
+use flashflow::domain::timefmt::format_ms;
+use flashflow::domain::waiting_room::draw::ALGORITHM;
+use flashflow::domain::waiting_room::queue::{place, Place, QueueState};
+use flashflow::domain::waiting_room::tokens::{InvalidProof, TokenKeys};
+use flashflow::domain::EpochMs;
+use flashflow::domain::{BuyerId, SaleId};
+use flashflow::ports::{JoinOutcome, StoreError, WaitingRooms};
+use serde::Serialize;
+use states::{Snapshot, States};
+use tracing::info;
+
+/// Why a queue request was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The sale has no waiting room (or does not exist).
+    #[error("this sale has no waiting room")]
+    NoQueue,
+    #[error("the queue opens at {}", format_ms(*opens_at_ms))]
+    NotOpen { opens_at_ms: i64 },
+    #[error(transparent)]
+    InvalidProof(#[from] InvalidProof),
+    /// Not a ticket of this buyer for this sale (someone else's looks the same).
+    #[error("no such ticket for this caller")]
+    TicketNotFound,
+    #[error("the operator's controls: {0}")]
+    InvalidControl(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A place as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TicketView {
+    /// Opaque; ask `GET /sales/{sale_id}/queue/{ticket}` with it.
+    pub ticket: String,
+    /// `waiting`, `admitted`, `expired` or `sold_out`.
+    pub state: &'static str,
+    /// 1 = next to be admitted; `null` before the draw or once not waiting.
+    pub position: Option<u64>,
+    /// How many still wait in front.
+    pub ahead: Option<u64>,
+    /// The estimated wait, from the pace measured.
+    pub eta_seconds: Option<u64>,
+    /// Leave to buy (the `Admission-Token` header of `POST /sales/{sale_id}/buy`), while admitted.
+    pub admission_token: Option<String>,
+    #[schema(format = DateTime)]
+    pub admission_expires_at: Option<String>,
+    /// A pre-queue place's arrival order (0-based): with the revealed seed it gives the place.
+    pub join_index: Option<u64>,
+}
+
+/// `GET /sales/{sale_id}/queue/draw`: what anyone needs to check the draw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DrawRecord {
+    /// `hex(SHA-256(seed))`, published from the moment the queue opens.
+    pub commitment: String,
+    /// The seed (hex), once drawn.
+    pub seed: Option<String>,
+    /// How many joined before the opening (the pre-queue), once drawn.
+    pub cohort: Option<u64>,
+    /// The draw's algorithm, defined in docs/api.md.
+    pub algorithm: &'static str,
+    #[schema(format = DateTime)]
+    pub queue_opens_at: String,
+    /// The draw happens at the sale's opening.
+    #[schema(format = DateTime)]
+    pub draw_at: String,
+}
+
+/// `GET /sales/{sale_id}/queue/challenge`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Challenge {
+    /// Join with a `nonce` such that SHA-256(challenge ‖ nonce) starts with `bits` zero bits.
+    pub challenge: String,
+    pub bits: u8,
+}
+
+/// The queue as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct QueueView {
+    /// Joined, not yet admitted.
+    pub waiting: u64,
+    /// Admitted so far, and of those: used to buy, expired unused, still open.
+    pub admitted: u64,
+    pub used: u64,
+    pub expired: u64,
+    pub outstanding: u64,
+    /// Expired unused / (used + expired).
+    pub no_show_rate: f64,
+    /// Places admitted per second, measured.
+    pub admitted_per_second: f64,
+    /// The estimated wait of the last in line.
+    pub eta_last_seconds: Option<u64>,
+    pub paused: bool,
+    /// The pace set (`null`: as fast as the stock allows).
+    pub admit_per_second: Option<u32>,
+    pub sold_out: bool,
+    pub commitment: String,
+    pub seed: Option<String>,
+    pub cohort: Option<u64>,
+}
+
+impl QueueView {
+    /// The view of a queue's state.
+    pub fn of(s: &QueueState) -> Self {
+        let waiting = s.waiting();
+        let rate = if s.admit_rate > 0.01 {
+            Some(s.admit_rate)
+        } else {
+            s.pace.map(f64::from)
+        };
+        Self {
+            waiting,
+            admitted: s.admitted,
+            used: s.used,
+            expired: s.expired,
+            outstanding: s.outstanding(),
+            no_show_rate: s.no_show_rate(),
+            admitted_per_second: (s.admit_rate * 100.0).round() / 100.0,
+            eta_last_seconds: rate.map(|r| (waiting as f64 / r).ceil() as u64),
+            paused: s.paused,
+            admit_per_second: s.pace,
+            sold_out: s.sold_out,
+            commitment: s.commitment.clone(),
+            seed: s.drawn.as_ref().map(|(seed, _)| seed.hex()),
+            cohort: s.drawn.as_ref().map(|(_, n)| *n),
+        }
+    }
+}
+
+/// The waiting room's use cases over the store `W`.
+pub struct Queue<W> {
+    pub store: W,
+    pub keys: TokenKeys,
+    pub metrics: Metrics,
+    states: States,
+}
+
+impl<W: WaitingRooms> Queue<W> {
+    pub fn new(store: W, keys: TokenKeys, metrics: Metrics) -> Self {
+        Self {
+            store,
+            keys,
+            metrics,
+            states: States::default(),
+        }
+    }
+
+    /// The sale's queue state, stepping it when the one in hand is stale; counts what the step
+    /// did.
+    async fn snapshot(&self, sale: &SaleId) -> Result<std::sync::Arc<Snapshot>, QueueError> {
+        let snapshot = self.states.get(&self.store, sale).await?;
+        let stepped = snapshot.state.as_ref().map_or((0, 0), |s| s.stepped);
+        // Each step is counted once, by the first request to see the state it returned.
+        if stepped != (0, 0) && snapshot.claim_step() {
+            self.metrics.add(Count::Admitted, stepped.0);
+            self.metrics.add(Count::AdmissionExpired, stepped.1);
+            info!(sale = %sale, admitted = stepped.0, expired = stepped.1, "queue stepped");
+        }
+        Ok(snapshot)
+    }
+
+    /// Take a place in `sale`'s queue for `buyer` (or answer the one they have: `false`).
+    ///
+    /// # Errors
+    /// [`QueueError`]: no waiting room, not open yet, a proof of work missing or wrong, the store.
+    pub async fn join(
+        &self,
+        sale: &SaleId,
+        buyer: &BuyerId,
+        proof: Option<(&str, &str)>,
+    ) -> Result<(bool, TicketView), QueueError> {
+        let snapshot = self.snapshot(sale).await?;
+        let state = snapshot.state.as_ref().ok_or(QueueError::NoQueue)?;
+        let now = EpochMs::now().get();
+        if now < state.opens_at_ms {
+            return Err(QueueError::NotOpen {
+                opens_at_ms: state.opens_at_ms,
+            });
+        }
+        let challenge = match (state.pow_bits, proof) {
+            (0, _) => None,
+            (_, None) => return Err(InvalidProof::Missing.into()),
+            (bits, Some((challenge, nonce))) => Some(
+                self.keys
+                    .check_proof(challenge, nonce, sale, buyer, bits, now)?,
+            ),
+        };
+        let (created, index) = match self
+            .store
+            .join(sale, buyer, None, challenge.as_deref())
+            .await?
+        {
+            JoinOutcome::Joined(n) => (true, n),
+            JoinOutcome::Existing(n) => self.requeue_if_expired(sale, buyer, n, &snapshot).await?,
+            JoinOutcome::NoQueue => return Err(QueueError::NoQueue),
+            JoinOutcome::NotOpen { opens_at_ms } => {
+                return Err(QueueError::NotOpen { opens_at_ms })
+            }
+            JoinOutcome::ChallengeReused => return Err(InvalidProof::Reused.into()),
+        };
+        if created {
+            self.metrics.add(Count::Joined, 1);
+        }
+        Ok((created, self.view(sale, buyer, index, &snapshot, now)))
+    }
+
+    /// A buyer whose place expired (admitted, not used in time) joins again at the back.
+    async fn requeue_if_expired(
+        &self,
+        sale: &SaleId,
+        buyer: &BuyerId,
+        index: u64,
+        snapshot: &Snapshot,
+    ) -> Result<(bool, u64), QueueError> {
+        let now = EpochMs::now().get();
+        let Some(state) = snapshot.at(now) else {
+            return Ok((false, index));
+        };
+        if place(&state, index, snapshot.places()) != Place::Expired {
+            return Ok((false, index));
+        }
+        match self.store.join(sale, buyer, Some(index), None).await? {
+            JoinOutcome::Joined(n) => Ok((true, n)),
+            JoinOutcome::Existing(n) => Ok((false, n)),
+            _ => Err(QueueError::NoQueue),
+        }
+    }
+
+    /// Where `buyer`'s `ticket` stands.
+    ///
+    /// # Errors
+    /// [`QueueError::TicketNotFound`] for anyone else's ticket or a sale without a queue; the
+    /// store's error when no state is in hand.
+    pub async fn status(
+        &self,
+        sale: &SaleId,
+        buyer: &BuyerId,
+        ticket: &str,
+    ) -> Result<TicketView, QueueError> {
+        let index = self
+            .keys
+            .open_ticket(ticket, sale, buyer)
+            .ok_or(QueueError::TicketNotFound)?;
+        let snapshot = self.snapshot(sale).await?;
+        if snapshot.state.is_none() {
+            return Err(QueueError::TicketNotFound);
+        }
+        Ok(self.view(sale, buyer, index, &snapshot, EpochMs::now().get()))
+    }
+
+    fn view(
+        &self,
+        sale: &SaleId,
+        buyer: &BuyerId,
+        index: u64,
+        snapshot: &Snapshot,
+        now: i64,
+    ) -> TicketView {
+        let mut view = TicketView {
+            ticket: self.keys.ticket(sale, buyer, index),
+            state: "waiting",
+            position: None,
+            ahead: None,
+            eta_seconds: None,
+            admission_token: None,
+            admission_expires_at: None,
+            join_index: None,
+        };
+        let Some(state) = snapshot.at(now) else {
+            return view;
+        };
+        let pre_queue = state
+            .drawn
+            .as_ref()
+            .is_none_or(|(_, cohort)| index < *cohort);
+        if pre_queue {
+            view.join_index = Some(index);
+        }
+        match place(&state, index, snapshot.places()) {
+            Place::PreQueue { eta_seconds } => view.eta_seconds = eta_seconds,
+            Place::Waiting {
+                position,
+                ahead,
+                eta_seconds,
+            } => {
+                view.position = Some(position);
+                view.ahead = Some(ahead);
+                view.eta_seconds = eta_seconds;
+            }
+            Place::Admitted(admission) => {
+                view.state = "admitted";
+                view.position = Some(0);
+                view.ahead = Some(0);
+                view.eta_seconds = Some(0);
+                view.admission_token = Some(self.keys.admission(sale, buyer, admission));
+                view.admission_expires_at = Some(format_ms(admission.expires_ms));
+            }
+            Place::Expired => view.state = "expired",
+            Place::SoldOut => view.state = "sold_out",
+        }
+        view
+    }
+
+    /// The draw's record: the commitment from the queue's opening, the seed and the pre-queue's
+    /// size once drawn.
+    ///
+    /// # Errors
+    /// [`QueueError::NoQueue`], or the store's error when no state is in hand.
+    pub async fn draw(&self, sale: &SaleId) -> Result<DrawRecord, QueueError> {
+        let snapshot = self.snapshot(sale).await?;
+        let s = snapshot.state.as_ref().ok_or(QueueError::NoQueue)?;
+        Ok(DrawRecord {
+            commitment: s.commitment.clone(),
+            seed: s.drawn.as_ref().map(|(seed, _)| seed.hex()),
+            cohort: s.drawn.as_ref().map(|(_, n)| *n),
+            algorithm: ALGORITHM,
+            queue_opens_at: format_ms(s.opens_at_ms),
+            draw_at: format_ms(s.sale_opens_at_ms),
+        })
+    }
+
+    /// A proof-of-work challenge for `buyer` to join `sale`'s queue.
+    ///
+    /// # Errors
+    /// [`QueueError::NoQueue`]; a store error when no state is in hand; the system's random
+    /// source failing (a store error too: the request may be repeated).
+    pub async fn challenge(&self, sale: &SaleId, buyer: &BuyerId) -> Result<Challenge, QueueError> {
+        let snapshot = self.snapshot(sale).await?;
+        let s = snapshot.state.as_ref().ok_or(QueueError::NoQueue)?;
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random)
+            .map_err(|e| QueueError::Store(StoreError::Failed(e.to_string().into())))?;
+        Ok(Challenge {
+            challenge: self
+                .keys
+                .challenge(sale, buyer, random, EpochMs::now().get()),
+            bits: s.pow_bits,
+        })
+    }
+}
+
+/// The operator's view of `sale`'s queue, as its last step left it (the readers step it).
+///
+/// # Errors
+/// The store's.
+pub async fn operator_view<W: flashflow::ports::QueueSteps>(
+    store: &W,
+    sale: &SaleId,
+) -> Result<Option<QueueView>, StoreError> {
+    Ok(store.peek(sale).await?.as_ref().map(QueueView::of))
+}
+
+/// Pause or resume `sale`'s inlet and set its pace.
+///
+/// # Errors
+/// [`QueueError::NoQueue`], [`QueueError::InvalidControl`] for a pace out of range, the store's.
+pub async fn control<W: WaitingRooms>(
+    store: &W,
+    sale: &SaleId,
+    paused: Option<bool>,
+    pace: Option<Option<u32>>,
+) -> Result<Option<QueueView>, QueueError> {
+    if let Some(Some(p)) = pace {
+        if !flashflow::domain::waiting_room::ADMIT_PER_SECOND.contains(&p) {
+            return Err(QueueError::InvalidControl(
+                "admit_per_second must be an integer from 1 to 100000, or null".into(),
+            ));
+        }
+    }
+    if !store.control(sale, paused, pace).await? {
+        return Err(QueueError::NoQueue);
+    }
+    info!(sale = %sale, ?paused, ?pace, "queue controls set");
+    Ok(operator_view(store, sale).await?)
+}

@@ -1,0 +1,147 @@
+//! Each sale's queue state as one process knows it: read from the store (which steps the queue as
+//! it answers) at most once per [`FRESH_FOR`] per sale, whatever the number of polls, and the
+//! draw's places computed once. A poll costs no store round trip: while one request refreshes a
+//! stale state, the others answer from the state they have.
+
+use flashflow::domain::waiting_room::draw;
+use flashflow::domain::waiting_room::queue::QueueState;
+use flashflow::domain::SaleId;
+use flashflow::per_sale::PerSale;
+use flashflow::ports::{QueueSteps, StoreError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long a state read from the store answers polls.
+pub const FRESH_FOR: Duration = Duration::from_millis(500);
+
+/// One read of a sale's queue.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// `None`: the sale has no waiting room.
+    pub state: Option<QueueState>,
+    read_at: Instant,
+    /// The pre-queue's places, once drawn (computed on first use).
+    places: Arc<OnceLock<Vec<u32>>>,
+    /// Whether what the read's step did was counted.
+    counted: AtomicBool,
+}
+
+impl Snapshot {
+    /// `true` for the first caller only: the one that counts what this read's step did.
+    pub fn claim_step(&self) -> bool {
+        !self.counted.swap(true, Ordering::SeqCst)
+    }
+
+    /// The pre-queue's places (empty before the draw).
+    pub fn places(&self) -> &[u32] {
+        match self.state.as_ref().and_then(|s| s.drawn.as_ref()) {
+            None => &[],
+            Some((seed, cohort)) => self
+                .places
+                .get_or_init(|| draw::places(seed, *cohort as u32)),
+        }
+    }
+
+    /// The state as of `now_ms` by this process's clock: admissions expire as time passes
+    /// between reads.
+    pub fn at(&self, now_ms: i64) -> Option<QueueState> {
+        let mut s = self.state.clone()?;
+        s.now_ms = s.now_ms.max(now_ms);
+        Some(s)
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    current: RwLock<Option<Arc<Snapshot>>>,
+    /// Held by the one request refreshing the slot.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// The queue states of the sales this process serves (bounded: when full, the sales without a
+/// waiting room, where made-up ids land, are forgotten first).
+pub struct States {
+    slots: PerSale<Slot>,
+}
+
+impl Default for States {
+    fn default() -> Self {
+        Self {
+            slots: PerSale::default().with_keep(Slot::has_waiting_room),
+        }
+    }
+}
+
+impl Slot {
+    fn has_waiting_room(&self) -> bool {
+        self.current
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.state.is_some()))
+            .unwrap_or(false)
+    }
+}
+
+impl States {
+    /// The sale's state: the one in hand while fresh (or while another request refreshes it),
+    /// else read from `store`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when there was no state in hand and the store failed.
+    pub async fn get<W: QueueSteps>(
+        &self,
+        store: &W,
+        sale: &SaleId,
+    ) -> Result<Arc<Snapshot>, StoreError> {
+        let slot = self.slot(sale);
+        let held = slot.current.read().ok().and_then(|c| c.clone());
+        if let Some(s) = &held {
+            if s.read_at.elapsed() < FRESH_FOR {
+                return Ok(Arc::clone(s));
+            }
+        }
+        let _refreshing = match (slot.refreshing.try_lock(), &held) {
+            (Ok(guard), _) => guard,
+            // Someone else is reading the store: answer from what is in hand.
+            (Err(_), Some(s)) => return Ok(Arc::clone(s)),
+            (Err(_), None) => slot.refreshing.lock().await,
+        };
+        // Refreshed while this request waited for the lock.
+        if let Some(s) = slot.current.read().ok().and_then(|c| c.clone()) {
+            if s.read_at.elapsed() < FRESH_FOR {
+                return Ok(s);
+            }
+        }
+        let state = match store.step(sale).await {
+            Ok(state) => state,
+            // A stale state answers better than an error while the store is away.
+            Err(e) => return held.ok_or(e),
+        };
+        let same_draw = |old: &Snapshot| {
+            let key = |s: &Option<QueueState>| {
+                s.as_ref()
+                    .and_then(|s| s.drawn.as_ref().map(|(seed, n)| (seed.hex(), *n)))
+            };
+            key(&old.state) == key(&state)
+        };
+        let places = match &held {
+            Some(old) if same_draw(old) => Arc::clone(&old.places),
+            _ => Arc::default(),
+        };
+        let snapshot = Arc::new(Snapshot {
+            state,
+            read_at: Instant::now(),
+            places,
+            counted: AtomicBool::new(false),
+        });
+        if let Ok(mut current) = slot.current.write() {
+            *current = Some(Arc::clone(&snapshot));
+        }
+        Ok(snapshot)
+    }
+
+    fn slot(&self, sale: &SaleId) -> Arc<Slot> {
+        self.slots.get_or_insert_with(sale, Slot::default)
+    }
+}

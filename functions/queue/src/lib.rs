@@ -1,0 +1,37 @@
+//! The queue function's wiring: a sale's waiting room (`POST /sales/{sale_id}/queue`, its polls,
+//! the draw's record, proof-of-work challenges). Shared by its Lambda and `flashflow-local`.
+
+use axum::Router;
+use flashflow_adapters::aws::SdkConfig;
+use flashflow_adapters::clients::{redis, StartupError};
+use flashflow_adapters::keys::AdmissionSettings;
+use flashflow_adapters::redis::RedisSettings;
+use flashflow_app::metrics::Metrics;
+use flashflow_app::waiting_room::Queue;
+use flashflow_http::queue::{self, QueueCallers, QueueState};
+
+flashflow_settings::composite! {
+    /// What the queue function reads.
+    pub struct Settings {
+        redis: RedisSettings,
+        admission: AdmissionSettings,
+        callers: QueueCallers,
+    }
+}
+
+/// The queue routes on Redis, with the waiting room's key (required).
+///
+/// # Errors
+/// [`StartupError`] when a client cannot be built or no key is configured.
+pub async fn routes(
+    sdk: &SdkConfig,
+    settings: &Settings,
+    metrics: Metrics,
+) -> Result<Router, StartupError> {
+    let store = redis(sdk, &settings.redis).await?;
+    let keys = settings.admission.required_keys(sdk).await?;
+    Ok(queue::routes(QueueState {
+        queue: Queue::new(store, keys, metrics),
+        trust_user_header: settings.callers.trust_user_header.get(),
+    }))
+}
