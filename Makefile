@@ -9,7 +9,7 @@ LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UN
 # make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
 BATCH ?= 100,1000
 
-.PHONY: openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
+.PHONY: layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,7 @@ unit: ## fast tests: domain rules and handlers on in-memory adapters (no service
 test: up ## format, clippy, unused dependencies, template and docs checks, unit + integration + chaos + browser + fuzz tests
 	cargo fmt --all -- --check
 	@python3 infra/local/check-docs.py
+	@python3 infra/local/check-layers.py
 	@$(ENV) sam validate --lint --region "$$AWS_REGION"
 	cargo clippy --workspace --all-targets -- -D warnings
 	@$(ENV) cargo machete
@@ -48,6 +49,9 @@ fuzz: up ## schemathesis against a local API with the OpenAPI document: make fuz
 openapi: ## write docs/openapi.json, the API's OpenAPI document, from the code (a test keeps them equal)
 	cargo run -q -p flashflow-local -- openapi > docs/openapi.json.new
 	mv docs/openapi.json.new docs/openapi.json
+
+layers: ## the crates along the layers, what each depends on, and the walls between them (checked)
+	@python3 infra/local/check-layers.py --graph
 
 docs-check: ## every path, link and make target the docs name exists
 	@python3 infra/local/check-docs.py

@@ -328,3 +328,97 @@ impl<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher> Buy<S, P>
 
 /// The pause between two asks of `reserve_until_known`.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flashflow::domain::{OrderMessage, SaleDefinition};
+    use flashflow_adapters::contract::fresh_sale_id;
+    use flashflow_adapters::memory::{MemoryQueue, MemoryStore};
+
+    fn signer() -> Signer {
+        Signer::new(b"buy-use-case-tests-signing-key-0123456").unwrap()
+    }
+
+    fn order(sale: &SaleId, buyer: &str, token: Option<&str>) -> BuyOrder {
+        BuyOrder {
+            sale: sale.clone(),
+            buyer: BuyerId::parse(buyer).unwrap(),
+            quantity: Quantity::default(),
+            idempotency_key: None,
+            admission_token: token.map(str::to_owned),
+        }
+    }
+
+    fn buy_on(store: &MemoryStore, queue: &MemoryQueue) -> Arc<Buy<MemoryStore, MemoryQueue>> {
+        Arc::new(Buy::new(
+            store.clone(),
+            queue.clone(),
+            signer(),
+            AdmissionGate::default(),
+            Metrics::new("buy"),
+        ))
+    }
+
+    #[tokio::test]
+    async fn the_order_sent_to_the_queue_carries_buys_signature_of_it() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        let def = SaleDefinition::new(fresh_sale_id(), 5);
+        store.load_sale_now(&def, 5);
+        let bought = buy_on(&store, &queue)
+            .buy(order(&def.id, "ann", None))
+            .await;
+        assert!(matches!(bought, Ok(Bought::Reserved { .. })), "{bought:?}");
+        let sent = OrderMessage::parse(&queue.sent()[0]).unwrap();
+        assert!(
+            signer().verifies_order(&sent),
+            "signed once, by the use case"
+        );
+        let other = Signer::new(b"another-key-that-settle-does-not-hold").unwrap();
+        assert!(!other.verifies_order(&sent));
+    }
+
+    #[tokio::test]
+    async fn a_forged_admission_token_is_refused_before_the_store_is_asked() {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        let def = SaleDefinition::new(fresh_sale_id(), 5);
+        store.load_sale_now(&def, 5);
+        // Were the store asked, it would answer unavailable.
+        store.set_unavailable(true);
+        let bought = buy_on(&store, &queue)
+            .buy(order(&def.id, "ann", Some("forged")))
+            .await;
+        assert!(
+            matches!(bought, Err(BuyError::Refused(Refusal::NotAdmitted))),
+            "{bought:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn once_the_store_says_a_sale_needs_an_admission_the_process_refuses_tokenless_buys_itself(
+    ) {
+        let (store, queue) = (MemoryStore::default(), MemoryQueue::default());
+        let now = EpochMs::now().get();
+        let def = SaleDefinition::new(fresh_sale_id(), 5).with_waiting_room(
+            flashflow::domain::waiting_room::WaitingRoom {
+                opens_at_ms: now - 60_000,
+                admission_seconds: 60,
+                admit_per_second: None,
+                pow_bits: 0,
+            },
+        );
+        store.load_sale_now(&def, 5);
+        let buy = buy_on(&store, &queue);
+        let first = buy.buy(order(&def.id, "ann", None)).await;
+        assert!(matches!(
+            first,
+            Err(BuyError::Refused(Refusal::NotAdmitted))
+        ));
+        store.set_unavailable(true);
+        let second = buy.buy(order(&def.id, "bob", None)).await;
+        assert!(
+            matches!(second, Err(BuyError::Refused(Refusal::NotAdmitted))),
+            "learned: the store is not asked again ({second:?})"
+        );
+    }
+}

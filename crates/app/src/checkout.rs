@@ -15,8 +15,8 @@
 //!   in Redis, the status written); the expiry job finishes what a crash left half done.
 
 use crate::metrics::{Count, Metrics};
-use flashflow::domain::checkout::{on, Effect, Event, Hold, IntentCancel, Outcome, Refusal};
-use flashflow::domain::{BuyerId, OrderState};
+use flashflow::domain::checkout::{on, Effect, Event, Hold, HoldRefusal, IntentCancel, Outcome};
+use flashflow::domain::{BuyerId, EpochMs, OrderState};
 use flashflow::ports::{
     Attached, Cancelled, DbError, EventKind, HoldRecord, Holds, Intent, IntentState, NewIntent,
     PaymentError, PaymentEvent, Payments, PendingOrders, ReturnStock, Returned, StatusStore,
@@ -52,7 +52,7 @@ pub enum CheckoutError {
     Pending,
     /// The order stands where this cannot be done.
     #[error("refused: {0:?}")]
-    Refused(Refusal),
+    Refused(HoldRefusal),
     /// The buyer cancelled the order.
     #[error("the order was cancelled")]
     OrderCancelled,
@@ -145,7 +145,7 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
                         // The hold ended meanwhile (expired, cancelled): nothing may be paid.
                         self.cancel_stray(&created.id).await;
                         self.still_payable(&now)?;
-                        return Err(CheckoutError::Refused(Refusal::HoldExpired));
+                        return Err(CheckoutError::Refused(HoldRefusal::HoldExpired));
                     }
                 }
             }
@@ -181,15 +181,15 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
         match ended.status.status {
             OrderState::Cancelled => Ok(ended),
             OrderState::Confirmed | OrderState::Refunded => {
-                Err(CheckoutError::Refused(Refusal::AlreadyPaid))
+                Err(CheckoutError::Refused(HoldRefusal::AlreadyPaid))
             }
-            OrderState::Expired => Err(CheckoutError::Refused(Refusal::HoldExpired)),
+            OrderState::Expired => Err(CheckoutError::Refused(HoldRefusal::HoldExpired)),
             OrderState::Held => Err(CheckoutError::PaymentProcessing),
             _ => Err(CheckoutError::NotAccepted),
         }
     }
 
-    /// The expiry job's run at `now_ms`: every hold past `pay_by` ends (its intent cancelled at
+    /// The expiry job's run at `now`: every hold past `pay_by` ends (its intent cancelled at
     /// the provider first; found paid, it is confirmed instead), and every change a crash left
     /// half done is finished. Two runs at once do each change once. A hold that cannot be ended
     /// now (the provider unreachable, a payment processing) is counted, and waits
@@ -197,10 +197,10 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
     ///
     /// # Errors
     /// [`DbError`] when the ledger cannot be read; per-order failures are deferred, not errors.
-    pub async fn expire_due(&self, now_ms: i64) -> Result<ExpiryReport, DbError> {
+    pub async fn expire_due(&self, now: EpochMs) -> Result<ExpiryReport, DbError> {
         let mut report = ExpiryReport::default();
         for _ in 0..PAGES_PER_RUN {
-            let due = self.holds.due(now_ms, PAGE).await?;
+            let due = self.holds.due(now, PAGE).await?;
             let last_page = due.len() < PAGE;
             for hold in due {
                 let id = hold.status.order_id;
@@ -211,10 +211,10 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
                     Ok(Ended::Moved(_)) => report.confirmed += 1,
                     // Another run (or the buyer, or the webhook) moved it first.
                     Ok(Ended::Stands(_)) => {}
-                    Ok(Ended::Undecided) => self.defer(id, now_ms, &mut report).await,
+                    Ok(Ended::Undecided) => self.defer(id, now, &mut report).await,
                     Err(e) => {
                         warn!(order = %id, error = %e, "expiry deferred");
-                        self.defer(id, now_ms, &mut report).await;
+                        self.defer(id, now, &mut report).await;
                     }
                 }
             }
@@ -224,8 +224,11 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
         }
         self.metrics
             .add(Count::ExpiryDeferred, report.deferred as u64);
-        report.finished = self.finish_unfinished(now_ms).await?;
-        report.overdue = self.holds.overdue(now_ms - OVERDUE_AFTER_MS).await?;
+        report.finished = self.finish_unfinished(now).await?;
+        report.overdue = self
+            .holds
+            .overdue(EpochMs(now.get() - OVERDUE_AFTER_MS))
+            .await?;
         self.metrics.add(Count::HoldsOverdue, report.overdue);
         if report != ExpiryReport::default() {
             info!(
@@ -241,11 +244,15 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
     }
 
     /// Count a hold that could not be ended now and move it out of the way until
-    /// [`RETRY_AFTER_MS`] from `now_ms`. Should the mark fail, the next run tries it first again:
+    /// [`RETRY_AFTER_MS`] from `now`. Should the mark fail, the next run tries it first again:
     /// it was counted, and the alarm on overdue holds says so if it lasts.
-    async fn defer(&self, id: Uuid, now_ms: i64, report: &mut ExpiryReport) {
+    async fn defer(&self, id: Uuid, now: EpochMs, report: &mut ExpiryReport) {
         report.deferred += 1;
-        if let Err(e) = self.holds.defer(id, now_ms + RETRY_AFTER_MS).await {
+        if let Err(e) = self
+            .holds
+            .defer(id, EpochMs(now.get() + RETRY_AFTER_MS))
+            .await
+        {
             warn!(order = %id, error = %e, "could not defer the hold");
         }
     }
@@ -362,22 +369,22 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
         }
         if !returned || written.is_none() {
             // Out of the way of the others until then: a sale Redis lost, a store away.
-            let later = flashflow::domain::EpochMs::now().get() + RETRY_AFTER_MS;
+            let later = EpochMs(EpochMs::now().get() + RETRY_AFTER_MS);
             if let Err(e) = self.holds.defer(id, later).await {
                 warn!(order = %id, error = %e, "could not defer the follow-up");
             }
         }
     }
 
-    /// Finish every change a crash (or an outage) left half done, as of `now_ms`; returns how
+    /// Finish every change a crash (or an outage) left half done, as of `now`; returns how
     /// many were seen.
     ///
     /// # Errors
     /// [`DbError`] when the ledger cannot be read.
-    pub async fn finish_unfinished(&self, now_ms: i64) -> Result<usize, DbError> {
+    pub async fn finish_unfinished(&self, now: EpochMs) -> Result<usize, DbError> {
         let mut seen = 0;
         for _ in 0..PAGES_PER_RUN {
-            let todo = self.holds.unfinished(now_ms, PAGE).await?;
+            let todo = self.holds.unfinished(now, PAGE).await?;
             for hold in &todo {
                 self.finish(hold).await;
             }
@@ -478,10 +485,10 @@ impl<H: Holds, R: ReturnStock + PendingOrders, S: StatusStore, P: Payments> Chec
                 Ok(())
             }
             OrderState::Held | OrderState::Expired => {
-                Err(CheckoutError::Refused(Refusal::HoldExpired))
+                Err(CheckoutError::Refused(HoldRefusal::HoldExpired))
             }
             OrderState::Confirmed | OrderState::Refunded => {
-                Err(CheckoutError::Refused(Refusal::AlreadyPaid))
+                Err(CheckoutError::Refused(HoldRefusal::AlreadyPaid))
             }
             OrderState::Cancelled => Err(CheckoutError::OrderCancelled),
             _ => Err(CheckoutError::NotAccepted),

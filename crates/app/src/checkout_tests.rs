@@ -185,7 +185,7 @@ async fn a_cancel_of_an_order_paid_at_the_provider_confirms_it_and_is_refused() 
     let before = s.remaining();
     assert!(matches!(
         s.checkout.cancel(order, &buyer("ann")).await,
-        Err(CheckoutError::Refused(Refusal::AlreadyPaid))
+        Err(CheckoutError::Refused(HoldRefusal::AlreadyPaid))
     ));
     assert_eq!(s.state(order), OrderState::Confirmed);
     assert_eq!(s.remaining(), before, "a paid unit stays sold");
@@ -197,7 +197,7 @@ async fn expiry_ends_an_unpaid_hold_and_gives_its_unit_back() {
     let order = s.held("ann").await;
     s.checkout.pay(order, &buyer("ann")).await.unwrap();
     let before = s.remaining();
-    let report = s.checkout.expire_due(later()).await.unwrap();
+    let report = s.checkout.expire_due(EpochMs(later())).await.unwrap();
     assert_eq!(report.expired, 1);
     assert_eq!(s.state(order), OrderState::Expired);
     assert_eq!(s.remaining(), before + 1);
@@ -218,7 +218,7 @@ async fn expiry_confirms_a_hold_paid_at_the_provider_whose_event_never_came() {
         .unwrap()
         .payment_intent;
     s.checkout.payments.pay(&pi);
-    let report = s.checkout.expire_due(later()).await.unwrap();
+    let report = s.checkout.expire_due(EpochMs(later())).await.unwrap();
     assert_eq!((report.expired, report.confirmed), (0, 1));
     assert_eq!(s.state(order), OrderState::Confirmed);
 }
@@ -234,7 +234,7 @@ async fn expiry_leaves_a_hold_whose_payment_is_processing_and_counts_it_deferred
         .unwrap()
         .payment_intent;
     s.checkout.payments.set_processing(&pi);
-    let report = s.checkout.expire_due(later()).await.unwrap();
+    let report = s.checkout.expire_due(EpochMs(later())).await.unwrap();
     assert_eq!(report.deferred, 1);
     assert_eq!(s.state(order), OrderState::Held, "its payment decides");
 }
@@ -249,7 +249,7 @@ async fn a_payment_after_the_hold_ended_is_refunded_once_and_the_unit_not_taken_
         .await
         .unwrap()
         .payment_intent;
-    s.checkout.expire_due(later()).await.unwrap();
+    s.checkout.expire_due(EpochMs(later())).await.unwrap();
     let after_expiry = s.remaining();
     // The intent was cancelled; a payment that completed anyway (a race at the provider).
     s.checkout.payments.set_processing(&pi);
@@ -266,10 +266,10 @@ async fn a_payment_after_the_hold_ended_is_refunded_once_and_the_unit_not_taken_
 async fn a_held_order_past_its_pay_by_cannot_be_paid() {
     let s = shop();
     let order = s.held("ann").await;
-    s.checkout.expire_due(later()).await.unwrap();
+    s.checkout.expire_due(EpochMs(later())).await.unwrap();
     assert!(matches!(
         s.checkout.pay(order, &buyer("ann")).await,
-        Err(CheckoutError::Refused(Refusal::HoldExpired))
+        Err(CheckoutError::Refused(HoldRefusal::HoldExpired))
     ));
     assert!(s.checkout.payments.intents().is_empty(), "no intent made");
 }
@@ -319,7 +319,7 @@ async fn with_the_provider_unreachable_a_cancel_ends_nothing_and_says_unavailabl
         s.checkout.cancel(order, &buyer("ann")).await,
         Err(CheckoutError::Payment(PaymentError::Unavailable(_)))
     ));
-    let report = s.checkout.expire_due(later()).await.unwrap();
+    let report = s.checkout.expire_due(EpochMs(later())).await.unwrap();
     assert_eq!(report.deferred, 1);
     assert_eq!(s.state(order), OrderState::Held);
     assert_eq!(s.remaining(), before, "the unit stays held");
@@ -355,13 +355,13 @@ async fn a_status_the_read_model_did_not_take_is_written_by_the_next_expiry_run(
     s.checkout.cancel(order, &buyer("ann")).await.unwrap();
     s.checkout.status.set_unavailable(false);
     assert_eq!(s.shown(order).await, None);
-    let within_the_wait = s.checkout.expire_due(EpochMs::now().get()).await.unwrap();
+    let within_the_wait = s.checkout.expire_due(EpochMs::now()).await.unwrap();
     assert_eq!(
         within_the_wait.finished, 0,
         "a failed follow-up waits its turn"
     );
     let next_run = EpochMs::now().get() + RETRY_AFTER_MS + 1;
-    let report = s.checkout.expire_due(next_run).await.unwrap();
+    let report = s.checkout.expire_due(EpochMs(next_run)).await.unwrap();
     assert_eq!(report.finished, 1);
     assert_eq!(s.shown(order).await, Some(OrderState::Cancelled));
 }
@@ -401,7 +401,7 @@ async fn holds_stuck_at_the_provider_do_not_stop_later_holds_from_ending_and_are
     }
     // A hold due after all of them, unpaid.
     let order = s.held("zoe").await;
-    let report = s.checkout.expire_due(later()).await.unwrap();
+    let report = s.checkout.expire_due(EpochMs(later())).await.unwrap();
     assert_eq!(
         s.state(order),
         OrderState::Expired,
@@ -414,11 +414,11 @@ async fn holds_stuck_at_the_provider_do_not_stop_later_holds_from_ending_and_are
         "and overdue: the alarm's count"
     );
     // The next run within the wait leaves them alone; after it, they are tried again.
-    let again = s.checkout.expire_due(later()).await.unwrap();
+    let again = s.checkout.expire_due(EpochMs(later())).await.unwrap();
     assert_eq!(again.deferred, 0);
     let after = s
         .checkout
-        .expire_due(later() + RETRY_AFTER_MS + 1)
+        .expire_due(EpochMs(later() + RETRY_AFTER_MS + 1))
         .await
         .unwrap();
     assert_eq!(after.deferred, PAGE + 5);

@@ -119,6 +119,7 @@ const MAX_DURATIONS: usize = 100;
 #[derive(Clone)]
 enum Sink {
     Stdout,
+    #[cfg(test)]
     Memory(Arc<Mutex<Vec<String>>>),
 }
 
@@ -150,7 +151,8 @@ impl Metrics {
     }
 
     /// Metrics whose lines are kept in memory, returned with the buffer (for tests).
-    pub fn in_memory(service: &'static str) -> (Self, Arc<Mutex<Vec<String>>>) {
+    #[cfg(test)]
+    pub(crate) fn in_memory(service: &'static str) -> (Self, Arc<Mutex<Vec<String>>>) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         (
             Self::with_sink(service, Sink::Memory(Arc::clone(&lines))),
@@ -199,6 +201,7 @@ impl Metrics {
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "{line}");
                 }
+                #[cfg(test)]
                 Sink::Memory(lines) => lines.lock().unwrap_or_else(|p| p.into_inner()).push(line),
             }
         }

@@ -18,17 +18,9 @@ struct Fixture {
 }
 
 fn fixture(stock: u32) -> Fixture {
-    let def = SaleDefinition {
-        id: SaleId::parse("s").unwrap(),
-        name: "s".into(),
-        stock,
-        per_user_limit: 100,
-        opens_at_ms: None,
-        closes_at_ms: None,
-        attempts_per_minute: None,
-        checkout: None,
-        waiting_room: None,
-    };
+    let def = SaleDefinition::new(SaleId::parse("s").unwrap(), stock)
+        .with_name("s")
+        .with_limit(100);
     let (ledger, status) = (MemoryLedger::default(), MemoryStatus::default());
     let (queue, store) = (MemoryQueue::default(), MemoryStore::default());
     ledger.create_sale_now(&def);

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use flashflow::domain::checkout::Refusal;
+use flashflow::domain::checkout::HoldRefusal;
 use flashflow::domain::InvalidInput;
 use flashflow::ports::{
     Holds, PaymentError, Payments, PendingOrders, ReturnStock, StatusStore, WebhookError,
@@ -180,10 +180,10 @@ impl From<CheckoutError> for ApiError {
                 "order_pending",
                 "the order is not recorded yet; retry in a moment",
             ),
-            CheckoutError::Refused(Refusal::AlreadyPaid) => {
+            CheckoutError::Refused(HoldRefusal::AlreadyPaid) => {
                 conflict("already_paid", "the order is paid")
             }
-            CheckoutError::Refused(Refusal::HoldExpired) => conflict(
+            CheckoutError::Refused(HoldRefusal::HoldExpired) => conflict(
                 "hold_expired",
                 "the hold ended before payment; its units went back on sale",
             ),

@@ -155,15 +155,19 @@ async fn public_sale<T: StatusStore, S: PendingOrders + LiveSales>(
         stock: live.stock,
         remaining: live.remaining.max(0),
         per_user_limit: live.per_user_limit,
-        opens_at: live.opens_at_ms.map(flashflow::domain::timefmt::format_ms),
-        closes_at: live.closes_at_ms.map(flashflow::domain::timefmt::format_ms),
+        opens_at: live
+            .opens_at
+            .map(|t| flashflow::domain::timefmt::format_ms(t.get())),
+        closes_at: live
+            .closes_at
+            .map(|t| flashflow::domain::timefmt::format_ms(t.get())),
         price: shown.price,
         currency: shown.currency,
         hold_seconds: shown.hold_seconds,
         currency_exponent: shown.currency_exponent,
         now_ms: flashflow::domain::EpochMs::now().get(),
-        waiting_room: live.queue_opens_at_ms.map(|ms| PublicWaitingRoom {
-            opens_at: flashflow::domain::timefmt::format_ms(ms),
+        waiting_room: live.queue_opens_at.map(|t| PublicWaitingRoom {
+            opens_at: flashflow::domain::timefmt::format_ms(t.get()),
         }),
     };
     Ok(no_store(json(StatusCode::OK, &view)))

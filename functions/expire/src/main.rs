@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
         let checkout = Arc::clone(&checkout);
         async move {
-            let report = checkout.expire_due(EpochMs::now().get()).await;
+            let report = checkout.expire_due(EpochMs::now()).await;
             // Written before the instance may freeze.
             checkout.metrics.flush();
             let report = report?;

@@ -231,7 +231,7 @@ async fn expire() -> anyhow::Result<()> {
     let checkout = expire::checkout(&sdk, &settings, "expire").await?;
     info!(?interval, "expiry job started");
     loop {
-        let now = flashflow::domain::EpochMs::now().get();
+        let now = flashflow::domain::EpochMs::now();
         if let Err(e) = checkout.expire_due(now).await {
             warn!(error = %e, "expiry run failed");
         }

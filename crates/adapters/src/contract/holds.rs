@@ -1,5 +1,6 @@
 //! Checkout's held orders in the ledger (Postgres; in memory for unit tests).
 
+use flashflow::domain::EpochMs;
 use flashflow::domain::OrderState;
 use flashflow::ports::prelude::*;
 use flashflow::ports::Attached;
@@ -45,12 +46,12 @@ macro_rules! holds_contract {
 const T0: i64 = 1_795_773_600_000;
 
 async fn due<H: Holds, M: MakeHeld>(t: &HeldOrders<H, M>, now: i64) -> Vec<Uuid> {
-    let due = t.holds.due(now, 100).await.unwrap();
+    let due = t.holds.due(EpochMs(now), 100).await.unwrap();
     due.iter().map(|h| h.status.order_id).collect()
 }
 
 async fn unfinished<H: Holds, M: MakeHeld>(t: &HeldOrders<H, M>, now: i64) -> Vec<Uuid> {
-    let todo = t.holds.unfinished(now, 100).await.unwrap();
+    let todo = t.holds.unfinished(EpochMs(now), 100).await.unwrap();
     todo.iter().map(|h| h.status.order_id).collect()
 }
 
@@ -88,7 +89,7 @@ pub async fn a_deferred_hold_is_not_due_until_its_wait_is_over<H: Holds, M: Make
     t: &HeldOrders<H, M>,
 ) {
     let stuck = t.make.held(T0).await;
-    t.holds.defer(stuck, T0 + 60_000).await.unwrap();
+    t.holds.defer(stuck, EpochMs(T0 + 60_000)).await.unwrap();
     assert!(!due(t, T0 + 1).await.contains(&stuck));
     assert!(due(t, T0 + 60_000).await.contains(&stuck));
 }
@@ -159,7 +160,7 @@ pub async fn an_ended_hold_awaits_its_follow_up_until_it_is_recorded_done<H: Hol
 pub async fn a_deferred_follow_up_waits_its_turn<H: Holds, M: MakeHeld>(t: &HeldOrders<H, M>) {
     let id = t.make.held(T0).await;
     cancel(t, id).await;
-    t.holds.defer(id, T0 + 60_000).await.unwrap();
+    t.holds.defer(id, EpochMs(T0 + 60_000)).await.unwrap();
     assert!(!unfinished(t, T0).await.contains(&id));
     assert!(unfinished(t, T0 + 60_000).await.contains(&id));
 }
@@ -167,12 +168,15 @@ pub async fn a_deferred_follow_up_waits_its_turn<H: Holds, M: MakeHeld>(t: &Held
 pub async fn overdue_counts_the_holds_still_held_past_a_time<H: Holds, M: MakeHeld>(
     t: &HeldOrders<H, M>,
 ) {
-    let before = t.holds.overdue(T0 - 1_000).await.unwrap();
+    let before = t.holds.overdue(EpochMs(T0 - 1_000)).await.unwrap();
     let late = t.make.held(T0 - 5_000).await;
     t.make.held(T0 + 5_000).await;
-    assert_eq!(t.holds.overdue(T0 - 1_000).await.unwrap(), before + 1);
+    assert_eq!(
+        t.holds.overdue(EpochMs(T0 - 1_000)).await.unwrap(),
+        before + 1
+    );
     cancel(t, late).await;
-    assert_eq!(t.holds.overdue(T0 - 1_000).await.unwrap(), before);
+    assert_eq!(t.holds.overdue(EpochMs(T0 - 1_000)).await.unwrap(), before);
 }
 
 #[cfg(test)]

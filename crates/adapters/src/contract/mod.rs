@@ -15,6 +15,7 @@
 //! - [`status`]: the order-status read model (DynamoDB).
 //! - [`publisher`]: the order queue (SQS).
 //! - [`payments`]: the payment provider (Stripe).
+//! - [`waiting_room`]: a sale's queue: places, the draw, the inlet, the controls (Redis).
 
 pub mod holds;
 pub mod ledger;
@@ -22,26 +23,55 @@ pub mod payments;
 pub mod publisher;
 pub mod status;
 pub mod store;
+pub mod waiting_room;
 
+use flashflow::domain::rehydrate::Plan;
+use flashflow::domain::waiting_room::draw::Seed;
 use flashflow::domain::{
     BuyerId, IdempotencyKey, OrderMessage, Quantity, ReserveRequest, SaleDefinition, SaleId,
     ORDER_MESSAGE_VERSION,
 };
+use flashflow::ports::{SaleLoader, StoreError};
+use std::future::Future;
 use uuid::Uuid;
+
+/// A draw's seed nobody can guess (two random UUIDs' bytes), for sales tests load.
+pub fn random_seed() -> Seed {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    Seed::new(bytes)
+}
+
+/// Loading a new sale in tests and tools: the operator's path is the admin use case's rehydrate,
+/// from the ledger; this one loads the first round with `available` units and nothing sold (a
+/// waiting room gets a [`random_seed`]).
+pub trait LoadForTests: SaleLoader {
+    /// [`SaleLoader::rehydrate`] with an empty ledger.
+    ///
+    /// # Errors
+    /// As [`SaleLoader::rehydrate`].
+    fn load_sale(
+        &self,
+        def: &SaleDefinition,
+        available: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let plan = Plan {
+            remaining: i64::from(available),
+            round: 1,
+            buyers: Vec::new(),
+            keys: Vec::new(),
+            draw_seed: def.waiting_room.as_ref().map(|_| random_seed()),
+        };
+        async move { self.rehydrate(def, &plan).await }
+    }
+}
+
+impl<T: SaleLoader> LoadForTests for T {}
 
 /// A sale of `stock` with a limit of one per buyer, always open.
 pub fn sale(id: &SaleId, stock: u32) -> SaleDefinition {
-    SaleDefinition {
-        id: id.clone(),
-        name: "contract".into(),
-        stock,
-        per_user_limit: 1,
-        opens_at_ms: None,
-        closes_at_ms: None,
-        attempts_per_minute: None,
-        checkout: None,
-        waiting_room: None,
-    }
+    SaleDefinition::new(id.clone(), stock).with_name("contract")
 }
 
 /// A sale id no other test uses.
@@ -129,6 +159,7 @@ mod tests {
             ("status", include_str!("status.rs")),
             ("publisher", include_str!("publisher.rs")),
             ("payments", include_str!("payments.rs")),
+            ("waiting_room", include_str!("waiting_room.rs")),
         ] {
             let (mut have, mut listed) = (super::behaviours(source), super::listed(source));
             have.sort();

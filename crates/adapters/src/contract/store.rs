@@ -1,5 +1,6 @@
 //! The reservation store, the outbox and the sale cache (Redis; in memory for unit tests).
 
+use super::LoadForTests;
 use super::{buy, sale};
 use flashflow::domain::rehydrate::KeyHolder;
 use flashflow::domain::EpochMs;

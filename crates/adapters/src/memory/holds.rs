@@ -2,6 +2,7 @@
 //! on the intent the caller saw), as the ledger's one `UPDATE` makes it.
 
 use super::{lock, switched_off};
+use flashflow::domain::EpochMs;
 use flashflow::domain::{OrderState, OrderStatus};
 use flashflow::ports::{
     Attached, DbError, ExpiryWork, FollowUps, HoldChanges, HoldReader, HoldRecord,
@@ -119,7 +120,8 @@ impl HoldChanges for MemoryHolds {
 }
 
 impl ExpiryWork for MemoryHolds {
-    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+    async fn due(&self, now: EpochMs, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+        let now_ms = now.get();
         let book = self.book()?;
         let mut due: Vec<HoldRecord> = book
             .holds
@@ -136,7 +138,8 @@ impl ExpiryWork for MemoryHolds {
         Ok(due)
     }
 
-    async fn unfinished(&self, now_ms: i64, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+    async fn unfinished(&self, now: EpochMs, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+        let now_ms = now.get();
         let book = self.book()?;
         let mut todo: Vec<HoldRecord> = book
             .holds
@@ -150,12 +153,14 @@ impl ExpiryWork for MemoryHolds {
         Ok(todo)
     }
 
-    async fn defer(&self, order_id: Uuid, until_ms: i64) -> Result<(), DbError> {
+    async fn defer(&self, order_id: Uuid, until: EpochMs) -> Result<(), DbError> {
+        let until_ms = until.get();
         self.book()?.retry_at.insert(order_id, until_ms);
         Ok(())
     }
 
-    async fn overdue(&self, before_ms: i64) -> Result<u64, DbError> {
+    async fn overdue(&self, before: EpochMs) -> Result<u64, DbError> {
+        let before_ms = before.get();
         let book = self.book()?;
         Ok(book
             .holds

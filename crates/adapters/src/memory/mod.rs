@@ -9,6 +9,7 @@
 //! - [`ledger`]: [`MemoryLedger`], settlement and sale administration (Postgres).
 //! - [`holds`]: [`MemoryHolds`], checkout's held orders (Postgres).
 //! - [`payments`]: [`MemoryPayments`], the payment provider (Stripe), webhooks signed its own way.
+//! - `waiting_room`: a sale's queue (Redis' `queue_*.lua`), part of [`MemoryStore`].
 
 mod holds;
 mod ledger;
@@ -16,6 +17,7 @@ mod payments;
 mod queue;
 mod status;
 mod store;
+mod waiting_room;
 
 pub use holds::MemoryHolds;
 pub use ledger::{LedgerCounts, MemoryLedger};

@@ -1,6 +1,7 @@
 //! Redis' side in memory: the same keys a sale has there (sale fields, buyers, idempotency
 //! entries, outbox and its index), changed by the same rules as the Lua scripts.
 
+use super::waiting_room::MemRoom;
 use super::{lock, switched_off};
 use flashflow::domain::rehydrate::{idem_field, idem_value, KeyHolder, Plan};
 use flashflow::domain::reservation::{
@@ -24,9 +25,9 @@ use uuid::Uuid;
 
 /// One sale's keys.
 #[derive(Debug, Default)]
-struct MemSale {
+pub(super) struct MemSale {
     stock: i64,
-    remaining: i64,
+    pub(super) remaining: i64,
     limit: u32,
     opens_ms: Option<i64>,
     closes_ms: Option<i64>,
@@ -45,16 +46,17 @@ struct MemSale {
     /// The outbox moved aside by that reset.
     stash: BTreeMap<Uuid, String>,
     /// A checkout sale's hold.
-    hold_ms: Option<i64>,
+    pub(super) hold_ms: Option<i64>,
     shown: Option<flashflow::domain::sale::ShownSale>,
     sold_out_answers: i64,
     /// Checkout's ended holds whose units came back (`return_stock.lua`'s `returned` hash).
     returned: std::collections::HashSet<Uuid>,
     /// A checkout sale's last reservation's `pay_by` (`reserve.lua`'s `holds_until`).
-    holds_until: Option<i64>,
-    /// When its waiting room opens, if it has one: buys need an admission. (The queue itself is
-    /// Redis' alone: the memory store has none.)
+    pub(super) holds_until: Option<i64>,
+    /// When its waiting room opens, if it has one: buys need an admission (the `wr` flag).
     queue_opens_ms: Option<i64>,
+    /// The waiting room's queue (its keys outlive a load without one, as in Redis).
+    room: Option<MemRoom>,
 }
 
 impl MemSale {
@@ -94,12 +96,13 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    /// Load a new sale with `available` stock at once (what [`SaleLoader::load_sale`] does).
+    /// Load a new sale with `available` stock at once (a waiting room gets a random seed).
     pub fn load_sale_now(&self, def: &SaleDefinition, available: u32) {
         let mut keys = lock(&self.keys);
         let sale = keys.sales.entry(def.id.clone()).or_default();
         *sale = MemSale::default();
         sale.define(def, 1);
+        MemRoom::load(&mut sale.room, def, Some(&crate::contract::random_seed()));
         sale.remaining = i64::from(available);
         keys.registry.insert(def.id.clone());
         keys.loaded = true;
@@ -240,6 +243,11 @@ impl MemoryStore {
             return Ok(Reservation::Refused(refusal));
         }
         let q = req.quantity.get();
+        // An admission used: the inlet counts it as used, not as a no-show (the buyer's first
+        // buy of the sale is the admission's use).
+        if let (Some(a), Some(room), 0) = (&req.admission, sale.room.as_mut(), bought) {
+            *room.batch_uses.entry(a.batch).or_default() += 1;
+        }
         sale.remaining -= i64::from(q);
         *sale
             .buyers
@@ -406,6 +414,7 @@ impl SaleLoader for MemoryStore {
             }
         }
         s.define(def, plan.round);
+        MemRoom::load(&mut s.room, def, plan.draw_seed.as_ref());
         if fresh || plan.remaining < s.remaining {
             s.remaining = plan.remaining;
         }
@@ -477,11 +486,11 @@ impl LiveSales for MemoryStore {
             remaining: s.remaining,
             pending: s.outbox.len() as i64,
             per_user_limit: Some(i64::from(s.limit)),
-            opens_at_ms: s.opens_ms,
-            closes_at_ms: s.closes_ms,
+            opens_at: s.opens_ms.map(EpochMs),
+            closes_at: s.closes_ms.map(EpochMs),
             shown: s.shown.clone(),
             sold_out_answers: s.sold_out_answers,
-            queue_opens_at_ms: s.queue_opens_ms,
+            queue_opens_at: s.queue_opens_ms.map(EpochMs),
         }))
     }
 
@@ -566,48 +575,80 @@ impl flashflow::ports::ReturnStock for MemoryStore {
     }
 }
 
-/// The memory store keeps no queues: a waiting room's flow is Redis' (its tests run there). Its
-/// sales with a waiting room still refuse buys without an admission (`reserve.lua`'s rule), and
-/// these answer as for a sale without one.
 impl flashflow::ports::QueueSteps for MemoryStore {
     async fn step(
         &self,
-        _sale: &SaleId,
+        sale: &SaleId,
     ) -> Result<Option<flashflow::domain::waiting_room::queue::QueueState>, StoreError> {
-        self.up()?;
-        Ok(None)
+        self.step_room(sale, false)
     }
 
     async fn peek(
         &self,
-        _sale: &SaleId,
+        sale: &SaleId,
+    ) -> Result<Option<flashflow::domain::waiting_room::queue::QueueState>, StoreError> {
+        self.step_room(sale, true)
+    }
+}
+
+impl MemoryStore {
+    fn step_room(
+        &self,
+        sale: &SaleId,
+        peek: bool,
     ) -> Result<Option<flashflow::domain::waiting_room::queue::QueueState>, StoreError> {
         self.up()?;
-        Ok(None)
+        let now = EpochMs::now().get();
+        let mut keys = lock(&self.keys);
+        let Some(s) = keys.sales.get_mut(sale) else {
+            return Ok(None);
+        };
+        let Some(mut room) = s.room.take() else {
+            return Ok(None);
+        };
+        let state = room.step(s, now, peek);
+        s.room = Some(room);
+        Ok(Some(state))
     }
 }
 
 impl flashflow::ports::QueueJoins for MemoryStore {
     async fn join(
         &self,
-        _sale: &SaleId,
-        _buyer: &flashflow::domain::BuyerId,
-        _requeue: Option<u64>,
-        _challenge: Option<&str>,
+        sale: &SaleId,
+        buyer: &flashflow::domain::BuyerId,
+        requeue: Option<u64>,
+        challenge: Option<&str>,
     ) -> Result<flashflow::ports::JoinOutcome, StoreError> {
         self.up()?;
-        Ok(flashflow::ports::JoinOutcome::NoQueue)
+        let now = EpochMs::now().get();
+        let mut keys = lock(&self.keys);
+        Ok(
+            match keys.sales.get_mut(sale).and_then(|s| s.room.as_mut()) {
+                None => flashflow::ports::JoinOutcome::NoQueue,
+                Some(room) => room.join(buyer.as_str(), requeue, challenge, now),
+            },
+        )
     }
 }
 
 impl flashflow::ports::QueueControls for MemoryStore {
     async fn control(
         &self,
-        _sale: &SaleId,
-        _paused: Option<bool>,
-        _pace: Option<Option<u32>>,
+        sale: &SaleId,
+        paused: Option<bool>,
+        pace: Option<Option<u32>>,
     ) -> Result<bool, StoreError> {
         self.up()?;
-        Ok(false)
+        let mut keys = lock(&self.keys);
+        Ok(
+            match keys.sales.get_mut(sale).and_then(|s| s.room.as_mut()) {
+                None => false,
+                Some(room) => {
+                    room.control(paused, pace);
+                    true
+                }
+            },
+        )
     }
 }

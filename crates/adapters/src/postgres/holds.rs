@@ -5,6 +5,7 @@
 use super::rows::{ms_to_time, order_status};
 use super::Db;
 use super::OrDbError;
+use flashflow::domain::EpochMs;
 use flashflow::domain::OrderState;
 use flashflow::ports::{
     Attached, DbError, ExpiryWork, FollowUps, HoldChanges, HoldReader, HoldRecord,
@@ -124,7 +125,8 @@ impl HoldChanges for Db {
 }
 
 impl ExpiryWork for Db {
-    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+    async fn due(&self, now: EpochMs, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+        let now_ms = now.get();
         let client = self.client().await?;
         client
             .query(
@@ -142,7 +144,8 @@ impl ExpiryWork for Db {
             .collect()
     }
 
-    async fn unfinished(&self, now_ms: i64, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+    async fn unfinished(&self, now: EpochMs, limit: usize) -> Result<Vec<HoldRecord>, DbError> {
+        let now_ms = now.get();
         let client = self.client().await?;
         client
             .query(
@@ -160,7 +163,8 @@ impl ExpiryWork for Db {
             .collect()
     }
 
-    async fn defer(&self, order_id: Uuid, until_ms: i64) -> Result<(), DbError> {
+    async fn defer(&self, order_id: Uuid, until: EpochMs) -> Result<(), DbError> {
+        let until_ms = until.get();
         self.client()
             .await?
             .execute(
@@ -172,7 +176,8 @@ impl ExpiryWork for Db {
         Ok(())
     }
 
-    async fn overdue(&self, before_ms: i64) -> Result<u64, DbError> {
+    async fn overdue(&self, before: EpochMs) -> Result<u64, DbError> {
+        let before_ms = before.get();
         let n: i64 = self
             .client()
             .await?

@@ -171,14 +171,6 @@ impl Default for DatabaseSettings {
 }
 
 impl DatabaseSettings {
-    /// Settings for `url` with the default limits and no secret.
-    pub fn of_url(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            ..Self::default()
-        }
-    }
-
     /// The session limits these settings ask for.
     pub fn timeouts(&self) -> Timeouts {
         Timeouts {

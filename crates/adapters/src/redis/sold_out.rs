@@ -22,6 +22,7 @@
 //! - [`SoldOutCache`]: the entries, the epoch, the answer; [`Snapshot`]: what Redis said.
 //! - The Redis side (the snapshot script, `CLIENT TRACKING`) is in `adapters/redis/fast_path.rs`.
 
+use flashflow::domain::rehydrate::idem_field;
 use flashflow::domain::{BuyerId, IdempotencyKey, Refusal, SaleId};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -257,11 +258,6 @@ impl SoldOutCache {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// The idempotency hash's field for a buyer's key, as `reserve.lua` writes it.
-pub fn idem_field(buyer: &BuyerId, key: &IdempotencyKey) -> String {
-    format!("{}\n{}", buyer.as_str(), key.as_str())
 }
 
 #[cfg(test)]

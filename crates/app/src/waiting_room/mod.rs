@@ -391,3 +391,7 @@ pub async fn control<W: WaitingRooms>(
     info!(sale = %sale, ?paused, ?pace, "queue controls set");
     Ok(operator_view(store, sale).await?)
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -74,12 +74,12 @@ pub enum Outcome {
     /// Nothing changes: a repeat of what already happened, or an event that changes nothing.
     Stay,
     /// The event is refused with this reason (the buyer's cancel of a paid order, say).
-    Refuse(Refusal),
+    Refuse(HoldRefusal),
 }
 
-/// Why an event was refused.
+/// Why a change to a held order was refused (a buy's refusal is `reservation::Refusal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum HoldRefusal {
     /// `409 already_paid`.
     AlreadyPaid,
     /// `409 hold_expired`.
@@ -111,8 +111,8 @@ pub fn on(now: Hold, event: Event) -> Outcome {
             }
         }
         (Cancelled, BuyerCancels { .. }) => Outcome::Stay,
-        (Confirmed | Refunded, BuyerCancels { .. }) => Outcome::Refuse(Refusal::AlreadyPaid),
-        (Expired, BuyerCancels { .. }) => Outcome::Refuse(Refusal::HoldExpired),
+        (Confirmed | Refunded, BuyerCancels { .. }) => Outcome::Refuse(HoldRefusal::AlreadyPaid),
+        (Expired, BuyerCancels { .. }) => Outcome::Refuse(HoldRefusal::HoldExpired),
         (_, HoldRanOut { .. }) => Outcome::Stay,
     }
 }
@@ -219,8 +219,14 @@ mod tests {
         let cancel = BuyerCancels {
             intent: IntentCancel::Cancelled,
         };
-        assert_eq!(on(Confirmed, cancel), Outcome::Refuse(Refusal::AlreadyPaid));
-        assert_eq!(on(Expired, cancel), Outcome::Refuse(Refusal::HoldExpired));
+        assert_eq!(
+            on(Confirmed, cancel),
+            Outcome::Refuse(HoldRefusal::AlreadyPaid)
+        );
+        assert_eq!(
+            on(Expired, cancel),
+            Outcome::Refuse(HoldRefusal::HoldExpired)
+        );
         // Stripe refuses to cancel an intent that was paid: the order is confirmed (the route
         // answers 409 already_paid), and no stock goes back.
         let paid = BuyerCancels {

@@ -35,6 +35,68 @@ pub struct SaleDefinition {
     pub waiting_room: Option<super::waiting_room::WaitingRoom>,
 }
 
+impl SaleDefinition {
+    /// A sale of `stock` named after its id, one unit per buyer, open from now on with no end,
+    /// no checkout and no waiting room: the start of a definition built with the `with_*`
+    /// methods (tests and tools; an operator's request goes through [`NewSale::validate`]).
+    pub fn new(id: SaleId, stock: u32) -> Self {
+        Self {
+            name: id.to_string(),
+            id,
+            stock,
+            per_user_limit: 1,
+            opens_at_ms: None,
+            closes_at_ms: None,
+            attempts_per_minute: None,
+            checkout: None,
+            waiting_room: None,
+        }
+    }
+
+    /// With this name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// With this many units per buyer.
+    #[must_use]
+    pub fn with_limit(mut self, per_user_limit: u32) -> Self {
+        self.per_user_limit = per_user_limit;
+        self
+    }
+
+    /// Open from `opens_at_ms` until `closes_at_ms` (each `None`: no bound).
+    #[must_use]
+    pub fn with_window(mut self, opens_at_ms: Option<i64>, closes_at_ms: Option<i64>) -> Self {
+        self.opens_at_ms = opens_at_ms;
+        self.closes_at_ms = closes_at_ms;
+        self
+    }
+
+    /// With at most `n` buy attempts per buyer per minute.
+    #[must_use]
+    pub fn with_attempts_per_minute(mut self, n: u32) -> Self {
+        self.attempts_per_minute = Some(n);
+        self
+    }
+
+    /// A checkout sale on these terms.
+    #[must_use]
+    pub fn with_checkout(mut self, checkout: Checkout) -> Self {
+        self.checkout = Some(checkout);
+        self
+    }
+
+    /// With this waiting room in front of the opening.
+    #[must_use]
+    pub fn with_waiting_room(mut self, room: super::waiting_room::WaitingRoom) -> Self {
+        self.waiting_room = Some(room);
+        self
+    }
+}
+
 /// Shortest and longest hold a checkout sale may give, in seconds.
 pub const HOLD_SECONDS: std::ops::RangeInclusive<u32> = 60..=3600;
 /// Largest unit price in minor units: one charge is at most [`super::money::MAX_AMOUNT`].

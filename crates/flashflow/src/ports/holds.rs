@@ -3,6 +3,7 @@
 //! often.
 
 use super::{DbError, StoreError};
+use crate::domain::EpochMs;
 use crate::domain::{OrderState, OrderStatus};
 use std::future::Future;
 use uuid::Uuid;
@@ -83,30 +84,30 @@ pub trait HoldChanges: Send + Sync + 'static {
 
 /// What the expiry job works through: holds past `pay_by`, follow-ups a crash left undone.
 pub trait ExpiryWork: Send + Sync + 'static {
-    /// Held orders whose `pay_by` is at or before `now_ms`, oldest first, at most `limit`;
-    /// those [deferred](ExpiryWork::defer) past `now_ms` wait.
+    /// Held orders whose `pay_by` is at or before `now`, oldest first, at most `limit`; those
+    /// [deferred](ExpiryWork::defer) past `now` wait.
     ///
     /// # Errors
     /// [`DbError`] when the database fails.
     fn due(
         &self,
-        now_ms: i64,
+        now: EpochMs,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<HoldRecord>, DbError>> + Send;
 
     /// Orders whose last change is not yet carried everywhere (units back in Redis, status in
     /// the read model), at most `limit`, the longest waiting first; those
-    /// [deferred](ExpiryWork::defer) past `now_ms` wait.
+    /// [deferred](ExpiryWork::defer) past `now` wait.
     ///
     /// # Errors
     /// [`DbError`] when the database fails.
     fn unfinished(
         &self,
-        now_ms: i64,
+        now: EpochMs,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<HoldRecord>, DbError>> + Send;
 
-    /// Look at the order again no sooner than `until_ms`: its expiry or follow-up could not be
+    /// Look at the order again no sooner than `until`: its expiry or follow-up could not be
     /// done now, and it must not stand in front of the others meanwhile.
     ///
     /// # Errors
@@ -114,15 +115,15 @@ pub trait ExpiryWork: Send + Sync + 'static {
     fn defer(
         &self,
         order_id: Uuid,
-        until_ms: i64,
+        until: EpochMs,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
 
-    /// How many held orders' `pay_by` passed before `before_ms` (holds that should have ended
+    /// How many held orders' `pay_by` passed before `before` (holds that should have ended
     /// by now: their units are not back on sale).
     ///
     /// # Errors
     /// [`DbError`] when the database fails.
-    fn overdue(&self, before_ms: i64) -> impl Future<Output = Result<u64, DbError>> + Send;
+    fn overdue(&self, before: EpochMs) -> impl Future<Output = Result<u64, DbError>> + Send;
 }
 
 /// Follow-ups of a change (units back in Redis, the status in the read model) recorded as done.

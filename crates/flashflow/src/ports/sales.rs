@@ -18,14 +18,14 @@ pub struct LiveSale {
     /// Reservations not yet settled (the outbox).
     pub pending: i64,
     pub per_user_limit: Option<i64>,
-    pub opens_at_ms: Option<i64>,
-    pub closes_at_ms: Option<i64>,
+    pub opens_at: Option<EpochMs>,
+    pub closes_at: Option<EpochMs>,
     /// What the storefront shows (absent for a sale loaded by an older version).
     pub shown: Option<crate::domain::sale::ShownSale>,
     /// Buys answered sold out so far, as the buy processes counted them (see [`AnswerTally`]).
     pub sold_out_answers: i64,
     /// When the sale's waiting room opens, if it has one.
-    pub queue_opens_at_ms: Option<i64>,
+    pub queue_opens_at: Option<EpochMs>,
 }
 
 /// Counts of answers the buy processes gave, per sale, for the live view: added in batches, off
@@ -68,32 +68,6 @@ pub trait SaleLoader: Send + Sync + 'static {
         def: &SaleDefinition,
         plan: &Plan,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Load a new sale (first round, nothing sold) with `available` stock: [`SaleLoader::rehydrate`]
-    /// with an empty ledger. For tests and tools: a waiting room gets a seed made of the sale's
-    /// id, which anyone can guess.
-    ///
-    /// # Errors
-    /// As [`SaleLoader::rehydrate`].
-    fn load_sale(
-        &self,
-        def: &SaleDefinition,
-        available: u32,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let plan = Plan {
-            remaining: i64::from(available),
-            round: 1,
-            buyers: Vec::new(),
-            keys: Vec::new(),
-            draw_seed: def.waiting_room.as_ref().map(|_| {
-                use sha2::Digest;
-                crate::domain::waiting_room::draw::Seed::new(
-                    sha2::Sha256::digest(def.id.as_str().as_bytes()).into(),
-                )
-            }),
-        };
-        async move { self.rehydrate(def, &plan).await }
-    }
 }
 
 /// A sale's next round in the cache.

@@ -4,7 +4,7 @@
 
 use flashflow::domain::ids::MAX_QUANTITY;
 use flashflow::domain::money::{Currency, MAX_AMOUNT};
-use flashflow::domain::sale::{MAX_ATTEMPTS_PER_MINUTE, MAX_NAME_LEN, MAX_STOCK};
+use flashflow::domain::sale::{HOLD_SECONDS, MAX_ATTEMPTS_PER_MINUTE, MAX_NAME_LEN, MAX_STOCK};
 use flashflow::domain::waiting_room::tokens::MAX_NONCE_LEN;
 use flashflow::domain::waiting_room::{ADMISSION_SECONDS, ADMIT_PER_SECOND, MAX_POW_BITS};
 use serde_json::json;
@@ -99,7 +99,8 @@ impl PartialSchema for NewSale {
                         "description": "a checkout sale: each order is held until paid through \
                             Stripe or hold_seconds ran out",
                         "properties": {
-                            "hold_seconds": {"type": "integer", "minimum": 60, "maximum": 3600},
+                            "hold_seconds": {"type": "integer",
+                                "minimum": HOLD_SECONDS.start(), "maximum": HOLD_SECONDS.end()},
                             "price": {
                                 "type": "integer", "minimum": 1, "maximum": MAX_AMOUNT,
                                 "description": "one unit's price in the currency's minor units; \

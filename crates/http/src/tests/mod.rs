@@ -26,17 +26,9 @@ const ORDER_STATUS_EVENT: &str = include_str!("../../../../events/apigw-order-st
 const TEMPLATE: &str = include_str!("../../../../template.yaml");
 
 fn sale(id: &str, stock: u32, limit: u32) -> SaleDefinition {
-    SaleDefinition {
-        id: SaleId::parse(id).unwrap(),
-        name: "test".into(),
-        stock,
-        per_user_limit: limit,
-        opens_at_ms: None,
-        closes_at_ms: None,
-        attempts_per_minute: None,
-        checkout: None,
-        waiting_room: None,
-    }
+    SaleDefinition::new(SaleId::parse(id).unwrap(), stock)
+        .with_name("test")
+        .with_limit(limit)
 }
 
 mod buying;

@@ -9,6 +9,7 @@ use crate::helpers::*;
 use crate::stripe::{base as stripe_base, pay_at_stripe, stripe_at, WHSEC};
 use axum::Router;
 use flashflow::domain::sale::Checkout as Terms;
+use flashflow::domain::EpochMs;
 use flashflow::domain::{OrderState, SaleDefinition};
 use flashflow::ports::HoldRecord;
 use flashflow::ports::{CreateIntent, IntentState, NewIntent, ReadIntent};
@@ -336,9 +337,22 @@ async fn expiry_ends_unpaid_holds_and_confirms_one_paid_at_stripe_whose_webhook_
     assert_eq!(pay_at_stripe(&paid_pi, "4242424242424242"), "succeeded");
     // Nothing is due before pay_by.
     let now = flashflow::domain::EpochMs::now().get();
-    assert_eq!(w.shop.checkout.expire_due(now).await.unwrap().expired, 0);
+    assert_eq!(
+        w.shop
+            .checkout
+            .expire_due(EpochMs(now))
+            .await
+            .unwrap()
+            .expired,
+        0
+    );
 
-    let report = w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
+    let report = w
+        .shop
+        .checkout
+        .expire_due(EpochMs(after_the_holds()))
+        .await
+        .unwrap();
     assert_eq!((report.expired, report.confirmed), (2, 1), "{report:?}");
     assert_eq!(w.state(no_intent).await, OrderState::Expired);
     assert_eq!(w.state(unpaid).await, OrderState::Expired);
@@ -356,7 +370,12 @@ async fn expiry_ends_unpaid_holds_and_confirms_one_paid_at_stripe_whose_webhook_
     assert_eq!(w.books(&def).await, (1, 0));
     assert_eq!(w.assert_books(&def).await, 2, "two units back");
     // A second run finds nothing to do.
-    let again = w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
+    let again = w
+        .shop
+        .checkout
+        .expire_due(EpochMs(after_the_holds()))
+        .await
+        .unwrap();
     assert_eq!((again.expired, again.confirmed), (0, 0));
     assert_eq!(w.assert_books(&def).await, 2);
     assert_eq!(w.payment(unpaid, "fay").await.body["error"], "hold_expired");
@@ -388,7 +407,11 @@ async fn a_payment_after_the_hold_ended_is_refunded_and_the_stock_is_not_touched
     let w = World::new().await;
     let def = w.sale(2, 1).await;
     let order = a_held_order(&w, &def, "hal").await;
-    w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
+    w.shop
+        .checkout
+        .expire_due(EpochMs(after_the_holds()))
+        .await
+        .unwrap();
     assert_eq!(w.state(order).await, OrderState::Expired);
     let before = w.assert_books(&def).await;
     // A payment made for the order anyway (an intent it never attached, paid late).
@@ -479,7 +502,12 @@ async fn with_stripe_unreachable_paying_answers_503_and_expiry_waits_with_the_st
         .attach_intent(order, "pi_unreachable")
         .await
         .unwrap();
-    let report = w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
+    let report = w
+        .shop
+        .checkout
+        .expire_due(EpochMs(after_the_holds()))
+        .await
+        .unwrap();
     assert_eq!((report.expired, report.deferred), (0, 1));
     assert_eq!(w.state(order).await, OrderState::Held);
     assert_eq!(w.books(&def).await, (0, 1), "the stock is not returned");
@@ -495,8 +523,8 @@ async fn two_expiry_runs_at_once_return_each_unit_once() {
     }
     let at = after_the_holds();
     let (a, b) = tokio::join!(
-        w.shop.checkout.expire_due(at),
-        w.shop.checkout.expire_due(at)
+        w.shop.checkout.expire_due(EpochMs(at)),
+        w.shop.checkout.expire_due(EpochMs(at))
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.expired + b.expired, 4, "{a:?} {b:?}");
@@ -521,8 +549,18 @@ async fn a_return_interrupted_between_postgres_and_redis_is_finished_once_by_the
     assert!(!moved.stock_returned);
     let live = w.app.store.live_sale(&def.id).await.unwrap().unwrap();
     assert_eq!(live.remaining, 1, "not back in Redis yet");
-    let r1 = w.shop.checkout.finish_unfinished(now_ms()).await.unwrap();
-    let r2 = w.shop.checkout.finish_unfinished(now_ms()).await.unwrap();
+    let r1 = w
+        .shop
+        .checkout
+        .finish_unfinished(EpochMs(now_ms()))
+        .await
+        .unwrap();
+    let r2 = w
+        .shop
+        .checkout
+        .finish_unfinished(EpochMs(now_ms()))
+        .await
+        .unwrap();
     assert_eq!((r1, r2), (1, 0));
     // And a repeat of the Redis half (a re-sent script) gives nothing more.
     w.shop.checkout.finish(&moved).await;
@@ -604,7 +642,12 @@ async fn two_thousand_buyers_on_a_hundred_units_with_thirty_percent_abandoning_e
                 abandoned += 1;
             }
         }
-        let report = w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
+        let report = w
+            .shop
+            .checkout
+            .expire_due(EpochMs(after_the_holds()))
+            .await
+            .unwrap();
         assert_eq!(report.confirmed, 0);
         w.assert_books(&def).await;
         println!(
@@ -673,7 +716,11 @@ async fn redis_losing_its_data_between_the_two_halves_of_a_return_loses_no_unit_
         .unwrap();
     redis.kill_and_restart();
     // While Redis holds no sale, the return waits (it cannot be done, and must not be lost).
-    w.shop.checkout.finish_unfinished(now_ms()).await.unwrap();
+    w.shop
+        .checkout
+        .finish_unfinished(EpochMs(now_ms()))
+        .await
+        .unwrap();
     assert!(!w.hold(gone).await.stock_returned);
     // The operator rebuilds the sale from Postgres: the unreturned unit still counts as out...
     let rebuilt = call(
@@ -688,8 +735,16 @@ async fn redis_losing_its_data_between_the_two_halves_of_a_return_loses_no_unit_
     );
     // ...until the next run (once the deferred return's wait is over) gives it back, once.
     let next_run = now_ms() + flashflow_app::checkout::RETRY_AFTER_MS + 1;
-    w.shop.checkout.finish_unfinished(next_run).await.unwrap();
-    w.shop.checkout.finish_unfinished(next_run).await.unwrap();
+    w.shop
+        .checkout
+        .finish_unfinished(EpochMs(next_run))
+        .await
+        .unwrap();
+    w.shop
+        .checkout
+        .finish_unfinished(EpochMs(next_run))
+        .await
+        .unwrap();
     assert!(w.hold(gone).await.stock_returned);
     assert_eq!(w.assert_books(&def).await, 2);
     // The buyer whose hold expired may buy again; the one still holding may not.
@@ -749,7 +804,11 @@ async fn a_sale_with_held_orders_is_not_reset_even_when_forced() {
     );
     // Once the hold ended, the reset goes ahead.
     w.settle(&def).await;
-    w.shop.checkout.expire_due(after_the_holds()).await.unwrap();
+    w.shop
+        .checkout
+        .expire_due(EpochMs(after_the_holds()))
+        .await
+        .unwrap();
     let done = reset("{}").await;
     assert_eq!(done.status, 200, "{:?}", done.body);
     assert_eq!(done.body["round"], 2);

@@ -10,6 +10,7 @@ use flashflow_adapters::contract::payments::{Provided, Provider};
 use flashflow_adapters::contract::publisher::Queue;
 use flashflow_adapters::contract::status::Statuses;
 use flashflow_adapters::contract::store::Store;
+use flashflow_adapters::contract::waiting_room::Rooms;
 use flashflow_adapters::postgres::Db;
 use flashflow_adapters::sqs::SqsPublisher;
 use uuid::Uuid;
@@ -20,6 +21,15 @@ mod on_redis {
         Store {
             store: store().await,
             id: fresh_sale_id(),
+        }
+    });
+}
+
+mod waiting_room_on_redis {
+    use super::*;
+    flashflow_adapters::waiting_room_contract!(async {
+        Rooms {
+            store: store().await,
         }
     });
 }

@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 /// The ports' traits, so every test module (`use crate::helpers::*`) calls the adapters' methods.
 pub use flashflow::ports::prelude::*;
+/// Loading a first round of a sale, as tests do (a random draw seed).
+pub use flashflow_adapters::contract::LoadForTests;
 /// Settle's SQS event handling, as the Lambda runs it (`settler.handle(event)`).
 pub use settle::SqsBatches;
 
@@ -467,17 +469,9 @@ pub fn fresh_sale_id() -> SaleId {
 }
 
 pub fn sale(id: &SaleId, stock: u32, limit: u32) -> SaleDefinition {
-    SaleDefinition {
-        id: id.clone(),
-        name: "test sale".into(),
-        stock,
-        per_user_limit: limit,
-        opens_at_ms: None,
-        closes_at_ms: None,
-        attempts_per_minute: None,
-        checkout: None,
-        waiting_room: None,
-    }
+    SaleDefinition::new(id.clone(), stock)
+        .with_name("test sale")
+        .with_limit(limit)
 }
 
 /// A new sale loaded into Redis only.

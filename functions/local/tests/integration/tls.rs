@@ -380,8 +380,9 @@ async fn postgres_credentials_come_from_secrets_manager() {
             ))
             .await;
             let settings = DatabaseSettings {
+                url: url.to_owned(),
                 secret: Some(secret),
-                ..DatabaseSettings::of_url(url)
+                ..DatabaseSettings::default()
             }
             .with_secret(&sdk)
             .await

@@ -1,0 +1,228 @@
+//! A sale's waiting room in memory: the same state as the Redis hashes and lists of
+//! `queue_*.lua`, changed by the same rules (the inlet is the domain's `allowance` and
+//! `to_admit`, which the scripts mirror), so the waiting room's use case is unit-tested on it and
+//! the waiting-room contract runs on both.
+
+use super::store::MemSale;
+use flashflow::domain::waiting_room::draw::Seed;
+use flashflow::domain::waiting_room::queue::{
+    allowance, no_show_rate, to_admit, Batch, QueueState,
+};
+use flashflow::domain::SaleDefinition;
+use flashflow::ports::JoinOutcome;
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// At most one step of a queue per this many ms, whoever asks (`STEP_MS` of the Redis adapter).
+pub(super) const STEP_MS: i64 = 1_000;
+/// Units held for payment may come back until this long after the last hold's end.
+pub(super) const HOLDS_GRACE_MS: i64 = 30_000;
+
+/// One sale's waiting room (`ff:{sale}:wr` and its places, challenges, batches and uses).
+#[derive(Debug)]
+pub(super) struct MemRoom {
+    opens_ms: i64,
+    sale_opens_ms: i64,
+    admission_ms: i64,
+    pow_bits: u8,
+    seed: Seed,
+    commitment: String,
+    joined: u64,
+    cohort: Option<u64>,
+    admitted: u64,
+    /// Admissions used, of the batches gone.
+    used: u64,
+    expired: u64,
+    next_batch: u64,
+    last_step_ms: Option<i64>,
+    carry: f64,
+    rate: f64,
+    pace: Option<u32>,
+    paused: bool,
+    batches: VecDeque<Batch>,
+    /// Batch id → its admissions used (`reserve.lua` counts them).
+    pub(super) batch_uses: HashMap<u64, u64>,
+    places: HashMap<String, u64>,
+    challenges: HashSet<String>,
+}
+
+impl MemRoom {
+    /// `queue_load.lua`: the terms refreshed on every load; the queue, the seed and an
+    /// operator's pace kept.
+    pub(super) fn load(room: &mut Option<MemRoom>, def: &SaleDefinition, seed: Option<&Seed>) {
+        let Some(terms) = &def.waiting_room else {
+            return;
+        };
+        let r = match room {
+            Some(r) => r,
+            None => {
+                let Some(seed) = seed else {
+                    return;
+                };
+                room.insert(MemRoom {
+                    opens_ms: 0,
+                    sale_opens_ms: 0,
+                    admission_ms: 0,
+                    pow_bits: 0,
+                    seed: seed.clone(),
+                    commitment: seed.commitment(),
+                    joined: 0,
+                    cohort: None,
+                    admitted: 0,
+                    used: 0,
+                    expired: 0,
+                    next_batch: 0,
+                    last_step_ms: None,
+                    carry: 0.0,
+                    rate: 0.0,
+                    pace: terms.admit_per_second,
+                    paused: false,
+                    batches: VecDeque::new(),
+                    batch_uses: HashMap::new(),
+                    places: HashMap::new(),
+                    challenges: HashSet::new(),
+                })
+            }
+        };
+        r.opens_ms = terms.opens_at_ms;
+        r.sale_opens_ms = def.opens_at_ms.unwrap_or_default();
+        r.admission_ms = terms.admission_ms();
+        r.pow_bits = terms.pow_bits;
+        if r.pace.is_none() {
+            r.pace = terms.admit_per_second;
+        }
+    }
+
+    /// The draw is fixed at the sale's opening: whoever joined before it is the pre-queue.
+    fn draw_if_due(&mut self, now: i64) {
+        if self.cohort.is_none() && now >= self.sale_opens_ms {
+            self.cohort = Some(self.joined);
+        }
+    }
+
+    /// `queue_join.lua`.
+    pub(super) fn join(
+        &mut self,
+        buyer: &str,
+        requeue: Option<u64>,
+        challenge: Option<&str>,
+        now: i64,
+    ) -> JoinOutcome {
+        if now < self.opens_ms {
+            return JoinOutcome::NotOpen {
+                opens_at_ms: self.opens_ms,
+            };
+        }
+        self.draw_if_due(now);
+        if let Some(c) = challenge {
+            if !self.challenges.insert(c.to_owned()) {
+                return JoinOutcome::ChallengeReused;
+            }
+        }
+        if let Some(&existing) = self.places.get(buyer) {
+            if Some(existing) != requeue {
+                return JoinOutcome::Existing(existing);
+            }
+        }
+        let n = self.joined;
+        self.joined += 1;
+        self.places.insert(buyer.to_owned(), n);
+        JoinOutcome::Joined(n)
+    }
+
+    /// Admissions used, of the batches gone and the live ones.
+    fn used_total(&self) -> u64 {
+        self.used
+            + self
+                .batches
+                .iter()
+                .map(|b| self.batch_uses.get(&b.id).copied().unwrap_or(0))
+                .sum::<u64>()
+    }
+
+    /// `queue_step.lua`: one step at most every [`STEP_MS`] (the draw, expiries, the inlet),
+    /// then the state; `peek` reads it as the last step left it.
+    pub(super) fn step(&mut self, sale: &MemSale, now: i64, peek: bool) -> QueueState {
+        let mut stepped = (0, 0);
+        if !peek {
+            self.draw_if_due(now);
+        }
+        let due = self.last_step_ms.is_none_or(|last| now - last >= STEP_MS);
+        if !peek && self.cohort.is_some() && due {
+            let expired_before = self.expired;
+            while let Some(b) = self.batches.front() {
+                if b.expires_ms > now {
+                    break;
+                }
+                let used_of = self.batch_uses.remove(&b.id).unwrap_or(0);
+                let size = b.last - b.first + 1;
+                self.expired += size.saturating_sub(used_of);
+                self.used += used_of;
+                self.batches.pop_front();
+            }
+            let used = self.used_total();
+            let outstanding = self.admitted.saturating_sub(used + self.expired);
+            let allowed = allowance(sale.remaining, no_show_rate(used, self.expired));
+            let elapsed = self.last_step_ms.map_or(STEP_MS, |last| now - last);
+            let waiting = self.joined.saturating_sub(self.admitted);
+            let (n, carry) = if self.paused {
+                (0, self.carry)
+            } else {
+                to_admit(
+                    self.pace,
+                    elapsed,
+                    self.carry,
+                    allowed,
+                    outstanding,
+                    waiting,
+                )
+            };
+            if n > 0 {
+                self.next_batch += 1;
+                self.batches.push_back(Batch {
+                    id: self.next_batch,
+                    first: self.admitted + 1,
+                    last: self.admitted + n,
+                    expires_ms: now + self.admission_ms,
+                });
+                self.admitted += n;
+            }
+            self.carry = carry;
+            self.rate = self.rate * 0.7 + (n as f64 * 1000.0 / elapsed.max(1) as f64) * 0.3;
+            self.last_step_ms = Some(now);
+            stepped = (n, self.expired - expired_before);
+        }
+        let holds_end = sale.holds_until.unwrap_or(0);
+        let sold_out = self.cohort.is_some()
+            && sale.remaining <= 0
+            && (sale.hold_ms.is_none() || now >= holds_end + HOLDS_GRACE_MS);
+        QueueState {
+            now_ms: now,
+            opens_at_ms: self.opens_ms,
+            sale_opens_at_ms: self.sale_opens_ms,
+            admission_ms: self.admission_ms,
+            pow_bits: self.pow_bits,
+            commitment: self.commitment.clone(),
+            drawn: self.cohort.map(|c| (self.seed.clone(), c)),
+            joined: self.joined,
+            admitted: self.admitted,
+            used: self.used_total(),
+            expired: self.expired,
+            batches: self.batches.iter().cloned().collect(),
+            paused: self.paused,
+            pace: self.pace,
+            admit_rate: self.rate,
+            sold_out,
+            stepped,
+        }
+    }
+
+    /// `queue_control.lua`.
+    pub(super) fn control(&mut self, paused: Option<bool>, pace: Option<Option<u32>>) {
+        if let Some(p) = paused {
+            self.paused = p;
+        }
+        if let Some(p) = pace {
+            self.pace = p;
+        }
+    }
+}

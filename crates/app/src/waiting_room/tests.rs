@@ -1,0 +1,195 @@
+//! The waiting room's use cases on the in-memory store: join, a ticket's place and admission,
+//! the draw's record, a challenge, the operator's controls. The same flows run against Redis in
+//! `flashflow-local`'s integration tests; the store's own rules are its contract's.
+
+use super::*;
+use crate::waiting_room::gate::AdmissionGate;
+use flashflow::domain::waiting_room::tokens::solve;
+use flashflow::domain::waiting_room::WaitingRoom;
+use flashflow::domain::SaleDefinition;
+use flashflow_adapters::contract::{fresh_sale_id, LoadForTests};
+use flashflow_adapters::memory::MemoryStore;
+use std::time::Duration;
+
+const KEY: &[u8] = b"waiting-room-unit-tests-key-0123456789";
+
+fn keys() -> TokenKeys {
+    TokenKeys::new(KEY).unwrap()
+}
+
+/// A sale of `stock` whose queue opened a minute ago and which opens `sale_opens_in_ms` from
+/// now, with `pow_bits` of proof of work.
+async fn queue(stock: u32, sale_opens_in_ms: i64, pow_bits: u8) -> (Queue<MemoryStore>, SaleId) {
+    let now = EpochMs::now().get();
+    let def = SaleDefinition::new(fresh_sale_id(), stock)
+        .with_window(Some(now + sale_opens_in_ms), None)
+        .with_waiting_room(WaitingRoom {
+            opens_at_ms: now - 60_000,
+            admission_seconds: 60,
+            admit_per_second: None,
+            pow_bits,
+        });
+    let store = MemoryStore::default();
+    store.load_sale(&def, stock).await.unwrap();
+    (Queue::new(store, keys(), Metrics::new("queue")), def.id)
+}
+
+fn buyer(name: &str) -> BuyerId {
+    BuyerId::parse(name).unwrap()
+}
+
+/// Past the process's copy of the state: the next read asks the store.
+async fn fresh() {
+    tokio::time::sleep(states::FRESH_FOR + Duration::from_millis(20)).await;
+}
+
+/// Past the store's next step (it steps a queue at most once a second) and this process's copy.
+async fn next_step() {
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
+}
+
+#[tokio::test]
+async fn a_buyer_joins_once_and_a_second_join_answers_the_same_place() {
+    let (q, sale) = queue(5, -1_000, 0).await;
+    let (created, first) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    let (again, second) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    assert!(created && !again);
+    assert_eq!(first.ticket, second.ticket, "one place, one ticket");
+}
+
+#[tokio::test]
+async fn an_admitted_place_carries_a_token_the_buy_gate_accepts_for_its_buyer_only() {
+    let (q, sale) = queue(5, -1_000, 0).await;
+    let (_, joined) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    next_step().await;
+    let view = q
+        .status(&sale, &buyer("ann"), &joined.ticket)
+        .await
+        .unwrap();
+    assert_eq!(view.state, "admitted", "{view:?}");
+    let token = view.admission_token.expect("a token");
+    let gate = AdmissionGate::new(Some(keys()));
+    let now = EpochMs::now().get();
+    assert!(gate.check(&sale, &buyer("ann"), Some(&token), now).is_ok());
+    assert!(gate.check(&sale, &buyer("bob"), Some(&token), now).is_err());
+}
+
+#[tokio::test]
+async fn a_ticket_is_found_only_for_its_own_buyer_and_sale() {
+    let (q, sale) = queue(5, 60_000, 0).await;
+    let (_, joined) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    assert!(matches!(
+        q.status(&sale, &buyer("bob"), &joined.ticket).await,
+        Err(QueueError::TicketNotFound)
+    ));
+    assert!(matches!(
+        q.status(&sale, &buyer("ann"), "forged").await,
+        Err(QueueError::TicketNotFound)
+    ));
+    let (other, other_sale) = queue(5, 60_000, 0).await;
+    drop(other);
+    assert!(matches!(
+        q.status(&other_sale, &buyer("ann"), &joined.ticket).await,
+        Err(QueueError::TicketNotFound)
+    ));
+}
+
+#[tokio::test]
+async fn before_the_draw_a_place_waits_with_its_join_index_and_no_position() {
+    let (q, sale) = queue(5, 60_000, 0).await;
+    let (_, view) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    assert_eq!(
+        (view.state, view.position, view.join_index),
+        ("waiting", None, Some(0))
+    );
+}
+
+#[tokio::test]
+async fn a_sale_without_a_waiting_room_has_no_queue_to_join() {
+    let store = MemoryStore::default();
+    let def = SaleDefinition::new(fresh_sale_id(), 5);
+    store.load_sale(&def, 5).await.unwrap();
+    let q = Queue::new(store, keys(), Metrics::new("queue"));
+    assert!(matches!(
+        q.join(&def.id, &buyer("ann"), None).await,
+        Err(QueueError::NoQueue)
+    ));
+    assert!(matches!(q.draw(&def.id).await, Err(QueueError::NoQueue)));
+}
+
+#[tokio::test]
+async fn a_queue_asking_proof_of_work_takes_a_solved_challenge_once_and_nothing_else() {
+    let (q, sale) = queue(5, 60_000, 6).await;
+    assert!(matches!(
+        q.join(&sale, &buyer("ann"), None).await,
+        Err(QueueError::InvalidProof(_))
+    ));
+    let c = q.challenge(&sale, &buyer("ann")).await.unwrap();
+    assert_eq!(c.bits, 6);
+    let nonce = solve(&c.challenge, c.bits);
+    let proof = Some((c.challenge.as_str(), nonce.as_str()));
+    assert!(q.join(&sale, &buyer("ann"), proof).await.unwrap().0);
+    assert!(
+        matches!(
+            q.join(&sale, &buyer("ann"), proof).await,
+            Err(QueueError::InvalidProof(_))
+        ),
+        "a challenge is used once"
+    );
+    let bobs = Some((c.challenge.as_str(), nonce.as_str()));
+    assert!(
+        q.join(&sale, &buyer("bob"), bobs).await.is_err(),
+        "another buyer's challenge"
+    );
+}
+
+#[tokio::test]
+async fn the_draw_record_publishes_the_commitment_first_and_the_seed_after_the_opening() {
+    let (q, sale) = queue(5, 300, 0).await;
+    let before = q.draw(&sale).await.unwrap();
+    assert_eq!((before.seed.as_deref(), before.cohort), (None, None));
+    assert_eq!(before.algorithm, ALGORITHM);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    fresh().await;
+    let after = q.draw(&sale).await.unwrap();
+    let seed = after.seed.expect("revealed");
+    let seed = flashflow::domain::waiting_room::draw::Seed::from_hex(&seed).unwrap();
+    assert_eq!(seed.commitment(), before.commitment);
+}
+
+#[tokio::test]
+async fn the_operator_pauses_the_inlet_and_a_pace_out_of_range_is_refused() {
+    let (q, sale) = queue(5, -1_000, 0).await;
+    let paused = control(&q.store, &sale, Some(true), None).await.unwrap();
+    assert!(paused.expect("a queue").paused);
+    assert!(matches!(
+        control(&q.store, &sale, None, Some(Some(0))).await,
+        Err(QueueError::InvalidControl(_))
+    ));
+    let (_, view) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    next_step().await;
+    let now = q.status(&sale, &buyer("ann"), &view.ticket).await.unwrap();
+    assert_eq!(now.state, "waiting", "paused: nobody admitted");
+}
+
+#[tokio::test]
+async fn each_step_is_counted_once_whoever_reads_its_state() {
+    let (metrics, lines) = Metrics::in_memory("queue");
+    let (q, sale) = queue(5, -1_000, 0).await;
+    let q = Queue::new(q.store, keys(), metrics);
+    for who in ["ann", "bob"] {
+        q.join(&sale, &buyer(who), None).await.unwrap();
+    }
+    next_step().await;
+    for _ in 0..3 {
+        q.draw(&sale).await.unwrap();
+    }
+    q.metrics.flush();
+    let text = lines.lock().unwrap().join("\n");
+    let admitted: u64 = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["Admitted"].as_u64())
+        .sum();
+    assert_eq!(admitted, 2, "{text}");
+}
