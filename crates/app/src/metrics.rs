@@ -46,7 +46,7 @@ pub enum Count {
     Cancelled,
     /// Payments refunded (paid after the hold ended, or through a second intent).
     Refunded,
-    /// Holds past `pay_by` the expiry job could not end yet (Stripe unreachable, a payment being
+    /// Holds past `pay_by` the expiry job could not end yet (the payment provider unreachable, a payment being
     /// processed): the expiry's lag.
     ExpiryDeferred,
     /// Holds still held well past `pay_by` after an expiry run (a gauge: the run's count).

@@ -267,7 +267,7 @@ impl IntoResponse for ApiError {
             ..
         } = self
         {
-            // The order is about to change (settlement, Stripe): asking again soon helps.
+            // The order is about to change (settlement, the payment provider): asking again soon helps.
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -8,7 +8,7 @@
 //! - [`status`]: [`MemoryStatus`], the status read model (DynamoDB).
 //! - [`ledger`]: [`MemoryLedger`], settlement and sale administration (Postgres).
 //! - [`holds`]: [`MemoryHolds`], checkout's held orders (Postgres).
-//! - [`payments`]: [`MemoryPayments`], the payment provider (Stripe), webhooks signed its own way.
+//! - [`payments`]: [`MemoryPayments`], the payment provider, its webhooks signed its own way.
 //! - `waiting_room`: a sale's queue (Redis' `queue_*.lua`), part of [`MemoryStore`].
 
 mod holds;

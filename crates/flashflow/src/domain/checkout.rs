@@ -195,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hold_expires_only_once_stripe_says_no_payment_can_happen() {
+    fn a_hold_expires_only_once_the_provider_says_no_payment_can_happen() {
         let ran_out = |intent| after(Held, &[HoldRanOut { intent }]);
         assert_eq!(
             ran_out(IntentCancel::Unknown),
@@ -227,7 +227,7 @@ mod tests {
             on(Expired, cancel),
             Outcome::Refuse(HoldRefusal::HoldExpired)
         );
-        // Stripe refuses to cancel an intent that was paid: the order is confirmed (the route
+        // The provider refuses to cancel an intent that was paid: the order is confirmed (the route
         // answers 409 already_paid), and no stock goes back.
         let paid = BuyerCancels {
             intent: IntentCancel::Succeeded,

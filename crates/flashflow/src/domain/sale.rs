@@ -108,7 +108,7 @@ pub const MAX_PRICE: u64 = super::money::MAX_AMOUNT;
 pub struct Checkout {
     pub hold_seconds: u32,
     pub price: u64,
-    /// ISO 4217, lower case as Stripe writes it.
+    /// ISO 4217, lower case.
     pub currency: String,
 }
 
@@ -470,7 +470,7 @@ mod tests {
         // Below the currency's minimum charge (EUR 0.50), off KWD's step of ten.
         assert_eq!(refused(49, "eur", 1).unwrap_err().code, "invalid_price");
         assert_eq!(refused(1_255, "kwd", 1).unwrap_err().code, "invalid_price");
-        // One buyer's largest order (price × limit) above Stripe's eight digits.
+        // One buyer's largest order (price × limit) above the provider's eight digits.
         assert_eq!(
             refused(50_000_000, "eur", 2).unwrap_err().code,
             "invalid_price"
