@@ -172,6 +172,7 @@ impl<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher> Buy<S, P>
             &order.sale,
             &order.buyer,
             order.admission_token.as_deref(),
+            order.idempotency_key.is_some(),
             EpochMs::now().get(),
         ) {
             Ok(admission) => admission,
@@ -315,7 +316,7 @@ impl<S: ReservationStore + SentMarks + AnswerTally, P: OrderPublisher> Buy<S, P>
                 }
             }
             Refusal::LimitReached { .. } => self.metrics.add(Count::LimitReached, 1),
-            Refusal::NotAdmitted => {
+            Refusal::NotAdmitted | Refusal::AdmissionUsed { .. } => {
                 // The script knows the sale has a waiting room: from now on this process does too.
                 self.gate.learn(sale);
                 self.metrics.add(Count::NotAdmitted, 1);

@@ -96,6 +96,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("refused: {0:?}")]
     Refused(Refusal),
+    /// A buyer joined a waiting room too often this minute; nothing was stored.
+    #[error("too many joins")]
+    TooManyJoins { retry_after_s: u32 },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// Work that began and stopped half-way, to be resumed by sending the same request again;
@@ -195,6 +198,14 @@ impl ApiError {
                 "request body must be JSON (Content-Type: application/json)".into(),
             ),
             Self::Refused(r) => refusal_parts(r),
+            Self::TooManyJoins { retry_after_s } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                format!(
+                    "this buyer joined too often this minute; nothing was stored, retry in \
+                     {retry_after_s} s"
+                ),
+            ),
             Self::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
             Self::Incomplete { code, message } => {
                 (StatusCode::SERVICE_UNAVAILABLE, code, message.clone())
@@ -258,7 +269,9 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if let Self::Refused(Refusal::TooManyAttempts { retry_after_s }) = self {
+        if let Self::Refused(Refusal::TooManyAttempts { retry_after_s })
+        | Self::TooManyJoins { retry_after_s } = self
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }
@@ -319,6 +332,14 @@ fn refusal_parts(r: &Refusal) -> (StatusCode, &'static str, String) {
             StatusCode::CONFLICT,
             "insufficient_stock",
             format!("only {remaining} left"),
+        ),
+        Refusal::AdmissionUsed { order_id } => (
+            StatusCode::FORBIDDEN,
+            "admission_used",
+            format!(
+                "this admission was spent by order {order_id}; one admission buys one order: \
+                 to buy again, join the queue again (POST /sales/{{sale_id}}/queue)"
+            ),
         ),
         Refusal::NotAdmitted => (
             StatusCode::FORBIDDEN,

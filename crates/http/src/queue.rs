@@ -217,6 +217,10 @@ impl From<QueueError> for ApiError {
                     flashflow::domain::timefmt::format_ms(opens_at_ms)
                 ),
             },
+            QueueError::Closed { closes_at_ms } => {
+                ApiError::Refused(flashflow::domain::Refusal::Closed { closes_at_ms })
+            }
+            QueueError::TooMany { retry_after_s } => ApiError::TooManyJoins { retry_after_s },
             QueueError::InvalidProof(why) => {
                 InvalidInput::new("invalid_proof", why.to_string()).into()
             }

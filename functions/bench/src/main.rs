@@ -170,7 +170,7 @@ async fn main() -> anyhow::Result<()> {
                 n,
                 prefix,
                 out,
-            } => waiting_room::tokens(&sale, n, &prefix, &out),
+            } => waiting_room::tokens(&sale, n, &prefix, &out).await,
             RoomAction::Crowd {
                 api,
                 sale,

@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use flashflow::domain::waiting_room::tokens::{solve, Admission, TokenKeys};
 use flashflow::domain::{BuyerId, SaleId};
-use flashflow::ports::{JoinOutcome, QueueJoins};
+use flashflow::ports::{JoinOutcome, QueueJoins, QueueSteps};
 use flashflow_adapters::redis::{RedisSettings, RedisStore};
 use flashflow_settings::FromEnv;
 use http_body_util::{BodyExt, Full};
@@ -53,16 +53,16 @@ pub async fn fill(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Resu
             let buyer = BuyerId::parse(&format!("{prefix}-{i}"))?;
             joins.spawn(async move {
                 match store.join(&sale, &buyer, None, None).await {
-                    Ok(JoinOutcome::Joined(index) | JoinOutcome::Existing(index)) => {
-                        Some((i, buyer, index))
+                    Ok(JoinOutcome::Joined(place) | JoinOutcome::Existing(place)) => {
+                        Some((i, buyer, place))
                     }
                     _ => None,
                 }
             });
         }
         while let Some(joined) = joins.join_next().await {
-            if let Some((i, buyer, index)) = joined? {
-                lines[i] = format!("{} {}", buyer.as_str(), keys.ticket(&sale, &buyer, index));
+            if let Some((i, buyer, place)) = joined? {
+                lines[i] = format!("{} {}", buyer.as_str(), keys.ticket(&sale, &buyer, place));
             }
         }
     }
@@ -75,10 +75,18 @@ pub async fn fill(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Resu
     Ok(())
 }
 
-/// `n` admission tokens for `sale` and buyers `{prefix}-{i}` (valid an hour), to `out`.
-pub fn tokens(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Result<()> {
+/// `n` admission tokens for `sale`'s queue (its epoch, read from Redis) and buyers `{prefix}-{i}`
+/// (valid an hour, each its own place), to `out`.
+pub async fn tokens(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Result<()> {
     let sale = SaleId::parse(sale)?;
     let keys = keys()?;
+    let store = RedisStore::connect(&RedisSettings::from_env()?)?;
+    store.ready(Duration::from_secs(5)).await?;
+    let epoch = store
+        .peek(&sale)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{sale} has no waiting room"))?
+        .epoch;
     let expires_ms = flashflow::domain::EpochMs::now().get() + 3_600_000;
     let mut f = std::io::BufWriter::new(std::fs::File::create(out)?);
     for i in 0..n {
@@ -90,6 +98,7 @@ pub fn tokens(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Result<(
                 index: i as u64,
                 batch: 1,
                 expires_ms,
+                epoch,
             },
         );
         writeln!(f, "{} {token}", buyer.as_str())?;

@@ -3,11 +3,17 @@
 //! uses.
 
 use super::{buy, fresh_sale_id, sale, LoadForTests};
+use flashflow::domain::sale::Checkout;
 use flashflow::domain::waiting_room::queue::QueueState;
 use flashflow::domain::waiting_room::tokens::Admission;
-use flashflow::domain::waiting_room::WaitingRoom;
-use flashflow::domain::{BuyerId, EpochMs, Reservation, SaleDefinition, SaleId};
-use flashflow::ports::{JoinOutcome, ReservationStore, SaleLoader, WaitingRooms};
+use flashflow::domain::waiting_room::{WaitingRoom, MAX_JOINS_PER_MINUTE};
+use flashflow::domain::{
+    BuyerId, EpochMs, OrderMessage, OrderState, OrderStatus, Refusal, Reservation, SaleDefinition,
+    SaleId,
+};
+use flashflow::ports::{
+    HoldRecord, JoinOutcome, ReservationStore, ReturnStock, SaleLoader, WaitingRooms,
+};
 use sha2::Digest;
 use std::time::Duration;
 
@@ -36,8 +42,14 @@ macro_rules! waiting_room_contract {
                 the_inlet_admits_no_more_than_the_units_left,
                 the_queue_steps_at_most_once_a_second_whoever_asks,
                 a_paused_inlet_admits_nobody_until_resumed,
-                an_admission_used_to_buy_counts_once_as_used,
+                an_admission_is_spent_by_its_first_reservation,
+                a_unit_given_back_does_not_re_arm_its_admission,
+                a_retry_of_an_order_is_answered_after_its_admission_expired,
+                an_admission_of_a_lost_queue_admits_nobody,
                 a_drawn_queue_with_no_unit_left_is_sold_out,
+                while_a_hold_is_open_the_stock_gone_is_sold_out_for_now_only,
+                a_closed_sale_admits_nobody_and_its_queue_says_so,
+                a_buyer_joining_too_often_is_told_when_to_come_back,
             ]
         );
     };
@@ -68,6 +80,39 @@ fn buyer(name: &str) -> BuyerId {
 
 async fn join<S: WaitingRooms>(t: &Rooms<S>, sale: &SaleId, who: &str) -> JoinOutcome {
     t.store.join(sale, &buyer(who), None, None).await.unwrap()
+}
+
+/// A join's kind and join index, its epoch aside.
+fn at(outcome: JoinOutcome) -> (&'static str, u64) {
+    match outcome {
+        JoinOutcome::Joined(p) => ("joined", p.index),
+        JoinOutcome::Existing(p) => ("existing", p.index),
+        other => panic!("no place: {other:?}"),
+    }
+}
+
+/// The admission of join index `index` in the first live batch of `s`.
+fn admission_of(s: &QueueState, index: u64) -> Admission {
+    let batch = &s.batches[0];
+    Admission {
+        index,
+        batch: batch.id,
+        expires_ms: batch.expires_ms,
+        epoch: s.epoch,
+    }
+}
+
+/// A buy of one unit by `who` with `admission` (and an Idempotency-Key when given).
+async fn buy_admitted<S: ReservationStore>(
+    t: &Rooms<S>,
+    sale: &SaleId,
+    who: &str,
+    admission: Admission,
+    key: Option<&str>,
+) -> Reservation {
+    let mut req = buy(sale, who, 1, key);
+    req.admission = Some(admission);
+    t.store.reserve(&req).await.unwrap()
 }
 
 async fn step<S: WaitingRooms>(t: &Rooms<S>, sale: &SaleId) -> QueueState {
@@ -119,9 +164,9 @@ pub async fn a_buyer_holds_one_place_and_join_indexes_follow_arrival<
 ) {
     let def = room_sale(5, 60_000);
     loaded(t, &def, 5).await;
-    assert_eq!(join(t, &def.id, "ann").await, JoinOutcome::Joined(0));
-    assert_eq!(join(t, &def.id, "bob").await, JoinOutcome::Joined(1));
-    assert_eq!(join(t, &def.id, "ann").await, JoinOutcome::Existing(0));
+    assert_eq!(at(join(t, &def.id, "ann").await), ("joined", 0));
+    assert_eq!(at(join(t, &def.id, "bob").await), ("joined", 1));
+    assert_eq!(at(join(t, &def.id, "ann").await), ("existing", 0));
     assert_eq!(step(t, &def.id).await.joined, 2);
 }
 
@@ -132,7 +177,7 @@ pub async fn a_proof_of_work_challenge_is_used_once<S: WaitingRooms + SaleLoader
         .store
         .join(&def.id, &buyer("ann"), None, Some("c-1"))
         .await;
-    assert_eq!(joined.unwrap(), JoinOutcome::Joined(0));
+    assert_eq!(at(joined.unwrap()), ("joined", 0));
     let again = t
         .store
         .join(&def.id, &buyer("bob"), None, Some("c-1"))
@@ -148,8 +193,8 @@ pub async fn an_expired_place_is_replaced_by_one_at_the_back<S: WaitingRooms + S
     join(t, &def.id, "ann").await;
     join(t, &def.id, "bob").await;
     let requeued = t.store.join(&def.id, &buyer("ann"), Some(0), None).await;
-    assert_eq!(requeued.unwrap(), JoinOutcome::Joined(2));
-    assert_eq!(join(t, &def.id, "ann").await, JoinOutcome::Existing(2));
+    assert_eq!(at(requeued.unwrap()), ("joined", 2));
+    assert_eq!(at(join(t, &def.id, "ann").await), ("existing", 2));
 }
 
 pub async fn before_the_draw_the_commitment_is_public_and_the_seed_is_not<
@@ -187,7 +232,7 @@ pub async fn the_draw_at_the_opening_fixes_the_pre_queue_and_reveals_the_committ
         commitment,
         "the commitment is SHA-256 of the revealed seed"
     );
-    assert_eq!(join(t, &def.id, "dan").await, JoinOutcome::Joined(3));
+    assert_eq!(at(join(t, &def.id, "dan").await), ("joined", 3));
     let after = step(t, &def.id).await;
     assert_eq!(
         after.drawn.map(|(_, n)| n),
@@ -259,7 +304,7 @@ pub async fn a_paused_inlet_admits_nobody_until_resumed<S: WaitingRooms + SaleLo
     assert_eq!((s.paused, s.admitted), (false, 1));
 }
 
-pub async fn an_admission_used_to_buy_counts_once_as_used<
+pub async fn an_admission_is_spent_by_its_first_reservation<
     S: WaitingRooms + SaleLoader + ReservationStore,
 >(
     t: &Rooms<S>,
@@ -267,24 +312,121 @@ pub async fn an_admission_used_to_buy_counts_once_as_used<
     let def = room_sale(5, -1_000).with_limit(2);
     loaded(t, &def, 5).await;
     join(t, &def.id, "ann").await;
-    let s = step(t, &def.id).await;
-    let batch = &s.batches[0];
-    let admission = Admission {
-        index: 0,
-        batch: batch.id,
-        expires_ms: batch.expires_ms,
+    let admission = admission_of(&step(t, &def.id).await, 0);
+    let Reservation::Reserved { order_id, .. } =
+        buy_admitted(t, &def.id, "ann", admission, None).await
+    else {
+        panic!("the first buy reserves");
     };
-    for _ in 0..2 {
-        let mut req = buy(&def.id, "ann", 1, None);
-        req.admission = Some(admission);
-        let r = t.store.reserve(&req).await.unwrap();
-        assert!(matches!(r, Reservation::Reserved { .. }), "{r:?}");
-    }
+    assert_eq!(
+        buy_admitted(t, &def.id, "ann", admission, None).await,
+        Reservation::Refused(Refusal::AdmissionUsed { order_id }),
+        "one admission, one order, within the buyer's limit or not"
+    );
+    assert_eq!(t.store.spent_by(&def.id, 0).await.unwrap(), Some(order_id));
     let now = t.store.peek(&def.id).await.unwrap().unwrap();
     assert_eq!(
         (now.used, now.outstanding()),
         (1, 0),
         "one admission, one use"
+    );
+}
+
+/// `order` as the ledger holds it once its hold moved to `state`.
+fn hold(order: &OrderMessage, state: OrderState) -> HoldRecord {
+    HoldRecord {
+        status: OrderStatus::of(order, state),
+        payment_intent: None,
+        price: 100,
+        currency: "eur".into(),
+        round: order.round,
+        stock_returned: false,
+        status_written: false,
+    }
+}
+
+/// A checkout sale of `stock` with a waiting room, open now.
+fn checkout_room_sale(stock: u32) -> SaleDefinition {
+    room_sale(stock, -1_000).with_checkout(Checkout {
+        hold_seconds: 60,
+        price: 100,
+        currency: "eur".into(),
+    })
+}
+
+pub async fn a_unit_given_back_does_not_re_arm_its_admission<
+    S: WaitingRooms + SaleLoader + ReservationStore + ReturnStock,
+>(
+    t: &Rooms<S>,
+) {
+    let def = checkout_room_sale(1);
+    loaded(t, &def, 1).await;
+    join(t, &def.id, "ann").await;
+    let admission = admission_of(&step(t, &def.id).await, 0);
+    let Reservation::Reserved {
+        message, order_id, ..
+    } = buy_admitted(t, &def.id, "ann", admission, None).await
+    else {
+        panic!("held");
+    };
+    let order = OrderMessage::parse(&message).unwrap();
+    t.store
+        .return_stock(&hold(&order, OrderState::Cancelled))
+        .await
+        .unwrap();
+    assert_eq!(
+        buy_admitted(t, &def.id, "ann", admission, None).await,
+        Reservation::Refused(Refusal::AdmissionUsed { order_id }),
+        "the unit came back; the admission did not"
+    );
+}
+
+pub async fn a_retry_of_an_order_is_answered_after_its_admission_expired<
+    S: WaitingRooms + SaleLoader + ReservationStore,
+>(
+    t: &Rooms<S>,
+) {
+    let def = room_sale(5, -1_000);
+    loaded(t, &def, 5).await;
+    join(t, &def.id, "ann").await;
+    let admission = admission_of(&step(t, &def.id).await, 0);
+    let Reservation::Reserved { order_id, .. } =
+        buy_admitted(t, &def.id, "ann", admission, Some("k-1")).await
+    else {
+        panic!("reserved");
+    };
+    let expired = Admission {
+        expires_ms: EpochMs::now().get() - 1,
+        ..admission
+    };
+    let again = buy_admitted(t, &def.id, "ann", expired, Some("k-1")).await;
+    assert!(
+        matches!(again, Reservation::Duplicate { order_id: o, .. } if o == order_id),
+        "{again:?}"
+    );
+    assert_eq!(
+        buy_admitted(t, &def.id, "ann", expired, Some("k-2")).await,
+        Reservation::Refused(Refusal::NotAdmitted),
+        "a new order needs a live admission"
+    );
+}
+
+pub async fn an_admission_of_a_lost_queue_admits_nobody<
+    S: WaitingRooms + SaleLoader + ReservationStore,
+>(
+    t: &Rooms<S>,
+) {
+    let def = room_sale(5, -1_000);
+    loaded(t, &def, 5).await;
+    join(t, &def.id, "ann").await;
+    let admission = admission_of(&step(t, &def.id).await, 0);
+    let other_queue = Admission {
+        epoch: admission.epoch + 1,
+        ..admission
+    };
+    assert_eq!(
+        buy_admitted(t, &def.id, "ann", other_queue, None).await,
+        Reservation::Refused(Refusal::NotAdmitted)
     );
 }
 
@@ -297,6 +439,75 @@ pub async fn a_drawn_queue_with_no_unit_left_is_sold_out<S: WaitingRooms + SaleL
     let s = step(t, &def.id).await;
     assert!(s.sold_out, "nothing left, nothing held");
     assert_eq!(s.admitted, 0);
+}
+
+pub async fn while_a_hold_is_open_the_stock_gone_is_sold_out_for_now_only<
+    S: WaitingRooms + SaleLoader + ReservationStore + ReturnStock,
+>(
+    t: &Rooms<S>,
+) {
+    let def = checkout_room_sale(1);
+    loaded(t, &def, 1).await;
+    join(t, &def.id, "ann").await;
+    join(t, &def.id, "bob").await;
+    let admission = admission_of(&step(t, &def.id).await, 0);
+    let Reservation::Reserved { message, .. } =
+        buy_admitted(t, &def.id, "ann", admission, None).await
+    else {
+        panic!("held");
+    };
+    let now = t.store.peek(&def.id).await.unwrap().unwrap();
+    assert_eq!(
+        (now.remaining, now.held, now.sold_out),
+        (0, 1, false),
+        "the hold may end and give its unit back: sold out for now"
+    );
+    let order = OrderMessage::parse(&message).unwrap();
+    t.store
+        .return_stock(&hold(&order, OrderState::Confirmed))
+        .await
+        .unwrap();
+    let paid = t.store.peek(&def.id).await.unwrap().unwrap();
+    assert_eq!(
+        (paid.remaining, paid.held, paid.sold_out),
+        (0, 0, true),
+        "paid: nothing can come back"
+    );
+}
+
+pub async fn a_closed_sale_admits_nobody_and_its_queue_says_so<S: WaitingRooms + SaleLoader>(
+    t: &Rooms<S>,
+) {
+    let now = EpochMs::now().get();
+    let def = room_sale(5, -1_000).with_window(Some(now - 1_000), Some(now + 300));
+    loaded(t, &def, 5).await;
+    join(t, &def.id, "ann").await;
+    until(now + 300).await;
+    let s = step(t, &def.id).await;
+    assert_eq!((s.closed, s.admitted), (true, 0));
+    assert!(matches!(
+        join(t, &def.id, "bob").await,
+        JoinOutcome::Closed { .. }
+    ));
+}
+
+pub async fn a_buyer_joining_too_often_is_told_when_to_come_back<S: WaitingRooms + SaleLoader>(
+    t: &Rooms<S>,
+) {
+    let def = room_sale(5, 60_000);
+    loaded(t, &def, 5).await;
+    let mut outcomes = Vec::new();
+    for _ in 0..=MAX_JOINS_PER_MINUTE {
+        outcomes.push(join(t, &def.id, "ann").await);
+    }
+    let last = outcomes.pop().unwrap();
+    assert!(
+        matches!(last, JoinOutcome::TooMany { retry_after_s } if (1..=60).contains(&retry_after_s)),
+        "{last:?}"
+    );
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, JoinOutcome::Joined(_) | JoinOutcome::Existing(_))));
 }
 
 #[cfg(test)]

@@ -107,8 +107,11 @@ impl HoldChanges for MemoryHolds {
         if hold.status.status != from || hold.payment_intent.as_deref() != intent {
             return Ok(None);
         }
-        let returns =
-            from == OrderState::Held && matches!(to, OrderState::Expired | OrderState::Cancelled);
+        let returns = from == OrderState::Held
+            && matches!(
+                to,
+                OrderState::Expired | OrderState::Cancelled | OrderState::Confirmed
+            );
         hold.status.status = to;
         hold.stock_returned &= !returns;
         hold.status_written = false;

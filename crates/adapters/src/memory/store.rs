@@ -53,6 +53,8 @@ pub(super) struct MemSale {
     returned: std::collections::HashSet<Uuid>,
     /// A checkout sale's last reservation's `pay_by` (`reserve.lua`'s `holds_until`).
     pub(super) holds_until: Option<i64>,
+    /// A checkout sale's open holds: order id → pay_by (`ff:{sale}:holds`).
+    pub(super) holds: BTreeMap<Uuid, i64>,
     /// When its waiting room opens, if it has one: buys need an admission (the `wr` flag).
     queue_opens_ms: Option<i64>,
     /// The waiting room's queue (its keys outlive a load without one, as in Redis).
@@ -215,8 +217,10 @@ impl MemoryStore {
             return Ok(replay(held, req.quantity));
         }
         let now = EpochMs::now().get();
+        let room = sale.room.as_ref().filter(|_| sale.queue_opens_ms.is_some());
+        let spent_by = |index| room.and_then(|r| r.spent.get(&index).copied());
         if let Some(refusal) =
-            not_admitted(sale.queue_opens_ms.is_some(), req.admission.as_ref(), now)
+            not_admitted(room.map(|r| r.epoch), req.admission.as_ref(), spent_by, now)
         {
             return Ok(Reservation::Refused(refusal));
         }
@@ -243,10 +247,9 @@ impl MemoryStore {
             return Ok(Reservation::Refused(refusal));
         }
         let q = req.quantity.get();
-        // An admission used: the inlet counts it as used, not as a no-show (the buyer's first
-        // buy of the sale is the admission's use).
-        if let (Some(a), Some(room), 0) = (&req.admission, sale.room.as_mut(), bought) {
-            *room.batch_uses.entry(a.batch).or_default() += 1;
+        // The admission is spent by this reservation: counted once as used, not as a no-show.
+        if let (Some(a), Some(room)) = (&req.admission, sale.room.as_mut()) {
+            room.spend(a.index, a.batch, req.order_id);
         }
         sale.remaining -= i64::from(q);
         *sale
@@ -270,6 +273,9 @@ impl MemoryStore {
         };
         let pay_by_ms = message.pay_by_ms;
         sale.holds_until = sale.holds_until.max(pay_by_ms);
+        if let Some(pay_by) = pay_by_ms {
+            sale.holds.insert(req.order_id, pay_by);
+        }
         let message = message.to_json();
         sale.outbox.insert(req.order_id, message.clone());
         sale.outbox_at.insert(req.order_id, now);
@@ -556,7 +562,15 @@ impl flashflow::ports::ReturnStock for MemoryStore {
         let Some(sale) = keys.sales.get_mut(&o.sale_id) else {
             return Ok(Returned::NotLoaded);
         };
-        if sale.round != hold.round || !sale.returned.insert(o.order_id) {
+        if sale.round != hold.round {
+            return Ok(Returned::Before);
+        }
+        sale.holds.remove(&o.order_id);
+        // A paid hold gives nothing back; it only stops being open.
+        if o.status == flashflow::domain::OrderState::Confirmed {
+            return Ok(Returned::Now);
+        }
+        if !sale.returned.insert(o.order_id) {
             return Ok(Returned::Before);
         }
         let qty = i64::from(o.quantity);
@@ -629,6 +643,18 @@ impl flashflow::ports::QueueJoins for MemoryStore {
                 Some(room) => room.join(buyer.as_str(), requeue, challenge, now),
             },
         )
+    }
+}
+
+impl flashflow::ports::SpentAdmissions for MemoryStore {
+    async fn spent_by(&self, sale: &SaleId, index: u64) -> Result<Option<Uuid>, StoreError> {
+        self.up()?;
+        let keys = lock(&self.keys);
+        Ok(keys
+            .sales
+            .get(sale)
+            .and_then(|s| s.room.as_ref())
+            .and_then(|r| r.spent.get(&index).copied()))
     }
 }
 

@@ -8,14 +8,12 @@ use flashflow::domain::waiting_room::draw::Seed;
 use flashflow::domain::waiting_room::queue::{
     allowance, no_show_rate, to_admit, Batch, QueueState,
 };
+use flashflow::domain::waiting_room::tokens::{TicketPlace, CHALLENGE_MS};
+use flashflow::domain::waiting_room::{MAX_JOINS_PER_MINUTE, STEP_EVERY_MS as STEP_MS};
 use flashflow::domain::SaleDefinition;
-use flashflow::ports::JoinOutcome;
-use std::collections::{HashMap, HashSet, VecDeque};
-
-/// At most one step of a queue per this many ms, whoever asks (`STEP_MS` of the Redis adapter).
-pub(super) const STEP_MS: i64 = 1_000;
-/// Units held for payment may come back until this long after the last hold's end.
-pub(super) const HOLDS_GRACE_MS: i64 = 30_000;
+use flashflow::ports::{JoinOutcome, HOLDS_END_WITHIN};
+use std::collections::{HashMap, VecDeque};
+use uuid::Uuid;
 
 /// One sale's waiting room (`ff:{sale}:wr` and its places, challenges, batches and uses).
 #[derive(Debug)]
@@ -24,12 +22,15 @@ pub(super) struct MemRoom {
     sale_opens_ms: i64,
     admission_ms: i64,
     pow_bits: u8,
+    closes_ms: Option<i64>,
     seed: Seed,
     commitment: String,
+    /// The queue's epoch, random, given when the queue is made.
+    pub(super) epoch: u64,
     joined: u64,
     cohort: Option<u64>,
     admitted: u64,
-    /// Admissions used, of the batches gone.
+    /// Admissions spent in all (`wr:used`).
     used: u64,
     expired: u64,
     next_batch: u64,
@@ -39,10 +40,15 @@ pub(super) struct MemRoom {
     pace: Option<u32>,
     paused: bool,
     batches: VecDeque<Batch>,
-    /// Batch id → its admissions used (`reserve.lua` counts them).
-    pub(super) batch_uses: HashMap<u64, u64>,
+    /// Batch id → its admissions spent (`reserve.lua` counts them).
+    batch_uses: HashMap<u64, u64>,
+    /// Join index → the order that spent its admission.
+    pub(super) spent: HashMap<u64, Uuid>,
     places: HashMap<String, u64>,
-    challenges: HashSet<String>,
+    /// Challenges used → when they expire (ms).
+    challenges: HashMap<String, i64>,
+    /// Buyer → (minute, joins in it).
+    joins: HashMap<String, (i64, u32)>,
 }
 
 impl MemRoom {
@@ -63,8 +69,10 @@ impl MemRoom {
                     sale_opens_ms: 0,
                     admission_ms: 0,
                     pow_bits: 0,
+                    closes_ms: None,
                     seed: seed.clone(),
                     commitment: seed.commitment(),
+                    epoch: (Uuid::new_v4().as_u64_pair().0 >> 11).max(1),
                     joined: 0,
                     cohort: None,
                     admitted: 0,
@@ -78,8 +86,10 @@ impl MemRoom {
                     paused: false,
                     batches: VecDeque::new(),
                     batch_uses: HashMap::new(),
+                    spent: HashMap::new(),
                     places: HashMap::new(),
-                    challenges: HashSet::new(),
+                    challenges: HashMap::new(),
+                    joins: HashMap::new(),
                 })
             }
         };
@@ -87,6 +97,7 @@ impl MemRoom {
         r.sale_opens_ms = def.opens_at_ms.unwrap_or_default();
         r.admission_ms = terms.admission_ms();
         r.pow_bits = terms.pow_bits;
+        r.closes_ms = def.closes_at_ms;
         if r.pace.is_none() {
             r.pace = terms.admit_per_second;
         }
@@ -112,31 +123,49 @@ impl MemRoom {
                 opens_at_ms: self.opens_ms,
             };
         }
+        if let Some(closes_at_ms) = self.closes_ms.filter(|c| now >= *c) {
+            return JoinOutcome::Closed { closes_at_ms };
+        }
         self.draw_if_due(now);
+        let minute = now.div_euclid(60_000);
+        let count = match self.joins.get(buyer) {
+            Some((m, c)) if *m == minute => c + 1,
+            _ => 1,
+        };
+        if count > MAX_JOINS_PER_MINUTE {
+            return JoinOutcome::TooMany {
+                retry_after_s: (60 - (now.rem_euclid(60_000) / 1000)) as u32,
+            };
+        }
+        self.joins.insert(buyer.to_owned(), (minute, count));
+        self.challenges.retain(|_, expires| *expires > now);
         if let Some(c) = challenge {
-            if !self.challenges.insert(c.to_owned()) {
+            if self.challenges.contains_key(c) {
                 return JoinOutcome::ChallengeReused;
             }
+            self.challenges.insert(c.to_owned(), now + CHALLENGE_MS);
         }
+        let place = |index| TicketPlace {
+            index,
+            epoch: self.epoch,
+        };
         if let Some(&existing) = self.places.get(buyer) {
             if Some(existing) != requeue {
-                return JoinOutcome::Existing(existing);
+                return JoinOutcome::Existing(place(existing));
             }
         }
         let n = self.joined;
         self.joined += 1;
         self.places.insert(buyer.to_owned(), n);
-        JoinOutcome::Joined(n)
+        JoinOutcome::Joined(place(n))
     }
 
-    /// Admissions used, of the batches gone and the live ones.
-    fn used_total(&self) -> u64 {
-        self.used
-            + self
-                .batches
-                .iter()
-                .map(|b| self.batch_uses.get(&b.id).copied().unwrap_or(0))
-                .sum::<u64>()
+    /// `reserve.lua`'s last step for a sale with a waiting room: the admission of join index
+    /// `index`, admitted in `batch`, spent by `order`.
+    pub(super) fn spend(&mut self, index: u64, batch: u64, order: Uuid) {
+        self.spent.insert(index, order);
+        *self.batch_uses.entry(batch).or_default() += 1;
+        self.used += 1;
     }
 
     /// `queue_step.lua`: one step at most every [`STEP_MS`] (the draw, expiries, the inlet),
@@ -146,6 +175,14 @@ impl MemRoom {
         if !peek {
             self.draw_if_due(now);
         }
+        let closed = self.closes_ms.is_some_and(|c| now >= c);
+        // Holds that may still end and give units back: open, and not long past their pay_by.
+        let grace = HOLDS_END_WITHIN.as_millis() as i64;
+        let held = sale
+            .holds
+            .values()
+            .filter(|pay_by| **pay_by >= now - grace)
+            .count() as u64;
         let due = self.last_step_ms.is_none_or(|last| now - last >= STEP_MS);
         if !peek && self.cohort.is_some() && due {
             let expired_before = self.expired;
@@ -156,15 +193,14 @@ impl MemRoom {
                 let used_of = self.batch_uses.remove(&b.id).unwrap_or(0);
                 let size = b.last - b.first + 1;
                 self.expired += size.saturating_sub(used_of);
-                self.used += used_of;
                 self.batches.pop_front();
             }
-            let used = self.used_total();
+            let used = self.used;
             let outstanding = self.admitted.saturating_sub(used + self.expired);
             let allowed = allowance(sale.remaining, no_show_rate(used, self.expired));
             let elapsed = self.last_step_ms.map_or(STEP_MS, |last| now - last);
             let waiting = self.joined.saturating_sub(self.admitted);
-            let (n, carry) = if self.paused {
+            let (n, carry) = if self.paused || closed {
                 (0, self.carry)
             } else {
                 to_admit(
@@ -191,10 +227,7 @@ impl MemRoom {
             self.last_step_ms = Some(now);
             stepped = (n, self.expired - expired_before);
         }
-        let holds_end = sale.holds_until.unwrap_or(0);
-        let sold_out = self.cohort.is_some()
-            && sale.remaining <= 0
-            && (sale.hold_ms.is_none() || now >= holds_end + HOLDS_GRACE_MS);
+        let sold_out = self.cohort.is_some() && sale.remaining <= 0 && held == 0;
         QueueState {
             now_ms: now,
             opens_at_ms: self.opens_ms,
@@ -205,13 +238,17 @@ impl MemRoom {
             drawn: self.cohort.map(|c| (self.seed.clone(), c)),
             joined: self.joined,
             admitted: self.admitted,
-            used: self.used_total(),
+            used: self.used,
             expired: self.expired,
             batches: self.batches.iter().cloned().collect(),
             paused: self.paused,
             pace: self.pace,
             admit_rate: self.rate,
             sold_out,
+            remaining: sale.remaining,
+            held,
+            closed,
+            epoch: self.epoch,
             stepped,
         }
     }

@@ -64,8 +64,13 @@ impl HoldChanges for Db {
         intent: Option<&str>,
         paid_with: Option<&str>,
     ) -> Result<Option<HoldRecord>, DbError> {
-        let returns =
-            from == OrderState::Held && matches!(to, OrderState::Expired | OrderState::Cancelled);
+        // A hold that ends (paid, expired, cancelled) is carried to Redis after: its units back,
+        // or for a paid one, no longer open there.
+        let returns = from == OrderState::Held
+            && matches!(
+                to,
+                OrderState::Expired | OrderState::Cancelled | OrderState::Confirmed
+            );
         let mut conn = self.client().await?;
         let tx = conn.transaction().await.or_db()?;
         tx.execute(

@@ -105,9 +105,45 @@ impl SaleKeys {
         format!("{}:wr:places", self.tag())
     }
 
-    /// The proof-of-work challenges used to join.
+    /// The proof-of-work challenges used to join, until they expire (a sorted set; the key's
+    /// name changed with its type).
     pub fn room_challenges(&self) -> String {
-        format!("{}:wr:challenges", self.tag())
+        format!("{}:wr:challenges_at", self.tag())
+    }
+
+    /// Each buyer's joins in the current minute.
+    pub fn room_joins(&self) -> String {
+        format!("{}:wr:joins", self.tag())
+    }
+
+    /// Admissions spent: join index -> the order that spent it (`reserve.lua`).
+    pub fn room_spent(&self) -> String {
+        format!("{}:wr:spent", self.tag())
+    }
+
+    /// Admissions spent in all (`reserve.lua` counts, `queue_step.lua` reads).
+    pub fn room_used(&self) -> String {
+        format!("{}:wr:used", self.tag())
+    }
+
+    /// Every key of the sale's waiting room, its hash first.
+    pub fn room_all(&self) -> Vec<String> {
+        vec![
+            self.room(),
+            self.room_places(),
+            self.room_challenges(),
+            self.room_batches(),
+            self.room_batch_uses(),
+            self.room_joins(),
+            self.room_spent(),
+            self.room_used(),
+        ]
+    }
+
+    /// A checkout sale's open holds: order id -> pay_by ms (`reserve.lua` adds, `return_stock.lua`
+    /// takes out).
+    pub fn holds(&self) -> String {
+        format!("{}:holds", self.tag())
     }
 
     /// The inlet's batches whose admissions may still be used.

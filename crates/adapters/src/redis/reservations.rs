@@ -18,10 +18,15 @@ impl ReservationStore for RedisStore {
         let keys = SaleKeys::new(&req.sale);
         let order_id = req.order_id.to_string();
         let mut script_keys = keys.all();
-        script_keys.push(keys.order(req.order_id));
-        script_keys.push(keys.room_batch_uses());
+        script_keys.extend([
+            keys.order(req.order_id),
+            keys.room_batch_uses(),
+            keys.room_spent(),
+            keys.room_used(),
+            keys.holds(),
+        ]);
         let admission = req.admission.map_or(String::new(), |a| {
-            format!("{} {} {}", a.index, a.batch, a.expires_ms)
+            format!("{} {} {} {}", a.index, a.batch, a.expires_ms, a.epoch)
         });
         let before = self.before_sending();
         let reply: Vec<String> = self
@@ -113,6 +118,9 @@ fn parse_reply(
         }),
         "NO_SALE" => Reservation::Refused(Refusal::UnknownSale),
         "NOT_ADMITTED" => Reservation::Refused(Refusal::NotAdmitted),
+        "ADMISSION_USED" => Reservation::Refused(Refusal::AdmissionUsed {
+            order_id: id(&detail)?,
+        }),
         "RESETTING" => {
             return Err(StoreError::Unavailable(
                 format!("the sale is being reset to round {detail}").into(),

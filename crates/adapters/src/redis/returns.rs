@@ -1,7 +1,9 @@
-//! Checkout's returns: an ended hold's units back in Redis, once per order (`return_stock.lua`).
+//! Checkout's returns: a hold's end carried to Redis, once per order (`return_stock.lua`): an
+//! ended hold's units back, a paid one no longer open.
 
 use super::OrStoreError;
 use super::{failed, RedisStore, SaleKeys};
+use flashflow::domain::OrderState;
 use flashflow::ports::{HoldRecord, ReturnStock, Returned, StoreError};
 
 impl ReturnStock for RedisStore {
@@ -18,6 +20,7 @@ impl ReturnStock for RedisStore {
                         keys.buyers.clone(),
                         keys.returned(),
                         keys.wake(),
+                        keys.holds(),
                     ],
                     keys.all()[2..].to_vec(),
                 ]
@@ -27,6 +30,13 @@ impl ReturnStock for RedisStore {
                     o.buyer.as_str().to_owned(),
                     o.quantity.to_string(),
                     hold.round.to_string(),
+                    // A paid hold gives nothing back; it only stops being open.
+                    if o.status == OrderState::Confirmed {
+                        "kept"
+                    } else {
+                        "return"
+                    }
+                    .to_owned(),
                 ],
             )
             .await
@@ -37,6 +47,7 @@ impl ReturnStock for RedisStore {
                 self.register_sale(&o.sale_id).await?;
                 Returned::Now
             }
+            "KEPT" => Returned::Now,
             "ALREADY" | "OTHER_ROUND" => Returned::Before,
             "NO_SALE" => Returned::NotLoaded,
             other => {

@@ -50,6 +50,8 @@ impl SaleLoader for RedisStore {
                 .await
                 .or_store()?;
         }
+        // The gate first: from the moment the sale can be bought, its waiting room is up.
+        self.load_room(def, plan.draw_seed.as_ref()).await?;
         let fresh: i64 = self
             .rehydrate
             .evalsha_with_reload(
@@ -67,7 +69,6 @@ impl SaleLoader for RedisStore {
             )
             .await
             .or_store()?;
-        self.load_room(def, plan.draw_seed.as_ref()).await?;
         self.register_sale(&def.id).await?;
         Ok(fresh == 1)
     }
@@ -205,7 +206,8 @@ impl SaleRetirement for RedisStore {
             HOLDS_END_WITHIN.as_millis().to_string(),
         ];
         let mut expiring = keys.all();
-        expiring.extend([keys.returned(), keys.stats()]);
+        expiring.extend([keys.returned(), keys.stats(), keys.holds()]);
+        expiring.extend(keys.room_all());
         let retired: i64 = self
             .retire
             .evalsha_with_reload(&self.client, expiring, args)

@@ -6,14 +6,24 @@ use super::OrStoreError;
 use super::{failed, RedisStore, SaleKeys};
 use flashflow::domain::waiting_room::draw::Seed;
 use flashflow::domain::waiting_room::queue::{Batch, QueueState, MAX_OVERBOOKING, MAX_TICK_MS};
+use flashflow::domain::waiting_room::tokens::{TicketPlace, CHALLENGE_MS};
+use flashflow::domain::waiting_room::{MAX_JOINS_PER_MINUTE, STEP_EVERY_MS};
 use flashflow::domain::{BuyerId, SaleDefinition, SaleId};
-use flashflow::ports::{JoinOutcome, QueueControls, QueueJoins, QueueSteps, StoreError};
+use flashflow::ports::HOLDS_END_WITHIN;
+use flashflow::ports::{
+    JoinOutcome, QueueControls, QueueJoins, QueueSteps, SpentAdmissions, StoreError,
+};
+use fred::prelude::*;
 use std::collections::HashMap;
 
 /// At most one step of a queue per this many ms, whoever asks.
-pub const STEP_MS: i64 = 1_000;
-/// Units held for payment may come back until this long after the last hold's end.
-pub const HOLDS_GRACE_MS: i64 = 30_000;
+pub const STEP_MS: i64 = STEP_EVERY_MS;
+
+/// A queue's epoch: random, below 2^53 (a JSON number any client reads whole), never 0 (the state
+/// of a queue loaded by an earlier version).
+pub(crate) fn new_epoch() -> u64 {
+    (uuid::Uuid::new_v4().as_u64_pair().0 >> 11).max(1)
+}
 
 impl RedisStore {
     /// Give the sale its waiting room's terms (and a seed, kept if it has one).
@@ -25,13 +35,13 @@ impl RedisStore {
         let Some(room) = &def.waiting_room else {
             return Ok(());
         };
-        let seed = seed.ok_or_else(|| failed("a waiting room's first load needs a seed".into()))?;
+        let seed = seed.ok_or_else(|| failed("a waiting room's load needs its seed".into()))?;
         let keys = SaleKeys::new(&def.id);
-        let _: i64 = self
+        let _: String = self
             .queue_load
             .evalsha_with_reload(
                 &self.client,
-                vec![keys.sale.clone(), keys.room()],
+                [vec![keys.sale.clone()], keys.room_all()].concat(),
                 vec![
                     room.opens_at_ms.to_string(),
                     def.opens_at_ms.unwrap_or_default().to_string(),
@@ -41,6 +51,8 @@ impl RedisStore {
                     room.pow_bits.to_string(),
                     seed.hex(),
                     seed.commitment(),
+                    def.closes_at_ms.map_or(String::new(), |c| c.to_string()),
+                    new_epoch().to_string(),
                 ],
             )
             .await
@@ -58,36 +70,55 @@ impl QueueJoins for RedisStore {
         challenge: Option<&str>,
     ) -> Result<JoinOutcome, StoreError> {
         let keys = SaleKeys::new(sale);
+        // A used challenge is remembered while it could be answered (it expires within
+        // CHALLENGE_MS of being issued), and no longer.
+        let challenge_expires = flashflow::domain::EpochMs::now().get() + CHALLENGE_MS;
         let reply: Vec<String> = self
             .queue_join
             .evalsha_with_reload(
                 &self.client,
-                vec![keys.room(), keys.room_places(), keys.room_challenges()],
+                vec![
+                    keys.room(),
+                    keys.room_places(),
+                    keys.room_challenges(),
+                    keys.room_joins(),
+                ],
                 vec![
                     buyer.as_str().to_owned(),
                     requeue.map_or(String::new(), |n| n.to_string()),
                     challenge.unwrap_or_default().to_owned(),
+                    challenge_expires.to_string(),
+                    MAX_JOINS_PER_MINUTE.to_string(),
                 ],
             )
             .await
             .or_store()?;
-        let (status, detail) = (
-            reply.first().map_or("", String::as_str),
-            reply.get(1).map_or("", String::as_str),
-        );
-        let number = || -> Result<i64, StoreError> {
-            detail
-                .parse()
-                .map_err(|_| failed(format!("queue_join.lua: bad number {detail:?}")))
+        let field = |i: usize| reply.get(i).map_or("", String::as_str);
+        let (status, detail) = (field(0), field(1));
+        let number = |text: &str| -> Result<i64, StoreError> {
+            text.parse()
+                .map_err(|_| failed(format!("queue_join.lua: bad number {text:?}")))
+        };
+        let place = || -> Result<TicketPlace, StoreError> {
+            Ok(TicketPlace {
+                index: number(detail)? as u64,
+                epoch: number(field(2)).unwrap_or(0) as u64,
+            })
         };
         Ok(match status {
-            "JOINED" => JoinOutcome::Joined(number()? as u64),
-            "EXISTING" => JoinOutcome::Existing(number()? as u64),
+            "JOINED" => JoinOutcome::Joined(place()?),
+            "EXISTING" => JoinOutcome::Existing(place()?),
             "NO_QUEUE" => JoinOutcome::NoQueue,
             "NOT_OPEN" => JoinOutcome::NotOpen {
-                opens_at_ms: number()?,
+                opens_at_ms: number(detail)?,
+            },
+            "CLOSED" => JoinOutcome::Closed {
+                closes_at_ms: number(detail)?,
             },
             "REUSED" => JoinOutcome::ChallengeReused,
+            "TOO_MANY" => JoinOutcome::TooMany {
+                retry_after_s: number(detail)?.clamp(1, 60) as u32,
+            },
             other => return Err(failed(format!("queue_join.lua: unknown status {other:?}"))),
         })
     }
@@ -115,7 +146,7 @@ impl RedisStore {
             STEP_MS.to_string(),
             MAX_TICK_MS.to_string(),
             MAX_OVERBOOKING.to_string(),
-            HOLDS_GRACE_MS.to_string(),
+            HOLDS_END_WITHIN.as_millis().to_string(),
         ];
         args.extend_from_slice(mode);
         let reply: Vec<String> = self
@@ -127,6 +158,8 @@ impl RedisStore {
                     keys.room_batches(),
                     keys.room_batch_uses(),
                     keys.sale.clone(),
+                    keys.room_used(),
+                    keys.holds(),
                 ],
                 args,
             )
@@ -136,6 +169,23 @@ impl RedisStore {
             return Ok(None);
         }
         parse_state(reply).map(Some)
+    }
+}
+
+impl SpentAdmissions for RedisStore {
+    async fn spent_by(&self, sale: &SaleId, index: u64) -> Result<Option<uuid::Uuid>, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let order: Option<String> = self
+            .client
+            .hget(keys.room_spent(), index)
+            .await
+            .or_store()?;
+        order
+            .map(|o| {
+                uuid::Uuid::parse_str(&o)
+                    .map_err(|_| failed(format!("wr:spent: not an order id {o:?}")))
+            })
+            .transpose()
     }
 }
 
@@ -218,6 +268,10 @@ fn parse_state(reply: Vec<String>) -> Result<QueueState, StoreError> {
         pace: text("pace").parse().ok(),
         admit_rate: text("rate").parse().unwrap_or(0.0),
         sold_out: text("sold_out") == "1",
+        remaining: int("remaining")?,
+        held: int("held")?.max(0) as u64,
+        closed: text("closed") == "1",
+        epoch: int("epoch")? as u64,
         stepped: (int("stepped")? as u64, int("stepped_expired")? as u64),
     })
 }

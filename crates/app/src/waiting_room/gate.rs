@@ -26,7 +26,9 @@ impl AdmissionGate {
     }
 
     /// The admission `token` gives `buyer` to `sale` at `now_ms` (`None`: no token, for a sale
-    /// not known to need one; the reservation script has the last word).
+    /// not known to need one; the reservation script has the last word). A `keyed` buy (one with
+    /// an Idempotency-Key) may bring an expired token of its own: it may be the retry of an order
+    /// that token bought, which the script answers with that order (and refuses as a new one).
     ///
     /// # Errors
     /// [`NotAdmitted`]: a token that does not check out, or none for a sale that needs one.
@@ -35,11 +37,16 @@ impl AdmissionGate {
         sale: &SaleId,
         buyer: &BuyerId,
         token: Option<&str>,
+        keyed: bool,
         now_ms: i64,
     ) -> Result<Option<Admission>, NotAdmitted> {
         match (token, &self.keys) {
             (Some(_), None) => Err(NotAdmitted::Forged),
-            (Some(t), Some(keys)) => keys.check_admission(Some(t), sale, buyer, now_ms).map(Some),
+            (Some(t), Some(keys)) => match keys.check_admission(Some(t), sale, buyer, now_ms) {
+                Err(NotAdmitted::Expired) if keyed => keys.genuine_admission(Some(t), sale, buyer),
+                checked => checked,
+            }
+            .map(Some),
             (None, _) if self.knows(sale) => Err(NotAdmitted::Missing),
             (None, _) => Ok(None),
         }
@@ -72,10 +79,10 @@ mod tests {
     fn a_buy_without_a_token_passes_until_the_sale_is_known_to_need_one() {
         let gate = AdmissionGate::new(TokenKeys::new(&[1; 32]));
         let (sale, buyer) = ids();
-        assert_eq!(gate.check(&sale, &buyer, None, NOW), Ok(None));
+        assert_eq!(gate.check(&sale, &buyer, None, false, NOW), Ok(None));
         gate.learn(&sale);
         assert_eq!(
-            gate.check(&sale, &buyer, None, NOW),
+            gate.check(&sale, &buyer, None, false, NOW),
             Err(NotAdmitted::Missing)
         );
     }
@@ -89,20 +96,49 @@ mod tests {
             index: 0,
             batch: 1,
             expires_ms: NOW + 1,
+            epoch: 3,
         };
         let token = keys.admission(&sale, &buyer, admission);
         assert_eq!(
-            gate.check(&sale, &buyer, Some(&token), NOW),
+            gate.check(&sale, &buyer, Some(&token), false, NOW),
             Ok(Some(admission))
         );
         assert_eq!(
-            gate.check(&sale, &buyer, Some("forged"), NOW),
+            gate.check(&sale, &buyer, Some("forged"), false, NOW),
             Err(NotAdmitted::Forged)
         );
         let keyless = AdmissionGate::default();
         assert_eq!(
-            keyless.check(&sale, &buyer, Some(&token), NOW),
+            keyless.check(&sale, &buyer, Some(&token), false, NOW),
             Err(NotAdmitted::Forged)
+        );
+    }
+
+    #[test]
+    fn an_expired_token_passes_only_with_an_idempotency_key_for_the_script_to_answer() {
+        let keys = TokenKeys::new(&[1; 32]).unwrap();
+        let gate = AdmissionGate::new(Some(keys.clone()));
+        let (sale, buyer) = ids();
+        let admission = Admission {
+            index: 0,
+            batch: 1,
+            expires_ms: NOW - 1,
+            epoch: 3,
+        };
+        let token = keys.admission(&sale, &buyer, admission);
+        assert_eq!(
+            gate.check(&sale, &buyer, Some(&token), false, NOW),
+            Err(NotAdmitted::Expired)
+        );
+        assert_eq!(
+            gate.check(&sale, &buyer, Some(&token), true, NOW),
+            Ok(Some(admission))
+        );
+        let mallory = BuyerId::parse("mallory").unwrap();
+        assert_eq!(
+            gate.check(&sale, &mallory, Some(&token), true, NOW),
+            Err(NotAdmitted::OtherBuyer),
+            "only its own buyer's"
         );
     }
 }

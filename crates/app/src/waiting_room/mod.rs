@@ -17,8 +17,8 @@ pub mod states;
 use crate::metrics::{Count, Metrics};
 use flashflow::domain::timefmt::format_ms;
 use flashflow::domain::waiting_room::draw::ALGORITHM;
-use flashflow::domain::waiting_room::queue::{place, Place, QueueState};
-use flashflow::domain::waiting_room::tokens::{InvalidProof, TokenKeys};
+use flashflow::domain::waiting_room::queue::{place, poll_after_ms, Place, QueueState};
+use flashflow::domain::waiting_room::tokens::{InvalidProof, TicketPlace, TokenKeys};
 use flashflow::domain::EpochMs;
 use flashflow::domain::{BuyerId, SaleId};
 use flashflow::ports::{JoinOutcome, StoreError, WaitingRooms};
@@ -34,6 +34,12 @@ pub enum QueueError {
     NoQueue,
     #[error("the queue opens at {}", format_ms(*opens_at_ms))]
     NotOpen { opens_at_ms: i64 },
+    /// The sale closed: nobody joins any more.
+    #[error("the sale closed at {}", format_ms(*closes_at_ms))]
+    Closed { closes_at_ms: i64 },
+    /// The buyer joined too often this minute; nothing was stored.
+    #[error("too many joins this minute: retry in {retry_after_s} s")]
+    TooMany { retry_after_s: u32 },
     #[error(transparent)]
     InvalidProof(#[from] InvalidProof),
     /// Not a ticket of this buyer for this sale (someone else's looks the same).
@@ -50,7 +56,10 @@ pub enum QueueError {
 pub struct TicketView {
     /// Opaque; ask `GET /sales/{sale_id}/queue/{ticket}` with it.
     pub ticket: String,
-    /// `waiting`, `admitted`, `expired` or `sold_out`.
+    /// `waiting`; `admitted` (buy with the token); `used` (the admission bought an order: to buy
+    /// again, join again); `expired` (not used in time: join again, at the back); `sold_out` (the
+    /// queue will not reach this place); `closed` (the sale closed); `rejoin` (this ticket's queue
+    /// was lost and rebuilt: join again).
     pub state: &'static str,
     /// 1 = next to be admitted; `null` before the draw or once not waiting.
     pub position: Option<u64>,
@@ -64,6 +73,12 @@ pub struct TicketView {
     pub admission_expires_at: Option<String>,
     /// A pre-queue place's arrival order (0-based): with the revealed seed it gives the place.
     pub join_index: Option<u64>,
+    /// While waiting with no unit left: the units held for payment that may still come back
+    /// (sold out for now, not for good).
+    pub held: Option<u64>,
+    /// Ask again about this place after this many ms (also the `Retry-After` header); absent when
+    /// nothing will change by itself.
+    pub retry_after_ms: Option<u64>,
 }
 
 /// `GET /sales/{sale_id}/queue/draw`: what anyone needs to check the draw.
@@ -195,6 +210,11 @@ impl<W: WaitingRooms> Queue<W> {
                 opens_at_ms: state.opens_at_ms,
             });
         }
+        if state.closed {
+            return Err(QueueError::Closed {
+                closes_at_ms: state.now_ms,
+            });
+        }
         let challenge = match (state.pow_bits, proof) {
             (0, _) => None,
             (_, None) => return Err(InvalidProof::Missing.into()),
@@ -203,44 +223,44 @@ impl<W: WaitingRooms> Queue<W> {
                     .check_proof(challenge, nonce, sale, buyer, bits, now)?,
             ),
         };
-        let (created, index) = match self
+        let joined = self
             .store
             .join(sale, buyer, None, challenge.as_deref())
-            .await?
-        {
-            JoinOutcome::Joined(n) => (true, n),
-            JoinOutcome::Existing(n) => self.requeue_if_expired(sale, buyer, n, &snapshot).await?,
-            JoinOutcome::NoQueue => return Err(QueueError::NoQueue),
-            JoinOutcome::NotOpen { opens_at_ms } => {
-                return Err(QueueError::NotOpen { opens_at_ms })
-            }
-            JoinOutcome::ChallengeReused => return Err(InvalidProof::Reused.into()),
+            .await?;
+        let (created, at) = match joined {
+            JoinOutcome::Existing(p) => self.requeue_if_over(sale, buyer, p, &snapshot).await?,
+            other => (true, placed(other)?),
         };
         if created {
             self.metrics.add(Count::Joined, 1);
         }
-        Ok((created, self.view(sale, buyer, index, &snapshot, now)))
+        Ok((created, self.view(sale, buyer, at, &snapshot, now).await?))
     }
 
-    /// A buyer whose place expired (admitted, not used in time) joins again at the back.
-    async fn requeue_if_expired(
+    /// A buyer whose turn is over joins again at the back: their admission expired unused, or
+    /// was spent on an order (buying again waits a new turn).
+    async fn requeue_if_over(
         &self,
         sale: &SaleId,
         buyer: &BuyerId,
-        index: u64,
+        at: TicketPlace,
         snapshot: &Snapshot,
-    ) -> Result<(bool, u64), QueueError> {
+    ) -> Result<(bool, TicketPlace), QueueError> {
         let now = EpochMs::now().get();
         let Some(state) = snapshot.at(now) else {
-            return Ok((false, index));
+            return Ok((false, at));
         };
-        if place(&state, index, snapshot.places()) != Place::Expired {
-            return Ok((false, index));
+        let over = match place(&state, at.index, snapshot.places()) {
+            Place::Expired => true,
+            Place::Admitted(_) => self.store.spent_by(sale, at.index).await?.is_some(),
+            _ => false,
+        };
+        if !over {
+            return Ok((false, at));
         }
-        match self.store.join(sale, buyer, Some(index), None).await? {
-            JoinOutcome::Joined(n) => Ok((true, n)),
-            JoinOutcome::Existing(n) => Ok((false, n)),
-            _ => Err(QueueError::NoQueue),
+        match self.store.join(sale, buyer, Some(at.index), None).await? {
+            JoinOutcome::Existing(p) => Ok((false, p)),
+            other => Ok((true, placed(other)?)),
         }
     }
 
@@ -255,7 +275,7 @@ impl<W: WaitingRooms> Queue<W> {
         buyer: &BuyerId,
         ticket: &str,
     ) -> Result<TicketView, QueueError> {
-        let index = self
+        let at = self
             .keys
             .open_ticket(ticket, sale, buyer)
             .ok_or(QueueError::TicketNotFound)?;
@@ -263,19 +283,21 @@ impl<W: WaitingRooms> Queue<W> {
         if snapshot.state.is_none() {
             return Err(QueueError::TicketNotFound);
         }
-        Ok(self.view(sale, buyer, index, &snapshot, EpochMs::now().get()))
+        self.view(sale, buyer, at, &snapshot, EpochMs::now().get())
+            .await
     }
 
-    fn view(
+    async fn view(
         &self,
         sale: &SaleId,
         buyer: &BuyerId,
-        index: u64,
+        at: TicketPlace,
         snapshot: &Snapshot,
         now: i64,
-    ) -> TicketView {
+    ) -> Result<TicketView, QueueError> {
+        let index = at.index;
         let mut view = TicketView {
-            ticket: self.keys.ticket(sale, buyer, index),
+            ticket: self.keys.ticket(sale, buyer, at),
             state: "waiting",
             position: None,
             ahead: None,
@@ -283,10 +305,17 @@ impl<W: WaitingRooms> Queue<W> {
             admission_token: None,
             admission_expires_at: None,
             join_index: None,
+            held: None,
+            retry_after_ms: None,
         };
         let Some(state) = snapshot.at(now) else {
-            return view;
+            return Ok(view);
         };
+        if at.epoch != state.epoch {
+            // A place in a queue that was lost: its index names someone else's place now.
+            view.state = "rejoin";
+            return Ok(view);
+        }
         let pre_queue = state
             .drawn
             .as_ref()
@@ -294,7 +323,9 @@ impl<W: WaitingRooms> Queue<W> {
         if pre_queue {
             view.join_index = Some(index);
         }
-        match place(&state, index, snapshot.places()) {
+        let at_place = place(&state, index, snapshot.places());
+        view.retry_after_ms = poll_after_ms(&at_place, now, state.sale_opens_at_ms);
+        match at_place {
             Place::PreQueue { eta_seconds } => view.eta_seconds = eta_seconds,
             Place::Waiting {
                 position,
@@ -304,6 +335,15 @@ impl<W: WaitingRooms> Queue<W> {
                 view.position = Some(position);
                 view.ahead = Some(ahead);
                 view.eta_seconds = eta_seconds;
+                if state.remaining <= 0 {
+                    view.held = Some(state.held);
+                }
+            }
+            // Only an admitted or passed place asks the store: was its admission spent?
+            Place::Admitted(_) | Place::Expired
+                if self.store.spent_by(sale, index).await?.is_some() =>
+            {
+                view.state = "used";
             }
             Place::Admitted(admission) => {
                 view.state = "admitted";
@@ -315,8 +355,9 @@ impl<W: WaitingRooms> Queue<W> {
             }
             Place::Expired => view.state = "expired",
             Place::SoldOut => view.state = "sold_out",
+            Place::Closed => view.state = "closed",
         }
-        view
+        Ok(view)
     }
 
     /// The draw's record: the commitment from the queue's opening, the seed and the pre-queue's
@@ -354,6 +395,18 @@ impl<W: WaitingRooms> Queue<W> {
                 .challenge(sale, buyer, random, EpochMs::now().get()),
             bits: s.pow_bits,
         })
+    }
+}
+
+/// The place a join took, or why it took none.
+fn placed(outcome: JoinOutcome) -> Result<TicketPlace, QueueError> {
+    match outcome {
+        JoinOutcome::Joined(p) | JoinOutcome::Existing(p) => Ok(p),
+        JoinOutcome::NoQueue => Err(QueueError::NoQueue),
+        JoinOutcome::NotOpen { opens_at_ms } => Err(QueueError::NotOpen { opens_at_ms }),
+        JoinOutcome::Closed { closes_at_ms } => Err(QueueError::Closed { closes_at_ms }),
+        JoinOutcome::ChallengeReused => Err(InvalidProof::Reused.into()),
+        JoinOutcome::TooMany { retry_after_s } => Err(QueueError::TooMany { retry_after_s }),
     }
 }
 

@@ -70,8 +70,12 @@ async fn an_admitted_place_carries_a_token_the_buy_gate_accepts_for_its_buyer_on
     let token = view.admission_token.expect("a token");
     let gate = AdmissionGate::new(Some(keys()));
     let now = EpochMs::now().get();
-    assert!(gate.check(&sale, &buyer("ann"), Some(&token), now).is_ok());
-    assert!(gate.check(&sale, &buyer("bob"), Some(&token), now).is_err());
+    assert!(gate
+        .check(&sale, &buyer("ann"), Some(&token), false, now)
+        .is_ok());
+    assert!(gate
+        .check(&sale, &buyer("bob"), Some(&token), false, now)
+        .is_err());
 }
 
 #[tokio::test]

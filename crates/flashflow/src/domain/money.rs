@@ -2,10 +2,12 @@
 //! minor-unit exponent (an amount of 500 is ¥500 but €5.00), and the limits on one charge.
 //!
 //! The table is Stripe's list of presentment currencies
-//! (<https://docs.stripe.com/currencies>): zero-decimal currencies take whole units, the
-//! three-decimal ones take amounts in multiples of ten, and no charge may be above eight digits
-//! of minor units or below the currency's minimum (given for the currencies Stripe lists one for;
-//! for the others, 50 minor units).
+//! (<https://docs.stripe.com/currencies>): zero-decimal currencies take whole units (UGX among
+//! them, as the list shows it), the three-decimal ones take amounts in multiples of ten, and no
+//! charge may be above eight digits of minor units or below the currency's minimum (given for the
+//! currencies Stripe lists one for; for the others, 50 minor units). One special case
+//! (<https://docs.stripe.com/currencies#special-cases>): ISK stays a two-decimal currency in the
+//! API (an amount of 100 is one króna) but takes whole krónur only, amounts in multiples of 100.
 
 /// The largest amount of one charge, in minor units (Stripe: eight digits).
 pub const MAX_AMOUNT: u64 = 99_999_999;
@@ -19,6 +21,9 @@ pub struct Currency {
     pub exponent: u32,
     /// The smallest amount one charge may have, in minor units.
     pub min_amount: u64,
+    /// Amounts are multiples of this many minor units (10 for the three-decimal currencies, 100
+    /// for ISK, else 1).
+    pub step: u64,
 }
 
 impl Currency {
@@ -36,10 +41,16 @@ impl Currency {
             .iter()
             .find(|(c, _)| *c == code)
             .map_or(50, |(_, m)| *m);
+        let step = match (exponent, WHOLE_UNITS_ONLY.contains(&code)) {
+            (3, _) => 10,
+            (2, true) => 100,
+            _ => 1,
+        };
         Some(Self {
             code,
             exponent,
             min_amount,
+            step,
         })
     }
 
@@ -68,8 +79,11 @@ impl Currency {
                 self.format(MAX_AMOUNT)
             ));
         }
-        if self.exponent == 3 && !amount.is_multiple_of(10) {
-            return Some(format!("{c} amounts must be multiples of 10 minor units"));
+        if !amount.is_multiple_of(self.step) {
+            return Some(format!(
+                "{c} amounts must be multiples of {} minor units",
+                self.step
+            ));
         }
         None
     }
@@ -86,11 +100,14 @@ impl Currency {
     }
 }
 
-/// Stripe's zero-decimal currencies (and ISK, which it charges in whole units).
+/// Stripe's zero-decimal currencies.
 const ZERO_DECIMAL: &[&str] = &[
-    "bif", "clp", "djf", "gnf", "isk", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd",
-    "vuv", "xaf", "xof", "xpf",
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
 ];
+
+/// Two-decimal in Stripe's API, charged in whole units only (amounts in multiples of 100).
+const WHOLE_UNITS_ONLY: &[&str] = &["isk"];
 
 /// Stripe's three-decimal currencies: amounts in multiples of ten.
 const THREE_DECIMAL: &[&str] = &["bhd", "jod", "kwd", "omr", "tnd"];
@@ -100,12 +117,12 @@ const TWO_DECIMAL: &[&str] = &[
     "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt",
     "bgn", "bmd", "bnd", "bob", "brl", "bsd", "bwp", "byn", "bzd", "cad", "cdf", "chf", "cny",
     "cop", "crc", "cve", "czk", "dkk", "dop", "dzd", "egp", "etb", "eur", "fjd", "fkp", "gbp",
-    "gel", "gip", "gmd", "gtq", "gyd", "hkd", "hnl", "htg", "huf", "idr", "ils", "inr", "jmd",
-    "kes", "kgs", "khr", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl", "mkd",
-    "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio", "nok",
-    "npr", "nzd", "pab", "pen", "pgk", "php", "pkr", "pln", "qar", "ron", "rsd", "rub", "sar",
-    "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "szl", "thb", "tjs", "top", "try",
-    "ttd", "twd", "tzs", "uah", "usd", "uyu", "uzs", "wst", "xcd", "yer", "zar", "zmw",
+    "gel", "gip", "gmd", "gtq", "gyd", "hkd", "hnl", "htg", "huf", "idr", "ils", "inr", "isk",
+    "jmd", "kes", "kgs", "khr", "kyd", "kzt", "lak", "lbp", "lkr", "lrd", "lsl", "mad", "mdl",
+    "mkd", "mmk", "mnt", "mop", "mur", "mvr", "mwk", "mxn", "myr", "mzn", "nad", "ngn", "nio",
+    "nok", "npr", "nzd", "pab", "pen", "pgk", "php", "pkr", "pln", "qar", "ron", "rsd", "rub",
+    "sar", "sbd", "scr", "sek", "sgd", "shp", "sle", "sos", "srd", "szl", "thb", "tjs", "top",
+    "try", "ttd", "twd", "tzs", "uah", "usd", "uyu", "uzs", "wst", "xcd", "yer", "zar", "zmw",
 ];
 
 /// The minimum charge Stripe lists per currency, in minor units.
@@ -167,5 +184,25 @@ mod tests {
         let kwd = Currency::of("kwd").unwrap();
         assert!(kwd.refuses(1_255).is_some());
         assert!(kwd.refuses(1_250).is_none());
+    }
+
+    #[test]
+    fn isk_is_two_decimal_in_the_api_and_charged_in_whole_kronur_only() {
+        let isk = Currency::of("isk").unwrap();
+        assert_eq!(isk.exponent, 2, "an amount of 100 is one króna");
+        assert_eq!(
+            isk.format(50_000),
+            "500.00 ISK",
+            "ISK 500 is 50000, never 500"
+        );
+        assert!(isk.refuses(50_050).is_some(), "no fraction of a króna");
+        assert!(isk.refuses(50_000).is_none());
+    }
+
+    #[test]
+    fn ugx_is_zero_decimal_as_stripes_list_shows_it() {
+        let ugx = Currency::of("ugx").unwrap();
+        assert_eq!((ugx.exponent, ugx.step), (0, 1));
+        assert_eq!(ugx.format(5_000), "5000 UGX");
     }
 }

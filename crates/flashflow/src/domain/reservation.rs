@@ -81,8 +81,14 @@ pub enum Refusal {
     TooManyAttempts {
         retry_after_s: u32,
     },
-    /// The sale has a waiting room and the buy brought no admission that is valid now.
+    /// The sale has a waiting room and the buy brought no admission of its queue that is valid
+    /// now.
     NotAdmitted,
+    /// The admission was spent by an earlier reservation (`order_id`): one admission, one order.
+    /// Giving the units back does not re-arm it; buying again waits a new turn in the queue.
+    AdmissionUsed {
+        order_id: Uuid,
+    },
 }
 
 /// A buyer's attempts in one minute: the minute (since the epoch) and how many.
@@ -124,16 +130,21 @@ pub fn not_open_yet(opens_at_ms: Option<i64>, now_ms: i64) -> Option<Refusal> {
     Some(Refusal::NotOpen { opens_at_ms })
 }
 
-/// The refusal of a buy of a sale with a waiting room (`has_room`) that brings no admission valid
-/// at `now_ms` (by the store's clock: buy checked the token by its own). Asked after the
-/// idempotency key, so a retry still gets its order once the admission expired.
+/// The waiting room's rule for a new order (a retry of an order answered by its key needs
+/// none): a sale whose queue has epoch `room_epoch` takes a buy only with an admission of that
+/// queue, valid at `now_ms`, and not `spent_by` an earlier order. `None` for a sale without a
+/// waiting room, or an admission that passes.
 pub fn not_admitted(
-    has_room: bool,
+    room_epoch: Option<u64>,
     admission: Option<&super::waiting_room::tokens::Admission>,
+    spent_by: impl FnOnce(u64) -> Option<Uuid>,
     now_ms: i64,
 ) -> Option<Refusal> {
-    let valid = admission.is_some_and(|a| now_ms < a.expires_ms);
-    (has_room && !valid).then_some(Refusal::NotAdmitted)
+    let epoch = room_epoch?;
+    let Some(a) = admission.filter(|a| a.epoch == epoch && now_ms < a.expires_ms) else {
+        return Some(Refusal::NotAdmitted);
+    };
+    spent_by(a.index).map(|order_id| Refusal::AdmissionUsed { order_id })
 }
 
 /// The reservation rule, for a sale that exists and a request whose idempotency key is new:
@@ -311,5 +322,43 @@ mod tests {
             Err(Refusal::InsufficientStock { remaining: 2 })
         );
         assert_eq!(check(&rules(3, 5), 0, q(3), 1_500), Ok(()));
+    }
+
+    #[test]
+    fn a_waiting_room_takes_only_an_unspent_admission_of_its_own_queue_valid_now() {
+        use crate::domain::waiting_room::tokens::Admission;
+        let now = 1_796_000_000_000;
+        let a = Admission {
+            index: 4,
+            batch: 2,
+            expires_ms: now + 1,
+            epoch: 9,
+        };
+        let unspent = |_| None;
+        assert_eq!(
+            not_admitted(None, None, unspent, now),
+            None,
+            "no waiting room"
+        );
+        assert_eq!(not_admitted(Some(9), Some(&a), unspent, now), None);
+        assert_eq!(
+            not_admitted(Some(9), None, unspent, now),
+            Some(Refusal::NotAdmitted)
+        );
+        assert_eq!(
+            not_admitted(Some(8), Some(&a), unspent, now),
+            Some(Refusal::NotAdmitted),
+            "an admission of a lost queue"
+        );
+        assert_eq!(
+            not_admitted(Some(9), Some(&a), unspent, now + 1),
+            Some(Refusal::NotAdmitted),
+            "expired"
+        );
+        let order = Uuid::nil();
+        assert_eq!(
+            not_admitted(Some(9), Some(&a), |i| (i == 4).then_some(order), now),
+            Some(Refusal::AdmissionUsed { order_id: order })
+        );
     }
 }

@@ -20,7 +20,8 @@ pub struct HoldRecord {
     pub currency: String,
     /// The sale's round the order belongs to (a reset starts the next).
     pub round: u32,
-    /// An ended hold's units are back in Redis too.
+    /// The hold's end is carried to Redis too (an ended hold's units back, a paid one no longer
+    /// open there).
     pub stock_returned: bool,
     /// The read model shows the order's last change.
     pub status_written: bool,
@@ -149,7 +150,7 @@ impl<T: HoldReader + HoldChanges + ExpiryWork + FollowUps> Holds for T {}
 /// What [`ReturnStock::return_stock`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Returned {
-    /// The units are back now.
+    /// The units are back now (a paid hold: it is no longer open).
     Now,
     /// They were given back before, or a reset rebuilt the sale since: nothing more to do.
     Before,
@@ -157,9 +158,12 @@ pub enum Returned {
     NotLoaded,
 }
 
-/// Ended holds' units back in the reservation store, so the next buyer can take them.
+/// A hold's end carried to the reservation store: an ended hold's units back, so the next buyer
+/// can take them; a paid one no longer open, so a queue can tell sold out from sold out for now.
 pub trait ReturnStock: Send + Sync + 'static {
-    /// Give `hold`'s units back (remaining and its buyer's allowance), once per order.
+    /// Carry `hold`'s end to the store, once per order: an ended (expired, cancelled) hold gives
+    /// its units back (remaining and its buyer's allowance); a paid (confirmed) one is no longer
+    /// counted as open.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails; repeating is safe.

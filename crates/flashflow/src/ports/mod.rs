@@ -45,7 +45,9 @@ pub use sales::{
     HOLDS_END_WITHIN,
 };
 pub use status::StatusStore;
-pub use waiting_room::{JoinOutcome, QueueControls, QueueJoins, QueueSteps, WaitingRooms};
+pub use waiting_room::{
+    JoinOutcome, QueueControls, QueueJoins, QueueSteps, SpentAdmissions, WaitingRooms,
+};
 
 /// Every port trait, to bring their methods into scope at once (`use crate::ports::prelude::*`):
 /// for tests and tools that call adapters directly; the application asks for the traits it
@@ -56,7 +58,7 @@ pub mod prelude {
         Holds, Ledger, LiveSales, OrderPublisher, Outbox, OutboxSweep, Payments, PendingOrders,
         QueueControls, QueueDepths, QueueJoins, QueueSteps, ReadIntent, RefundPayment,
         ReservationStore, ReturnStock, SaleCache, SaleLedger, SaleLoader, SaleResets,
-        SaleRetirement, SentMarks, SettledOrders, StatusStore, VerifyWebhook,
+        SaleRetirement, SentMarks, SettledOrders, SpentAdmissions, StatusStore, VerifyWebhook,
     };
 }
 

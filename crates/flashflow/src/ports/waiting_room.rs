@@ -4,29 +4,37 @@
 
 use super::StoreError;
 use crate::domain::waiting_room::queue::QueueState;
+use crate::domain::waiting_room::tokens::TicketPlace;
 use crate::domain::{BuyerId, SaleId};
 use std::future::Future;
 
 /// What a join did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JoinOutcome {
-    /// A new place, at this join index.
-    Joined(u64),
+    /// A new place, at this join index of the queue of this epoch.
+    Joined(TicketPlace),
     /// The buyer's place, taken before (one place per buyer).
-    Existing(u64),
+    Existing(TicketPlace),
     /// The sale has no waiting room (or the store does not hold it).
     NoQueue,
     /// Joining opens then.
     NotOpen { opens_at_ms: i64 },
+    /// The sale closed then: nobody joins any more.
+    Closed { closes_at_ms: i64 },
     /// The proof of work's challenge was used before.
     ChallengeReused,
+    /// This buyer joined too often this minute; nothing was stored.
+    TooMany { retry_after_s: u32 },
 }
 
 /// Places in a sale's queue.
 pub trait QueueJoins: Send + Sync + 'static {
     /// Take a place for `buyer`, or answer the one they have. `requeue`: the join index of the
-    /// buyer's place, found expired, which a new place at the back replaces. `challenge`: the
-    /// single-use id of the proof of work that came with the join, recorded with the place.
+    /// buyer's place, found expired or spent, which a new place at the back replaces.
+    /// `challenge`: the single-use id of the proof of work that came with the join, remembered
+    /// until it could no longer be answered. At most
+    /// [`MAX_JOINS_PER_MINUTE`](crate::domain::waiting_room::MAX_JOINS_PER_MINUTE) joins per buyer
+    /// per minute.
     ///
     /// # Errors
     /// [`StoreError`] when the store fails; a join repeated after a lost answer answers
@@ -39,6 +47,20 @@ pub trait QueueJoins: Send + Sync + 'static {
         requeue: Option<u64>,
         challenge: Option<&str>,
     ) -> impl Future<Output = Result<JoinOutcome, StoreError>> + Send;
+}
+
+/// Which admissions were spent.
+pub trait SpentAdmissions: Send + Sync + 'static {
+    /// The order that spent the admission of join index `index` (an admission is spent by its
+    /// first reservation), if one did.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn spent_by(
+        &self,
+        sale: &SaleId,
+        index: u64,
+    ) -> impl Future<Output = Result<Option<uuid::Uuid>, StoreError>> + Send;
 }
 
 /// The queue's state, moved on by whoever reads it.
@@ -80,5 +102,5 @@ pub trait QueueControls: Send + Sync + 'static {
 }
 
 /// Everything the waiting room's routes ask of the store.
-pub trait WaitingRooms: QueueJoins + QueueSteps + QueueControls {}
-impl<T: QueueJoins + QueueSteps + QueueControls> WaitingRooms for T {}
+pub trait WaitingRooms: QueueJoins + QueueSteps + QueueControls + SpentAdmissions {}
+impl<T: QueueJoins + QueueSteps + QueueControls + SpentAdmissions> WaitingRooms for T {}

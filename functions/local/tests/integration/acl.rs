@@ -255,8 +255,11 @@ async fn the_queue_user_runs_the_waiting_room_and_the_operator_user_loads_and_re
     operator.load_sale(&def, 5).await.unwrap();
     let buyer = flashflow::domain::BuyerId::parse("q").unwrap();
     assert_eq!(
-        queue.join(&def.id, &buyer, None, Some("c1")).await.unwrap(),
-        JoinOutcome::Joined(0)
+        match queue.join(&def.id, &buyer, None, Some("c1")).await.unwrap() {
+            JoinOutcome::Joined(p) => p.index,
+            other => panic!("{other:?}"),
+        },
+        0
     );
     assert_eq!(queue.step(&def.id).await.unwrap().unwrap().joined, 1);
     assert_eq!(operator.peek(&def.id).await.unwrap().unwrap().joined, 1);

@@ -469,12 +469,13 @@ async fn the_order_signing_key_and_the_admission_key_are_read_from_their_named_s
         key: env_key(),
         secret: None,
     };
+    let place = flashflow::domain::waiting_room::tokens::TicketPlace { index: 7, epoch: 1 };
     let ticket = env_keys
         .required_keys(&sdk)
         .await
         .unwrap()
-        .ticket(&sale, &buyer, 7);
-    assert_eq!(keys.open_ticket(&ticket, &sale, &buyer), Some(7));
+        .ticket(&sale, &buyer, place);
+    assert_eq!(keys.open_ticket(&ticket, &sale, &buyer), Some(place));
     assert!(AdmissionSettings::default()
         .keys(&sdk)
         .await

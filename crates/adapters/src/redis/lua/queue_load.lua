@@ -1,24 +1,29 @@
--- Give a sale its waiting room (on every load of the sale: adapters/redis/sales.rs), or take it
--- away from a sale that has none. The terms are refreshed; the queue itself (who joined, the
--- draw, the inlet) is kept, and so is the seed: the first load's stands, since its commitment may
--- have been published.
--- KEYS[1] sale hash (its `wr` flag tells reserve.lua that buys need an admission)
--- KEYS[2] waiting room hash
--- ARGV: queue opens_ms ('' = no waiting room), the sale's opens_ms, admission ms, pace ('' =
---       as fast as the stock allows), pow bits, a seed (hex) and its commitment for a queue that
---       has none yet
-if ARGV[1] == '' then
-  redis.call('HDEL', KEYS[1], 'wr')
-  return 0
-end
-redis.call('HSET', KEYS[1], 'wr', '1')
+-- Give a sale its waiting room (on every load of the sale, before the sale itself: adapters/redis/
+-- sales.rs), so there is never a moment when the sale takes buys and its gate is not up. The terms
+-- are refreshed; the queue itself (who joined, the draw, the inlet) is kept, and so are the seed
+-- (the ledger's: the first load's stands, since its commitment may have been published) and the
+-- queue's epoch. A queue made anew (the first load, or after Redis lost it) gets the epoch given:
+-- tickets and admissions of a lost queue carry another one and are told to join again.
+-- KEYS[1] sale hash (its `wr` field, the queue's epoch, tells reserve.lua that buys need an
+--         admission of this queue)
+-- KEYS[2] waiting room hash, KEYS[3..] its other keys (made persistent again: a retired sale
+--         loaded again is live)
+-- ARGV: queue opens_ms, the sale's opens_ms, admission ms, pace ('' = as fast as the stock
+--       allows), pow bits, the seed (hex) and its commitment, the sale's closes_ms ('' = none), an
+--       epoch for a queue made anew
+-- Returns the queue's epoch.
 redis.call('HSET', KEYS[2], 'opens_ms', ARGV[1], 'sale_opens_ms', ARGV[2], 'admission_ms', ARGV[3],
-  'pow_bits', ARGV[5])
+  'pow_bits', ARGV[5], 'closes_ms', ARGV[8])
 -- The operator's pace (queue_control.lua) outlives a reload; the terms' fills a gap.
 if ARGV[4] ~= '' then
   redis.call('HSETNX', KEYS[2], 'pace', ARGV[4])
 end
 redis.call('HSETNX', KEYS[2], 'seed', ARGV[6])
 redis.call('HSETNX', KEYS[2], 'commitment', ARGV[7])
-redis.call('PERSIST', KEYS[2])
-return 1
+redis.call('HSETNX', KEYS[2], 'epoch', ARGV[9])
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+redis.call('HSET', KEYS[1], 'wr', epoch)
+for i = 2, #KEYS do
+  redis.call('PERSIST', KEYS[i])
+end
+return epoch

@@ -1,21 +1,24 @@
 -- One step of a sale's queue, then its state. A step: the draw once the sale has opened, the
 -- expiry of admissions not used in time, and the inlet (domain/waiting_room/queue.rs: `allowance`
--- and `to_admit` are the same rule in Rust). At most one step per ARGV[1] ms per sale, whoever
--- asks: a call within it only reads. Atomic, so a process killed mid-step loses nobody's place.
+-- and `to_admit` are the same rule in Rust; the memory adapter runs them). At most one step per
+-- ARGV[1] ms per sale, whoever asks: a call within it only reads. Atomic, so a process killed
+-- mid-step loses nobody's place. Its cost does not grow with the queue: a few reads, and one
+-- write per batch that expires.
 --
--- KEYS[1] waiting room hash  {opens_ms, sale_opens_ms, admission_ms, pow_bits, seed, commitment,
---                             joined, cohort, drawn_ms, admitted (places 1..admitted admitted),
---                             used (of the batches gone), expired, next_batch, last_step_ms,
---                             carry, rate,
---                             pace ('' or absent = as fast as the stock allows), paused}
+-- KEYS[1] waiting room hash  {opens_ms, sale_opens_ms, closes_ms, admission_ms, pow_bits, seed,
+--                             commitment, epoch, joined, cohort, drawn_ms, admitted (places
+--                             1..admitted admitted), expired, next_batch, last_step_ms, carry,
+--                             rate, pace ('' or absent = as fast as the stock allows), paused}
 -- KEYS[2] batches list       "id first last expires_ms", oldest first, while they may be used
--- KEYS[3] batch uses hash    batch id -> admissions of it used (reserve.lua); a batch's count
---                             moves to `used` when the batch goes
--- KEYS[4] sale hash          {remaining, hold_ms, holds_until}
+-- KEYS[3] batch uses hash    batch id -> admissions of it spent (reserve.lua), read when the batch
+--                             expires
+-- KEYS[4] sale hash          {remaining}
+-- KEYS[5] used counter       admissions spent in all (reserve.lua)
+-- KEYS[6] holds zset         a checkout sale's open holds: order id -> pay_by ms
 -- ARGV: step ms, the most a late step admits for (ms), the most the inlet overbooks (a factor),
---       how long after the last hold's end units may still come back (ms); then 'peek' and the
---       caller's clock (ms) to read the state as the last step left it, writing nothing and
---       asking Redis for no TIME (the operator's view: its Redis user may not step a queue)
+--       how long past its pay_by a hold may still end and give its units back (ms); then 'peek'
+--       and the caller's clock (ms) to read the state as the last step left it, writing nothing
+--       and asking Redis for no TIME (the operator's view: its Redis user may not step a queue)
 -- Returns {} for a sale without a waiting room, else field/value pairs, then 'batches' and
 -- the live batches.
 local w = {}
@@ -42,22 +45,16 @@ if not peek and not w.cohort and now >= num(w.sale_opens_ms) then
   redis.call('HSET', KEYS[1], 'cohort', w.cohort, 'drawn_ms', now)
 end
 
-local sale = redis.call('HMGET', KEYS[4], 'remaining', 'hold_ms', 'holds_until')
-local remaining = num(sale[1])
--- Admissions used: those of the batches gone, and those of the live ones.
-local function live_used()
-  local n = 0
-  for _, b in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-    n = n + num(redis.call('HGET', KEYS[3], string.match(b, '^(%d+)')))
-  end
-  return n
-end
+local remaining = num(redis.call('HGET', KEYS[4], 'remaining'))
+local used = num(redis.call('GET', KEYS[5]))
+local closed = w.closes_ms and w.closes_ms ~= '' and now >= tonumber(w.closes_ms)
+-- Holds that may still end and give units back: open, and not long past their pay_by.
+local held = redis.call('ZCOUNT', KEYS[6], now - grace, '+inf')
 local last = w.last_step_ms and tonumber(w.last_step_ms)
 if not peek and w.cohort and (not last or now - last >= step_ms) then
-  -- Admissions whose batch expired: the unused ones are no-shows.
+  -- Admissions whose batch expired: the unspent ones are no-shows.
   local expired = num(w.expired)
   local expired_before = expired
-  local used_gone = num(w.used)
   while true do
     local b = redis.call('LINDEX', KEYS[2], 0)
     if not b then break end
@@ -66,12 +63,10 @@ if not peek and w.cohort and (not last or now - last >= step_ms) then
     local size = tonumber(last_place) - tonumber(first) + 1
     local used_of = num(redis.call('HGET', KEYS[3], id))
     expired = expired + math.max(size - used_of, 0)
-    used_gone = used_gone + used_of
     redis.call('HDEL', KEYS[3], id)
     redis.call('LPOP', KEYS[2])
   end
   local admitted, joined = num(w.admitted), num(w.joined)
-  local used = used_gone + live_used()
   local outstanding = math.max(admitted - used - expired, 0)
   -- allowance(): never more outstanding than the units left can serve, widened by no-shows.
   local allowance = 0
@@ -85,7 +80,7 @@ if not peek and w.cohort and (not last or now - last >= step_ms) then
   local elapsed = step_ms
   if last then elapsed = now - last end
   local n, carry = 0, 0
-  if w.paused then
+  if w.paused or closed then
     n, carry = 0, num(w.carry)
   elseif w.pace and w.pace ~= '' then
     local due = tonumber(w.pace) * math.max(math.min(elapsed, max_tick), 0) / 1000 + num(w.carry)
@@ -104,26 +99,24 @@ if not peek and w.cohort and (not last or now - last >= step_ms) then
   -- The pace measured: places admitted per second, smoothed over steps.
   local rate = num(w.rate) * 0.7 + (n * 1000 / math.max(elapsed, 1)) * 0.3
   w.admitted, w.expired, w.rate = tostring(admitted), tostring(expired), tostring(rate)
-  w.used = tostring(used_gone)
-  redis.call('HSET', KEYS[1], 'admitted', admitted, 'expired', expired, 'used', used_gone,
-    'carry', tostring(carry),
+  redis.call('HSET', KEYS[1], 'admitted', admitted, 'expired', expired, 'carry', tostring(carry),
     'rate', w.rate, 'last_step_ms', now)
   redis.call('HINCRBY', KEYS[1], 'steps', 1)
   if n > 0 then w.step_admitted = tostring(n) end
   if expired > expired_before then w.step_expired = tostring(expired - expired_before) end
 end
 
--- Sold out for good: no unit left and none held that could come back.
-local holds_end = num(sale[3])
-local sold_out = w.cohort and remaining <= 0 and (not sale[2] or now >= holds_end + grace)
+-- Sold out for good: no unit left and no hold open that could give one back.
+local sold_out = w.cohort and remaining <= 0 and held == 0
 local reply = {
   'now_ms', tostring(now), 'opens_ms', w.opens_ms, 'sale_opens_ms', w.sale_opens_ms or '0',
   'admission_ms', w.admission_ms or '0', 'pow_bits', w.pow_bits or '0',
   'commitment', w.commitment or '', 'joined', w.joined or '0', 'cohort', w.cohort or '',
-  'admitted', w.admitted or '0', 'used', tostring(num(w.used) + live_used()), 'expired', w.expired or '0',
+  'admitted', w.admitted or '0', 'used', tostring(used), 'expired', w.expired or '0',
   'paused', w.paused or '', 'pace', w.pace or '', 'rate', w.rate or '0',
   'sold_out', sold_out and '1' or '', 'stepped', w.step_admitted or '',
-  'stepped_expired', w.step_expired or '',
+  'stepped_expired', w.step_expired or '', 'remaining', tostring(remaining),
+  'held', tostring(held), 'closed', closed and '1' or '', 'epoch', w.epoch or '0',
 }
 -- The seed stays secret until the draw.
 if w.cohort then

@@ -14,18 +14,24 @@
 -- KEYS[7] order key    this order's message once it reserved, kept ARGV[7] ms: running the script
 --                      again for the same order id (fred re-sends after a reconnect, buy asks again
 --                      after a timeout) answers the first run's RESERVED and changes nothing
--- KEYS[8] the waiting room's batches' uses (batch id -> count): a sale whose hash has `wr`
---                      takes only buys with an admission, and counts an admission as used when its
---                      buyer makes their first buy of the sale (queue_step.lua reads the counts)
+-- KEYS[8] the waiting room's batches' uses (batch id -> count): a sale whose hash has `wr` (the
+--                      queue's epoch) takes only buys with an admission of that queue, valid now
+-- KEYS[9] the waiting room's spent admissions (join index -> the order that spent it): an
+--                      admission is spent by its first reservation; giving the unit back does not
+--                      re-arm it
+-- KEYS[10] the waiting room's count of admissions used (queue_step.lua reads it)
+-- KEYS[11] holds zset  a checkout sale's open holds: order id -> pay_by ms (return_stock.lua takes
+--                      an ended or paid one out; queue_step.lua says sold out only when none is open)
 -- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version,
 --       how long the order key is kept (ms), buy's signature of the order (written into the
 --       message: the sweeper forwards it as is, settle checks it), the admission buy checked
---       ("join-index batch expires_ms"; '' = none)
+--       ("join-index batch expires_ms epoch"; '' = none)
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
 -- Returns {status, detail} (RESERVED: {status, detail, pay_by_ms or ''}):
 --   RESERVED order-json | DUPLICATE order-id[ STATE] | KEY_REUSED order-id | NO_SALE
---   | RESETTING round | NOT_ADMITTED | TOO_MANY seconds-to-the-next-minute | NOT_OPEN opens_ms
+--   | RESETTING round | NOT_ADMITTED | ADMISSION_USED order-id | TOO_MANY seconds-to-the-next-minute
+--   | NOT_OPEN opens_ms
 --   | CLOSED closes_ms
 --   LIMIT remaining-allowance | SOLD_OUT | INSUFFICIENT remaining
 
@@ -71,16 +77,21 @@ end
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- A sale with a waiting room takes only buys with an admission valid now, by this clock
--- (domain/reservation.rs `not_admitted`). Buy checked the token; this is the same rule where
--- the stock is.
-local admission = false
+-- A sale with a waiting room takes only buys with an admission of its queue (the epoch), valid
+-- now by this clock, and not spent by an earlier reservation (domain/reservation.rs
+-- `not_admitted`). Buy checked the token; this is the same rule where the stock is. A retry of
+-- an order answered above (its key) needs none of this: it takes nothing.
+local admission, admitted_index = false, false
 if sale[9] then
-  local index, batch, expires = string.match(ARGV[9] or '', '^(%d+) (%d+) (%d+)$')
-  if not index or now_ms >= tonumber(expires) then
+  local index, batch, expires, epoch = string.match(ARGV[9] or '', '^(%d+) (%d+) (%d+) (%d+)$')
+  if not index or epoch ~= sale[9] or now_ms >= tonumber(expires) then
     return {'NOT_ADMITTED', ''}
   end
-  admission = batch
+  local spent_by = redis.call('HGET', KEYS[9], index)
+  if spent_by then
+    return {'ADMISSION_USED', spent_by}
+  end
+  admission, admitted_index = batch, index
 end
 
 -- Before the opening nothing is counted: a buyer refreshing during the countdown keeps every
@@ -154,11 +165,14 @@ if sale[8] then
   order.pay_by_ms = now_ms + tonumber(sale[8])
   pay_by = tostring(order.pay_by_ms)
   redis.call('HSET', KEYS[1], 'holds_until', pay_by)
+  redis.call('ZADD', KEYS[11], order.pay_by_ms, ARGV[1])
 end
--- An admission used: the inlet counts it as used, not as a no-show (one write: the buyer's
--- first buy of the sale is the admission's use).
-if admission and bought == 0 then
+-- The admission is spent by this reservation: counted once as used (not a no-show), in its
+-- batch and in all.
+if admission then
+  redis.call('HSET', KEYS[9], admitted_index, ARGV[1])
   redis.call('HINCRBY', KEYS[8], admission, 1)
+  redis.call('INCR', KEYS[10])
 end
 local body = cjson.encode(order)
 redis.call('HSET', KEYS[4], ARGV[1], body)

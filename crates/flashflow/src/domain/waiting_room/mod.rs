@@ -25,6 +25,11 @@ pub const ADMISSION_SECONDS: std::ops::RangeInclusive<u32> = 60..=1800;
 pub const ADMIT_PER_SECOND: std::ops::RangeInclusive<u32> = 1..=100_000;
 /// The most proof-of-work a sale may ask of a joiner, in leading zero bits.
 pub const MAX_POW_BITS: u8 = 24;
+/// Joins one buyer may make in a minute (a re-join included): past it `429`, nothing stored, so
+/// no buyer grows a queue's memory by joining over and over.
+pub const MAX_JOINS_PER_MINUTE: u32 = 10;
+/// A queue moves at most once per this many ms, whoever reads it.
+pub const STEP_EVERY_MS: i64 = 1_000;
 
 /// A sale's waiting room, validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -55,8 +55,18 @@ pub struct QueueState {
     pub pace: Option<u32>,
     /// Places admitted per second, measured.
     pub admit_rate: f64,
-    /// No place not yet admitted will be: the stock is gone and nothing held can come back.
+    /// No place not yet admitted will be: the stock is gone and no hold is open that could give
+    /// a unit back.
     pub sold_out: bool,
+    /// Units left to buy, as the store counts them.
+    pub remaining: i64,
+    /// Holds open (a checkout sale's reservations neither paid nor ended): each may give its units
+    /// back, so while the stock is gone and some are open the sale is sold out for now only.
+    pub held: u64,
+    /// The sale has closed: nobody is admitted any more, and no place will be.
+    pub closed: bool,
+    /// The queue's epoch: a random number it got when it was made; tickets and admissions carry it.
+    pub epoch: u64,
     /// What the step of this read did: places admitted, admissions found expired unused (both 0
     /// when another process's step had just run).
     pub stepped: (u64, u64),
@@ -128,10 +138,15 @@ pub enum Place {
     Expired,
     /// The queue will not reach this place.
     SoldOut,
+    /// The sale closed: nobody is admitted any more.
+    Closed,
 }
 
 /// Where join index `index` stands in `state`.
 pub fn place(state: &QueueState, index: u64, places: &[u32]) -> Place {
+    if state.closed {
+        return Place::Closed;
+    }
     let Some(position) = state.place_of(index, places) else {
         let to_opening = (state.sale_opens_at_ms - state.now_ms).max(0) as u64;
         return Place::PreQueue {
@@ -148,6 +163,7 @@ pub fn place(state: &QueueState, index: u64, places: &[u32]) -> Place {
                 index,
                 batch: b.id,
                 expires_ms: b.expires_ms,
+                epoch: state.epoch,
             }),
             _ => Place::Expired,
         };
@@ -160,6 +176,28 @@ pub fn place(state: &QueueState, index: u64, places: &[u32]) -> Place {
         position: ahead + 1,
         ahead,
         eta_seconds: state.eta_seconds(ahead + 1),
+    }
+}
+
+/// The shortest and the longest a client is told to wait before it asks again about its place.
+pub const POLL_MS: std::ops::RangeInclusive<u64> = 1_000..=30_000;
+
+/// When the owner of a place should ask again (ms), or `None` when nothing will change by itself
+/// (admitted: buy now; expired, sold out, closed: done). Scaled to the wait: a place an hour away
+/// asks twice a minute, the next in line every second, so a crowd costs requests in proportion to
+/// how much its places move, not to its size.
+pub fn poll_after_ms(place: &Place, now_ms: i64, sale_opens_at_ms: i64) -> Option<u64> {
+    let clamp = |ms: u64| ms.clamp(*POLL_MS.start(), *POLL_MS.end());
+    match place {
+        Place::PreQueue { .. } => {
+            // Until the draw at the opening: half the time left, so the opening is not missed.
+            Some(clamp((sale_opens_at_ms - now_ms).max(0) as u64 / 2))
+        }
+        Place::Waiting { eta_seconds, .. } => Some(match eta_seconds {
+            Some(eta) => clamp(eta * 1000 / 4),
+            None => 2_000,
+        }),
+        Place::Admitted(_) | Place::Expired | Place::SoldOut | Place::Closed => None,
     }
 }
 
@@ -236,6 +274,10 @@ mod tests {
             pace: None,
             admit_rate: 2.0,
             sold_out: false,
+            remaining: 10,
+            held: 0,
+            closed: false,
+            epoch: 7,
             stepped: (0, 0),
         }
     }
@@ -260,7 +302,8 @@ mod tests {
             Place::Admitted(Admission {
                 index: 0,
                 batch: 2,
-                expires_ms: NOW + 30_000
+                expires_ms: NOW + 30_000,
+                epoch: 7,
             })
         );
         assert_eq!(
@@ -310,6 +353,31 @@ mod tests {
         s.sold_out = true;
         assert_eq!(place(&s, 9, &PLACES), Place::SoldOut);
         assert!(matches!(place(&s, 0, &PLACES), Place::Admitted(_)));
+    }
+
+    #[test]
+    fn a_place_asks_again_in_proportion_to_its_wait_within_bounds() {
+        let waiting = |eta| Place::Waiting {
+            position: 1,
+            ahead: 0,
+            eta_seconds: eta,
+        };
+        assert_eq!(poll_after_ms(&waiting(Some(0)), NOW, NOW), Some(1_000));
+        assert_eq!(poll_after_ms(&waiting(Some(20)), NOW, NOW), Some(5_000));
+        assert_eq!(poll_after_ms(&waiting(Some(3_600)), NOW, NOW), Some(30_000));
+        assert_eq!(poll_after_ms(&waiting(None), NOW, NOW), Some(2_000));
+        let pre = Place::PreQueue { eta_seconds: None };
+        assert_eq!(poll_after_ms(&pre, NOW, NOW + 10_000), Some(5_000));
+        assert_eq!(poll_after_ms(&Place::SoldOut, NOW, NOW), None);
+        assert_eq!(poll_after_ms(&Place::Closed, NOW, NOW), None);
+    }
+
+    #[test]
+    fn once_the_sale_closed_every_place_is_told_so_admitted_or_not() {
+        let mut s = state();
+        s.closed = true;
+        assert_eq!(place(&s, 9, &PLACES), Place::Closed);
+        assert_eq!(place(&s, 0, &PLACES), Place::Closed);
     }
 
     #[test]

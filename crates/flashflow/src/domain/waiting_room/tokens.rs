@@ -4,7 +4,10 @@
 //! checks an admission in the process, with no Redis round trip.
 //!
 //! A token is `base64url(payload) "." base64url(mac)`: the payload is JSON, the MAC covers the
-//! token's kind and the payload, so one kind never passes for another.
+//! token's kind and the payload, so one kind never passes for another. Tickets and admissions
+//! carry the queue's epoch (a random number the queue got when it was made): a queue rebuilt
+//! after a Redis loss has another, so a ticket of the lost queue is told to join again rather
+//! than answered with a place that now belongs to someone else.
 
 use crate::domain::{BuyerId, SaleId};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -31,22 +34,24 @@ enum Kind {
 impl Kind {
     fn label(self) -> &'static [u8] {
         match self {
-            Kind::Ticket => b"ff-ticket-v1",
-            Kind::Admission => b"ff-admission-v1",
+            Kind::Ticket => b"ff-ticket-v2",
+            Kind::Admission => b"ff-admission-v2",
             Kind::Challenge => b"ff-challenge-v1",
         }
     }
 }
 
-/// A place in a sale's queue: its buyer and join index (arrival order, 0-based).
+/// A place in a sale's queue: its buyer, join index (arrival order, 0-based) and queue epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct TicketBody {
     s: String,
     b: String,
     n: u64,
+    q: u64,
 }
 
-/// Leave to buy: the place it admits (join index `n`, admitted in batch `x`) and until when.
+/// Leave to buy: the place it admits (join index `n`, admitted in batch `x` of the queue of
+/// epoch `q`) and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct AdmissionBody {
     s: String,
@@ -54,6 +59,7 @@ struct AdmissionBody {
     n: u64,
     x: u64,
     e: i64,
+    q: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +79,15 @@ pub struct Admission {
     /// The inlet's batch that admitted it.
     pub batch: u64,
     pub expires_ms: i64,
+    /// The queue's epoch: an admission of a queue that was lost and rebuilt admits nobody.
+    pub epoch: u64,
+}
+
+/// A ticket opened: the place's join index in the queue of `epoch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TicketPlace {
+    pub index: u64,
+    pub epoch: u64,
 }
 
 /// Why a buy is not admitted (all answered `403 not_admitted`; the reason is logged and counted).
@@ -156,22 +171,26 @@ impl TokenKeys {
         serde_json::from_slice(&payload).ok()
     }
 
-    /// The ticket of `buyer`'s place at join index `index`.
-    pub fn ticket(&self, sale: &SaleId, buyer: &BuyerId, index: u64) -> String {
+    /// The ticket of `buyer`'s place at join index `index` of the queue of `epoch`.
+    pub fn ticket(&self, sale: &SaleId, buyer: &BuyerId, place: TicketPlace) -> String {
         self.seal(
             Kind::Ticket,
             &TicketBody {
                 s: sale.to_string(),
                 b: buyer.as_str().to_owned(),
-                n: index,
+                n: place.index,
+                q: place.epoch,
             },
         )
     }
 
-    /// The join index of `ticket`, when it is this sale's and this buyer's.
-    pub fn open_ticket(&self, ticket: &str, sale: &SaleId, buyer: &BuyerId) -> Option<u64> {
+    /// The place of `ticket`, when it is this sale's and this buyer's.
+    pub fn open_ticket(&self, ticket: &str, sale: &SaleId, buyer: &BuyerId) -> Option<TicketPlace> {
         let body: TicketBody = self.open(Kind::Ticket, ticket)?;
-        (body.s == sale.as_str() && body.b == buyer.as_str()).then_some(body.n)
+        (body.s == sale.as_str() && body.b == buyer.as_str()).then_some(TicketPlace {
+            index: body.n,
+            epoch: body.q,
+        })
     }
 
     /// An admission token for `buyer`'s place.
@@ -184,6 +203,7 @@ impl TokenKeys {
                 n: admission.index,
                 x: admission.batch,
                 e: admission.expires_ms,
+                q: admission.epoch,
             },
         )
     }
@@ -199,6 +219,25 @@ impl TokenKeys {
         buyer: &BuyerId,
         now_ms: i64,
     ) -> Result<Admission, NotAdmitted> {
+        let admission = self.genuine_admission(token, sale, buyer)?;
+        if now_ms >= admission.expires_ms {
+            return Err(NotAdmitted::Expired);
+        }
+        Ok(admission)
+    }
+
+    /// `token`, when this deployment signed it for `sale` and `buyer`, whether or not it has
+    /// expired: a retry of an order (its Idempotency-Key) brings the admission it was bought
+    /// with, and the reservation script answers that order whatever the time.
+    ///
+    /// # Errors
+    /// [`NotAdmitted`] says why not (never `Expired`).
+    pub fn genuine_admission(
+        &self,
+        token: Option<&str>,
+        sale: &SaleId,
+        buyer: &BuyerId,
+    ) -> Result<Admission, NotAdmitted> {
         let token = token.ok_or(NotAdmitted::Missing)?;
         let body: AdmissionBody = self
             .open(Kind::Admission, token)
@@ -209,13 +248,11 @@ impl TokenKeys {
         if body.b != buyer.as_str() {
             return Err(NotAdmitted::OtherBuyer);
         }
-        if now_ms >= body.e {
-            return Err(NotAdmitted::Expired);
-        }
         Ok(Admission {
             index: body.n,
             batch: body.x,
             expires_ms: body.e,
+            epoch: body.q,
         })
     }
 
@@ -319,8 +356,11 @@ mod tests {
             index: 3,
             batch: 1,
             expires_ms: NOW + 60_000,
+            epoch: 7,
         }
     }
+
+    const PLACE: TicketPlace = TicketPlace { index: 3, epoch: 7 };
 
     #[test]
     fn an_admission_token_admits_its_buyer_to_its_sale_until_it_expires() {
@@ -381,8 +421,8 @@ mod tests {
     #[test]
     fn a_ticket_is_no_admission_and_an_admission_no_ticket() {
         let (sale, buyer) = ids();
-        let ticket = keys().ticket(&sale, &buyer, 3);
-        assert_eq!(keys().open_ticket(&ticket, &sale, &buyer), Some(3));
+        let ticket = keys().ticket(&sale, &buyer, PLACE);
+        assert_eq!(keys().open_ticket(&ticket, &sale, &buyer), Some(PLACE));
         assert_eq!(
             keys().check_admission(Some(&ticket), &sale, &buyer, NOW),
             Err(NotAdmitted::Forged)
@@ -392,9 +432,29 @@ mod tests {
     }
 
     #[test]
+    fn an_expired_admission_is_still_genuine_for_a_retry_of_its_order() {
+        let (sale, buyer) = ids();
+        let token = keys().admission(&sale, &buyer, admitted());
+        let later = NOW + 120_000;
+        assert_eq!(
+            keys().check_admission(Some(&token), &sale, &buyer, later),
+            Err(NotAdmitted::Expired)
+        );
+        assert_eq!(
+            keys().genuine_admission(Some(&token), &sale, &buyer),
+            Ok(admitted())
+        );
+        let mallory = BuyerId::parse("mallory").unwrap();
+        assert_eq!(
+            keys().genuine_admission(Some(&token), &sale, &mallory),
+            Err(NotAdmitted::OtherBuyer)
+        );
+    }
+
+    #[test]
     fn a_ticket_opens_only_for_its_owner() {
         let (sale, buyer) = ids();
-        let ticket = keys().ticket(&sale, &buyer, 3);
+        let ticket = keys().ticket(&sale, &buyer, PLACE);
         let mallory = BuyerId::parse("mallory").unwrap();
         assert_eq!(keys().open_ticket(&ticket, &sale, &mallory), None);
     }
