@@ -95,7 +95,8 @@ pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
         &pending,
     );
     if r.definition.waiting_room.is_some() {
-        p.draw_seed = Some(fresh_seed()?);
+        // The ledger's seed, given once: a rebuild restores the queue's published commitment.
+        p.draw_seed = db.draw_seed(id, &fresh_seed()?).await?;
     }
     let loaded_anew = store.rehydrate(&r.definition, &p).await?;
     let done = Rehydrated {

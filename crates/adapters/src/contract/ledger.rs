@@ -34,6 +34,7 @@ macro_rules! ledger_contract {
                 an_archived_order_still_answers_for_its_id,
                 an_order_of_a_sale_the_ledger_does_not_know_is_not_recorded,
                 a_reset_is_refused_while_an_order_is_held_for_payment,
+                a_draw_seed_is_given_once_and_kept,
             ]
         );
     };
@@ -259,6 +260,28 @@ pub async fn a_reset_is_refused_while_an_order_is_held_for_payment<L: Ledger + S
         state_of(&again, held.order_id).status,
         OrderState::Held,
         "still here"
+    );
+}
+
+pub async fn a_draw_seed_is_given_once_and_kept<L: Ledger + SaleLedger>(t: &Books<L>) {
+    use flashflow::domain::waiting_room::draw::Seed;
+    t.created(5).await;
+    let first = Seed::new([1; 32]);
+    let given = t.ledger.draw_seed(&t.id, &first).await.unwrap();
+    assert_eq!(given, Some(first.clone()));
+    let again = t
+        .ledger
+        .draw_seed(&t.id, &Seed::new([2; 32]))
+        .await
+        .unwrap();
+    assert_eq!(again, Some(first), "never replaced");
+    let nobody = super::fresh_sale_id();
+    assert_eq!(
+        t.ledger
+            .draw_seed(&nobody, &Seed::new([3; 32]))
+            .await
+            .unwrap(),
+        None
     );
 }
 

@@ -27,6 +27,8 @@ struct LedgerSale {
 #[derive(Debug, Default)]
 struct Books {
     sales: HashMap<SaleId, LedgerSale>,
+    /// Each sale's waiting-room draw seed, once given.
+    draw_seeds: HashMap<SaleId, flashflow::domain::waiting_room::draw::Seed>,
     /// This round's orders of every sale.
     orders: HashMap<Uuid, (OrderMessage, Settlement)>,
     /// Earlier rounds' orders (and orders recorded there directly).
@@ -227,6 +229,25 @@ impl Ledger for MemoryLedger {
 }
 
 impl SaleLedger for MemoryLedger {
+    async fn draw_seed(
+        &self,
+        id: &SaleId,
+        fresh: &flashflow::domain::waiting_room::draw::Seed,
+    ) -> Result<Option<flashflow::domain::waiting_room::draw::Seed>, DbError> {
+        self.up()?;
+        let mut books = lock(&self.books);
+        if !books.sales.contains_key(id) {
+            return Ok(None);
+        }
+        Ok(Some(
+            books
+                .draw_seeds
+                .entry(id.clone())
+                .or_insert_with(|| fresh.clone())
+                .clone(),
+        ))
+    }
+
     async fn create_sale(&self, def: &SaleDefinition) -> Result<CreateOutcome, DbError> {
         self.up()?;
         let mut books = lock(&self.books);

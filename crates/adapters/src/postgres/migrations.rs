@@ -46,6 +46,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0008_waiting_room",
         include_str!("../../migrations/0008_waiting_room.sql"),
     ),
+    (
+        "0009_draw_seed",
+        include_str!("../../migrations/0009_draw_seed.sql"),
+    ),
 ];
 
 /// The checksum recorded for a migration's text.

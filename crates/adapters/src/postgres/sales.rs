@@ -5,6 +5,7 @@ use super::rows::{ms_to_time, recorded_orders, sale_definition, ArchiveRows, SAL
 use super::Db;
 use super::OrDbError;
 use flashflow::domain::rehydrate::KeyHolder;
+use flashflow::domain::waiting_room::draw::Seed;
 use flashflow::domain::{
     BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId,
 };
@@ -14,6 +15,25 @@ use flashflow::ports::{
 use uuid::Uuid;
 
 impl SaleLedger for Db {
+    async fn draw_seed(&self, id: &SaleId, fresh: &Seed) -> Result<Option<Seed>, DbError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "UPDATE sales SET draw_seed = coalesce(draw_seed, $2) WHERE id = $1
+                  RETURNING draw_seed",
+                &[&id.as_str(), &fresh.hex()],
+            )
+            .await
+            .or_db()?;
+        row.map(|r| {
+            let hex: String = r.try_get(0).or_db()?;
+            Seed::from_hex(&hex)
+                .ok_or_else(|| DbError::Query(format!("sale {id}: a malformed draw seed").into()))
+        })
+        .transpose()
+    }
+
     async fn create_sale(&self, def: &SaleDefinition) -> Result<CreateOutcome, DbError> {
         let room = def.waiting_room.as_ref();
         let inserted = self

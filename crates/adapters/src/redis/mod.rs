@@ -126,7 +126,13 @@ impl SaleKeys {
         format!("{}:wr:used", self.tag())
     }
 
-    /// Every key of the sale's waiting room, its hash first.
+    /// The draw's seed until the draw (only the queue function's user may read it).
+    pub fn room_seed(&self) -> String {
+        format!("{}:wr:seed", self.tag())
+    }
+
+    /// Every key of the sale's waiting room, its hash first (the seed's key aside: it lives only
+    /// until the draw).
     pub fn room_all(&self) -> Vec<String> {
         vec![
             self.room(),

@@ -114,6 +114,7 @@ impl SaleResets for RedisStore {
         keys.push(k.stash.clone());
         keys.push(k.wake());
         keys.push(k.returned());
+        keys.push(k.holds());
         let done: i64 = self
             .finish_reset
             .evalsha_with_reload(

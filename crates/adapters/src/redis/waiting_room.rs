@@ -41,7 +41,7 @@ impl RedisStore {
             .queue_load
             .evalsha_with_reload(
                 &self.client,
-                [vec![keys.sale.clone()], keys.room_all()].concat(),
+                [vec![keys.sale.clone(), keys.room_seed()], keys.room_all()].concat(),
                 vec![
                     room.opens_at_ms.to_string(),
                     def.opens_at_ms.unwrap_or_default().to_string(),
@@ -82,6 +82,7 @@ impl QueueJoins for RedisStore {
                     keys.room_places(),
                     keys.room_challenges(),
                     keys.room_joins(),
+                    keys.room_seed(),
                 ],
                 vec![
                     buyer.as_str().to_owned(),
@@ -142,11 +143,26 @@ impl RedisStore {
         mode: &[String],
     ) -> Result<Option<QueueState>, StoreError> {
         let keys = SaleKeys::new(sale);
+        // Read first, from keys the step does not write (the queue function's user may only
+        // read them): a step a few milliseconds behind a buy is caught up by the next one.
+        let grace = HOLDS_END_WITHIN.as_millis() as i64;
+        let open_since = flashflow::domain::EpochMs::now().get() - grace;
+        let pipeline = self.client.pipeline();
+        let _: () = pipeline.hget(&keys.sale, "remaining").await.or_store()?;
+        let _: () = pipeline.get(keys.room_used()).await.or_store()?;
+        let _: () = pipeline
+            .zcount(keys.holds(), open_since as f64, f64::INFINITY)
+            .await
+            .or_store()?;
+        let (remaining, used, held): (Option<i64>, Option<i64>, i64) =
+            pipeline.all().await.or_store()?;
         let mut args = vec![
             STEP_MS.to_string(),
             MAX_TICK_MS.to_string(),
             MAX_OVERBOOKING.to_string(),
-            HOLDS_END_WITHIN.as_millis().to_string(),
+            remaining.unwrap_or(0).to_string(),
+            used.unwrap_or(0).to_string(),
+            held.to_string(),
         ];
         args.extend_from_slice(mode);
         let reply: Vec<String> = self
@@ -157,9 +173,7 @@ impl RedisStore {
                     keys.room(),
                     keys.room_batches(),
                     keys.room_batch_uses(),
-                    keys.sale.clone(),
-                    keys.room_used(),
-                    keys.holds(),
+                    keys.room_seed(),
                 ],
                 args,
             )

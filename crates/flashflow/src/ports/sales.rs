@@ -3,6 +3,7 @@
 
 use super::{DbError, StoreError};
 use crate::domain::rehydrate::{KeyHolder, Plan};
+use crate::domain::waiting_room::draw::Seed;
 use crate::domain::EpochMs;
 use crate::domain::{BuyerId, OrderMessage, OrderStatus, SaleDefinition, SaleId};
 use std::collections::HashSet;
@@ -312,4 +313,16 @@ pub trait SaleLedger: Send + Sync + 'static {
         id: &SaleId,
         pending: &[Uuid],
     ) -> impl Future<Output = Result<Option<LedgerOfSale>, DbError>> + Send;
+
+    /// The sale's waiting-room draw seed: the one it was given before, or else `fresh`, given now
+    /// and kept (whoever asks first; never replaced, so the published commitment survives any
+    /// loss of Redis). `None` for a sale the ledger does not have.
+    ///
+    /// # Errors
+    /// [`DbError`] when the database fails.
+    fn draw_seed(
+        &self,
+        id: &SaleId,
+        fresh: &Seed,
+    ) -> impl Future<Output = Result<Option<Seed>, DbError>> + Send;
 }

@@ -266,3 +266,93 @@ async fn the_queue_user_runs_the_waiting_room_and_the_operator_user_loads_and_re
     // The operator reads a queue; it may not step one (no TIME: nor run reserve.lua's writes).
     assert!(no_permission(&operator.step(&def.id).await.unwrap_err()));
 }
+
+/// One raw command as `function`'s user: `Ok` when Redis ran it, the error text when not.
+async fn raw(function: &str, cmd: &'static str, args: &[&str]) -> Result<(), String> {
+    use fred::interfaces::ClientLike;
+    let (store, _) = store_as(function).await;
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let r: Result<fred::types::Value, _> = store
+        .client()
+        .custom(
+            fred::types::CustomCommand::new_static(cmd, None, false),
+            args,
+        )
+        .await;
+    r.map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn refused(r: Result<(), String>) -> bool {
+    matches!(r, Err(e) if e.contains("NOPERM") || e.contains("no permissions"))
+}
+
+#[tokio::test]
+async fn the_queue_user_cannot_lift_a_sales_gate_nor_raise_its_stock() {
+    let tag = format!("ff:{{{}}}", fresh_sale_id());
+    let sale = format!("{tag}:sale");
+    assert!(
+        refused(raw("queue", "HDEL", &[&sale, "wr"]).await),
+        "the gate"
+    );
+    assert!(
+        refused(raw("queue", "HINCRBY", &[&sale, "remaining", "1"]).await),
+        "the stock"
+    );
+    assert!(refused(
+        raw("queue", "HSET", &[&sale, "remaining", "9"]).await
+    ));
+    assert!(
+        !refused(raw("queue", "HGET", &[&sale, "remaining"]).await),
+        "it reads it"
+    );
+}
+
+#[tokio::test]
+async fn only_the_queue_user_and_the_loader_read_the_draws_seed() {
+    let seed = format!("ff:{{{}}}:wr:seed", fresh_sale_id());
+    for function in ["buy", "orders", "settle", "reconcile", "checkout"] {
+        assert!(
+            refused(raw(function, "GET", &[&seed]).await),
+            "{function} reads the seed"
+        );
+    }
+    assert!(
+        !refused(raw("operator", "SET", &[&seed, "00"]).await),
+        "the loader writes it"
+    );
+    assert!(
+        !refused(raw("queue", "GET", &[&seed]).await),
+        "the draw reads it"
+    );
+}
+
+#[tokio::test]
+async fn checkout_touches_no_waiting_room_key_and_sets_no_stock() {
+    let tag = format!("ff:{{{}}}", fresh_sale_id());
+    for key in ["wr", "wr:places", "wr:spent", "wr:used", "wr:batches"] {
+        let key = format!("{tag}:{key}");
+        assert!(
+            refused(raw("checkout", "HGET", &[&key, "x"]).await),
+            "checkout reads {key}"
+        );
+    }
+    let sale = format!("{tag}:sale");
+    assert!(refused(
+        raw("checkout", "HSET", &[&sale, "remaining", "9"]).await
+    ));
+}
+
+#[tokio::test]
+async fn buy_counts_admissions_but_cannot_touch_a_queues_places_or_controls() {
+    let tag = format!("ff:{{{}}}", fresh_sale_id());
+    assert!(!refused(
+        raw("buy", "INCR", &[&format!("{tag}:wr:used")]).await
+    ));
+    for key in ["wr", "wr:places", "wr:batches"] {
+        let key = format!("{tag}:{key}");
+        assert!(
+            refused(raw("buy", "HSET", &[&key, "paused", "1"]).await),
+            "buy writes {key}"
+        );
+    }
+}

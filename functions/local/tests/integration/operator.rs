@@ -243,7 +243,7 @@ async fn migrations_apply_once_even_when_run_again() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 8, "0001 to 0008, once each");
+    assert_eq!(n, 9, "0001 to 0009, once each");
 }
 
 #[tokio::test]

@@ -830,7 +830,6 @@ async fn the_scripts_inlet_admits_what_the_rust_rule_says() {
             ("admitted", admitted as i64),
             ("expired", expired as i64),
             ("joined", joined as i64),
-            ("cohort", 0),
             ("last_step_ms", now - 1_500),
         ] {
             r.set(field, value).await;

@@ -3,7 +3,8 @@
 -- are taken again. Repeating it changes nothing.
 --
 -- KEYS: sale hash, buyers, idem, outbox hash, outbox zset, attempts, stash hash, the sale's wake key,
--- the returned hash (an earlier round's ended holds: nothing of them can come back now)
+-- the returned hash (an earlier round's ended holds: nothing of them can come back now), the holds
+-- zset (an earlier round's holds are no longer this round's to wait for)
 -- (its write is what tells buy processes that answered the sale from memory to forget it:
 --  adapters/redis/fast_path.rs; the value does not matter, the key lives an hour)
 -- ARGV[1] = round, ARGV[2..8] = the sale's definition as `sale_args` (adapters/redis/sales.rs)

@@ -5,6 +5,7 @@
 -- KEYS[3] challenges zset    proof-of-work challenge ids used -> when they expire (ms): a used
 --                            challenge is remembered while it could still be answered, no longer
 -- KEYS[4] joins hash         buyer -> minute .. ':' .. joins in that minute
+-- KEYS[5] the draw's seed    until the draw (queue_load.lua), then moved into the hash
 -- ARGV: buyer, the join index of the buyer's expired place to replace ('' = none), the proof of
 --       work's challenge id ('' = none) and when it expires (ms), the joins one buyer may make in
 --       a minute
@@ -27,7 +28,10 @@ end
 -- The draw is fixed at the sale's opening: whoever joined before it is the pre-queue. The first
 -- script to run after the opening (this one or a step) fixes it, before any later join counts.
 if not room[4] and now >= tonumber(room[2]) then
-  redis.call('HSET', KEYS[1], 'cohort', room[3] or '0', 'drawn_ms', now)
+  -- The draw reveals the seed: it moves into the hash, where every reader may see it.
+  local seed = redis.call('GET', KEYS[5]) or redis.call('HGET', KEYS[1], 'seed') or ''
+  redis.call('HSET', KEYS[1], 'cohort', room[3] or '0', 'drawn_ms', now, 'seed', seed)
+  redis.call('DEL', KEYS[5])
 end
 -- A buyer's joins in this minute: past the limit nothing is stored, and the answer says when.
 local minute = math.floor(now / 60000)

@@ -12,13 +12,14 @@
 -- KEYS[2] batches list       "id first last expires_ms", oldest first, while they may be used
 -- KEYS[3] batch uses hash    batch id -> admissions of it spent (reserve.lua), read when the batch
 --                             expires
--- KEYS[4] sale hash          {remaining}
--- KEYS[5] used counter       admissions spent in all (reserve.lua)
--- KEYS[6] holds zset         a checkout sale's open holds: order id -> pay_by ms
--- ARGV: step ms, the most a late step admits for (ms), the most the inlet overbooks (a factor),
---       how long past its pay_by a hold may still end and give its units back (ms); then 'peek'
---       and the caller's clock (ms) to read the state as the last step left it, writing nothing
---       and asking Redis for no TIME (the operator's view: its Redis user may not step a queue)
+-- KEYS[4] the draw's seed    until the draw (queue_load.lua), then moved into the hash
+-- ARGV: step ms, the most a late step admits for (ms), the most the inlet overbooks (a factor);
+--       then what the caller read just before, from keys this script does not write (the queue
+--       function's Redis user may only read them): the sale's units left, the admissions spent
+--       in all (reserve.lua counts them), the holds open (a checkout sale's, not long past their
+--       pay_by); then 'peek' and the caller's clock (ms) to read the state as the last step left
+--       it, writing nothing and asking Redis for no TIME (the operator's view: its Redis user
+--       may not step a queue)
 -- Returns {} for a sale without a waiting room, else field/value pairs, then 'batches' and
 -- the live batches.
 local w = {}
@@ -30,26 +31,26 @@ for i = 1, #flat, 2 do
   w[flat[i]] = flat[i + 1]
 end
 local function num(v) return tonumber(v or '0') or 0 end
-local peek = ARGV[5] == 'peek'
+local peek = ARGV[7] == 'peek'
 local now
 if peek then
-  now = tonumber(ARGV[6])
+  now = tonumber(ARGV[8])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local step_ms, max_tick, overbook, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local step_ms, max_tick, overbook = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local remaining, used, held = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
 if not peek and not w.cohort and now >= num(w.sale_opens_ms) then
   w.cohort = w.joined or '0'
-  redis.call('HSET', KEYS[1], 'cohort', w.cohort, 'drawn_ms', now)
+  -- The draw reveals the seed: it moves into the hash, where every reader may see it.
+  w.seed = redis.call('GET', KEYS[4]) or w.seed or ''
+  redis.call('HSET', KEYS[1], 'cohort', w.cohort, 'drawn_ms', now, 'seed', w.seed)
+  redis.call('DEL', KEYS[4])
 end
 
-local remaining = num(redis.call('HGET', KEYS[4], 'remaining'))
-local used = num(redis.call('GET', KEYS[5]))
 local closed = w.closes_ms and w.closes_ms ~= '' and now >= tonumber(w.closes_ms)
--- Holds that may still end and give units back: open, and not long past their pay_by.
-local held = redis.call('ZCOUNT', KEYS[6], now - grace, '+inf')
 local last = w.last_step_ms and tonumber(w.last_step_ms)
 if not peek and w.cohort and (not last or now - last >= step_ms) then
   -- Admissions whose batch expired: the unspent ones are no-shows.
