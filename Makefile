@@ -9,7 +9,7 @@ LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UN
 # make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
 BATCH ?= 100,1000
 
-.PHONY: layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
+.PHONY: bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -96,6 +96,11 @@ bench-opening: up ## the opening as an arrival rate (k6, HTML report): make benc
 
 bench-waiting-room: up ## the waiting room: joins, polls of a 100,000-place queue, buys with a token, the bot race, the opening
 	@bash bench/waiting-room.sh
+
+bench-pow: up ## the proof of work's cost in headless Chromium (this CPU, and throttled as a phone's), and the bits that fit in ~2 s
+	@cargo build -q -p flashflow-local
+	@$(ENV) FLASHFLOW_LOCAL_BIN=$${CARGO_TARGET_DIR:-target}/debug/flashflow-local bash infra/local/services.sh start api >/dev/null
+	@$(ENV) python3 bench/pow.py
 
 bench-lambdas: up ## each function's bootstrap size and init time, lean vs every adapter linked
 	@$(ENV) bash bench/lambdas.sh

@@ -78,6 +78,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("pages/live.js"),
     ),
     (
+        "pow.js",
+        "text/javascript; charset=utf-8",
+        include_str!("pages/pow.js"),
+    ),
+    (
         "pages.css",
         "text/css; charset=utf-8",
         include_str!("pages/pages.css"),
@@ -106,7 +111,8 @@ pub fn routes(settings: PagesSettings) -> Router {
 fn content_security_policy(stripe_js: &str) -> HeaderValue {
     let stripe = origin_of(stripe_js).unwrap_or_else(|| "https://js.stripe.com".into());
     let policy = format!(
-        "default-src 'none'; script-src 'self' {stripe}; connect-src 'self' {stripe} \
+        "default-src 'none'; script-src 'self' {stripe}; worker-src 'self'; \
+         connect-src 'self' {stripe} \
          https://api.stripe.com; frame-src {stripe} https://js.stripe.com https://hooks.stripe.com; \
          style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; \
          frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
@@ -160,7 +166,8 @@ async fn live(State(pages): State<Arc<Pages>>, _: SalePath) -> Result<Response, 
 #[utoipa::path(
     get, path = "/pages/{file}", tag = "pages",
     summary = "The pages' files, and config.json (what the storefront needs to know)",
-    params(("file" = String, Path, description = "shop.js, live.js, pages.css or config.json")),
+    params(("file" = String, Path, description = "shop.js, live.js, pow.js (the proof of work's \
+        Web Worker), pages.css or config.json")),
     responses(
         (status = 200, description = "the file", content(
             (PageConfig = "application/json"),

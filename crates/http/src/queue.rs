@@ -125,7 +125,7 @@ async fn join<W: WaitingRooms>(
     } else {
         StatusCode::OK
     };
-    Ok(no_store(json(status, &view)))
+    Ok(ticket_answer(status, &view))
 }
 
 #[utoipa::path(
@@ -158,7 +158,20 @@ async fn status<W: WaitingRooms>(
     })?;
     let buyer = buyer(&parts, state.trust_user_header)?;
     let view = state.queue.status(&sale, &buyer, &ticket).await?;
-    Ok(no_store(json(StatusCode::OK, &view)))
+    Ok(ticket_answer(StatusCode::OK, &view))
+}
+
+/// A place's answer: never cached, and with `Retry-After` (whole seconds) when the client should
+/// ask again, so a crowd polls in proportion to how much its places move.
+fn ticket_answer(status: StatusCode, view: &TicketView) -> Response {
+    let mut resp = no_store(json(status, view));
+    if let Some(ms) = view.retry_after_ms {
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(ms.div_ceil(1000)),
+        );
+    }
+    resp
 }
 
 #[utoipa::path(

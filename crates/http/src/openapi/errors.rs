@@ -42,7 +42,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     e("invalid_queue_opens_at", 400, "waiting_room.opens_at not an RFC 3339 time before the sale opens"),
     e("invalid_admission_seconds", 400, "waiting_room.admission_seconds not in 60..=1800"),
     e("invalid_admit_per_second", 400, "admit_per_second not in 1..=100,000"),
-    e("invalid_pow_bits", 400, "waiting_room.pow_bits not in 0..=24"),
+    e("invalid_pow_bits", 400, "waiting_room.pow_bits not in 0..=19"),
     e("invalid_hold_seconds", 400, "checkout.hold_seconds not in 60..=3600"),
     e("invalid_price", 400, "checkout.price no charge in its currency can have"),
     e("invalid_currency", 400, "checkout.currency not one Stripe charges in"),

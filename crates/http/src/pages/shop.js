@@ -1,10 +1,12 @@
 // The storefront: the sale (refreshed every 2 s), a countdown to its opening, one buy per intent,
 // the hold's timer, the payment with Stripe Elements, the outcome.
 //
-// A sale with a waiting room: the buyer joins its queue (with a proof of work computed here with
-// WebCrypto when the sale asks for one), the page polls the place every second (position, a
-// progress bar, the estimated wait), and the buy button comes once admitted; the admission token
-// is kept for the tab (sessionStorage), as the Idempotency-Key is, and sent with the buy.
+// A sale with a waiting room: the buyer joins its queue (with a proof of work computed in a Web
+// Worker, pages/pow.js, when the sale asks for one), the page asks about the place when the server
+// says to (`retry_after_ms`: every second near the front, every 30 s an hour away), shows the
+// position, a progress bar and the estimated wait, and the buy button once admitted; the admission
+// token is kept for the tab (sessionStorage), as the Idempotency-Key is, and sent with the buy. A
+// throttled request (429) is asked again after its Retry-After, never dropped.
 //
 // One Idempotency-Key per intent: it is made on the first click, kept in sessionStorage until the
 // order is known, and sent again on every retry (a double click, no answer, a 5xx, a reload), so
@@ -123,6 +125,7 @@
     unauthenticated: 'Enter your name (or sign in) first.',
     invalid_buyer: 'That name cannot be used.',
     not_admitted: 'Your admission is not valid (it may have expired): join the queue again.',
+    admission_used: 'Your turn bought an order already: join the queue again to buy again.',
     queue_not_open: 'The queue has not opened yet.',
     invalid_proof: 'The queue did not take the proof of work: try again.',
   };
@@ -176,7 +179,7 @@
   function renderQueue() {
     const state = $('queue-state'), detail = $('queue-detail'), bar = $('queue-progress');
     const joinOpens = Date.parse(info.waiting_room.opens_at) - now();
-    $('join').hidden = !!place && place.state !== 'expired';
+    $('join').hidden = !!place && !['expired', 'used', 'rejoin'].includes(place.state);
     $('join').disabled = joinOpens > 0;
     bar.hidden = true;
     detail.textContent = '';
@@ -197,7 +200,13 @@
         (place.ahead ? ` (${place.ahead} ahead of you).` : ': next!');
       bar.hidden = false;
       bar.value = Math.max(0, Math.min(1, 1 - place.ahead / firstAhead));
-      if (place.eta_seconds != null) detail.textContent = `About ${left(place.eta_seconds * 1000)} to wait.`;
+      if (place.held != null) {
+        detail.textContent = place.held > 0
+          ? `Sold out for now: ${place.held} held for payment may come back. Keep your place.`
+          : 'Sold out for now.';
+      } else if (place.eta_seconds != null) {
+        detail.textContent = `About ${left(place.eta_seconds * 1000)} to wait.`;
+      }
       return;
     }
     if (place.state === 'admitted') {
@@ -210,32 +219,39 @@
       state.textContent = 'Your turn passed unused. Join again to queue at the back.';
       return;
     }
+    if (place.state === 'used') {
+      state.textContent = 'Your turn bought an order. To buy again, join again at the back.';
+      return;
+    }
+    if (place.state === 'closed') {
+      state.textContent = 'The sale has closed: the queue admits nobody any more.';
+      return;
+    }
+    if (place.state === 'rejoin') {
+      state.textContent = 'The queue was rebuilt and your place was lost with it: join again.';
+      return;
+    }
     if (place.state === 'sold_out') {
       state.textContent = 'Sold out: the queue will not reach your place. Sorry.';
     }
   }
 
-  function hex(buf) {
-    return Array.from(new Uint8Array(buf)).map((b) => b.toString(16).padStart(2, '0')).join('');
-  }
-
-  function zeroBits(buf) {
-    let bits = 0;
-    for (const b of new Uint8Array(buf)) {
-      if (b === 0) { bits += 8; continue; }
-      return bits + Math.clz32(b) - 24;
-    }
-    return bits;
-  }
-
-  // A nonce such that SHA-256(challenge ‖ nonce) starts with `bits` zero bits (WebCrypto).
-  async function proofOfWork(challenge, bits) {
-    const enc = new TextEncoder();
-    for (let n = 0; ; n++) {
-      const digest = await crypto.subtle.digest('SHA-256', enc.encode(challenge + n));
-      if (zeroBits(digest) >= bits) return String(n);
-      if (n % 2000 === 0) $('queue-detail').textContent = `Proving you are not a script… (${n})`;
-    }
+  // A nonce such that SHA-256(challenge ‖ nonce) starts with `bits` zero bits: found in a Web
+  // Worker (pages/pow.js), hashing in batches off the page's thread.
+  function proofOfWork(challenge, bits) {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker('/pages/pow.js');
+      worker.onmessage = (e) => {
+        if (e.data.progress) {
+          $('queue-detail').textContent = `Proving you are not a script… (${e.data.progress})`;
+          return;
+        }
+        worker.terminate();
+        resolve(e.data.nonce);
+      };
+      worker.onerror = (e) => { worker.terminate(); reject(e); };
+      worker.postMessage({ challenge, bits });
+    });
   }
 
   async function join() {
@@ -256,6 +272,11 @@
       }
       const r = await fetch(`/sales/${encodeURIComponent(sale)}/queue`, { method: 'POST', headers: headers(), body });
       const b = await r.json().catch(() => ({}));
+      if (r.status === 429) {
+        const s = Number(r.headers.get('retry-after') || 5);
+        say(`Too many tries: join again in ${s} s.`, 'error');
+        return;
+      }
       if (!r.ok) {
         say(REFUSALS[b.error] || b.message || `The queue refused (${r.status}).`, 'error');
         return;
@@ -280,20 +301,45 @@
     }
   }
 
+  // Asks about the place, then says when to ask again (ms): when the server said (its
+  // retry_after_ms, or a 429's or 503's Retry-After), a second when there is nothing to ask yet,
+  // never while nothing will change by itself (admitted, used, expired, sold out, closed).
   async function poll() {
     const ticket = sessionStorage.getItem(ticketKey);
-    if (!ticket || !info || !info.waiting_room || order) return;
+    if (!ticket || !info || !info.waiting_room || order) return 1000;
+    let next = 2000;
     try {
       const r = await fetch(`/sales/${encodeURIComponent(sale)}/queue/${encodeURIComponent(ticket)}`,
         { headers: headers(), cache: 'no-store' });
       if (r.status === 404) {
         sessionStorage.removeItem(ticketKey); // another buyer's ticket, or a queue gone
         place = null;
+        next = 1000;
       } else if (r.ok) {
         seen(await r.json());
+        next = place.retry_after_ms == null ? null : place.retry_after_ms;
+      } else {
+        // Throttled or away: transient, asked again when the server says.
+        next = 1000 * Number(r.headers.get('retry-after') || 2);
       }
-    } catch (e) { /* asked again on the next tick */ }
+    } catch (e) { /* asked again below */ }
     render();
+    return next;
+  }
+
+  async function pollLoop() {
+    for (;;) {
+      const next = await poll();
+      // Nothing will change by itself: look again only when the page changes it (a join).
+      await sleep(next == null ? 1000 : next);
+      if (next == null) {
+        while (place && place.retry_after_ms == null && sessionStorage.getItem(ticketKey) === place.ticket) {
+          await sleep(1000);
+          // An admission that runs out, or a sale reopened, shows at the next refresh.
+          if (place.state === 'admitted' && Date.parse(place.admission_expires_at) <= now()) break;
+        }
+      }
+    }
   }
 
   async function buy(ev) {
@@ -333,10 +379,16 @@
           return;
         }
         if (r && r.status === 429) {
-          const s = Number(r.headers.get('retry-after') || 60);
-          say(`Too many attempts: try again in ${s} s.`, 'error');
-          sessionStorage.removeItem(intentKey);
-          return;
+          // Throttled (this buyer's attempts, or the API's rate): nothing was reserved, and the
+          // intent stands: the same key asks again after the wait.
+          const s = Number(r.headers.get('retry-after') || 5);
+          say(`Too many attempts: asking again in ${s} s.`);
+          if (attempt >= 8) {
+            say('The shop is busy. Your request is kept: reload to ask again.', 'error');
+            return;
+          }
+          await sleep(s * 1000);
+          continue;
         }
         if (r && r.status >= 400 && r.status < 500 && r.status !== 408) {
           say(REFUSALS[body.error] || body.message || `Refused (${r.status}).`, 'error');
@@ -491,8 +543,7 @@
     await refresh();
     setInterval(refresh, 2000);
     setInterval(render, 500);
-    await poll();
-    setInterval(poll, 1000);
+    pollLoop();
     if (order) {
       $('buyer').value = order.buyer || $('buyer').value;
       known(order);

@@ -66,6 +66,11 @@ impl Room {
         });
         t.db.create_sale(&def).await.unwrap();
         t.store.load_sale(&def, stock).await.unwrap();
+        Self::with(t, def).await
+    }
+
+    /// The routes of `def`, a sale created and loaded on `t`.
+    async fn with(t: TestApp, def: SaleDefinition) -> Self {
         let queue = flashflow_http::app(flashflow_http::queue::routes(QueueState {
             queue: Queue::new(
                 t.store.clone(),
@@ -853,4 +858,150 @@ async fn the_scripts_inlet_admits_what_the_rust_rule_says() {
         );
         assert_eq!(after - admitted, want, "case {i}");
     }
+}
+
+impl Room {
+    /// `who`'s place once admitted (asked every 200 ms, for at most 5 s).
+    async fn wait_admitted(&self, who: &str, ticket: &str) -> TicketView {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = view(&self.status(who, ticket).await);
+            if v.state == "admitted" {
+                return v;
+            }
+            assert!(std::time::Instant::now() < until, "{who} still {}", v.state);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// A buy with an Idempotency-Key.
+    async fn buy_keyed(&self, who: &str, token: &str, key: &str) -> Answer {
+        let headers = [
+            ("x-user-id", who),
+            ("admission-token", token),
+            ("idempotency-key", key),
+        ];
+        let path = format!("/sales/{}/buy", self.def.id);
+        call(&self.buy, request("POST", &path, &headers, None)).await
+    }
+
+    /// Redis loses this sale: every key it has there (its hash tag's) is gone.
+    async fn lose(&self) {
+        use fred::interfaces::ClientLike;
+        let admin = admin_redis().await;
+        let mut cursor = "0".to_owned();
+        loop {
+            let (next, keys): (String, Vec<String>) = admin
+                .custom(
+                    fred::cmd!("SCAN"),
+                    vec![
+                        cursor.clone(),
+                        "MATCH".into(),
+                        format!("ff:{{{}}}:*", self.def.id),
+                        "COUNT".into(),
+                        "1000".into(),
+                    ],
+                )
+                .await
+                .unwrap();
+            if !keys.is_empty() {
+                let _: i64 = admin.del(keys).await.unwrap();
+            }
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_keyed_retry_after_its_admission_expired_gets_its_order_and_a_new_order_needs_a_live_one()
+{
+    let r = Room::new(5, 2, Duration::from_millis(0), 0).await;
+    let ticket = r.join("ann").await.body["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admitted = r.wait_admitted("ann", &ticket).await;
+    let token = admitted.admission_token.unwrap();
+    let first = r.buy_keyed("ann", &token, "k-1").await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    // The same admission, as if its minute had passed (a retry after a 503 outcome_unknown).
+    let genuine = keys()
+        .genuine_admission(Some(&token), &r.def.id, &buyer("ann"))
+        .unwrap();
+    let expired = keys().admission(
+        &r.def.id,
+        &buyer("ann"),
+        Admission {
+            expires_ms: EpochMs::now().get() - 1,
+            ..genuine
+        },
+    );
+    let retry = r.buy_keyed("ann", &expired, "k-1").await;
+    assert!(
+        matches!(retry.status, 200 | 202),
+        "the retry gets its order, not 403: {}",
+        retry.body
+    );
+    assert_eq!(retry.body["order_id"], first.body["order_id"]);
+    let new_order = r.buy_keyed("ann", &expired, "k-2").await;
+    assert_eq!(
+        (new_order.status, new_order.body["error"].as_str()),
+        (403, Some("not_admitted"))
+    );
+}
+
+#[tokio::test]
+async fn after_a_redis_loss_a_rehydrate_keeps_the_published_commitment_and_old_places_rejoin() {
+    let t = TestApp::new().await;
+    let now = EpochMs::now().get();
+    let mut def = sale(&fresh_sale_id(), 1, 1);
+    def.opens_at_ms = Some(now - 500);
+    def.waiting_room = Some(WaitingRoom {
+        opens_at_ms: now - 1_000,
+        admission_seconds: 60,
+        admit_per_second: None,
+        pow_bits: 0,
+    });
+    t.db.create_sale(&def).await.unwrap();
+    // Loaded as the operator loads it: the ledger gives the draw's seed.
+    flashflow_app::admin::rehydrate(&t.db, &t.store, &def.id)
+        .await
+        .unwrap();
+    let r = Room::with(t, def).await;
+    let ticket = r.join("ann").await.body["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = r
+        .wait_admitted("ann", &ticket)
+        .await
+        .admission_token
+        .unwrap();
+    let before = r.direct.draw(&r.def.id).await.unwrap();
+    r.lose().await;
+    flashflow_app::admin::rehydrate(&r.t.db, &r.t.store, &r.def.id)
+        .await
+        .unwrap();
+    tokio::time::sleep(flashflow_app::waiting_room::states::FRESH_FOR).await;
+    let after = r.direct.draw(&r.def.id).await.unwrap();
+    assert_eq!(after.commitment, before.commitment, "never replaced");
+    assert_eq!(after.seed, before.seed, "the same seed, revealed");
+    let old = view(&r.status("ann", &ticket).await);
+    assert_eq!(
+        old.state, "rejoin",
+        "a place of the lost queue names nobody's now"
+    );
+    let bought = r.buy("ann", Some(&token)).await;
+    assert_eq!(
+        (bought.status, bought.body["error"].as_str()),
+        (403, Some("not_admitted")),
+        "an admission of the lost queue admits nobody"
+    );
+    let bob = r.join("bob").await;
+    assert_eq!(bob.status, 201, "{}", bob.body);
+    let again = r.join("ann").await;
+    assert_eq!(again.status, 201, "ann joins the new queue: {}", again.body);
 }

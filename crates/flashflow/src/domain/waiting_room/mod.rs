@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 pub const ADMISSION_SECONDS: std::ops::RangeInclusive<u32> = 60..=1800;
 /// Slowest and fastest configured pace, places per second.
 pub const ADMIT_PER_SECOND: std::ops::RangeInclusive<u32> = 1..=100_000;
-/// The most proof-of-work a sale may ask of a joiner, in leading zero bits.
-pub const MAX_POW_BITS: u8 = 24;
+/// The most proof-of-work a sale may ask of a joiner, in leading zero bits: what a mid-range
+/// phone finds in about 2 s (2^19 hashes; measured by `make bench-pow` in headless Chromium with
+/// the CPU throttled 4x: 1.4 s on average, docs/api.md). More prices out people, not bots.
+pub const MAX_POW_BITS: u8 = 19;
 /// Joins one buyer may make in a minute (a re-join included): past it `429`, nothing stored, so
 /// no buyer grows a queue's memory by joining over and over.
 pub const MAX_JOINS_PER_MINUTE: u32 = 10;
@@ -190,7 +192,7 @@ mod tests {
                 "invalid_admit_per_second",
             ),
             (
-                r#"{"opens_at":"2026-11-30T08:00:00Z","admission_seconds":60,"pow_bits":25}"#,
+                r#"{"opens_at":"2026-11-30T08:00:00Z","admission_seconds":60,"pow_bits":20}"#,
                 "invalid_pow_bits",
             ),
             (
