@@ -15,6 +15,8 @@
 #   5. the opening  OPENING_PEOPLE (20,000) joining in the 4 s before the opening, then polling
 #                every second and buying once admitted (stock 1,000): time from the opening to
 #                the last unit, admitted, bought, p99 of each step
+#   6. the cost  COST_PLACES (1,000,000) places joined straight through the store: Redis bytes
+#                per place (MEMORY USAGE of each queue key) and the draw's table in a process
 # Release builds; the API (with settle) as `make services` runs it. Reports in $LOG_DIR/bench.
 #   usage: bench/waiting-room.sh            (SECTIONS="3 5" runs only those)
 set -euo pipefail
@@ -22,7 +24,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 . infra/local/env.sh
 for tool in wrk k6 jq bc; do command -v "$tool" >/dev/null || die "$tool is missing: run 'make setup'"; done
 RATES=${RATES:-"5000 10000"}; POLL_PLACES=${POLL_PLACES:-100000}; POW_BITS=${POW_BITS:-12}
-OPENING_PEOPLE=${OPENING_PEOPLE:-20000}; SECTIONS=${SECTIONS:-"1 2 3 4 5"}; C=${C:-100}; D=${D:-5}; CEILING_PORT=${CEILING_PORT:-3001}
+OPENING_PEOPLE=${OPENING_PEOPLE:-20000}; COST_PLACES=${COST_PLACES:-1000000}; SECTIONS=${SECTIONS:-"1 2 3 4 5 6"}; C=${C:-100}; D=${D:-5}; CEILING_PORT=${CEILING_PORT:-3001}
 API="http://127.0.0.1:$API_PORT"; BENCH="$ROOT/target/release/flashflow-bench"
 OUT="$LOG_DIR/bench"; mkdir -p "$OUT"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
@@ -128,4 +130,9 @@ echo; echo "5. The opening: $OPENING_PEOPLE buyers joining in the 4 s before it,
 S=wr-opening-$RUN; t0=$(now_ms); t=$(( t0 + 6000 )); sale "$S" 1000 1 "$t" $(( t0 - 500 ))
 "$BENCH" waiting-room crowd "$API" "$S" "$t" --room --people "$OPENING_PEOPLE" --arrive-from -4000 --arrive-to 0 --until 60000 | sed 's/^/  /'
 curl -sf "${auth[@]}" "$API/admin/sales/$S" | jq -c '.waiting_room.queue | {waiting, admitted, used, expired, sold_out, cohort}' | sed 's/^/  queue: /'
+fi
+
+if section 6; then
+echo; echo "6. What $COST_PLACES places cost (joined straight through the store)"
+"$BENCH" waiting-room cost "$COST_PLACES" | sed 's/^/  /'
 fi

@@ -34,6 +34,15 @@ killed mid-admission, Redis paused, Postgres restarted). It checks that every pl
 answered still answers its owner's poll (nobody lost a place), no buyer has two orders, each
 admission used is counted once by the inlet, and every promised order is CONFIRMED.
 
+A checkout sale with a waiting room runs beside them too: its buyers join, wait, hold with their
+admission, then pay, cancel or walk away; after a cancel they try the spent admission again (it
+must be refused: one admission, one order) and join again at the back. Mid-run Redis loses that
+sale's keys (all of them, queue included, at a moment its outbox is empty: an order resting on
+Redis alone is the failover issue's subject) and the operator rehydrates it. It checks that the
+spent admissions bought nothing, every ticket from before the loss says `rejoin` and every later
+one still answers its owner, no buyer holds two live orders, and the checkout sale's books (as
+above) balance across the loss.
+
 It prints one table row and exits non-zero when a check fails. Standard library only.
 """
 
@@ -359,13 +368,211 @@ def queue_buyer_loop(sale, q, stop, rng_seed, index):
             time.sleep(0.3 + rng.random() * 0.3)
 
 
+class QueueShop:
+    """What the checkout sale with a waiting room told its buyers, and the Redis loss."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ledger = Ledger()        # promised orders, for checkout_checks
+        self.tickets = {}             # ticket -> (buyer, joined before the loss)
+        self.respent = []             # (buyer, status) of a spent admission that bought again
+        self.refused_respend = 0      # spent admissions refused, as they must be
+        self.rejoined = 0             # tickets told to rejoin (the queue was lost)
+        self.lost_at = None           # when Redis lost the sale (time.time()), once done
+        self.answers = Counter()
+
+    def note(self, what, status, body):
+        with self.lock:
+            self.answers[f"{what} {status} {body.get('error', body.get('state', ''))}".strip()] += 1
+
+
+def queue_join(sale, who, qs, stop, rng):
+    """A place in the queue (its ticket), asking again as a real client does; None at the end."""
+    for _ in range(40):
+        if stop.is_set():
+            return None
+        asked_before = qs.lost_at is None
+        st, body, headers = call("POST", f"/sales/{sale}/queue", {}, who)
+        qs.note("join", st, body)
+        if st in (200, 201):
+            # A join answered across the loss may have a place in either queue.
+            when = "after" if not asked_before else "before" if qs.lost_at is None else "during"
+            with qs.lock:
+                qs.tickets[body["ticket"]] = (who["x-user-id"], when)
+            return body["ticket"]
+        if st in (400, 403, 404):
+            return None
+        wait = float(headers.get("retry-after") or 0) if st == 429 else 0
+        time.sleep(max(wait, 0.3 + rng.random() * 0.3))
+    return None
+
+
+def queue_shop_buyer_loop(sale, qs, stop, rng_seed, index):
+    """Join, wait, hold with the admission; pay, cancel (then try the spent admission again and
+    join again) or walk away."""
+    rng = random.Random(rng_seed)
+    n, cancelled = 0, False
+    while not stop.is_set():
+        n += 1
+        buyer = f"q{index}-{n}"
+        who = {"x-user-id": buyer}
+        for _turn in range(3):  # a buyer who cancels queues again for another turn
+            ticket = queue_join(sale, who, qs, stop, rng)
+            token = None
+            while ticket and not stop.is_set():
+                st, body, headers = call("GET", f"/sales/{sale}/queue/{ticket}", None, who)
+                state = body.get("state") if st == 200 else None
+                if state == "admitted":
+                    token = body["admission_token"]
+                    break
+                if state == "rejoin":
+                    with qs.lock:
+                        qs.rejoined += 1
+                    ticket = queue_join(sale, who, qs, stop, rng)
+                    continue
+                if state in ("sold_out", "closed", "expired", "used"):
+                    qs.note("poll", st, body)
+                    break
+                wait = (body.get("retry_after_ms") or 500) / 1000 if st == 200 else 0.5
+                time.sleep(min(wait, 2.0))
+            if token is None:
+                break
+            key = str(uuid.UUID(int=rng.getrandbits(128)))
+            order = None
+            for _ in range(20):
+                if stop.is_set():
+                    break
+                st, body, _ = call("POST", f"/sales/{sale}/buy", {"quantity": 1},
+                                   {**who, "idempotency-key": key, "admission-token": token})
+                qs.note("buy", st, body)
+                if st in (200, 202):
+                    order = body["order_id"]
+                    qs.ledger.promise(order, buyer)
+                    break
+                if st in (403, 409) or (400 <= st < 500 and st not in (408, 429)):
+                    break
+                time.sleep(0.3 + rng.random() * 0.3)
+            if order is None:
+                break
+            # Each buyer thread cancels its first hold (so every run tries a spent admission);
+            # then half pay, three in ten cancel, the rest walk away.
+            choice = rng.random() if cancelled else 0.6
+            cancelled = True
+            if choice < 0.5:
+                st, pay = retrying("POST", f"/orders/{order}/payment", who, (200,), rng)
+                if st == 200:
+                    qs.ledger.note_paid(order, pay_at_stripe(pay["payment_intent"]))
+                break
+            if choice < 0.8:
+                st, _ = retrying("POST", f"/orders/{order}/cancel", who, (200,), rng)
+                if st != 200:
+                    break
+                # The unit went back to the queue; the admission did not come back with it.
+                again_key = str(uuid.UUID(int=rng.getrandbits(128)))
+                for _ in range(10):
+                    st, body, _ = call("POST", f"/sales/{sale}/buy", {"quantity": 1},
+                                       {**who, "idempotency-key": again_key,
+                                        "admission-token": token})
+                    qs.note("buy again", st, body)
+                    if st in (200, 202):
+                        with qs.lock:
+                            qs.respent.append((buyer, st, body.get("order_id")))
+                        qs.ledger.promise(body["order_id"], buyer)
+                        break
+                    if st == 403:
+                        with qs.lock:
+                            qs.refused_respend += 1
+                        break
+                    if 400 <= st < 500 and st not in (408, 429):
+                        break
+                    time.sleep(0.3 + rng.random() * 0.3)
+                continue  # join again, to the back
+            break  # walks away; the hold runs out
+        time.sleep(0.3 + rng.random() * 0.5)
+
+
+def lose_and_rehydrate(sale, qs, stop, after):
+    """Redis loses every key of `sale` (at a moment its outbox is empty, in one script), then the
+    operator rehydrates it (asking until the API answers)."""
+    if stop.wait(after):
+        return
+    script = """
+if redis.call('HLEN', KEYS[1]) > 0 then return -1 end
+local cursor, n = '0', 0
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do redis.call('DEL', k); n = n + 1 end
+until cursor == '0'
+return n
+"""
+    deadline = time.time() + 40
+    while time.time() < deadline:
+        try:
+            lost = int(redis("EVAL", script, "1", f"ff:{{{sale}}}:outbox", f"ff:{{{sale}}}:*"))
+        except (subprocess.CalledProcessError, ValueError):
+            lost = -1
+        if lost >= 0:
+            qs.lost_at = time.time()
+            log(f"fault: redis lost the {lost} keys of {sale}")
+            break
+        time.sleep(0.2)
+    else:
+        log(f"the outbox of {sale} was never empty: no Redis loss")
+        return
+    for _ in range(120):
+        st, body, _ = operator("POST", f"/admin/sales/{sale}/rehydrate")
+        if st == 200:
+            log(f"operator: {sale} rehydrated {body.get('rehydrated')}")
+            return
+        time.sleep(0.5)
+    log(f"operator: {sale} was not rehydrated")
+
+
+def queue_shop_checks(sale, stock, qs):
+    """The spent admissions bought nothing, places answered truly across the loss, the books
+    balance."""
+    stale, lost_places = [], []
+    live_states = ("waiting", "admitted", "used", "expired", "sold_out", "closed")
+    for ticket, (buyer, when) in list(qs.tickets.items()):
+        st, body, _ = call("GET", f"/sales/{sale}/queue/{ticket}", None, {"x-user-id": buyer})
+        state = body.get("state") if st == 200 else None
+        if when == "before" and state != "rejoin":
+            stale.append((buyer, st, state or body.get("error")))
+        if when == "after" and state not in live_states:
+            lost_places.append((buyer, st, state or body.get("error")))
+        if when == "during" and state not in live_states + ("rejoin",):
+            lost_places.append((buyer, st, state or body.get("error")))
+    live = psql(f"SELECT buyer FROM orders WHERE sale_id = '{sale}' "
+                "AND status IN ('CONFIRMED', 'HELD')").splitlines()
+    twice = [b for b, n in Counter(filter(None, live)).items() if n > 1]
+    books, summary = checkout_checks(sale, stock, qs.ledger, label="queue shop")
+    checks = [
+        ("queue shop: Redis did not lose the sale (the flow did not run)", qs.lost_at is None, False),
+        ("queue shop: no spent admission was tried again (the flow did not run)",
+         qs.refused_respend + len(qs.respent) == 0, False),
+        ("queue shop: a spent admission bought again", len(qs.respent), 0),
+        ("queue shop: tickets of the lost queue not told to rejoin", len(stale), 0),
+        ("queue shop: places lost after the loss", len(lost_places), 0),
+        ("queue shop: buyers with two live orders", len(twice), 0),
+    ] + books
+    for what, items in (("stale", stale), ("lost", lost_places), ("respent", qs.respent)):
+        if items:
+            print(f"  e.g. queue shop {what}: {items[:5]}")
+    before = sum(1 for _, when in qs.tickets.values() if when == "before")
+    summary = (f"{len(qs.tickets)} places ({before} before the loss), {qs.rejoined} told to rejoin, {qs.refused_respend} spent admissions "
+               f"refused; {summary}")
+    return checks, summary
+
+
 def queue_checks(room, stock, q):
     """Nobody lost a place, nobody was admitted twice, every promise kept."""
     lost_places = []
     for buyer, ticket in list(q.tickets.items()):
         st, body, _ = call("GET", f"/sales/{room}/queue/{ticket}", None, {"x-user-id": buyer})
-        if st != 200 or body.get("state") not in ("waiting", "admitted", "expired", "sold_out"):
-            lost_places.append((buyer, st, body.get("error")))
+        if st != 200 or body.get("state") not in ("waiting", "admitted", "used", "expired",
+                                                  "sold_out", "closed"):
+            lost_places.append((buyer, st, body.get("error") or body.get("state")))
     rows = psql(f"SELECT order_id, buyer, status FROM orders WHERE sale_id = '{room}'")
     recorded = {}
     for line in filter(None, rows.splitlines()):
@@ -492,7 +699,18 @@ def main():
     if status not in (200, 201):
         sys.exit(f"chaos: creating the waiting-room sale answered {status} {body}")
 
+    # A checkout sale with a waiting room: holds, cancels, re-joins, and a Redis loss mid-queue.
+    qshop, qshop_stock = f"{sale}-qshop", 12
+    status, body, _ = operator("POST", "/admin/sales", {
+        "id": qshop, "name": "Chaos queue shop", "stock": qshop_stock, "per_user_limit": 1,
+        "opens_at": at(time.time() + 3),
+        "checkout": {"hold_seconds": 60, "price": 4900, "currency": "eur"},
+        "waiting_room": {"opens_at": at(time.time() - 1), "admission_seconds": 60}})
+    if status not in (200, 201):
+        sys.exit(f"chaos: creating the checkout sale with a waiting room answered {status} {body}")
+
     ledger, stop, stop_faults = Ledger(), threading.Event(), threading.Event()
+    qs = QueueShop()
     shoppers = Ledger()
     queued = Queue()
     injected = Counter()
@@ -504,6 +722,12 @@ def main():
     threads += [threading.Thread(target=queue_buyer_loop,
                                  args=(room, queued, stop, rng.random(), i), daemon=True)
                 for i in range(args.queuers)]
+    threads += [threading.Thread(target=queue_shop_buyer_loop,
+                                 args=(qshop, qs, stop, rng.random(), i), daemon=True)
+                for i in range(args.queuers)]
+    threads.append(threading.Thread(target=lose_and_rehydrate,
+                                    args=(qshop, qs, stop_faults, args.seconds * 0.4),
+                                    daemon=True))
     faults = threading.Thread(target=fault_loop, args=(random.Random(rng.random()), stop_faults,
                                                        injected, None), daemon=True)
     for t in threads:
@@ -519,6 +743,7 @@ def main():
     log(f"answers: {dict(ledger.answers)}")
     log(f"checkout answers: {dict(shoppers.answers)}")
     log(f"waiting-room answers: {dict(queued.answers)}")
+    log(f"queue shop answers: {dict(qs.answers)}")
 
     # Everything back up, then wait for settlement to drain.
     services("start", "api", "settle", "reconcile", "expire")
@@ -543,10 +768,12 @@ def main():
     log("waiting for every hold to end (holds of 60 s, the expiry job every 2 s)")
     hold_deadline = time.time() + 240
     while True:
-        held = int(psql(f"SELECT count(*) FROM orders WHERE sale_id = '{shop}' AND status = 'HELD'")
-                   or 0)
-        pending = int(redis("HLEN", f"ff:{{{shop}}}:outbox") or 0)
-        unfinished = int(psql(f"SELECT count(*) FROM orders WHERE sale_id = '{shop}' AND "
+        shops = f"('{shop}', '{qshop}')"
+        held = int(psql(f"SELECT count(*) FROM orders WHERE sale_id IN {shops} AND "
+                        "status = 'HELD'") or 0)
+        pending = int(redis("HLEN", f"ff:{{{shop}}}:outbox") or 0) + \
+            int(redis("HLEN", f"ff:{{{qshop}}}:outbox") or 0)
+        unfinished = int(psql(f"SELECT count(*) FROM orders WHERE sale_id IN {shops} AND "
                               "(NOT stock_returned OR NOT status_written)") or 0)
         if held == 0 and pending == 0 and unfinished == 0:
             break
@@ -585,7 +812,8 @@ def main():
 
     shop_checks, shop_summary = checkout_checks(shop, shop_stock, shoppers)
     room_checks, room_summary = queue_checks(room, room_stock, queued)
-    checks = shop_checks + room_checks + [
+    qshop_checks, qshop_summary = queue_shop_checks(qshop, qshop_stock, qs)
+    checks = shop_checks + room_checks + qshop_checks + [
         ("promised orders lost", len(lost), 0),
         ("promised orders REJECTED", len(rejected), 0),
         ("CONFIRMED orders nobody was told of", len(hidden), 0),
@@ -605,6 +833,7 @@ def main():
           f"them; not a check): {len(unknowable)}")
     print(f"  checkout sale: {shop_summary}")
     print(f"  waiting-room sale: {room_summary}")
+    print(f"  checkout sale with a waiting room: {qshop_summary}")
     failed = 0
     for label, value, want in checks:
         mark = "ok" if value == want else f"FAIL (expected {want})"
@@ -639,7 +868,7 @@ def intents_of(sale):
     return found
 
 
-def checkout_checks(shop, stock, shoppers):
+def checkout_checks(shop, stock, shoppers, label="checkout"):
     """The checkout sale's books, from Stripe's records, Postgres, Redis and GET /orders."""
     rows = psql(f"SELECT order_id, buyer, status, coalesce(payment_intent, '') FROM orders "
                 f"WHERE sale_id = '{shop}'")
@@ -675,19 +904,19 @@ def checkout_checks(shop, stock, shoppers):
     remaining = int(redis("HGET", f"ff:{{{shop}}}:sale", "remaining") or -1)
     states = Counter(v[1] for v in recorded.values())
     checks = [
-        ("checkout: promised orders not ended", len(not_ended), 0),
-        ("checkout: GET /orders differs from Postgres", len(shown_wrong), 0),
-        ("checkout: charged, unrefunded, no CONFIRMED order", len(charged_no_order), 0),
-        ("checkout: CONFIRMED without a kept payment", len(confirmed_unpaid), 0),
-        ("checkout: charges refunded twice", len(refunded_twice), 0),
-        ("checkout: held at the end", pg_held, 0),
-        ("checkout: confirmed over the stock", max(0, pg_confirmed - pg_stock), 0),
-        ("checkout: Redis remaining - (stock - confirmed)", remaining - (stock - pg_confirmed), 0),
+        (f"{label}: promised orders not ended", len(not_ended), 0),
+        (f"{label}: GET /orders differs from Postgres", len(shown_wrong), 0),
+        (f"{label}: charged, unrefunded, no CONFIRMED order", len(charged_no_order), 0),
+        (f"{label}: CONFIRMED without a kept payment", len(confirmed_unpaid), 0),
+        (f"{label}: charges refunded twice", len(refunded_twice), 0),
+        (f"{label}: held at the end", pg_held, 0),
+        (f"{label}: confirmed over the stock", max(0, pg_confirmed - pg_stock), 0),
+        (f"{label}: Redis remaining - (stock - confirmed)", remaining - (stock - pg_confirmed), 0),
     ]
     for what, items in (("not ended", not_ended), ("shown", shown_wrong),
                         ("charged", charged_no_order), ("unpaid", confirmed_unpaid)):
         if items:
-            print(f"  e.g. checkout {what}: {items[:5]}")
+            print(f"  e.g. {label} {what}: {items[:5]}")
     summary = (f"{len(shoppers.promised)} promised; {dict(states)}; {len(intents)} intents, "
                f"{len(succeeded)} succeeded, {len(succeeded) - len(kept)} refunded")
     return checks, summary

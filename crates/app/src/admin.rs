@@ -92,6 +92,7 @@ pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
         r.round,
         &ledger.bought,
         &ledger.keys,
+        &ledger.holds,
         &pending,
     );
     if r.definition.waiting_room.is_some() {

@@ -103,6 +103,13 @@ enum RoomAction {
         #[arg(long)]
         out: String,
     },
+    /// What N places cost: a new sale's queue filled with N joins (through the store), then its
+    /// Redis bytes per place (MEMORY USAGE of each of its keys), the draw's table in a process
+    /// (bytes, time to compute).
+    Cost {
+        #[arg(default_value_t = 100_000)]
+        places: usize,
+    },
     /// A crowd at an opening: people arriving over a window (and a bot), joining the queue,
     /// polling and buying once admitted (--room), or buying at once (a sale without one).
     /// Times are ms relative to the opening (OPENS_MS, since the epoch).
@@ -171,6 +178,7 @@ async fn main() -> anyhow::Result<()> {
                 prefix,
                 out,
             } => waiting_room::tokens(&sale, n, &prefix, &out).await,
+            RoomAction::Cost { places } => waiting_room::cost(places).await,
             RoomAction::Crowd {
                 api,
                 sale,

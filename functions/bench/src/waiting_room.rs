@@ -2,6 +2,7 @@
 //! - `fill`: N places in a sale's queue, straight through the store, and their tickets in a file
 //!   (for polls of a large queue).
 //! - `tokens`: N admission tokens for made-up buyers (for buys with a token against buys without).
+//! - `cost`: what N places cost in Redis (bytes per place) and in a process (the draw's table).
 //! - `crowd`: people (and a bot) on the local API as at a real opening: join (with the proof of
 //!   work when asked), poll every second, buy once admitted; or, without a waiting room, buy at
 //!   the opening. Prints who got the units and each step's latency.
@@ -72,6 +73,100 @@ pub async fn fill(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Resu
         start.elapsed().as_secs_f64(),
         n as f64 / start.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// What `places` places cost: a new sale (its queue opened a minute ago, the sale opening once
+/// they joined) filled through the store; then Redis' bytes for the queue, the draw's table in
+/// this process. Prints one table.
+pub async fn cost(places: usize) -> anyhow::Result<()> {
+    use flashflow::domain::rehydrate::Plan;
+    use flashflow::domain::waiting_room::draw::{self, Seed};
+    use flashflow::domain::waiting_room::WaitingRoom;
+    use flashflow::domain::{EpochMs, SaleDefinition};
+    use flashflow::ports::SaleLoader;
+    use flashflow_adapters::redis::SaleKeys;
+    use fred::interfaces::{ClientLike, KeysInterface};
+    let settings = RedisSettings::from_env()?;
+    let store = RedisStore::connect(&settings)?;
+    store.ready(Duration::from_secs(5)).await?;
+    let now = EpochMs::now().get();
+    let id = SaleId::parse(&format!("cost-{}", uuid::Uuid::new_v4().simple()))?;
+    let def = SaleDefinition::new(id.clone(), 1_000)
+        .with_window(Some(now + 3_600_000), None)
+        .with_waiting_room(WaitingRoom {
+            opens_at_ms: now - 60_000,
+            admission_seconds: 600,
+            admit_per_second: Some(1),
+            pow_bits: 0,
+        });
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let plan = Plan {
+        remaining: 1_000,
+        round: 1,
+        buyers: Vec::new(),
+        keys: Vec::new(),
+        holds: Vec::new(),
+        draw_seed: Some(Seed::new(seed)),
+    };
+    store.rehydrate(&def, &plan).await?;
+    let keys = SaleKeys::new(&id);
+    let usage = |key: String| {
+        let client = store.client().clone();
+        async move {
+            let n: Option<i64> = client
+                .custom(
+                    fred::cmd!("MEMORY"),
+                    vec!["USAGE".to_owned(), key, "SAMPLES".into(), "0".into()],
+                )
+                .await?;
+            Ok::<_, anyhow::Error>(n.unwrap_or(0))
+        }
+    };
+    let room_bytes = || async {
+        let mut total = 0;
+        for k in keys.room_all() {
+            total += usage(k).await?;
+        }
+        Ok::<_, anyhow::Error>(total)
+    };
+    let empty = room_bytes().await?;
+    let start = Instant::now();
+    for chunk in (0..places).collect::<Vec<_>>().chunks(512) {
+        let mut joins = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let (store, id) = (store.clone(), id.clone());
+            let buyer = BuyerId::parse(&format!("cost-buyer-{i:07}"))?;
+            joins.spawn(async move { store.join(&id, &buyer, None, None).await });
+        }
+        while let Some(j) = joins.join_next().await {
+            j??;
+        }
+    }
+    let fill_s = start.elapsed().as_secs_f64();
+    let full = room_bytes().await?;
+    let per_place = (full - empty) as f64 / places as f64;
+    // The draw's table, as a queue process builds it on the first poll after the draw.
+    let started = Instant::now();
+    let table = draw::places(&Seed::new(seed), places as u32);
+    let draw_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let table_bytes = table.capacity() * std::mem::size_of::<u32>();
+    let mib = |bytes: f64| bytes / 1_048_576.0;
+    println!("| places | the queue in Redis | per place | filled in | the draw's table in a process | built in |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {places} | {:.2} MiB | {per_place:.1} B | {fill_s:.1} s ({:.0} joins/s) | {:.2} MiB ({} B/place) | {draw_ms:.0} ms |",
+        mib(full as f64),
+        places as f64 / fill_s,
+        mib(table_bytes as f64),
+        std::mem::size_of::<u32>(),
+    );
+    let _: i64 = store.client().unlink(keys.room_all()).await?;
+    let _: i64 = store
+        .client()
+        .unlink(vec![keys.sale.clone(), keys.room_seed(), keys.wake()])
+        .await?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ macro_rules! ledger_contract {
                 a_batch_delivered_twice_records_each_order_once,
                 a_keys_retry_is_recorded_as_a_duplicate_of_its_original,
                 the_ledger_of_a_sale_holds_its_buyers_keys_and_which_pending_orders_are_recorded,
+                the_ledger_of_a_checkout_sale_lists_its_open_holds_with_their_pay_by,
                 a_reset_starts_the_next_round_and_repeating_it_changes_nothing,
                 a_reset_that_skips_a_round_is_refused,
                 an_order_of_an_earlier_round_arriving_late_is_rejected,
@@ -158,6 +159,28 @@ pub async fn the_ledger_of_a_sale_holds_its_buyers_keys_and_which_pending_orders
     assert_eq!(bought, [("alice".into(), 1), ("bob".into(), 1)]);
     assert_eq!(held.keys.len(), 1);
     assert_eq!(held.keys[0].order_id, bob.order_id);
+}
+
+pub async fn the_ledger_of_a_checkout_sale_lists_its_open_holds_with_their_pay_by<
+    L: Ledger + SaleLedger,
+>(
+    t: &Books<L>,
+) {
+    let def = sale(&t.id, 2).with_checkout(flashflow::domain::sale::Checkout {
+        hold_seconds: 60,
+        price: 100,
+        currency: "eur".into(),
+    });
+    t.ledger.create_sale(&def).await.unwrap();
+    let mut held = order(&t.id, "alice", 1, None, 1);
+    let pay_by = held.reserved_at_ms + 60_000;
+    held.pay_by_ms = Some(pay_by);
+    t.settle(std::slice::from_ref(&held)).await;
+    let ledger = t.ledger.ledger_of(&t.id, &[]).await.unwrap().unwrap();
+    assert_eq!(
+        ledger.holds,
+        [(held.order_id, flashflow::domain::EpochMs(pay_by))]
+    );
 }
 
 pub async fn a_reset_starts_the_next_round_and_repeating_it_changes_nothing<

@@ -61,6 +61,7 @@ pub trait LoadForTests: SaleLoader {
             round: 1,
             buyers: Vec::new(),
             keys: Vec::new(),
+            holds: Vec::new(),
             draw_seed: def.waiting_room.as_ref().map(|_| random_seed()),
         };
         async move { self.rehydrate(def, &plan).await }

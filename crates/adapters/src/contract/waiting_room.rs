@@ -3,6 +3,7 @@
 //! uses.
 
 use super::{buy, fresh_sale_id, sale, LoadForTests};
+use flashflow::domain::rehydrate::Plan;
 use flashflow::domain::sale::Checkout;
 use flashflow::domain::waiting_room::queue::QueueState;
 use flashflow::domain::waiting_room::tokens::Admission;
@@ -48,6 +49,8 @@ macro_rules! waiting_room_contract {
                 an_admission_of_a_lost_queue_admits_nobody,
                 a_drawn_queue_with_no_unit_left_is_sold_out,
                 while_a_hold_is_open_the_stock_gone_is_sold_out_for_now_only,
+                a_rehydrate_restores_the_open_holds_so_sold_out_waits_for_them,
+                a_rehydrate_does_not_restore_a_hold_whose_unit_came_back,
                 a_closed_sale_admits_nobody_and_its_queue_says_so,
                 a_buyer_joining_too_often_is_told_when_to_come_back,
             ]
@@ -473,6 +476,67 @@ pub async fn while_a_hold_is_open_the_stock_gone_is_sold_out_for_now_only<
         (0, 0, true),
         "paid: nothing can come back"
     );
+}
+
+/// The ledger's word after a Redis loss: no unit left, `holds` open (or ending), in round 1.
+fn rebuilt(holds: Vec<(uuid::Uuid, EpochMs)>) -> Plan {
+    Plan {
+        remaining: 0,
+        round: 1,
+        buyers: Vec::new(),
+        keys: Vec::new(),
+        holds,
+        draw_seed: Some(super::random_seed()),
+    }
+}
+
+pub async fn a_rehydrate_restores_the_open_holds_so_sold_out_waits_for_them<
+    S: WaitingRooms + SaleLoader,
+>(
+    t: &Rooms<S>,
+) {
+    let def = checkout_room_sale(1);
+    let pay_by = EpochMs::now().plus(Duration::from_secs(60));
+    t.store
+        .rehydrate(&def, &rebuilt(vec![(uuid::Uuid::now_v7(), pay_by)]))
+        .await
+        .unwrap();
+    join(t, &def.id, "ann").await;
+    let s = t.store.peek(&def.id).await.unwrap().unwrap();
+    assert_eq!(
+        (s.remaining, s.held, s.sold_out),
+        (0, 1, false),
+        "the ledger's hold may still give its unit back"
+    );
+}
+
+pub async fn a_rehydrate_does_not_restore_a_hold_whose_unit_came_back<
+    S: WaitingRooms + SaleLoader + ReservationStore + ReturnStock,
+>(
+    t: &Rooms<S>,
+) {
+    let def = checkout_room_sale(1);
+    loaded(t, &def, 1).await;
+    join(t, &def.id, "ann").await;
+    let admission = admission_of(&step(t, &def.id).await, 0);
+    let Reservation::Reserved { message, .. } =
+        buy_admitted(t, &def.id, "ann", admission, None).await
+    else {
+        panic!("held");
+    };
+    let order = OrderMessage::parse(&message).unwrap();
+    // The ledger was read while the hold was open; the unit came back before the rebuild.
+    t.store
+        .return_stock(&hold(&order, OrderState::Cancelled))
+        .await
+        .unwrap();
+    let pay_by = EpochMs(order.pay_by_ms.expect("a hold has a pay_by"));
+    t.store
+        .rehydrate(&def, &rebuilt(vec![(order.order_id, pay_by)]))
+        .await
+        .unwrap();
+    let s = t.store.peek(&def.id).await.unwrap().unwrap();
+    assert_eq!(s.held, 0, "its unit is back: nothing is held");
 }
 
 pub async fn a_closed_sale_admits_nobody_and_its_queue_says_so<S: WaitingRooms + SaleLoader>(

@@ -5,7 +5,8 @@ use super::{lock, switched_off};
 use flashflow::domain::rehydrate::KeyHolder;
 use flashflow::domain::settlement::{allocate, SaleBook};
 use flashflow::domain::{
-    BuyerId, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId, Settled, Settlement,
+    BuyerId, EpochMs, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId, Settled,
+    Settlement,
 };
 use flashflow::ports::{
     CreateOutcome, DbError, Ledger, LedgerOfSale, LedgerReset, SaleLedger, SaleRecord,
@@ -377,6 +378,12 @@ impl SaleLedger for MemoryLedger {
                 })
             })
             .collect();
+        // This ledger never ends a hold: every held order may still give its unit back.
+        let holds = mine
+            .iter()
+            .filter(|(_, s)| *s == Settlement::Held)
+            .filter_map(|(o, _)| Some((o.order_id, EpochMs(o.pay_by_ms?))))
+            .collect();
         let settled = pending
             .iter()
             .filter(|id| books.recorded(id).is_some())
@@ -386,6 +393,7 @@ impl SaleLedger for MemoryLedger {
             record,
             bought: bought.into_iter().collect(),
             keys,
+            holds,
             settled,
         }))
     }

@@ -419,6 +419,12 @@ impl SaleLoader for MemoryStore {
                 s.idem.insert(field.clone(), value.clone());
             }
         }
+        for (order, pay_by) in &plan.holds {
+            if !s.returned.contains(order) {
+                s.holds.insert(*order, pay_by.get());
+                s.holds_until = s.holds_until.max(Some(pay_by.get()));
+            }
+        }
         s.define(def, plan.round);
         MemRoom::load(&mut s.room, def, plan.draw_seed.as_ref());
         if fresh || plan.remaining < s.remaining {

@@ -1,13 +1,15 @@
 //! Sale administration in the ledger: create, read, reset, cancel what a forced reset dropped,
 //! and read back what a rebuild of the cache needs.
 
-use super::rows::{ms_to_time, recorded_orders, sale_definition, ArchiveRows, SALE_COLUMNS};
+use super::rows::{
+    ms_to_time, recorded_orders, sale_definition, time_to_ms, ArchiveRows, SALE_COLUMNS,
+};
 use super::Db;
 use super::OrDbError;
 use flashflow::domain::rehydrate::KeyHolder;
 use flashflow::domain::waiting_room::draw::Seed;
 use flashflow::domain::{
-    BuyerId, IdempotencyKey, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId,
+    BuyerId, EpochMs, IdempotencyKey, OrderMessage, OrderState, OrderStatus, SaleDefinition, SaleId,
 };
 use flashflow::ports::{
     CheckoutCounts, CreateOutcome, DbError, LedgerOfSale, LedgerReset, SaleLedger, SaleRecord,
@@ -242,6 +244,18 @@ impl SaleLedger for Db {
                 })
             })
             .collect();
+        let holds = client
+            .query(
+                "SELECT order_id, pay_by FROM orders
+                  WHERE sale_id = $1 AND pay_by IS NOT NULL
+                    AND (status = 'HELD' OR NOT stock_returned)",
+                &[&id.as_str()],
+            )
+            .await
+            .or_db()?
+            .iter()
+            .map(|r| (r.get("order_id"), EpochMs(time_to_ms(r.get("pay_by")))))
+            .collect();
         let settled = recorded_orders(&client, pending)
             .await?
             .into_iter()
@@ -252,6 +266,7 @@ impl SaleLedger for Db {
             record,
             bought,
             keys,
+            holds,
             settled,
         }))
     }

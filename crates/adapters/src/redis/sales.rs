@@ -50,8 +50,21 @@ impl SaleLoader for RedisStore {
                 .await
                 .or_store()?;
         }
+        for chunk in plan.holds.chunks(REHYDRATE_CHUNK) {
+            let mut args = vec!["holds".to_owned()];
+            for (order, pay_by) in chunk {
+                args.push(order.to_string());
+                args.push(pay_by.to_string());
+            }
+            let _: i64 = self
+                .rehydrate
+                .evalsha_with_reload(&self.client, vec![keys.holds(), keys.returned()], args)
+                .await
+                .or_store()?;
+        }
         // The gate first: from the moment the sale can be bought, its waiting room is up.
         self.load_room(def, plan.draw_seed.as_ref()).await?;
+        let holds_until = plan.holds.iter().map(|(_, pay_by)| pay_by).max();
         let fresh: i64 = self
             .rehydrate
             .evalsha_with_reload(
@@ -64,6 +77,7 @@ impl SaleLoader for RedisStore {
                         plan.round.to_string(),
                     ],
                     sale_args(def),
+                    vec![holds_until.map(ToString::to_string).unwrap_or_default()],
                 ]
                 .concat(),
             )

@@ -2,10 +2,12 @@
 //! failover to an empty or stale replica, an eviction).
 //!
 //! Everything the reservation script relies on is rebuilt: the remaining stock (stock minus what
-//! is confirmed minus what is reserved and still pending), each buyer's count, and each
-//! idempotency key's order (with its settled state when there is one, so a replay answers it).
+//! is confirmed minus what is reserved and still pending), each buyer's count, each
+//! idempotency key's order (with its settled state when there is one, so a replay answers it),
+//! and a checkout sale's holds that may still give a unit back (so the waiting room does not say
+//! sold out while one is open).
 
-use super::{BuyerId, IdempotencyKey, OrderMessage, OrderState};
+use super::{BuyerId, EpochMs, IdempotencyKey, OrderMessage, OrderState};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
@@ -45,20 +47,25 @@ pub struct Plan {
     /// Idempotency entries: `(field, value, authoritative)`. Settled ones (from the ledger)
     /// overwrite what Redis has; pending ones (from the outbox) only fill a gap.
     pub keys: Vec<(String, String, bool)>,
+    /// A checkout sale's holds whose unit may still come back (held in the ledger, ended with
+    /// the unit not yet back, or reserved and still pending), each with its `pay_by`.
+    pub holds: Vec<(Uuid, EpochMs)>,
     /// A seed for the waiting room's draw, should the sale have one and Redis none yet (the
     /// first load's seed stands: its commitment may have been published).
     pub draw_seed: Option<super::waiting_room::draw::Seed>,
 }
 
 /// The plan for a sale of `stock` of which `confirmed` is confirmed in this `round`.
-/// `pending` are the outbox's messages not yet in the ledger; those of another round are ignored
-/// (they settle as that round's).
+/// `holds` are the ledger's holds whose unit may still come back. `pending` are the outbox's
+/// messages not yet in the ledger; those of another round are ignored (they settle as that
+/// round's).
 pub fn plan(
     stock: u32,
     confirmed: u32,
     round: u32,
     bought: &[(BuyerId, i64)],
     keys: &[KeyHolder],
+    holds: &[(Uuid, EpochMs)],
     pending: &[OrderMessage],
 ) -> Plan {
     let pending: Vec<&OrderMessage> = pending.iter().filter(|o| o.round == round).collect();
@@ -86,11 +93,18 @@ pub fn plan(
             }
         }
     }
+    let mut open: BTreeMap<Uuid, EpochMs> = holds.iter().copied().collect();
+    for o in &pending {
+        if let Some(pay_by) = o.pay_by_ms {
+            open.entry(o.order_id).or_insert(EpochMs(pay_by));
+        }
+    }
     Plan {
         remaining: (i64::from(stock) - i64::from(confirmed) - reserved).max(0),
         round,
         buyers: buyers.into_iter().map(|(b, n)| (b.to_owned(), n)).collect(),
         keys: entries,
+        holds: open.into_iter().collect(),
         draw_seed: None,
     }
 }
@@ -123,10 +137,11 @@ mod tests {
             1,
             &[],
             &[],
+            &[],
             &[pending("a", 2, None, 1), pending("b", 1, None, 1)],
         );
         assert_eq!(p.remaining, 4);
-        let over = plan(2, 2, 1, &[], &[], &[pending("a", 1, None, 1)]);
+        let over = plan(2, 2, 1, &[], &[], &[], &[pending("a", 1, None, 1)]);
         assert_eq!(over.remaining, 0, "never negative");
     }
 
@@ -138,6 +153,7 @@ mod tests {
             1,
             1,
             &[(alice, 1)],
+            &[],
             &[],
             &[pending("alice", 2, None, 1), pending("bob", 1, None, 1)],
         );
@@ -159,7 +175,7 @@ mod tests {
         };
         let retry = pending("alice", 1, Some("k1"), 1);
         let other = pending("bob", 1, Some("k9"), 1);
-        let p = plan(10, 1, 1, &[], &[held], &[retry, other.clone()]);
+        let p = plan(10, 1, 1, &[], &[held], &[], &[retry, other.clone()]);
         assert_eq!(
             p.keys,
             vec![
@@ -171,8 +187,33 @@ mod tests {
 
     #[test]
     fn pending_orders_of_another_round_are_left_to_settle_as_that_rounds() {
-        let p = plan(5, 0, 2, &[], &[], &[pending("a", 3, Some("k"), 1)]);
+        let mut held = pending("a", 3, Some("k"), 1);
+        held.pay_by_ms = Some(1_764_000_600_000);
+        let p = plan(5, 0, 2, &[], &[], &[], &[held]);
         assert_eq!(p.remaining, 5);
-        assert!(p.buyers.is_empty() && p.keys.is_empty());
+        assert!(p.buyers.is_empty() && p.keys.is_empty() && p.holds.is_empty());
+    }
+
+    #[test]
+    fn holds_that_may_give_a_unit_back_are_the_ledgers_and_the_pending_checkout_orders() {
+        let (in_ledger, pay_by) = (Uuid::now_v7(), EpochMs(1_764_000_600_000));
+        let mut reserved = pending("b", 1, None, 1);
+        reserved.pay_by_ms = Some(1_764_000_700_000);
+        let flash = pending("c", 1, None, 1);
+        let p = plan(
+            10,
+            0,
+            1,
+            &[],
+            &[],
+            &[(in_ledger, pay_by)],
+            &[reserved.clone(), flash],
+        );
+        let mut want = vec![
+            (in_ledger, pay_by),
+            (reserved.order_id, EpochMs(1_764_000_700_000)),
+        ];
+        want.sort();
+        assert_eq!(p.holds, want, "a flash sale's pending order holds nothing");
     }
 }

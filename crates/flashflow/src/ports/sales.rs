@@ -253,6 +253,9 @@ pub struct LedgerOfSale {
     pub bought: Vec<(BuyerId, i64)>,
     /// Each idempotency key's order in this round.
     pub keys: Vec<KeyHolder>,
+    /// This round's holds whose unit may still come back (held, or ended with the unit not yet
+    /// back in Redis), each with its `pay_by`.
+    pub holds: Vec<(Uuid, EpochMs)>,
     /// Those of the asked-for order ids that are recorded (in any round).
     pub settled: HashSet<Uuid>,
 }

@@ -23,11 +23,16 @@ fn rules(function: &str) -> &'static str {
 
 /// A store logged in as a fresh Redis user with `function`'s rules.
 async fn store_as(function: &str) -> (RedisStore, RedisSettings) {
+    store_with_rules(function, rules(function)).await
+}
+
+/// A store logged in as a fresh Redis user (named after `hint`) with `rules`.
+async fn store_with_rules(hint: &str, rules: &str) -> (RedisStore, RedisSettings) {
     use fred::interfaces::ClientLike;
-    let name = format!("t-{function}-{}", Uuid::new_v4().simple());
+    let name = format!("t-{hint}-{}", Uuid::new_v4().simple());
     let password = format!("pw-{}", Uuid::new_v4().simple());
     let mut args: Vec<String> = vec!["SETUSER".into(), name.clone(), "reset".into()];
-    args.extend(rules(function).split_whitespace().map(str::to_owned));
+    args.extend(rules.split_whitespace().map(str::to_owned));
     args.push(format!(">{password}"));
     let admin = store().await;
     let _: String = admin
@@ -193,9 +198,52 @@ async fn the_operators_user_loads_rebuilds_and_resets_a_sale() {
         "a live sale stays"
     );
     assert!(operator.entries(&def.id).await.unwrap().is_empty());
+    // A rebuild restores a checkout sale's open holds too.
+    let rebuilt = flashflow::domain::rehydrate::Plan {
+        remaining: 2,
+        round: 1,
+        buyers: vec![("a".into(), 1)],
+        keys: Vec::new(),
+        holds: vec![(Uuid::now_v7(), flashflow::domain::EpochMs::now())],
+        draw_seed: None,
+    };
+    assert!(!operator.rehydrate(&def, &rebuilt).await.unwrap());
     operator.reset_sale(&def, 2).await.unwrap();
     let live = operator.live_sale(&def.id).await.unwrap().unwrap();
     assert_eq!((live.remaining, live.pending), (3, 0));
+}
+
+#[tokio::test]
+async fn a_load_that_dies_at_the_waiting_room_leaves_the_sale_unbuyable_not_ungated() {
+    use flashflow::domain::waiting_room::WaitingRoom;
+    use flashflow::ports::LiveSales;
+    // The loader's rules without the waiting room's keys: its load fails there, as a process
+    // killed between the two steps would stop.
+    let without_room: Vec<&str> = rules("operator")
+        .split_whitespace()
+        .filter(|rule| !rule.contains(":wr"))
+        .collect();
+    let (loader, _) = store_with_rules("no-room", &without_room.join(" ")).await;
+    loader.ready(Duration::from_secs(5)).await.unwrap();
+    let now = flashflow::domain::EpochMs::now().get();
+    let def = sale(&fresh_sale_id(), 3, 1).with_waiting_room(WaitingRoom {
+        opens_at_ms: now - 1_000,
+        admission_seconds: 60,
+        admit_per_second: None,
+        pow_bits: 0,
+    });
+    let failed = loader.load_sale(&def, 3).await.unwrap_err();
+    assert!(no_permission(&failed), "{failed}");
+    let admin = store_admin().await;
+    assert!(
+        admin.live_sale(&def.id).await.unwrap().is_none(),
+        "no stock in Redis: nothing can be bought without the gate"
+    );
+    let tried = admin.reserve(&buy_of(&def, "a")).await;
+    assert!(
+        !matches!(tried, Ok(Reservation::Reserved { .. })),
+        "reserved a unit of a sale whose gate was never stored: {tried:?}"
+    );
 }
 
 #[tokio::test]

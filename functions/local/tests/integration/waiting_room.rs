@@ -1005,3 +1005,60 @@ async fn after_a_redis_loss_a_rehydrate_keeps_the_published_commitment_and_old_p
     let again = r.join("ann").await;
     assert_eq!(again.status, 201, "ann joins the new queue: {}", again.body);
 }
+
+#[tokio::test]
+async fn when_a_sale_retires_every_key_of_its_waiting_room_expires_too() {
+    use flashflow::ports::{SaleRetirement, SettledOrders};
+    use fred::interfaces::ClientLike;
+    let r = Room::new(1, 1, Duration::ZERO, 0).await;
+    let ticket = r.join("ann").await.body["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = r
+        .wait_admitted("ann", &ticket)
+        .await
+        .admission_token
+        .unwrap();
+    let bought = r.buy("ann", Some(&token)).await;
+    assert_eq!(bought.status, 202, "{}", bought.body);
+    let order: uuid::Uuid = bought.body["order_id"].as_str().unwrap().parse().unwrap();
+    r.t.store
+        .remove_settled(&r.def.id, &[order], &[])
+        .await
+        .unwrap();
+    let retired =
+        r.t.store
+            .retire_if_finished(&r.def.id, EpochMs::now(), Duration::from_secs(600))
+            .await
+            .unwrap();
+    assert!(retired, "sold out, nothing pending");
+    let admin = admin_redis().await;
+    let (mut keys, mut cursor) = (Vec::new(), "0".to_owned());
+    loop {
+        let (next, found): (String, Vec<String>) = admin
+            .custom(
+                fred::cmd!("SCAN"),
+                vec![
+                    cursor,
+                    "MATCH".into(),
+                    format!("ff:{{{}}}:*", r.def.id),
+                    "COUNT".into(),
+                    "1000".into(),
+                ],
+            )
+            .await
+            .unwrap();
+        keys.extend(found);
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    let room_keys = keys.iter().filter(|k| k.contains(":wr")).count();
+    assert!(room_keys >= 5, "the room's keys exist: {keys:?}");
+    for key in &keys {
+        let ttl: i64 = admin.ttl(key).await.unwrap();
+        assert!(ttl > 0, "{key} never expires (TTL {ttl})");
+    }
+}

@@ -6,10 +6,14 @@
 -- ARGV[1] = 'entries': ARGV[2] = n; then n (buyer, count) pairs, each buyer's count raised to at
 --   least that; then (field, value, authoritative '1'|'0') triples for the idempotency hash: an
 --   authoritative (settled) value overwrites, another one only fills a gap. Returns 1.
+-- ARGV[1] = 'holds' (KEYS: holds zset, returned hash): then (order id, pay_by ms) pairs, a
+--   checkout sale's holds that may still give a unit back, each added to the holds zset unless
+--   its unit came back already (a return between the ledger's read and this one). Returns 1.
 -- ARGV[1] = 'sale': ARGV[2] = remaining, ARGV[3] = round, ARGV[4..10] = the sale's definition as
 --   `sale_args` (adapters/redis/sales.rs) writes it: stock, limit, opens_ms ('' = none),
 --   closes_ms ('' = none), attempts per buyer per minute ('' = none), a checkout sale's hold in
---   ms ('' = none), what the storefront shows (JSON: name, price, currency; '' = none). The
+--   ms ('' = none), what the storefront shows (JSON: name, price, currency; '' = none);
+--   ARGV[11] = the last pay_by of the holds restored ('' = none; holds_until never goes back). The
 --   definition is always refreshed and every key made persistent again (a finished sale's keys
 --   may have been given an expiry). A sale Redis does not hold, or holds from an
 --   earlier round, gets `remaining` as computed; a live one keeps the smaller of its own and the
@@ -35,7 +39,16 @@ if ARGV[1] == 'entries' then
   return 1
 end
 
-local have = redis.call('HMGET', KEYS[1], 'remaining', 'round')
+if ARGV[1] == 'holds' then
+  for i = 2, #ARGV - 1, 2 do
+    if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+      redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
+    end
+  end
+  return 1
+end
+
+local have = redis.call('HMGET', KEYS[1], 'remaining', 'round', 'holds_until')
 local remaining, round = ARGV[2], ARGV[3]
 local fresh = (not have[1]) or (have[2] or '1') ~= round
 local function set_or_clear(field, value)
@@ -47,6 +60,9 @@ set_or_clear('closes_ms', ARGV[7])
 set_or_clear('attempts', ARGV[8])
 set_or_clear('hold_ms', ARGV[9])
 if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'info', ARGV[10]) end
+if ARGV[11] ~= '' and tonumber(ARGV[11]) > tonumber(have[3] or '0') then
+  redis.call('HSET', KEYS[1], 'holds_until', ARGV[11])
+end
 if fresh or tonumber(remaining) < tonumber(have[1]) then
   redis.call('HSET', KEYS[1], 'remaining', remaining)
 end
