@@ -9,7 +9,7 @@ LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UN
 # make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
 BATCH ?= 100,1000
 
-.PHONY: bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
+.PHONY: bench-sizes bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -104,6 +104,9 @@ bench-pow: up ## the proof of work's cost in headless Chromium (this CPU, and th
 
 bench-lambdas: up ## each function's bootstrap size and init time, lean vs every adapter linked
 	@$(ENV) bash bench/lambdas.sh
+
+bench-sizes: ## each function's bootstrap (fat LTO, stripped), the crates it links, whether the HTTP stack is among them
+	@bash bench/sizes.sh
 
 bench-durability: up ## what a 202 waits for: the Redis outbox (relay) vs the message in SQS, one wrk load each
 	@bash bench/durability.sh
