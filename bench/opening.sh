@@ -3,6 +3,12 @@
 # bench/opening.js), first against the ceiling server, then against FlashFlow (stock 1,000), at the
 # same RATE. FlashFlow's thresholds: no dropped arrivals, under 1% failures, p99 at most 3x the
 # ceiling's p99 of the same run. Writes k6's HTML reports to bench/reports/ (ignored by git).
+# Two modes, each a ceiling-then-FlashFlow pair (PIN_MODES, both by default):
+#   unpinned  every process anywhere on the machine's cores
+#   pinned    the load generator and the emulators (LocalStack, DynamoDB Local, localstripe) on
+#             CPU 0; FlashFlow's processes, the ceiling and the data stores (Redis, Postgres) on
+#             the other CPUs (taskset, every thread): production has no emulator and no load
+#             generator on FlashFlow's cores. The pinning is printed, and undone at the end.
 #   usage: bench/opening.sh [rate=1500] [hold=3s]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
@@ -15,45 +21,82 @@ API="http://127.0.0.1:$API_PORT"; BENCH="$ROOT/target/release/flashflow-bench"
 REPORTS="$ROOT/bench/reports"; OUT="$LOG_DIR/bench"; mkdir -p "$REPORTS" "$OUT"
 auth=(-H "authorization: Bearer $OPERATOR_TOKEN" -H 'content-type: application/json')
 cargo build --release -q -p flashflow-local -p flashflow-bench
-cleanup() { bash infra/local/services.sh stop; [ -n "${CEIL_PID:-}" ] && kill "$CEIL_PID" 2>/dev/null || true; }
+ALL_CPUS=0-$(( $(nproc) - 1 )); LOAD_CPUS=0; SUT_CPUS=1-$(( $(nproc) - 1 ))
+[ "$(nproc)" -ge 2 ] || die "pinning needs 2 CPUs"
+tree() { # a process and its descendants
+  echo "$1"; local c; for c in $(pgrep -P "$1"); do tree "$c"; done
+}
+pin() { # cpus pid...: every thread of each process tree
+  local cpus=$1 p t; shift
+  for p in "$@"; do for t in $(tree "$p"); do taskset -a -p -c "$cpus" "$t" >/dev/null 2>&1 || true; done; done
+}
+redis_pid() { redis-cli -u "$REDIS_URL" info server | tr -d '\r' | awk -F: '$1 == "process_id" {print $2}'; }
+pg_pid() { head -1 "$(psql "$DATABASE_URL" -tAc "SELECT current_setting('data_directory')")/postmaster.pid"; }
+emulators() { cat "$RUN_DIR/localstack.pid" "$RUN_DIR/dynamodb.pid" "$RUN_DIR/localstripe.pid"; }
+MODE=unpinned
+on_cpus() { # the CPUs a process of this group runs on in the current mode: load|sut
+  if [ "$MODE" = pinned ]; then [ "$1" = load ] && echo "$LOAD_CPUS" || echo "$SUT_CPUS"; else echo "$ALL_CPUS"; fi
+}
+cleanup() {
+  bash infra/local/services.sh stop; [ -n "${CEIL_PID:-}" ] && kill "$CEIL_PID" 2>/dev/null || true
+  pin "$ALL_CPUS" $(emulators) "$(redis_pid)" "$(pg_pid)"
+}
 trap cleanup EXIT
 
 k6run() { # name url sale p99-threshold
   say "k6 ramping-arrival-rate to $RATE/s, hold $HOLD: $1"
   K6_WEB_DASHBOARD=true K6_WEB_DASHBOARD_EXPORT="$REPORTS/opening-$1.html" K6_WEB_DASHBOARD_PORT=-1 K6_WEB_DASHBOARD_PERIOD=1s \
-    k6 run --quiet -e API="$2" -e SALE="$3" -e RATE="$RATE" -e HOLD="$HOLD" -e P99_MS="$4" -e VUS="$VUS" \
+    taskset -c "$(on_cpus load)" k6 run --quiet -e API="$2" -e SALE="$3" -e RATE="$RATE" -e HOLD="$HOLD" -e P99_MS="$4" -e VUS="$VUS" \
     -e SUMMARY="$OUT/opening-$1.json" bench/opening.js >"$OUT/opening-$1.txt" 2>&1 || true
 }
 stat() { # name jq-path
   jq -r "$2 // 0" "$OUT/opening-$1.json"
 }
-line() {
+line() { # label name
   printf '  %-10s rate %5s/s  requests %6s  dropped %5s  failed %6.4f  p50 %7.2f ms  p99 %8.2f ms  max %8.2f ms\n' "$1" "$RATE" \
-    "$(stat "$1" .metrics.http_reqs.values.count)" "$(stat "$1" .metrics.dropped_iterations.values.count)" \
-    "$(stat "$1" .metrics.http_req_failed.values.rate)" "$(stat "$1" '.metrics.http_req_duration.values.med')" \
-    "$(stat "$1" '.metrics.http_req_duration.values["p(99)"]')" "$(stat "$1" .metrics.http_req_duration.values.max)"
+    "$(stat "$2" .metrics.http_reqs.values.count)" "$(stat "$2" .metrics.dropped_iterations.values.count)" \
+    "$(stat "$2" .metrics.http_req_failed.values.rate)" "$(stat "$2" '.metrics.http_req_duration.values.med')" \
+    "$(stat "$2" '.metrics.http_req_duration.values["p(99)"]')" "$(stat "$2" .metrics.http_req_duration.values.max)"
 }
 
-RUST_LOG=warn "$BENCH" ceiling --listen "127.0.0.1:$CEILING_PORT" >"$LOG_DIR/ceiling.log" 2>&1 &
-CEIL_PID=$!
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/" && break; sleep 0.1; done
-k6run ceiling "http://127.0.0.1:$CEILING_PORT" x 100000
-kill "$CEIL_PID"; wait "$CEIL_PID" 2>/dev/null || true; CEIL_PID=
-ceiling_p99=$(stat ceiling '.metrics.http_req_duration.values["p(99)"]')
-limit=$(echo "3 * $ceiling_p99" | bc -l)
+opening() { # mode: a ceiling-then-FlashFlow pair; prints its lines
+  MODE=$1
+  pin "$(on_cpus load)" $(emulators)
+  pin "$(on_cpus sut)" "$(redis_pid)" "$(pg_pid)"
+  if [ "$MODE" = pinned ]; then
+    say "pinned: k6, LocalStack, DynamoDB Local, localstripe on CPU $LOAD_CPUS; the ceiling, FlashFlow's processes, Redis, Postgres on CPU $SUT_CPUS"
+  fi
+  taskset -c "$(on_cpus sut)" env RUST_LOG=warn "$BENCH" ceiling --listen "127.0.0.1:$CEILING_PORT" >"$LOG_DIR/ceiling.log" 2>&1 &
+  CEIL_PID=$!
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/" && break; sleep 0.1; done
+  k6run "ceiling-$MODE" "http://127.0.0.1:$CEILING_PORT" x 100000
+  kill "$CEIL_PID"; wait "$CEIL_PID" 2>/dev/null || true; CEIL_PID=
+  local ceiling_p99 limit sale s
+  ceiling_p99=$(stat "ceiling-$MODE" '.metrics.http_req_duration.values["p(99)"]')
+  limit=$(echo "3 * $ceiling_p99" | bc -l)
 
-bash infra/local/services.sh start api settle reconcile >/dev/null
-SALE=open-$(date +%s)
-curl -sf "${auth[@]}" -X POST "$API/admin/sales" \
-  -d "{\"id\":\"$SALE\",\"name\":\"opening\",\"stock\":$STOCK,\"per_user_limit\":1}" >/dev/null
-k6run flashflow "$API" "$SALE" "$limit"
+  bash infra/local/services.sh start api settle reconcile >/dev/null
+  for s in api settle reconcile; do pin "$(on_cpus sut)" "$(cat "$RUN_DIR/$s.pid")"; done
+  sale=open-$MODE-$(date +%s)
+  curl -sf "${auth[@]}" -X POST "$API/admin/sales" \
+    -d "{\"id\":\"$sale\",\"name\":\"opening\",\"stock\":$STOCK,\"per_user_limit\":1}" >/dev/null
+  k6run "flashflow-$MODE" "$API" "$sale" "$limit"
+  bash infra/local/services.sh stop >/dev/null
+  {
+    echo
+    echo "The opening as an arrival rate, $MODE (k6 ramping-arrival-rate, same run, stock $STOCK for FlashFlow):"
+    line ceiling "ceiling-$MODE"
+    line FlashFlow "flashflow-$MODE"
+    echo "  FlashFlow accepted $(stat "flashflow-$MODE" .metrics.buy_accepted.values.count), sold out $(stat "flashflow-$MODE" .metrics.buy_sold_out.values.count)"
+    printf '  FlashFlow p99 / ceiling p99 = %.2fx (threshold p99 < %.2f ms: %s)\n' \
+      "$(echo "$(stat "flashflow-$MODE" '.metrics.http_req_duration.values["p(99)"]') / $ceiling_p99" | bc -l)" "$limit" \
+      "$(grep -q 'thresholds on metrics .* have been crossed\|✗' "$OUT/opening-flashflow-$MODE.txt" && echo "crossed" || echo "met")"
+    echo "  HTML reports: bench/reports/opening-ceiling-$MODE.html, bench/reports/opening-flashflow-$MODE.html"
+  } >>"$OUT/opening-summary.txt"
+}
 
-echo
-echo "The opening as an arrival rate (k6 ramping-arrival-rate, same run, stock $STOCK for FlashFlow):"
-line ceiling
-line flashflow
-echo "  FlashFlow accepted $(stat flashflow .metrics.buy_accepted.values.count), sold out $(stat flashflow .metrics.buy_sold_out.values.count)"
-printf '  FlashFlow p99 / ceiling p99 = %.2fx (threshold p99 < %.2f ms: %s)\n' \
-  "$(echo "$(stat flashflow '.metrics.http_req_duration.values["p(99)"]') / $ceiling_p99" | bc -l)" "$limit" \
-  "$(grep -q 'thresholds on metrics .* have been crossed\|✗' "$OUT/opening-flashflow.txt" && echo "crossed" || echo "met")"
-echo "  HTML reports: bench/reports/opening-ceiling.html, bench/reports/opening-flashflow.html"
+rm -f "$OUT/opening-summary.txt"
+for mode in ${PIN_MODES:-unpinned pinned}; do
+  case $mode in unpinned|pinned) opening "$mode" ;; *) die "unknown mode $mode (unpinned, pinned)" ;; esac
+done
+cat "$OUT/opening-summary.txt"

@@ -2,7 +2,8 @@
 # `make bench`: FlashFlow, the seed design (../shared/bench/seed-baseline: Express + Redis Lua +
 # RabbitMQ + Postgres) and a ceiling server (the same hyper server, one EVALSHA of a trivial script
 # per request: flashflow-bench ceiling), back to back with the same tool (wrk -t2), in two flash-sale
-# shapes:
+# shapes (the stock-100 one also against the HTTP limit: the same server answering a constant 409
+# without Redis, flashflow-bench http-limit):
 #   stock 100        almost every answer is "sold out" (the seed's own test)
 #   large stock      every request is a successful buy (LARGE_STOCK, 1,000,000)
 # Prints one table (req/s, p50, p99, sold, errors, ratios), then the large sale's drain (last 202 to
@@ -16,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
 C=${1:-100}; D=${2:-5}; LARGE=${LARGE_STOCK:-1000000}
 BASELINE=${BASELINE:-$ROOT/../shared/bench/seed-baseline/run.sh}
 SEED_DIR=${SEED_BASELINE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/seed-baseline}
-CEILING_PORT=${CEILING_PORT:-3001}
+CEILING_PORT=${CEILING_PORT:-3001}; LIMIT_PORT=${LIMIT_PORT:-3002}
 for tool in wrk bc jq; do command -v "$tool" >/dev/null || die "$tool is missing: run 'make setup'"; done
 [ -f "$BASELINE" ] || die "baseline not found at $BASELINE"
 API="http://127.0.0.1:$API_PORT"
@@ -44,6 +45,14 @@ ceiling() { # file
   CEIL_PID=$!
   for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$CEILING_PORT/" && break; sleep 0.1; done
   wrk_run "ceiling (axum + fred EVALSHA)" "http://127.0.0.1:$CEILING_PORT/sales/x/buy" "$1"
+  kill "$CEIL_PID"; wait "$CEIL_PID" 2>/dev/null || true; CEIL_PID=
+}
+
+http_limit() { # file: the same server answering a constant 409, no Redis (the sold-out answer's limit)
+  RUST_LOG=warn "$BENCH" http-limit --listen "127.0.0.1:$LIMIT_PORT" >"$LOG_DIR/http-limit.log" 2>&1 &
+  CEIL_PID=$!
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$LIMIT_PORT/" && break; sleep 0.1; done
+  wrk_run "HTTP limit (the same server, a constant 409)" "http://127.0.0.1:$LIMIT_PORT/sales/x/buy" "$1"
   kill "$CEIL_PID"; wait "$CEIL_PID" 2>/dev/null || true; CEIL_PID=
 }
 
@@ -105,6 +114,7 @@ SCENARIOS=${SCENARIOS:-small large}
 for scenario in $SCENARIOS; do
   if [ $scenario = small ]; then stock=100; else stock=$LARGE; fi
   ceiling "$OUT/$scenario-ceiling.txt"
+  [ $scenario = small ] && http_limit "$OUT/small-limit.txt"
   flashflow "$stock" "$OUT/$scenario-flashflow.txt"
   sold[$scenario]=$FF_SOLD; drain[$scenario]=$FF_DRAIN; accepted[$scenario]=$FF_ACCEPTED
   reserved[$scenario]=$FF_RESERVED; rss[$scenario]=$FF_RSS
@@ -125,6 +135,7 @@ printf 'scenario\tserver\treq/s\tp50 ms\tp99 ms\n' >"$REPORTS/bench.tsv"
 for s in $SCENARIOS; do
   if [ "$s" = small ]; then label="stock 100"; else label="stock $LARGE"; fi
   row "$label: ceiling" "$OUT/$s-ceiling.txt" "-"
+  [ "$s" = small ] && row "$label: HTTP limit (409)" "$OUT/small-limit.txt" "-"
   row "$label: FlashFlow" "$OUT/$s-flashflow.txt" "${sold[$s]}"
   row "$label: seed design" "$OUT/$s-seed.txt" "${seed_sold[$s]}"
   for server in ceiling flashflow seed; do
@@ -142,6 +153,10 @@ done
 for s in $SCENARIOS; do
   ff=$(rps "$OUT/$s-flashflow.txt"); c=$(rps "$OUT/$s-ceiling.txt")
   echo "$s: FlashFlow / ceiling req/s = $(echo "scale=2; $ff / $c" | bc)x"
+  if [ "$s" = small ]; then
+    l=$(rps "$OUT/small-limit.txt")
+    echo "small: FlashFlow / HTTP limit req/s = $(echo "scale=2; $ff / $l" | bc)x;  FlashFlow p99 / HTTP limit p99 = $(ratio "$(ms "$(pct "$OUT/small-flashflow.txt" 99%)")" "$(ms "$(pct "$OUT/small-limit.txt" 99%)")")x"
+  fi
 done
 python3 bench/chart.py "$REPORTS/bench.tsv" "$REPORTS/bench.svg" "make bench, $(date -u +%Y-%m-%d): wrk -t2 -c$C -d${D}s, 2 shared cores"
 echo "chart: bench/reports/bench.svg (table: bench/reports/bench.tsv)"

@@ -2,6 +2,9 @@
 //! same hyper server and limits as `flashflow-local api`, the same route, one `EVALSHA` of a
 //! trivial script per request (one Redis round trip, as a buy's reservation), and a constant `202`.
 //! FlashFlow's own figures are judged against it, measured in the same run.
+//!
+//! The HTTP limit (`http_limit`): the same server answering every buy with a constant `409`, the
+//! sold-out answer's body, without Redis: the most a sold-out answer from memory can be.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +34,20 @@ pub fn router(client: Client) -> Router {
             post(one_round_trip)
                 .with_state(answer(StatusCode::ACCEPTED, r#"{"status":"PENDING"}"#)),
         )
+}
+
+/// The HTTP limit's router: the buy route answering FlashFlow's sold-out answer, as is, at once.
+pub fn http_limit_router() -> Router {
+    Router::new().route(
+        "/sales/{sale_id}/buy",
+        post(|| async {
+            (
+                StatusCode::CONFLICT,
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"error":"sold_out","message":"the sale is sold out"}"#,
+            )
+        }),
+    )
 }
 
 /// What a route of the ceiling answers after its one Redis round trip.

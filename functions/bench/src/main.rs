@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - [`ceiling`]: the ceiling server (the same server as `flashflow-local api`, one trivial
-//!   `EVALSHA` per request), what the buy path is judged against in `make bench`.
+//!   `EVALSHA` per request), what the buy path is judged against in `make bench`; and the HTTP
+//!   limit (the same server, a constant `409`, no Redis), what the sold-out answers are judged
+//!   against.
 //! - [`settle`]: settlement throughput at the ledger, the handler and through the local queue
 //!   (`make bench-settle`).
 //! - [`sqs_rate`]: the emulator's own SQS rate, printed beside the drain in `make bench`.
@@ -38,6 +40,12 @@ enum Command {
     /// The ceiling server: one EVALSHA of a trivial script per request, a constant 202 (REDIS_URL).
     Ceiling {
         #[arg(long, default_value = "127.0.0.1:3001")]
+        listen: String,
+    },
+    /// The HTTP limit: the same server answering every buy with a constant 409 (sold out), no
+    /// Redis: what the HTTP stack alone does on this machine.
+    HttpLimit {
+        #[arg(long, default_value = "127.0.0.1:3002")]
         listen: String,
     },
     /// Settlement throughput: N orders of one sale through C instances, at each of the levels C…
@@ -145,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(steps.clone());
     match cli.command {
         Command::Ceiling { listen } => ceiling(&listen).await,
+        Command::HttpLimit { listen } => http_limit(&listen).await,
         Command::Settle {
             orders,
             concurrency,
@@ -223,6 +232,21 @@ async fn ceiling(addr: &str) -> anyhow::Result<()> {
     flashflow_local::server::serve_with(
         listener,
         ceiling::router(client),
+        flashflow_local::server::Limits::default(),
+        Default::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn http_limit(addr: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    info!(%addr, "serving the HTTP limit (a constant 409)");
+    flashflow_local::server::serve_with(
+        listener,
+        ceiling::http_limit_router(),
         flashflow_local::server::Limits::default(),
         Default::default(),
     )
