@@ -61,6 +61,29 @@ children_cpu() { # the CPU of this shell's reaped children (bash's `times`, run 
   tail -1 "$OUT/times.txt" | awk '{ n = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); n += a[1] * 60 + a[2] } print n }'
 }
 
+# Earlier runs' orders settle first (a run stopped before its drain leaves them in its sale's
+# outbox, and the sweeper re-sends them): the backlog would be measured as this run's. Looked at
+# before anything is measured.
+backlog() { # orders due on the queue: entries of the default prefix's outboxes due for a re-send
+  # (those whose send succeeded are pushed days out), and the queue's messages
+  local n=0 k now; now=$(date +%s%3N)
+  for k in $(redis-cli -u "$REDIS_URL" --scan --pattern 'ff:{*}:outbox_at'); do
+    n=$(( n + $(redis-cli -u "$REDIS_URL" zcount "$k" -inf "$now") ))
+  done
+  # SQS's JSON protocol (LocalStack does not check the signature): no CLI start-up per look.
+  curl -sf -X POST "$AWS_ENDPOINT_URL_SQS/" -H 'x-amz-target: AmazonSQS.GetQueueAttributes' \
+    -H 'content-type: application/x-amz-json-1.0' \
+    -H "authorization: AWS4-HMAC-SHA256 Credential=test/$(date -u +%Y%m%d)/$AWS_REGION/sqs/aws4_request, SignedHeaders=host, Signature=0" \
+    -d "{\"QueueUrl\":\"$ORDERS_QUEUE_URL\",\"AttributeNames\":[\"ApproximateNumberOfMessages\",\"ApproximateNumberOfMessagesNotVisible\"]}" \
+    | jq --argjson n "$n" '$n + ([.Attributes[] | tonumber] | add)'
+}
+left=$(backlog)
+if [ "$left" -gt 0 ]; then
+  say "waiting for $left orders of earlier runs to settle first"
+  for _ in $(seq 600); do left=$(backlog); [ "$left" -eq 0 ] && break; sleep 1; done
+  [ "$left" -eq 0 ] || die "$left orders of earlier runs still unsettled after 600 s"
+fi
+
 say "idle: ${IDLE} s with no load (each process's background rate)"
 snap "$OUT/idle-0.json"; sleep "$IDLE"; snap "$OUT/idle-1.json"
 python3 bench/proc_cpu.py diff "$OUT/idle-0.json" "$OUT/idle-1.json" >"$OUT/idle.json"

@@ -80,6 +80,10 @@ def main(out, shapes, connections, seconds):
                  for s in shapes]
         print(f"| **{group}, together** | | " + " | ".join(cells) + " | |")
 
+    busy = [label for key, label, _ in LABELS if key in idle and idle[key] / idle_seconds > 0.05]
+    if busy:
+        print(f"\nWARNING: not idle before the loads ({', '.join(busy)} above 50 ms of CPU a second): "
+              "something else ran, and is in these figures")
     print()
     print("Redis, per order (INFO commandstats deltas, µs as Redis times each command; a script's"
           " commands have their own lines and are inside its EVALSHA's µs too):")

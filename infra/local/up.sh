@@ -59,8 +59,11 @@ ls_ready() {
   local h; h=$(ls_health) || return 1
   grep -Eq '"sqs": *"(available|running)"' <<<"$h" && grep -Eq '"secretsmanager": *"(available|running)"' <<<"$h"
 }
-if ls_health >/dev/null && ! ls_ready && pid_alive localstack; then
-  say "restarting LocalStack: the running one lacks a service this version needs"
+# A LocalStack that closes every connection was not started by run-localstack.py (an older
+# checkout's): it works, but every SQS call costs a new connection, and benchmarks would say so.
+ls_closes() { curl -sf -D - -o /dev/null "http://localhost:$LOCALSTACK_PORT/_localstack/health" | grep -qi '^connection: *close'; }
+if ls_health >/dev/null && pid_alive localstack && { ! ls_ready || ls_closes; }; then
+  say "restarting LocalStack: the running one lacks a service this version needs, or closes every connection"
   kill "$(cat "$RUN_DIR/localstack.pid")"
   for _ in $(seq 100); do ls_health >/dev/null || break; sleep 0.1; done
 fi
@@ -74,7 +77,7 @@ if ! ls_ready; then
   (cd "$FLASHFLOW_HOME" && OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$FLASHFLOW_HOME/localstack-fs" \
     DISABLE_EVENTS=1 SERVICES=sqs,secretsmanager SQS_ENDPOINT_STRATEGY=path LOCALSTACK_HOST="localhost:$LOCALSTACK_PORT" \
     GATEWAY_LISTEN="127.0.0.1:$LOCALSTACK_PORT" GATEWAY_SERVER=hypercorn \
-    exec nohup "$LS_VENV/bin/python" -m localstack.runtime.main </dev/null >"$LOG_DIR/localstack.log" 2>&1) &
+    exec nohup "$LS_VENV/bin/python" "$HERE/run-localstack.py" </dev/null >"$LOG_DIR/localstack.log" 2>&1) &
   echo $! >"$RUN_DIR/localstack.pid"
   wait_for LocalStack 60 ls_ready
 fi
