@@ -89,10 +89,12 @@ pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
     let mut p = plan(
         r.definition.stock,
         r.taken_for_redis(),
+        r.checkout.unreturned_quantity,
         r.round,
         &ledger.bought,
         &ledger.keys,
         &ledger.holds,
+        &ledger.ended,
         &pending,
     );
     if r.definition.waiting_room.is_some() {
@@ -102,7 +104,11 @@ pub async fn rehydrate<L: SaleLedger, C: SaleLoader + PendingOrders>(
     let loaded_anew = store.rehydrate(&r.definition, &p).await?;
     let done = Rehydrated {
         loaded_anew,
-        remaining: p.remaining,
+        remaining: if loaded_anew {
+            p.remaining_if_new
+        } else {
+            p.remaining
+        },
         buyers: p.buyers.len(),
         idempotency_keys: p.keys.len(),
         pending: pending.len(),

@@ -104,6 +104,8 @@ pub async fn cost(places: usize) -> anyhow::Result<()> {
     seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
     let plan = Plan {
         remaining: 1_000,
+        remaining_if_new: 1_000,
+        returned: Vec::new(),
         round: 1,
         buyers: Vec::new(),
         keys: Vec::new(),

@@ -58,6 +58,8 @@ pub trait LoadForTests: SaleLoader {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let plan = Plan {
             remaining: i64::from(available),
+            remaining_if_new: i64::from(available),
+            returned: Vec::new(),
             round: 1,
             buyers: Vec::new(),
             keys: Vec::new(),

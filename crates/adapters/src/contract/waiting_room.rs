@@ -482,6 +482,8 @@ pub async fn while_a_hold_is_open_the_stock_gone_is_sold_out_for_now_only<
 fn rebuilt(holds: Vec<(uuid::Uuid, EpochMs)>) -> Plan {
     Plan {
         remaining: 0,
+        remaining_if_new: 0,
+        returned: Vec::new(),
         round: 1,
         buyers: Vec::new(),
         keys: Vec::new(),

@@ -394,6 +394,8 @@ impl SaleLedger for MemoryLedger {
             bought: bought.into_iter().collect(),
             keys,
             holds,
+            // This ledger never ends a hold.
+            ended: Vec::new(),
             settled,
         }))
     }

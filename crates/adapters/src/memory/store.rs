@@ -427,7 +427,13 @@ impl SaleLoader for MemoryStore {
         }
         s.define(def, plan.round);
         MemRoom::load(&mut s.room, def, plan.draw_seed.as_ref());
-        if fresh || plan.remaining < s.remaining {
+        if fresh {
+            s.remaining = plan.remaining_if_new;
+            for order in &plan.returned {
+                s.returned.insert(*order);
+                s.holds.remove(order);
+            }
+        } else if plan.remaining < s.remaining {
             s.remaining = plan.remaining;
         }
         s.expiring = false;

@@ -210,7 +210,7 @@ impl SaleLedger for Db {
         let bought = client
             .query(
                 "SELECT buyer, sum(quantity)::bigint AS bought FROM orders
-                  WHERE sale_id = $1 AND (status IN ('CONFIRMED', 'HELD') OR NOT stock_returned)
+                  WHERE sale_id = $1 AND status IN ('CONFIRMED', 'HELD')
                   GROUP BY buyer",
                 &[&id.as_str()],
             )
@@ -256,6 +256,18 @@ impl SaleLedger for Db {
             .iter()
             .map(|r| (r.get("order_id"), EpochMs(time_to_ms(r.get("pay_by")))))
             .collect();
+        let ended = client
+            .query(
+                "SELECT order_id FROM orders
+                  WHERE sale_id = $1 AND pay_by IS NOT NULL
+                    AND status IN ('EXPIRED', 'CANCELLED', 'REFUNDED')",
+                &[&id.as_str()],
+            )
+            .await
+            .or_db()?
+            .iter()
+            .map(|r| r.get("order_id"))
+            .collect();
         let settled = recorded_orders(&client, pending)
             .await?
             .into_iter()
@@ -267,6 +279,7 @@ impl SaleLedger for Db {
             bought,
             keys,
             holds,
+            ended,
             settled,
         }))
     }

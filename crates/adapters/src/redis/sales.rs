@@ -69,7 +69,7 @@ impl SaleLoader for RedisStore {
             .rehydrate
             .evalsha_with_reload(
                 &self.client,
-                [keys.all(), vec![keys.wake()]].concat(),
+                [keys.all(), vec![keys.wake(), keys.returned(), keys.holds()]].concat(),
                 [
                     vec![
                         "sale".to_owned(),
@@ -77,7 +77,11 @@ impl SaleLoader for RedisStore {
                         plan.round.to_string(),
                     ],
                     sale_args(def),
-                    vec![holds_until.map(ToString::to_string).unwrap_or_default()],
+                    vec![
+                        holds_until.map(ToString::to_string).unwrap_or_default(),
+                        plan.remaining_if_new.to_string(),
+                    ],
+                    plan.returned.iter().map(ToString::to_string).collect(),
                 ]
                 .concat(),
             )

@@ -39,8 +39,17 @@ pub fn idem_value(order_id: Uuid, quantity: u32, state: Option<OrderState>) -> S
 /// What Redis must hold for a sale to go on where the ledger and the outbox say it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Stock that may still be reserved.
+    /// Stock that may still be reserved, for a sale Redis still holds: an ended hold's unit
+    /// counts as out until its return reaches Redis (the return script remembers it there).
     pub remaining: i64,
+    /// Stock that may still be reserved, for a sale Redis loads anew: every ended hold's unit
+    /// counts as back, whatever the ledger's flag says, because the Redis that remembered its
+    /// return is gone (a return carried to the lost Redis, its flag written after the ledger was
+    /// read, would otherwise be lost; one carried again by a stale follow-up counted twice).
+    pub remaining_if_new: i64,
+    /// The round's ended holds (expired, cancelled, refunded): a sale loaded anew records each
+    /// as returned, so a late or repeated return of it gives nothing twice.
+    pub returned: Vec<Uuid>,
     pub round: u32,
     /// Each buyer's count (confirmed plus pending): Redis keeps the larger of this and its own.
     pub buyers: Vec<(String, i64)>,
@@ -55,17 +64,21 @@ pub struct Plan {
     pub draw_seed: Option<super::waiting_room::draw::Seed>,
 }
 
-/// The plan for a sale of `stock` of which `confirmed` is confirmed in this `round`.
-/// `holds` are the ledger's holds whose unit may still come back. `pending` are the outbox's
+/// The plan for a sale of `stock` of which `taken` is out in this `round` (confirmed, held, and
+/// `unreturned`: ended holds whose unit the ledger has not seen come back). `holds` are the
+/// ledger's holds whose unit may still come back; `ended` every ended hold of the round. `pending` are the outbox's
 /// messages not yet in the ledger; those of another round are ignored (they settle as that
 /// round's).
+#[allow(clippy::too_many_arguments)] // each is one part of the ledger's account
 pub fn plan(
     stock: u32,
-    confirmed: u32,
+    taken: u32,
+    unreturned: u32,
     round: u32,
     bought: &[(BuyerId, i64)],
     keys: &[KeyHolder],
     holds: &[(Uuid, EpochMs)],
+    ended: &[Uuid],
     pending: &[OrderMessage],
 ) -> Plan {
     let pending: Vec<&OrderMessage> = pending.iter().filter(|o| o.round == round).collect();
@@ -100,7 +113,12 @@ pub fn plan(
         }
     }
     Plan {
-        remaining: (i64::from(stock) - i64::from(confirmed) - reserved).max(0),
+        remaining: (i64::from(stock) - i64::from(taken) - reserved).max(0),
+        remaining_if_new: (i64::from(stock)
+            - i64::from(taken.saturating_sub(unreturned))
+            - reserved)
+            .max(0),
+        returned: ended.to_vec(),
         round,
         buyers: buyers.into_iter().map(|(b, n)| (b.to_owned(), n)).collect(),
         keys: entries,
@@ -134,15 +152,40 @@ mod tests {
         let p = plan(
             10,
             3,
+            0,
             1,
+            &[],
             &[],
             &[],
             &[],
             &[pending("a", 2, None, 1), pending("b", 1, None, 1)],
         );
         assert_eq!(p.remaining, 4);
-        let over = plan(2, 2, 1, &[], &[], &[], &[pending("a", 1, None, 1)]);
+        let over = plan(2, 2, 0, 1, &[], &[], &[], &[], &[pending("a", 1, None, 1)]);
         assert_eq!(over.remaining, 0, "never negative");
+    }
+
+    #[test]
+    fn a_sale_loaded_anew_counts_every_ended_hold_as_back_and_a_live_one_waits_for_the_return() {
+        let ended = [Uuid::now_v7(), Uuid::now_v7()];
+        // 10 units: 3 confirmed or held, 2 of ended holds whose return the ledger has not seen.
+        let p = plan(
+            10,
+            5,
+            2,
+            1,
+            &[],
+            &[],
+            &[],
+            &ended,
+            &[pending("a", 1, None, 1)],
+        );
+        assert_eq!((p.remaining, p.remaining_if_new), (4, 6));
+        assert_eq!(
+            p.returned,
+            ended.to_vec(),
+            "recorded as returned when loaded anew"
+        );
     }
 
     #[test]
@@ -151,8 +194,10 @@ mod tests {
         let p = plan(
             10,
             1,
+            0,
             1,
             &[(alice, 1)],
+            &[],
             &[],
             &[],
             &[pending("alice", 2, None, 1), pending("bob", 1, None, 1)],
@@ -175,7 +220,7 @@ mod tests {
         };
         let retry = pending("alice", 1, Some("k1"), 1);
         let other = pending("bob", 1, Some("k9"), 1);
-        let p = plan(10, 1, 1, &[], &[held], &[], &[retry, other.clone()]);
+        let p = plan(10, 1, 0, 1, &[], &[held], &[], &[], &[retry, other.clone()]);
         assert_eq!(
             p.keys,
             vec![
@@ -189,7 +234,7 @@ mod tests {
     fn pending_orders_of_another_round_are_left_to_settle_as_that_rounds() {
         let mut held = pending("a", 3, Some("k"), 1);
         held.pay_by_ms = Some(1_764_000_600_000);
-        let p = plan(5, 0, 2, &[], &[], &[], &[held]);
+        let p = plan(5, 0, 0, 2, &[], &[], &[], &[], &[held]);
         assert_eq!(p.remaining, 5);
         assert!(p.buyers.is_empty() && p.keys.is_empty() && p.holds.is_empty());
     }
@@ -203,10 +248,12 @@ mod tests {
         let p = plan(
             10,
             0,
+            0,
             1,
             &[],
             &[],
             &[(in_ledger, pay_by)],
+            &[],
             &[reserved.clone(), flash],
         );
         let mut want = vec![

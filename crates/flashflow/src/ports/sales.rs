@@ -248,14 +248,17 @@ impl SaleRecord {
 #[derive(Debug, Clone)]
 pub struct LedgerOfSale {
     pub record: SaleRecord,
-    /// Each buyer's confirmed or held quantity in this round (and ended holds whose units Redis
-    /// has not got back yet).
+    /// Each buyer's confirmed or held quantity in this round (an ended hold's unit is back for
+    /// its buyer too: Redis keeps the larger of this and its own count, so a live sale's buyer
+    /// keeps the hold counted until its return reaches Redis).
     pub bought: Vec<(BuyerId, i64)>,
     /// Each idempotency key's order in this round.
     pub keys: Vec<KeyHolder>,
     /// This round's holds whose unit may still come back (held, or ended with the unit not yet
     /// back in Redis), each with its `pay_by`.
     pub holds: Vec<(Uuid, EpochMs)>,
+    /// This round's ended holds (expired, cancelled, refunded), whatever their return's flag.
+    pub ended: Vec<Uuid>,
     /// Those of the asked-for order ids that are recorded (in any round).
     pub settled: HashSet<Uuid>,
 }

@@ -201,6 +201,8 @@ async fn the_operators_user_loads_rebuilds_and_resets_a_sale() {
     // A rebuild restores a checkout sale's open holds too.
     let rebuilt = flashflow::domain::rehydrate::Plan {
         remaining: 2,
+        remaining_if_new: 2,
+        returned: Vec::new(),
         round: 1,
         buyers: vec![("a".into(), 1)],
         keys: Vec::new(),

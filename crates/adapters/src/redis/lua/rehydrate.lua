@@ -13,11 +13,16 @@
 --   `sale_args` (adapters/redis/sales.rs) writes it: stock, limit, opens_ms ('' = none),
 --   closes_ms ('' = none), attempts per buyer per minute ('' = none), a checkout sale's hold in
 --   ms ('' = none), what the storefront shows (JSON: name, price, currency; '' = none);
---   ARGV[11] = the last pay_by of the holds restored ('' = none; holds_until never goes back). The
+--   ARGV[11] = the last pay_by of the holds restored ('' = none; holds_until never goes back);
+--   ARGV[12] = remaining for a sale loaded anew, ARGV[13..] = the round's ended holds (KEYS[8]
+--   the returned hash, KEYS[9] the holds zset). The
 --   definition is always refreshed and every key made persistent again (a finished sale's keys
 --   may have been given an expiry). A sale Redis does not hold, or holds from an
---   earlier round, gets `remaining` as computed; a live one keeps the smaller of its own and the
---   computed one, so a rebuild never hands out stock twice. Returns 1 when loaded anew, else 0.
+--   earlier round, gets ARGV[12]: every ended hold's unit counts as back, and each is recorded
+--   as returned, so a late or repeated return of it (its carrier's first try reached the Redis
+--   that was lost) gives nothing twice. A live one keeps the smaller of its own and ARGV[2] (an
+--   ended hold out until its return reaches Redis), so a rebuild never hands out stock twice.
+--   Returns 1 when loaded anew, else 0.
 if ARGV[1] == 'entries' then
   local n = tonumber(ARGV[2])
   local i = 3
@@ -63,7 +68,13 @@ if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'info', ARGV[10]) end
 if ARGV[11] ~= '' and tonumber(ARGV[11]) > tonumber(have[3] or '0') then
   redis.call('HSET', KEYS[1], 'holds_until', ARGV[11])
 end
-if fresh or tonumber(remaining) < tonumber(have[1]) then
+if fresh then
+  redis.call('HSET', KEYS[1], 'remaining', ARGV[12])
+  for i = 13, #ARGV do
+    redis.call('HSET', KEYS[8], ARGV[i], round)
+    redis.call('ZREM', KEYS[9], ARGV[i])
+  end
+elseif tonumber(remaining) < tonumber(have[1]) then
   redis.call('HSET', KEYS[1], 'remaining', remaining)
 end
 for i = 1, 6 do
