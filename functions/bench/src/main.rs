@@ -225,28 +225,28 @@ async fn main() -> anyhow::Result<()> {
 async fn ceiling(addr: &str) -> anyhow::Result<()> {
     let redis = flashflow_adapters::redis::RedisSettings::from_env()?;
     let client = ceiling::client(&redis.url).await?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    info!(%addr, "serving the ceiling server");
-    flashflow_local::server::serve_with(
-        listener,
-        ceiling::router(client),
-        flashflow_local::server::Limits::default(),
-        Default::default(),
-    )
-    .await?;
-    Ok(())
+    serve(addr, "the ceiling server", ceiling::router(client)).await
 }
 
 async fn http_limit(addr: &str) -> anyhow::Result<()> {
+    serve(
+        addr,
+        "the HTTP limit (a constant 409)",
+        ceiling::http_limit_router(),
+    )
+    .await
+}
+
+/// Serves `router` on `addr` with the same server and limits as `flashflow-local api`, so a
+/// comparison measures only what the router does.
+async fn serve(addr: &str, what: &str, router: axum::Router) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    info!(%addr, "serving the HTTP limit (a constant 409)");
+    info!(%addr, "serving {what}");
     flashflow_local::server::serve_with(
         listener,
-        ceiling::http_limit_router(),
+        router,
         flashflow_local::server::Limits::default(),
         Default::default(),
     )

@@ -77,6 +77,19 @@ pub fn sale(id: &SaleId, stock: u32) -> SaleDefinition {
     SaleDefinition::new(id.clone(), stock).with_name("contract")
 }
 
+/// A checkout sale of `stock` (a limit of five per buyer, holds of a minute at 1.00 EUR).
+pub fn checkout_sale(id: &SaleId, stock: u32) -> SaleDefinition {
+    SaleDefinition {
+        per_user_limit: 5,
+        checkout: Some(flashflow::domain::sale::Checkout {
+            hold_seconds: 60,
+            price: 100,
+            currency: "eur".into(),
+        }),
+        ..sale(id, stock)
+    }
+}
+
 /// A sale id no other test uses.
 pub fn fresh_sale_id() -> SaleId {
     SaleId::parse(&format!("c-{}", Uuid::new_v4().simple())).expect("a valid id")

@@ -1,7 +1,7 @@
 //! The reservation store, the outbox and the sale cache (Redis; in memory for unit tests).
 
 use super::LoadForTests;
-use super::{buy, sale};
+use super::{buy, checkout_sale, sale};
 use flashflow::domain::rehydrate::KeyHolder;
 use flashflow::domain::EpochMs;
 use flashflow::domain::{
@@ -109,15 +109,7 @@ impl<S: ReservationStore + Outbox + SaleCache + ReturnStock> Store<S> {
 
     /// A checkout sale of `stock` (holds of a minute), loaded.
     async fn checkout(&self, stock: u32) -> SaleDefinition {
-        let def = SaleDefinition {
-            per_user_limit: 5,
-            checkout: Some(flashflow::domain::sale::Checkout {
-                hold_seconds: 60,
-                price: 100,
-                currency: "eur".into(),
-            }),
-            ..sale(&self.id, stock)
-        };
+        let def = checkout_sale(&self.id, stock);
         self.store.load_sale(&def, stock).await.unwrap();
         def
     }
@@ -505,15 +497,7 @@ pub async fn a_sale_loaded_anew_counts_its_ended_holds_back_and_their_late_retur
 ) {
     // Redis lost the sale while a hold's end was carried: its return may have reached the Redis
     // that is gone, and its carrier may try again.
-    let def = SaleDefinition {
-        per_user_limit: 5,
-        checkout: Some(flashflow::domain::sale::Checkout {
-            hold_seconds: 60,
-            price: 100,
-            currency: "eur".into(),
-        }),
-        ..sale(&t.id, 3)
-    };
+    let def = checkout_sale(&t.id, 3);
     let mut ended = super::order(&t.id, "mo", 0, None, 1);
     ended.pay_by_ms = Some(EpochMs::now().get());
     let loaded = t
