@@ -9,7 +9,7 @@ LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UN
 # make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
 BATCH ?= 100,1000
 
-.PHONY: bench-cpu bench-sizes bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
+.PHONY: sam-local sam-local-check bench-cpu bench-sizes bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -80,6 +80,12 @@ lambda-check: setup ## CI: cross-build buy and settle for arm64 (cargo-lambda, z
 sam-build: setup ## sam build: every function for arm64 (cargo-lambda) and the RDS CA layer
 	@bash infra/aws/fetch-rds-ca.sh
 	@$(ENV) $(LAMBDA_PROFILE) CARGO_TARGET_DIR="$${LAMBDA_TARGET_DIR:-$$FLASHFLOW_HOME/target-lambda-arm64}" sam build --template-file template.yaml
+
+sam-local: up ## the functions in Lambda containers (Docker, opt-in): sam local start-api on :3090 against the local stack
+	@bash infra/local/sam-local.sh serve
+
+sam-local-check: up ## sam local checked: a sale, buys, settle, the waiting room, every events/ fixture invoked, latency beside flashflow-local
+	@bash infra/local/sam-local.sh check
 
 deploy: sam-build ## sam deploy (first time: make deploy DEPLOY_FLAGS=--guided)
 	@[ -s infra/aws/rds-ca/global-bundle.pem ] || [ -n "$${ALLOW_NO_RDS_CA:-}" ] || { echo "the RDS CA bundle is missing (infra/aws/rds-ca/README.md); set ALLOW_NO_RDS_CA=1 if you deploy with DatabaseProxyEndpoint" >&2; exit 1; }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Stop what up.sh started in the background (LocalStack, DynamoDB Local, localstripe, the local API). Redis and
+# Stop what up.sh started in the background (LocalStack, DynamoDB Local, localstripe, the local API),
+# and the dockerd make sam-local started. Redis and
 # PostgreSQL are left running: they are shared machine services.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/env.sh"
-for name in api settle reconcile expire localstack dynamodb localstripe; do
+for name in api settle reconcile expire localstack dynamodb localstripe dockerd; do
   f="$RUN_DIR/$name.pid"
   [ -f "$f" ] || continue
   pid=$(cat "$f")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create FlashFlow's queue (with its DLQ and redrive policy), the order-status table and the
-# database secret the functions read at start (as in AWS). Idempotent.
-# Runs from infra/local/up.sh on the host, and as a LocalStack ready.d hook in Docker.
+# secrets the functions read at start (as in AWS). Idempotent.
+# Runs from infra/local/up.sh (a LocalStack ready.d hook in form, if LocalStack runs elsewhere).
 set -euo pipefail
 REGION=${AWS_DEFAULT_REGION:-us-east-1}
 ORDERS_QUEUE=${ORDERS_QUEUE:-flashflow-orders}
@@ -46,11 +46,16 @@ else
 fi
 echo "secret $DATABASE_SECRET"
 
-# The order-signing key for `sam local` (infra/aws/env.json): the local, not-secret value.
-SIGNING_SECRET=flashflow/order-signing-key
-signing_key=${ORDER_SIGNING_KEY:-local-order-signing-key-not-a-secret-0001}
-if ! awslocal secretsmanager describe-secret --region "$REGION" --secret-id "$SIGNING_SECRET" >/dev/null 2>&1; then
-  awslocal secretsmanager create-secret --region "$REGION" --name "$SIGNING_SECRET" \
-    --secret-string "$signing_key" >/dev/null
-fi
-echo "secret $SIGNING_SECRET"
+# The keys, as the template's secrets hold them (bare strings), created once: a function reads its
+# key from here when it runs in a Lambda container (make sam-local); flashflow-local reads the same
+# values from the environment (infra/local/env.sh).
+key_secret() {
+  if ! awslocal secretsmanager describe-secret --region "$REGION" --secret-id "$1" >/dev/null 2>&1; then
+    awslocal secretsmanager create-secret --region "$REGION" --name "$1" --secret-string "$2" >/dev/null
+  fi
+  echo "secret $1"
+}
+key_secret flashflow/order-signing-key "${ORDER_SIGNING_KEY:-local-order-signing-key-not-a-secret-0001}"
+key_secret flashflow/admission-key "${ADMISSION_KEY:-local-admission-key-not-a-secret-000000001}"
+key_secret flashflow/stripe-secret-key "${STRIPE_SECRET_KEY:-sk_test_local_not_a_secret}"
+key_secret flashflow/stripe-webhook-secret "${STRIPE_WEBHOOK_SECRET:-whsec_local_not_a_secret}"
