@@ -178,15 +178,18 @@ check() {
   prepare
   sam_flags
   say "sam local start-api on http://127.0.0.1:$SAM_PORT (orders to $CHECK_QUEUE)"
-  sam_local start-api "${SAM_FLAGS[@]}" --host 127.0.0.1 --port "$SAM_PORT" --warm-containers EAGER \
-    >"$LOG_DIR/sam-local.log" 2>&1 &
-  SAM_PID=$!  # SIGTERM: a background job ignores SIGINT; remove_containers then cleans up
-  trap 'kill $SAM_PID 2>/dev/null; wait $SAM_PID 2>/dev/null; remove_containers
-    awslocal sqs delete-queue --region "$AWS_REGION" --queue-url "$CHECK_QUEUE_URL" >/dev/null 2>&1 || true' EXIT
+  # Python itself in the background (not a function's subshell), so the trap stops SAM itself;
+  # SIGTERM, as a background job ignores SIGINT; remove_containers then cleans up after it.
+  "$SAM_VENV/bin/python" "$ROOT/infra/local/sam_host_network.py" local start-api "${SAM_FLAGS[@]}" \
+    --host 127.0.0.1 --port "$SAM_PORT" --warm-containers EAGER >"$LOG_DIR/sam-local.log" 2>&1 &
+  SAM_PID=$!
+  trap 'set +e; kill $SAM_PID 2>/dev/null; wait $SAM_PID 2>/dev/null; remove_containers
+    awslocal sqs delete-queue --region "$AWS_REGION" --queue-url "$CHECK_QUEUE_URL" >/dev/null 2>&1' EXIT
   # The SAM CLI's venv has boto3 (the check reads the queue as an event source would).
   "$SAM_VENV/bin/python" infra/local/sam_local_check.py --api "http://127.0.0.1:$SAM_PORT" \
     --queue-url "$CHECK_QUEUE_URL" --sam "$SAM_VENV/bin/python $ROOT/infra/local/sam_host_network.py local" \
-    --sam-flags "${SAM_FLAGS[*]}" --log "$LOG_DIR/sam-local.log"
+    --sam-flags "${SAM_FLAGS[*]}" --log "$LOG_DIR/sam-local.log" \
+    --local-bin "${CARGO_TARGET_DIR:-$ROOT/target}/release/flashflow-local"
 }
 
 case "${1:-serve}" in
