@@ -3,7 +3,8 @@
 # `make up` runs (Redis, Postgres, LocalStack, DynamoDB Local, localstripe). Opt-in: nothing else
 # needs Docker.
 #
-#   infra/local/sam-local.sh serve   `make sam-local`: prepare, then `sam local start-api` (foreground)
+#   infra/local/sam-local.sh serve   `make sam-local`: prepare, then `sam local start-api` (foreground),
+#                                    settle behind `sam local start-lambda` fed from the orders queue
 #   infra/local/sam-local.sh check   `make sam-local-check`: prepare, start the API, check it, invoke
 #                                    every events/ fixture (infra/local/sam_local_check.py), stop
 # `make down` stops the dockerd this script started.
@@ -21,6 +22,7 @@ source infra/local/env.sh
 
 SAM_DIR="$FLASHFLOW_HOME/sam-local"
 SAM_PORT="${SAM_PORT:-3090}"
+SAM_LAMBDA_PORT="${SAM_LAMBDA_PORT:-3001}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 case "$(uname -m)" in
   x86_64) ARCH=x86_64 ARCH_FLAG=--x86-64 ;;
@@ -45,7 +47,12 @@ start_docker() {
   if docker info >/dev/null 2>&1; then return; fi
   say "starting dockerd (no bridge, no iptables: containers use the host's network)"
   mkdir -p "$RUN_DIR" "$LOG_DIR"
-  as_root nohup dockerd --iptables=false --ip-masq=false --bridge=none >"$LOG_DIR/dockerd.log" 2>&1 &
+  # Started directly (not through a function, whose subshell would hold the pid), so `make down`
+  # stops dockerd itself (sudo passes the signal on); in a session of its own, so the Ctrl-C that
+  # stops `make sam-local` does not stop Docker.
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" setsid nohup dockerd --iptables=false --ip-masq=false --bridge=none >"$LOG_DIR/dockerd.log" 2>&1 &
   echo $! >"$RUN_DIR/dockerd.pid"
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return
@@ -161,13 +168,31 @@ remove_containers() {
   docker ps -aq --filter label=sam.cli.container.type=lambda | xargs -r docker rm -f >/dev/null
 }
 
-sam_local() { "$SAM_VENV/bin/python" "$ROOT/infra/local/sam_host_network.py" local "$@"; }
-
+# The API in the foreground; settle in its Lambda container behind `sam local start-lambda` (the
+# Invoke API), fed by `flashflow-local settle` as the SQS event source mapping feeds it in AWS
+# (EVENT_SOURCE_INVOKE_URL), so an order bought through the API ends CONFIRMED.
 serve() {
+  local local_bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/flashflow-local"
   prepare
   sam_flags
-  say "sam local start-api on http://127.0.0.1:$SAM_PORT (Ctrl-C stops it)"
-  sam_local start-api "${SAM_FLAGS[@]}" --host 127.0.0.1 --port "$SAM_PORT" --warm-containers EAGER
+  [ -x "$local_bin" ] || cargo build --release -p flashflow-local
+  "$SAM_VENV/bin/python" "$ROOT/infra/local/sam_host_network.py" local start-lambda "${SAM_FLAGS[@]}" \
+    --host 127.0.0.1 --port "$SAM_LAMBDA_PORT" --warm-containers LAZY >"$LOG_DIR/sam-local-lambda.log" 2>&1 &
+  LAMBDA_PID=$!
+  EVENT_SOURCE_INVOKE_URL="http://127.0.0.1:$SAM_LAMBDA_PORT/2015-03-31/functions/SettleFunction/invocations" \
+    EVENT_SOURCE_MAX_CONCURRENCY=1 RUST_LOG=warn "$local_bin" settle >"$LOG_DIR/sam-local-settle.log" 2>&1 &
+  SOURCE_PID=$!
+  say "sam local start-api on http://127.0.0.1:$SAM_PORT; settle through sam local start-lambda on :$SAM_LAMBDA_PORT (Ctrl-C stops them)"
+  "$SAM_VENV/bin/python" "$ROOT/infra/local/sam_host_network.py" local start-api "${SAM_FLAGS[@]}" \
+    --host 127.0.0.1 --port "$SAM_PORT" --warm-containers EAGER &
+  API_PID=$!
+  # All three in the background, this shell waiting: Ctrl-C or a kill of this script stops them
+  # all (a background job ignores SIGINT, so the EXIT trap sends each a SIGTERM).
+  trap 'set +e; kill $API_PID $SOURCE_PID $LAMBDA_PID 2>/dev/null; wait $API_PID $SOURCE_PID $LAMBDA_PID 2>/dev/null; remove_containers' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+  wait $API_PID
 }
 
 check() {
