@@ -182,14 +182,41 @@ impl<W: WaitingRooms> Queue<W> {
     /// did.
     async fn snapshot(&self, sale: &SaleId) -> Result<std::sync::Arc<Snapshot>, QueueError> {
         let snapshot = self.states.get(&self.store, sale).await?;
+        self.count_step(sale, &snapshot);
+        Ok(snapshot)
+    }
+
+    /// The state to answer a place of `epoch` with. A state in hand of another epoch may predate
+    /// a rebuild of the queue (a Redis loss, then the operator's rehydrate) that the place
+    /// belongs to, so the store is asked once more before the place is told to rejoin; an epoch
+    /// found lost that way is remembered, so its tickets cost no further read.
+    async fn snapshot_for(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        held: std::sync::Arc<Snapshot>,
+    ) -> Result<std::sync::Arc<Snapshot>, QueueError> {
+        match &held.state {
+            Some(state) if state.epoch != epoch && !self.states.is_lost(sale, epoch) => {
+                let fresh = self.states.reread(&self.store, sale, &held).await?;
+                if fresh.state.as_ref().is_some_and(|s| s.epoch != epoch) {
+                    self.states.mark_lost(sale, epoch);
+                }
+                self.count_step(sale, &fresh);
+                Ok(fresh)
+            }
+            _ => Ok(held),
+        }
+    }
+
+    /// Counts what the step that read `snapshot` did: once, by the first request to see it.
+    fn count_step(&self, sale: &SaleId, snapshot: &Snapshot) {
         let stepped = snapshot.state.as_ref().map_or((0, 0), |s| s.stepped);
-        // Each step is counted once, by the first request to see the state it returned.
         if stepped != (0, 0) && snapshot.claim_step() {
             self.metrics.add(Count::Admitted, stepped.0);
             self.metrics.add(Count::AdmissionExpired, stepped.1);
             info!(sale = %sale, admitted = stepped.0, expired = stepped.1, "queue stepped");
         }
-        Ok(snapshot)
     }
 
     /// Take a place in `sale`'s queue for `buyer` (or answer the one they have: `false`).
@@ -227,6 +254,12 @@ impl<W: WaitingRooms> Queue<W> {
             .store
             .join(sale, buyer, None, challenge.as_deref())
             .await?;
+        let snapshot = match &joined {
+            JoinOutcome::Joined(p) | JoinOutcome::Existing(p) => {
+                self.snapshot_for(sale, p.epoch, snapshot).await?
+            }
+            _ => snapshot,
+        };
         let (created, at) = match joined {
             JoinOutcome::Existing(p) => self.requeue_if_over(sale, buyer, p, &snapshot).await?,
             other => (true, placed(other)?),
@@ -280,6 +313,7 @@ impl<W: WaitingRooms> Queue<W> {
             .open_ticket(ticket, sale, buyer)
             .ok_or(QueueError::TicketNotFound)?;
         let snapshot = self.snapshot(sale).await?;
+        let snapshot = self.snapshot_for(sale, at.epoch, snapshot).await?;
         if snapshot.state.is_none() {
             return Err(QueueError::TicketNotFound);
         }

@@ -57,6 +57,9 @@ struct Slot {
     current: RwLock<Option<Arc<Snapshot>>>,
     /// Held by the one request refreshing the slot.
     refreshing: tokio::sync::Mutex<()>,
+    /// Epochs of queues this sale had and lost (a Redis loss, then a rebuild): their tickets are
+    /// told to rejoin without asking the store again.
+    lost_epochs: std::sync::Mutex<Vec<u64>>,
 }
 
 /// The queue states of the sales this process serves (bounded: when full, the sales without a
@@ -113,6 +116,58 @@ impl States {
                 return Ok(s);
             }
         }
+        Self::read(&slot, store, sale, held).await
+    }
+
+    /// The sale's state read from `store` anew, unless another request read it since `held`:
+    /// for a place whose queue is not the one in hand (the state in hand may predate a rebuild).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store failed.
+    pub async fn reread<W: QueueSteps>(
+        &self,
+        store: &W,
+        sale: &SaleId,
+        held: &Arc<Snapshot>,
+    ) -> Result<Arc<Snapshot>, StoreError> {
+        let slot = self.slot(sale);
+        let _refreshing = slot.refreshing.lock().await;
+        if let Some(s) = slot.current.read().ok().and_then(|c| c.clone()) {
+            if !Arc::ptr_eq(&s, held) {
+                return Ok(s);
+            }
+        }
+        Self::read(&slot, store, sale, Some(Arc::clone(held))).await
+    }
+
+    /// Whether `epoch` is of a queue `sale` had and lost.
+    pub fn is_lost(&self, sale: &SaleId, epoch: u64) -> bool {
+        let slot = self.slot(sale);
+        let lost = slot.lost_epochs.lock().map(|l| l.contains(&epoch));
+        lost.unwrap_or(false)
+    }
+
+    /// Remember that `epoch` is of a queue `sale` lost (the last few: a sale loses its queue
+    /// only when Redis loses its data).
+    pub fn mark_lost(&self, sale: &SaleId, epoch: u64) {
+        const KEEP: usize = 8;
+        if let Ok(mut lost) = self.slot(sale).lost_epochs.lock() {
+            if !lost.contains(&epoch) {
+                if lost.len() == KEEP {
+                    lost.remove(0);
+                }
+                lost.push(epoch);
+            }
+        }
+    }
+
+    /// Step the sale's queue in `store` and keep what it answered (the refreshing lock held).
+    async fn read<W: QueueSteps>(
+        slot: &Slot,
+        store: &W,
+        sale: &SaleId,
+        held: Option<Arc<Snapshot>>,
+    ) -> Result<Arc<Snapshot>, StoreError> {
         let state = match store.step(sale).await {
             Ok(state) => state,
             // A stale state answers better than an error while the store is away.

@@ -20,18 +20,23 @@ fn keys() -> TokenKeys {
 /// A sale of `stock` whose queue opened a minute ago and which opens `sale_opens_in_ms` from
 /// now, with `pow_bits` of proof of work.
 async fn queue(stock: u32, sale_opens_in_ms: i64, pow_bits: u8) -> (Queue<MemoryStore>, SaleId) {
+    let def = room(stock, sale_opens_in_ms, pow_bits);
+    let store = MemoryStore::default();
+    store.load_sale(&def, stock).await.unwrap();
+    (Queue::new(store, keys(), Metrics::new("queue")), def.id)
+}
+
+/// The sale [`queue`] loads.
+fn room(stock: u32, sale_opens_in_ms: i64, pow_bits: u8) -> SaleDefinition {
     let now = EpochMs::now().get();
-    let def = SaleDefinition::new(fresh_sale_id(), stock)
+    SaleDefinition::new(fresh_sale_id(), stock)
         .with_window(Some(now + sale_opens_in_ms), None)
         .with_waiting_room(WaitingRoom {
             opens_at_ms: now - 60_000,
             admission_seconds: 60,
             admit_per_second: None,
             pow_bits,
-        });
-    let store = MemoryStore::default();
-    store.load_sale(&def, stock).await.unwrap();
-    (Queue::new(store, keys(), Metrics::new("queue")), def.id)
+        })
 }
 
 fn buyer(name: &str) -> BuyerId {
@@ -46,6 +51,26 @@ async fn fresh() {
 /// Past the store's next step (it steps a queue at most once a second) and this process's copy.
 async fn next_step() {
     tokio::time::sleep(Duration::from_millis(1_050)).await;
+}
+
+#[tokio::test]
+async fn a_place_in_a_queue_rebuilt_since_this_process_last_read_it_waits_and_a_lost_one_rejoins() {
+    let def = room(1, 60_000, 0);
+    let store = MemoryStore::default();
+    store.load_sale(&def, 1).await.unwrap();
+    let q = Queue::new(store, keys(), Metrics::new("queue"));
+    let (_, lost) = q.join(&def.id, &buyer("eve"), None).await.unwrap();
+    // The store loses the sale and the operator rebuilds it: a new queue, in a new epoch, while
+    // this process still holds the state it read before the loss (fresh for a while yet).
+    q.store.flush();
+    q.store.load_sale(&def, 1).await.unwrap();
+    let (_, new) = q.join(&def.id, &buyer("fay"), None).await.unwrap();
+    assert_eq!(new.state, "waiting", "a place of the new queue: {new:?}");
+    let view = q
+        .status(&def.id, &buyer("eve"), &lost.ticket)
+        .await
+        .unwrap();
+    assert_eq!(view.state, "rejoin", "a place of the lost queue: {view:?}");
 }
 
 #[tokio::test]
