@@ -12,7 +12,9 @@
 //! - [`fast_path`]: the sold-out fast path's snapshot and invalidations (`CLIENT TRACKING`).
 //! - [`returns`]: checkout's ended holds' units back, `return_stock.lua` ([`ReturnStock`](flashflow::ports::ReturnStock)).
 //! - [`waiting_room`]: a sale's queue, the `queue_*.lua` scripts ([`WaitingRooms`](flashflow::ports::WaitingRooms)).
+//! - [`durable`]: promised writes held back until a replica has them (`REDIS_WAIT_REPLICAS`).
 
+mod durable;
 mod fast_path;
 mod outbox;
 mod reservations;
@@ -166,6 +168,11 @@ impl SaleKeys {
         self.sale.strip_suffix(":sale").unwrap_or(&self.sale)
     }
 
+    /// Written by the durability barrier after a promised write of this sale ([`durable`]).
+    pub fn durable(&self) -> String {
+        format!("{}:durable", self.tag())
+    }
+
     /// Written by every script that can make a sold-out or closed sale buyable again; its
     /// invalidation tells buy processes to forget the sale (see [`fast_path`]).
     pub fn wake(&self) -> String {
@@ -255,10 +262,12 @@ pub struct RedisStore {
     queue_control: Script,
     /// The sold-out fast path, when this process buys ([`RedisStore::with_fast_path`]).
     fast_path: Option<Arc<fast_path::FastPath>>,
+    /// Promised writes wait for replicas ([`durable`]), when `REDIS_WAIT_REPLICAS` > 0.
+    barrier: Option<Arc<durable::Barrier>>,
 }
 
 /// Settings for [`RedisStore::connect`], from `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (1000),
-/// `REDIS_CA_FILE` and `REDIS_SECRET_ARN`.
+/// `REDIS_CA_FILE`, `REDIS_SECRET_ARN`, `REDIS_WAIT_REPLICAS` (0) and `REDIS_WAIT_TIMEOUT_MS` (500).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default)]
 pub struct RedisSettings {
@@ -280,6 +289,15 @@ pub struct RedisSettings {
     /// AUTH credentials (they replace any in the URL).
     #[serde(skip)]
     pub auth: Option<Credentials>,
+    /// Replicas that must hold a promised write (an order, a place, a unit back) before it is
+    /// answered (`WAIT`, [`durable`]). 0: answered once the primary has it, as ElastiCache for
+    /// Valkey with `Durability: sync` may (its log is the replica), and a single Redis must.
+    #[serde(rename = "redis_wait_replicas")]
+    pub wait_replicas: u32,
+    /// How long a promised write waits for its replicas; past it the answer is "in doubt" (buy
+    /// asks again with the same order until its deadline, then `503 outcome_unknown`).
+    #[serde(rename = "redis_wait_timeout_ms")]
+    pub wait_timeout: Millis,
 }
 
 impl flashflow_settings::FromEnv for RedisSettings {
@@ -296,6 +314,8 @@ impl Default for RedisSettings {
             ca_file: None,
             secret: None,
             auth: None,
+            wait_replicas: 0,
+            wait_timeout: Millis::ms(500),
         }
     }
 }
@@ -377,7 +397,20 @@ impl RedisStore {
     /// When the URL is invalid, a CA file is given for a plaintext URL, or the CA file or the
     /// system roots cannot be loaded.
     pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let client = build_client(client_config(settings)?, settings)?;
+        let config = client_config(settings)?;
+        let barrier = match settings.wait_replicas {
+            0 => None,
+            n => {
+                let client = build_client(config.clone(), settings)?;
+                client.connect();
+                Some(durable::Barrier::new(
+                    client,
+                    n,
+                    settings.wait_timeout.get(),
+                ))
+            }
+        };
+        let client = build_client(config, settings)?;
         let connections = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&connections);
         let _listener = client.on_reconnect(move |_| {
@@ -400,6 +433,7 @@ impl RedisStore {
             queue_step: Script::from_lua(QUEUE_STEP_LUA),
             queue_control: Script::from_lua(QUEUE_CONTROL_LUA),
             fast_path: None,
+            barrier,
         })
     }
 
@@ -429,6 +463,18 @@ impl RedisStore {
         }
         self.fast_path_listening(timeout).await;
         Ok(())
+    }
+
+    /// After a script whose reply promises a write of `keys`' sale: wait until the replicas
+    /// hold it, when so configured ([`durable`]).
+    ///
+    /// # Errors
+    /// [`StoreError::InDoubt`] when they did not confirm in time.
+    pub(crate) async fn durable(&self, keys: &SaleKeys) -> Result<(), StoreError> {
+        match &self.barrier {
+            None => Ok(()),
+            Some(barrier) => barrier.confirm(keys.durable()).await,
+        }
     }
 
     /// Where a command stands before it is sent: whether connected, and how many connections

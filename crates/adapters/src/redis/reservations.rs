@@ -55,6 +55,14 @@ impl ReservationStore for RedisStore {
         );
         let pay_by_ms = reply.next().and_then(|p| p.parse().ok());
         let reply = parse_reply(&status, detail, req.order_id, pay_by_ms)?;
+        if matches!(
+            reply,
+            Reservation::Reserved { .. } | Reservation::Duplicate { .. }
+        ) {
+            // The answer promises the order: it must outlive a failover first. A replay too:
+            // the run it repeats may have been answered in doubt.
+            self.durable(&keys).await?;
+        }
         if reply == Reservation::Refused(Refusal::UnknownSale) && !self.holds_sales().await? {
             // Not an unknown sale: Redis lost its data (a restart without persistence, a flush).
             // The ledger still has the sale; the operator's rehydrate brings it back.

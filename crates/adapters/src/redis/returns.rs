@@ -41,6 +41,11 @@ impl ReturnStock for RedisStore {
             )
             .await
             .or_store()?;
+        if answer != "NO_SALE" {
+            // The ledger records the return once this answers: Redis' half must survive a
+            // failover first (a repeat answers ALREADY, so asking again is safe).
+            self.durable(&keys).await?;
+        }
         Ok(match answer.as_str() {
             "RETURNED" => {
                 // Buyable again: back in the registry the sweeper and order lookups walk.

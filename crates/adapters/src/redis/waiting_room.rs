@@ -106,6 +106,10 @@ impl QueueJoins for RedisStore {
                 epoch: number(field(2)).unwrap_or(0) as u64,
             })
         };
+        if matches!(status, "JOINED" | "EXISTING") {
+            // A place answered is a promise (an existing one too: its join may be in doubt).
+            self.durable(&keys).await?;
+        }
         Ok(match status {
             "JOINED" => JoinOutcome::Joined(place()?),
             "EXISTING" => JoinOutcome::Existing(place()?),
@@ -181,6 +185,10 @@ impl RedisStore {
             .or_store()?;
         if reply.is_empty() {
             return Ok(None);
+        }
+        if mode.is_empty() {
+            // A step may admit: the admissions it hands out are promises.
+            self.durable(&keys).await?;
         }
         parse_state(reply).map(Some)
     }

@@ -11,6 +11,7 @@ mod buy;
 mod checkout;
 mod cluster;
 mod contract;
+mod durable;
 mod end_to_end;
 mod fast_path;
 mod faults;

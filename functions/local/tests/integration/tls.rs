@@ -177,7 +177,7 @@ async fn buy_works_over_tls_with_the_auth_token_from_secrets_manager() {
         command_timeout: Duration::from_secs(2).into(),
         ca_file: Some(pki.path("ca.pem")),
         secret: Some(secret),
-        auth: None,
+        ..Default::default()
     }
     .with_secret(&aws::sdk_config().await)
     .await

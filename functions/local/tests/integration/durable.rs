@@ -1,0 +1,160 @@
+//! Durable writes (`REDIS_WAIT_REPLICAS`): on a primary with a replica, a promise (a `202`) is
+//! given only once the replica holds its write; without the wait, a `202` can rest on the
+//! primary alone (what a failover then forgets). A stopped replica stands for one that lags.
+
+use crate::helpers::*;
+use flashflow_adapters::redis::{RedisSettings, RedisStore};
+use flashflow_http::testing::{call, request};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A primary and its replica, the link up.
+fn primary_and_replica() -> (PrivateRedis, PrivateRedis) {
+    let primary = PrivateRedis::start(&[]);
+    let port = primary.port.to_string();
+    let replica = PrivateRedis::start(&["--replicaof", "127.0.0.1", &port]);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !cli(&replica, &["INFO", "replication"]).contains("master_link_status:up") {
+        assert!(Instant::now() < until, "the replica did not sync");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (primary, replica)
+}
+
+fn cli(redis: &PrivateRedis, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli is on the PATH");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn signal(redis: &PrivateRedis, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &redis.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
+async fn store_waiting_for(primary: &PrivateRedis, replicas: u32) -> RedisStore {
+    let store = RedisStore::connect(&RedisSettings {
+        url: primary.url(),
+        wait_replicas: replicas,
+        wait_timeout: Duration::from_millis(200).into(),
+        ..Default::default()
+    })
+    .unwrap();
+    store.ready(Duration::from_secs(5)).await.unwrap();
+    store
+}
+
+fn keyed_buy(
+    sale: &flashflow::domain::SaleId,
+    buyer: &str,
+    key: &str,
+) -> axum::http::Request<axum::body::Body> {
+    request(
+        "POST",
+        &format!("/sales/{sale}/buy"),
+        &[
+            ("x-user-id", buyer),
+            ("idempotency-key", key),
+            ("content-type", "application/json"),
+        ],
+        None,
+    )
+}
+
+fn replica_holds(
+    replica: &PrivateRedis,
+    sale: &flashflow::domain::SaleId,
+    order: uuid::Uuid,
+) -> bool {
+    cli(
+        replica,
+        &["EXISTS", &format!("ff:{{{sale}}}:order:{order}")],
+    ) == "1"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_replica_required_a_202_comes_only_once_the_replica_holds_the_order() {
+    let (primary, replica) = primary_and_replica();
+    let store = store_waiting_for(&primary, 1).await;
+    let def = sale(&fresh_sale_id(), 100, 1);
+    store.load_sale(&def, 100).await.unwrap();
+    let app = buy_app(store.clone(), sqs().await, "http://127.0.0.1:9/unused");
+
+    // Twenty buys at once share their waits; each 202's order is on the replica when it comes.
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (app, id) = (app.clone(), def.id.clone());
+        set.spawn(async move { call(&app, keyed_buy(&id, &format!("b{i}"), "k")).await });
+    }
+    while let Some(a) = set.join_next().await {
+        let a = a.unwrap();
+        assert_eq!(a.status, 202, "{}", a.body);
+        assert!(replica_holds(&replica, &def.id, a.order_id()));
+    }
+
+    // The replica stops (a lagging link): the primary reserves, no replica confirms, and the
+    // buyer is told the outcome is unknown, naming the order: never a 202 the replica lacks.
+    signal(&replica, "-STOP");
+    let stalled = call(&app, keyed_buy(&def.id, "late", "k1")).await;
+    signal(&replica, "-CONT");
+    assert_eq!(
+        (stalled.status, stalled.error()),
+        (503, Some("outcome_unknown")),
+        "{}",
+        stalled.body
+    );
+    let order = stalled.order_id();
+
+    // Back: the buyer's retry with its key gets that order, now on the replica too.
+    let retry = call(&app, keyed_buy(&def.id, "late", "k1")).await;
+    assert!(matches!(retry.status, 200 | 202), "{}", retry.body);
+    assert_eq!(retry.order_id(), order, "the same order, not a second one");
+    assert!(replica_holds(&replica, &def.id, order));
+    assert_eq!(
+        store.live_sale(&def.id).await.unwrap().unwrap().remaining,
+        79,
+        "21 orders, each taken once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_wait_a_202_can_rest_on_the_primary_alone() {
+    let (primary, replica) = primary_and_replica();
+    let store = store_waiting_for(&primary, 0).await;
+    let def = sale(&fresh_sale_id(), 100, 1);
+    store.load_sale(&def, 100).await.unwrap();
+    let app = buy_app(store.clone(), sqs().await, "http://127.0.0.1:9/unused");
+    signal(&replica, "-STOP");
+    let a = call(&app, keyed_buy(&def.id, "b", "k")).await;
+    // What the stopped replica has confirmed, beside what the primary wrote (a stopped replica
+    // answers nothing itself).
+    let info = cli(&primary, &["INFO", "replication"]);
+    signal(&replica, "-CONT");
+    assert_eq!(a.status, 202, "{}", a.body);
+    // "master_repl_offset:N" and "slave0:ip=…,port=…,state=online,offset=N,lag=0".
+    let field = |prefix: &str, key: &str| -> i64 {
+        let line = info.lines().find(|l| l.starts_with(prefix)).unwrap();
+        line[prefix.len()..]
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(key))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (written, confirmed) = (
+        field("master_repl_offset:", ""),
+        field("slave0:", "offset="),
+    );
+    assert!(
+        confirmed < written,
+        "a 202 the replica had not confirmed ({confirmed} < {written}): what a failover to it would forget"
+    );
+}
