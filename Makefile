@@ -9,7 +9,7 @@ LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UN
 # make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
 BATCH ?= 100,1000
 
-.PHONY: drill-failover sam-local sam-local-check bench-cpu bench-sizes bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
+.PHONY: drill-failover bench-wait sam-local sam-local-check bench-cpu bench-sizes bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -119,6 +119,9 @@ bench-cpu: up ## CPU per order by process (from /proc), Redis commands and Postg
 
 drill-failover: up build ## a Redis primary killed mid-sale, its replica taking over: is every promise kept? MODE=durable|async|both (both)
 	@$(ENV) python3 infra/local/drill_failover.py $(or $(MODE),both)
+
+bench-wait: up ## what waiting for a replica costs (REDIS_WAIT_REPLICAS 1 vs 0): buys, the sold-out herd and joins, one wrk load each
+	@bash bench/wait.sh
 
 bench-durability: up ## what a 202 waits for: the Redis outbox (relay) vs the message in SQS, one wrk load each
 	@bash bench/durability.sh
