@@ -117,8 +117,8 @@ bench-sizes: ## each function's bootstrap (fat LTO, stripped), the crates it lin
 bench-cpu: up ## CPU per order by process (from /proc), Redis commands and Postgres work per order, both shapes
 	@bash bench/cpu.sh
 
-drill-failover: up build ## a Redis primary killed mid-sale, its replica taking over: is every promise kept? MODE=durable|async|both (both)
-	@$(ENV) python3 infra/local/drill_failover.py $(or $(MODE),both)
+drill-failover: up build ## a Redis primary killed mid-sale, its replica taking over: is every promise kept? MODE=async|paused|durable|all (all)
+	@$(ENV) python3 infra/local/drill_failover.py $(or $(MODE),all)
 
 bench-wait: up ## what waiting for a replica costs (REDIS_WAIT_REPLICAS 1 vs 0): buys, the sold-out herd and joins, one wrk load each
 	@bash bench/wait.sh

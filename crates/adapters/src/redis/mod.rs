@@ -264,10 +264,13 @@ pub struct RedisStore {
     fast_path: Option<Arc<fast_path::FastPath>>,
     /// Promised writes wait for replicas ([`durable`]), when `REDIS_WAIT_REPLICAS` > 0.
     barrier: Option<Arc<durable::Barrier>>,
+    /// Whether `reserve.lua` looks for a failover since the sale was rebuilt (`REDIS_PAUSE_ON_FAILOVER`).
+    pause_on_failover: bool,
 }
 
 /// Settings for [`RedisStore::connect`], from `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (1000),
-/// `REDIS_CA_FILE`, `REDIS_SECRET_ARN`, `REDIS_WAIT_REPLICAS` (0) and `REDIS_WAIT_TIMEOUT_MS` (500).
+/// `REDIS_CA_FILE`, `REDIS_SECRET_ARN`, `REDIS_WAIT_REPLICAS` (0), `REDIS_WAIT_TIMEOUT_MS` (500) and
+/// `REDIS_PAUSE_ON_FAILOVER` (false).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default)]
 pub struct RedisSettings {
@@ -298,6 +301,12 @@ pub struct RedisSettings {
     /// asks again with the same order until its deadline, then `503 outcome_unknown`).
     #[serde(rename = "redis_wait_timeout_ms")]
     pub wait_timeout: Millis,
+    /// Buys of a sale pause (`503`, nothing taken) once a replica was promoted since the sale's
+    /// counts were last rebuilt, until the operator's rehydrate rebuilds them from the ledger: for
+    /// a Redis with replicas and neither durability nor `REDIS_WAIT_REPLICAS`, whose promoted
+    /// replica may lack the last decrements. Costs one `INFO replication` inside each reservation.
+    #[serde(rename = "redis_pause_on_failover")]
+    pub pause_on_failover: flashflow_settings::Flag,
 }
 
 impl flashflow_settings::FromEnv for RedisSettings {
@@ -316,6 +325,7 @@ impl Default for RedisSettings {
             auth: None,
             wait_replicas: 0,
             wait_timeout: Millis::ms(500),
+            pause_on_failover: flashflow_settings::Flag(false),
         }
     }
 }
@@ -434,6 +444,7 @@ impl RedisStore {
             queue_control: Script::from_lua(QUEUE_CONTROL_LUA),
             fast_path: None,
             barrier,
+            pause_on_failover: settings.pause_on_failover.get(),
         })
     }
 

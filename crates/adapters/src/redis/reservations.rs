@@ -44,6 +44,7 @@ impl ReservationStore for RedisStore {
                     &ORDER_REMEMBERED_FOR.as_millis().to_string(),
                     req.signature.as_deref().unwrap_or(""),
                     &admission,
+                    if self.pause_on_failover { "1" } else { "" },
                 ],
             )
             .await
@@ -129,6 +130,15 @@ fn parse_reply(
         "ADMISSION_USED" => Reservation::Refused(Refusal::AdmissionUsed {
             order_id: id(&detail)?,
         }),
+        "FAILED_OVER" => {
+            return Err(StoreError::Unavailable(
+                format!(
+                    "redis failed over (promoted from {detail}) since the sale's counts were \
+                     rebuilt: paused until the operator rehydrates it"
+                )
+                .into(),
+            ))
+        }
         "RESETTING" => {
             return Err(StoreError::Unavailable(
                 format!("the sale is being reset to round {detail}").into(),

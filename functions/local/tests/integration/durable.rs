@@ -158,3 +158,72 @@ async fn without_the_wait_a_202_can_rest_on_the_primary_alone() {
         "a 202 the replica had not confirmed ({confirmed} < {written}): what a failover to it would forget"
     );
 }
+
+/// A store on `redis` that pauses a sale after a failover (`REDIS_PAUSE_ON_FAILOVER`).
+async fn store_pausing_on(redis: &PrivateRedis, pause: bool) -> RedisStore {
+    let store = RedisStore::connect(&RedisSettings {
+        url: redis.url(),
+        pause_on_failover: flashflow_settings::Flag(pause),
+        ..Default::default()
+    })
+    .unwrap();
+    store.ready(Duration::from_secs(5)).await.unwrap();
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_replica_is_promoted_a_sale_pauses_until_its_counts_are_rebuilt() {
+    let (primary, replica) = primary_and_replica();
+    let def = sale(&fresh_sale_id(), 10, 1);
+    let before = store_pausing_on(&primary, true).await;
+    before.load_sale(&def, 10).await.unwrap();
+    let app = buy_app(before, sqs().await, "http://127.0.0.1:9/unused");
+    assert_eq!(call(&app, keyed_buy(&def.id, "a", "k")).await.status, 202);
+    cli(&primary, &["WAIT", "1", "2000"]);
+
+    // The replica takes over: its counts may lack the old primary's last writes.
+    assert_eq!(cli(&replica, &["REPLICAOF", "NO", "ONE"]), "OK");
+    let after = store_pausing_on(&replica, true).await;
+    let app = buy_app(after.clone(), sqs().await, "http://127.0.0.1:9/unused");
+    let paused = call(&app, keyed_buy(&def.id, "b", "k")).await;
+    assert_eq!(
+        (paused.status, paused.error()),
+        (503, Some("service_unavailable")),
+        "{}",
+        paused.body
+    );
+    assert!(
+        paused.retry_after.is_some(),
+        "the client is told when to ask again"
+    );
+    assert_eq!(
+        after.live_sale(&def.id).await.unwrap().unwrap().remaining,
+        9,
+        "nothing taken while paused"
+    );
+
+    // The operator's rebuild (a rehydrate, here from the definition) resumes the sale.
+    after.load_sale(&def, 9).await.unwrap();
+    let resumed = call(&app, keyed_buy(&def.id, "b", "k")).await;
+    assert_eq!(resumed.status, 202, "{}", resumed.body);
+    drop(primary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_pause_a_promoted_replica_sells_at_once() {
+    let (primary, replica) = primary_and_replica();
+    let def = sale(&fresh_sale_id(), 10, 1);
+    store_pausing_on(&primary, false)
+        .await
+        .load_sale(&def, 10)
+        .await
+        .unwrap();
+    cli(&primary, &["WAIT", "1", "2000"]);
+    assert_eq!(cli(&replica, &["REPLICAOF", "NO", "ONE"]), "OK");
+    let app = buy_app(
+        store_pausing_on(&replica, false).await,
+        sqs().await,
+        "http://127.0.0.1:9/unused",
+    );
+    assert_eq!(call(&app, keyed_buy(&def.id, "b", "k")).await.status, 202);
+}

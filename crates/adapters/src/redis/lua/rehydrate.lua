@@ -22,7 +22,9 @@
 --   as returned, so a late or repeated return of it (its carrier's first try reached the Redis
 --   that was lost) gives nothing twice. A live one keeps the smaller of its own and ARGV[2] (an
 --   ended hold out until its return reaches Redis), so a rebuild never hands out stock twice.
---   Returns 1 when loaded anew, else 0.
+--   The sale also records which promotion of this node it was rebuilt after (INFO's
+--   master_replid2; 40 zeros on a node never promoted): reserve.lua pauses a sale rebuilt before
+--   the latest one (REDIS_PAUSE_ON_FAILOVER). Returns 1 when loaded anew, else 0.
 if ARGV[1] == 'entries' then
   local n = tonumber(ARGV[2])
   local i = 3
@@ -81,5 +83,7 @@ for i = 1, 6 do
   redis.call('PERSIST', KEYS[i])
 end
 redis.call('SET', KEYS[7], round, 'EX', 3600)
+local promoted_from = string.match(redis.call('INFO', 'replication'), 'master_replid2:(%w+)')
+redis.call('HSET', KEYS[1], 'promoted_from', promoted_from or '')
 if fresh then return 1 end
 return 0

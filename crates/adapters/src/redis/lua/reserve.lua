@@ -25,12 +25,13 @@
 -- ARGV: order_id, sale_id, buyer, quantity, idempotency key ('' when none), message version,
 --       how long the order key is kept (ms), buy's signature of the order (written into the
 --       message: the sweeper forwards it as is, settle checks it), the admission buy checked
---       ("join-index batch expires_ms epoch"; '' = none)
+--       ("join-index batch expires_ms epoch"; '' = none), '1' to pause after a failover
+--       (REDIS_PAUSE_ON_FAILOVER; '' = do not look)
 -- (the order message's fields and version are defined by `OrderMessage` in domain/message.rs)
 --
 -- Returns {status, detail} (RESERVED: {status, detail, pay_by_ms or ''}):
 --   RESERVED order-json | DUPLICATE order-id[ STATE] | KEY_REUSED order-id | NO_SALE
---   | RESETTING round | NOT_ADMITTED | ADMISSION_USED order-id | TOO_MANY seconds-to-the-next-minute
+--   | RESETTING round | FAILED_OVER replid | NOT_ADMITTED | ADMISSION_USED order-id | TOO_MANY seconds-to-the-next-minute
 --   | NOT_OPEN opens_ms
 --   | CLOSED closes_ms
 --   LIMIT remaining-allowance | SOLD_OUT | INSUFFICIENT remaining
@@ -43,7 +44,7 @@ if first then
 end
 
 local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms', 'round',
-  'resetting', 'attempts', 'hold_ms', 'wr')
+  'resetting', 'attempts', 'hold_ms', 'wr', 'promoted_from')
 if not sale[1] then
   return {'NO_SALE', ''}
 end
@@ -70,6 +71,19 @@ if ARGV[5] ~= '' then
       return {'DUPLICATE', id .. ' ' .. state}
     end
     return {'DUPLICATE', id}
+  end
+end
+
+-- A replica promoted since the sale's counts were last rebuilt (rehydrate.lua records which
+-- promotion it rebuilt them after): replication is asynchronous, so the promoted node may lack the
+-- last writes the old primary answered for, and its counts may promise units Postgres already
+-- gave. Nothing is taken until the operator's rehydrate rebuilt them from the ledger. A node
+-- that was never a replica says 40 zeros.
+if ARGV[10] == '1' then
+  local promoted_from = string.match(redis.call('INFO', 'replication'), 'master_replid2:(%w+)')
+  if promoted_from and promoted_from ~= string.rep('0', 40)
+      and promoted_from ~= (sale[10] or '') then
+    return {'FAILED_OVER', promoted_from}
   end
 end
 
