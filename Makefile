@@ -40,8 +40,8 @@ test: up ## format, clippy, unused dependencies, template and docs checks, unit 
 	@# explores with a new seed each time (its findings become tests and fixes).
 	@$(TEST_ENV) FUZZ_SEED=$${FUZZ_SEED:-1206} bash infra/local/run-tests.sh unit integration chaos browser fuzz
 
-chaos: up ## a sale under random faults, every promise checked: make chaos DURATION=300 SEED=42
-	@$(ENV) CHAOS_SECONDS=$(or $(DURATION),60) CHAOS_SEED=$(SEED) bash infra/local/run-tests.sh chaos
+chaos: up ## a sale under random faults, every promise checked: make chaos DURATION=300 SEED=42 (FAILOVER=1: on a primary and replica, failovers among the faults)
+	@$(ENV) CHAOS_SECONDS=$(or $(DURATION),60) CHAOS_SEED=$(SEED) CHAOS_FAILOVER=$(FAILOVER) bash infra/local/run-tests.sh chaos
 
 fuzz: up ## schemathesis against a local API with the OpenAPI document: make fuzz SEED=42
 	@$(ENV) FUZZ_SEED=$(SEED) bash infra/local/run-tests.sh fuzz

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A flash sale under random faults, then every promise checked.
 
-usage: chaos.py [--seconds 60] [--seed N] [--buyers 16]
+usage: chaos.py [--seconds 60] [--seed N] [--buyers 16] [--failover]
 
 Runs against the local stack (`make up`) with FlashFlow's own processes started by
 infra/local/services.sh (FLASHFLOW_LOCAL_BIN picks the binary). While buyers buy, a fault loop
@@ -18,6 +18,11 @@ the run checks:
   - no promised order is REJECTED, and no buyer (limit 1) has two;
   - Redis remaining == stock - confirmed - pending;
   - the queue and the DLQ are empty.
+
+With --failover (`make chaos FAILOVER=1`) the run uses a one-shard Redis Cluster of its own (a
+primary and its replica, infra/local/drill_failover.py's) with durable writes
+(REDIS_WAIT_REPLICAS=1), and the fault loop also fails the primary over: kill -9 of it, its replica
+taking over, a replacement syncing where it was. Every check below holds then too.
 
 A checkout sale runs beside it in the same faults (the expiry job among the processes killed,
 localstripe among those frozen): its buyers hold, pay at localstripe (the webhook may be lost: the
@@ -127,7 +132,18 @@ def psql(sql):
     ).stdout.strip()
 
 
+# With --failover: the cluster's ports, either of which may be the primary (redis-cli -c follows).
+CLUSTER_PORTS = []
+
+
 def redis(*args):
+    if CLUSTER_PORTS:
+        for port in CLUSTER_PORTS:
+            out = subprocess.run(["redis-cli", "-c", "-p", str(port), *args],
+                                 capture_output=True, text=True, check=False)
+            if out.returncode == 0 and not out.stdout.startswith("Could not connect"):
+                return out.stdout.strip()
+        raise subprocess.CalledProcessError(1, ["redis-cli", *args])
     return subprocess.run(
         ["redis-cli", "-u", REDIS_URL, *args], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -600,7 +616,7 @@ def queue_checks(room, stock, q):
 # ------------------------------------------------------------------ faults
 
 
-def fault_loop(rng, stop, injected, bin_env):
+def fault_loop(rng, stop, injected, bin_env, cluster=None):
     local_pids = {
         "localstack": lambda: pid_of("localstack"),
         "dynamodb": lambda: pid_of("dynamodb"),
@@ -608,6 +624,8 @@ def fault_loop(rng, stop, injected, bin_env):
     }
     faults = ["kill-api", "kill-settle", "kill-reconcile", "kill-expire", "freeze-localstack",
               "freeze-dynamodb", "freeze-localstripe", "restart-postgres", "pause-redis"]
+    if cluster is not None:
+        faults.append("failover")
     while not stop.wait(rng.uniform(1.0, 4.0)):
         fault = rng.choice(faults)
         injected[fault] += 1
@@ -632,9 +650,35 @@ def fault_loop(rng, stop, injected, bin_env):
             ver = sorted(os.listdir("/etc/postgresql"))[-1]
             subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", ver, "main", "restart"],
                            capture_output=True, check=False)
+        elif fault == "failover":
+            took = cluster.fail_over()
+            add_redis_users()
+            log(f"failover: the replica took over; a replacement synced {took:.1f} s after the kill")
         elif fault == "pause-redis":
             # Up to past buy's deadline (3 s): some buyers must learn that the outcome is unknown.
             redis("CLIENT", "PAUSE", str(rng.randint(500, 4000)), "ALL")
+
+
+def add_redis_users():
+    """FlashFlow's ACL users on every node of the cluster (ACLs are not replicated)."""
+    for port in CLUSTER_PORTS:
+        subprocess.run(["bash", os.path.join(HERE, "redis-users.sh")], capture_output=True,
+                       check=True, env=dict(ENV, REDIS_ADMIN_URL=f"redis://127.0.0.1:{port}"))
+
+
+def start_cluster():
+    """A one-shard cluster with durable writes for the whole run (--failover)."""
+    sys.path.insert(0, HERE)
+    import drill_failover
+    cluster = drill_failover.Stack("chaos")
+    cluster.start_cluster()
+    CLUSTER_PORTS.extend([drill_failover.PRIMARY, drill_failover.REPLICA])
+    add_redis_users()
+    os.environ["REDIS_URL"] = (f"redis-cluster://127.0.0.1:{drill_failover.PRIMARY}"
+                               f"?node=127.0.0.1:{drill_failover.REPLICA}")
+    os.environ["REDIS_WAIT_REPLICAS"] = "1"
+    log(f"failover mode: Redis Cluster on {CLUSTER_PORTS}, REDIS_WAIT_REPLICAS=1")
+    return cluster
 
 
 def find_stack_pids():
@@ -655,7 +699,18 @@ def main():
     ap.add_argument("--shoppers", type=int, default=4)
     ap.add_argument("--queuers", type=int, default=4)
     ap.add_argument("--drain-seconds", type=int, default=240)
+    ap.add_argument("--failover", action="store_true")
     args = ap.parse_args()
+    cluster = start_cluster() if args.failover else None
+    try:
+        run(args, cluster)
+    finally:
+        if cluster is not None:
+            services("stop", "api", "settle", "reconcile", "expire")
+            cluster.stop()
+
+
+def run(args, cluster):
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     rng = random.Random(seed)
     sale = f"chaos-{seed}-{int(time.time())}"
@@ -729,7 +784,7 @@ def main():
                                     args=(qshop, qs, stop_faults, args.seconds * 0.4),
                                     daemon=True))
     faults = threading.Thread(target=fault_loop, args=(random.Random(rng.random()), stop_faults,
-                                                       injected, None), daemon=True)
+                                                       injected, None, cluster), daemon=True)
     for t in threads:
         t.start()
     faults.start()

@@ -103,6 +103,7 @@ class Stack:
         self.mode = mode
         self.dir = tempfile.mkdtemp(prefix="ff-drill-")
         self.procs = {}
+        self.nodes = {}         # port -> the name of the Redis process serving it now
 
     def spawn(self, name, argv, env=None, log_name=None):
         out = open(os.path.join(self.dir, f"{log_name or name}.log"), "w")
@@ -112,6 +113,7 @@ class Stack:
     def redis(self, name, port, extra):
         d = os.path.join(self.dir, name)
         os.makedirs(d)
+        self.nodes[port] = name
         self.spawn(name, ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                           "--save", "", "--appendonly", "no", "--dir", d,
                           "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -145,19 +147,36 @@ class Stack:
                    lambda: "cluster_state:ok" in cli(REPLICA, "cluster", "info")
                    and "cluster_state:ok" in cli(PRIMARY, "cluster", "info"))
 
-    def replace_primary(self):
+    def replace_primary(self, dead=PRIMARY, primary=REPLICA):
         """A new node where the dead primary was, made the new primary's replica (as ElastiCache
         replaces a failed node): until it has synced, durable writes cannot be confirmed."""
-        self.redis("replacement", PRIMARY, ["--cluster-announce-hostname", "127.0.0.1",
-                                            "--cluster-preferred-endpoint-type", "hostname"])
-        cli(PRIMARY, "cluster", "meet", "127.0.0.1", str(REPLICA))
-        new_primary = cli(REPLICA, "cluster", "myid")
+        self.redis(f"node-{dead}-{len(self.procs)}", dead,
+                   ["--cluster-announce-hostname", "127.0.0.1",
+                    "--cluster-preferred-endpoint-type", "hostname"])
+        cli(dead, "cluster", "meet", "127.0.0.1", str(primary))
+        new_primary = cli(primary, "cluster", "myid")
         wait_until("the nodes meeting", 10,
-                   lambda: new_primary in cli(PRIMARY, "cluster", "nodes"))
+                   lambda: new_primary in cli(dead, "cluster", "nodes"))
         wait_until("the replacement attaching", 10,
-                   lambda: cli(PRIMARY, "cluster", "replicate", new_primary) == "OK")
+                   lambda: cli(dead, "cluster", "replicate", new_primary) == "OK")
         wait_until("the replacement's sync", 30,
-                   lambda: "master_link_status:up" in cli(PRIMARY, "info", "replication"))
+                   lambda: "master_link_status:up" in cli(dead, "info", "replication"))
+
+    def fail_over(self):
+        """kill -9 of whichever node is the primary now (and the lagging link, if it was the
+        first one), its replica taking over, a replacement where it was. Returns the seconds
+        until the replacement synced."""
+        primary = next(p for p in (PRIMARY, REPLICA) if cli(p, "role").startswith("master"))
+        other = REPLICA if primary == PRIMARY else PRIMARY
+        started = time.time()
+        self.kill(self.nodes[primary])
+        self.kill("link")
+        self.kill("bus")
+        cli(other, "cluster", "failover", "takeover")
+        wait_until("the replica's promotion", 20,
+                   lambda: "role:master" in cli(other, "info", "replication"))
+        self.replace_primary(primary, other)
+        return time.time() - started
 
     def start_flashflow(self):
         env = dict(ENV)

@@ -31,7 +31,7 @@ for level in "${levels[@]}"; do
       # A Redis database of its own: the integration tests' sales (db 15) are unsettled on
       # purpose, and this run's sweeper must not send them to the queue it checks.
       export REDIS_URL="${CHAOS_REDIS_URL:-redis://127.0.0.1:6379/14}"
-      cmd=(python3 infra/local/chaos.py --seconds "${CHAOS_SECONDS:-60}" ${CHAOS_SEED:+--seed "$CHAOS_SEED"}) ;;
+      cmd=(python3 infra/local/chaos.py --seconds "${CHAOS_SECONDS:-60}" ${CHAOS_SEED:+--seed "$CHAOS_SEED"} ${CHAOS_FAILOVER:+--failover}) ;;
     browser)
       cargo build -q -p flashflow-local
       export FLASHFLOW_LOCAL_BIN="${CARGO_TARGET_DIR:-target}/debug/flashflow-local"

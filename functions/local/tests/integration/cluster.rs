@@ -253,3 +253,45 @@ async fn the_sold_out_fast_path_hears_returns_from_every_shard() {
         assert_eq!(t.buy(def, "woken").await.status, 202);
     }
 }
+
+/// Each function's Redis user (`infra/redis/acl-users.txt`, the template's ElastiCache users)
+/// logs in to a cluster: fred asks each node `CLUSTER INFO` while it connects.
+#[tokio::test]
+async fn every_functions_redis_user_connects_to_a_cluster() {
+    const USERS: &str = include_str!("../../../../infra/redis/acl-users.txt");
+    let nodes = start_cluster();
+    let url = format!(
+        "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+        nodes[0].port, nodes[1].port, nodes[2].port
+    );
+    for line in USERS
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (function, rules) = line.split_once(' ').unwrap();
+        let name = format!("t-{function}-{}", uuid::Uuid::new_v4().simple());
+        for n in &nodes {
+            let out = Command::new("redis-cli")
+                .args(["-p", &n.port.to_string(), "ACL", "SETUSER", &name, "reset"])
+                .args(rules.split_whitespace())
+                .arg(">pw-cluster-test")
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+        }
+        let store = RedisStore::connect(&RedisSettings {
+            url: url.clone(),
+            command_timeout: Duration::from_secs(5).into(),
+            auth: Some(flashflow_adapters::secrets::Credentials {
+                username: Some(name),
+                password: "pw-cluster-test".to_owned().into(),
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), store.client().wait_for_connect())
+            .await
+            .unwrap_or_else(|_| panic!("{function}'s user did not connect in time"))
+            .unwrap_or_else(|e| panic!("{function}'s user could not log in: {e}"));
+    }
+}
