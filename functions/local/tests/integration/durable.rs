@@ -227,3 +227,30 @@ async fn without_the_pause_a_promoted_replica_sells_at_once() {
     );
     assert_eq!(call(&app, keyed_buy(&def.id, "b", "k")).await.status, 202);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_orders_removal_from_the_outbox_is_in_doubt_until_the_replica_has_it() {
+    use flashflow::ports::{Outbox, SettledOrders, StoreError};
+    let (primary, replica) = primary_and_replica();
+    let store = store_waiting_for(&primary, 1).await;
+    let def = sale(&fresh_sale_id(), 10, 1);
+    store.load_sale(&def, 10).await.unwrap();
+    let app = buy_app(store.clone(), sqs().await, "http://127.0.0.1:9/unused");
+    let (a, b) = (
+        call(&app, keyed_buy(&def.id, "a", "k")).await.order_id(),
+        call(&app, keyed_buy(&def.id, "b", "k")).await.order_id(),
+    );
+
+    // A replica that lags: settle must not take the removal as done (it would acknowledge the
+    // message, and a failover would leave the order in the outbox as pending for days).
+    signal(&replica, "-STOP");
+    let stalled = store.remove_settled(&def.id, &[a], &[]).await;
+    signal(&replica, "-CONT");
+    assert!(
+        matches!(stalled, Err(StoreError::InDoubt(_))),
+        "{stalled:?}"
+    );
+
+    store.remove_settled(&def.id, &[a, b], &[]).await.unwrap();
+    assert!(store.entries(&def.id).await.unwrap().is_empty());
+}
