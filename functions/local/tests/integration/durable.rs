@@ -230,7 +230,7 @@ async fn without_the_pause_a_promoted_replica_sells_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settled_orders_removal_from_the_outbox_is_in_doubt_until_the_replica_has_it() {
-    use flashflow::ports::{Outbox, SettledOrders, StoreError};
+    use flashflow::ports::{SettledOrders, StoreError};
     let (primary, replica) = primary_and_replica();
     let store = store_waiting_for(&primary, 1).await;
     let def = sale(&fresh_sale_id(), 10, 1);
