@@ -56,6 +56,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -162,6 +163,41 @@ def depth(queue_url):
         return sum(int(v) for v in attrs.values())
     except (ValueError, KeyError):
         return -1
+
+
+def explain_dlq(dlq_url):
+    """Each message in the DLQ: its order, how often it was received, what Postgres holds for it
+    and every log line that names it or its message id (the logs of the run's processes)."""
+    out = subprocess.run(
+        ["awslocal", "sqs", "receive-message", "--queue-url", dlq_url, "--max-number-of-messages",
+         "10", "--visibility-timeout", "0", "--attribute-names", "All", "--output", "json"],
+        capture_output=True, text=True, check=False)
+    try:
+        messages = json.loads(out.stdout or "{}").get("Messages", [])
+    except ValueError:
+        messages = []
+    for m in messages:
+        try:
+            order = json.loads(m.get("Body") or "{}")
+        except ValueError:
+            order = {}
+        oid = order.get("order_id", "?")
+        attrs = m.get("Attributes", {})
+        row = psql(f"SELECT sale_id, status FROM orders WHERE order_id::text = '{oid}'") \
+            if re.fullmatch(r"[0-9a-f-]{36}", str(oid)) else ""
+        log(f"DLQ message {m.get('MessageId')}: order {oid} of sale {order.get('sale_id')}, "
+            f"received {attrs.get('ApproximateReceiveCount')} times, sent "
+            f"{attrs.get('SentTimestamp')}, first received "
+            f"{attrs.get('ApproximateFirstReceiveTimestamp')}; Postgres: {row or 'no row'}")
+        for name in ("api", "settle", "reconcile", "expire"):
+            path = os.path.join(ENV.get("LOG_DIR", ""), f"{name}.log")
+            try:
+                with open(path, errors="replace") as f:
+                    for line in f:
+                        if oid in line or m.get("MessageId", "-") in line:
+                            print(f"    {name}: {line.rstrip()[:400]}")
+            except OSError:
+                pass
 
 
 # ------------------------------------------------------------------ buyers
@@ -729,6 +765,9 @@ def run(args, cluster):
     for url in (ENV["ORDERS_QUEUE_URL"], ENV["ORDERS_DLQ_URL"]):
         subprocess.run(["awslocal", "sqs", "purge-queue", "--queue-url", url],
                        capture_output=True, check=False)
+    # The processes' logs are appended across restarts: this run's start empty.
+    for name in ("api", "settle", "reconcile", "expire"):
+        open(os.path.join(ENV["LOG_DIR"], f"{name}.log"), "w").close()
     if services("start", "api", "settle", "reconcile", "expire", quiet=False) != 0:
         sys.exit("chaos: the services did not start")
     status, body, _ = operator("POST", "/admin/sales", {
@@ -894,6 +933,8 @@ def run(args, cluster):
         mark = "ok" if value == want else f"FAIL (expected {want})"
         failed += value != want
         print(f"  {label:<48} {value:<8} {mark}")
+    if dlq:
+        explain_dlq(dlq_url)
     for what, items in (("lost", lost), ("rejected", rejected), ("hidden", hidden),
                         ("status", status_wrong)):
         if items:

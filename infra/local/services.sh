@@ -33,11 +33,13 @@ redis_user() {
 start_one() {
   stop_one "$1"
   [ -x "$BIN" ] || die "$BIN is missing: run 'make build'"
+  # Appended: a process restarted (the chaos run kills them) keeps what it logged before.
+  echo "=== $(date -u +%FT%TZ) $1 starting" >>"$LOG_DIR/$1.log"
   # A short long-poll wait, so a stopped event source leaves no long poll behind for long.
   REDIS_SECRET_ARN="${REDIS_SECRET_ARN:-flashflow/redis/$(redis_user "$1")}" \
   LISTEN_ADDR="127.0.0.1:$API_PORT" TRUST_USER_HEADER=1 RUST_LOG="${RUST_LOG:-warn}" \
     EVENT_SOURCE_POLL_WAIT_MS="${EVENT_SOURCE_POLL_WAIT_MS:-2000}" OUTBOX_THRESHOLD_MS="${OUTBOX_THRESHOLD_MS:-30000}" \
-    nohup "$BIN" "$1" >"$LOG_DIR/$1.log" 2>&1 &
+    nohup "$BIN" "$1" >>"$LOG_DIR/$1.log" 2>&1 &
   echo $! >"$RUN_DIR/$1.pid"
   if [ "$1" = api ]; then
     for _ in $(seq 100); do
