@@ -5,8 +5,8 @@
 use flashflow::domain::rehydrate::plan;
 use flashflow::domain::{OrderMessage, SaleId};
 use flashflow::ports::{
-    DbError, LedgerReset, PendingOrders, ResetStart, SaleLedger, SaleLoader, SaleResets,
-    StatusStore, StoreError,
+    DbError, FailoverPauses, LedgerReset, PendingOrders, QueueDepths, ResetStart, SaleLedger,
+    SaleLoader, SaleResets, StatusStore, StoreError,
 };
 use serde::Serialize;
 use tracing::{info, warn};
@@ -32,6 +32,12 @@ pub enum AdminError {
     /// a second round would reuse a seed that may be revealed.
     #[error("sale {0} has a waiting room")]
     WaitingRoom(SaleId),
+    /// Rebuild refused: a Redis failover paused the sale and the orders queue is not empty (or
+    /// could not be asked). Orders the old primary answered may be in it and nowhere else (the
+    /// promoted node may lack their reservations, the ledger has not recorded them yet): a
+    /// rebuild now would not count them, and the sale would promise units Postgres then refuses.
+    #[error("sale {sale} was paused by a failover; the orders queue holds {in_queue:?} messages")]
+    QueueNotDrained { sale: SaleId, in_queue: Option<i64> },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -49,6 +55,37 @@ pub struct Rehydrated {
     pub idempotency_keys: usize,
     /// Outbox entries not in the ledger yet, counted as reserved.
     pub pending: usize,
+}
+
+/// [`rehydrate`], but a sale a Redis failover paused (`REDIS_PAUSE_ON_FAILOVER`) only once the
+/// orders queue is empty, unless `force`d: by then settle has recorded every order that was in
+/// flight, so the rebuild counts them all, and the sale resumes with counts Postgres agrees with.
+///
+/// # Errors
+/// [`AdminError::QueueNotDrained`] while messages wait (ask again once settle drained them);
+/// otherwise as [`rehydrate`].
+pub async fn rebuild<
+    L: SaleLedger,
+    C: SaleLoader + PendingOrders + FailoverPauses,
+    Q: QueueDepths,
+>(
+    db: &L,
+    store: &C,
+    queue: &Q,
+    id: &SaleId,
+    force: bool,
+) -> Result<Rehydrated, AdminError> {
+    if !force && store.paused_by_failover(id).await? {
+        let (in_queue, _) = queue.depths().await;
+        if in_queue != Some(0) {
+            info!(sale = %id, ?in_queue, "failover pause: the rebuild waits for the queue to drain");
+            return Err(AdminError::QueueNotDrained {
+                sale: id.clone(),
+                in_queue,
+            });
+        }
+    }
+    rehydrate(db, store, id).await
 }
 
 /// Make Redis hold the sale as the ledger and the outbox say (see

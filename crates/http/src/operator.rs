@@ -17,7 +17,8 @@ use flashflow::domain::sale::{valid_stock, NewSale};
 use flashflow::domain::timefmt::format_ms;
 use flashflow::domain::{InvalidInput, SaleId};
 use flashflow::ports::{
-    CreateOutcome, PendingOrders, SaleCache, SaleLedger, StatusStore, WaitingRooms,
+    CreateOutcome, FailoverPauses, PendingOrders, QueueDepths, SaleCache, SaleLedger, StatusStore,
+    WaitingRooms,
 };
 use flashflow_app::admin::{self, AdminError, Rehydrated, Reset};
 use serde::{Deserialize, Serialize};
@@ -62,18 +63,30 @@ pub struct OperatorSettings {
 
 impl flashflow_settings::FromEnv for OperatorSettings {}
 
-/// What the operator routes need: the ledger, the sale cache (with its outbox) and the status
-/// store.
-pub struct OperatorState<L, C, S> {
+/// What the operator routes need: the ledger, the sale cache (with its outbox), the status
+/// store and the orders queue's depth.
+pub struct OperatorState<L, C, S, Q> {
     pub db: L,
     pub store: C,
     /// Where cancelled orders' statuses go (a forced reset).
     pub status: S,
+    /// A sale a failover paused is rebuilt once the orders queue is empty ([`admin::rebuild`]).
+    pub queues: Q,
     /// When set, `Authorization: Bearer <token>` also authorizes a request (besides IAM).
     pub token: Option<secrecy::SecretString>,
     /// Whether `POST /admin/sales/{id}/reset` may run (`SALE_RESET_ENABLED`, off by default in
     /// `template.yaml`): it ends a sale's round, which a production sale rarely wants.
     pub allow_reset: bool,
+}
+
+/// `POST /admin/sales/{sale_id}/rehydrate`'s body (optional).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RehydrateSale {
+    /// Rebuild a sale a failover paused although the orders queue is not empty: orders still in
+    /// it are not counted, and may end `REJECTED` after their `202`.
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -153,19 +166,24 @@ pub struct Settled {
     pub duplicate_orders: u64,
 }
 
-type Shared<L, C, S> = State<Arc<OperatorState<L, C, S>>>;
+type Shared<L, C, S, Q> = State<Arc<OperatorState<L, C, S, Q>>>;
 
 /// The operator function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
-    state: OperatorState<L, C, S>,
+pub fn routes<
+    L: SaleLedger,
+    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
+    S: StatusStore,
+    Q: QueueDepths,
+>(
+    state: OperatorState<L, C, S, Q>,
 ) -> Router {
     let token = state.token.clone().map(Arc::new);
     Router::new()
-        .route(ROUTES[0].path, post(create::<L, C, S>))
-        .route(ROUTES[1].path, get(show::<L, C, S>))
-        .route(ROUTES[2].path, post(reset::<L, C, S>))
-        .route(ROUTES[3].path, post(rehydrate::<L, C, S>))
-        .route(ROUTES[4].path, post(queue::<L, C, S>))
+        .route(ROUTES[0].path, post(create::<L, C, S, Q>))
+        .route(ROUTES[1].path, get(show::<L, C, S, Q>))
+        .route(ROUTES[2].path, post(reset::<L, C, S, Q>))
+        .route(ROUTES[3].path, post(rehydrate::<L, C, S, Q>))
+        .route(ROUTES[4].path, post(queue::<L, C, S, Q>))
         .with_state(Arc::new(state))
         .route_layer(from_fn_with_state(token, operators_only))
 }
@@ -184,8 +202,13 @@ pub fn routes<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: Sta
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn create<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
-    State(state): Shared<L, C, S>,
+async fn create<
+    L: SaleLedger,
+    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
+    S: StatusStore,
+    Q: QueueDepths,
+>(
+    State(state): Shared<L, C, S, Q>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
@@ -205,7 +228,7 @@ async fn create<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: S
     };
     // Loading after the insert: a retry of a create whose Redis load failed finishes the job,
     // and a create of a sale Redis lost rebuilds it from the ledger and the outbox.
-    let done = admin::rehydrate(&state.db, &state.store, &def.id).await?;
+    let done = admin::rebuild(&state.db, &state.store, &state.queues, &def.id, false).await?;
     info!(sale = %def.id, stock = def.stock, existed = record.is_some(), "sale created");
     let mut view = view(&state, &def.id).await?;
     view.rehydrated = Some(done);
@@ -216,19 +239,33 @@ async fn create<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: S
     post, path = "/admin/sales/{sale_id}/rehydrate", tag = "operator",
     summary = "Rebuild a sale in Redis from Postgres and the outbox",
     description = "Safe on a live sale: it never raises the remaining stock and never lowers a \
-        buyer's count.",
+        buyer's count. A sale a Redis failover paused (REDIS_PAUSE_ON_FAILOVER) is rebuilt only \
+        once the orders queue is empty (else 409 queue_not_drained; ask again, or force).",
     params(("sale_id" = SaleId, Path, description = "the sale")),
+    request_body(content = Option<super::openapi::schemas::RehydrateRequest>,
+        content_type = "application/json", description = "optional"),
     responses(
         (status = 200, description = "the sale, with what the rebuild did", body = SaleView),
-        super::openapi::errors::OperatorErrors,
+        super::openapi::errors::OperatorBodyErrors,
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn rehydrate<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
-    State(state): Shared<L, C, S>,
+async fn rehydrate<
+    L: SaleLedger,
+    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
+    S: StatusStore,
+    Q: QueueDepths,
+>(
+    State(state): Shared<L, C, S, Q>,
     SalePath(id): SalePath,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let done = admin::rehydrate(&state.db, &state.store, &id).await?;
+    let (parts, body) = req.into_parts();
+    let body = match json_body(&parts.headers, body, MAX_OPERATOR_BODY).await? {
+        None => RehydrateSale::default(),
+        Some(bytes) => parse_json::<RehydrateSale>(&bytes, "invalid_body")?,
+    };
+    let done = admin::rebuild(&state.db, &state.store, &state.queues, &id, body.force).await?;
     let mut view = view(&state, &id).await?;
     view.rehydrated = Some(done);
     Ok(json(StatusCode::OK, &view))
@@ -244,8 +281,13 @@ async fn rehydrate<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn show<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
-    State(state): Shared<L, C, S>,
+async fn show<
+    L: SaleLedger,
+    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
+    S: StatusStore,
+    Q: QueueDepths,
+>(
+    State(state): Shared<L, C, S, Q>,
     SalePath(id): SalePath,
 ) -> Result<Response, ApiError> {
     Ok(json(StatusCode::OK, &view(&state, &id).await?))
@@ -265,8 +307,13 @@ async fn show<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: Sta
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn reset<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
-    State(state): Shared<L, C, S>,
+async fn reset<
+    L: SaleLedger,
+    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
+    S: StatusStore,
+    Q: QueueDepths,
+>(
+    State(state): Shared<L, C, S, Q>,
     SalePath(id): SalePath,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -320,8 +367,13 @@ fn some_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn queue<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
-    State(state): Shared<L, C, S>,
+async fn queue<
+    L: SaleLedger,
+    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
+    S: StatusStore,
+    Q: QueueDepths,
+>(
+    State(state): Shared<L, C, S, Q>,
     SalePath(id): SalePath,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -378,6 +430,16 @@ impl From<AdminError> for ApiError {
                     "sale {sale} has a waiting room: its draw is this round's, so it is not reset"
                 ),
             },
+            AdminError::QueueNotDrained { sale, in_queue } => ApiError::Conflict {
+                code: "queue_not_drained",
+                message: format!(
+                    "a Redis failover paused sale {sale}, and the orders queue holds {} messages: \
+                     orders answered before the failover may be among them, so the rebuild \
+                     waits until settle has drained it; ask again then, or send \
+                     {{\"force\": true}} to rebuild without them",
+                    in_queue.map_or_else(|| "an unknown number of".to_owned(), |n| n.to_string())
+                ),
+            },
             AdminError::Store(e) => e.into(),
             AdminError::Db(e) => e.into(),
         }
@@ -391,8 +453,13 @@ fn not_found(id: &SaleId) -> ApiError {
     }
 }
 
-async fn view<L: SaleLedger, C: SaleCache + PendingOrders + WaitingRooms, S: StatusStore>(
-    state: &OperatorState<L, C, S>,
+async fn view<
+    L: SaleLedger,
+    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
+    S: StatusStore,
+    Q: QueueDepths,
+>(
+    state: &OperatorState<L, C, S, Q>,
     id: &SaleId,
 ) -> Result<SaleView, ApiError> {
     let record = state.db.sale(id).await?.ok_or_else(|| not_found(id))?;

@@ -25,8 +25,9 @@ flashflow_settings::composite! {
     }
 }
 
-/// The operator routes on Postgres (migrated here), Redis and the status table, with the live
-/// view's snapshot (which also reads the queues' depths).
+/// The operator routes on Postgres (migrated here), Redis, the status table and the queues'
+/// depths (a sale a failover paused is rebuilt once the orders queue is empty), with the live
+/// view's snapshot.
 ///
 /// # Errors
 /// [`StartupError`] when a client cannot be built or Postgres cannot be migrated.
@@ -45,6 +46,7 @@ pub async fn routes(sdk: &SdkConfig, settings: &Settings) -> Result<Router, Star
         db,
         store,
         status: DynamoStatusStore::from_settings(sdk, &settings.status),
+        queues: SqsDepths::from_settings(sdk, &settings.queues),
         token: settings.operator.token.clone(),
         allow_reset: settings.operator.allow_reset.get(),
     })

@@ -1,7 +1,7 @@
 //! The order queue in memory.
 
 use super::{lock, switched_off};
-use flashflow::ports::{OrderPublisher, PublishError};
+use flashflow::ports::{OrderPublisher, PublishError, QueueDepths};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,5 +58,16 @@ impl OrderPublisher for MemoryQueue {
         }
         lock(&self.later).extend(messages.iter().map(|m| (m.clone(), delay)));
         Vec::new()
+    }
+}
+
+impl QueueDepths for MemoryQueue {
+    /// Nothing consumes this queue: every message accepted is still in it. No DLQ.
+    async fn depths(&self) -> (Option<i64>, Option<i64>) {
+        if self.is_down() {
+            return (None, None);
+        }
+        let n = lock(&self.sent).len() + lock(&self.later).len();
+        (i64::try_from(n).ok(), Some(0))
     }
 }

@@ -13,8 +13,9 @@ use flashflow::domain::{
     ORDER_MESSAGE_VERSION,
 };
 use flashflow::ports::{
-    LiveSale, LiveSales, OutboxSweep, PendingOrders, ReservationStore, ResetStart, SaleLoader,
-    SaleResets, SaleRetirement, SentMarks, SettledOrders, StaleEntry, StoreError, HOLDS_END_WITHIN,
+    FailoverPauses, LiveSale, LiveSales, OutboxSweep, PendingOrders, ReservationStore, ResetStart,
+    SaleLoader, SaleResets, SaleRetirement, SentMarks, SettledOrders, StaleEntry, StoreError,
+    HOLDS_END_WITHIN,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -515,6 +516,14 @@ impl LiveSales for MemoryStore {
     async fn sales(&self) -> Result<Vec<SaleId>, StoreError> {
         self.up()?;
         Ok(lock(&self.keys).registry.iter().cloned().collect())
+    }
+}
+
+impl FailoverPauses for MemoryStore {
+    /// One process's memory has no replica to fail over to.
+    async fn paused_by_failover(&self, _sale: &SaleId) -> Result<bool, StoreError> {
+        self.up()?;
+        Ok(false)
     }
 }
 

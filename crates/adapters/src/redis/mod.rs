@@ -43,6 +43,7 @@ const REHYDRATE_LUA: &str = include_str!("lua/rehydrate.lua");
 const BEGIN_RESET_LUA: &str = include_str!("lua/begin_reset.lua");
 const FINISH_RESET_LUA: &str = include_str!("lua/finish_reset.lua");
 const RETIRE_LUA: &str = include_str!("lua/retire.lua");
+const FAILOVER_PAUSED_LUA: &str = include_str!("lua/failover_paused.lua");
 const SETTLED_LUA: &str = include_str!("lua/settled.lua");
 const RETURN_STOCK_LUA: &str = include_str!("lua/return_stock.lua");
 const QUEUE_LOAD_LUA: &str = include_str!("lua/queue_load.lua");
@@ -254,6 +255,7 @@ pub struct RedisStore {
     begin_reset: Script,
     finish_reset: Script,
     retire: Script,
+    failover_paused: Script,
     settled: Script,
     return_stock: Script,
     queue_load: Script,
@@ -436,6 +438,7 @@ impl RedisStore {
             begin_reset: Script::from_lua(BEGIN_RESET_LUA),
             finish_reset: Script::from_lua(FINISH_RESET_LUA),
             retire: Script::from_lua(RETIRE_LUA),
+            failover_paused: Script::from_lua(FAILOVER_PAUSED_LUA),
             settled: Script::from_lua(SETTLED_LUA),
             return_stock: Script::from_lua(RETURN_STOCK_LUA),
             queue_load: Script::from_lua(QUEUE_LOAD_LUA),

@@ -1,6 +1,6 @@
 //! The sale as `reserve.lua` sees it: loaded and rebuilt from the ledger (`rehydrate.lua`), reset
-//! to a new round (`begin_reset.lua`, `finish_reset.lua`), retired when finished (`retire.lua`), and the registry of
-//! the sales Redis holds.
+//! to a new round (`begin_reset.lua`, `finish_reset.lua`), retired when finished (`retire.lua`),
+//! found paused by a failover (`failover_paused.lua`), and the registry of the sales Redis holds.
 
 use super::OrStoreError;
 use super::{failed, RedisStore, SaleKeys};
@@ -8,8 +8,8 @@ use flashflow::domain::rehydrate::Plan;
 use flashflow::domain::EpochMs;
 use flashflow::domain::{SaleDefinition, SaleId};
 use flashflow::ports::{
-    LiveSale, LiveSales, ResetStart, SaleLoader, SaleResets, SaleRetirement, StoreError,
-    HOLDS_END_WITHIN,
+    FailoverPauses, LiveSale, LiveSales, ResetStart, SaleLoader, SaleResets, SaleRetirement,
+    StoreError, HOLDS_END_WITHIN,
 };
 use fred::prelude::*;
 use std::time::Duration;
@@ -248,6 +248,22 @@ impl SaleRetirement for RedisStore {
             return Ok(false);
         }
         Ok(true)
+    }
+}
+
+impl FailoverPauses for RedisStore {
+    /// Asked on the node that holds the sale (a script: `INFO` on any other node would tell of
+    /// that node); nothing is asked when pausing is off.
+    async fn paused_by_failover(&self, sale: &SaleId) -> Result<bool, StoreError> {
+        if !self.pause_on_failover {
+            return Ok(false);
+        }
+        let paused: i64 = self
+            .failover_paused
+            .evalsha_with_reload(&self.client, vec![SaleKeys::new(sale).sale], ())
+            .await
+            .or_store()?;
+        Ok(paused == 1)
     }
 }
 

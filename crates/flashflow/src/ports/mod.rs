@@ -40,9 +40,9 @@ pub use payments::{
 pub use queue::{Delivery, OrderPublisher, QueueDepths, IN_QUEUE_FOR};
 pub use reservations::ReservationStore;
 pub use sales::{
-    AnswerTally, CheckoutCounts, CreateOutcome, LedgerOfSale, LedgerReset, LiveSale, LiveSales,
-    ResetStart, SaleCache, SaleLedger, SaleLoader, SaleRecord, SaleResets, SaleRetirement,
-    HOLDS_END_WITHIN,
+    AnswerTally, CheckoutCounts, CreateOutcome, FailoverPauses, LedgerOfSale, LedgerReset,
+    LiveSale, LiveSales, ResetStart, SaleCache, SaleLedger, SaleLoader, SaleRecord, SaleResets,
+    SaleRetirement, HOLDS_END_WITHIN,
 };
 pub use status::StatusStore;
 pub use waiting_room::{
@@ -54,11 +54,12 @@ pub use waiting_room::{
 /// needs by name.
 pub mod prelude {
     pub use super::{
-        AnswerTally, CancelIntent, CreateIntent, ExpiryWork, FollowUps, HoldChanges, HoldReader,
-        Holds, Ledger, LiveSales, OrderPublisher, Outbox, OutboxSweep, Payments, PendingOrders,
-        QueueControls, QueueDepths, QueueJoins, QueueSteps, ReadIntent, RefundPayment,
-        ReservationStore, ReturnStock, SaleCache, SaleLedger, SaleLoader, SaleResets,
-        SaleRetirement, SentMarks, SettledOrders, SpentAdmissions, StatusStore, VerifyWebhook,
+        AnswerTally, CancelIntent, CreateIntent, ExpiryWork, FailoverPauses, FollowUps,
+        HoldChanges, HoldReader, Holds, Ledger, LiveSales, OrderPublisher, Outbox, OutboxSweep,
+        Payments, PendingOrders, QueueControls, QueueDepths, QueueJoins, QueueSteps, ReadIntent,
+        RefundPayment, ReservationStore, ReturnStock, SaleCache, SaleLedger, SaleLoader,
+        SaleResets, SaleRetirement, SentMarks, SettledOrders, SpentAdmissions, StatusStore,
+        VerifyWebhook,
     };
 }
 

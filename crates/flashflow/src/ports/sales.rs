@@ -143,6 +143,21 @@ pub trait LiveSales: Send + Sync + 'static {
     fn sales(&self) -> impl Future<Output = Result<Vec<SaleId>, StoreError>> + Send;
 }
 
+/// Sales a Redis failover paused (`REDIS_PAUSE_ON_FAILOVER`): the store's node was promoted since
+/// their counts were rebuilt, so it may lack the old primary's last writes; buys take nothing
+/// until the operator rebuilds them from the ledger.
+pub trait FailoverPauses: Send + Sync + 'static {
+    /// Whether a failover paused `sale` (always `false` when pausing is off, or for a sale the
+    /// store does not hold).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn paused_by_failover(
+        &self,
+        sale: &SaleId,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 /// How long past its last hold's `pay_by` a checkout sale may still get units back: the expiry
 /// job (every minute) ends every hold well within it. Until then the sale is not finished.
 pub const HOLDS_END_WITHIN: Duration = Duration::from_secs(600);

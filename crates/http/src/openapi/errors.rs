@@ -71,6 +71,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     e("sale_has_pending_orders", 409, "a reset while orders are reserved and not settled"),
     e("sale_has_held_orders", 409, "a reset while orders are held for payment"),
     e("sale_has_waiting_room", 409, "a reset of a sale whose waiting room drew its queue"),
+    e("queue_not_drained", 409, "a rebuild of a sale a failover paused while the orders queue holds messages (unless force)"),
     e("order_pending", 409, "the order is not recorded yet (Retry-After)"),
     e("already_paid", 409, "the order is paid"),
     e("hold_expired", 409, "the hold ended before payment"),

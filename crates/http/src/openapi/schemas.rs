@@ -193,6 +193,27 @@ impl PartialSchema for ResetRequest {
 
 impl ToSchema for ResetRequest {}
 
+/// The body of `POST /admin/sales/{sale_id}/rehydrate` (optional).
+pub struct RehydrateRequest;
+
+impl PartialSchema for RehydrateRequest {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(from_json(json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "force": {
+                    "type": "boolean", "default": false,
+                    "description": "rebuild a sale a failover paused although the orders queue \
+                        is not empty (orders still in it are not counted)",
+                },
+            },
+        })))
+    }
+}
+
+impl ToSchema for RehydrateRequest {}
+
 /// A Stripe event as Stripe sends it; only a signed one is read.
 pub struct StripeEvent;
 

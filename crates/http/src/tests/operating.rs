@@ -15,6 +15,7 @@ pub(super) fn offline_operator() -> Router {
         db,
         store,
         status,
+        queues: flashflow_adapters::memory::MemoryQueue::default(),
         token: Some("t".into()),
         allow_reset: true,
     }))
@@ -131,6 +132,7 @@ async fn the_operator_api_creates_shows_and_resets_a_sale_on_the_in_memory_ports
         db: MemoryLedger::default(),
         store: store.clone(),
         status: MemoryStatus::default(),
+        queues: flashflow_adapters::memory::MemoryQueue::default(),
         token: Some("op".into()),
         allow_reset: true,
     }));

@@ -210,6 +210,48 @@ async fn after_a_replica_is_promoted_a_sale_pauses_until_its_counts_are_rebuilt(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_a_failover_paused_is_rebuilt_only_once_settle_has_drained_the_queue() {
+    let (primary, replica) = primary_and_replica();
+    let mut app = TestApp::new().await;
+    app.store = store_pausing_on(&primary, true).await;
+    let def = app.sale(10, 1).await;
+    let buy = buy_app(app.store.clone(), app.sqs.clone(), &app.queue);
+    assert_eq!(call(&buy, keyed_buy(&def.id, "a", "k")).await.status, 202);
+    cli(&primary, &["WAIT", "1", "2000"]);
+
+    // The replica takes over; the order answered before is in the queue, not in Postgres yet.
+    assert_eq!(cli(&replica, &["REPLICAOF", "NO", "ONE"]), "OK");
+    app.store = store_pausing_on(&replica, true).await;
+    let operator = app.operator().await;
+    let rehydrate = format!("/admin/sales/{}/rehydrate", def.id);
+    let early = call(&operator, admin("POST", &rehydrate, None)).await;
+    assert_eq!(
+        (early.status, early.error()),
+        (409, Some("queue_not_drained")),
+        "{}",
+        early.body
+    );
+    let buy = buy_app(app.store.clone(), app.sqs.clone(), &app.queue);
+    assert_eq!(
+        call(&buy, keyed_buy(&def.id, "b", "k")).await.status,
+        503,
+        "still paused"
+    );
+
+    // Settle records the order and empties the queue; then the rebuild counts it, and the sale
+    // sells again.
+    let settlement = app.start_settlement(1).await;
+    app.wait_for_settled(&def, 1).await;
+    wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(15)).await;
+    settlement.stop().await;
+    let done = call(&operator, admin("POST", &rehydrate, None)).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.body["rehydrated"]["remaining"], 9);
+    assert_eq!(call(&buy, keyed_buy(&def.id, "b", "k")).await.status, 202);
+    drop(primary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_pause_a_promoted_replica_sells_at_once() {
     let (primary, replica) = primary_and_replica();
     let def = sale(&fresh_sale_id(), 10, 1);

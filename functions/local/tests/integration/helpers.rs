@@ -114,10 +114,22 @@ impl TestApp {
                 db: db_at(&self.db_url).await,
                 store: self.store.clone(),
                 status: self.status.clone(),
+                queues: self.depths(),
                 token: Some(OPERATOR.into()),
                 allow_reset: true,
             },
         ))
+    }
+
+    /// The depths of this test's queue and DLQ.
+    pub fn depths(&self) -> flashflow_adapters::sqs::SqsDepths {
+        flashflow_adapters::sqs::SqsDepths {
+            client: self.sqs.clone(),
+            settings: flashflow_adapters::sqs::DepthSettings {
+                orders_queue_url: self.queue.clone(),
+                orders_dlq_url: self.dlq.clone(),
+            },
+        }
     }
 
     /// Buy one unit of `sale` as `buyer` with an `Idempotency-Key`.

@@ -66,6 +66,7 @@ async fn the_merged_local_app_answers_404_for_an_unknown_path_and_405_with_allow
             db: fresh_db().await,
             store,
             status: fresh_status_store().await,
+            queues: flashflow_adapters::memory::MemoryQueue::default(),
             token: None,
             allow_reset: false,
         }),

@@ -18,6 +18,7 @@ fn operator_app(
         db,
         store,
         status,
+        queues: flashflow_adapters::memory::MemoryQueue::default(),
         token: token.map(Into::into),
         allow_reset: true,
     }))
