@@ -123,6 +123,58 @@ async fn postgres_down_for_several_visibility_timeouts_loses_nothing_and_fills_n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_queue_endpoint_frozen_past_the_long_polls_sends_no_good_order_to_the_dlq() {
+    // The chaos run's good order in the DLQ: a receive the client gives up on (the queue frozen
+    // past its deadline) still counts as a receive of every message the queue hands to it once it
+    // runs again, and nobody sees them. With maxReceiveCount 1 one such receive is enough.
+    let app = TestApp::with_max_receive(1).await;
+    let def = app.sale(5, 1).await;
+    let accepted = buy_all(&app, &def, 3).await;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_SQS")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let upstream = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .replace("localhost", "127.0.0.1");
+    let proxy = FreezableProxy::start(upstream).await;
+    // The event source's own client, as `flashflow-local settle` builds it (1 s long polls),
+    // through the proxy.
+    let poller = flashflow_adapters::aws::long_poll_sqs(
+        &flashflow_adapters::aws::sdk_config().await,
+        Duration::from_secs(1),
+    );
+    let poller = aws_sdk_sqs::Client::from_conf(
+        poller
+            .config()
+            .to_builder()
+            .endpoint_url(format!("http://{}", proxy.addr))
+            .build(),
+    );
+
+    // Frozen for 8 s (the chaos run freezes LocalStack for 1 to 8 s) from the first poll on.
+    proxy.freeze(true);
+    let settlement = Settlement::start(&poller, &app.queue, vec![app.settler().await]);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    proxy.freeze(false);
+    wait_until(
+        "the orders settled or in the DLQ",
+        Duration::from_secs(30),
+        || async { app.counts(&def).await.orders == 3 || app.depth(&app.dlq).await > 0 },
+    )
+    .await;
+    wait_for_depth(&app.sqs, &app.queue, 0, Duration::from_secs(15)).await;
+    settlement.stop().await;
+    app.assert_invariants(
+        "the queue's endpoint frozen for 8 s while settle long-polls (DLQ after 1 receive)",
+        &def,
+        &accepted,
+        0,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_status_store_down_for_several_visibility_timeouts_sends_no_good_order_to_the_dlq() {
     let app = TestApp::with_max_receive(2).await;
     let def = app.sale(10, 1).await;

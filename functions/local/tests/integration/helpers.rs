@@ -832,3 +832,76 @@ impl Drop for PrivateRedis {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A TCP proxy to `upstream` that can be frozen: while frozen it moves no byte either way, as a
+/// stopped process (`SIGSTOP`, the chaos run's freeze of LocalStack) would; thawed, it delivers
+/// what waited in the order it came, one request after the other (as the stopped process, woken,
+/// takes what waits in its sockets), also a request whose client has given up meanwhile.
+pub struct FreezableProxy {
+    pub addr: std::net::SocketAddr,
+    frozen: tokio::sync::watch::Sender<bool>,
+}
+
+impl FreezableProxy {
+    pub async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (frozen, rx) = tokio::sync::watch::channel(false);
+        // Requests wait for their turn here (tokio's mutex is first come, first served).
+        let turns = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (rx, upstream, turns) = (rx.clone(), upstream.clone(), turns.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        pump(client_read, server_write, rx.clone(), Some(turns)),
+                        pump(server_read, client_write, rx, None)
+                    );
+                });
+            }
+        });
+        Self { addr, frozen }
+    }
+
+    pub fn freeze(&self, frozen: bool) {
+        let _ = self.frozen.send(frozen);
+    }
+}
+
+/// Copy `from` to `to`, holding every chunk while the proxy is frozen; with `turns`, chunks held
+/// on different connections go on in the order they came, 100 ms apart.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+    turns: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await.unwrap_or(0);
+        let turn = match &turns {
+            Some(t) => Some(t.lock().await),
+            None => None,
+        };
+        let held = *frozen.borrow();
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        if held && turn.is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
