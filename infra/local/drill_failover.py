@@ -252,7 +252,7 @@ def rebuild_after_drain(sale):
         refused += 1
         time.sleep(0.2)
     log(f"paused: rebuilt {time.time() - started:.1f} s after the promotion, after {refused} "
-        f"answers 409 queue_not_drained (queue depth then {queue_depth()}); {body['rehydrated']}")
+        f"answers 409 queue_not_drained; {body['rehydrated']}")
 
 
 class Told:
