@@ -2,8 +2,10 @@
 # What waiting for a replica costs (REDIS_WAIT_REPLICAS=1 against 0): the local API on a private
 # Redis primary with one replica on this machine, the same wrk load on each shape back to back in
 # one run: every request a buy (stock 1,000,000), the sold-out herd (every request a 409), and
-# joins of a waiting room. Each process logs in as its ACL user (the same rules as in AWS), so
-# the barrier's WAIT runs under them too.
+# joins of a waiting room; then, with WAIT, each reply waiting on its own (REDIS_WAIT_SHARED=false)
+# instead of sharing one wait with the replies of the same moment: what that sharing wins back.
+# Each process logs in as its ACL user (the same rules as in AWS), so the barrier's WAIT runs
+# under them too.
 #   usage: bench/wait.sh [connections=50] [seconds=5]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/.." && pwd)
@@ -56,8 +58,10 @@ run() { # name, wait_replicas, url, lua
   printf '    %-7s WAIT %s: %s req/s, p50 %s, p99 %s; %s; %s WAIT commands\n' "$1" "$2" "${rps[$1-$2]}" \
     "${p50[$1-$2]}" "${p99[$1-$2]}" "$(grep statuses "$OUT/wait-$1-$2.txt")" "${shared[$1-$2]}"
 }
-for w in 0 1; do
-  REDIS_WAIT_REPLICAS=$w LISTEN_ADDR="127.0.0.1:$PORT" TRUST_USER_HEADER=1 RUST_LOG=warn \
+for w in 0 1 1s; do
+  # 1s: WAIT 1, each reply on its own.
+  shared=true; [ "$w" = 1s ] && shared=false
+  REDIS_WAIT_REPLICAS=${w%s} REDIS_WAIT_SHARED=$shared LISTEN_ADDR="127.0.0.1:$PORT" TRUST_USER_HEADER=1 RUST_LOG=warn \
     "$BIN" api >"$dir/api-$w.log" 2>&1 &
   api=$!
   pids+=("$api")
@@ -71,7 +75,7 @@ for w in 0 1; do
   opens=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ); now=$(date -u -d '-1 second' +%Y-%m-%dT%H:%M:%SZ)
   post "${auth[@]}" "$API/admin/sales" \
     -d "{\"id\":\"wait-$w-$stamp-room\",\"name\":\"wait\",\"stock\":100,\"per_user_limit\":1,\"opens_at\":\"$opens\",\"waiting_room\":{\"opens_at\":\"$now\",\"admission_seconds\":60}}" >/dev/null
-  say "REDIS_WAIT_REPLICAS=$w: wrk -t2 -c$C -d${D}s, each shape"
+  say "REDIS_WAIT_REPLICAS=${w%s} REDIS_WAIT_SHARED=$shared: wrk -t2 -c$C -d${D}s, each shape"
   run buy "$w" "$API/sales/wait-$w-$stamp/buy" bench/wrk-buy.lua
   run soldout "$w" "$API/sales/wait-$w-$stamp-gone/buy" bench/wrk-buy.lua
   run join "$w" "$API/sales/wait-$w-$stamp-room/queue" bench/wrk-buy.lua
@@ -79,11 +83,15 @@ for w in 0 1; do
 done
 echo
 echo "what waiting for a replica costs (wrk -t2 -c$C -d${D}s, a local primary and replica, same run):"
-printf '  %-34s %10s %9s %9s %10s %9s %9s %8s\n' "" "req/s" "p50" "p99" "WAIT req/s" "p50" "p99" "ratio"
+printf '  %-26s %10s %8s %8s %10s %8s %8s %6s %10s %8s %8s %6s\n' "" "no WAIT" "p50" "p99" \
+  "WAIT" "p50" "p99" "ratio" "unshared" "p50" "p99" "ratio"
 for s in buy soldout join; do
   label=$(case $s in buy) echo "every request a buy" ;; soldout) echo "the sold-out herd (409)" ;; join) echo "joins of a waiting room" ;; esac)
-  printf '  %-34s %10s %9s %9s %10s %9s %9s %8s\n' "$label" "${rps[$s-0]}" "${p50[$s-0]}" "${p99[$s-0]}" \
-    "${rps[$s-1]}" "${p50[$s-1]}" "${p99[$s-1]}" "$(echo "scale=2; ${rps[$s-1]} / ${rps[$s-0]}" | bc)"
+  printf '  %-26s %10s %8s %8s %10s %8s %8s %6s %10s %8s %8s %6s\n' "$label" \
+    "${rps[$s-0]}" "${p50[$s-0]}" "${p99[$s-0]}" \
+    "${rps[$s-1]}" "${p50[$s-1]}" "${p99[$s-1]}" "$(echo "scale=2; ${rps[$s-1]} / ${rps[$s-0]}" | bc)" \
+    "${rps[$s-1s]}" "${p50[$s-1s]}" "${p99[$s-1s]}" "$(echo "scale=2; ${rps[$s-1s]} / ${rps[$s-0]}" | bc)"
 done
-echo "(ratio: req/s with WAIT over without; the replica on the same two cores as everything else)"
-echo "(WAIT commands in the WAIT run: buys ${shared[buy-1]} for $(grep -o '202=[0-9]*' "$OUT/wait-buy-1.txt"), joins ${shared[join-1]}: one wait serves every reply that came before it)"
+echo "(req/s; ratio: over no WAIT; WAIT: replies of the same moment share one wait; unshared: each"
+echo " reply waits on its own; the replica on the same two cores as everything else)"
+echo "(WAIT commands: buys ${shared[buy-1]} shared, ${shared[buy-1s]} unshared, for $(grep -o '202=[0-9]*' "$OUT/wait-buy-1.txt") and $(grep -o '202=[0-9]*' "$OUT/wait-buy-1s.txt"); joins ${shared[join-1]} and ${shared[join-1s]})"

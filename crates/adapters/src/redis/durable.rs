@@ -36,6 +36,8 @@ pub(crate) struct Barrier {
     client: Client,
     replicas: i64,
     timeout: Duration,
+    /// Whether callers waiting at once share a wait (off only to measure what that wins).
+    shared: bool,
     pending: Mutex<Pending>,
 }
 
@@ -48,12 +50,14 @@ struct Pending {
 }
 
 impl Barrier {
-    /// A barrier on `client` (a connection of its own, already connecting).
-    pub(crate) fn new(client: Client, replicas: u32, timeout: Duration) -> Arc<Self> {
+    /// A barrier on `client` (a connection of its own, already connecting); `shared`: callers
+    /// waiting at once share one wait.
+    pub(crate) fn new(client: Client, replicas: u32, timeout: Duration, shared: bool) -> Arc<Self> {
         Arc::new(Self {
             client,
             replicas: i64::from(replicas),
             timeout,
+            shared,
             pending: Mutex::new(Pending::default()),
         })
     }
@@ -66,6 +70,12 @@ impl Barrier {
     /// connection failed: the write happened on the primary and may not survive a failover, so
     /// the answer it would have given is not given (asking again with the same order tells).
     pub(crate) async fn confirm(self: &Arc<Self>, key: String) -> Result<(), StoreError> {
+        if !self.shared {
+            return self
+                .wait_for(&key)
+                .await
+                .map_err(|why| StoreError::InDoubt(why.into()));
+        }
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());

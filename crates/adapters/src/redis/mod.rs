@@ -271,8 +271,8 @@ pub struct RedisStore {
 }
 
 /// Settings for [`RedisStore::connect`], from `REDIS_URL`, `REDIS_COMMAND_TIMEOUT_MS` (1000),
-/// `REDIS_CA_FILE`, `REDIS_SECRET_ARN`, `REDIS_WAIT_REPLICAS` (0), `REDIS_WAIT_TIMEOUT_MS` (500) and
-/// `REDIS_PAUSE_ON_FAILOVER` (false).
+/// `REDIS_CA_FILE`, `REDIS_SECRET_ARN`, `REDIS_WAIT_REPLICAS` (0), `REDIS_WAIT_TIMEOUT_MS` (500),
+/// `REDIS_WAIT_SHARED` (true) and `REDIS_PAUSE_ON_FAILOVER` (false).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default)]
 pub struct RedisSettings {
@@ -303,6 +303,10 @@ pub struct RedisSettings {
     /// asks again with the same order until its deadline, then `503 outcome_unknown`).
     #[serde(rename = "redis_wait_timeout_ms")]
     pub wait_timeout: Millis,
+    /// Replies waiting at once share one wait (a group commit, [`durable`]). Off, each reply
+    /// waits on its own: only to measure what sharing wins back (`make bench-wait`).
+    #[serde(rename = "redis_wait_shared")]
+    pub wait_shared: flashflow_settings::Flag,
     /// Buys of a sale pause (`503`, nothing taken) once a replica was promoted since the sale's
     /// counts were last rebuilt, until the operator's rehydrate rebuilds them from the ledger: for
     /// a Redis with replicas and neither durability nor `REDIS_WAIT_REPLICAS`, whose promoted
@@ -327,6 +331,7 @@ impl Default for RedisSettings {
             auth: None,
             wait_replicas: 0,
             wait_timeout: Millis::ms(500),
+            wait_shared: flashflow_settings::Flag(true),
             pause_on_failover: flashflow_settings::Flag(false),
         }
     }
@@ -419,6 +424,7 @@ impl RedisStore {
                     client,
                     n,
                     settings.wait_timeout.get(),
+                    settings.wait_shared.get(),
                 ))
             }
         };
