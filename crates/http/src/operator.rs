@@ -166,15 +166,16 @@ pub struct Settled {
     pub duplicate_orders: u64,
 }
 
+/// What the operator routes need of the sale cache: the sale, its outbox, its waiting room, and
+/// whether a failover paused it.
+pub trait OperatorCache: SaleCache + PendingOrders + WaitingRooms + FailoverPauses {}
+
+impl<T: SaleCache + PendingOrders + WaitingRooms + FailoverPauses> OperatorCache for T {}
+
 type Shared<L, C, S, Q> = State<Arc<OperatorState<L, C, S, Q>>>;
 
 /// The operator function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<
-    L: SaleLedger,
-    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
-    S: StatusStore,
-    Q: QueueDepths,
->(
+pub fn routes<L: SaleLedger, C: OperatorCache, S: StatusStore, Q: QueueDepths>(
     state: OperatorState<L, C, S, Q>,
 ) -> Router {
     let token = state.token.clone().map(Arc::new);
@@ -202,12 +203,7 @@ pub fn routes<
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn create<
-    L: SaleLedger,
-    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
-    S: StatusStore,
-    Q: QueueDepths,
->(
+async fn create<L: SaleLedger, C: OperatorCache, S: StatusStore, Q: QueueDepths>(
     State(state): Shared<L, C, S, Q>,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -250,12 +246,7 @@ async fn create<
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn rehydrate<
-    L: SaleLedger,
-    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
-    S: StatusStore,
-    Q: QueueDepths,
->(
+async fn rehydrate<L: SaleLedger, C: OperatorCache, S: StatusStore, Q: QueueDepths>(
     State(state): Shared<L, C, S, Q>,
     SalePath(id): SalePath,
     req: Request,
@@ -281,12 +272,7 @@ async fn rehydrate<
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn show<
-    L: SaleLedger,
-    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
-    S: StatusStore,
-    Q: QueueDepths,
->(
+async fn show<L: SaleLedger, C: OperatorCache, S: StatusStore, Q: QueueDepths>(
     State(state): Shared<L, C, S, Q>,
     SalePath(id): SalePath,
 ) -> Result<Response, ApiError> {
@@ -307,12 +293,7 @@ async fn show<
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn reset<
-    L: SaleLedger,
-    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
-    S: StatusStore,
-    Q: QueueDepths,
->(
+async fn reset<L: SaleLedger, C: OperatorCache, S: StatusStore, Q: QueueDepths>(
     State(state): Shared<L, C, S, Q>,
     SalePath(id): SalePath,
     req: Request,
@@ -367,12 +348,7 @@ fn some_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<
     ),
     security(("operator_iam" = []), ("operator_token" = [])),
 )]
-async fn queue<
-    L: SaleLedger,
-    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
-    S: StatusStore,
-    Q: QueueDepths,
->(
+async fn queue<L: SaleLedger, C: OperatorCache, S: StatusStore, Q: QueueDepths>(
     State(state): Shared<L, C, S, Q>,
     SalePath(id): SalePath,
     req: Request,
@@ -453,12 +429,7 @@ fn not_found(id: &SaleId) -> ApiError {
     }
 }
 
-async fn view<
-    L: SaleLedger,
-    C: SaleCache + PendingOrders + WaitingRooms + FailoverPauses,
-    S: StatusStore,
-    Q: QueueDepths,
->(
+async fn view<L: SaleLedger, C: OperatorCache, S: StatusStore, Q: QueueDepths>(
     state: &OperatorState<L, C, S, Q>,
     id: &SaleId,
 ) -> Result<SaleView, ApiError> {
