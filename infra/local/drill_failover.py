@@ -222,22 +222,6 @@ def make_queues():
                        capture_output=True)
 
 
-def queue_depth():
-    """Messages in the drill's queue, visible, in flight or delayed (SQS' JSON protocol)."""
-    conn = http.client.HTTPConnection("127.0.0.1", int(LS_PORT), timeout=10)
-    body = json.dumps({"QueueUrl": f"http://localhost:{LS_PORT}/queue/{REGION}/000000000000/{QUEUE}",
-                       "AttributeNames": ["All"]})
-    conn.request("POST", "/", body=body, headers={
-        "content-type": "application/x-amz-json-1.0",
-        "x-amz-target": "AmazonSQS.GetQueueAttributes",
-        "authorization": f"AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/sqs/aws4_request"})
-    attrs = json.loads(conn.getresponse().read())["Attributes"]
-    conn.close()
-    return sum(int(attrs.get(k, 0)) for k in ("ApproximateNumberOfMessages",
-                                              "ApproximateNumberOfMessagesNotVisible",
-                                              "ApproximateNumberOfMessagesDelayed"))
-
-
 def rebuild_after_drain(sale):
     """What the operator does after a failover alarm: ask for the rebuild of the sale's counts
     from the ledger; the operator API refuses it (409 queue_not_drained) until settle has drained
