@@ -406,6 +406,7 @@ mod tests {
                 admission_seconds: 60,
                 admit_per_second: None,
                 pow_bits: 0,
+                entry: None,
             },
         );
         store.load_sale_now(&def, 5);

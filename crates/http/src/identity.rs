@@ -3,6 +3,7 @@
 
 use super::{single_header, ApiError};
 use axum::http::request::Parts;
+use flashflow::domain::waiting_room::entry::Claims;
 use flashflow::domain::BuyerId;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
@@ -48,6 +49,20 @@ fn jwt_sub(req: &Parts) -> Option<&str> {
         .claims
         .get("sub")
         .map(String::as_str)
+}
+
+/// The claims of the identity API Gateway's JWT authorizer verified, as it passes them on (every
+/// value a string); empty without one (the local `X-User-Id` carries no claims).
+pub fn claims(req: &Parts) -> Claims {
+    api_gateway_authorizer(req)
+        .and_then(|a| a.jwt.as_ref())
+        .map(|jwt| {
+            jwt.claims
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn iam_authorized(req: &Parts) -> bool {

@@ -81,6 +81,9 @@ pub enum ApiError {
     Unauthenticated,
     #[error("not allowed")]
     Forbidden,
+    /// An authenticated caller this resource does not let in, and why (`403`).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
     #[error("no such route")]
@@ -170,6 +173,7 @@ impl ApiError {
                 "forbidden",
                 "these credentials may not do this".into(),
             ),
+            Self::Denied { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
             Self::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message.clone()),
             Self::RouteNotFound => (
                 StatusCode::NOT_FOUND,

@@ -3,7 +3,7 @@
 //! process holds: no store round trip per request (see `app::waiting_room::states`).
 
 use super::extract::{no_store, SalePath};
-use super::identity::buyer;
+use super::identity::{buyer, claims};
 use super::{json, json_body, parse_json, ApiError, Route};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -82,7 +82,10 @@ pub fn routes<W: WaitingRooms>(state: QueueState<W>) -> Router {
     summary = "Join a sale's queue",
     description = "One place per buyer: joining again answers the same ticket (200), unless the \\
         place was admitted and not used in time, when the buyer joins again at the back (201). \\
-        Who joins before the sale opens is in the pre-queue, ordered at the opening by the draw.",
+        Who joins before the sale opens is in the pre-queue, ordered at the opening by the draw. \\
+        A sale with an entry policy lets in only identities whose JWT carries its required \\
+        claims (403 entry_not_allowed), one place per value of its one_per claim (409 \\
+        already_entered).",
     params(("sale_id" = SaleId, Path, description = "the sale")),
     request_body(content = Option<super::openapi::schemas::JoinRequest>,
         content_type = "application/json",
@@ -119,7 +122,10 @@ async fn join<W: WaitingRooms>(
             .into())
         }
     };
-    let (created, view) = state.queue.join(&sale, &buyer, proof).await?;
+    let (created, view) = state
+        .queue
+        .join(&sale, &buyer, &claims(&parts), proof)
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -234,6 +240,17 @@ impl From<QueueError> for ApiError {
                 ApiError::Refused(flashflow::domain::Refusal::Closed { closes_at_ms })
             }
             QueueError::TooMany { retry_after_s } => ApiError::TooManyJoins { retry_after_s },
+            QueueError::EntryNotAllowed(why) => ApiError::Denied {
+                code: "entry_not_allowed",
+                message: why.to_string(),
+            },
+            QueueError::AlreadyEntered { claim } => ApiError::Conflict {
+                code: "already_entered",
+                message: format!(
+                    "an identity with the same {claim} holds a place in this sale already: one \
+                     place per {claim}"
+                ),
+            },
             QueueError::InvalidProof(why) => {
                 InvalidInput::new("invalid_proof", why.to_string()).into()
             }

@@ -11,6 +11,8 @@
 //! - [`cost`]: the counting proxy and the exact-count driver of `make bench-cost`.
 //! - [`waiting_room`]: a queue's places and tokens made in bulk, and a crowd (and a bot) at an
 //!   opening, with or without a waiting room (`make bench-waiting-room`).
+//! - [`sybil`]: the Sybil sweep, a bot's share with and without an entry policy (`make
+//!   bench-entry`).
 //!
 //! Settings (`REDIS_URL`, `DATABASE_URL`, `ORDERS_QUEUE_URL`, …) come from the environment as for
 //! the functions; `--help` lists the subcommands.
@@ -20,6 +22,7 @@ mod cost;
 mod settle;
 mod sqs_rate;
 mod steps;
+mod sybil;
 mod waiting_room;
 
 use anyhow::Context;
@@ -118,6 +121,25 @@ enum RoomAction {
         #[arg(default_value_t = 100_000)]
         places: usize,
     },
+    /// The Sybil sweep: a bot's share of places and units with made-up identities that share a
+    /// few phone numbers, one place per number against no policy (REDIS_URL, ADMISSION_KEY).
+    Sybil {
+        #[arg(long, default_value_t = 5_000)]
+        people: usize,
+        #[arg(long, default_value_t = 500)]
+        stock: u32,
+        /// Percent of people who share their phone number with one other person.
+        #[arg(long, default_value_t = 5)]
+        households: usize,
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        bot_ids: Vec<usize>,
+        /// The bot's phone numbers (0: the sale has no entry policy).
+        #[arg(long, value_delimiter = ',', default_value = "0,1,3,10")]
+        bot_phones: Vec<usize>,
+        /// Alternating runs of the people alone without and with the policy (its cost).
+        #[arg(long, default_value_t = 5)]
+        cost_runs: usize,
+    },
     /// A crowd at an opening: people arriving over a window (and a bot), joining the queue,
     /// polling and buying once admitted (--room), or buying at once (a sale without one).
     /// Times are ms relative to the opening (OPENS_MS, since the epoch).
@@ -143,6 +165,10 @@ enum RoomAction {
         poll_ms: u64,
         #[arg(long, default_value_t = 30_000)]
         until: i64,
+        /// Buyers with the local issuer's JWTs: people a phone number each, the bot's ids
+        /// sharing this many (for a sale with one place per phone number); 0: X-User-Id.
+        #[arg(long, default_value_t = 0)]
+        bot_phones: usize,
     },
 }
 
@@ -188,6 +214,24 @@ async fn main() -> anyhow::Result<()> {
                 out,
             } => waiting_room::tokens(&sale, n, &prefix, &out).await,
             RoomAction::Cost { places } => waiting_room::cost(places).await,
+            RoomAction::Sybil {
+                people,
+                stock,
+                households,
+                bot_ids,
+                bot_phones,
+                cost_runs,
+            } => {
+                sybil::sweep(sybil::Sweep {
+                    people,
+                    stock,
+                    households,
+                    bot_ids,
+                    bot_phones,
+                    cost_runs,
+                })
+                .await
+            }
             RoomAction::Crowd {
                 api,
                 sale,
@@ -201,7 +245,17 @@ async fn main() -> anyhow::Result<()> {
                 room,
                 poll_ms,
                 until,
+                bot_phones,
             } => {
+                let identities = match bot_phones {
+                    0 => None,
+                    n => Some(waiting_room::Identities {
+                        issuer: flashflow_local::issuer::LocalIssuer::new(
+                            &flashflow_local::issuer::IssuerSettings::from_env()?,
+                        ),
+                        bot_phones: n,
+                    }),
+                };
                 waiting_room::crowd(waiting_room::Crowd {
                     api,
                     sale,
@@ -215,6 +269,7 @@ async fn main() -> anyhow::Result<()> {
                     room,
                     poll_every: std::time::Duration::from_millis(poll_ms),
                     until_ms: opens_ms + until,
+                    identities,
                 })
                 .await
             }

@@ -53,7 +53,7 @@ pub async fn fill(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Resu
             let (store, sale) = (store.clone(), sale.clone());
             let buyer = BuyerId::parse(&format!("{prefix}-{i}"))?;
             joins.spawn(async move {
-                match store.join(&sale, &buyer, None, None).await {
+                match store.join(&sale, &buyer, None, None, None).await {
                     Ok(JoinOutcome::Joined(place) | JoinOutcome::Existing(place)) => {
                         Some((i, buyer, place))
                     }
@@ -99,6 +99,7 @@ pub async fn cost(places: usize) -> anyhow::Result<()> {
             admission_seconds: 600,
             admit_per_second: Some(1),
             pow_bits: 0,
+            entry: None,
         });
     let mut seed = [0u8; 32];
     seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
@@ -140,7 +141,7 @@ pub async fn cost(places: usize) -> anyhow::Result<()> {
         for &i in chunk {
             let (store, id) = (store.clone(), id.clone());
             let buyer = BuyerId::parse(&format!("cost-buyer-{i:07}"))?;
-            joins.spawn(async move { store.join(&id, &buyer, None, None).await });
+            joins.spawn(async move { store.join(&id, &buyer, None, None, None).await });
         }
         while let Some(j) = joins.join_next().await {
             j??;
@@ -243,6 +244,8 @@ struct Tally {
     bot_bought: AtomicU64,
     people_admitted: AtomicU64,
     bot_admitted: AtomicU64,
+    people_joined: AtomicU64,
+    bot_joined: AtomicU64,
     sold_out_told: AtomicU64,
     last_buy_ms: AtomicI64,
     /// Answers by request kind and status (0: no answer).
@@ -262,6 +265,8 @@ impl Tally {
             bot_bought: AtomicU64::new(0),
             people_admitted: AtomicU64::new(0),
             bot_admitted: AtomicU64::new(0),
+            people_joined: AtomicU64::new(0),
+            bot_joined: AtomicU64::new(0),
             sold_out_told: AtomicU64::new(0),
             last_buy_ms: AtomicI64::new(0),
             statuses: Mutex::default(),
@@ -275,6 +280,14 @@ impl Tally {
             &self.bot_bought
         } else {
             &self.people_bought
+        }
+    }
+
+    fn joined(&self, bot: bool) -> &AtomicU64 {
+        if bot {
+            &self.bot_joined
+        } else {
+            &self.people_joined
         }
     }
 
@@ -306,6 +319,39 @@ pub struct Crowd {
     pub poll_every: Duration,
     /// Give up this long after the opening.
     pub until_ms: i64,
+    /// Buyers identified by the local issuer's JWTs carrying a verified phone number (people one
+    /// each, the bot's ids sharing `bot_phones`), as for a sale with an entry policy; `None`:
+    /// `X-User-Id`, no claims.
+    pub identities: Option<Identities>,
+}
+
+/// The JWTs of a crowd: people with a phone number each, the bot's ids sharing a few.
+pub struct Identities {
+    pub issuer: flashflow_local::issuer::LocalIssuer,
+    pub bot_phones: usize,
+}
+
+impl Identities {
+    /// The bearer token of buyer `i` (a person, or the bot's id `i`).
+    fn token(&self, i: usize, bot: bool) -> Option<String> {
+        let phone = if bot {
+            format!("+1 999 {:07}", i % self.bot_phones.max(1))
+        } else {
+            format!("+1 555 {i:07}")
+        };
+        let who = if bot {
+            format!("bot-{i}")
+        } else {
+            format!("person-{i}")
+        };
+        let claims = serde_json::json!({"phone_number": phone, "phone_number_verified": true});
+        let serde_json::Value::Object(claims) = claims else {
+            return None;
+        };
+        self.issuer
+            .sign(&who, claims, Duration::from_secs(3600))
+            .ok()
+    }
 }
 
 /// One request of `kind` in its turn (see [`IN_FLIGHT`]), timed from its turn and counted.
@@ -314,6 +360,8 @@ struct Request<'a> {
     method: http::Method,
     url: String,
     who: &'a str,
+    /// The buyer's JWT, sent instead of `X-User-Id` when they have one.
+    bearer: Option<&'a str>,
     token: Option<&'a str>,
     body: Option<String>,
 }
@@ -327,7 +375,7 @@ impl Tally {
     ) -> Option<(u16, serde_json::Value)> {
         let _turn = self.turns.acquire().await.ok()?;
         let started = Instant::now();
-        let answer = send(client, r.method, &r.url, r.who, r.token, r.body).await;
+        let answer = send(client, r.method, &r.url, (r.who, r.bearer), r.token, r.body).await;
         timings.add(started.elapsed());
         *self
             .statuses
@@ -343,14 +391,15 @@ async fn send(
     client: &HttpClient,
     method: http::Method,
     url: &str,
-    who: &str,
+    (who, bearer): (&str, Option<&str>),
     token: Option<&str>,
     body: Option<String>,
 ) -> Option<(u16, serde_json::Value)> {
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("x-user-id", who);
+    let mut req = http::Request::builder().method(method).uri(url);
+    req = match bearer {
+        Some(jwt) => req.header("authorization", format!("Bearer {jwt}")),
+        None => req.header("x-user-id", who),
+    };
     if let Some(token) = token {
         req = req.header("admission-token", token);
     }
@@ -384,13 +433,16 @@ async fn through_the_queue(
     t: Arc<Tally>,
     who: String,
     bot: bool,
+    bearer: Option<String>,
 ) {
     let base = format!("{}/sales/{}", c.api, c.sale);
+    let bearer = bearer.as_deref();
     let get = |kind, url: String| Request {
         kind,
         method: http::Method::GET,
         url,
         who: &who,
+        bearer,
         token: None,
         body: None,
     };
@@ -422,12 +474,14 @@ async fn through_the_queue(
         method: http::Method::POST,
         url: format!("{base}/queue"),
         who: &who,
+        bearer,
         token: None,
         body,
     };
     let Some((200 | 201, joined)) = t.send(&client, &t.joins, join).await else {
         return;
     };
+    t.joined(bot).fetch_add(1, Relaxed);
     let ticket = joined["ticket"].as_str().unwrap_or_default().to_owned();
     while now_ms() < c.until_ms {
         tokio::time::sleep(c.poll_every).await;
@@ -444,6 +498,7 @@ async fn through_the_queue(
                     method: http::Method::POST,
                     url: format!("{base}/buy"),
                     who: &who,
+                    bearer,
                     token: Some(token),
                     body: None,
                 };
@@ -470,6 +525,7 @@ async fn racing(client: &HttpClient, c: &Crowd, t: &Tally, who: &str, bot: bool)
         method: http::Method::POST,
         url: format!("{}/sales/{}/buy", c.api, c.sale),
         who,
+        bearer: None,
         token: None,
         body: None,
     };
@@ -505,7 +561,8 @@ pub async fn crowd(c: Crowd) -> anyhow::Result<()> {
             sleep_until(at).await;
             let who = format!("person-{i}");
             if c.room {
-                through_the_queue(client, c, t, who, false).await;
+                let bearer = c.identities.as_ref().and_then(|id| id.token(i, false));
+                through_the_queue(client, c, t, who, false, bearer).await;
             } else {
                 racing(&client, &c, &t, &who, false).await;
             }
@@ -531,7 +588,8 @@ pub async fn crowd(c: Crowd) -> anyhow::Result<()> {
                 if c.room {
                     // Each made-up id is a place of its own; the bot polls them all.
                     let (client, c, t) = (client.clone(), Arc::clone(&c), Arc::clone(&t));
-                    tokio::spawn(through_the_queue(client, c, t, who, true));
+                    let bearer = c.identities.as_ref().and_then(|id| id.token(i, true));
+                    tokio::spawn(through_the_queue(client, c, t, who, true, bearer));
                 } else if racing(&client, &c, &t, &who, true).await {
                     return;
                 }
@@ -576,13 +634,32 @@ async fn report(client: &HttpClient, c: &Crowd, t: &Tally) {
     );
     if c.room {
         let url = format!("{}/sales/{}/queue/draw", c.api, c.sale);
-        if let Some((200, draw)) = send(client, http::Method::GET, &url, "anyone", None, None).await
-        {
+        let anyone = ("anyone", None);
+        if let Some((200, draw)) = send(client, http::Method::GET, &url, anyone, None, None).await {
             let cohort = draw["cohort"].as_u64().unwrap_or(0);
+            let bot_places = t.bot_joined.load(Relaxed);
             println!(
-                "  the draw: {cohort} places in the pre-queue, {} of them the bot's ids ({:.1}%)",
+                "  the draw: {cohort} places in the pre-queue, {bot_places} of them the bot's \
+                 ({:.1}%)",
+                share(bot_places, cohort)
+            );
+        }
+        if let Some(id) = &c.identities {
+            let refused = |status| {
+                t.statuses
+                    .lock()
+                    .expect("statuses")
+                    .get(&("join", status))
+                    .copied()
+                    .unwrap_or(0)
+            };
+            println!(
+                "  one place per phone number: the bot's {} ids carry {} numbers; joins refused \
+                 409 already_entered: {}, 403 entry_not_allowed: {}",
                 c.bot_ids,
-                share(c.bot_ids as u64, cohort)
+                id.bot_phones,
+                refused(409),
+                refused(403)
             );
         }
         println!(

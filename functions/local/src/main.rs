@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use flashflow_adapters::aws;
 use flashflow_app::metrics::Metrics;
 use flashflow_local::event_source::{self, EventSourceStats, HttpInvokeTarget};
+use flashflow_local::issuer::{self, IssuerSettings, LocalIssuer};
 use flashflow_local::server;
 use flashflow_local::settings::{
     ApiMode, DlqSettings, EventSourceSettings, ExpireLoop, MetricsSettings, ServerSettings,
@@ -50,6 +51,22 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Print a buyer's JWT from the local issuer, as a shop's identity issuer would give it
+    /// (`Authorization: Bearer <it>` on the local API, which checks it as API Gateway's JWT
+    /// authorizer does): `flashflow-local jwt --sub ann --claim phone_number_verified=true`.
+    #[command(after_help = reads(&IssuerSettings::variables()))]
+    Jwt {
+        /// The buyer's id (the `sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// A claim, `name=value`; the value is read as JSON when it is JSON (`true`, `42`),
+        /// else as a string. Repeat for more.
+        #[arg(long = "claim", value_name = "NAME=VALUE")]
+        claims: Vec<String>,
+        /// How long the token is valid, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
     /// Print the API's OpenAPI document, generated from the code (`make openapi` writes it to
     /// docs/openapi.json, which the functions serve at GET /openapi.json).
     Openapi,
@@ -80,6 +97,7 @@ fn union(groups: &[Vec<String>]) -> Vec<String> {
 fn api_variables() -> Vec<String> {
     union(&[
         ServerSettings::variables(),
+        IssuerSettings::variables(),
         ApiMode::variables(),
         MetricsSettings::variables(),
         flashflow_adapters::relay::RelaySettings::variables(),
@@ -117,6 +135,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Reconcile => reconcile().await,
         Command::Expire => expire().await,
         Command::Dlq { action } => dlq(action).await,
+        Command::Jwt { sub, claims, ttl } => {
+            println!("{}", jwt(&sub, &claims, ttl)?);
+            Ok(())
+        }
         Command::Openapi => {
             print!("{}", flashflow_http::openapi::to_json());
             Ok(())
@@ -126,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn api() -> anyhow::Result<()> {
     let server = ServerSettings::from_env()?;
+    let issuer = LocalIssuer::new(&IssuerSettings::from_env()?);
     let mode = ApiMode::from_env()?;
     let flush = MetricsSettings::from_env()?.metrics_flush_ms.get();
     let buy = buy::Settings::from_env()?;
@@ -160,6 +183,7 @@ async fn api() -> anyhow::Result<()> {
             .await?
             .merge(checkout::routes(checkout_state)),
     );
+    let app = issuer::authorized(app, Arc::new(issuer));
 
     let addr = &server.listen_addr;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -168,6 +192,21 @@ async fn api() -> anyhow::Result<()> {
     info!(%addr, "serving the FlashFlow API");
     server::serve_with(listener, app, server.limits(), Default::default()).await?;
     Ok(())
+}
+
+/// A token of the local issuer for `sub` with `claims` (`name=value`, the value JSON when it is).
+fn jwt(sub: &str, claims: &[String], ttl: u64) -> anyhow::Result<String> {
+    let mut body = serde_json::Map::new();
+    for claim in claims {
+        let (name, value) = claim
+            .split_once('=')
+            .with_context(|| format!("--claim {claim:?}: expected name=value"))?;
+        let value = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        body.insert(name.to_owned(), value);
+    }
+    let issuer = LocalIssuer::new(&IssuerSettings::from_env()?);
+    Ok(issuer.sign(sub, body, std::time::Duration::from_secs(ttl))?)
 }
 
 async fn settle() -> anyhow::Result<()> {

@@ -3,7 +3,8 @@
 //!
 //! Lambda's local emulator (`cargo lambda watch`) runs one request per process at a time and tops
 //! out near 3.8k req/s on a 2-core machine; this runs the very same routers. There is no API
-//! Gateway here, so no JWT authorizer context: local runs identify buyers with `X-User-Id`.
+//! Gateway here: buyers are identified by the local issuer's JWTs, checked and handed on as API
+//! Gateway's JWT authorizer would ([`crate::issuer`]), or by the `X-User-Id` shortcut.
 //!
 //! No client can take it down or take it from the others: every connection must send its request
 //! head within [`Limits::header_read`] (also the idle limit between keep-alive requests, which

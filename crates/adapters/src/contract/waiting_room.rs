@@ -36,6 +36,8 @@ macro_rules! waiting_room_contract {
                 joining_before_the_queue_opens_is_refused_with_its_opening,
                 a_buyer_holds_one_place_and_join_indexes_follow_arrival,
                 a_proof_of_work_challenge_is_used_once,
+                one_entry_tag_holds_one_place_and_a_second_buyer_under_it_stores_nothing,
+                the_entry_policy_loaded_with_the_sale_is_in_the_queues_state,
                 an_expired_place_is_replaced_by_one_at_the_back,
                 before_the_draw_the_commitment_is_public_and_the_seed_is_not,
                 the_draw_at_the_opening_fixes_the_pre_queue_and_reveals_the_committed_seed,
@@ -74,6 +76,7 @@ fn room_sale(stock: u32, sale_opens_in_ms: i64) -> SaleDefinition {
             admission_seconds: 60,
             admit_per_second: None,
             pow_bits: 0,
+            entry: None,
         })
 }
 
@@ -82,7 +85,10 @@ fn buyer(name: &str) -> BuyerId {
 }
 
 async fn join<S: WaitingRooms>(t: &Rooms<S>, sale: &SaleId, who: &str) -> JoinOutcome {
-    t.store.join(sale, &buyer(who), None, None).await.unwrap()
+    t.store
+        .join(sale, &buyer(who), None, None, None)
+        .await
+        .unwrap()
 }
 
 /// A join's kind and join index, its epoch aside.
@@ -178,14 +184,67 @@ pub async fn a_proof_of_work_challenge_is_used_once<S: WaitingRooms + SaleLoader
     loaded(t, &def, 5).await;
     let joined = t
         .store
-        .join(&def.id, &buyer("ann"), None, Some("c-1"))
+        .join(&def.id, &buyer("ann"), None, Some("c-1"), None)
         .await;
     assert_eq!(at(joined.unwrap()), ("joined", 0));
     let again = t
         .store
-        .join(&def.id, &buyer("bob"), None, Some("c-1"))
+        .join(&def.id, &buyer("bob"), None, Some("c-1"), None)
         .await;
     assert_eq!(again.unwrap(), JoinOutcome::ChallengeReused);
+}
+
+pub async fn one_entry_tag_holds_one_place_and_a_second_buyer_under_it_stores_nothing<
+    S: WaitingRooms + SaleLoader,
+>(
+    t: &Rooms<S>,
+) {
+    let def = room_sale(5, 60_000);
+    loaded(t, &def, 5).await;
+    let tagged = |who: &'static str, tag: &'static str| {
+        let (sale, store) = (def.id.clone(), &t.store);
+        async move {
+            store
+                .join(&sale, &buyer(who), None, None, Some(tag))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(at(tagged("ann", "phone-1").await), ("joined", 0));
+    assert_eq!(tagged("bob", "phone-1").await, JoinOutcome::AlreadyEntered);
+    assert_eq!(
+        at(tagged("ann", "phone-1").await),
+        ("existing", 0),
+        "the holder joins again as before"
+    );
+    assert_eq!(
+        at(tagged("bob", "phone-2").await),
+        ("joined", 1),
+        "the refused join took no join index"
+    );
+    assert_eq!(step(t, &def.id).await.joined, 2);
+}
+
+pub async fn the_entry_policy_loaded_with_the_sale_is_in_the_queues_state<
+    S: WaitingRooms + SaleLoader,
+>(
+    t: &Rooms<S>,
+) {
+    let mut def = room_sale(5, 60_000);
+    let policy = flashflow::domain::waiting_room::entry::Entry {
+        require_claims: [("phone_number_verified".to_owned(), "true".to_owned())].into(),
+        one_per: Some("phone_number".into()),
+    };
+    if let Some(room) = def.waiting_room.as_mut() {
+        room.entry = Some(policy.clone());
+    }
+    loaded(t, &def, 5).await;
+    assert_eq!(step(t, &def.id).await.entry, Some(policy));
+    if let Some(room) = def.waiting_room.as_mut() {
+        room.entry = None;
+    }
+    loaded(t, &def, 5).await;
+    assert_eq!(step(t, &def.id).await.entry, None, "a reload's terms win");
 }
 
 pub async fn an_expired_place_is_replaced_by_one_at_the_back<S: WaitingRooms + SaleLoader>(
@@ -195,7 +254,10 @@ pub async fn an_expired_place_is_replaced_by_one_at_the_back<S: WaitingRooms + S
     loaded(t, &def, 5).await;
     join(t, &def.id, "ann").await;
     join(t, &def.id, "bob").await;
-    let requeued = t.store.join(&def.id, &buyer("ann"), Some(0), None).await;
+    let requeued = t
+        .store
+        .join(&def.id, &buyer("ann"), Some(0), None, None)
+        .await;
     assert_eq!(at(requeued.unwrap()), ("joined", 2));
     assert_eq!(at(join(t, &def.id, "ann").await), ("existing", 2));
 }

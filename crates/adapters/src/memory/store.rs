@@ -654,6 +654,7 @@ impl flashflow::ports::QueueJoins for MemoryStore {
         buyer: &flashflow::domain::BuyerId,
         requeue: Option<u64>,
         challenge: Option<&str>,
+        entry_tag: Option<&str>,
     ) -> Result<flashflow::ports::JoinOutcome, StoreError> {
         self.up()?;
         let now = EpochMs::now().get();
@@ -661,7 +662,7 @@ impl flashflow::ports::QueueJoins for MemoryStore {
         Ok(
             match keys.sales.get_mut(sale).and_then(|s| s.room.as_mut()) {
                 None => flashflow::ports::JoinOutcome::NoQueue,
-                Some(room) => room.join(buyer.as_str(), requeue, challenge, now),
+                Some(room) => room.join(buyer.as_str(), requeue, challenge, entry_tag, now),
             },
         )
     }

@@ -5,6 +5,7 @@
 
 use super::store::MemSale;
 use flashflow::domain::waiting_room::draw::Seed;
+use flashflow::domain::waiting_room::entry::Entry;
 use flashflow::domain::waiting_room::queue::{
     allowance, no_show_rate, to_admit, Batch, QueueState,
 };
@@ -23,6 +24,7 @@ pub(super) struct MemRoom {
     admission_ms: i64,
     pow_bits: u8,
     closes_ms: Option<i64>,
+    entry: Option<Entry>,
     seed: Seed,
     commitment: String,
     /// The queue's epoch, random, given when the queue is made.
@@ -49,6 +51,8 @@ pub(super) struct MemRoom {
     challenges: HashMap<String, i64>,
     /// Buyer → (minute, joins in it).
     joins: HashMap<String, (i64, u32)>,
+    /// The entry policy's `one_per` tag → the buyer who entered under it (`wr:entries`).
+    entries: HashMap<String, String>,
 }
 
 impl MemRoom {
@@ -70,6 +74,7 @@ impl MemRoom {
                     admission_ms: 0,
                     pow_bits: 0,
                     closes_ms: None,
+                    entry: None,
                     seed: seed.clone(),
                     commitment: seed.commitment(),
                     epoch: (Uuid::new_v4().as_u64_pair().0 >> 11).max(1),
@@ -90,6 +95,7 @@ impl MemRoom {
                     places: HashMap::new(),
                     challenges: HashMap::new(),
                     joins: HashMap::new(),
+                    entries: HashMap::new(),
                 })
             }
         };
@@ -98,6 +104,7 @@ impl MemRoom {
         r.admission_ms = terms.admission_ms();
         r.pow_bits = terms.pow_bits;
         r.closes_ms = def.closes_at_ms;
+        r.entry.clone_from(&terms.entry);
         if r.pace.is_none() {
             r.pace = terms.admit_per_second;
         }
@@ -116,6 +123,7 @@ impl MemRoom {
         buyer: &str,
         requeue: Option<u64>,
         challenge: Option<&str>,
+        entry_tag: Option<&str>,
         now: i64,
     ) -> JoinOutcome {
         if now < self.opens_ms {
@@ -144,6 +152,15 @@ impl MemRoom {
                 return JoinOutcome::ChallengeReused;
             }
             self.challenges.insert(c.to_owned(), now + CHALLENGE_MS);
+        }
+        if let Some(tag) = entry_tag {
+            match self.entries.get(tag) {
+                Some(holder) if holder != buyer => return JoinOutcome::AlreadyEntered,
+                Some(_) => {}
+                None => {
+                    self.entries.insert(tag.to_owned(), buyer.to_owned());
+                }
+            }
         }
         let place = |index| TicketPlace {
             index,
@@ -249,6 +266,7 @@ impl MemRoom {
             held,
             closed,
             epoch: self.epoch,
+            entry: self.entry.clone(),
             stepped,
         }
     }

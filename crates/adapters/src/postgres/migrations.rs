@@ -50,6 +50,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0009_draw_seed",
         include_str!("../../migrations/0009_draw_seed.sql"),
     ),
+    (
+        "0010_entry_policy",
+        include_str!("../../migrations/0010_entry_policy.sql"),
+    ),
 ];
 
 /// The checksum recorded for a migration's text.

@@ -59,7 +59,8 @@ pub(super) fn order_status(r: &Row) -> Result<OrderStatus, DbError> {
 /// The columns [`sale_definition`] reads.
 pub(super) const SALE_COLUMNS: &str =
     "name, stock, per_user_limit, opens_at, closes_at, attempts_per_minute, hold_seconds, price,
-     currency, queue_opens_at, admission_seconds, admit_per_second, pow_bits";
+     currency, queue_opens_at, admission_seconds, admit_per_second, pow_bits,
+     entry_policy::text AS entry_policy";
 
 /// A sale's definition from a row with [`SALE_COLUMNS`].
 ///
@@ -107,6 +108,17 @@ pub(super) fn sale_definition(id: &SaleId, r: &Row) -> Result<SaleDefinition, Db
                     .or_db()?
                     .map(|n| n as u32),
                 pow_bits: r.try_get::<_, i16>("pow_bits").or_db()? as u8,
+                entry: r
+                    .try_get::<_, Option<String>>("entry_policy")
+                    .or_db()?
+                    .map(|json| {
+                        serde_json::from_str(&json).map_err(|e| {
+                            DbError::Query(
+                                format!("sale {id}: a malformed entry policy: {e}").into(),
+                            )
+                        })
+                    })
+                    .transpose()?,
             }),
             None => None,
         },

@@ -38,14 +38,21 @@ impl SaleLedger for Db {
 
     async fn create_sale(&self, def: &SaleDefinition) -> Result<CreateOutcome, DbError> {
         let room = def.waiting_room.as_ref();
+        let entry_policy = room
+            .and_then(|w| w.entry.as_ref())
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| DbError::Query(Box::new(e)))?;
         let inserted = self
             .client()
             .await?
             .execute(
                 "INSERT INTO sales (id, name, stock, per_user_limit, opens_at, closes_at,
                                     attempts_per_minute, hold_seconds, price, currency,
-                                    queue_opens_at, admission_seconds, admit_per_second, pow_bits)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                    queue_opens_at, admission_seconds, admit_per_second, pow_bits,
+                                    entry_policy)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                         $15::text::jsonb)
                  ON CONFLICT (id) DO NOTHING",
                 &[
                     &def.id.as_str(),
@@ -62,6 +69,7 @@ impl SaleLedger for Db {
                     &room.map(|w| w.admission_seconds as i32),
                     &room.and_then(|w| w.admit_per_second.map(|n| n as i32)),
                     &room.map_or(0i16, |w| i16::from(w.pow_bits)),
+                    &entry_policy,
                 ],
             )
             .await
@@ -295,6 +303,7 @@ async fn sale_on(
             "SELECT s.name, s.stock, s.per_user_limit, s.opens_at, s.closes_at, s.confirmed,
                         s.attempts_per_minute, s.hold_seconds, s.price, s.currency, s.held,
                         s.queue_opens_at, s.admission_seconds, s.admit_per_second, s.pow_bits,
+                        s.entry_policy::text AS entry_policy,
                         count(o.*) FILTER (WHERE o.status = 'CONFIRMED') AS confirmed_orders,
                         count(o.*) FILTER (WHERE o.status = 'HELD') AS held_orders,
                         count(o.*) FILTER (WHERE o.status = 'EXPIRED') AS expired_orders,

@@ -129,6 +129,12 @@ impl SaleKeys {
         format!("{}:wr:used", self.tag())
     }
 
+    /// Who entered under each value of the entry policy's `one_per` claim: a keyed hash of the
+    /// value -> the buyer (`queue_join.lua`).
+    pub fn room_entries(&self) -> String {
+        format!("{}:wr:entries", self.tag())
+    }
+
     /// The draw's seed until the draw (only the queue function's user may read it).
     pub fn room_seed(&self) -> String {
         format!("{}:wr:seed", self.tag())
@@ -146,6 +152,7 @@ impl SaleKeys {
             self.room_joins(),
             self.room_spent(),
             self.room_used(),
+            self.room_entries(),
         ]
     }
 

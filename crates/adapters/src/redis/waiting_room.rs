@@ -53,6 +53,12 @@ impl RedisStore {
                     seed.commitment(),
                     def.closes_at_ms.map_or(String::new(), |c| c.to_string()),
                     new_epoch().to_string(),
+                    room.entry
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| failed(format!("an entry policy as JSON: {e}")))?
+                        .unwrap_or_default(),
                 ],
             )
             .await
@@ -68,6 +74,7 @@ impl QueueJoins for RedisStore {
         buyer: &BuyerId,
         requeue: Option<u64>,
         challenge: Option<&str>,
+        entry_tag: Option<&str>,
     ) -> Result<JoinOutcome, StoreError> {
         let keys = SaleKeys::new(sale);
         // A used challenge is remembered while it could be answered (it expires within
@@ -83,6 +90,7 @@ impl QueueJoins for RedisStore {
                     keys.room_challenges(),
                     keys.room_joins(),
                     keys.room_seed(),
+                    keys.room_entries(),
                 ],
                 vec![
                     buyer.as_str().to_owned(),
@@ -90,6 +98,7 @@ impl QueueJoins for RedisStore {
                     challenge.unwrap_or_default().to_owned(),
                     challenge_expires.to_string(),
                     MAX_JOINS_PER_MINUTE.to_string(),
+                    entry_tag.unwrap_or_default().to_owned(),
                 ],
             )
             .await
@@ -121,6 +130,7 @@ impl QueueJoins for RedisStore {
                 closes_at_ms: number(detail)?,
             },
             "REUSED" => JoinOutcome::ChallengeReused,
+            "ALREADY_ENTERED" => JoinOutcome::AlreadyEntered,
             "TOO_MANY" => JoinOutcome::TooMany {
                 retry_after_s: number(detail)?.clamp(1, 60) as u32,
             },
@@ -294,6 +304,13 @@ fn parse_state(reply: Vec<String>) -> Result<QueueState, StoreError> {
         held: int("held")?.max(0) as u64,
         closed: text("closed") == "1",
         epoch: int("epoch")? as u64,
+        entry: match text("entry") {
+            "" => None,
+            json => Some(
+                serde_json::from_str(json)
+                    .map_err(|e| failed(format!("queue_step.lua: bad entry policy: {e}")))?,
+            ),
+        },
         stepped: (int("stepped")? as u64, int("stepped_expired")? as u64),
     })
 }

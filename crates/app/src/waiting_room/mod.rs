@@ -17,6 +17,7 @@ pub mod states;
 use crate::metrics::{Count, Metrics};
 use flashflow::domain::timefmt::format_ms;
 use flashflow::domain::waiting_room::draw::ALGORITHM;
+use flashflow::domain::waiting_room::entry::{Claims, NotAllowed};
 use flashflow::domain::waiting_room::queue::{place, poll_after_ms, Place, QueueState};
 use flashflow::domain::waiting_room::tokens::{InvalidProof, TicketPlace, TokenKeys};
 use flashflow::domain::EpochMs;
@@ -40,6 +41,13 @@ pub enum QueueError {
     /// The buyer joined too often this minute; nothing was stored.
     #[error("too many joins this minute: retry in {retry_after_s} s")]
     TooMany { retry_after_s: u32 },
+    /// The caller's identity lacks what the sale's entry policy asks; nothing was stored.
+    #[error(transparent)]
+    EntryNotAllowed(#[from] NotAllowed),
+    /// Another identity with the same value of the policy's `one_per` claim holds a place;
+    /// nothing was stored.
+    #[error("an identity with this {claim} has entered this sale already")]
+    AlreadyEntered { claim: String },
     #[error(transparent)]
     InvalidProof(#[from] InvalidProof),
     /// Not a ticket of this buyer for this sale (someone else's looks the same).
@@ -219,14 +227,17 @@ impl<W: WaitingRooms> Queue<W> {
         }
     }
 
-    /// Take a place in `sale`'s queue for `buyer` (or answer the one they have: `false`).
+    /// Take a place in `sale`'s queue for `buyer`, whose identity carries `claims` (or answer the
+    /// one they have: `false`).
     ///
     /// # Errors
-    /// [`QueueError`]: no waiting room, not open yet, a proof of work missing or wrong, the store.
+    /// [`QueueError`]: no waiting room, not open yet, an identity the entry policy refuses or
+    /// whose `one_per` value entered already, a proof of work missing or wrong, the store.
     pub async fn join(
         &self,
         sale: &SaleId,
         buyer: &BuyerId,
+        claims: &Claims,
         proof: Option<(&str, &str)>,
     ) -> Result<(bool, TicketView), QueueError> {
         let snapshot = self.snapshot(sale).await?;
@@ -242,6 +253,12 @@ impl<W: WaitingRooms> Queue<W> {
                 closes_at_ms: state.now_ms,
             });
         }
+        let entry_tag = match &state.entry {
+            None => None,
+            Some(entry) => entry
+                .admit(claims)?
+                .map(|value| snapshot.entry_key(|| self.keys.entry_key(sale)).tag(value)),
+        };
         let challenge = match (state.pow_bits, proof) {
             (0, _) => None,
             (_, None) => return Err(InvalidProof::Missing.into()),
@@ -252,8 +269,20 @@ impl<W: WaitingRooms> Queue<W> {
         };
         let joined = self
             .store
-            .join(sale, buyer, None, challenge.as_deref())
+            .join(
+                sale,
+                buyer,
+                None,
+                challenge.as_deref(),
+                entry_tag.as_deref(),
+            )
             .await?;
+        if joined == JoinOutcome::AlreadyEntered {
+            let claim = state.entry.as_ref().and_then(|e| e.one_per.clone());
+            return Err(QueueError::AlreadyEntered {
+                claim: claim.unwrap_or_default(),
+            });
+        }
         let snapshot = match &joined {
             JoinOutcome::Joined(p) | JoinOutcome::Existing(p) => {
                 self.snapshot_for(sale, p.epoch, snapshot).await?
@@ -291,7 +320,12 @@ impl<W: WaitingRooms> Queue<W> {
         if !over {
             return Ok((false, at));
         }
-        match self.store.join(sale, buyer, Some(at.index), None).await? {
+        // The buyer holds their one_per tag already (their first join took it).
+        match self
+            .store
+            .join(sale, buyer, Some(at.index), None, None)
+            .await?
+        {
             JoinOutcome::Existing(p) => Ok((false, p)),
             other => Ok((true, placed(other)?)),
         }
@@ -441,6 +475,9 @@ fn placed(outcome: JoinOutcome) -> Result<TicketPlace, QueueError> {
         JoinOutcome::Closed { closes_at_ms } => Err(QueueError::Closed { closes_at_ms }),
         JoinOutcome::ChallengeReused => Err(InvalidProof::Reused.into()),
         JoinOutcome::TooMany { retry_after_s } => Err(QueueError::TooMany { retry_after_s }),
+        JoinOutcome::AlreadyEntered => Err(QueueError::AlreadyEntered {
+            claim: String::new(),
+        }),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use flashflow::domain::waiting_room::draw;
 use flashflow::domain::waiting_room::queue::QueueState;
+use flashflow::domain::waiting_room::tokens::EntryKey;
 use flashflow::domain::SaleId;
 use flashflow::per_sale::PerSale;
 use flashflow::ports::{QueueSteps, StoreError};
@@ -25,6 +26,8 @@ pub struct Snapshot {
     places: Arc<OnceLock<Vec<u32>>>,
     /// Whether what the read's step did was counted.
     counted: AtomicBool,
+    /// The sale's key for entry tags (made on first use).
+    entry_key: OnceLock<EntryKey>,
 }
 
 impl Snapshot {
@@ -41,6 +44,11 @@ impl Snapshot {
                 .places
                 .get_or_init(|| draw::places(seed, *cohort as u32)),
         }
+    }
+
+    /// The sale's key for the entry policy's tags, made by `make` on first use.
+    pub fn entry_key(&self, make: impl FnOnce() -> EntryKey) -> &EntryKey {
+        self.entry_key.get_or_init(make)
     }
 
     /// The state as of `now_ms` by this process's clock: admissions expire as time passes
@@ -189,6 +197,7 @@ impl States {
             read_at: Instant::now(),
             places,
             counted: AtomicBool::new(false),
+            entry_key: OnceLock::new(),
         });
         if let Ok(mut current) = slot.current.write() {
             *current = Some(Arc::clone(&snapshot));

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::waiting_room::gate::AdmissionGate;
+use flashflow::domain::waiting_room::entry::Claims;
 use flashflow::domain::waiting_room::tokens::solve;
 use flashflow::domain::waiting_room::WaitingRoom;
 use flashflow::domain::SaleDefinition;
@@ -36,6 +37,7 @@ fn room(stock: u32, sale_opens_in_ms: i64, pow_bits: u8) -> SaleDefinition {
             admission_seconds: 60,
             admit_per_second: None,
             pow_bits,
+            entry: None,
         })
 }
 
@@ -59,12 +61,18 @@ async fn a_place_in_a_queue_rebuilt_since_this_process_last_read_it_waits_and_a_
     let store = MemoryStore::default();
     store.load_sale(&def, 1).await.unwrap();
     let q = Queue::new(store, keys(), Metrics::new("queue"));
-    let (_, lost) = q.join(&def.id, &buyer("eve"), None).await.unwrap();
+    let (_, lost) = q
+        .join(&def.id, &buyer("eve"), &Claims::new(), None)
+        .await
+        .unwrap();
     // The store loses the sale and the operator rebuilds it: a new queue, in a new epoch, while
     // this process still holds the state it read before the loss (fresh for a while yet).
     q.store.flush();
     q.store.load_sale(&def, 1).await.unwrap();
-    let (_, new) = q.join(&def.id, &buyer("fay"), None).await.unwrap();
+    let (_, new) = q
+        .join(&def.id, &buyer("fay"), &Claims::new(), None)
+        .await
+        .unwrap();
     assert_eq!(new.state, "waiting", "a place of the new queue: {new:?}");
     let view = q
         .status(&def.id, &buyer("eve"), &lost.ticket)
@@ -73,11 +81,69 @@ async fn a_place_in_a_queue_rebuilt_since_this_process_last_read_it_waits_and_a_
     assert_eq!(view.state, "rejoin", "a place of the lost queue: {view:?}");
 }
 
+/// A queue whose sale lets one place per verified phone number.
+async fn phone_queue() -> (Queue<MemoryStore>, SaleId) {
+    let mut def = room(5, 60_000, 0);
+    if let Some(room) = def.waiting_room.as_mut() {
+        room.entry = Some(flashflow::domain::waiting_room::entry::Entry {
+            require_claims: [("phone_number_verified".to_owned(), "true".to_owned())].into(),
+            one_per: Some("phone_number".into()),
+        });
+    }
+    let store = MemoryStore::default();
+    store.load_sale(&def, 5).await.unwrap();
+    (Queue::new(store, keys(), Metrics::new("queue")), def.id)
+}
+
+fn phone(number: &str, verified: bool) -> Claims {
+    [
+        ("phone_number".to_owned(), number.to_owned()),
+        ("phone_number_verified".to_owned(), verified.to_string()),
+    ]
+    .into()
+}
+
+#[tokio::test]
+async fn a_second_identity_with_the_same_phone_number_is_refused_and_names_the_claim() {
+    let (q, sale) = phone_queue().await;
+    let a = phone("+1 555 0100", true);
+    assert!(q.join(&sale, &buyer("ann"), &a, None).await.unwrap().0);
+    match q.join(&sale, &buyer("bob"), &a, None).await {
+        Err(QueueError::AlreadyEntered { claim }) => assert_eq!(claim, "phone_number"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !q.join(&sale, &buyer("ann"), &a, None).await.unwrap().0,
+        "the holder's own place"
+    );
+}
+
+#[tokio::test]
+async fn an_unverified_identity_is_not_let_in_and_takes_no_place() {
+    let (q, sale) = phone_queue().await;
+    assert!(matches!(
+        q.join(&sale, &buyer("cat"), &phone("+1 555 0101", false), None)
+            .await,
+        Err(QueueError::EntryNotAllowed(_))
+    ));
+    let (_, view) = q
+        .join(&sale, &buyer("dan"), &phone("+1 555 0102", true), None)
+        .await
+        .unwrap();
+    assert_eq!(view.join_index, Some(0), "cat took no join index");
+}
+
 #[tokio::test]
 async fn a_buyer_joins_once_and_a_second_join_answers_the_same_place() {
     let (q, sale) = queue(5, -1_000, 0).await;
-    let (created, first) = q.join(&sale, &buyer("ann"), None).await.unwrap();
-    let (again, second) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    let (created, first) = q
+        .join(&sale, &buyer("ann"), &Claims::new(), None)
+        .await
+        .unwrap();
+    let (again, second) = q
+        .join(&sale, &buyer("ann"), &Claims::new(), None)
+        .await
+        .unwrap();
     assert!(created && !again);
     assert_eq!(first.ticket, second.ticket, "one place, one ticket");
 }
@@ -85,7 +151,10 @@ async fn a_buyer_joins_once_and_a_second_join_answers_the_same_place() {
 #[tokio::test]
 async fn an_admitted_place_carries_a_token_the_buy_gate_accepts_for_its_buyer_only() {
     let (q, sale) = queue(5, -1_000, 0).await;
-    let (_, joined) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    let (_, joined) = q
+        .join(&sale, &buyer("ann"), &Claims::new(), None)
+        .await
+        .unwrap();
     next_step().await;
     let view = q
         .status(&sale, &buyer("ann"), &joined.ticket)
@@ -106,7 +175,10 @@ async fn an_admitted_place_carries_a_token_the_buy_gate_accepts_for_its_buyer_on
 #[tokio::test]
 async fn a_ticket_is_found_only_for_its_own_buyer_and_sale() {
     let (q, sale) = queue(5, 60_000, 0).await;
-    let (_, joined) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    let (_, joined) = q
+        .join(&sale, &buyer("ann"), &Claims::new(), None)
+        .await
+        .unwrap();
     assert!(matches!(
         q.status(&sale, &buyer("bob"), &joined.ticket).await,
         Err(QueueError::TicketNotFound)
@@ -126,7 +198,10 @@ async fn a_ticket_is_found_only_for_its_own_buyer_and_sale() {
 #[tokio::test]
 async fn before_the_draw_a_place_waits_with_its_join_index_and_no_position() {
     let (q, sale) = queue(5, 60_000, 0).await;
-    let (_, view) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    let (_, view) = q
+        .join(&sale, &buyer("ann"), &Claims::new(), None)
+        .await
+        .unwrap();
     assert_eq!(
         (view.state, view.position, view.join_index),
         ("waiting", None, Some(0))
@@ -140,7 +215,7 @@ async fn a_sale_without_a_waiting_room_has_no_queue_to_join() {
     store.load_sale(&def, 5).await.unwrap();
     let q = Queue::new(store, keys(), Metrics::new("queue"));
     assert!(matches!(
-        q.join(&def.id, &buyer("ann"), None).await,
+        q.join(&def.id, &buyer("ann"), &Claims::new(), None).await,
         Err(QueueError::NoQueue)
     ));
     assert!(matches!(q.draw(&def.id).await, Err(QueueError::NoQueue)));
@@ -150,24 +225,31 @@ async fn a_sale_without_a_waiting_room_has_no_queue_to_join() {
 async fn a_queue_asking_proof_of_work_takes_a_solved_challenge_once_and_nothing_else() {
     let (q, sale) = queue(5, 60_000, 6).await;
     assert!(matches!(
-        q.join(&sale, &buyer("ann"), None).await,
+        q.join(&sale, &buyer("ann"), &Claims::new(), None).await,
         Err(QueueError::InvalidProof(_))
     ));
     let c = q.challenge(&sale, &buyer("ann")).await.unwrap();
     assert_eq!(c.bits, 6);
     let nonce = solve(&c.challenge, c.bits);
     let proof = Some((c.challenge.as_str(), nonce.as_str()));
-    assert!(q.join(&sale, &buyer("ann"), proof).await.unwrap().0);
+    assert!(
+        q.join(&sale, &buyer("ann"), &Claims::new(), proof)
+            .await
+            .unwrap()
+            .0
+    );
     assert!(
         matches!(
-            q.join(&sale, &buyer("ann"), proof).await,
+            q.join(&sale, &buyer("ann"), &Claims::new(), proof).await,
             Err(QueueError::InvalidProof(_))
         ),
         "a challenge is used once"
     );
     let bobs = Some((c.challenge.as_str(), nonce.as_str()));
     assert!(
-        q.join(&sale, &buyer("bob"), bobs).await.is_err(),
+        q.join(&sale, &buyer("bob"), &Claims::new(), bobs)
+            .await
+            .is_err(),
         "another buyer's challenge"
     );
 }
@@ -195,7 +277,10 @@ async fn the_operator_pauses_the_inlet_and_a_pace_out_of_range_is_refused() {
         control(&q.store, &sale, None, Some(Some(0))).await,
         Err(QueueError::InvalidControl(_))
     ));
-    let (_, view) = q.join(&sale, &buyer("ann"), None).await.unwrap();
+    let (_, view) = q
+        .join(&sale, &buyer("ann"), &Claims::new(), None)
+        .await
+        .unwrap();
     next_step().await;
     let now = q.status(&sale, &buyer("ann"), &view.ticket).await.unwrap();
     assert_eq!(now.state, "waiting", "paused: nobody admitted");
@@ -207,7 +292,9 @@ async fn each_step_is_counted_once_whoever_reads_its_state() {
     let (q, sale) = queue(5, -1_000, 0).await;
     let q = Queue::new(q.store, keys(), metrics);
     for who in ["ann", "bob"] {
-        q.join(&sale, &buyer(who), None).await.unwrap();
+        q.join(&sale, &buyer(who), &Claims::new(), None)
+            .await
+            .unwrap();
     }
     next_step().await;
     for _ in 0..3 {

@@ -25,6 +25,8 @@ pub enum JoinOutcome {
     ChallengeReused,
     /// This buyer joined too often this minute; nothing was stored.
     TooMany { retry_after_s: u32 },
+    /// Another buyer entered under the same `one_per` value; nothing was stored.
+    AlreadyEntered,
 }
 
 /// Places in a sale's queue.
@@ -32,7 +34,9 @@ pub trait QueueJoins: Send + Sync + 'static {
     /// Take a place for `buyer`, or answer the one they have. `requeue`: the join index of the
     /// buyer's place, found expired or spent, which a new place at the back replaces.
     /// `challenge`: the single-use id of the proof of work that came with the join, remembered
-    /// until it could no longer be answered. At most
+    /// until it could no longer be answered. `entry_tag`: the keyed hash of the joiner's value of
+    /// the entry policy's `one_per` claim: the first buyer to enter under a tag holds it for the
+    /// sale, anyone else gets `AlreadyEntered`. At most
     /// [`MAX_JOINS_PER_MINUTE`](crate::domain::waiting_room::MAX_JOINS_PER_MINUTE) joins per buyer
     /// per minute.
     ///
@@ -46,6 +50,7 @@ pub trait QueueJoins: Send + Sync + 'static {
         buyer: &BuyerId,
         requeue: Option<u64>,
         challenge: Option<&str>,
+        entry_tag: Option<&str>,
     ) -> impl Future<Output = Result<JoinOutcome, StoreError>> + Send;
 }
 

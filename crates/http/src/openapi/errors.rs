@@ -43,6 +43,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     e("invalid_admission_seconds", 400, "waiting_room.admission_seconds not in 60..=1800"),
     e("invalid_admit_per_second", 400, "admit_per_second not in 1..=100,000"),
     e("invalid_pow_bits", 400, "waiting_room.pow_bits not in 0..=19"),
+    e("invalid_entry", 400, "waiting_room.entry: a claim name or required value malformed, or more than 8 claims"),
     e("invalid_hold_seconds", 400, "checkout.hold_seconds not in 60..=3600"),
     e("invalid_price", 400, "checkout.price no charge in its currency can have"),
     e("invalid_currency", 400, "checkout.currency not one Stripe charges in"),
@@ -56,6 +57,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     e("sale_closed", 403, "a buy, or a join of its waiting room, after the sale closed"),
     e("limit_reached", 403, "over the sale's per-buyer limit"),
     e("not_admitted", 403, "a buy of a sale with a waiting room without a valid admission token"),
+    e("entry_not_allowed", 403, "a join whose identity lacks a claim the sale's entry policy requires"),
     e("admission_used", 403, "a new order on an admission an earlier order spent (join again to buy again)"),
     e("sale_not_found", 404, "no such sale"),
     e("order_not_found", 404, "no such order for this caller (someone else's looks the same)"),
@@ -79,6 +81,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     e("order_not_accepted", 409, "the order was not accepted (sold out, over the limit, a duplicate)"),
     e("payment_processing", 409, "a payment for the order is being made (Retry-After)"),
     e("queue_not_open", 409, "joining before the queue opens"),
+    e("already_entered", 409, "a join by a second identity with a one_per claim value that holds a place"),
     e("body_too_large", 413, "a body over the route's limit"),
     e("unsupported_media_type", 415, "a body declared as something other than JSON"),
     e("idempotency_key_reused", 422, "the buyer's Idempotency-Key was used for another request"),
@@ -124,7 +127,7 @@ error_responses! {
     /// The pages.
     PageErrors: [400, 404];
     /// Joining a sale's queue.
-    JoinErrors: [400, 401, 404, 408, 409, 413, 415, 500, 503];
+    JoinErrors: [400, 401, 403, 404, 408, 409, 413, 415, 500, 503];
     /// Polling one's place.
     TicketErrors: [400, 401, 404, 500, 503];
     /// The draw's record.

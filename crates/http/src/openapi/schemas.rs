@@ -5,6 +5,9 @@
 use flashflow::domain::ids::MAX_QUANTITY;
 use flashflow::domain::money::{Currency, MAX_AMOUNT};
 use flashflow::domain::sale::{HOLD_SECONDS, MAX_ATTEMPTS_PER_MINUTE, MAX_NAME_LEN, MAX_STOCK};
+use flashflow::domain::waiting_room::entry::{
+    CLAIM_NAME_PATTERN, MAX_CLAIM_VALUE_LEN, MAX_REQUIRED_CLAIMS,
+};
 use flashflow::domain::waiting_room::tokens::MAX_NONCE_LEN;
 use flashflow::domain::waiting_room::{ADMISSION_SECONDS, ADMIT_PER_SECOND, MAX_POW_BITS};
 use serde_json::json;
@@ -88,6 +91,7 @@ impl PartialSchema for NewSale {
                                 "type": ["integer", "null"], "minimum": 0, "maximum": MAX_POW_BITS,
                                 "description": "proof of work asked of a joiner, in leading zero bits",
                             },
+                            "entry": entry_schema(),
                         },
                     }],
                 },
@@ -117,6 +121,43 @@ impl PartialSchema for NewSale {
 }
 
 impl ToSchema for NewSale {}
+
+/// `waiting_room.entry` of `POST /admin/sales` (apart: one `json!` of the whole body is past the
+/// macro's recursion limit).
+fn entry_schema() -> serde_json::Value {
+    json!({
+        "oneOf": [{"type": "null"}, {
+            "type": "object",
+            "additionalProperties": false,
+            "description": "who may join: claims the joiner's identity \
+                (the JWT) must carry, and one place per value of a \
+                claim; only a keyed hash of that value is stored",
+            "properties": {
+                "require_claims": {
+                    "type": ["object", "null"],
+                    "maxProperties": MAX_REQUIRED_CLAIMS,
+                    "propertyNames": {"type": "string", "pattern": CLAIM_NAME_PATTERN},
+                    "additionalProperties": {
+                        "oneOf": [
+                            {"type": "string", "minLength": 1,
+                             "maxLength": MAX_CLAIM_VALUE_LEN},
+                            {"type": "boolean"},
+                            {"type": "number"},
+                        ],
+                    },
+                    "description": "claim -> the value it must have \
+                        (403 entry_not_allowed otherwise)",
+                },
+                "one_per": {
+                    "type": ["string", "null"],
+                    "pattern": CLAIM_NAME_PATTERN,
+                    "description": "a claim whose value holds one place \
+                        (409 already_entered for a second identity)",
+                },
+            },
+        }],
+    })
+}
 
 /// The body of `POST /sales/{sale_id}/queue`: a proof of work, when the sale asks for one.
 pub struct JoinRequest;

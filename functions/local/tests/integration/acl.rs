@@ -233,6 +233,7 @@ async fn a_load_that_dies_at_the_waiting_room_leaves_the_sale_unbuyable_not_unga
         admission_seconds: 60,
         admit_per_second: None,
         pow_bits: 0,
+        entry: None,
     });
     let failed = loader.load_sale(&def, 3).await.unwrap_err();
     assert!(no_permission(&failed), "{failed}");
@@ -301,11 +302,16 @@ async fn the_queue_user_runs_the_waiting_room_and_the_operator_user_loads_and_re
         admission_seconds: 60,
         admit_per_second: None,
         pow_bits: 0,
+        entry: None,
     });
     operator.load_sale(&def, 5).await.unwrap();
     let buyer = flashflow::domain::BuyerId::parse("q").unwrap();
     assert_eq!(
-        match queue.join(&def.id, &buyer, None, Some("c1")).await.unwrap() {
+        match queue
+            .join(&def.id, &buyer, None, Some("c1"), None)
+            .await
+            .unwrap()
+        {
             JoinOutcome::Joined(p) => p.index,
             other => panic!("{other:?}"),
         },

@@ -13,6 +13,7 @@ mod cluster;
 mod contract;
 mod durable;
 mod end_to_end;
+mod entry;
 mod fast_path;
 mod faults;
 mod local_server;

@@ -244,7 +244,7 @@ async fn migrations_apply_once_even_when_run_again() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 9, "0001 to 0009, once each");
+    assert_eq!(n, 10, "0001 to 0010, once each");
 }
 
 #[tokio::test]

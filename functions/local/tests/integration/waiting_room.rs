@@ -63,6 +63,7 @@ impl Room {
             admission_seconds: 60,
             admit_per_second: None,
             pow_bits,
+            entry: None,
         });
         t.db.create_sale(&def).await.unwrap();
         t.store.load_sale(&def, stock).await.unwrap();
@@ -250,7 +251,7 @@ async fn ten_thousand_joiners_before_the_opening_are_drawn_into_a_fair_order_any
     for i in 0..N {
         let joined =
             r.t.store
-                .join(&r.def.id, &buyer(&format!("p{i}")), None, None)
+                .join(&r.def.id, &buyer(&format!("p{i}")), None, None, None)
                 .await
                 .unwrap();
         assert!(
@@ -516,6 +517,7 @@ async fn a_bad_admission_token_is_refused_in_the_process_without_a_redis_command
         admission_seconds: 60,
         admit_per_second: None,
         pow_bits: 0,
+        entry: None,
     });
     store.load_sale(&def, 10).await.unwrap();
     let t = TestApp::new().await;
@@ -965,6 +967,7 @@ async fn after_a_redis_loss_a_rehydrate_keeps_the_published_commitment_and_old_p
         admission_seconds: 60,
         admit_per_second: None,
         pow_bits: 0,
+        entry: None,
     });
     t.db.create_sale(&def).await.unwrap();
     // Loaded as the operator loads it: the ledger gives the draw's seed.

@@ -6,11 +6,14 @@
 --                            challenge is remembered while it could still be answered, no longer
 -- KEYS[4] joins hash         buyer -> minute .. ':' .. joins in that minute
 -- KEYS[5] the draw's seed    until the draw (queue_load.lua), then moved into the hash
+-- KEYS[6] entries hash       the entry policy's one_per tag (a keyed hash of the claim's value,
+--                            never the value) -> the buyer who entered under it
 -- ARGV: buyer, the join index of the buyer's expired place to replace ('' = none), the proof of
 --       work's challenge id ('' = none) and when it expires (ms), the joins one buyer may make in
---       a minute
+--       a minute, the one_per tag ('' = the sale has no one_per)
 -- Returns {status, detail, epoch}: JOINED index | EXISTING index | NO_QUEUE | NOT_OPEN opens_ms
---   | CLOSED closes_ms | REUSED | TOO_MANY seconds-to-the-next-minute
+--   | CLOSED closes_ms | REUSED | TOO_MANY seconds-to-the-next-minute | ALREADY_ENTERED (another
+--   buyer entered under the tag)
 local room = redis.call('HMGET', KEYS[1], 'opens_ms', 'sale_opens_ms', 'joined', 'cohort',
   'closes_ms', 'epoch')
 if not room[1] then
@@ -53,6 +56,13 @@ if ARGV[3] ~= '' then
     return {'REUSED', '', ''}
   end
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+end
+-- One place per one_per value: the first buyer to enter under it holds it for the sale (their own
+-- rejoins and requeues included); anyone else is refused, told nothing about who.
+-- (HSETNX first: a new value, the common case, costs one command.)
+if ARGV[6] ~= '' and redis.call('HSETNX', KEYS[6], ARGV[6], ARGV[1]) == 0
+    and redis.call('HGET', KEYS[6], ARGV[6]) ~= ARGV[1] then
+  return {'ALREADY_ENTERED', '', ''}
 end
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing and existing ~= ARGV[2] then

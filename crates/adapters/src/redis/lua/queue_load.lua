@@ -12,11 +12,17 @@
 --         loaded again is live)
 -- ARGV: queue opens_ms, the sale's opens_ms, admission ms, pace ('' = as fast as the stock
 --       allows), pow bits, the seed (hex) and its commitment, the sale's closes_ms ('' = none), an
---       epoch for a queue made anew
+--       epoch for a queue made anew, the entry policy as JSON ('' = any buyer may join; the queue
+--       function reads it from the step's state, queue_join.lua keeps who entered under it)
 -- Returns the queue's epoch.
 local room = KEYS[3]
 redis.call('HSET', room, 'opens_ms', ARGV[1], 'sale_opens_ms', ARGV[2], 'admission_ms', ARGV[3],
   'pow_bits', ARGV[5], 'closes_ms', ARGV[8])
+if ARGV[10] ~= '' then
+  redis.call('HSET', room, 'entry', ARGV[10])
+else
+  redis.call('HDEL', room, 'entry')
+end
 -- The operator's pace (queue_control.lua) outlives a reload; the terms' fills a gap.
 if ARGV[4] ~= '' then
   redis.call('HSETNX', room, 'pace', ARGV[4])

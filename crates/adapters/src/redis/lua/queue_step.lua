@@ -8,7 +8,8 @@
 -- KEYS[1] waiting room hash  {opens_ms, sale_opens_ms, closes_ms, admission_ms, pow_bits, seed,
 --                             commitment, epoch, joined, cohort, drawn_ms, admitted (places
 --                             1..admitted admitted), expired, next_batch, last_step_ms, carry,
---                             rate, pace ('' or absent = as fast as the stock allows), paused}
+--                             rate, pace ('' or absent = as fast as the stock allows), paused,
+--                             entry (the entry policy's JSON, absent = none)}
 -- KEYS[2] batches list       "id first last expires_ms", oldest first, while they may be used
 -- KEYS[3] batch uses hash    batch id -> admissions of it spent (reserve.lua), read when the batch
 --                             expires
@@ -118,6 +119,7 @@ local reply = {
   'sold_out', sold_out and '1' or '', 'stepped', w.step_admitted or '',
   'stepped_expired', w.step_expired or '', 'remaining', tostring(remaining),
   'held', tostring(held), 'closed', closed and '1' or '', 'epoch', w.epoch or '0',
+  'entry', w.entry or '',
 }
 -- The seed stays secret until the draw.
 if w.cohort then

@@ -8,10 +8,12 @@
 //! # Layout
 //! - `mod.rs`: a sale's waiting-room terms and their validation.
 //! - [`draw`]: the seed, its commitment and the permutation (`ff-draw-v1`).
+//! - [`entry`]: who may join: the claims a joiner's identity must carry, one place per claim value.
 //! - [`tokens`]: tickets, admission tokens and proof-of-work challenges, signed with one key.
 //! - [`queue`]: the queue's state as Redis keeps it, where a place stands, and the inlet's pace.
 
 pub mod draw;
+pub mod entry;
 pub mod queue;
 pub mod tokens;
 
@@ -46,6 +48,9 @@ pub struct WaitingRoom {
     /// Leading zero bits a join's proof of work needs (0: none).
     #[serde(default)]
     pub pow_bits: u8,
+    /// Who may join (`None`: any buyer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<entry::Entry>,
 }
 
 impl WaitingRoom {
@@ -65,6 +70,8 @@ pub struct NewWaitingRoom {
     pub admit_per_second: Option<i64>,
     #[serde(default, deserialize_with = "super::integer::optional")]
     pub pow_bits: Option<i64>,
+    #[serde(default)]
+    pub entry: Option<entry::NewEntry>,
 }
 
 impl NewWaitingRoom {
@@ -73,7 +80,8 @@ impl NewWaitingRoom {
     /// # Errors
     /// `invalid_waiting_room` when the sale has no opening or the queue does not open before it;
     /// `invalid_queue_opens_at`, `invalid_admission_seconds`, `invalid_admit_per_second`,
-    /// `invalid_pow_bits` for each field out of its range.
+    /// `invalid_pow_bits` for each field out of its range; `invalid_entry` for the entry policy's
+    /// (see [`entry::NewEntry::validate`]).
     pub fn validate(self, sale_opens_at_ms: Option<i64>) -> Result<WaitingRoom, InvalidInput> {
         let opens_at_ms = parse_ms(
             &self.opens_at,
@@ -134,11 +142,13 @@ impl NewWaitingRoom {
                 ))
             }
         };
+        let entry = self.entry.map(entry::NewEntry::validate).transpose()?;
         Ok(WaitingRoom {
             opens_at_ms,
             admission_seconds,
             admit_per_second,
             pow_bits,
+            entry: entry.flatten(),
         })
     }
 }

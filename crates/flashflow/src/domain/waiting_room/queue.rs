@@ -67,6 +67,8 @@ pub struct QueueState {
     pub closed: bool,
     /// The queue's epoch: a random number it got when it was made; tickets and admissions carry it.
     pub epoch: u64,
+    /// Who may join (`None`: any buyer).
+    pub entry: Option<super::entry::Entry>,
     /// What the step of this read did: places admitted, admissions found expired unused (both 0
     /// when another process's step had just run).
     pub stepped: (u64, u64),
@@ -278,6 +280,7 @@ mod tests {
             held: 0,
             closed: false,
             epoch: 7,
+            entry: None,
             stepped: (0, 0),
         }
     }

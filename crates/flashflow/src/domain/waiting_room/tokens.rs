@@ -29,6 +29,7 @@ enum Kind {
     Ticket,
     Admission,
     Challenge,
+    Entry,
 }
 
 impl Kind {
@@ -37,6 +38,7 @@ impl Kind {
             Kind::Ticket => b"ff-ticket-v2",
             Kind::Admission => b"ff-admission-v2",
             Kind::Challenge => b"ff-challenge-v1",
+            Kind::Entry => b"ff-entry-v1",
         }
     }
 }
@@ -120,6 +122,28 @@ pub enum InvalidProof {
     Reused,
 }
 
+/// One sale's key for the entry policy's tags ([`TokenKeys::entry_key`]): made once per sale and
+/// state read, so a join pays one HMAC for its tag.
+#[derive(Clone)]
+pub struct EntryKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for EntryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EntryKey(…)")
+    }
+}
+
+impl EntryKey {
+    /// The tag a `one_per` claim's `value` is held under: HMAC-SHA256 under the sale's key, so
+    /// the store never holds a phone number or an email. 128 bits (hex): ample against collisions
+    /// among a sale's entrants, half the memory of 256.
+    pub fn tag(&self, value: &str) -> String {
+        let mut mac = self.0.clone();
+        mac.update(value.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+}
+
 /// Signs and opens the waiting room's tokens with one key.
 #[derive(Clone)]
 pub struct TokenKeys {
@@ -169,6 +193,25 @@ impl TokenKeys {
         // Constant time: a forger learns nothing from how long a refusal took.
         self.mac(kind, &payload).verify_slice(&tag).ok()?;
         serde_json::from_slice(&payload).ok()
+    }
+
+    /// The key of `sale`'s entry tags: the MAC of the sale id under this deployment's key, so
+    /// each sale has a key of its own and one person's tags in two sales do not match.
+    pub fn entry_key(&self, sale: &SaleId) -> EntryKey {
+        let sale_key = self
+            .mac(Kind::Entry, sale.as_str().as_bytes())
+            .finalize()
+            .into_bytes();
+        // HMAC takes a key of any length: a 32-byte one cannot be refused.
+        EntryKey(
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&sale_key)
+                .expect("HMAC takes a key of any length"),
+        )
+    }
+
+    /// [`EntryKey::tag`] under `sale`'s key.
+    pub fn entry_tag(&self, sale: &SaleId, value: &str) -> String {
+        self.entry_key(sale).tag(value)
     }
 
     /// The ticket of `buyer`'s place at join index `index` of the queue of `epoch`.
@@ -349,6 +392,21 @@ mod tests {
             SaleId::parse("drop").unwrap(),
             BuyerId::parse("alice").unwrap(),
         )
+    }
+
+    #[test]
+    fn an_entry_tag_is_the_same_for_one_value_in_one_sale_and_differs_across_sales() {
+        let k = keys();
+        let (sale, _) = ids();
+        let other = SaleId::parse("other-drop").unwrap();
+        let tag = k.entry_tag(&sale, "+44 7700 900123");
+        assert_eq!(tag, k.entry_tag(&sale, "+44 7700 900123"));
+        assert_eq!(tag.len(), 32);
+        assert!(!tag.contains("900123"), "the value is not stored");
+        assert_ne!(tag, k.entry_tag(&sale, "+44 7700 900124"));
+        assert_ne!(tag, k.entry_tag(&other, "+44 7700 900123"));
+        let stranger = TokenKeys::new(&[8u8; 32]).unwrap();
+        assert_ne!(tag, stranger.entry_tag(&sale, "+44 7700 900123"));
     }
 
     fn admitted() -> Admission {
