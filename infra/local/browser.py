@@ -233,7 +233,7 @@ def test_sold_out_says_so(b):
     assert b.js("return document.getElementById('buy').disabled")
 
 
-def room_sale(stock, opens_in, pow_bits=0, checkout=True):
+def room_sale(stock, opens_in, pow_bits=0, checkout=True, entry=None):
     """A sale with a waiting room: the queue open now, the sale (and the draw) `opens_in` s on."""
     sale = f"web-room-{int(time.time() * 1000) % 10**10}-{stock}"
     at = lambda s: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s))
@@ -241,6 +241,8 @@ def room_sale(stock, opens_in, pow_bits=0, checkout=True):
             "opens_at": at(time.time() + opens_in),
             "waiting_room": {"opens_at": at(time.time() - 1), "admission_seconds": 120,
                              "pow_bits": pow_bits}}
+    if entry:
+        body["waiting_room"]["entry"] = entry
     if checkout:
         body["checkout"] = {"hold_seconds": 600, "price": 12900, "currency": "eur"}
     status, answer = admin("POST", "/admin/sales", body)
@@ -363,6 +365,32 @@ def test_a_link_never_signs_in_someone_else_silently(b):
         proc.wait(timeout=10)
 
 
+def local_jwt(sub, phone):
+    """A token of the local issuer (`flashflow-local jwt`) with a verified phone number."""
+    return subprocess.check_output(
+        [os.environ["FLASHFLOW_LOCAL_BIN"], "jwt", "--sub", sub, "--claim", f"phone_number={phone}",
+         "--claim", "phone_number_verified=true"], text=True).strip()
+
+
+def test_a_verified_drop_lets_one_place_per_phone_number(b):
+    # A sale whose queue lets one place per verified phone number: a buyer signed in by a link
+    # (a token of the local issuer) joins from the storefront; a second account with the same
+    # number is told one place per person, and takes none.
+    sale = room_sale(5, opens_in=120, checkout=False,
+                     entry={"require_claims": {"phone_number_verified": True}, "one_per": "phone_number"})
+    for sub, expect in (("vera", "You're in the queue."), ("vince", "one place per person")):
+        b.go(f"{API}/pages/config.json")
+        b.js("sessionStorage.clear(); localStorage.clear();")
+        b.go(f"{API}/shop/{sale}#token={local_jwt(sub, '+15550001')}")
+        b.wait(lambda: b.text("#who-name") == sub, f"signed in as {sub}")
+        b.wait(lambda: not b.js("return document.getElementById('join').disabled"), "the join button")
+        b.click("#join")
+        b.wait(lambda: expect in ((b.text("#queue-state") or "") + (b.text("#message") or "")),
+               f"{sub}: {expect}", 20)
+    places = admin("GET", f"/admin/sales/{sale}")[1]["waiting_room"]["queue"]["waiting"]
+    assert places == 1, f"one place for one phone number, not {places}"
+
+
 def test_live_view_counts_move(b, shots):
     sale = new_sale(40, checkout=False)
     b.go(f"{API}/pages/config.json")
@@ -409,6 +437,7 @@ def main():
             ("the queue says sold out while waiting", lambda: test_queue_position_moves_then_sold_out_while_waiting(wide)),
             ("the live view's counts move", lambda: test_live_view_counts_move(wide, args.screenshots)),
             ("a link never signs someone else in silently", lambda: test_a_link_never_signs_in_someone_else_silently(wide)),
+            ("a verified drop: one place per phone number", lambda: test_a_verified_drop_lets_one_place_per_phone_number(wide)),
         ]
         for name, test in tests:
             start = time.time()

@@ -128,6 +128,8 @@
     admission_used: 'Your turn bought an order already: join the queue again to buy again.',
     queue_not_open: 'The queue has not opened yet.',
     invalid_proof: 'The queue did not take the proof of work: try again.',
+    entry_not_allowed: 'This drop is for verified accounts: sign in with an account whose phone number is verified.',
+    already_entered: 'Someone with the same phone number is in this queue already: one place per person.',
   };
 
   async function refresh() {
@@ -520,6 +522,11 @@
       const r = await fetch('/pages/config.json');
       if (r.ok) config = await r.json();
     } catch (e) { /* the defaults */ }
+    // The local server takes a name or a signed-in token: a link that brings a token (a sale whose
+    // queue asks for verified claims) signs this tab in, as in AWS.
+    if (location.hash.includes('token=') || sessionStorage.getItem('flashflow:token')) {
+      config.identity = 'jwt';
+    }
     if (config.identity === 'jwt') {
       adoptLinkToken();
       showWho();
