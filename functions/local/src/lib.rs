@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`server`]: serves the merged routers of the HTTP functions (what API Gateway does in AWS).
+//! - [`beacon`]: a stand-in for a drand randomness beacon (there is no internet locally).
 //! - [`issuer`]: the local identity issuer, and the layer that checks its JWTs as API Gateway's
 //!   JWT authorizer does.
 //! - [`dlq`]: look at the dead-letter queue and redrive it.
@@ -11,8 +12,9 @@
 //! - `template_check` (tests): every variable each function reads is declared in `template.yaml`.
 //!
 //! The binary (`src/main.rs`) runs them: `flashflow-local api|settle|reconcile|dlq show|dlq
-//! redrive|jwt` (`--help` lists each one's settings). The benchmarks live in `functions/bench`.
+//! redrive|jwt|beacon` (`--help` lists each one's settings). The benchmarks live in `functions/bench`.
 
+pub mod beacon;
 pub mod dlq;
 pub mod event_source;
 pub mod issuer;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use flashflow_adapters::aws;
 use flashflow_app::metrics::Metrics;
+use flashflow_local::beacon::{BeaconSettings, LocalBeacon};
 use flashflow_local::event_source::{self, EventSourceStats, HttpInvokeTarget};
 use flashflow_local::issuer::{self, IssuerSettings, LocalIssuer};
 use flashflow_local::server;
@@ -67,6 +68,11 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// A stand-in for a drand randomness beacon: drand's HTTP API (`/info`, `/public/latest`,
+    /// `/public/{round}`), rounds every `BEACON_PERIOD` s, BLS-signed under its own key in
+    /// quicknet's scheme.
+    #[command(after_help = reads(&BeaconSettings::variables()))]
+    Beacon,
     /// Print the API's OpenAPI document, generated from the code (`make openapi` writes it to
     /// docs/openapi.json, which the functions serve at GET /openapi.json).
     Openapi,
@@ -135,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Reconcile => reconcile().await,
         Command::Expire => expire().await,
         Command::Dlq { action } => dlq(action).await,
+        Command::Beacon => beacon().await,
         Command::Jwt { sub, claims, ttl } => {
             println!("{}", jwt(&sub, &claims, ttl)?);
             Ok(())
@@ -191,6 +198,18 @@ async fn api() -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     info!(%addr, "serving the FlashFlow API");
     server::serve_with(listener, app, server.limits(), Default::default()).await?;
+    Ok(())
+}
+
+async fn beacon() -> anyhow::Result<()> {
+    let settings = BeaconSettings::from_env()?;
+    let beacon = LocalBeacon::new(&settings).context("BEACON_SEED: at least 32 bytes")?;
+    let addr = &settings.beacon_listen_addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    info!(%addr, chain = %beacon.chain().hash, "serving the local beacon");
+    axum::serve(listener, flashflow_local::beacon::routes(Arc::new(beacon))).await?;
     Ok(())
 }
 
