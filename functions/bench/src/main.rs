@@ -123,23 +123,7 @@ enum RoomAction {
     },
     /// The Sybil sweep: a bot's share of places and units with made-up identities that share a
     /// few phone numbers, one place per number against no policy (REDIS_URL, ADMISSION_KEY).
-    Sybil {
-        #[arg(long, default_value_t = 5_000)]
-        people: usize,
-        #[arg(long, default_value_t = 500)]
-        stock: u32,
-        /// Percent of people who share their phone number with one other person.
-        #[arg(long, default_value_t = 5)]
-        households: usize,
-        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
-        bot_ids: Vec<usize>,
-        /// The bot's phone numbers (0: the sale has no entry policy).
-        #[arg(long, value_delimiter = ',', default_value = "0,1,3,10")]
-        bot_phones: Vec<usize>,
-        /// Alternating runs of the people alone without and with the policy (its cost).
-        #[arg(long, default_value_t = 5)]
-        cost_runs: usize,
-    },
+    Sybil(sybil::Sweep),
     /// A crowd at an opening: people arriving over a window (and a bot), joining the queue,
     /// polling and buying once admitted (--room), or buying at once (a sale without one).
     /// Times are ms relative to the opening (OPENS_MS, since the epoch).
@@ -214,24 +198,7 @@ async fn main() -> anyhow::Result<()> {
                 out,
             } => waiting_room::tokens(&sale, n, &prefix, &out).await,
             RoomAction::Cost { places } => waiting_room::cost(places).await,
-            RoomAction::Sybil {
-                people,
-                stock,
-                households,
-                bot_ids,
-                bot_phones,
-                cost_runs,
-            } => {
-                sybil::sweep(sybil::Sweep {
-                    people,
-                    stock,
-                    households,
-                    bot_ids,
-                    bot_phones,
-                    cost_runs,
-                })
-                .await
-            }
+            RoomAction::Sybil(sweep) => sybil::sweep(sweep).await,
             RoomAction::Crowd {
                 api,
                 sale,

@@ -14,12 +14,11 @@
 //! Through the use case rather than over HTTP: who gets a place and a unit depends only on the
 //! policy, the store and the draw, and 12 runs of 5,000 joiners take seconds here.
 
-use flashflow::domain::rehydrate::Plan;
 use flashflow::domain::waiting_room::draw::{self, Seed};
 use flashflow::domain::waiting_room::entry::{Claims, Entry};
 use flashflow::domain::waiting_room::WaitingRoom;
 use flashflow::domain::{BuyerId, EpochMs, SaleDefinition, SaleId};
-use flashflow::ports::{QueueSteps, SaleLoader};
+use flashflow::ports::QueueSteps;
 use flashflow_adapters::redis::{RedisSettings, RedisStore, SaleKeys};
 use flashflow_app::metrics::Metrics;
 use flashflow_app::waiting_room::{Queue, QueueError};
@@ -32,14 +31,22 @@ use std::time::{Duration, Instant};
 const DRAWS: u32 = 1_000;
 
 /// The sweep's settings.
+#[derive(clap::Args)]
 pub struct Sweep {
+    #[arg(long, default_value_t = 5_000)]
     pub people: usize,
+    #[arg(long, default_value_t = 500)]
     pub stock: u32,
     /// Percent of people who share their phone number with one other person.
+    #[arg(long, default_value_t = 5)]
     pub households: usize,
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
     pub bot_ids: Vec<usize>,
+    /// The bot's phone numbers (0: the sale has no entry policy).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,3,10")]
     pub bot_phones: Vec<usize>,
     /// Alternating runs of the people alone, without and with the policy, for its cost.
+    #[arg(long, default_value_t = 5)]
     pub cost_runs: usize,
 }
 
@@ -115,20 +122,7 @@ async fn new_sale(store: &RedisStore, stock: u32, entry: Option<Entry>) -> anyho
             pow_bits: 0,
             entry,
         });
-    let mut seed = [0u8; 32];
-    seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let plan = Plan {
-        remaining: i64::from(stock),
-        remaining_if_new: i64::from(stock),
-        returned: Vec::new(),
-        round: 1,
-        buyers: Vec::new(),
-        keys: Vec::new(),
-        holds: Vec::new(),
-        draw_seed: Some(Seed::new(seed)),
-    };
-    store.rehydrate(&def, &plan).await?;
+    crate::waiting_room::load_fresh(store, &def, stock).await?;
     Ok(id)
 }
 

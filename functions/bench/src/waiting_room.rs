@@ -76,15 +76,40 @@ pub async fn fill(sale: &str, n: usize, prefix: &str, out: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// `def` (a sale with a waiting room) loaded straight into the store with `stock` units and a
+/// random draw seed, as the operator's first load would, with no ledger behind it; the seed.
+pub async fn load_fresh(
+    store: &RedisStore,
+    def: &flashflow::domain::SaleDefinition,
+    stock: u32,
+) -> anyhow::Result<flashflow::domain::waiting_room::draw::Seed> {
+    use flashflow::domain::rehydrate::Plan;
+    use flashflow::domain::waiting_room::draw::Seed;
+    use flashflow::ports::SaleLoader;
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let plan = Plan {
+        remaining: i64::from(stock),
+        remaining_if_new: i64::from(stock),
+        returned: Vec::new(),
+        round: 1,
+        buyers: Vec::new(),
+        keys: Vec::new(),
+        holds: Vec::new(),
+        draw_seed: Some(Seed::new(seed)),
+    };
+    store.rehydrate(def, &plan).await?;
+    Ok(Seed::new(seed))
+}
+
 /// What `places` places cost: a new sale (its queue opened a minute ago, the sale opening once
 /// they joined) filled through the store; then Redis' bytes for the queue, the draw's table in
 /// this process. Prints one table.
 pub async fn cost(places: usize) -> anyhow::Result<()> {
-    use flashflow::domain::rehydrate::Plan;
-    use flashflow::domain::waiting_room::draw::{self, Seed};
+    use flashflow::domain::waiting_room::draw;
     use flashflow::domain::waiting_room::WaitingRoom;
     use flashflow::domain::{EpochMs, SaleDefinition};
-    use flashflow::ports::SaleLoader;
     use flashflow_adapters::redis::SaleKeys;
     use fred::interfaces::{ClientLike, KeysInterface};
     let settings = RedisSettings::from_env()?;
@@ -101,19 +126,7 @@ pub async fn cost(places: usize) -> anyhow::Result<()> {
             pow_bits: 0,
             entry: None,
         });
-    let mut seed = [0u8; 32];
-    seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let plan = Plan {
-        remaining: 1_000,
-        remaining_if_new: 1_000,
-        returned: Vec::new(),
-        round: 1,
-        buyers: Vec::new(),
-        keys: Vec::new(),
-        holds: Vec::new(),
-        draw_seed: Some(Seed::new(seed)),
-    };
-    store.rehydrate(&def, &plan).await?;
+    let seed = load_fresh(&store, &def, 1_000).await?;
     let keys = SaleKeys::new(&id);
     let usage = |key: String| {
         let client = store.client().clone();
@@ -152,7 +165,7 @@ pub async fn cost(places: usize) -> anyhow::Result<()> {
     let per_place = (full - empty) as f64 / places as f64;
     // The draw's table, as a queue process builds it on the first poll after the draw.
     let started = Instant::now();
-    let table = draw::places(&Seed::new(seed), places as u32);
+    let table = draw::places(&seed, places as u32);
     let draw_ms = started.elapsed().as_secs_f64() * 1000.0;
     let table_bytes = table.capacity() * std::mem::size_of::<u32>();
     let mib = |bytes: f64| bytes / 1_048_576.0;
