@@ -383,6 +383,8 @@ def test_a_verified_drop_lets_one_place_per_phone_number(b):
         b.js("sessionStorage.clear(); localStorage.clear();")
         b.go(f"{API}/shop/{sale}#token={local_jwt(sub, '+15550001')}")
         b.wait(lambda: b.text("#who-name") == sub, f"signed in as {sub}")
+        b.wait(lambda: "One place per phone number." in (b.text("#queue-detail") or ""),
+               "the storefront says who may join")
         b.wait(lambda: not b.js("return document.getElementById('join').disabled"), "the join button")
         b.click("#join")
         b.wait(lambda: expect in ((b.text("#queue-state") or "") + (b.text("#message") or "")),

@@ -122,6 +122,10 @@ pub struct PublicWaitingRoom {
     /// When joining opens (the draw is at the sale's `opens_at`).
     #[schema(format = DateTime)]
     pub opens_at: String,
+    /// Who may join: the claims a joiner's identity must carry, one place per value of
+    /// `one_per` (absent: any buyer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<flashflow::domain::waiting_room::entry::Entry>,
 }
 
 #[utoipa::path(
@@ -168,6 +172,7 @@ async fn public_sale<T: StatusStore, S: PendingOrders + LiveSales>(
         now_ms: flashflow::domain::EpochMs::now().get(),
         waiting_room: live.queue_opens_at.map(|t| PublicWaitingRoom {
             opens_at: flashflow::domain::timefmt::format_ms(t.get()),
+            entry: live.entry.clone(),
         }),
     };
     Ok(no_store(json(StatusCode::OK, &view)))

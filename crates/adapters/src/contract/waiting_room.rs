@@ -226,7 +226,7 @@ pub async fn one_entry_tag_holds_one_place_and_a_second_buyer_under_it_stores_no
 }
 
 pub async fn the_entry_policy_loaded_with_the_sale_is_in_the_queues_state<
-    S: WaitingRooms + SaleLoader,
+    S: WaitingRooms + SaleLoader + flashflow::ports::LiveSales,
 >(
     t: &Rooms<S>,
 ) {
@@ -239,7 +239,13 @@ pub async fn the_entry_policy_loaded_with_the_sale_is_in_the_queues_state<
         room.entry = Some(policy.clone());
     }
     loaded(t, &def, 5).await;
-    assert_eq!(step(t, &def.id).await.entry, Some(policy));
+    assert_eq!(step(t, &def.id).await.entry, Some(policy.clone()));
+    let live = t.store.live_sale(&def.id).await.unwrap().unwrap();
+    assert_eq!(
+        live.entry,
+        Some(policy),
+        "the storefront's view says who may join"
+    );
     if let Some(room) = def.waiting_room.as_mut() {
         room.entry = None;
     }

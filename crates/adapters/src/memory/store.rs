@@ -510,6 +510,7 @@ impl LiveSales for MemoryStore {
             shown: s.shown.clone(),
             sold_out_answers: s.sold_out_answers,
             queue_opens_at: s.queue_opens_ms.map(EpochMs),
+            entry: s.room.as_ref().and_then(|r| r.entry().cloned()),
         }))
     }
 

@@ -110,6 +110,11 @@ impl MemRoom {
         }
     }
 
+    /// Who may join (the `entry` field of `ff:{sale}:wr`).
+    pub(super) fn entry(&self) -> Option<&Entry> {
+        self.entry.as_ref()
+    }
+
     /// The draw is fixed at the sale's opening: whoever joined before it is the pre-queue.
     fn draw_if_due(&mut self, now: i64) {
         if self.cohort.is_none() && now >= self.sale_opens_ms {

@@ -179,8 +179,11 @@ impl LiveSales for RedisStore {
             .await
             .or_store()?;
         let pending: i64 = self.client.hlen(&keys.outbox).await.or_store()?;
-        let queue_opens: Option<i64> =
-            self.client.hget(keys.room(), "opens_ms").await.or_store()?;
+        let (queue_opens, entry): (Option<i64>, Option<String>) = self
+            .client
+            .hmget(keys.room(), vec!["opens_ms", "entry"])
+            .await
+            .or_store()?;
         let sold_out: Option<i64> = self
             .client
             .hget(keys.stats(), "sold_out")
@@ -197,6 +200,8 @@ impl LiveSales for RedisStore {
                 shown: info.and_then(|i| serde_json::from_str(&i).ok()),
                 sold_out_answers: sold_out.unwrap_or(0),
                 queue_opens_at: queue_opens.map(EpochMs),
+                // A policy that does not parse is not shown; the queue function still applies it.
+                entry: entry.and_then(|e| serde_json::from_str(&e).ok()),
             }),
             _ => None,
         })

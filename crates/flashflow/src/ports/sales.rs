@@ -27,6 +27,8 @@ pub struct LiveSale {
     pub sold_out_answers: i64,
     /// When the sale's waiting room opens, if it has one.
     pub queue_opens_at: Option<EpochMs>,
+    /// Who may join the waiting room (`None`: any buyer), so the storefront can say so first.
+    pub entry: Option<crate::domain::waiting_room::entry::Entry>,
 }
 
 /// Counts of answers the buy processes gave, per sale, for the live view: added in batches, off

@@ -189,6 +189,14 @@
       state.textContent = joinOpens > 0
         ? `The queue opens in ${left(joinOpens)}.`
         : 'This sale lets buyers in through a queue. Join it: where you stand does not depend on how fast you click.';
+      const entry = info.waiting_room.entry;
+      if (entry) {
+        const asks = Object.keys(entry.require_claims || {}).map((c) => c.replace(/_/g, ' '));
+        detail.textContent = [
+          asks.length ? `For signed-in accounts with: ${asks.join(', ')}.` : '',
+          entry.one_per ? `One place per ${entry.one_per.replace(/_/g, ' ')}.` : '',
+        ].filter(Boolean).join(' ');
+      }
       return;
     }
     if (place.state === 'waiting' && place.position == null) {
