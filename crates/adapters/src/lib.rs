@@ -9,6 +9,8 @@
 //! - [`sqs`] (`sqs`): the order queue and its depths.
 //! - [`dynamodb`] (`dynamodb`): the order-status read model.
 //! - [`stripe`] (`stripe`): the payment provider (PaymentIntents, refunds, the webhook signature).
+//! - [`beacon`] (`beacon`): a public randomness beacon's rounds checked (drand's quicknet scheme),
+//!   and the local stand-in's signer.
 //! - [`relay`]: the long-running server's outbox relay (answers before the send, sends in
 //!   batches), on any publisher and outbox.
 //! - [`memory`] and [`contract`] (`testing`): every port in memory, and what every adapter of a
@@ -18,6 +20,8 @@
 //!   Manager, the signing keys.
 
 pub mod aws;
+#[cfg(feature = "beacon")]
+pub mod beacon;
 pub mod clients;
 #[cfg(feature = "testing")]
 pub mod contract;

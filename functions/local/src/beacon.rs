@@ -2,7 +2,7 @@
 //! stands in for Stripe: drand's HTTP API (`GET /info`, `/public/latest`, `/public/{round}`),
 //! rounds every `BEACON_PERIOD` seconds from `BEACON_GENESIS`, each BLS-signed under the
 //! stand-in's own key in quicknet's scheme (`bls-unchained-g1-rfc9380`), so a client checks them
-//! exactly as it checks the real chain's (`flashflow::domain::waiting_room::beacon`). A round is
+//! exactly as it checks the real chain's (`flashflow_adapters::beacon`). A round is
 //! signed when asked for, never before its time: a future round is `425 Too Early`, as drand's
 //! relays answer.
 //!
@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use flashflow::domain::waiting_room::beacon::{Chain, Signer, QUICKNET_GENESIS, SCHEME};
+use flashflow_adapters::beacon::{Chain, Signer, QUICKNET_GENESIS, SCHEME};
 use flashflow_http::json;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};

@@ -7,8 +7,6 @@
 //!
 //! # Layout
 //! - `mod.rs`: a sale's waiting-room terms and their validation.
-//! - [`beacon`]: a public randomness beacon's rounds checked (drand's quicknet scheme), and the
-//!   local stand-in's signer; what the next draw (`ff-draw-v2`) will mix in.
 //! - [`draw`]: the seed, its commitment and the permutation (`ff-draw-v1`).
 //! - [`join_list`]: the committed join list, a Merkle tree over a pre-queue's tickets (RFC 6962),
 //!   its proofs and their check; what the next draw (`ff-draw-v2`) will commit to.
@@ -16,7 +14,6 @@
 //! - [`tokens`]: tickets, admission tokens and proof-of-work challenges, signed with one key.
 //! - [`queue`]: the queue's state as Redis keeps it, where a place stands, and the inlet's pace.
 
-pub mod beacon;
 pub mod draw;
 pub mod entry;
 pub mod join_list;

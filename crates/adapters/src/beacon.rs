@@ -5,8 +5,11 @@
 //! the chain's threshold of nodes signs it, and nobody can sign it but them: a draw that mixes in
 //! a round fixed in advance cannot be steered by whoever knows the draw's seed.
 //!
-//! The local stack runs a stand-in with its own key (`flashflow-local beacon`); the engine checks
-//! its rounds exactly as the real chain's (a unit test checks a real quicknet round).
+//! Checked here, at the boundary, as Stripe's webhook signature is checked in its adapter: a
+//! round not signed by the chain is never believed. The local stack runs a stand-in with its own
+//! key (`flashflow-local beacon`, signing with [`Signer`]); its rounds are checked exactly as the
+//! real chain's (a unit test checks a real quicknet round). Behind the `beacon` feature: only what
+//! reads a beacon links BLS (`blst`, C and assembly).
 
 use sha2::{Digest, Sha256};
 
