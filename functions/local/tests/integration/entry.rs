@@ -4,7 +4,7 @@
 //! only a keyed hash of a phone number ever reaches Redis.
 
 use crate::helpers::*;
-use crate::waiting_room::keys;
+use crate::waiting_room::{keys, lose_sale};
 use axum::Router;
 use flashflow::domain::timefmt::format_ms;
 use flashflow::domain::EpochMs;
@@ -76,6 +76,11 @@ async fn join(app: &Router, sale: &str, header: (&str, &str)) -> Answer {
         request("POST", &format!("/sales/{sale}/queue"), &[header], None),
     )
     .await
+}
+
+/// A join with `token` as the bearer.
+async fn join_as(app: &Router, sale: &str, token: &str) -> Answer {
+    join(app, sale, ("authorization", &format!("Bearer {token}"))).await
 }
 
 const PHONE_POLICY: &str =
@@ -164,12 +169,7 @@ async fn a_token_that_does_not_verify_is_answered_401() {
         Duration::from_secs(60),
     )
     .unwrap();
-    let a = join(
-        &queue_app(&t),
-        &sale,
-        ("authorization", &format!("Bearer {forged}")),
-    )
-    .await;
+    let a = join_as(&queue_app(&t), &sale, &forged).await;
     assert_eq!(a.status, 401, "{}", a.body);
 }
 
@@ -181,12 +181,7 @@ async fn the_store_keeps_a_keyed_hash_of_the_phone_number_never_the_number() {
         "ann",
         r#"{"phone_number":"+44 7700 900123","phone_number_verified":true}"#,
     );
-    let a = join(
-        &queue_app(&t),
-        &sale,
-        ("authorization", &format!("Bearer {ann}")),
-    )
-    .await;
+    let a = join_as(&queue_app(&t), &sale, &ann).await;
     assert_eq!(a.status, 201, "{}", a.body);
     let entries: HashMap<String, String> = t
         .store
@@ -227,4 +222,41 @@ async fn a_malformed_entry_policy_is_refused_with_invalid_entry_and_makes_no_sal
     assert_eq!(created.error(), Some("invalid_entry"));
     let id = flashflow::domain::SaleId::parse(&sale).unwrap();
     assert!(t.db.sale(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn after_a_redis_loss_and_a_rehydrate_the_policy_still_lets_one_place_per_phone_number() {
+    let t = TestApp::new().await;
+    let (sale, created) = sale_with_entry(&t, PHONE_POLICY).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let phone_a = r#"{"phone_number":"+44 7700 900010","phone_number_verified":true}"#;
+    let ann = token("ann", phone_a);
+    assert_eq!(join_as(&queue_app(&t), &sale, &ann).await.status, 201);
+
+    lose_sale(&sale).await;
+    let op = t.operator().await;
+    let path = format!("/admin/sales/{sale}/rehydrate");
+    let rebuilt = call(&op, admin("POST", &path, None)).await;
+    assert_eq!(rebuilt.status, 200, "{}", rebuilt.body);
+
+    // A queue process started after the rebuild reads the policy from the rebuilt queue alone.
+    let app = queue_app(&t);
+    let unverified = token(
+        "dan",
+        r#"{"phone_number":"+1","phone_number_verified":false}"#,
+    );
+    let refused = join_as(&app, &sale, &unverified).await;
+    assert_eq!(
+        refused.error(),
+        Some("entry_not_allowed"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        join_as(&app, &sale, &ann).await.status,
+        201,
+        "ann joins the new queue"
+    );
+    let bob = join_as(&app, &sale, &token("bob", phone_a)).await;
+    assert_eq!(bob.error(), Some("already_entered"), "{}", bob.body);
 }

@@ -180,6 +180,35 @@ impl Room {
     }
 }
 
+/// Redis loses `sale`: every key it has there (its hash tag's) is gone.
+pub async fn lose_sale(sale: &str) {
+    use fred::interfaces::ClientLike;
+    let admin = admin_redis().await;
+    let mut cursor = "0".to_owned();
+    loop {
+        let (next, keys): (String, Vec<String>) = admin
+            .custom(
+                fred::cmd!("SCAN"),
+                vec![
+                    cursor.clone(),
+                    "MATCH".into(),
+                    format!("ff:{{{sale}}}:*"),
+                    "COUNT".into(),
+                    "1000".into(),
+                ],
+            )
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: i64 = admin.del(keys).await.unwrap();
+        }
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+}
+
 /// A client of the local Redis as its administrator (for what time would change).
 async fn admin_redis() -> fred::clients::Client {
     use fred::interfaces::ClientLike;
@@ -890,31 +919,7 @@ impl Room {
 
     /// Redis loses this sale: every key it has there (its hash tag's) is gone.
     async fn lose(&self) {
-        use fred::interfaces::ClientLike;
-        let admin = admin_redis().await;
-        let mut cursor = "0".to_owned();
-        loop {
-            let (next, keys): (String, Vec<String>) = admin
-                .custom(
-                    fred::cmd!("SCAN"),
-                    vec![
-                        cursor.clone(),
-                        "MATCH".into(),
-                        format!("ff:{{{}}}:*", self.def.id),
-                        "COUNT".into(),
-                        "1000".into(),
-                    ],
-                )
-                .await
-                .unwrap();
-            if !keys.is_empty() {
-                let _: i64 = admin.del(keys).await.unwrap();
-            }
-            if next == "0" {
-                break;
-            }
-            cursor = next;
-        }
+        lose_sale(&self.def.id.to_string()).await;
     }
 }
 
