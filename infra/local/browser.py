@@ -11,6 +11,8 @@ It drives:
   - the live view: the operator's token, then its counts moving during a small load;
   - the waiting room: join before the opening (with a proof of work) -> "you're in the queue"
     -> admitted -> buy -> pay; a place that waits while the only unit sells -> sold out;
+  - the draw page: a buyer's place recomputed in the browser from the draw's record (the beacon's
+    round, the join list's root), equal to the documented algorithm's in Python;
   - sign-in by link (`#token=`, the JWT mode of a deployment, served by a second API process with
     TRUST_USER_HEADER=false): who is signed in is shown, and a link never signs in someone else
     silently.
@@ -393,6 +395,62 @@ def test_a_verified_drop_lets_one_place_per_phone_number(b):
     assert places == 1, f"one place for one phone number, not {places}"
 
 
+def ff_draw_v2_place(record, join_index):
+    """The place of `join_index` from the draw's record alone (docs/api.md's algorithm)."""
+    import hashlib
+    import struct
+    seed, root = bytes.fromhex(record["seed"]), bytes.fromhex(record["join_root"])
+    randomness = bytes.fromhex(record["beacon"]["randomness"] or "")
+    key = hashlib.sha256(seed + randomness + root).digest()
+    block, words = 0, []
+
+    def below(m):
+        nonlocal block, words
+        limit = (2**64 - 1) // m * m
+        while True:
+            if not words:
+                words = list(struct.unpack(">4Q", hashlib.sha256(key + struct.pack(">Q", block)).digest()))
+                block += 1
+            x = words.pop(0)
+            if x < limit:
+                return x % m
+
+    order = list(range(record["cohort"]))
+    for i in range(len(order) - 1, 0, -1):
+        j = below(i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order.index(join_index) + 1
+
+
+def test_the_draw_page_recomputes_a_buyers_place(b, shots):
+    # Four people join through the API and the visitor from the storefront before the opening;
+    # after the draw the visitor opens the draw page from the shop: the record's values, and
+    # their place recomputed in the browser, which must be the one Python computes from the
+    # record (docs/api.md's algorithm), and the ticket's entry checked against the join root.
+    sale = room_sale(5, opens_in=12, checkout=False)
+    for i in range(4):
+        status, _ = http("POST", f"{API}/sales/{sale}/queue", None, {"x-user-id": f"drawn-{i}"})
+        assert status == 201, f"join drawn-{i}: {status}"
+    fresh_buyer(b, sale, "drawn-dora")
+    b.wait(lambda: not b.js("return document.getElementById('join').disabled"), "the join button")
+    b.click("#join")
+    b.wait(lambda: b.text("#queue-state") == "You're in the queue.", "in the pre-queue", 30)
+    b.click("#draw-link")
+    b.wait(lambda: "nobody holds yet" in (b.text("#state") or ""), "the round fixed in advance")
+    mine = b.wait(lambda: "✔" in (b.text("#my-place") or "") and b.text("#my-place"),
+                  "the recomputed place", 40)
+    if shots:
+        b.screenshot(os.path.join(shots, "draw.png"))
+    record = http("GET", f"{API}/sales/{sale}/queue/draw")[1]
+    assert record["algorithm"] == "ff-draw-v2" and record["beacon"]["randomness"], record
+    ticket = b.js(f"return sessionStorage.getItem('flashflow:ticket:{sale}')")
+    status = http("GET", f"{API}/sales/{sale}/queue/{ticket}", None, {"x-user-id": "drawn-dora"})[1]
+    place = ff_draw_v2_place(record, status["join_index"])
+    assert mine == f"Your place {place}, recomputed in your browser from these values: ✔", mine
+    assert "✔" in b.text("#seed-check") and "✔" in b.text("#randomness-check")
+    assert "checks out against the root: ✔" in b.text("#my-entry"), b.text("#my-entry")
+
+
 def test_live_view_counts_move(b, shots):
     sale = new_sale(40, checkout=False)
     b.go(f"{API}/pages/config.json")
@@ -440,6 +498,7 @@ def main():
             ("the live view's counts move", lambda: test_live_view_counts_move(wide, args.screenshots)),
             ("a link never signs someone else in silently", lambda: test_a_link_never_signs_in_someone_else_silently(wide)),
             ("a verified drop: one place per phone number", lambda: test_a_verified_drop_lets_one_place_per_phone_number(wide)),
+            ("the draw page recomputes a buyer's place", lambda: test_the_draw_page_recomputes_a_buyers_place(wide, args.screenshots)),
         ]
         for name, test in tests:
             start = time.time()
@@ -455,7 +514,7 @@ def main():
     finally:
         phone.close()
         wide.close()
-    print(f"screenshots: {args.screenshots}/shop.png, queue.png, live.png")
+    print(f"screenshots: {args.screenshots}/shop.png, queue.png, live.png, draw.png")
     print(f"browser: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 

@@ -35,7 +35,7 @@ cargo build --release -q -p flashflow-local -p flashflow-bench
 awsl sqs purge-queue --queue-url "$ORDERS_QUEUE_URL" || true
 awsl sqs purge-queue --queue-url "$ORDERS_DLQ_URL" || true
 trap 'bash "$HERE/services.sh" stop' EXIT
-bash "$HERE/services.sh" start api
+bash "$HERE/services.sh" start beacon api
 
 say "creating sale $SALE: $STOCK items, 1 per buyer (operator API)"
 curl -sf "${auth[@]}" -X POST "$API/admin/sales" \

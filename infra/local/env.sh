@@ -37,6 +37,14 @@ export STRIPE_JS_URL="${STRIPE_JS_URL:-$STRIPE_API_BASE/js.stripe.com/v3/}"
 export STRIPE_PUBLISHABLE_KEY="${STRIPE_PUBLISHABLE_KEY:-pk_test_local_not_a_secret}"
 # The local API's webhook endpoint secret (up.sh registers the endpoint with localstripe).
 export STRIPE_WEBHOOK_SECRET="${STRIPE_WEBHOOK_SECRET:-whsec_local_not_a_secret}"
+# The public randomness beacon the draw mixes in: the local stand-in (`flashflow-local beacon`,
+# started by services.sh) with drand quicknet's genesis and period, under its own key (its /info
+# gives these; a unit test keeps them in step with BEACON_SEED's default); drand's quicknet in AWS.
+: "${BEACON_PORT:=8431}"
+export BEACON_URL="${BEACON_URL:-http://127.0.0.1:$BEACON_PORT}"
+export BEACON_LISTEN_ADDR="${BEACON_LISTEN_ADDR:-127.0.0.1:$BEACON_PORT}"
+export BEACON_CHAIN="${BEACON_CHAIN:-69e8e894a08d71c203061c0105b92fed3b56465d6e5771ef670cb851667d2c46}"
+export BEACON_PUBLIC_KEY="${BEACON_PUBLIC_KEY:-b94f1956e7e23e593cc54df88a5a9dd59cc37522e75cd8fa59c80f1607d55ffd4e78ef96a84ad78dc6f4ed8c981b64c814edfc099f2f5340a675b41ca3d177897ebb6b74f49c360e518dbdacb9bc8e12906a3b0a4b25369113d692d856fbd584}"
 export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://localhost:$DYNAMODB_PORT}"
 export ORDERS_QUEUE_URL="${ORDERS_QUEUE_URL:-http://localhost:$LOCALSTACK_PORT/queue/$AWS_REGION/000000000000/$ORDERS_QUEUE}"
 export ORDERS_DLQ_URL="${ORDERS_DLQ_URL:-http://localhost:$LOCALSTACK_PORT/queue/$AWS_REGION/000000000000/$ORDERS_DLQ}"

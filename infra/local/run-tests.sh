@@ -36,8 +36,8 @@ for level in "${levels[@]}"; do
       cargo build -q -p flashflow-local
       export FLASHFLOW_LOCAL_BIN="${CARGO_TARGET_DIR:-target}/debug/flashflow-local"
       export REDIS_URL="${BROWSER_REDIS_URL:-redis://127.0.0.1:6379/13}"
-      bash infra/local/services.sh start api settle expire >/dev/null
-      trap 'bash infra/local/services.sh stop api settle expire' EXIT
+      bash infra/local/services.sh start beacon api settle expire >/dev/null
+      trap 'bash infra/local/services.sh stop beacon api settle expire' EXIT
       cmd=(python3 infra/local/browser.py --screenshots bench/reports) ;;
     fuzz)
       cargo build -q -p flashflow-local

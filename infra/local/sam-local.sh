@@ -134,6 +134,10 @@ params = {
     "STRIPE_WEBHOOK_SECRET_ARN": "flashflow/stripe-webhook-secret",
     "STRIPE_PUBLISHABLE_KEY": e["STRIPE_PUBLISHABLE_KEY"],
     "STRIPE_JS_URL": e["STRIPE_JS_URL"],
+    # The draw's beacon: the local stand-in (services.sh starts it), checked under its own key.
+    "BEACON_URL": e["BEACON_URL"],
+    "BEACON_CHAIN": e["BEACON_CHAIN"],
+    "BEACON_PUBLIC_KEY": e["BEACON_PUBLIC_KEY"],
     # SAM local runs no JWT or IAM authorizer: the buyer comes from X-User-Id and the operator
     # shows the local bearer token, as with flashflow-local.
     "TRUST_USER_HEADER": "true",

@@ -4,7 +4,8 @@
 #   settle     the SQS event source feeding the settle handler in-process
 #   reconcile  the outbox sweeper
 #   expire     checkout's expiry job (holds past pay_by end, their units go back)
-# usage: services.sh start|stop [api settle reconcile expire]
+#   beacon     the stand-in for drand's randomness beacon on $BEACON_LISTEN_ADDR (the draw's round)
+# usage: services.sh start|stop [beacon api settle reconcile expire]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd); ROOT=$(cd "$HERE/../.." && pwd)
 . "$HERE/env.sh"
@@ -12,7 +13,7 @@ mkdir -p "$RUN_DIR" "$LOG_DIR"
 # FLASHFLOW_LOCAL_BIN picks another build (the chaos run in `make test` uses the debug one).
 BIN="${FLASHFLOW_LOCAL_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/flashflow-local}"
 action=${1:-start}; shift || true
-names=${*:-api settle reconcile expire}
+names=${*:-beacon api settle reconcile expire}
 
 stop_one() {
   local f="$RUN_DIR/$1.pid"
@@ -54,10 +55,10 @@ start_one() {
 }
 
 for n in $names; do
-  case "$n" in api|settle|reconcile|expire) ;; *) die "unknown service $n" ;; esac
+  case "$n" in beacon|api|settle|reconcile|expire) ;; *) die "unknown service $n" ;; esac
   case "$action" in
     start) start_one "$n"; say "$n running (log $LOG_DIR/$n.log)" ;;
     stop) stop_one "$n" ;;
-    *) die "usage: services.sh start|stop [api settle reconcile expire]" ;;
+    *) die "usage: services.sh start|stop [beacon api settle reconcile expire]" ;;
   esac
 done

@@ -40,5 +40,10 @@ pub mod secrets;
 pub mod sqs;
 #[cfg(feature = "stripe")]
 pub mod stripe;
-#[cfg(any(feature = "redis", feature = "postgres", feature = "stripe"))]
+#[cfg(any(
+    feature = "redis",
+    feature = "postgres",
+    feature = "stripe",
+    feature = "beacon"
+))]
 mod tls;

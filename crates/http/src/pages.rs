@@ -1,5 +1,5 @@
-//! The pages a person uses: the storefront (`/shop/{sale_id}`) and the live sale view
-//! (`/admin/live/{sale_id}`), plain HTML, CSS and JavaScript compiled into the binary (no build
+//! The pages a person uses: the storefront (`/shop/{sale_id}`), the draw's check
+//! (`/shop/{sale_id}/draw`) and the live sale view (`/admin/live/{sale_id}`), plain HTML, CSS and JavaScript compiled into the binary (no build
 //! step), and `/pages/config.json`, what the storefront needs to know about this deployment.
 //!
 //! The pages hold no data: the storefront reads `GET /sales/{id}` and the buyer's own orders, the
@@ -29,6 +29,10 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         path: "/admin/live/{sale_id}",
+    },
+    Route {
+        method: "GET",
+        path: "/shop/{sale_id}/draw",
     },
 ];
 
@@ -66,6 +70,7 @@ struct PageConfig<'a> {
 
 const SHOP_HTML: &str = include_str!("pages/shop.html");
 const LIVE_HTML: &str = include_str!("pages/live.html");
+const DRAW_HTML: &str = include_str!("pages/draw.html");
 const FILES: &[(&str, &str, &str)] = &[
     (
         "shop.js",
@@ -76,6 +81,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "live.js",
         "text/javascript; charset=utf-8",
         include_str!("pages/live.js"),
+    ),
+    (
+        "draw.js",
+        "text/javascript; charset=utf-8",
+        include_str!("pages/draw.js"),
     ),
     (
         "pow.js",
@@ -102,6 +112,7 @@ pub fn routes(settings: PagesSettings) -> Router {
         .route(ROUTES[0].path, get(shop))
         .route(ROUTES[1].path, get(file))
         .route(ROUTES[2].path, get(live))
+        .route(ROUTES[3].path, get(draw))
         .with_state(Arc::new(Pages { settings, policy }))
 }
 
@@ -149,6 +160,19 @@ async fn shop(State(pages): State<Arc<Pages>>, _: SalePath) -> Result<Response, 
 }
 
 #[utoipa::path(
+    get, path = "/shop/{sale_id}/draw", tag = "pages",
+    summary = "The draw's page: its record, and a signed-in buyer's place recomputed in the browser",
+    params(("sale_id" = flashflow::domain::SaleId, Path, description = "the sale")),
+    responses(
+        (status = 200, description = "the page", content_type = "text/html", body = String),
+        super::openapi::errors::PageErrors,
+    ),
+)]
+async fn draw(State(pages): State<Arc<Pages>>, _: SalePath) -> Result<Response, ApiError> {
+    Ok(page(&pages, "text/html; charset=utf-8", DRAW_HTML))
+}
+
+#[utoipa::path(
     get, path = "/admin/live/{sale_id}", tag = "pages",
     summary = "The live sale view (it reads the operator API with the operator's credentials)",
     description = "In AWS on the operator's API, behind IAM; the page itself holds no data.",
@@ -166,8 +190,8 @@ async fn live(State(pages): State<Arc<Pages>>, _: SalePath) -> Result<Response, 
 #[utoipa::path(
     get, path = "/pages/{file}", tag = "pages",
     summary = "The pages' files, and config.json (what the storefront needs to know)",
-    params(("file" = String, Path, description = "shop.js, live.js, pow.js (the proof of work's \
-        Web Worker), pages.css or config.json")),
+    params(("file" = String, Path, description = "shop.js, live.js, draw.js, pow.js (the proof \
+        of work's Web Worker), pages.css or config.json")),
     responses(
         (status = 200, description = "the file", content(
             (PageConfig = "application/json"),

@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use flashflow::domain::{InvalidInput, SaleId};
-use flashflow::ports::WaitingRooms;
+use flashflow::ports::{Beacon, WaitingRooms};
 use flashflow_app::waiting_room::{Challenge, DrawRecord, Queue, QueueError, TicketView};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -51,13 +51,13 @@ pub struct QueueCallers {
 impl flashflow_settings::FromEnv for QueueCallers {}
 
 /// What the queue routes need.
-pub struct QueueState<W> {
-    pub queue: Queue<W>,
+pub struct QueueState<W, B> {
+    pub queue: Queue<W, B>,
     /// Accept `X-User-Id` as the buyer (local use only).
     pub trust_user_header: bool,
 }
 
-type Shared<W> = State<Arc<QueueState<W>>>;
+type Shared<W, B> = State<Arc<QueueState<W, B>>>;
 
 /// A join's body: `{}` (or none) without a proof of work.
 #[derive(Deserialize)]
@@ -68,12 +68,12 @@ struct Proof {
 }
 
 /// The queue function's routes, without the shared fallbacks (see [`super::app`]).
-pub fn routes<W: WaitingRooms>(state: QueueState<W>) -> Router {
+pub fn routes<W: WaitingRooms, B: Beacon>(state: QueueState<W, B>) -> Router {
     Router::new()
-        .route(ROUTES[0].path, post(join::<W>))
-        .route(ROUTES[1].path, get(status::<W>))
-        .route(ROUTES[2].path, get(draw::<W>))
-        .route(ROUTES[3].path, get(challenge::<W>))
+        .route(ROUTES[0].path, post(join::<W, B>))
+        .route(ROUTES[1].path, get(status::<W, B>))
+        .route(ROUTES[2].path, get(draw::<W, B>))
+        .route(ROUTES[3].path, get(challenge::<W, B>))
         .with_state(Arc::new(state))
 }
 
@@ -97,8 +97,8 @@ pub fn routes<W: WaitingRooms>(state: QueueState<W>) -> Router {
     ),
     security(("buyer_jwt" = []), ("buyer_header" = [])),
 )]
-async fn join<W: WaitingRooms>(
-    State(state): Shared<W>,
+async fn join<W: WaitingRooms, B: Beacon>(
+    State(state): Shared<W, B>,
     SalePath(sale): SalePath,
     req: Request,
 ) -> Result<Response, ApiError> {
@@ -150,8 +150,8 @@ async fn join<W: WaitingRooms>(
     ),
     security(("buyer_jwt" = []), ("buyer_header" = [])),
 )]
-async fn status<W: WaitingRooms>(
-    State(state): Shared<W>,
+async fn status<W: WaitingRooms, B: Beacon>(
+    State(state): Shared<W, B>,
     SalePath(sale): SalePath,
     path: Result<Path<(String, String)>, PathRejection>,
     parts: axum::http::request::Parts,
@@ -183,17 +183,19 @@ fn ticket_answer(status: StatusCode, view: &TicketView) -> Response {
 #[utoipa::path(
     get, path = "/sales/{sale_id}/queue/draw", tag = "waiting room",
     summary = "The draw's record: check it yourself",
-    description = "The commitment (SHA-256 of the seed) from the moment the queue opens; the seed \\
-        and the pre-queue's size once drawn, at the sale's opening. With the algorithm (docs/api.md) \\
-        anyone can recompute every place: a pre-queue ticket's status carries its join_index.",
+    description = "The commitment (SHA-256 of the seed) and the beacon round the draw will use \\
+        from the moment the queue opens; the seed and the pre-queue's size at the sale's opening; \\
+        the join list's root and the round's randomness once drawn (a few seconds later, when the \\
+        round is out). With the algorithm (ff-draw-v2, docs/api.md) anyone can recompute every \\
+        place: a pre-queue ticket's status carries its join_index and join_proof.",
     params(("sale_id" = SaleId, Path, description = "the sale")),
     responses(
         (status = 200, description = "the record", body = DrawRecord),
         super::openapi::errors::PublicQueueErrors,
     ),
 )]
-async fn draw<W: WaitingRooms>(
-    State(state): Shared<W>,
+async fn draw<W: WaitingRooms, B: Beacon>(
+    State(state): Shared<W, B>,
     SalePath(sale): SalePath,
 ) -> Result<Response, ApiError> {
     let record = state.queue.draw(&sale).await?;
@@ -212,8 +214,8 @@ async fn draw<W: WaitingRooms>(
     ),
     security(("buyer_jwt" = []), ("buyer_header" = [])),
 )]
-async fn challenge<W: WaitingRooms>(
-    State(state): Shared<W>,
+async fn challenge<W: WaitingRooms, B: Beacon>(
+    State(state): Shared<W, B>,
     SalePath(sale): SalePath,
     parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {

@@ -12,13 +12,16 @@
 //! because a household member entered first) and the joins per second.
 //!
 //! Through the use case rather than over HTTP: who gets a place and a unit depends only on the
-//! policy, the store and the draw, and 12 runs of 5,000 joiners take seconds here.
+//! policy, the store and the draw, and 12 runs of 5,000 joiners take seconds here. The draw's
+//! beacon is the in-memory one (a round every 100 ms): the sweep measures who gets in, not the
+//! beacon (`make bench-insider` is about the draw).
 
 use flashflow::domain::waiting_room::draw::{self, Seed};
 use flashflow::domain::waiting_room::entry::{Claims, Entry};
 use flashflow::domain::waiting_room::WaitingRoom;
 use flashflow::domain::{BuyerId, EpochMs, SaleDefinition, SaleId};
 use flashflow::ports::QueueSteps;
+use flashflow_adapters::memory::MemoryBeacon;
 use flashflow_adapters::redis::{RedisSettings, RedisStore, SaleKeys};
 use flashflow_app::metrics::Metrics;
 use flashflow_app::waiting_room::{Queue, QueueError};
@@ -138,7 +141,7 @@ async fn open(store: &RedisStore, sale: &SaleId) -> anyhow::Result<()> {
 
 async fn run(
     store: &RedisStore,
-    queue: &Arc<Queue<RedisStore>>,
+    queue: &Arc<Queue<RedisStore, MemoryBeacon>>,
     s: &Sweep,
     households: usize,
     bot_ids: usize,
@@ -174,14 +177,20 @@ async fn run(
     }
     let joins_per_s = all.len() as f64 / started.elapsed().as_secs_f64();
     open(store, &sale).await?;
+    // The draw is final once its round is out (the next 100 ms) and a reader made it so.
+    while queue.draw(&sale).await?.state != "drawn" {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let state = store
         .step(&sale)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the sale lost its queue"))?;
-    let (seed, cohort) = state
-        .drawn
-        .ok_or_else(|| anyhow::anyhow!("no draw after the opening"))?;
-    let places = draw::places(&seed, cohort as u32);
+    let cohort = state.drawn.map_or(0, |(_, n)| n);
+    let key = state
+        .final_draw
+        .ok_or_else(|| anyhow::anyhow!("no final draw"))?
+        .key;
+    let places = draw::places(&key, cohort as u32);
     let units = (s.stock as usize).min(places.len());
     let bot_units = placed
         .iter()
@@ -239,7 +248,12 @@ pub async fn sweep(s: Sweep) -> anyhow::Result<()> {
     let key = std::env::var("ADMISSION_KEY")?;
     let keys = flashflow::domain::waiting_room::tokens::TokenKeys::new(key.as_bytes())
         .ok_or_else(|| anyhow::anyhow!("ADMISSION_KEY is too short"))?;
-    let queue = Arc::new(Queue::new(store.clone(), keys, Metrics::new("queue")));
+    let queue = Arc::new(Queue::new(
+        store.clone(),
+        MemoryBeacon::default(),
+        keys,
+        Metrics::new("queue"),
+    ));
     println!(
         "Sybil sweep: {} people ({}% share a phone with one other), {} units; one place per phone \
          number vs no policy",

@@ -219,6 +219,25 @@ mod tests {
         assert_eq!(status, StatusCode::TOO_EARLY);
     }
 
+    /// The local stack's clients check the stand-in's rounds under the chain infra/local/env.sh
+    /// names: it must be the default seed's.
+    #[test]
+    fn the_local_stacks_settings_name_the_stand_ins_chain_and_key() {
+        let env = include_str!("../../../infra/local/env.sh");
+        let c = beacon().chain().clone();
+        assert!(
+            env.contains(&format!("BEACON_CHAIN:-{}}}", c.hash)),
+            "BEACON_CHAIN"
+        );
+        assert!(
+            env.contains(&format!(
+                "BEACON_PUBLIC_KEY:-{}}}",
+                hex::encode(&c.public_key)
+            )),
+            "BEACON_PUBLIC_KEY"
+        );
+    }
+
     #[test]
     fn the_latest_round_is_the_one_emitted_last() {
         let b = beacon();

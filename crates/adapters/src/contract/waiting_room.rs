@@ -5,6 +5,7 @@
 use super::{buy, fresh_sale_id, sale, LoadForTests};
 use flashflow::domain::rehydrate::Plan;
 use flashflow::domain::sale::Checkout;
+use flashflow::domain::waiting_room::draw::{BeaconRound, FinalDraw};
 use flashflow::domain::waiting_room::queue::QueueState;
 use flashflow::domain::waiting_room::tokens::Admission;
 use flashflow::domain::waiting_room::{WaitingRoom, MAX_JOINS_PER_MINUTE};
@@ -42,6 +43,9 @@ macro_rules! waiting_room_contract {
                 before_the_draw_the_commitment_is_public_and_the_seed_is_not,
                 the_draw_at_the_opening_fixes_the_pre_queue_and_reveals_the_committed_seed,
                 a_peek_reads_the_state_and_moves_nothing,
+                the_inlet_admits_nobody_until_the_draw_is_final,
+                the_cohort_lists_the_pre_queues_buyers_by_join_index,
+                the_first_final_draw_stands_and_its_leaves_are_kept,
                 the_inlet_admits_no_more_than_the_units_left,
                 the_queue_steps_at_most_once_a_second_whoever_asks,
                 a_paused_inlet_admits_nobody_until_resumed,
@@ -124,7 +128,22 @@ async fn buy_admitted<S: ReservationStore>(
     t.store.reserve(&req).await.unwrap()
 }
 
+/// One step, as a queue process sees it: a draw waiting to be made final is made final first
+/// (with no round and an empty list: what it holds is another test's), then the queue steps.
 async fn step<S: WaitingRooms>(t: &Rooms<S>, sale: &SaleId) -> QueueState {
+    let s = raw_step(t, sale).await;
+    match (&s.drawn, &s.final_draw) {
+        (Some((seed, _)), None) => {
+            let draw = FinalDraw::new(seed, [0; 32], None);
+            assert!(t.store.finalize(sale, s.epoch, &draw, &[]).await.unwrap());
+            raw_step(t, sale).await
+        }
+        _ => s,
+    }
+}
+
+/// One step of the store, nothing else.
+async fn raw_step<S: WaitingRooms>(t: &Rooms<S>, sale: &SaleId) -> QueueState {
     t.store
         .step(sale)
         .await
@@ -323,6 +342,107 @@ pub async fn a_peek_reads_the_state_and_moves_nothing<S: WaitingRooms + SaleLoad
     assert_eq!((s.drawn.is_some(), s.admitted), (true, 1));
     let peeked = t.store.peek(&def.id).await.unwrap().unwrap();
     assert_eq!((peeked.admitted, peeked.stepped), (1, (0, 0)));
+}
+
+pub async fn the_inlet_admits_nobody_until_the_draw_is_final<S: WaitingRooms + SaleLoader>(
+    t: &Rooms<S>,
+) {
+    let def = room_sale(5, 300);
+    loaded(t, &def, 5).await;
+    join(t, &def.id, "ann").await;
+    until(def.opens_at_ms.unwrap()).await;
+    let s = raw_step(t, &def.id).await;
+    assert_eq!((s.drawn.is_some(), s.final_draw.is_none()), (true, true));
+    assert_eq!(s.admitted, 0, "the order is not known yet");
+    let (seed, _) = s.drawn.clone().unwrap();
+    let draw = FinalDraw::new(&seed, [7; 32], None);
+    assert!(t
+        .store
+        .finalize(&def.id, s.epoch, &draw, &[[1; 32]])
+        .await
+        .unwrap());
+    let s = raw_step(t, &def.id).await;
+    assert_eq!(s.final_draw, Some(draw));
+    assert_eq!(
+        s.admitted, 1,
+        "admitted at the first step after it is final"
+    );
+}
+
+pub async fn the_cohort_lists_the_pre_queues_buyers_by_join_index<S: WaitingRooms + SaleLoader>(
+    t: &Rooms<S>,
+) {
+    let def = room_sale(5, 400);
+    loaded(t, &def, 5).await;
+    let mut epoch = 0;
+    for who in ["ann", "bob", "cat"] {
+        if let JoinOutcome::Joined(p) = join(t, &def.id, who).await {
+            epoch = p.epoch;
+        }
+    }
+    until(def.opens_at_ms.unwrap()).await;
+    join(t, &def.id, "dan").await;
+    let cohort = t.store.cohort(&def.id, epoch, 3).await.unwrap();
+    assert_eq!(
+        cohort,
+        Some(vec![
+            Some(buyer("ann")),
+            Some(buyer("bob")),
+            Some(buyer("cat"))
+        ]),
+        "dan joined after the opening"
+    );
+    assert_eq!(
+        t.store.cohort(&def.id, epoch + 1, 3).await.unwrap(),
+        None,
+        "another epoch's queue"
+    );
+}
+
+pub async fn the_first_final_draw_stands_and_its_leaves_are_kept<S: WaitingRooms + SaleLoader>(
+    t: &Rooms<S>,
+) {
+    let def = room_sale(5, -1_000);
+    loaded(t, &def, 5).await;
+    join(t, &def.id, "ann").await;
+    let s = raw_step(t, &def.id).await;
+    let (seed, _) = s.drawn.clone().expect("drawn");
+    assert_eq!(t.store.leaves(&def.id, s.epoch).await.unwrap(), None);
+    let round = BeaconRound {
+        round: 42,
+        randomness: [4; 32],
+        signature: vec![9; 48],
+    };
+    let first = FinalDraw::new(&seed, [1; 32], Some(round));
+    let leaves = [[5u8; 32], [6; 32], [7; 32]];
+    assert!(
+        !t.store
+            .finalize(&def.id, s.epoch + 1, &first, &leaves)
+            .await
+            .unwrap(),
+        "another epoch"
+    );
+    assert!(t
+        .store
+        .finalize(&def.id, s.epoch, &first, &leaves)
+        .await
+        .unwrap());
+    let second = FinalDraw::new(&seed, [2; 32], None);
+    assert!(t
+        .store
+        .finalize(&def.id, s.epoch, &second, &[])
+        .await
+        .unwrap());
+    assert_eq!(
+        raw_step(t, &def.id).await.final_draw,
+        Some(first),
+        "the first stands"
+    );
+    assert_eq!(
+        t.store.leaves(&def.id, s.epoch).await.unwrap(),
+        Some(leaves.to_vec())
+    );
+    assert_eq!(t.store.leaves(&def.id, s.epoch + 1).await.unwrap(), None);
 }
 
 pub async fn the_inlet_admits_no_more_than_the_units_left<S: WaitingRooms + SaleLoader>(

@@ -9,8 +9,10 @@
 //! - [`ledger`]: [`MemoryLedger`], settlement and sale administration (Postgres).
 //! - [`holds`]: [`MemoryHolds`], checkout's held orders (Postgres).
 //! - [`payments`]: [`MemoryPayments`], the payment provider, its webhooks signed its own way.
+//! - [`beacon`]: [`MemoryBeacon`], a randomness beacon's rounds (drand).
 //! - `waiting_room`: a sale's queue (Redis' `queue_*.lua`), part of [`MemoryStore`].
 
+mod beacon;
 mod holds;
 mod ledger;
 mod payments;
@@ -19,6 +21,7 @@ mod status;
 mod store;
 mod waiting_room;
 
+pub use beacon::{MemoryBeacon, MEMORY_CHAIN};
 pub use holds::MemoryHolds;
 pub use ledger::{LedgerCounts, MemoryLedger};
 pub use payments::{MemoryPayments, MEMORY_WEBHOOK_SECRET};

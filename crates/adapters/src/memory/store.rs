@@ -669,6 +669,49 @@ impl flashflow::ports::QueueJoins for MemoryStore {
     }
 }
 
+impl flashflow::ports::JoinLists for MemoryStore {
+    async fn cohort(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        cohort: u64,
+    ) -> Result<Option<Vec<Option<flashflow::domain::BuyerId>>>, StoreError> {
+        self.up()?;
+        let keys = lock(&self.keys);
+        let room = keys.sales.get(sale).and_then(|s| s.room.as_ref());
+        Ok(room.and_then(|r| r.cohort(epoch, cohort)).map(|buyers| {
+            buyers
+                .into_iter()
+                .map(|b| b.and_then(|b| flashflow::domain::BuyerId::parse(&b).ok()))
+                .collect()
+        }))
+    }
+
+    async fn finalize(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        draw: &flashflow::domain::waiting_room::draw::FinalDraw,
+        leaves: &[flashflow::domain::waiting_room::join_list::Hash],
+    ) -> Result<bool, StoreError> {
+        self.up()?;
+        let mut keys = lock(&self.keys);
+        let room = keys.sales.get_mut(sale).and_then(|s| s.room.as_mut());
+        Ok(room.is_some_and(|r| r.finalize(epoch, draw, leaves)))
+    }
+
+    async fn leaves(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+    ) -> Result<Option<Vec<flashflow::domain::waiting_room::join_list::Hash>>, StoreError> {
+        self.up()?;
+        let keys = lock(&self.keys);
+        let room = keys.sales.get(sale).and_then(|s| s.room.as_ref());
+        Ok(room.and_then(|r| r.leaves(epoch)))
+    }
+}
+
 impl flashflow::ports::SpentAdmissions for MemoryStore {
     async fn spent_by(&self, sale: &SaleId, index: u64) -> Result<Option<Uuid>, StoreError> {
         self.up()?;

@@ -4,8 +4,9 @@
 //! the waiting-room contract runs on both.
 
 use super::store::MemSale;
-use flashflow::domain::waiting_room::draw::Seed;
+use flashflow::domain::waiting_room::draw::{FinalDraw, Seed};
 use flashflow::domain::waiting_room::entry::Entry;
+use flashflow::domain::waiting_room::join_list::Hash;
 use flashflow::domain::waiting_room::queue::{
     allowance, no_show_rate, to_admit, Batch, QueueState,
 };
@@ -31,6 +32,8 @@ pub(super) struct MemRoom {
     pub(super) epoch: u64,
     joined: u64,
     cohort: Option<u64>,
+    /// The draw made final, and its join list's leaves (`wr:leaves`).
+    final_draw: Option<(FinalDraw, Vec<Hash>)>,
     admitted: u64,
     /// Admissions spent in all (`wr:used`).
     used: u64,
@@ -80,6 +83,7 @@ impl MemRoom {
                     epoch: (Uuid::new_v4().as_u64_pair().0 >> 11).max(1),
                     joined: 0,
                     cohort: None,
+                    final_draw: None,
                     admitted: 0,
                     used: 0,
                     expired: 0,
@@ -120,6 +124,39 @@ impl MemRoom {
         if self.cohort.is_none() && now >= self.sale_opens_ms {
             self.cohort = Some(self.joined);
         }
+    }
+
+    /// The buyers of join indexes `0..cohort` (the places hash, read by index).
+    pub(super) fn cohort(&self, epoch: u64, cohort: u64) -> Option<Vec<Option<String>>> {
+        if epoch != self.epoch {
+            return None;
+        }
+        let mut buyers = vec![None; cohort as usize];
+        for (buyer, &index) in &self.places {
+            if let Some(slot) = buyers.get_mut(index as usize) {
+                *slot = Some(buyer.clone());
+            }
+        }
+        Some(buyers)
+    }
+
+    /// `queue_finalize.lua`: the first writer fixes the draw; `false` for another epoch's queue
+    /// or one not drawn.
+    pub(super) fn finalize(&mut self, epoch: u64, draw: &FinalDraw, leaves: &[Hash]) -> bool {
+        if epoch != self.epoch || self.cohort.is_none() {
+            return false;
+        }
+        if self.final_draw.is_none() {
+            self.final_draw = Some((draw.clone(), leaves.to_vec()));
+        }
+        true
+    }
+
+    /// The fixed join list's leaves.
+    pub(super) fn leaves(&self, epoch: u64) -> Option<Vec<Hash>> {
+        (epoch == self.epoch)
+            .then(|| self.final_draw.as_ref().map(|(_, l)| l.clone()))
+            .flatten()
     }
 
     /// `queue_join.lua`.
@@ -206,7 +243,8 @@ impl MemRoom {
             .filter(|pay_by| **pay_by >= now - grace)
             .count() as u64;
         let due = self.last_step_ms.is_none_or(|last| now - last >= STEP_MS);
-        if !peek && self.cohort.is_some() && due {
+        // Nobody is admitted before the draw is final: the pre-queue's order is not known.
+        if !peek && self.final_draw.is_some() && due {
             let expired_before = self.expired;
             while let Some(b) = self.batches.front() {
                 if b.expires_ms > now {
@@ -258,6 +296,7 @@ impl MemRoom {
             pow_bits: self.pow_bits,
             commitment: self.commitment.clone(),
             drawn: self.cohort.map(|c| (self.seed.clone(), c)),
+            final_draw: self.final_draw.as_ref().map(|(d, _)| d.clone()),
             joined: self.joined,
             admitted: self.admitted,
             used: self.used,

@@ -49,6 +49,7 @@ const RETURN_STOCK_LUA: &str = include_str!("lua/return_stock.lua");
 const QUEUE_LOAD_LUA: &str = include_str!("lua/queue_load.lua");
 const QUEUE_JOIN_LUA: &str = include_str!("lua/queue_join.lua");
 const QUEUE_STEP_LUA: &str = include_str!("lua/queue_step.lua");
+const QUEUE_FINALIZE_LUA: &str = include_str!("lua/queue_finalize.lua");
 const QUEUE_CONTROL_LUA: &str = include_str!("lua/queue_control.lua");
 
 /// The Redis keys of one sale.
@@ -140,6 +141,12 @@ impl SaleKeys {
         format!("{}:wr:seed", self.tag())
     }
 
+    /// The final draw's join list: its leaves, 32 bytes each in join index order
+    /// (`queue_finalize.lua` writes it once).
+    pub fn room_leaves(&self) -> String {
+        format!("{}:wr:leaves", self.tag())
+    }
+
     /// Every key of the sale's waiting room, its hash first (the seed's key aside: it lives only
     /// until the draw).
     pub fn room_all(&self) -> Vec<String> {
@@ -153,6 +160,7 @@ impl SaleKeys {
             self.room_spent(),
             self.room_used(),
             self.room_entries(),
+            self.room_leaves(),
         ]
     }
 
@@ -268,6 +276,7 @@ pub struct RedisStore {
     queue_load: Script,
     queue_join: Script,
     queue_step: Script,
+    queue_finalize: Script,
     queue_control: Script,
     /// The sold-out fast path, when this process buys ([`RedisStore::with_fast_path`]).
     fast_path: Option<Arc<fast_path::FastPath>>,
@@ -457,6 +466,7 @@ impl RedisStore {
             queue_load: Script::from_lua(QUEUE_LOAD_LUA),
             queue_join: Script::from_lua(QUEUE_JOIN_LUA),
             queue_step: Script::from_lua(QUEUE_STEP_LUA),
+            queue_finalize: Script::from_lua(QUEUE_FINALIZE_LUA),
             queue_control: Script::from_lua(QUEUE_CONTROL_LUA),
             fast_path: None,
             barrier,

@@ -1,19 +1,22 @@
 //! A sale's waiting room in Redis: its terms given on every load (`queue_load.lua`), places
-//! (`queue_join.lua`), the inlet's steps (`queue_step.lua`) and the operator's controls
-//! (`queue_control.lua`). Every key carries the sale's hash tag.
+//! (`queue_join.lua`), the inlet's steps (`queue_step.lua`), the operator's controls
+//! (`queue_control.lua`) and the draw made final with its join list (`queue_finalize.lua`).
+//! Every key carries the sale's hash tag.
 
 use super::OrStoreError;
 use super::{failed, RedisStore, SaleKeys};
-use flashflow::domain::waiting_room::draw::Seed;
+use flashflow::domain::waiting_room::draw::{BeaconRound, FinalDraw, Seed};
+use flashflow::domain::waiting_room::join_list::Hash;
 use flashflow::domain::waiting_room::queue::{Batch, QueueState, MAX_OVERBOOKING, MAX_TICK_MS};
 use flashflow::domain::waiting_room::tokens::{TicketPlace, CHALLENGE_MS};
 use flashflow::domain::waiting_room::{MAX_JOINS_PER_MINUTE, STEP_EVERY_MS};
 use flashflow::domain::{BuyerId, SaleDefinition, SaleId};
 use flashflow::ports::HOLDS_END_WITHIN;
 use flashflow::ports::{
-    JoinOutcome, QueueControls, QueueJoins, QueueSteps, SpentAdmissions, StoreError,
+    JoinLists, JoinOutcome, QueueControls, QueueJoins, QueueSteps, SpentAdmissions, StoreError,
 };
 use fred::prelude::*;
+use fred::types::{ClusterHash, CustomCommand};
 use std::collections::HashMap;
 
 /// At most one step of a queue per this many ms, whoever asks.
@@ -253,6 +256,120 @@ impl QueueControls for RedisStore {
     }
 }
 
+/// Places read per HSCAN call: a few ms of Redis' time each, so the cohort's read never holds
+/// Redis up for long, whatever the queue's size.
+const SCAN_COUNT: u32 = 1_000;
+
+impl JoinLists for RedisStore {
+    async fn cohort(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        cohort: u64,
+    ) -> Result<Option<Vec<Option<BuyerId>>>, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let places = keys.room_places();
+        let hscan = CustomCommand::new_static("HSCAN", ClusterHash::FirstKey, false);
+        let mut buyers: Vec<Option<BuyerId>> = vec![None; cohort as usize];
+        let mut cursor = "0".to_owned();
+        loop {
+            let (next, page): (String, Vec<String>) = self
+                .client
+                .custom(
+                    hscan.clone(),
+                    vec![
+                        places.clone(),
+                        cursor,
+                        "COUNT".to_owned(),
+                        SCAN_COUNT.to_string(),
+                    ],
+                )
+                .await
+                .or_store()?;
+            for pair in page.chunks(2) {
+                let [buyer, index] = pair else { continue };
+                let Ok(index) = index.parse::<u64>() else {
+                    return Err(failed(format!("wr:places: bad index {index:?}")));
+                };
+                if let Some(slot) = buyers.get_mut(index as usize) {
+                    *slot = BuyerId::parse(buyer).ok();
+                }
+            }
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        // Read after the places: a queue lost and rebuilt meanwhile is not this epoch's.
+        let now: Option<String> = self.client.hget(keys.room(), "epoch").await.or_store()?;
+        Ok((now.as_deref() == Some(epoch.to_string().as_str())).then_some(buyers))
+    }
+
+    async fn finalize(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        draw: &FinalDraw,
+        leaves: &[Hash],
+    ) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let (round, randomness, signature) = match &draw.beacon {
+            Some(b) => (
+                b.round.to_string(),
+                hex::encode(b.randomness),
+                hex::encode(&b.signature),
+            ),
+            None => Default::default(),
+        };
+        let blob: Vec<u8> = leaves.concat();
+        let args: Vec<Value> = vec![
+            epoch.to_string().into(),
+            hex::encode(draw.join_root).into(),
+            round.into(),
+            randomness.into(),
+            signature.into(),
+            Value::Bytes(blob.into()),
+        ];
+        let done: i64 = self
+            .queue_finalize
+            .evalsha_with_reload(&self.client, vec![keys.room(), keys.room_leaves()], args)
+            .await
+            .or_store()?;
+        if done == 1 {
+            // The order it fixes is published: a promise, kept through a failover.
+            self.durable(&keys).await?;
+        }
+        Ok(done == 1)
+    }
+
+    async fn leaves(&self, sale: &SaleId, epoch: u64) -> Result<Option<Vec<Hash>>, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let pipeline = self.client.pipeline();
+        let _: () = pipeline.hget(keys.room(), "epoch").await.or_store()?;
+        let _: () = pipeline.get(keys.room_leaves()).await.or_store()?;
+        let (at, blob): (Option<String>, Option<Vec<u8>>) = pipeline.all().await.or_store()?;
+        if at.as_deref() != Some(epoch.to_string().as_str()) {
+            return Ok(None);
+        }
+        let Some(blob) = blob else { return Ok(None) };
+        if blob.len() % 32 != 0 {
+            return Err(failed(format!(
+                "wr:leaves: {} bytes is not whole leaves",
+                blob.len()
+            )));
+        }
+        Ok(Some(
+            blob.chunks_exact(32)
+                .map(|c| {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(c);
+                    h
+                })
+                .collect(),
+        ))
+    }
+}
+
 /// `queue_step.lua`'s reply: field/value pairs, then `batches` and the live batches.
 fn parse_state(reply: Vec<String>) -> Result<QueueState, StoreError> {
     let split = reply
@@ -283,7 +400,12 @@ fn parse_state(reply: Vec<String>) -> Result<QueueState, StoreError> {
             int("cohort")? as u64,
         )),
     };
+    let final_draw = match (&drawn, text("join_root")) {
+        (Some((seed, _)), root) if !root.is_empty() => Some(parse_final(seed, &fields)?),
+        _ => None,
+    };
     Ok(QueueState {
+        final_draw,
         now_ms: int("now_ms")?,
         opens_at_ms: int("opens_ms")?,
         sale_opens_at_ms: int("sale_opens_ms")?,
@@ -313,6 +435,28 @@ fn parse_state(reply: Vec<String>) -> Result<QueueState, StoreError> {
         },
         stepped: (int("stepped")? as u64, int("stepped_expired")? as u64),
     })
+}
+
+/// The final draw's fields (`queue_finalize.lua`): the root, and the round unless it fell back.
+fn parse_final(seed: &Seed, fields: &HashMap<&str, &str>) -> Result<FinalDraw, StoreError> {
+    let text = |k: &str| fields.get(k).copied().unwrap_or_default();
+    let bad = |k: &str| failed(format!("queue_step.lua: bad {k} {:?}", text(k)));
+    let hash = |k: &str| -> Result<Hash, StoreError> {
+        hex::decode(text(k))
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad(k))
+    };
+    let beacon = match text("beacon_round") {
+        "" => None,
+        round => Some(BeaconRound {
+            round: round.parse().map_err(|_| bad("beacon_round"))?,
+            randomness: hash("beacon_randomness")?,
+            signature: hex::decode(text("beacon_signature"))
+                .map_err(|_| bad("beacon_signature"))?,
+        }),
+    };
+    Ok(FinalDraw::new(seed, hash("join_root")?, beacon))
 }
 
 fn parse_batch(b: &str) -> Result<Batch, StoreError> {

@@ -8,9 +8,11 @@
 //!
 //! # Layout
 //! - `mod.rs`: [`Queue`], the use cases of the queue's routes.
+//! - [`finalize`]: the draw made final with its beacon round and join list.
 //! - [`gate`]: [`gate::AdmissionGate`], buy's check of an admission token.
 //! - [`states`]: each sale's queue state as this process holds it.
 
+pub mod finalize;
 pub mod gate;
 pub mod states;
 
@@ -18,14 +20,16 @@ use crate::metrics::{Count, Metrics};
 use flashflow::domain::timefmt::format_ms;
 use flashflow::domain::waiting_room::draw::ALGORITHM;
 use flashflow::domain::waiting_room::entry::{Claims, NotAllowed};
+use flashflow::domain::waiting_room::join_list::JoinList;
 use flashflow::domain::waiting_room::queue::{place, poll_after_ms, Place, QueueState};
 use flashflow::domain::waiting_room::tokens::{InvalidProof, TicketPlace, TokenKeys};
 use flashflow::domain::EpochMs;
 use flashflow::domain::{BuyerId, SaleId};
-use flashflow::ports::{JoinOutcome, StoreError, WaitingRooms};
+use flashflow::ports::{Beacon, JoinOutcome, StoreError, WaitingRooms};
 use serde::Serialize;
 use states::{Snapshot, States};
-use tracing::info;
+use std::sync::Arc;
+use tracing::{error, info, warn};
 
 /// Why a queue request was not served.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +66,11 @@ pub enum QueueError {
 /// A place as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
-    /// Opaque; ask `GET /sales/{sale_id}/queue/{ticket}` with it.
+    /// Opaque; ask `GET /sales/{sale_id}/queue/{ticket}` with it. Its SHA-256 behind a `0x00`
+    /// byte is its leaf in the draw's join list.
     pub ticket: String,
-    /// `waiting`; `admitted` (buy with the token); `used` (the admission bought an order: to buy
+    /// `waiting`; `drawing` (the sale opened and the draw waits for its beacon round: a few
+    /// seconds); `admitted` (buy with the token); `used` (the admission bought an order: to buy
     /// again, join again); `expired` (not used in time: join again, at the back); `sold_out` (the
     /// queue will not reach this place); `closed` (the sale closed); `rejoin` (this ticket's queue
     /// was lost and rebuilt: join again).
@@ -79,8 +85,12 @@ pub struct TicketView {
     pub admission_token: Option<String>,
     #[schema(format = DateTime)]
     pub admission_expires_at: Option<String>,
-    /// A pre-queue place's arrival order (0-based): with the revealed seed it gives the place.
+    /// A pre-queue place's arrival order (0-based): with the draw's record it gives the place.
     pub join_index: Option<u64>,
+    /// A pre-queue place's audit path in the draw's join list, once the draw is final (hex,
+    /// from the leaf up): with the record's `join_root` and `cohort` it shows this ticket was in
+    /// the list the draw used (RFC 9162's check, docs/api.md).
+    pub join_proof: Option<Vec<String>>,
     /// While waiting with no unit left: the units held for payment that may still come back
     /// (sold out for now, not for good).
     pub held: Option<u64>,
@@ -92,12 +102,23 @@ pub struct TicketView {
 /// `GET /sales/{sale_id}/queue/draw`: what anyone needs to check the draw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DrawRecord {
+    /// `open` (joining, before the draw), `drawing` (the sale opened; the draw waits for its
+    /// beacon round), `drawn` (final: every value below is out).
+    pub state: &'static str,
     /// `hex(SHA-256(seed))`, published from the moment the queue opens.
     pub commitment: String,
-    /// The seed (hex), once drawn.
+    /// The seed (hex), once the sale opened.
     pub seed: Option<String>,
-    /// How many joined before the opening (the pre-queue), once drawn.
+    /// How many joined before the opening (the pre-queue), once the sale opened.
     pub cohort: Option<u64>,
+    /// The root of the pre-queue's join list (hex), once drawn.
+    pub join_root: Option<String>,
+    /// The public randomness mixed in: its chain and round are fixed from the queue's opening,
+    /// its randomness and signature out once drawn.
+    pub beacon: BeaconRecord,
+    /// Set when the draw was made without the beacon's round: why (the order is then
+    /// `SHA-256(seed ‖ join_root)`'s).
+    pub fallback: Option<String>,
     /// The draw's algorithm, defined in docs/api.md.
     pub algorithm: &'static str,
     #[schema(format = DateTime)]
@@ -105,6 +126,21 @@ pub struct DrawRecord {
     /// The draw happens at the sale's opening.
     #[schema(format = DateTime)]
     pub draw_at: String,
+}
+
+/// The beacon round of a draw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BeaconRecord {
+    /// The drand chain's hash (hex).
+    pub chain: String,
+    /// The first round at or after the sale's opening.
+    pub round: u64,
+    /// Where anyone reads that round.
+    pub url: String,
+    /// The round's randomness (hex, `SHA-256(signature)`), once drawn with it.
+    pub randomness: Option<String>,
+    /// The round's BLS signature (hex), checked against the chain's key, once drawn with it.
+    pub signature: Option<String>,
 }
 
 /// `GET /sales/{sale_id}/queue/challenge`.
@@ -168,30 +204,80 @@ impl QueueView {
     }
 }
 
-/// The waiting room's use cases over the store `W`.
-pub struct Queue<W> {
+/// The waiting room's use cases over the store `W` and the beacon `B`.
+pub struct Queue<W, B> {
     pub store: W,
+    pub beacon: B,
     pub keys: TokenKeys,
     pub metrics: Metrics,
     states: States,
 }
 
-impl<W: WaitingRooms> Queue<W> {
-    pub fn new(store: W, keys: TokenKeys, metrics: Metrics) -> Self {
+impl<W: WaitingRooms, B: Beacon> Queue<W, B> {
+    pub fn new(store: W, beacon: B, keys: TokenKeys, metrics: Metrics) -> Self {
         Self {
             store,
+            beacon,
             keys,
             metrics,
             states: States::default(),
         }
     }
 
-    /// The sale's queue state, stepping it when the one in hand is stale; counts what the step
-    /// did.
-    async fn snapshot(&self, sale: &SaleId) -> Result<std::sync::Arc<Snapshot>, QueueError> {
-        let snapshot = self.states.get(&self.store, sale).await?;
+    /// The sale's queue state, stepping it when the one in hand is stale, and making its draw
+    /// final when it waits for that (one request per read tries); counts what the step did.
+    async fn snapshot(&self, sale: &SaleId) -> Result<Arc<Snapshot>, QueueError> {
+        let mut snapshot = self.states.get(&self.store, sale).await?;
+        if snapshot.claim_finalize() {
+            snapshot = self.finalize(sale, snapshot).await?;
+        }
         self.count_step(sale, &snapshot);
         Ok(snapshot)
+    }
+
+    /// Try to make `held`'s draw final; the state read anew when it is.
+    async fn finalize(
+        &self,
+        sale: &SaleId,
+        held: Arc<Snapshot>,
+    ) -> Result<Arc<Snapshot>, QueueError> {
+        let Some(state) = held.state.as_ref() else {
+            return Ok(held);
+        };
+        let now = EpochMs::now().get();
+        match finalize::finalize(&self.store, &self.beacon, &self.keys, sale, state, now).await {
+            Ok(true) => Ok(self.states.reread(&self.store, sale, &held).await?),
+            Ok(false) => Ok(held),
+            // The pre-queue is told it is being drawn; the next read tries again.
+            Err(e) => {
+                warn!(sale = %sale, error = %e, "the draw could not be made final yet");
+                Ok(held)
+            }
+        }
+    }
+
+    /// The final draw's join list, read once per draw by this process.
+    async fn join_list(&self, sale: &SaleId, snapshot: &Snapshot) -> Option<Arc<JoinList>> {
+        let state = snapshot.state.as_ref()?;
+        let root = state.final_draw.as_ref()?.join_root;
+        let load = async {
+            let leaves = self.store.leaves(sale, state.epoch).await?;
+            Ok::<_, StoreError>(leaves.map(JoinList::new).and_then(|list| {
+                if list.root() == root {
+                    Some(Arc::new(list))
+                } else {
+                    error!(sale = %sale, "the stored join list does not give the published root");
+                    None
+                }
+            }))
+        };
+        match snapshot.join_list(load).await {
+            Ok(list) => list,
+            Err(e) => {
+                warn!(sale = %sale, error = %e, "the join list could not be read");
+                None
+            }
+        }
     }
 
     /// The state to answer a place of `epoch` with. A state in hand of another epoch may predate
@@ -202,8 +288,8 @@ impl<W: WaitingRooms> Queue<W> {
         &self,
         sale: &SaleId,
         epoch: u64,
-        held: std::sync::Arc<Snapshot>,
-    ) -> Result<std::sync::Arc<Snapshot>, QueueError> {
+        held: Arc<Snapshot>,
+    ) -> Result<Arc<Snapshot>, QueueError> {
         match &held.state {
             Some(state) if state.epoch != epoch && !self.states.is_lost(sale, epoch) => {
                 let fresh = self.states.reread(&self.store, sale, &held).await?;
@@ -373,6 +459,7 @@ impl<W: WaitingRooms> Queue<W> {
             admission_token: None,
             admission_expires_at: None,
             join_index: None,
+            join_proof: None,
             held: None,
             retry_after_ms: None,
         };
@@ -390,11 +477,19 @@ impl<W: WaitingRooms> Queue<W> {
             .is_none_or(|(_, cohort)| index < *cohort);
         if pre_queue {
             view.join_index = Some(index);
+            if state.final_draw.is_some() {
+                view.join_proof = self
+                    .join_list(sale, snapshot)
+                    .await
+                    .and_then(|list| list.proof(index))
+                    .map(|path| path.iter().map(hex::encode).collect());
+            }
         }
         let at_place = place(&state, index, snapshot.places());
         view.retry_after_ms = poll_after_ms(&at_place, now, state.sale_opens_at_ms);
         match at_place {
             Place::PreQueue { eta_seconds } => view.eta_seconds = eta_seconds,
+            Place::Drawing => view.state = "drawing",
             Place::Waiting {
                 position,
                 ahead,
@@ -428,18 +523,41 @@ impl<W: WaitingRooms> Queue<W> {
         Ok(view)
     }
 
-    /// The draw's record: the commitment from the queue's opening, the seed and the pre-queue's
-    /// size once drawn.
+    /// The draw's record: the commitment and the beacon's round from the queue's opening, the
+    /// seed and the pre-queue's size from the sale's, the join list's root and the round's
+    /// randomness once the draw is final.
     ///
     /// # Errors
     /// [`QueueError::NoQueue`], or the store's error when no state is in hand.
     pub async fn draw(&self, sale: &SaleId) -> Result<DrawRecord, QueueError> {
         let snapshot = self.snapshot(sale).await?;
         let s = snapshot.state.as_ref().ok_or(QueueError::NoQueue)?;
+        let fin = s.final_draw.as_ref();
+        let round = self.beacon.round_at(s.sale_opens_at_ms);
+        let used = fin.and_then(|f| f.beacon.as_ref());
+        let fallback = match (fin, used, s.drawn.as_ref()) {
+            (Some(_), None, Some((_, 0))) => Some("nobody joined before the opening: nothing to draw"),
+            (Some(_), None, _) => Some("the beacon's round could not be had in time: drawn from the seed and the join list alone"),
+            _ => None,
+        };
         Ok(DrawRecord {
+            state: match (fin, &s.drawn) {
+                (Some(_), _) => "drawn",
+                (None, Some(_)) => "drawing",
+                (None, None) => "open",
+            },
             commitment: s.commitment.clone(),
             seed: s.drawn.as_ref().map(|(seed, _)| seed.hex()),
             cohort: s.drawn.as_ref().map(|(_, n)| *n),
+            join_root: fin.map(|f| hex::encode(f.join_root)),
+            beacon: BeaconRecord {
+                chain: self.beacon.chain().to_owned(),
+                round: used.map_or(round, |b| b.round),
+                url: self.beacon.round_url(used.map_or(round, |b| b.round)),
+                randomness: used.map(|b| hex::encode(b.randomness)),
+                signature: used.map(|b| hex::encode(&b.signature)),
+            },
+            fallback: fallback.map(str::to_owned),
             algorithm: ALGORITHM,
             queue_opens_at: format_ms(s.opens_at_ms),
             draw_at: format_ms(s.sale_opens_at_ms),

@@ -1,9 +1,10 @@
 //! Each sale's queue state as one process knows it: read from the store (which steps the queue as
 //! it answers) at most once per [`FRESH_FOR`] per sale, whatever the number of polls, and the
-//! draw's places computed once. A poll costs no store round trip: while one request refreshes a
-//! stale state, the others answer from the state they have.
+//! draw's places and its join list computed once. A poll costs no store round trip: while one
+//! request refreshes a stale state, the others answer from the state they have.
 
 use flashflow::domain::waiting_room::draw;
+use flashflow::domain::waiting_room::join_list::JoinList;
 use flashflow::domain::waiting_room::queue::QueueState;
 use flashflow::domain::waiting_room::tokens::EntryKey;
 use flashflow::domain::SaleId;
@@ -22,8 +23,13 @@ pub struct Snapshot {
     /// `None`: the sale has no waiting room.
     pub state: Option<QueueState>,
     read_at: Instant,
-    /// The pre-queue's places, once drawn (computed on first use).
+    /// The pre-queue's places, once the draw is final (computed on first use).
     places: Arc<OnceLock<Vec<u32>>>,
+    /// The final draw's join list, for proofs (read from the store on first use; `None` when
+    /// the store's leaves do not give the published root).
+    join_list: Arc<tokio::sync::OnceCell<Option<Arc<JoinList>>>>,
+    /// Whether a request has tried to make this read's draw final.
+    finalizing: AtomicBool,
     /// Whether what the read's step did was counted.
     counted: AtomicBool,
     /// The sale's key for entry tags (made on first use).
@@ -36,14 +42,32 @@ impl Snapshot {
         !self.counted.swap(true, Ordering::SeqCst)
     }
 
-    /// The pre-queue's places (empty before the draw).
+    /// The pre-queue's places (empty before the draw is final).
     pub fn places(&self) -> &[u32] {
-        match self.state.as_ref().and_then(|s| s.drawn.as_ref()) {
-            None => &[],
-            Some((seed, cohort)) => self
+        match self.state.as_ref().map(|s| (&s.drawn, &s.final_draw)) {
+            Some((Some((_, cohort)), Some(fin))) => self
                 .places
-                .get_or_init(|| draw::places(seed, *cohort as u32)),
+                .get_or_init(|| draw::places(&fin.key, *cohort as u32)),
+            _ => &[],
         }
+    }
+
+    /// `true` for the first caller only, while the sale is drawn and its draw not final: the
+    /// one that tries to make it final.
+    pub fn claim_finalize(&self) -> bool {
+        let waiting = self
+            .state
+            .as_ref()
+            .is_some_and(|s| s.drawn.is_some() && s.final_draw.is_none());
+        waiting && !self.finalizing.swap(true, Ordering::SeqCst)
+    }
+
+    /// The final draw's join list, read by `load` on first use.
+    pub async fn join_list<F, E>(&self, load: F) -> Result<Option<Arc<JoinList>>, E>
+    where
+        F: std::future::Future<Output = Result<Option<Arc<JoinList>>, E>>,
+    {
+        self.join_list.get_or_try_init(|| load).await.cloned()
     }
 
     /// The sale's key for the entry policy's tags, made by `make` on first use.
@@ -183,19 +207,22 @@ impl States {
         };
         let same_draw = |old: &Snapshot| {
             let key = |s: &Option<QueueState>| {
-                s.as_ref()
-                    .and_then(|s| s.drawn.as_ref().map(|(seed, n)| (seed.hex(), *n)))
+                let s = s.as_ref()?;
+                let cohort = s.drawn.as_ref()?.1;
+                Some((s.epoch, s.final_draw.as_ref()?.key.hex(), cohort))
             };
-            key(&old.state) == key(&state)
+            key(&old.state).is_some() && key(&old.state) == key(&state)
         };
-        let places = match &held {
-            Some(old) if same_draw(old) => Arc::clone(&old.places),
-            _ => Arc::default(),
+        let (places, join_list) = match &held {
+            Some(old) if same_draw(old) => (Arc::clone(&old.places), Arc::clone(&old.join_list)),
+            _ => Default::default(),
         };
         let snapshot = Arc::new(Snapshot {
             state,
             read_at: Instant::now(),
             places,
+            join_list,
+            finalizing: AtomicBool::new(false),
             counted: AtomicBool::new(false),
             entry_key: OnceLock::new(),
         });

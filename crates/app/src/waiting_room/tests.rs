@@ -9,7 +9,7 @@ use flashflow::domain::waiting_room::tokens::solve;
 use flashflow::domain::waiting_room::WaitingRoom;
 use flashflow::domain::SaleDefinition;
 use flashflow_adapters::contract::{fresh_sale_id, LoadForTests};
-use flashflow_adapters::memory::MemoryStore;
+use flashflow_adapters::memory::{MemoryBeacon, MemoryStore};
 use std::time::Duration;
 
 const KEY: &[u8] = b"waiting-room-unit-tests-key-0123456789";
@@ -20,11 +20,23 @@ fn keys() -> TokenKeys {
 
 /// A sale of `stock` whose queue opened a minute ago and which opens `sale_opens_in_ms` from
 /// now, with `pow_bits` of proof of work.
-async fn queue(stock: u32, sale_opens_in_ms: i64, pow_bits: u8) -> (Queue<MemoryStore>, SaleId) {
+async fn queue(
+    stock: u32,
+    sale_opens_in_ms: i64,
+    pow_bits: u8,
+) -> (Queue<MemoryStore, MemoryBeacon>, SaleId) {
     let def = room(stock, sale_opens_in_ms, pow_bits);
     let store = MemoryStore::default();
     store.load_sale(&def, stock).await.unwrap();
-    (Queue::new(store, keys(), Metrics::new("queue")), def.id)
+    (
+        Queue::new(
+            store,
+            MemoryBeacon::default(),
+            keys(),
+            Metrics::new("queue"),
+        ),
+        def.id,
+    )
 }
 
 /// The sale [`queue`] loads.
@@ -60,7 +72,12 @@ async fn a_place_in_a_queue_rebuilt_since_this_process_last_read_it_waits_and_a_
     let def = room(1, 60_000, 0);
     let store = MemoryStore::default();
     store.load_sale(&def, 1).await.unwrap();
-    let q = Queue::new(store, keys(), Metrics::new("queue"));
+    let q = Queue::new(
+        store,
+        MemoryBeacon::default(),
+        keys(),
+        Metrics::new("queue"),
+    );
     let (_, lost) = q
         .join(&def.id, &buyer("eve"), &Claims::new(), None)
         .await
@@ -82,7 +99,7 @@ async fn a_place_in_a_queue_rebuilt_since_this_process_last_read_it_waits_and_a_
 }
 
 /// A queue whose sale lets one place per verified phone number.
-async fn phone_queue() -> (Queue<MemoryStore>, SaleId) {
+async fn phone_queue() -> (Queue<MemoryStore, MemoryBeacon>, SaleId) {
     let mut def = room(5, 60_000, 0);
     if let Some(room) = def.waiting_room.as_mut() {
         room.entry = Some(flashflow::domain::waiting_room::entry::Entry {
@@ -92,7 +109,15 @@ async fn phone_queue() -> (Queue<MemoryStore>, SaleId) {
     }
     let store = MemoryStore::default();
     store.load_sale(&def, 5).await.unwrap();
-    (Queue::new(store, keys(), Metrics::new("queue")), def.id)
+    (
+        Queue::new(
+            store,
+            MemoryBeacon::default(),
+            keys(),
+            Metrics::new("queue"),
+        ),
+        def.id,
+    )
 }
 
 fn phone(number: &str, verified: bool) -> Claims {
@@ -213,7 +238,12 @@ async fn a_sale_without_a_waiting_room_has_no_queue_to_join() {
     let store = MemoryStore::default();
     let def = SaleDefinition::new(fresh_sale_id(), 5);
     store.load_sale(&def, 5).await.unwrap();
-    let q = Queue::new(store, keys(), Metrics::new("queue"));
+    let q = Queue::new(
+        store,
+        MemoryBeacon::default(),
+        keys(),
+        Metrics::new("queue"),
+    );
     assert!(matches!(
         q.join(&def.id, &buyer("ann"), &Claims::new(), None).await,
         Err(QueueError::NoQueue)
@@ -290,7 +320,7 @@ async fn the_operator_pauses_the_inlet_and_a_pace_out_of_range_is_refused() {
 async fn each_step_is_counted_once_whoever_reads_its_state() {
     let (metrics, lines) = Metrics::in_memory("queue");
     let (q, sale) = queue(5, -1_000, 0).await;
-    let q = Queue::new(q.store, keys(), metrics);
+    let q = Queue::new(q.store, q.beacon, keys(), metrics);
     for who in ["ann", "bob"] {
         q.join(&sale, &buyer(who), &Claims::new(), None)
             .await
@@ -308,4 +338,124 @@ async fn each_step_is_counted_once_whoever_reads_its_state() {
         .filter_map(|v| v["Admitted"].as_u64())
         .sum();
     assert_eq!(admitted, 2, "{text}");
+}
+
+/// Joins `who` before the opening of a sale opening in 300 ms, then waits past the opening.
+async fn pre_queue(
+    q: &Queue<MemoryStore, MemoryBeacon>,
+    sale: &SaleId,
+    who: &[&str],
+) -> Vec<TicketView> {
+    let mut views = Vec::new();
+    for w in who {
+        views.push(
+            q.join(sale, &buyer(w), &Claims::new(), None)
+                .await
+                .unwrap()
+                .1,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fresh().await;
+    views
+}
+
+#[tokio::test]
+async fn until_its_beacon_round_is_out_the_pre_queue_is_told_it_is_being_drawn_and_nobody_is_admitted(
+) {
+    let (q, sale) = queue(5, 300, 0).await;
+    q.beacon.hold(true);
+    let views = pre_queue(&q, &sale, &["ann", "bob"]).await;
+    let view = q
+        .status(&sale, &buyer("ann"), &views[0].ticket)
+        .await
+        .unwrap();
+    assert_eq!((view.state, view.position), ("drawing", None));
+    assert_eq!(view.retry_after_ms, Some(1_000));
+    let record = q.draw(&sale).await.unwrap();
+    assert_eq!(record.state, "drawing");
+    assert!(record.seed.is_some() && record.join_root.is_none());
+    assert_eq!(record.beacon.randomness, None);
+    next_step().await;
+    let view = q
+        .status(&sale, &buyer("bob"), &views[1].ticket)
+        .await
+        .unwrap();
+    assert_eq!(view.state, "drawing", "still no admission");
+}
+
+#[tokio::test]
+async fn once_drawn_every_place_is_recomputed_from_the_record_and_each_ticket_proves_its_entry() {
+    use flashflow::domain::waiting_room::draw::{self, BeaconRound, FinalDraw, Seed};
+    use flashflow::domain::waiting_room::join_list::{self, Hash};
+    let (q, sale) = queue(1, 300, 0).await;
+    let names = ["ann", "bob", "cat", "dan", "eve"];
+    let views = pre_queue(&q, &sale, &names).await;
+    let record = q.draw(&sale).await.unwrap();
+    assert_eq!(record.state, "drawn", "{record:?}");
+    assert_eq!(record.algorithm, "ff-draw-v2");
+    assert_eq!(record.fallback, None);
+    let hash = |h: &str| -> Hash { hex::decode(h).unwrap().try_into().unwrap() };
+    let root = hash(record.join_root.as_deref().unwrap());
+    let seed = Seed::from_hex(record.seed.as_deref().unwrap()).unwrap();
+    let round = BeaconRound {
+        round: record.beacon.round,
+        randomness: hash(record.beacon.randomness.as_deref().unwrap()),
+        signature: vec![],
+    };
+    let places = draw::places(&FinalDraw::new(&seed, root, Some(round)).key, 5);
+    for (name, joined) in names.iter().zip(&views) {
+        let view = q.status(&sale, &buyer(name), &joined.ticket).await.unwrap();
+        let index = view.join_index.unwrap();
+        let proof: Vec<Hash> = view
+            .join_proof
+            .clone()
+            .unwrap()
+            .iter()
+            .map(|h| hash(h))
+            .collect();
+        let leaf = join_list::leaf(&view.ticket);
+        assert!(join_list::verify(&root, index, 5, &leaf, &proof), "{name}");
+        let place = places[index as usize];
+        let expected = if place == 1 { "admitted" } else { "waiting" };
+        assert_eq!(view.state, expected, "{name}: place {place}, {view:?}");
+        if place > 1 {
+            assert_eq!(view.position, Some(u64::from(place) - 1));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_beacon_out_of_reach_past_the_wait_leaves_a_draw_from_the_seed_and_the_list_and_says_so()
+{
+    let mut def = room(5, 60_000, 0);
+    let store = MemoryStore::default();
+    store.load_sale(&def, 5).await.unwrap();
+    let q = Queue::new(
+        store,
+        MemoryBeacon::default(),
+        keys(),
+        Metrics::new("queue"),
+    );
+    q.join(&def.id, &buyer("ann"), &Claims::new(), None)
+        .await
+        .unwrap();
+    q.join(&def.id, &buyer("bob"), &Claims::new(), None)
+        .await
+        .unwrap();
+    // The sale opened longer ago than the draw waits for its round (its terms reloaded; the
+    // queue kept), and the beacon cannot be reached.
+    def.opens_at_ms =
+        Some(EpochMs::now().get() - flashflow::domain::waiting_room::draw::BEACON_WAIT_MS - 1_000);
+    q.store.load_sale(&def, 5).await.unwrap();
+    q.beacon.set_unavailable(true);
+    fresh().await;
+    let record = q.draw(&def.id).await.unwrap();
+    assert_eq!(record.state, "drawn");
+    assert!(record.fallback.is_some(), "{record:?}");
+    assert_eq!(
+        (record.beacon.randomness, record.beacon.signature),
+        (None, None)
+    );
+    assert!(record.join_root.is_some());
 }

@@ -13,9 +13,12 @@
 //! - [`ledger`]: [`Ledger`], settlement.
 //! - [`holds`]: [`Holds`], checkout's held orders: pay, cancel, expire, each change once.
 //! - [`payments`]: [`Payments`], the payment provider: intents, refunds, webhooks.
-//! - [`waiting_room`]: [`WaitingRooms`], a sale's queue: places, the inlet's steps, controls.
+//! - [`waiting_room`]: [`WaitingRooms`], a sale's queue: places, the inlet's steps, controls,
+//!   the join list.
+//! - [`beacon`]: [`Beacon`], a public randomness beacon's rounds, checked.
 //! - this file: the errors, each keeping its cause as its `source`.
 
+pub mod beacon;
 pub mod holds;
 pub mod ledger;
 pub mod outbox;
@@ -26,6 +29,7 @@ pub mod sales;
 pub mod status;
 pub mod waiting_room;
 
+pub use beacon::{Beacon, BeaconError};
 pub use holds::{
     Attached, ExpiryWork, FollowUps, HoldChanges, HoldReader, HoldRecord, Holds, ReturnStock,
     Returned,
@@ -46,7 +50,7 @@ pub use sales::{
 };
 pub use status::StatusStore;
 pub use waiting_room::{
-    JoinOutcome, QueueControls, QueueJoins, QueueSteps, SpentAdmissions, WaitingRooms,
+    JoinLists, JoinOutcome, QueueControls, QueueJoins, QueueSteps, SpentAdmissions, WaitingRooms,
 };
 
 /// Every port trait, to bring their methods into scope at once (`use crate::ports::prelude::*`):
@@ -54,12 +58,12 @@ pub use waiting_room::{
 /// needs by name.
 pub mod prelude {
     pub use super::{
-        AnswerTally, CancelIntent, CreateIntent, ExpiryWork, FailoverPauses, FollowUps,
-        HoldChanges, HoldReader, Holds, Ledger, LiveSales, OrderPublisher, Outbox, OutboxSweep,
-        Payments, PendingOrders, QueueControls, QueueDepths, QueueJoins, QueueSteps, ReadIntent,
-        RefundPayment, ReservationStore, ReturnStock, SaleCache, SaleLedger, SaleLoader,
-        SaleResets, SaleRetirement, SentMarks, SettledOrders, SpentAdmissions, StatusStore,
-        VerifyWebhook,
+        AnswerTally, Beacon, CancelIntent, CreateIntent, ExpiryWork, FailoverPauses, FollowUps,
+        HoldChanges, HoldReader, Holds, JoinLists, Ledger, LiveSales, OrderPublisher, Outbox,
+        OutboxSweep, Payments, PendingOrders, QueueControls, QueueDepths, QueueJoins, QueueSteps,
+        ReadIntent, RefundPayment, ReservationStore, ReturnStock, SaleCache, SaleLedger,
+        SaleLoader, SaleResets, SaleRetirement, SentMarks, SettledOrders, SpentAdmissions,
+        StatusStore, VerifyWebhook,
     };
 }
 

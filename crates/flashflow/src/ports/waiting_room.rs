@@ -3,6 +3,8 @@
 //! and a process killed mid-step loses nobody's place.
 
 use super::StoreError;
+use crate::domain::waiting_room::draw::FinalDraw;
+use crate::domain::waiting_room::join_list::Hash;
 use crate::domain::waiting_room::queue::QueueState;
 use crate::domain::waiting_room::tokens::TicketPlace;
 use crate::domain::{BuyerId, SaleId};
@@ -106,6 +108,50 @@ pub trait QueueControls: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// The pre-queue's join list: who holds each join index when the draw is made final, and the
+/// list fixed with it.
+pub trait JoinLists: Send + Sync + 'static {
+    /// The buyers of join indexes `0..cohort` of the queue of `epoch`, by index (`None` for an
+    /// index nobody holds, or a queue of another epoch: `Ok(None)`). Read while the draw waits
+    /// for its round: no place of the pre-queue can move then.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn cohort(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        cohort: u64,
+    ) -> impl Future<Output = Result<Option<Vec<Option<BuyerId>>>, StoreError>> + Send;
+
+    /// Make the draw of the queue of `epoch` final with `draw` and the join list's `leaves`,
+    /// unless it is final already (the first writer wins: every process computes the same).
+    /// `false` when the queue is another epoch's or not drawn.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails; then nothing was written.
+    fn finalize(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        draw: &FinalDraw,
+        leaves: &[Hash],
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The leaves of the join list the final draw fixed (`None` before, or for another epoch).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or holds a list that is not whole leaves.
+    fn leaves(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+    ) -> impl Future<Output = Result<Option<Vec<Hash>>, StoreError>> + Send;
+}
+
 /// Everything the waiting room's routes ask of the store.
-pub trait WaitingRooms: QueueJoins + QueueSteps + QueueControls + SpentAdmissions {}
-impl<T: QueueJoins + QueueSteps + QueueControls + SpentAdmissions> WaitingRooms for T {}
+pub trait WaitingRooms:
+    QueueJoins + QueueSteps + QueueControls + SpentAdmissions + JoinLists
+{
+}
+impl<T: QueueJoins + QueueSteps + QueueControls + SpentAdmissions + JoinLists> WaitingRooms for T {}

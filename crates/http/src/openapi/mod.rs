@@ -57,6 +57,7 @@ use utoipa::{Modify, OpenApi};
         pages::shop,
         pages::file,
         pages::live,
+        pages::draw,
     ),
     components(schemas(flashflow::domain::IdempotencyKey)),
     modifiers(&Finish),

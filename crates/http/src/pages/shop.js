@@ -182,6 +182,7 @@
     const state = $('queue-state'), detail = $('queue-detail'), bar = $('queue-progress');
     const joinOpens = Date.parse(info.waiting_room.opens_at) - now();
     $('join').hidden = !!place && !['expired', 'used', 'rejoin'].includes(place.state);
+    $('draw-link').href = `/shop/${encodeURIComponent(sale)}/draw`;
     $('join').disabled = joinOpens > 0;
     bar.hidden = true;
     detail.textContent = '';
@@ -202,6 +203,11 @@
     if (place.state === 'waiting' && place.position == null) {
       state.textContent = "You're in the queue.";
       detail.textContent = 'Everyone who joined before the opening is drawn into a random order then.';
+      return;
+    }
+    if (place.state === 'drawing') {
+      state.textContent = 'The sale has opened: the draw is being made.';
+      detail.textContent = "It waits for a public beacon's random round, due in a few seconds, so nobody could know the order in advance.";
       return;
     }
     if (place.state === 'waiting') {

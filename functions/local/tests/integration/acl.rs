@@ -321,6 +321,25 @@ async fn the_queue_user_runs_the_waiting_room_and_the_operator_user_loads_and_re
     assert_eq!(operator.peek(&def.id).await.unwrap().unwrap().joined, 1);
     // The operator reads a queue; it may not step one (no TIME: nor run reserve.lua's writes).
     assert!(no_permission(&operator.step(&def.id).await.unwrap_err()));
+    // At the opening the queue user makes the draw final: it reads the cohort (HSCAN) and
+    // writes the join list.
+    use flashflow::ports::JoinLists;
+    def.opens_at_ms = Some(flashflow::domain::EpochMs::now().get() + 200);
+    operator.load_sale(&def, 5).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = queue.step(&def.id).await.unwrap().unwrap();
+    let (seed, cohort) = s.drawn.clone().expect("drawn at the opening");
+    let buyers = queue.cohort(&def.id, s.epoch, cohort).await.unwrap();
+    assert_eq!(buyers, Some(vec![Some(buyer.clone())]));
+    let draw = flashflow::domain::waiting_room::draw::FinalDraw::new(&seed, [1; 32], None);
+    assert!(queue
+        .finalize(&def.id, s.epoch, &draw, &[[1; 32]])
+        .await
+        .unwrap());
+    assert_eq!(
+        queue.leaves(&def.id, s.epoch).await.unwrap(),
+        Some(vec![[1; 32]])
+    );
 }
 
 /// One raw command as `function`'s user: `Ok` when Redis ran it, the error text when not.

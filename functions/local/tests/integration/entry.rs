@@ -61,6 +61,7 @@ fn queue_app(t: &TestApp) -> Router {
         flashflow_http::app(flashflow_http::queue::routes(QueueState {
             queue: Queue::new(
                 t.store.clone(),
+                local_beacon(),
                 keys(),
                 flashflow_app::metrics::Metrics::new("queue"),
             ),

@@ -905,3 +905,52 @@ async fn pump(
         }
     }
 }
+
+/// The local beacon stand-in (`flashflow-local beacon`) with a round every second, served once
+/// per test process on a thread of its own (every test's runtime ends with its test), and a
+/// client of it that checks its rounds' signatures as the queue function does.
+pub fn local_beacon() -> flashflow_adapters::beacon::Drand {
+    let (url, chain) = served_beacon();
+    flashflow_adapters::beacon::Drand::new(&flashflow_adapters::beacon::DrandSettings {
+        beacon_url: url.clone(),
+        beacon_chain: chain.hash.clone(),
+        beacon_public_key: hex::encode(&chain.public_key),
+        beacon_genesis: chain.genesis_time,
+        beacon_period: chain.period,
+        ..Default::default()
+    })
+    .expect("a beacon client")
+}
+
+/// The chain [`local_beacon`]'s rounds are signed under, to check them with.
+pub fn local_beacon_chain() -> flashflow_adapters::beacon::Chain {
+    served_beacon().1.clone()
+}
+
+fn served_beacon() -> &'static (String, flashflow_adapters::beacon::Chain) {
+    use flashflow_local::beacon::{routes, BeaconSettings, LocalBeacon};
+    static SERVED: std::sync::OnceLock<(String, flashflow_adapters::beacon::Chain)> =
+        std::sync::OnceLock::new();
+    SERVED.get_or_init(|| {
+        let settings = BeaconSettings {
+            beacon_period: 1,
+            ..BeaconSettings::default()
+        };
+        let beacon = std::sync::Arc::new(LocalBeacon::new(&settings).expect("a long seed"));
+        let chain = beacon.chain().clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = listener.local_addr().expect("an address");
+        listener.set_nonblocking(true).expect("non-blocking");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+                axum::serve(listener, routes(beacon)).await.expect("served");
+            });
+        });
+        (format!("http://{addr}"), chain)
+    })
+}

@@ -7,7 +7,8 @@
 
 use crate::helpers::*;
 use axum::Router;
-use flashflow::domain::waiting_room::draw::{self, Seed};
+use flashflow::domain::waiting_room::draw::{self, BeaconRound, FinalDraw, Seed};
+use flashflow::domain::waiting_room::join_list::{self, Hash, JoinList};
 use flashflow::domain::waiting_room::tokens::{solve, Admission, TicketPlace, TokenKeys};
 use flashflow::domain::waiting_room::WaitingRoom;
 use flashflow::domain::EpochMs;
@@ -36,7 +37,7 @@ struct Room {
     queue: Router,
     buy: Router,
     /// The queue's use cases on the same store (for checks that need no HTTP).
-    direct: Queue<flashflow_adapters::redis::RedisStore>,
+    direct: Queue<flashflow_adapters::redis::RedisStore, flashflow_adapters::beacon::Drand>,
 }
 
 impl Room {
@@ -75,6 +76,7 @@ impl Room {
         let queue = flashflow_http::app(flashflow_http::queue::routes(QueueState {
             queue: Queue::new(
                 t.store.clone(),
+                local_beacon(),
                 keys(),
                 flashflow_app::metrics::Metrics::new("queue"),
             ),
@@ -83,6 +85,7 @@ impl Room {
         let buy = gated_buy_app(&t, Some(keys()));
         let direct = Queue::new(
             t.store.clone(),
+            local_beacon(),
             keys(),
             flashflow_app::metrics::Metrics::new("queue"),
         );
@@ -108,7 +111,8 @@ impl Room {
             .unwrap();
     }
 
-    /// The opening comes now: the draw happens at the next read, and buys are open.
+    /// The opening comes now and buys are open; returns once the draw is made (its beacon
+    /// round comes within a second: the local stand-in's period here).
     async fn open_now(&self) {
         let now = EpochMs::now().get();
         self.set("sale_opens_ms", now).await;
@@ -117,6 +121,14 @@ impl Room {
             .hset(format!("ff:{{{}}}:sale", self.def.id), ("opens_ms", now))
             .await
             .unwrap();
+        let started = std::time::Instant::now();
+        while self.direct.draw(&self.def.id).await.unwrap().state != "drawn" {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no draw 10 s after the opening"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn join(&self, who: &str) -> Answer {
@@ -238,6 +250,7 @@ fn view(a: &Answer) -> TicketView {
         ticket: b["ticket"].as_str().unwrap_or_default().to_owned(),
         state: match b["state"].as_str().unwrap_or_default() {
             "waiting" => "waiting",
+            "drawing" => "drawing",
             "admitted" => "admitted",
             "expired" => "expired",
             "sold_out" => "sold_out",
@@ -252,6 +265,11 @@ fn view(a: &Answer) -> TicketView {
         admission_token: b["admission_token"].as_str().map(str::to_owned),
         admission_expires_at: b["admission_expires_at"].as_str().map(str::to_owned),
         join_index: b["join_index"].as_u64(),
+        join_proof: b["join_proof"].as_array().map(|p| {
+            p.iter()
+                .filter_map(|h| h.as_str().map(str::to_owned))
+                .collect()
+        }),
         held: b["held"].as_u64(),
         retry_after_ms: b["retry_after_ms"].as_u64(),
     }
@@ -329,14 +347,80 @@ async fn ten_thousand_joiners_before_the_opening_are_drawn_into_a_fair_order_any
         record.commitment,
         "the seed matches its commitment"
     );
-    let recomputed: Vec<u64> = draw::places(&seed, N as u32)
-        .into_iter()
-        .map(u64::from)
+    // ff-draw-v2: the beacon's round, checked by anyone against the chain's key, and the join
+    // list's root give the order with the seed.
+    assert_eq!(record.algorithm, "ff-draw-v2");
+    assert_eq!((record.state, record.fallback.as_deref()), ("drawn", None));
+    let chain = local_beacon_chain();
+    assert_eq!(record.beacon.chain, chain.hash);
+    let opened_s =
+        (r.t.store
+            .peek(&r.def.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .sale_opens_at_ms as u64)
+            .div_ceil(1000);
+    assert_eq!(
+        record.beacon.round,
+        chain.round_at(opened_s),
+        "the first round at or after the opening"
+    );
+    let signature = hex::decode(record.beacon.signature.as_deref().unwrap()).unwrap();
+    let checked = chain
+        .check(record.beacon.round, &signature)
+        .expect("signed by the chain");
+    assert_eq!(
+        Some(hex::encode(checked.randomness)),
+        record.beacon.randomness
+    );
+    let root: Hash = hex::decode(record.join_root.as_deref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let tickets: Vec<String> = (0..N)
+        .map(|i| {
+            keys().ticket(
+                &r.def.id,
+                &buyer(&format!("p{i}")),
+                TicketPlace { index: i, epoch },
+            )
+        })
         .collect();
     assert_eq!(
-        recomputed, places,
-        "the published seed reproduces every place"
+        JoinList::new(tickets.iter().map(|t| join_list::leaf(t)).collect()).root(),
+        root,
+        "the root is the list of every pre-queue ticket, in join order"
     );
+    let round = BeaconRound {
+        round: record.beacon.round,
+        randomness: checked.randomness,
+        signature,
+    };
+    let recomputed: Vec<u64> =
+        draw::places(&FinalDraw::new(&seed, root, Some(round)).key, N as u32)
+            .into_iter()
+            .map(u64::from)
+            .collect();
+    assert_eq!(
+        recomputed, places,
+        "the published record reproduces every place"
+    );
+    // Each ticket's status proves it is in the list the draw used (a few, over HTTP).
+    for i in [0, 1, 4_999, N - 1] {
+        let who = format!("p{i}");
+        let v = view(&r.status(&who, &tickets[i as usize]).await);
+        let proof: Vec<Hash> = v
+            .join_proof
+            .expect("a pre-queue place's proof")
+            .iter()
+            .map(|h| hex::decode(h).unwrap().try_into().unwrap())
+            .collect();
+        assert!(
+            join_list::verify(&root, i, N, &join_list::leaf(&v.ticket), &proof),
+            "{who}"
+        );
+    }
 
     // After the opening: first come, first served, behind the whole pre-queue.
     let mut last = N;

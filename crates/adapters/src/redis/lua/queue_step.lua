@@ -9,7 +9,9 @@
 --                             commitment, epoch, joined, cohort, drawn_ms, admitted (places
 --                             1..admitted admitted), expired, next_batch, last_step_ms, carry,
 --                             rate, pace ('' or absent = as fast as the stock allows), paused,
---                             entry (the entry policy's JSON, absent = none)}
+--                             entry (the entry policy's JSON, absent = none), join_root and
+--                             beacon_round/randomness/signature (the draw made final:
+--                             queue_finalize.lua)}
 -- KEYS[2] batches list       "id first last expires_ms", oldest first, while they may be used
 -- KEYS[3] batch uses hash    batch id -> admissions of it spent (reserve.lua), read when the batch
 --                             expires
@@ -53,7 +55,8 @@ end
 
 local closed = w.closes_ms and w.closes_ms ~= '' and now >= tonumber(w.closes_ms)
 local last = w.last_step_ms and tonumber(w.last_step_ms)
-if not peek and w.cohort and (not last or now - last >= step_ms) then
+-- Nobody is admitted before the draw is final: the pre-queue's order waits for its beacon round.
+if not peek and w.join_root and (not last or now - last >= step_ms) then
   -- Admissions whose batch expired: the unspent ones are no-shows.
   local expired = num(w.expired)
   local expired_before = expired
@@ -125,6 +128,12 @@ local reply = {
 if w.cohort then
   table.insert(reply, 'seed')
   table.insert(reply, w.seed or '')
+end
+if w.join_root then
+  for _, f in ipairs({'join_root', 'beacon_round', 'beacon_randomness', 'beacon_signature'}) do
+    table.insert(reply, f)
+    table.insert(reply, w[f] or '')
+  end
 end
 table.insert(reply, 'batches')
 for _, b in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do

@@ -1,22 +1,70 @@
-//! The draw (`ff-draw-v1`): the order of the pre-queue, from a seed fixed and committed to when
-//! the sale is created, revealed once the draw is done.
+//! The draw (`ff-draw-v2`): the order of the pre-queue, from a seed fixed and committed to when
+//! the sale is created, a public beacon's round nobody holds before the sale opens, and the root
+//! of the committed join list; revealed once the draw is done.
 //!
 //! The algorithm, so anyone can recompute it (docs/api.md has it in a dozen lines of Python):
-//! 1. The commitment is `hex(SHA-256(seed))`, published from the moment the queue opens.
-//! 2. The random stream is the blocks `SHA-256(seed ‖ be64(0))`, `SHA-256(seed ‖ be64(1))`, …,
+//! 1. The commitment is `hex(SHA-256(seed))`, published from the moment the queue opens, with
+//!    the beacon's chain and round: the first round at or after the sale's opening.
+//! 2. The draw's key is `SHA-256(seed ‖ randomness ‖ join_root)`: `randomness` the round's (32
+//!    bytes, checked against the chain's key), `join_root` the root of the pre-queue's join list
+//!    ([`super::join_list`]). When the round could not be had within [`BEACON_WAIT_MS`] of the
+//!    opening the key is `SHA-256(seed ‖ join_root)`, and the record says so.
+//! 3. The random stream is the blocks `SHA-256(key ‖ be64(0))`, `SHA-256(key ‖ be64(1))`, …,
 //!    each read as four big-endian `u64`s, in order.
-//! 3. `below(m)`: the next `x` of the stream with `x < m × ⌊2^64 / m⌋` (others skipped), `x mod m`.
-//! 4. Fisher–Yates: `order = [0, 1, …, n-1]` (join indexes, in arrival order); for `i` from
+//! 4. `below(m)`: the next `x` of the stream with `x < m × ⌊2^64 / m⌋` (others skipped), `x mod m`.
+//! 5. Fisher–Yates: `order = [0, 1, …, n-1]` (join indexes, in arrival order); for `i` from
 //!    `n-1` down to 1, swap `order[i]` with `order[below(i + 1)]`.
-//! 5. `order[k]` is the join index at place `k + 1`: `order[0]` is first in line.
+//! 6. `order[k]` is the join index at place `k + 1`: `order[0]` is first in line.
 //!
-//! Every permutation of the `n` joiners is equally likely, whatever their arrival order, and no
-//! one (the operator included) can choose the seed after seeing who joined.
+//! Every permutation of the `n` joiners is equally likely, whatever their arrival order; no one
+//! (the operator included) can choose the seed after seeing who joined, and whoever knows the
+//! seed early still cannot tell which join list would put them first: the round is signed by the
+//! beacon's nodes only after the list is closed.
 
+use super::join_list::Hash;
 use sha2::{Digest, Sha256};
 
 /// The algorithm's name, as `GET /sales/{id}/queue/draw` says it.
-pub const ALGORITHM: &str = "ff-draw-v1";
+pub const ALGORITHM: &str = "ff-draw-v2";
+
+/// How long after the sale's opening a draw waits for its beacon round before it is made without
+/// one (quicknet signs a round every 3 s; a round late by this much means the beacon is out of
+/// reach, and the sale cannot wait on it for ever).
+pub const BEACON_WAIT_MS: i64 = 30_000;
+
+/// A beacon round, checked against its chain's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeaconRound {
+    pub round: u64,
+    /// `SHA-256(signature)`.
+    pub randomness: [u8; 32],
+    pub signature: Vec<u8>,
+}
+
+/// A draw made final: its join list's root and the round mixed in (`None`: the fallback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalDraw {
+    pub join_root: Hash,
+    pub beacon: Option<BeaconRound>,
+    /// The order's key (step 2), from the seed and the two above.
+    pub key: Seed,
+}
+
+impl FinalDraw {
+    pub fn new(seed: &Seed, join_root: Hash, beacon: Option<BeaconRound>) -> Self {
+        let mut h = Sha256::new();
+        h.update(seed.0);
+        if let Some(b) = &beacon {
+            h.update(b.randomness);
+        }
+        h.update(join_root);
+        Self {
+            join_root,
+            beacon,
+            key: Seed(h.finalize().into()),
+        }
+    }
+}
 
 /// A draw's seed: 32 random bytes chosen when the sale is created.
 #[derive(Clone, PartialEq, Eq)]
@@ -102,7 +150,8 @@ impl<'a> Stream<'a> {
     }
 }
 
-/// The pre-queue's order: `order[k]` is the join index at place `k + 1`.
+/// The pre-queue's order under the draw's `key` ([`FinalDraw::key`]): `order[k]` is the join
+/// index at place `k + 1`.
 pub fn order(seed: &Seed, joiners: u32) -> Vec<u32> {
     let mut order: Vec<u32> = (0..joiners).collect();
     let mut stream = Stream::new(seed);
@@ -185,6 +234,28 @@ mod tests {
     #[test]
     fn the_draw_is_the_documented_algorithm() {
         assert_eq!(order(&seed(1), 10), vec![0, 5, 2, 3, 7, 4, 6, 9, 1, 8]);
+    }
+
+    /// The key of step 2 as docs/api.md's Python computes it (seed 01…, randomness 02…, root
+    /// 03…), and the order it gives; and the fallback's key, without a round.
+    #[test]
+    fn the_v2_key_and_order_are_the_documented_algorithm() {
+        let round = BeaconRound {
+            round: 7,
+            randomness: [2; 32],
+            signature: vec![],
+        };
+        let fin = FinalDraw::new(&seed(1), [3; 32], Some(round));
+        assert_eq!(
+            fin.key.hex(),
+            "8a2e491356cfdb05a1d13785e0794d7cd163f91af79a146c976b1d2ac643b679"
+        );
+        assert_eq!(order(&fin.key, 10), vec![9, 0, 1, 4, 5, 6, 8, 3, 7, 2]);
+        let fallback = FinalDraw::new(&seed(1), [3; 32], None);
+        assert_eq!(
+            fallback.key.hex(),
+            "7d87fc68f80962fa1f08c9a964bd55c07bda6d8c59de1429b520b1cfcd648146"
+        );
     }
 
     #[test]

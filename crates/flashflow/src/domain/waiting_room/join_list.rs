@@ -61,6 +61,11 @@ impl JoinList {
         Self { levels }
     }
 
+    /// The leaves, in join index order.
+    pub fn leaves(&self) -> &[Hash] {
+        self.levels.first().map_or(&[], Vec::as_slice)
+    }
+
     /// How many leaves.
     pub fn len(&self) -> u64 {
         self.levels.first().map_or(0, |l| l.len() as u64)

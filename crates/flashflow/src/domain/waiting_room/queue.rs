@@ -7,7 +7,7 @@
 //! admissions expire together. Nobody's place depends on anyone polling: an abandoned place is
 //! admitted in its turn and expires, and the measured no-show rate widens the inlet for it.
 
-use super::draw::Seed;
+use super::draw::{FinalDraw, Seed};
 use super::tokens::Admission;
 use serde::Serialize;
 
@@ -39,8 +39,11 @@ pub struct QueueState {
     pub pow_bits: u8,
     /// `hex(SHA-256(seed))`, public from the queue's opening.
     pub commitment: String,
-    /// The draw's seed and the pre-queue's size, once drawn.
+    /// The draw's seed and the pre-queue's size, once drawn (at the sale's opening).
     pub drawn: Option<(Seed, u64)>,
+    /// The draw made final: its join list fixed and its beacon round mixed in. Until then the
+    /// pre-queue is being drawn and the inlet admits nobody.
+    pub final_draw: Option<FinalDraw>,
     /// Join indexes handed out so far (`0..joined`).
     pub joined: u64,
     /// Places `1..=admitted` have been admitted.
@@ -91,10 +94,12 @@ impl QueueState {
     }
 
     /// The place of join index `index`, once drawn; `places` is the pre-queue's
-    /// ([`super::draw::places`] of the revealed seed).
+    /// ([`super::draw::places`] under the final draw's key). A pre-queue place has none until
+    /// the draw is final; a later join's is its arrival.
     pub fn place_of(&self, index: u64, places: &[u32]) -> Option<u64> {
         let (_, cohort) = self.drawn.as_ref()?;
         if index < *cohort {
+            self.final_draw.as_ref()?;
             places.get(index as usize).map(|p| u64::from(*p))
         } else {
             Some(index + 1)
@@ -127,6 +132,8 @@ pub fn no_show_rate(used: u64, expired: u64) -> f64 {
 pub enum Place {
     /// Joined before the opening: the draw has not placed it yet.
     PreQueue { eta_seconds: Option<u64> },
+    /// The sale has opened and the draw waits for its beacon round.
+    Drawing,
     /// `position` 1 is the next to be admitted; `ahead` still wait in front.
     Waiting {
         position: u64,
@@ -150,6 +157,9 @@ pub fn place(state: &QueueState, index: u64, places: &[u32]) -> Place {
         return Place::Closed;
     }
     let Some(position) = state.place_of(index, places) else {
+        if state.drawn.is_some() {
+            return Place::Drawing;
+        }
         let to_opening = (state.sale_opens_at_ms - state.now_ms).max(0) as u64;
         return Place::PreQueue {
             eta_seconds: Some(to_opening.div_ceil(1000)),
@@ -195,6 +205,8 @@ pub fn poll_after_ms(place: &Place, now_ms: i64, sale_opens_at_ms: i64) -> Optio
             // Until the draw at the opening: half the time left, so the opening is not missed.
             Some(clamp((sale_opens_at_ms - now_ms).max(0) as u64 / 2))
         }
+        // A beacon round comes within seconds.
+        Place::Drawing => Some(*POLL_MS.start()),
         Place::Waiting { eta_seconds, .. } => Some(match eta_seconds {
             Some(eta) => clamp(eta * 1000 / 4),
             None => 2_000,
@@ -254,6 +266,7 @@ mod tests {
             pow_bits: 0,
             commitment: String::new(),
             drawn: Some((Seed::new([1; 32]), 3)),
+            final_draw: Some(FinalDraw::new(&Seed::new([1; 32]), [0; 32], None)),
             joined: 10,
             admitted: 4,
             used: 0,
@@ -348,6 +361,23 @@ mod tests {
                 eta_seconds: Some(3)
             }
         );
+    }
+
+    #[test]
+    fn after_the_opening_a_pre_queue_place_is_being_drawn_until_the_draw_is_final() {
+        let mut s = state();
+        s.final_draw = None;
+        assert_eq!(place(&s, 0, &PLACES), Place::Drawing);
+        assert_eq!(
+            place(&s, 9, &PLACES),
+            Place::Waiting {
+                position: 6,
+                ahead: 5,
+                eta_seconds: Some(3)
+            },
+            "a join after the opening queues behind the pre-queue, drawn or not"
+        );
+        assert_eq!(poll_after_ms(&Place::Drawing, NOW, NOW), Some(1_000));
     }
 
     #[test]

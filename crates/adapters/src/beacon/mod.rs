@@ -10,6 +10,14 @@
 //! key (`flashflow-local beacon`, signing with [`Signer`]); its rounds are checked exactly as the
 //! real chain's (a unit test checks a real quicknet round). Behind the `beacon` feature: only what
 //! reads a beacon links BLS (`blst`, C and assembly).
+//!
+//! # Layout
+//! - `mod.rs`: [`Chain`] and its check of a round, [`Signer`] for the local stand-in.
+//! - [`client`]: [`Drand`], the [`flashflow::ports::Beacon`] port over a chain's HTTP API.
+
+pub mod client;
+
+pub use client::{Drand, DrandSettings};
 
 use sha2::{Digest, Sha256};
 
