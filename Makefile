@@ -9,7 +9,7 @@ LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UN
 # make bench-settle's batch sizes (a plain default: Make's `or` would split a list at its commas).
 BATCH ?= 100,1000
 
-.PHONY: drill-failover bench-wait sam-local sam-local-check bench-cpu bench-sizes bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room bench-entry
+.PHONY: drill-failover bench-wait sam-local sam-local-check bench-cpu bench-sizes bench-pow layers openapi fuzz docs-check help setup up down demo unit test chaos lint fmt build services services-stop lambda-build lambda-check sam-build deploy smoke watch bench bench-opening bench-settle bench-cost profile bench-lambdas bench-durability bench-waiting-room bench-entry bench-insider
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -106,6 +106,10 @@ bench-waiting-room: up ## the waiting room: joins, polls of a 100,000-place queu
 bench-entry: up ## the Sybil sweep: a bot's share of places and units (10/100/1,000 ids sharing 1/3/10 phone numbers) with one place per number vs none, and the policy's cost per join
 	@cargo build --release -q -p flashflow-bench
 	@$(ENV) RUST_LOG=warn target/release/flashflow-bench waiting-room sybil $(SYBIL_FLAGS)
+
+bench-insider: ## the insider: up to 60 last-moment joins with the draw's seed known, their chance of place 1 under the seed-only draw and ff-draw-v2, beside 60 joins blind (pure computation, no service)
+	@cargo build --release -q -p flashflow-bench
+	@target/release/flashflow-bench waiting-room insider $(INSIDER_FLAGS)
 
 bench-pow: up ## the proof of work's cost in headless Chromium (this CPU, and throttled as a phone's), and the bits that fit in ~2 s
 	@cargo build -q -p flashflow-local

@@ -9,8 +9,9 @@
 #  6. checkout (infra/local/demo-checkout.py): a sale whose buyers hold, pay through localstripe or
 #     walk away; the expired holds' units are bought by later buyers; the books are checked;
 #  7. a waiting room: 1,000 people and a bot (200 made-up ids) join a sale's queue before its
-#     opening, are drawn into an order, poll and buy once admitted; the draw is checked against its
-#     commitment, and every unit is sold and CONFIRMED;
+#     opening, are drawn into an order (the seed, the beacon stand-in's round fixed in advance, the
+#     join list's root), poll and buy once admitted; the draw is checked against its commitment and
+#     its published round, and every unit is sold and CONFIRMED;
 #  8. one place per phone number: the same crowd signed in with the local issuer's JWTs (a verified
 #     phone number each), the bot's 200 ids sharing 3 numbers, on a sale whose entry policy lets
 #     one place per number: the bot holds 3 places, its other 197 joins are refused 409.
@@ -124,14 +125,18 @@ iso() { date -u -d "@$(( $1 / 1000 ))" +%Y-%m-%dT%H:%M:%SZ; }
 say "a waiting room: sale $ROOM, $ROOM_STOCK items, its queue open now, the sale (and the draw) at $(iso "$opens")"
 curl -sf "${auth[@]}" -X POST "$API/admin/sales" -d "{\"id\":\"$ROOM\",\"name\":\"Queued drop\",\"stock\":$ROOM_STOCK,
   \"per_user_limit\":1,\"opens_at\":\"$(iso "$opens")\",\"waiting_room\":{\"opens_at\":\"$(iso $(( now - 1000 )))\",\"admission_seconds\":120}}" >/dev/null
-echo "  the draw's commitment, published before anyone joins: $(curl -s "$API/sales/$ROOM/queue/draw" | jq -r .commitment)"
+before=$(curl -s "$API/sales/$ROOM/queue/draw")
+echo "  published before anyone joins: the seed's commitment $(jq -r .commitment <<<"$before"), and the beacon round the draw will mix in, drand #$(jq -r .beacon.round <<<"$before") (chain $(jq -r .beacon.chain <<<"$before" | cut -c1-12)…), which nobody holds yet"
 say "1,000 people join in the 4 s before the opening, a bot joins 200 made-up ids on 20 connections; all poll every second and buy once admitted"
 target/release/flashflow-bench waiting-room crowd "$API" "$ROOM" "$opens" --room --people 1000 --arrive-from -4000 \
   --arrive-to 0 --bot-ids 200 --bot-connections 20 --bot-from -5000 --until 25000 | sed 's/^/  /'
 draw=$(curl -s "$API/sales/$ROOM/queue/draw")
 seed=$(jq -r .seed <<<"$draw"); commitment=$(jq -r .commitment <<<"$draw")
-echo "  the draw: seed $seed revealed, $(jq -r .cohort <<<"$draw") in the pre-queue"
+echo "  the draw ($(jq -r .algorithm <<<"$draw")): seed $seed revealed, $(jq -r .cohort <<<"$draw") in the pre-queue, join list root $(jq -r .join_root <<<"$draw")"
+echo "  drand round #$(jq -r .beacon.round <<<"$draw") mixed in, its signature checked against the chain's key: randomness $(jq -r .beacon.randomness <<<"$draw")"
+echo "  check it yourself: $API/shop/$ROOM/draw (a buyer's place recomputed in the browser), or docs/api.md's Python"
 checked=$(python3 -c "import hashlib,sys; print(hashlib.sha256(bytes.fromhex(sys.argv[1])).hexdigest())" "$seed")
+from_sig=$(python3 -c "import hashlib,sys; print(hashlib.sha256(bytes.fromhex(sys.argv[1])).hexdigest())" "$(jq -r .beacon.signature <<<"$draw")")
 for _ in $(seq 60); do
   c=$(psql "$DATABASE_URL" -qtAc "SELECT count(*) FROM orders WHERE sale_id='$ROOM' AND status='CONFIRMED'")
   [ "$c" -ge "$ROOM_STOCK" ] && break; sleep 0.5
@@ -139,6 +144,9 @@ done
 queue=$(curl -sf "${auth[@]}" "$API/admin/sales/$ROOM" | jq -c '.waiting_room.queue | {waiting, admitted, used, expired, sold_out}')
 echo "  the queue at the end: $queue"
 check "SHA-256(seed) = the commitment" "$checked" "$commitment"
+check "the round mixed in = the one published before" "$(jq -r .beacon.round <<<"$draw")" "$(jq -r .beacon.round <<<"$before")"
+check "randomness = SHA-256(signature)" "$from_sig" "$(jq -r .beacon.randomness <<<"$draw")"
+check "drawn with the beacon (no fallback)" "$(jq -r .fallback <<<"$draw")" null
 check "waiting-room units CONFIRMED" "$c" "$ROOM_STOCK"
 check "the queue says sold out" "$(jq -r .sold_out <<<"$queue")" true
 [ "$fails" -eq 0 ] || die "$fails check(s) failed (logs: $LOG_DIR)"

@@ -13,12 +13,15 @@
 //!   opening, with or without a waiting room (`make bench-waiting-room`).
 //! - [`sybil`]: the Sybil sweep, a bot's share with and without an entry policy (`make
 //!   bench-entry`).
+//! - [`insider`]: an insider who knows the draw's seed, under the draw of the seed alone and
+//!   under today's (`make bench-insider`).
 //!
 //! Settings (`REDIS_URL`, `DATABASE_URL`, `ORDERS_QUEUE_URL`, …) come from the environment as for
 //! the functions; `--help` lists the subcommands.
 
 mod ceiling;
 mod cost;
+mod insider;
 mod settle;
 mod sqs_rate;
 mod steps;
@@ -124,6 +127,9 @@ enum RoomAction {
     /// The Sybil sweep: a bot's share of places and units with made-up identities that share a
     /// few phone numbers, one place per number against no policy (REDIS_URL, ADMISSION_KEY).
     Sybil(sybil::Sweep),
+    /// The insider: up to N last-moment joins with the seed known, their chance of place 1
+    /// under ff-draw-v1 and ff-draw-v2 beside N joins blind (pure computation).
+    Insider(insider::Insider),
     /// A crowd at an opening: people arriving over a window (and a bot), joining the queue,
     /// polling and buying once admitted (--room), or buying at once (a sale without one).
     /// Times are ms relative to the opening (OPENS_MS, since the epoch).
@@ -199,6 +205,10 @@ async fn main() -> anyhow::Result<()> {
             } => waiting_room::tokens(&sale, n, &prefix, &out).await,
             RoomAction::Cost { places } => waiting_room::cost(places).await,
             RoomAction::Sybil(sweep) => sybil::sweep(sweep).await,
+            RoomAction::Insider(s) => {
+                insider::run(&s);
+                Ok(())
+            }
             RoomAction::Crowd {
                 api,
                 sale,

@@ -261,6 +261,9 @@ struct Tally {
     bot_joined: AtomicU64,
     sold_out_told: AtomicU64,
     last_buy_ms: AtomicI64,
+    /// When the first place was seen admitted (ms since the epoch; `i64::MAX`: none): the draw's
+    /// wait for its beacon round, and the first step after it.
+    first_admitted_ms: AtomicI64,
     /// Answers by request kind and status (0: no answer).
     statuses: Mutex<BTreeMap<(&'static str, u16), u64>>,
     turns: tokio::sync::Semaphore,
@@ -282,6 +285,7 @@ impl Tally {
             bot_joined: AtomicU64::new(0),
             sold_out_told: AtomicU64::new(0),
             last_buy_ms: AtomicI64::new(0),
+            first_admitted_ms: AtomicI64::new(i64::MAX),
             statuses: Mutex::default(),
             turns: tokio::sync::Semaphore::new(IN_FLIGHT),
         }
@@ -505,6 +509,7 @@ async fn through_the_queue(
         match place["state"].as_str() {
             Some("admitted") => {
                 t.admitted(bot).fetch_add(1, Relaxed);
+                t.first_admitted_ms.fetch_min(now_ms(), Relaxed);
                 let token = place["admission_token"].as_str().unwrap_or_default();
                 let buy = Request {
                     kind: "buy",
@@ -681,6 +686,14 @@ async fn report(client: &HttpClient, c: &Crowd, t: &Tally) {
             t.bot_admitted.load(Relaxed),
             t.sold_out_told.load(Relaxed)
         );
+        let first = t.first_admitted_ms.load(Relaxed);
+        if first != i64::MAX {
+            println!(
+                "  first place seen admitted {:.2} s after the opening (the draw waits for its \
+                 beacon round; places poll at least a second apart)",
+                (first - c.opens_ms) as f64 / 1000.0
+            );
+        }
         println!("  joins: {}", t.joins.summary());
         println!("  polls: {}", t.polls.summary());
         println!("  proof of work per join: {}", t.pow.summary());

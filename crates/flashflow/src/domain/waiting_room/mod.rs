@@ -7,9 +7,9 @@
 //!
 //! # Layout
 //! - `mod.rs`: a sale's waiting-room terms and their validation.
-//! - [`draw`]: the seed, its commitment and the permutation (`ff-draw-v1`).
+//! - [`draw`]: the seed, its commitment, the beacon round and the permutation (`ff-draw-v2`).
 //! - [`join_list`]: the committed join list, a Merkle tree over a pre-queue's tickets (RFC 6962),
-//!   its proofs and their check; what the next draw (`ff-draw-v2`) will commit to.
+//!   its proofs and their check; the draw's order depends on its root.
 //! - [`entry`]: who may join: the claims a joiner's identity must carry, one place per claim value.
 //! - [`tokens`]: tickets, admission tokens and proof-of-work challenges, signed with one key.
 //! - [`queue`]: the queue's state as Redis keeps it, where a place stands, and the inlet's pace.
