@@ -46,6 +46,7 @@ macro_rules! waiting_room_contract {
                 the_inlet_admits_nobody_until_the_draw_is_final,
                 the_cohort_lists_the_pre_queues_buyers_by_join_index,
                 the_first_final_draw_stands_and_its_leaves_are_kept,
+                one_caller_at_a_time_holds_the_lease_on_making_the_draw_final,
                 the_inlet_admits_no_more_than_the_units_left,
                 the_queue_steps_at_most_once_a_second_whoever_asks,
                 a_paused_inlet_admits_nobody_until_resumed,
@@ -443,6 +444,46 @@ pub async fn the_first_final_draw_stands_and_its_leaves_are_kept<S: WaitingRooms
         Some(leaves.to_vec())
     );
     assert_eq!(t.store.leaves(&def.id, s.epoch + 1).await.unwrap(), None);
+}
+
+pub async fn one_caller_at_a_time_holds_the_lease_on_making_the_draw_final<
+    S: WaitingRooms + SaleLoader,
+>(
+    t: &Rooms<S>,
+) {
+    let def = room_sale(5, 300);
+    loaded(t, &def, 5).await;
+    join(t, &def.id, "ann").await;
+    let epoch = raw_step(t, &def.id).await.epoch;
+    assert!(
+        !t.store.claim_finalize(&def.id, epoch, 300).await.unwrap(),
+        "nothing to make final before the opening"
+    );
+    until(def.opens_at_ms.unwrap()).await;
+    let s = raw_step(t, &def.id).await;
+    assert!(t.store.claim_finalize(&def.id, epoch, 300).await.unwrap());
+    assert!(
+        !t.store.claim_finalize(&def.id, epoch, 300).await.unwrap(),
+        "held by the first caller"
+    );
+    assert!(!t
+        .store
+        .claim_finalize(&def.id, epoch + 1, 300)
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        t.store.claim_finalize(&def.id, epoch, 300).await.unwrap(),
+        "a lease outlived is taken over"
+    );
+    let (seed, _) = s.drawn.clone().unwrap();
+    let draw = FinalDraw::new(&seed, [1; 32], None);
+    assert!(t.store.finalize(&def.id, epoch, &draw, &[]).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        !t.store.claim_finalize(&def.id, epoch, 300).await.unwrap(),
+        "nothing to do once final"
+    );
 }
 
 pub async fn the_inlet_admits_no_more_than_the_units_left<S: WaitingRooms + SaleLoader>(

@@ -687,6 +687,19 @@ impl flashflow::ports::JoinLists for MemoryStore {
         }))
     }
 
+    async fn claim_finalize(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.up()?;
+        let now = EpochMs::now().get();
+        let mut keys = lock(&self.keys);
+        let room = keys.sales.get_mut(sale).and_then(|s| s.room.as_mut());
+        Ok(room.is_some_and(|r| r.claim_finalize(epoch, lease_ms, now)))
+    }
+
     async fn finalize(
         &self,
         sale: &SaleId,

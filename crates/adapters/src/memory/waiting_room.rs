@@ -34,6 +34,8 @@ pub(super) struct MemRoom {
     cohort: Option<u64>,
     /// The draw made final, and its join list's leaves (`wr:leaves`).
     final_draw: Option<(FinalDraw, Vec<Hash>)>,
+    /// When the lease on making the draw final was taken (ms).
+    finalizing: Option<i64>,
     admitted: u64,
     /// Admissions spent in all (`wr:used`).
     used: u64,
@@ -84,6 +86,7 @@ impl MemRoom {
                     joined: 0,
                     cohort: None,
                     final_draw: None,
+                    finalizing: None,
                     admitted: 0,
                     used: 0,
                     expired: 0,
@@ -138,6 +141,18 @@ impl MemRoom {
             }
         }
         Some(buyers)
+    }
+
+    /// `queue_claim_draw.lua`: the lease on building the join list.
+    pub(super) fn claim_finalize(&mut self, epoch: u64, lease_ms: i64, now: i64) -> bool {
+        if epoch != self.epoch || self.cohort.is_none() || self.final_draw.is_some() {
+            return false;
+        }
+        if self.finalizing.is_some_and(|at| now - at < lease_ms) {
+            return false;
+        }
+        self.finalizing = Some(now);
+        true
     }
 
     /// `queue_finalize.lua`: the first writer fixes the draw; `false` for another epoch's queue

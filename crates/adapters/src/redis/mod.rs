@@ -50,6 +50,7 @@ const QUEUE_LOAD_LUA: &str = include_str!("lua/queue_load.lua");
 const QUEUE_JOIN_LUA: &str = include_str!("lua/queue_join.lua");
 const QUEUE_STEP_LUA: &str = include_str!("lua/queue_step.lua");
 const QUEUE_FINALIZE_LUA: &str = include_str!("lua/queue_finalize.lua");
+const QUEUE_CLAIM_DRAW_LUA: &str = include_str!("lua/queue_claim_draw.lua");
 const QUEUE_CONTROL_LUA: &str = include_str!("lua/queue_control.lua");
 
 /// The Redis keys of one sale.
@@ -277,6 +278,7 @@ pub struct RedisStore {
     queue_join: Script,
     queue_step: Script,
     queue_finalize: Script,
+    queue_claim_draw: Script,
     queue_control: Script,
     /// The sold-out fast path, when this process buys ([`RedisStore::with_fast_path`]).
     fast_path: Option<Arc<fast_path::FastPath>>,
@@ -467,6 +469,7 @@ impl RedisStore {
             queue_join: Script::from_lua(QUEUE_JOIN_LUA),
             queue_step: Script::from_lua(QUEUE_STEP_LUA),
             queue_finalize: Script::from_lua(QUEUE_FINALIZE_LUA),
+            queue_claim_draw: Script::from_lua(QUEUE_CLAIM_DRAW_LUA),
             queue_control: Script::from_lua(QUEUE_CONTROL_LUA),
             fast_path: None,
             barrier,

@@ -1,6 +1,7 @@
 //! A sale's waiting room in Redis: its terms given on every load (`queue_load.lua`), places
 //! (`queue_join.lua`), the inlet's steps (`queue_step.lua`), the operator's controls
-//! (`queue_control.lua`) and the draw made final with its join list (`queue_finalize.lua`).
+//! (`queue_control.lua`) and the draw made final with its join list (`queue_claim_draw.lua`,
+//! `queue_finalize.lua`).
 //! Every key carries the sale's hash tag.
 
 use super::OrStoreError;
@@ -303,6 +304,25 @@ impl JoinLists for RedisStore {
         // Read after the places: a queue lost and rebuilt meanwhile is not this epoch's.
         let now: Option<String> = self.client.hget(keys.room(), "epoch").await.or_store()?;
         Ok((now.as_deref() == Some(epoch.to_string().as_str())).then_some(buyers))
+    }
+
+    async fn claim_finalize(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let keys = SaleKeys::new(sale);
+        let taken: i64 = self
+            .queue_claim_draw
+            .evalsha_with_reload(
+                &self.client,
+                vec![keys.room()],
+                vec![epoch.to_string(), lease_ms.to_string()],
+            )
+            .await
+            .or_store()?;
+        Ok(taken == 1)
     }
 
     async fn finalize(

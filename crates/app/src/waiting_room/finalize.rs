@@ -1,6 +1,7 @@
 //! The draw made final (`ff-draw-v2`): once the sale has opened and the cohort is fixed, the
 //! first queue process to find the draw waiting fetches the beacon round fixed in advance (the
-//! first at or after the opening), checks it, builds the join list from the pre-queue's
+//! first at or after the opening), checks it, takes the lease on building the join list (so the
+//! pre-queue is read from the store once, not once per process), builds it from the pre-queue's
 //! tickets, and stores the root, the round and the leaves; the store keeps the first writer's
 //! (every process computes the same from the same round and places). Until then the pre-queue
 //! is told it is being drawn and the inlet admits nobody. If the round cannot be had within
@@ -14,6 +15,10 @@ use flashflow::domain::waiting_room::tokens::{TicketPlace, TokenKeys};
 use flashflow::domain::SaleId;
 use flashflow::ports::{Beacon, JoinLists, StoreError};
 use tracing::{error, info, warn};
+
+/// How long one process may take to build the join list before another may take over: a list of
+/// 100,000 tickets is built in well under a second.
+pub const LEASE_MS: i64 = 10_000;
 
 /// What the draw of `state` waits for, or what makes it final now.
 enum Round {
@@ -40,6 +45,10 @@ pub async fn finalize<W: JoinLists, B: Beacon>(
         Round::Wait => return Ok(false),
         Round::Use(round) => round,
     };
+    if !store.claim_finalize(sale, state.epoch, LEASE_MS).await? {
+        // Another process builds it; this one answers "drawing" until its next read.
+        return Ok(false);
+    }
     let Some(buyers) = store.cohort(sale, state.epoch, *cohort).await? else {
         return Ok(false);
     };

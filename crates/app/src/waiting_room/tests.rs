@@ -459,3 +459,23 @@ async fn a_beacon_out_of_reach_past_the_wait_leaves_a_draw_from_the_seed_and_the
     );
     assert!(record.join_root.is_some());
 }
+
+#[tokio::test]
+async fn while_another_process_builds_the_join_list_this_one_answers_drawing_and_reads_no_places() {
+    use flashflow::ports::{JoinLists, QueueSteps};
+    let (q, sale) = queue(5, 300, 0).await;
+    let views = pre_queue(&q, &sale, &["ann", "bob"]).await;
+    // Another queue process took the lease: the round is out, but the list is theirs to build.
+    let s = q.store.step(&sale).await.unwrap().unwrap();
+    assert!(q
+        .store
+        .claim_finalize(&sale, s.epoch, finalize::LEASE_MS)
+        .await
+        .unwrap());
+    let view = q
+        .status(&sale, &buyer("ann"), &views[0].ticket)
+        .await
+        .unwrap();
+    assert_eq!(view.state, "drawing");
+    assert_eq!(q.draw(&sale).await.unwrap().state, "drawing");
+}

@@ -124,6 +124,19 @@ pub trait JoinLists: Send + Sync + 'static {
         cohort: u64,
     ) -> impl Future<Output = Result<Option<Vec<Option<BuyerId>>>, StoreError>> + Send;
 
+    /// Take the lease on making the draw of the queue of `epoch` final, for `lease_ms`: `true`
+    /// for the one caller that builds the join list meanwhile; `false` while another holds it, or
+    /// when the draw is final, not drawn, or the queue is another epoch's.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails.
+    fn claim_finalize(
+        &self,
+        sale: &SaleId,
+        epoch: u64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Make the draw of the queue of `epoch` final with `draw` and the join list's `leaves`,
     /// unless it is final already (the first writer wins: every process computes the same).
     /// `false` when the queue is another epoch's or not drawn.
