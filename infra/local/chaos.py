@@ -5,8 +5,9 @@ usage: chaos.py [--seconds 60] [--seed N] [--buyers 16] [--failover]
 
 Runs against the local stack (`make up`) with FlashFlow's own processes started by
 infra/local/services.sh (FLASHFLOW_LOCAL_BIN picks the binary). While buyers buy, a fault loop
-drawn from the seed kills -9 and restarts the API, settle and the sweeper, freezes LocalStack and
-DynamoDB Local (SIGSTOP/SIGCONT), restarts Postgres and pauses Redis' clients. Buyers with and
+drawn from the seed kills -9 and restarts the API, settle, the sweeper and the beacon stand-in,
+freezes LocalStack and DynamoDB Local (SIGSTOP/SIGCONT), restarts Postgres and pauses Redis'
+clients. Buyers with and
 without an Idempotency-Key retry as real clients do. Then the faults stop, settlement drains, and
 the run checks:
 
@@ -635,7 +636,11 @@ def queue_checks(room, stock, q):
     _, view, _ = operator("GET", f"/admin/sales/{room}")
     used = ((view.get("waiting_room") or {}).get("queue") or {}).get("used", -1)
     twice = [b for b, n in per_buyer.items() if n > 1]
+    # The draw waited out the beacon's kills: made with its round (or nothing to draw).
+    _, draw, _ = call("GET", f"/sales/{room}/queue/draw")
+    drawn = draw.get("state") == "drawn" and (draw.get("fallback") is None or draw.get("cohort") == 0)
     checks = [
+        ("waiting room: the draw not final, or made without its beacon round", not drawn, False),
         ("waiting room: nobody got a place (the flow did not run)", len(q.tickets) == 0, False),
         ("waiting room: nobody bought (the flow did not run)", len(recorded) == 0, False),
         ("waiting room: places lost", len(lost_places), 0),
@@ -658,7 +663,8 @@ def fault_loop(rng, stop, injected, bin_env, cluster=None):
         "dynamodb": lambda: pid_of("dynamodb"),
         "localstripe": lambda: pid_of("localstripe"),
     }
-    faults = ["kill-api", "kill-settle", "kill-reconcile", "kill-expire", "freeze-localstack",
+    faults = ["kill-api", "kill-settle", "kill-reconcile", "kill-expire", "kill-beacon",
+              "freeze-localstack",
               "freeze-dynamodb", "freeze-localstripe", "restart-postgres", "pause-redis"]
     if cluster is not None:
         faults.append("failover")
@@ -766,9 +772,9 @@ def run(args, cluster):
         subprocess.run(["awslocal", "sqs", "purge-queue", "--queue-url", url],
                        capture_output=True, check=False)
     # The processes' logs are appended across restarts: this run's start empty.
-    for name in ("api", "settle", "reconcile", "expire"):
+    for name in ("beacon", "api", "settle", "reconcile", "expire"):
         open(os.path.join(ENV["LOG_DIR"], f"{name}.log"), "w").close()
-    if services("start", "api", "settle", "reconcile", "expire", quiet=False) != 0:
+    if services("start", "beacon", "api", "settle", "reconcile", "expire", quiet=False) != 0:
         sys.exit("chaos: the services did not start")
     status, body, _ = operator("POST", "/admin/sales", {
         "id": sale, "name": "Chaos drop", "stock": stock, "per_user_limit": 1})
@@ -840,7 +846,7 @@ def run(args, cluster):
     log(f"queue shop answers: {dict(qs.answers)}")
 
     # Everything back up, then wait for settlement to drain.
-    services("start", "api", "settle", "reconcile", "expire")
+    services("start", "beacon", "api", "settle", "reconcile", "expire")
     for name in ("localstack", "dynamodb", "localstripe"):
         pid = pid_of(name)
         if pid:
