@@ -72,7 +72,7 @@ services-stop: ## stop the background services
 	@$(ENV) bash infra/local/services.sh stop
 
 lambda-build: setup ## build the Lambda functions for provided.al2023 with cargo-lambda
-	@$(ENV) $(LAMBDA_PROFILE) bash infra/aws/lambda-check.sh buy orders operator settle reconcile checkout expire
+	@$(ENV) $(LAMBDA_PROFILE) bash infra/aws/lambda-check.sh buy orders operator settle reconcile checkout expire queue
 
 lambda-check: setup ## CI: cross-build buy and settle for arm64 (cargo-lambda, zig) and print their sizes
 	@$(ENV) $(LAMBDA_PROFILE) bash infra/aws/lambda-check.sh buy settle
