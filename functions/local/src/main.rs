@@ -131,6 +131,10 @@ fn reconcile_variables() -> Vec<String> {
     union(&[SweepLoop::variables(), reconcile::Settings::variables()])
 }
 
+/// mimalloc, as every FlashFlow binary: glibc's malloc cost a quarter of the API's CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

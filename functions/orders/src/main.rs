@@ -5,6 +5,10 @@
 
 use lambda_http::Error;
 
+/// mimalloc, as every FlashFlow binary: glibc's malloc cost a quarter of the API's CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();

@@ -11,6 +11,10 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use settle::SqsBatches;
 use std::sync::Arc;
 
+/// mimalloc, as every FlashFlow binary: glibc's malloc cost a quarter of the API's CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
