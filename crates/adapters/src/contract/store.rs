@@ -31,6 +31,7 @@ macro_rules! store_contract {
                 a_new_sale_loads_anew_and_is_listed,
                 a_reservation_takes_stock_and_keeps_the_order_in_the_outbox,
                 the_same_order_again_answers_its_reservation_and_takes_nothing_more,
+                the_same_order_again_after_it_settled_answers_it_and_takes_nothing,
                 a_replayed_key_answers_its_order_and_takes_nothing,
                 a_key_sent_again_with_another_quantity_is_refused_naming_its_order,
                 a_buyer_at_the_limit_is_refused,
@@ -169,6 +170,27 @@ pub async fn the_same_order_again_answers_its_reservation_and_takes_nothing_more
     let once = reserved(t.store.reserve(&first).await.unwrap());
     assert_eq!(once.0, first.order_id);
     assert_eq!(reserved(t.store.reserve(&first).await.unwrap()), once);
+    assert_eq!(t.live().await.remaining, 1);
+}
+
+pub async fn the_same_order_again_after_it_settled_answers_it_and_takes_nothing<
+    S: ReservationStore + Outbox + SaleCache + ReturnStock,
+>(
+    t: &Store<S>,
+) {
+    t.loaded(2).await;
+    let first = buy(&t.id, "alice", 1, None);
+    let (order_id, _) = reserved(t.store.reserve(&first).await.unwrap());
+    t.store
+        .remove_settled(&t.id, &[order_id], &[])
+        .await
+        .unwrap();
+    // Its message left the outbox: nothing to send again, the order stands.
+    let state = None;
+    assert_eq!(
+        t.store.reserve(&first).await.unwrap(),
+        Reservation::Duplicate { order_id, state }
+    );
     assert_eq!(t.live().await.remaining, 1);
 }
 

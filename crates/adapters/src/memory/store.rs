@@ -188,11 +188,23 @@ impl MemoryStore {
     fn reserve_now(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
         self.up()?;
         let mut keys = lock(&self.keys);
-        if let Some(message) = keys.orders.get(&req.order_id) {
-            return Ok(Reservation::Reserved {
-                order_id: req.order_id,
-                message: message.clone(),
-                pay_by_ms: OrderMessage::parse(message).ok().and_then(|m| m.pay_by_ms),
+        if keys.orders.contains_key(&req.order_id) {
+            // The message while it is in the outbox; once it left (settled, or moved aside by a
+            // reset) the order stands and there is nothing to send again.
+            let message = keys
+                .sales
+                .get(&req.sale)
+                .and_then(|s| s.outbox.get(&req.order_id));
+            return Ok(match message {
+                Some(message) => Reservation::Reserved {
+                    order_id: req.order_id,
+                    message: message.clone(),
+                    pay_by_ms: OrderMessage::parse(message).ok().and_then(|m| m.pay_by_ms),
+                },
+                None => Reservation::Duplicate {
+                    order_id: req.order_id,
+                    state: None,
+                },
             });
         }
         let loaded = keys.loaded;

@@ -11,9 +11,13 @@
 -- KEYS[5] outbox zset  order id -> reserved-at ms (pushed far out once buy's send succeeded), lets
 --                      the sweeper find the entries whose message may be lost cheaply
 -- KEYS[6] attempts     buyer -> minute .. ':' .. attempts in that minute (sales that limit them)
--- KEYS[7] order key    this order's message once it reserved, kept ARGV[7] ms: running the script
---                      again for the same order id (fred re-sends after a reconnect, buy asks again
---                      after a timeout) answers the first run's RESERVED and changes nothing
+-- KEYS[7] order key    set once this order reserved (to its pay_by, '' for none), kept ARGV[7] ms:
+--                      running the script again for the same order id (fred re-sends after a
+--                      reconnect, buy asks again after a timeout) answers the first run's RESERVED
+--                      with the message still in the outbox, or DUPLICATE once it left it (settled,
+--                      or moved aside by a reset: nothing to send again), and changes nothing. Not
+--                      the message itself: a second copy of every order was a third of the AOF's
+--                      bytes per order (docs/performance.md)
 -- KEYS[8] the waiting room's batches' uses (batch id -> count): a sale whose hash has `wr` (the
 --                      queue's epoch) takes only buys with an admission of that queue, valid now
 -- KEYS[9] the waiting room's spent admissions (join index -> the order that spent it): an
@@ -40,7 +44,11 @@
 -- key). Only a run that reserved changed anything, so only that one is remembered.
 local first = redis.call('GET', KEYS[7])
 if first then
-  return {'RESERVED', first, tostring(cjson.decode(first).pay_by_ms or '')}
+  local message = redis.call('HGET', KEYS[4], ARGV[1])
+  if message then
+    return {'RESERVED', message, first}
+  end
+  return {'DUPLICATE', ARGV[1]}
 end
 
 local sale = redis.call('HMGET', KEYS[1], 'remaining', 'limit', 'opens_ms', 'closes_ms', 'round',
@@ -191,5 +199,5 @@ end
 local body = cjson.encode(order)
 redis.call('HSET', KEYS[4], ARGV[1], body)
 redis.call('ZADD', KEYS[5], now_ms, ARGV[1])
-redis.call('SET', KEYS[7], body, 'PX', ARGV[7])
+redis.call('SET', KEYS[7], pay_by, 'PX', ARGV[7])
 return {'RESERVED', body, pay_by}
