@@ -6,6 +6,7 @@
 #   profile-processes.txt  CPU share per process (perf report --sort comm)
 #   profile-api.txt        the API's hottest functions (flat, self time)
 #   profile-settle.txt     settle's hottest functions
+#   profile-redis.txt      Redis' hottest functions (its scripts' Lua among them)
 # perf comes from Debian's linux-perf; hardware counters are not needed (software cpu-clock).
 #   usage: bench/profile.sh [stock=1000000]
 set -euo pipefail
@@ -23,6 +24,7 @@ trap 'bash infra/local/services.sh stop >/dev/null 2>&1 || true' EXIT
 bash infra/local/services.sh start api settle reconcile >/dev/null
 declare -A PIDS
 for svc in api settle reconcile; do PIDS[$svc]=$(cat "$RUN_DIR/$svc.pid"); done
+PIDS[redis]=$(redis-cli -u "$REDIS_URL" info server | tr -d '\r' | awk -F: '$1 == "process_id" {print $2}')
 sale=profile-$(date +%s)
 curl -sf "${auth[@]}" -X POST "$API/admin/sales" \
   -d "{\"id\":\"$sale\",\"name\":\"profile\",\"stock\":$STOCK,\"per_user_limit\":1}" >/dev/null
@@ -40,10 +42,10 @@ for svc in api settle reconcile; do
     | awk '/^ +[0-9.]+%/ { s += $1 } END { printf "%.2f%%", s }')
   echo "    $share  flashflow-local $svc (all its threads)" >>"$REPORTS/profile-processes.txt"
 done
-for svc in api settle; do
+for svc in api settle redis; do
   perf report -i "$LOG_DIR/profile.perf" --no-children --pid "${PIDS[$svc]}" --sort dso,sym -g none 2>/dev/null \
     | grep -v "^#" | grep -v "^$" | head -40 >"$REPORTS/profile-$svc.txt" || true
 done
 echo "CPU share per process (all samples of the machine, idle included as 'swapper'):"
 sed 's/^/    /' "$REPORTS/profile-processes.txt"
-echo "The API's top functions: bench/reports/profile-api.txt; settle's: bench/reports/profile-settle.txt"
+echo "The API's top functions: bench/reports/profile-api.txt; settle's: bench/reports/profile-settle.txt; Redis': bench/reports/profile-redis.txt"

@@ -1,6 +1,8 @@
 //! `flashflow-bench`: the benchmarks' tools, kept out of the product runner.
 //!
 //! # Layout
+//! - [`arrivals`]: the opening as an open arrival rate, a light load generator for the pinned
+//!   opening of `make bench-opening` (k6's `ramping-arrival-rate`, without a JavaScript runtime).
 //! - [`ceiling`]: the ceiling server (the same server as `flashflow-local api`, one trivial
 //!   `EVALSHA` per request), what the buy path is judged against in `make bench`; and the HTTP
 //!   limit (the same server, a constant `409`, no Redis), what the sold-out answers are judged
@@ -19,6 +21,7 @@
 //! Settings (`REDIS_URL`, `DATABASE_URL`, `ORDERS_QUEUE_URL`, …) come from the environment as for
 //! the functions; `--help` lists the subcommands.
 
+mod arrivals;
 mod ceiling;
 mod cost;
 mod insider;
@@ -83,6 +86,24 @@ enum Command {
         concurrency: usize,
         #[arg(long, default_value = "drive")]
         prefix: String,
+    },
+    /// The opening as an open arrival rate: buys of distinct buyers to URL, the rate climbing to
+    /// RATE a second in RAMP_MS, held HOLD_MS, falling back in RAMP_MS; an arrival due while
+    /// MAX_IN_FLIGHT wait is dropped. Writes a k6-shaped summary to SUMMARY.
+    Arrivals {
+        url: String,
+        #[arg(long, default_value_t = 1500.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 200)]
+        ramp_ms: u64,
+        #[arg(long, default_value_t = 3000)]
+        hold_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        max_in_flight: usize,
+        #[arg(long, default_value = "open")]
+        prefix: String,
+        #[arg(long)]
+        summary: String,
     },
     /// The emulator's own SQS rate: N messages sent in batches of ten, then received and deleted.
     SqsRate {
@@ -162,6 +183,10 @@ enum RoomAction {
     },
 }
 
+/// mimalloc, as every FlashFlow binary: glibc's malloc cost a quarter of the API's CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -186,6 +211,26 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             prefix,
         } => cost::drive(&url, n, concurrency, &prefix).await,
+        Command::Arrivals {
+            url,
+            rate,
+            ramp_ms,
+            hold_ms,
+            max_in_flight,
+            prefix,
+            summary,
+        } => {
+            let seen = arrivals::run(arrivals::Opening {
+                url,
+                rate,
+                ramp: std::time::Duration::from_millis(ramp_ms),
+                hold: std::time::Duration::from_millis(hold_ms),
+                max_in_flight,
+                prefix,
+            })
+            .await?;
+            std::fs::write(&summary, seen.to_string()).with_context(|| format!("writing {summary}"))
+        }
         Command::SqsRate { messages } => {
             let sdk = aws::sdk_config().await;
             sqs_rate::run(&sdk, messages).await
