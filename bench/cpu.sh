@@ -12,7 +12,9 @@
 # Prints one table, FlashFlow's own processes apart from the data stores, the emulators and the
 # load generator; then Redis commands per order (calls and µs, INFO commandstats deltas) and
 # Postgres work per order (transactions, rows, index scans, WAL bytes: pg_stat_database and
-# pg_stat_user_tables deltas).
+# pg_stat_user_tables deltas). Last, the control: the ceiling server under the same load, its CPU
+# per request and Redis' for its trivial script, what the machine's speed is in this run; each
+# FlashFlow figure is also printed as a multiple of it (CONTROL=0 leaves it out).
 #   usage: bench/cpu.sh            (env: CONNECTIONS=100 SECONDS_PER_SHAPE=10 SHAPES="buy soldout")
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd); cd "$ROOT"
@@ -27,8 +29,8 @@ OUT="$LOG_DIR/bench-cpu"; mkdir -p "$OUT"
 export EVENT_SOURCE_BATCH_SIZE=${EVENT_SOURCE_BATCH_SIZE:-1000} EVENT_SOURCE_BATCHING_WINDOW_MS=${EVENT_SOURCE_BATCHING_WINDOW_MS:-1000} \
   EVENT_SOURCE_MAX_CONCURRENCY=${EVENT_SOURCE_MAX_CONCURRENCY:-5}
 
-say "release build of flashflow-local"
-cargo build --release -q -p flashflow-local
+say "release build of flashflow-local and flashflow-bench"
+cargo build --release -q -p flashflow-local -p flashflow-bench
 trap 'bash infra/local/services.sh stop >/dev/null 2>&1 || true' EXIT
 bash infra/local/services.sh start api settle reconcile expire >/dev/null
 
@@ -43,7 +45,9 @@ roots=(); for s in "${ORDER[@]}"; do roots+=("$s=${ROOT_PID[$s]}"); done
 echo "processes: $(for s in "${ORDER[@]}"; do printf '%s=%s ' "$s" "${ROOT_PID[$s]}"; done)"
 
 snap() { python3 bench/proc_cpu.py snap "${roots[@]}" >"$1"; }
-commandstats() { redis-cli -u "$REDIS_URL" info commandstats | tr -d '\r' | grep '^cmdstat_' >"$1"; }
+commandstats() { # the commands' counters, and the AOF rewrites and key expiries, in one INFO
+  redis-cli -u "$REDIS_URL" info all | tr -d '\r' | grep -E '^cmdstat_|^aof_rewrites:|^expired_keys:' >"$1"
+}
 pgstats() { # one line of JSON: the database's counters and the WAL position
   psql "$DATABASE_URL" -tAc "SELECT json_build_object(
       'xact', xact_commit + xact_rollback, 'returned', tup_returned, 'fetched', tup_fetched,
@@ -126,5 +130,30 @@ for shape in $SHAPES; do
     *) die "unknown shape $shape (buy, soldout)" ;;
   esac
 done
+
+# The control: the ceiling server (the same HTTP server, one EVALSHA of a trivial script per
+# request, a constant 202) under the same wrk load, FlashFlow's services stopped. Its CPU per
+# request is what this machine's speed is today: the figures above are compared with it, not
+# with a figure of another day (the same binaries cost 1.6x more on a slow afternoon).
+control() {
+  local port=${CEILING_PORT:-3001} pid w0 w1 t0 t1
+  bash infra/local/services.sh stop api settle reconcile expire >/dev/null
+  RUST_LOG=warn target/release/flashflow-bench ceiling --listen "127.0.0.1:$port" >"$LOG_DIR/ceiling.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  say "control: the ceiling server, wrk -t2 -c$C -d${D}s"
+  children_cpu >"$OUT/w0"; t0=$(date +%s.%N)
+  python3 bench/proc_cpu.py snap "ceiling=$pid" "redis=${ROOT_PID[redis]}" >"$OUT/control-0.json"
+  wrk -t2 -c"$C" -d"${D}s" --latency -s bench/wrk-buy.lua "http://127.0.0.1:$port/sales/control/buy" >"$OUT/control-wrk.txt"
+  grep -E "Requests/sec|statuses" "$OUT/control-wrk.txt" | sed 's/^/    /'
+  python3 bench/proc_cpu.py snap "ceiling=$pid" "redis=${ROOT_PID[redis]}" >"$OUT/control-1.json"
+  children_cpu >"$OUT/w1"; t1=$(date +%s.%N); w0=$(cat "$OUT/w0"); w1=$(cat "$OUT/w1")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  python3 bench/proc_cpu.py diff "$OUT/control-0.json" "$OUT/control-1.json" \
+    | jq --argjson wrk "$(printf %.3f "$(echo "$w1 - $w0" | bc)")" \
+      --argjson requests "$(grep -oE '[0-9]+ requests in' "$OUT/control-wrk.txt" | grep -oE '^[0-9]+')" \
+      '. + {wrk: $wrk, _requests: $requests}' >"$OUT/control.json"
+}
+[ "${CONTROL:-1}" = 1 ] && control || rm -f "$OUT/control.json"
 
 python3 bench/cpu_table.py "$OUT" "$SHAPES" "$C" "$D"

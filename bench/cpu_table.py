@@ -49,6 +49,18 @@ def commandstats(path):
     return stats
 
 
+def redis_counters(path):
+    """INFO's aof_rewrites and expired_keys (background work: an AOF rewrite forks and writes the
+    whole data set, its CPU counted in Redis' tree once the child is reaped)."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"(aof_rewrites|expired_keys):(\d+)", line)
+            if m:
+                out[m.group(1)] = int(m.group(2))
+    return out
+
+
 def main(out, shapes, connections, seconds):
     shapes = shapes.split()
     idle = load(os.path.join(out, "idle.json"))
@@ -80,6 +92,24 @@ def main(out, shapes, connections, seconds):
                  for s in shapes]
         print(f"| **{group}, together** | | " + " | ".join(cells) + " | |")
 
+    control_path = os.path.join(out, "control.json")
+    if os.path.exists(control_path):
+        c = load(control_path)
+        n = max(c["_requests"], 1)
+        ceiling, redis, wrk = (c[k] * 1e6 / n for k in ("ceiling", "redis", "wrk"))
+        print(f"\nThe control, this run (the ceiling server under the same wrk load, {c['_requests']:,} "
+              f"requests): the server {ceiling:.1f} µs/request, Redis {redis:.1f} µs for its one "
+              f"trivial EVALSHA, wrk {wrk:.1f} µs/request. As multiples of the ceiling server's "
+              "µs/request (the machine's speed taken out):")
+        for s in shapes:
+            unit = max(per_unit(data[s], s), 1)
+            own = sum(data[s][k] for k, _, g in LABELS if g == "FlashFlow") * 1e6 / unit
+            stores = {k: data[s][k] * 1e6 / unit for k in ("redis", "postgres")}
+            per = "order" if s == "buy" else "request"
+            print(f"  {s}, per {per}: FlashFlow's own {own / ceiling:.1f}×, "
+                  f"Redis {stores['redis'] / ceiling:.1f}× (its script {stores['redis'] / max(redis, 0.01):.1f}× "
+                  f"the trivial one's), Postgres {stores['postgres'] / ceiling:.1f}×")
+
     busy = [label for key, label, _ in LABELS if key in idle and idle[key] / idle_seconds > 0.05]
     if busy:
         print(f"\nWARNING: not idle before the loads ({', '.join(busy)} above 50 ms of CPU a second): "
@@ -100,6 +130,11 @@ def main(out, shapes, connections, seconds):
         per = "order" if s == "buy" else "request"
         print(f"  {s}, per {per}: " + (", ".join(f"{c} {n:.2f}× {u:.1f} µs" for c, n, u in rows[:10])
                                        or "no command"))
+        c0 = redis_counters(os.path.join(out, f"{s}-redis-0.txt"))
+        c1 = redis_counters(os.path.join(out, f"{s}-redis-1.txt"))
+        if c0 and c1:
+            print(f"    in the window: {c1['aof_rewrites'] - c0['aof_rewrites']} AOF rewrites, "
+                  f"{c1['expired_keys'] - c0['expired_keys']:,} keys expired")
 
     print()
     print("Postgres, per order (pg_stat_database and pg_stat_user_tables deltas, the WAL position):")
